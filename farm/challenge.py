@@ -1,0 +1,299 @@
+"""The MICO challenge tree: ``<root>/<scenario>/<phase>/model_<i>/`` read and written.
+
+A model folder holds ``seed_challenge`` (always), ``seed_training``, ``seed_membership`` and ``solution.csv``
+(labelled models, or an answers tree), plus ``config.json`` and weights (``model.safetensors`` or
+``pytorch_model.bin``). Scenarios, phases and models come back in numeric order. Split constants belong to
+the challenge: trees the project writes carry them in ``<root>/challenge.json``; without one the MICO SST-2
+values apply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from farm.errors import ChallengeFormatError, SplitError
+from farm.fsutil import atomic_write_bytes, atomic_write_text
+from farm.splits import (
+    MICO_LEN_CHALLENGE,
+    MICO_LEN_TRAINING,
+    MICO_N_TOTAL,
+    ModelSplit,
+    check_constants,
+    mico_shuffle,
+    split_model,
+)
+
+PHASES = ("train", "dev", "final")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+SEED_FILES = ("seed_challenge", "seed_training", "seed_membership")
+CHALLENGE_JSON = "challenge.json"
+MICO_POPULATION = {"source": "glue-sst2", "description": "GLUE SST-2 train then validation (68,221 records)"}
+_MODEL_RE = re.compile(r"^model_(\d+)$")
+_SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class ChallengeConstants:
+    """Split sizes of a challenge (``split_model`` argument names) and the population it is drawn from."""
+
+    n_total: int = MICO_N_TOTAL
+    len_training: int = MICO_LEN_TRAINING
+    len_challenge: int = MICO_LEN_CHALLENGE
+    population: Mapping = field(default_factory=lambda: dict(MICO_POPULATION))
+
+    def __post_init__(self) -> None:
+        check_constants(self.n_total, self.len_training, self.len_challenge)
+
+    def to_json(self) -> dict:
+        return {
+            "n_total": self.n_total,
+            "len_training": self.len_training,
+            "len_challenge": self.len_challenge,
+            "population": dict(self.population),
+        }
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not labelled."""
+
+    scenario: str
+    phase: str
+    model_id: int
+    path: Path
+    seed_challenge: int
+    seed_training: int | None
+    seed_membership: int | None
+    solution: np.ndarray | None
+    weights: Path | None
+    config: Path | None
+
+    def split(self, constants: ChallengeConstants) -> ModelSplit:
+        """This model's splits under the challenge's constants."""
+        return split_model(
+            self.seed_challenge,
+            self.seed_training,
+            self.seed_membership,
+            n_total=constants.n_total,
+            len_training=constants.len_training,
+            len_challenge=constants.len_challenge,
+        )
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A whole tree: its constants and every model, sorted by (scenario, phase order, model id)."""
+
+    root: Path
+    constants: ChallengeConstants
+    models: tuple[ModelEntry, ...]
+
+    def scenarios(self) -> list[str]:
+        return sorted({m.scenario for m in self.models})
+
+    def phases(self, scenario: str) -> list[str]:
+        present = {m.phase for m in self.models if m.scenario == scenario}
+        return [p for p in PHASES if p in present]
+
+    def select(self, scenario: str | None = None, phase: str | None = None) -> list[ModelEntry]:
+        return [
+            m
+            for m in self.models
+            if (scenario is None or m.scenario == scenario) and (phase is None or m.phase == phase)
+        ]
+
+
+def read_constants(root: str | Path) -> ChallengeConstants:
+    """``<root>/challenge.json`` as constants; the MICO SST-2 values when the file is absent."""
+    path = Path(root) / CHALLENGE_JSON
+    if not path.exists():
+        return ChallengeConstants()
+    try:
+        data = json.loads(path.read_text())
+        population = data.get("population", {})
+        return ChallengeConstants(
+            int(data["n_total"]), int(data["len_training"]), int(data["len_challenge"]), population
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, SplitError) as exc:
+        raise ChallengeFormatError(f"{path}: invalid challenge.json ({exc!s})") from exc
+
+
+def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challenge:
+    """Read and validate a challenge tree; raises ``ChallengeFormatError`` naming the first bad path.
+
+    ``require_weights=False`` reads an answers tree (seeds and solutions only).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ChallengeFormatError(f"{root}: not a directory")
+    constants = read_constants(root)
+    scenario_dirs = sorted(p for p in _visible(root) if p.is_dir())
+    if not scenario_dirs:
+        raise ChallengeFormatError(f"{root}: no scenario folders found")
+    models: list[ModelEntry] = []
+    for sdir in scenario_dirs:
+        models.extend(_read_scenario(sdir, constants, require_weights))
+    return Challenge(root, constants, tuple(models))
+
+
+def _read_scenario(sdir: Path, constants: ChallengeConstants, require_weights: bool) -> list[ModelEntry]:
+    if not _SCENARIO_RE.match(sdir.name):
+        raise ChallengeFormatError(f"{sdir}: unexpected scenario folder name")
+    entries = list(_visible(sdir))
+    for p in entries:
+        if p.name not in PHASES or not p.is_dir():
+            raise ChallengeFormatError(f"{p}: unexpected name in scenario folder (expected {', '.join(PHASES)})")
+    seen: dict[int, Path] = {}
+    models: list[ModelEntry] = []
+    for phase in (p for p in PHASES if (sdir / p).is_dir()):
+        for model_id, mdir in _model_dirs(sdir / phase):
+            if model_id in seen:
+                raise ChallengeFormatError(f"{mdir}: duplicate model id {model_id} (also {seen[model_id]})")
+            seen[model_id] = mdir
+            models.append(read_model(mdir, sdir.name, phase, model_id, constants, require_weights))
+    return models
+
+
+def _model_dirs(phase_dir: Path) -> list[tuple[int, Path]]:
+    found: list[tuple[int, Path]] = []
+    for p in _visible(phase_dir):
+        match = _MODEL_RE.match(p.name)
+        if not match or not p.is_dir():
+            raise ChallengeFormatError(f"{p}: unexpected name in phase folder (expected model_<id> folders)")
+        found.append((int(match.group(1)), p))
+    ids = [i for i, _ in found]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ChallengeFormatError(f"{phase_dir}: duplicate model id {dup}")
+    return sorted(found)
+
+
+def read_model(
+    mdir: Path,
+    scenario: str,
+    phase: str,
+    model_id: int,
+    constants: ChallengeConstants,
+    require_weights: bool = True,
+) -> ModelEntry:
+    """Read one model folder; its solution must agree with its ``seed_membership`` when both exist."""
+    seeds = {name: read_seed(mdir / name) if (mdir / name).exists() else None for name in SEED_FILES}
+    if seeds["seed_challenge"] is None:
+        raise ChallengeFormatError(f"{mdir / 'seed_challenge'}: missing seed file")
+    solution = read_solution(mdir / "solution.csv", 2 * constants.len_challenge)
+    if solution is not None and seeds["seed_membership"] is not None:
+        expected = membership_solution(seeds["seed_membership"], constants.len_challenge)
+        if not np.array_equal(solution, expected):
+            raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
+    weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
+    config = mdir / "config.json" if (mdir / "config.json").is_file() else None
+    if require_weights and weights is None:
+        raise ChallengeFormatError(f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+    if require_weights and config is None:
+        raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
+    return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
+                      seeds["seed_membership"], solution, weights, config)
+
+
+def read_seed(path: Path) -> int:
+    """A seed file: one decimal int64 (surrounding whitespace allowed)."""
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChallengeFormatError(f"{path}: unreadable seed file ({exc})") from exc
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ChallengeFormatError(f"{path}: seed must be one decimal integer, found {text[:40]!r}")
+    value = int(text)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ChallengeFormatError(f"{path}: seed {value} is outside the int64 range")
+    return value
+
+
+def read_solution(path: Path, expected_len: int) -> np.ndarray | None:
+    """``solution.csv``: one CSV row of ``expected_len`` 0/1 ints; ``None`` when the file is absent."""
+    if not path.exists():
+        return None
+    try:
+        cells = [c.strip() for c in path.read_text().strip().split(",")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChallengeFormatError(f"{path}: unreadable ({exc})") from exc
+    if len(cells) != expected_len:
+        raise ChallengeFormatError(f"{path}: expected {expected_len} values in one row, found {len(cells)}")
+    bad = [c for c in cells if c not in ("0", "1")]
+    if bad:
+        raise ChallengeFormatError(f"{path}: values must be 0 or 1, found {bad[0]!r}")
+    return np.asarray([int(c) for c in cells], dtype=np.int64)
+
+
+def membership_solution(seed_membership: int, len_challenge: int) -> np.ndarray:
+    """0/1 membership in challenge order implied by ``seed_membership`` (non-members come first in R)."""
+    r = mico_shuffle(seed_membership, 2 * len_challenge)
+    solution = np.zeros(2 * len_challenge, dtype=np.int64)
+    solution[r[len_challenge:]] = 1
+    return solution
+
+
+def write_constants(root: str | Path, constants: ChallengeConstants) -> Path:
+    """Write ``<root>/challenge.json`` atomically."""
+    return atomic_write_text(Path(root) / CHALLENGE_JSON, json.dumps(constants.to_json(), indent=2) + "\n")
+
+
+def write_model(
+    mdir: str | Path,
+    *,
+    seed_challenge: int,
+    seed_training: int | None = None,
+    seed_membership: int | None = None,
+    solution: np.ndarray | None = None,
+    model_files: Mapping[str, Path] | None = None,
+) -> Path:
+    """Write one model folder in MICO layout; each file atomically. ``model_files`` maps name -> source file."""
+    mdir = Path(mdir)
+    for name, value in zip(SEED_FILES, (seed_challenge, seed_training, seed_membership)):
+        if value is not None:
+            atomic_write_text(mdir / name, f"{int(value)}\n")
+    if solution is not None:
+        atomic_write_text(mdir / "solution.csv", format_row(np.asarray(solution, dtype=np.int64)) + "\n")
+    for name, source in (model_files or {}).items():
+        _atomic_copy(Path(source), mdir / name)
+    return mdir
+
+
+def format_row(values: np.ndarray) -> str:
+    """One CSV row; ints as ints, floats with full round-trip precision."""
+    if np.issubdtype(values.dtype, np.integer):
+        return ",".join(str(int(v)) for v in values)
+    return ",".join(repr(float(v)) for v in values)
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def _visible(folder: Path) -> Iterator[Path]:
+    return (p for p in sorted(folder.iterdir()) if not p.name.startswith("."))
+
+
+__all__ = [
+    "Challenge",
+    "ChallengeConstants",
+    "ModelEntry",
+    "PHASES",
+    "atomic_write_bytes",
+    "read_challenge",
+    "read_constants",
+    "read_model",
+    "write_constants",
+    "write_model",
+]

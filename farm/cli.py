@@ -1,0 +1,137 @@
+"""The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from farm.errors import FarmError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except FarmError as exc:
+        print(f"farm {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="farm", description="Shadow-model farm for membership inference.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def _add_splits(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "splits",
+        help="print one model's splits as JSON",
+        description="Reads MODEL_DIR's seed files (seed_challenge, optional seed_training, seed_membership) and "
+        "the split constants from challenge.json three levels up (MICO SST-2 values when absent). Writes "
+        "JSON to stdout: seeds, constants and the population indices of challenge, rest, training, "
+        "evaluation, nonmember, member, plus the 0/1 solution in challenge order (null where a seed is missing).",
+    )
+    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    p.set_defaults(handler=_cmd_splits)
+
+
+def _cmd_splits(args: argparse.Namespace) -> int:
+    from farm.challenge import SEED_FILES, read_constants, read_seed
+    from farm.errors import ChallengeFormatError
+    from farm.splits import split_model
+
+    mdir: Path = args.model_dir
+    if not (mdir / "seed_challenge").is_file():
+        raise ChallengeFormatError(f"{mdir / 'seed_challenge'}: missing seed file")
+    seeds = {n: read_seed(mdir / n) if (mdir / n).is_file() else None for n in SEED_FILES}
+    seed_challenge = read_seed(mdir / "seed_challenge")
+    root = mdir.resolve().parents[2] if len(mdir.resolve().parents) > 2 else mdir
+    constants = read_constants(root)
+    split = split_model(
+        seed_challenge, seeds["seed_training"], seeds["seed_membership"],
+        n_total=constants.n_total, len_training=constants.len_training, len_challenge=constants.len_challenge,
+    )
+    json.dump({"seeds": seeds, "constants": constants.to_json(), **split.as_dict()}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a predictions tree against solutions",
+        description="Reads PRED_ROOT (a directory <scenario>/<phase>/model_<i>/prediction.csv, optionally under "
+        "sst2/, or a submission zip) and the solution.csv files of TREE (a challenge or answers tree). Prints a "
+        "Markdown table of the MICO metrics per scenario and phase (all models of a phase pooled under one "
+        "threshold) and writes a log-log ROC PNG per scenario, roc_<scenario>.png, into --plot-dir.",
+    )
+    p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
+    p.add_argument("--solutions", type=Path, required=True, metavar="TREE")
+    p.add_argument("--plot-dir", type=Path, default=Path("."), help="where ROC PNGs go (default: .)")
+    p.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON to this file")
+    p.set_defaults(handler=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from farm.challenge import read_challenge
+    from farm.errors import SubmissionError
+    from farm.fsutil import atomic_write_text
+    from farm.scoring import format_table, plot_roc, score_tree
+    from farm.submission import read_predictions
+
+    solutions = read_challenge(args.solutions, require_weights=False)
+    rows = score_tree(read_predictions(args.pred_root), solutions)
+    if not rows:
+        raise SubmissionError([f"{args.pred_root}: no predictions for any labelled model of {args.solutions}"])
+    print(format_table(rows))
+    for path in plot_roc(rows, args.plot_dir):
+        print(f"wrote {path}")
+    if args.json:
+        payload = [{"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics} for r in rows]
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+def _add_pack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pack",
+        help="validate predictions and write the submission zip",
+        description="Reads PRED_ROOT (directory or zip of <scenario>/<phase>/model_<i>/prediction.csv). Checks "
+        "that every dev and final model is present (those of --challenge TREE, else the MICO SST-2 set: "
+        "sst2_{hi,inf,lo}, models 100-199) with the right count of values, all in [0, 1], no extra or "
+        "path-escaping entries, and at most 2 MB. Reports every problem; writes -o only when all pass.",
+    )
+    p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="ZIP")
+    p.add_argument("--challenge", type=Path, default=None, metavar="TREE", help="challenge whose models to expect")
+    p.set_defaults(handler=_cmd_pack)
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from farm.challenge import read_challenge
+    from farm.submission import Expected, pack
+
+    expected = (
+        Expected.from_challenge(read_challenge(args.challenge, require_weights=False))
+        if args.challenge
+        else Expected.mico()
+    )
+    path = pack(args.pred_root, args.output, expected)
+    print(f"wrote {path} ({path.stat().st_size} bytes, {len(expected.keys)} models)")
+    return 0
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_splits, _add_score, _add_pack]
+
+if __name__ == "__main__":
+    sys.exit(main())

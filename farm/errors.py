@@ -1,0 +1,36 @@
+"""Typed errors. Each names the file or field at fault and what was expected."""
+
+from __future__ import annotations
+
+
+class FarmError(Exception):
+    """Base class: the CLI prints these as one line and exits non-zero."""
+
+
+class ChallengeFormatError(FarmError):
+    """A challenge tree (seed files, solutions, weights, folder names) is malformed."""
+
+
+class SplitError(FarmError, ValueError):
+    """Split constants or seeds are inconsistent."""
+
+
+class SubmissionError(FarmError):
+    """Predictions or a submission zip are invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        head = f"{len(self.problems)} problem(s) found:" if len(self.problems) > 1 else ""
+        super().__init__("\n".join([head, *self.problems]).strip())
+
+
+class ConfigError(FarmError):
+    """A YAML config has a missing or wrong key; the message names the file and key."""
+
+
+class SpecError(FarmError, ValueError):
+    """A job spec or option dataclass is invalid."""
+
+
+class StoreError(FarmError):
+    """A store entry is missing, corrupt or unreadable."""

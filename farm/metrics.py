@@ -1,0 +1,78 @@
+"""The MICO scorer, pure numpy.
+
+``roc_curve`` reproduces scikit-learn's ``roc_curve`` (default ``drop_intermediate=True``) exactly, because
+the MICO scoring program takes its TPR@FPR from those points: the largest TPR among ROC points whose FPR is
+*strictly* below the bound, ties sharing one threshold. Score direction: higher = member.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FPR_BOUNDS = {
+    "TPR_FPR_10": 0.001,
+    "TPR_FPR_100": 0.01,
+    "TPR_FPR_500": 0.05,
+    "TPR_FPR_1000": 0.1,
+    "TPR_FPR_1500": 0.15,
+    "TPR_FPR_2000": 0.2,
+}
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)`` exactly as ``sklearn.metrics.roc_curve(labels, scores)`` returns them.
+
+    ``labels`` are 0/1 (1 = member) and must contain both classes; ``scores`` are finite, shape ``[n]``.
+    """
+    labels, scores = _check(labels, scores)
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    scores, labels = scores[order], labels[order]
+    distinct = np.where(np.diff(scores))[0]
+    cut = np.r_[distinct, labels.size - 1]
+    tps = np.cumsum(labels)[cut]
+    fps = 1 + cut - tps
+    thresholds = scores[cut]
+    if fps.size > 2:
+        keep = np.where(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])[0]
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    tps, fps = np.r_[0, tps], np.r_[0, fps]
+    thresholds = np.r_[np.inf, thresholds]
+    return fps / fps[-1], tps / tps[-1], thresholds
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:
+    """Largest TPR among ROC points with FPR strictly below ``max_fpr`` (the point (0, 0) always counts)."""
+    return float(np.max(tpr[fpr < max_fpr]))
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Trapezoidal area under the ROC points."""
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def score(solutions: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """MICO's score dict for one pool of points (all models of a phase concatenated, one threshold).
+
+    Keys: ``TPR_FPR_{10,100,500,1000,1500,2000}`` (TPR at FPR < 0.001 ... 0.2), ``AUC``, ``MIA``
+    (max TPR - FPR) and ``accuracy`` (max balanced accuracy).
+    """
+    fpr, tpr, _ = roc_curve(np.ravel(solutions), np.ravel(predictions))
+    result = {key: tpr_at_fpr(fpr, tpr, bound) for key, bound in FPR_BOUNDS.items()}
+    result["AUC"] = auc(fpr, tpr)
+    result["MIA"] = float(np.max(tpr - fpr))
+    result["accuracy"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
+    return result
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels and scores differ in length: {labels.size} != {scores.size}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    if labels.min(initial=1) == labels.max(initial=0):
+        raise ValueError("labels must contain both members and non-members")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    return labels.astype(np.int64), scores

@@ -1,0 +1,129 @@
+"""Exact MICO splits: the MT19937 swap shuffle and one model's challenge/training/membership sets.
+
+Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
+
+* ``Shuffle(seed, n)``: start from ``[0, 1, ..., n-1]``; MT19937 seeded by ``init_genrand(seed & 0xFFFFFFFF)``
+  gives raw 32-bit outputs ``r_0, r_1, ...``; for ``i = 0 .. n-2``: ``z = r_i mod (n - i)``, swap ``i`` and ``i+z``.
+* ``P = Shuffle(seed_challenge, N)``: challenge = ``P[:2m]``, rest = ``P[2m:]``.
+* ``Q = Shuffle(seed_training, N - 2m)``: training = ``rest[Q[:n_train - m]]``, evaluation = the remainder.
+* ``R = Shuffle(seed_membership, 2m)``: nonmember = ``challenge[R[:m]]``, member = ``challenge[R[m:]]``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from farm.errors import SplitError
+
+MICO_N_TOTAL = 68_221
+MICO_LEN_TRAINING = 67_349
+MICO_LEN_CHALLENGE = 100
+
+
+def mt19937_raw(seed: int, count: int) -> np.ndarray:
+    """The first ``count`` raw 32-bit outputs of MT19937 seeded with ``init_genrand(seed & 0xFFFFFFFF)``.
+
+    numpy's legacy ``RandomState`` seeds an integer with init_genrand, and its full-range uint32 draw
+    returns the raw tempered output unchanged (checked in tests against a plain-Python MT19937).
+
+    >>> int(mt19937_raw(5489, 1)[0])
+    3499211612
+    """
+    state = np.random.RandomState(int(seed) & 0xFFFFFFFF)
+    return state.randint(0, 2**32, size=count, dtype=np.uint32).astype(np.int64)
+
+
+def mico_shuffle(seed: int, n: int) -> np.ndarray:
+    """MICO's swap shuffle of ``range(n)`` driven by MT19937(seed); returns int64 of shape ``[n]``.
+
+    >>> mico_shuffle(5489, 6).tolist()
+    [2, 3, 4, 5, 0, 1]
+    """
+    seed = _as_int(seed, "seed")
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise SplitError(f"n must be a non-negative integer, got {n!r}")
+    n = int(n)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    raw = mt19937_raw(seed, n - 1)
+    offsets = (raw % np.arange(n, 1, -1, dtype=np.int64)).tolist()
+    perm = list(range(n))
+    for i, z in enumerate(offsets):
+        j = i + z
+        perm[i], perm[j] = perm[j], perm[i]
+    return np.asarray(perm, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ModelSplit:
+    """Population indices of one challenge model's sets; ``None`` where the seed needed is missing.
+
+    ``solution`` is 0/1 in challenge order (1 = member), ``None`` without ``seed_membership``.
+    """
+
+    challenge: np.ndarray
+    rest: np.ndarray
+    training: np.ndarray | None
+    evaluation: np.ndarray | None
+    nonmember: np.ndarray | None
+    member: np.ndarray | None
+    solution: np.ndarray | None
+
+    def train_set(self) -> np.ndarray:
+        """Indices a target model is trained on: members followed by the training split."""
+        if self.member is None or self.training is None:
+            raise SplitError("train_set needs seed_training and seed_membership")
+        return np.concatenate([self.member, self.training])
+
+    def as_dict(self) -> dict[str, list[int] | None]:
+        """JSON-ready dict of the sets."""
+        names = ("challenge", "rest", "training", "evaluation", "nonmember", "member", "solution")
+        return {k: None if getattr(self, k) is None else getattr(self, k).tolist() for k in names}
+
+
+def check_constants(n_total: int, len_training: int, len_challenge: int) -> None:
+    """Raise ``SplitError`` unless ``0 < m <= len_training - m <= n_total - 2m`` holds (as integers)."""
+    for name, value in (("n_total", n_total), ("len_training", len_training), ("len_challenge", len_challenge)):
+        _as_int(value, name)
+    if len_challenge < 1:
+        raise SplitError(f"len_challenge must be >= 1, got {len_challenge}")
+    if not len_challenge <= len_training <= n_total - len_challenge:
+        raise SplitError(
+            f"inconsistent split sizes: need len_challenge <= len_training <= n_total - len_challenge, "
+            f"got n_total={n_total}, len_training={len_training}, len_challenge={len_challenge}"
+        )
+
+
+def split_model(
+    seed_challenge: int,
+    seed_training: int | None = None,
+    seed_membership: int | None = None,
+    *,
+    n_total: int = MICO_N_TOTAL,
+    len_training: int = MICO_LEN_TRAINING,
+    len_challenge: int = MICO_LEN_CHALLENGE,
+) -> ModelSplit:
+    """Rebuild one model's splits bit-exactly from its seeds (see the module docstring)."""
+    check_constants(n_total, len_training, len_challenge)
+    m = int(len_challenge)
+    perm = mico_shuffle(_as_int(seed_challenge, "seed_challenge"), n_total)
+    challenge, rest = perm[: 2 * m], perm[2 * m :]
+    training = evaluation = nonmember = member = solution = None
+    if seed_training is not None:
+        q = mico_shuffle(_as_int(seed_training, "seed_training"), rest.size)
+        training, evaluation = rest[q[: len_training - m]], rest[q[len_training - m :]]
+    if seed_membership is not None:
+        r = mico_shuffle(_as_int(seed_membership, "seed_membership"), 2 * m)
+        nonmember, member = challenge[r[:m]], challenge[r[m:]]
+        solution = np.zeros(2 * m, dtype=np.int64)
+        solution[r[m:]] = 1
+    return ModelSplit(challenge, rest, training, evaluation, nonmember, member, solution)
+
+
+def _as_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SplitError(f"{name} must be an integer, got {value!r}")
+    return int(value)

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny challenge trees written with the project's own writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from farm.challenge import ChallengeConstants, write_constants, write_model
+
+TINY = ChallengeConstants(n_total=60, len_training=40, len_challenge=5, population={"source": "test"})
+SCENARIOS = ("sst2_hi", "sst2_inf", "sst2_lo")
+
+
+def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=TINY, weights=True) -> Path:
+    """A MICO-layout tree. ``answers=False``: a challenge (dev/final hold only seed_challenge and weights);
+    ``answers=True``: labels for every model, no weights."""
+    write_constants(root, constants)
+    rng = np.random.default_rng(0)
+    model_id = 0
+    files = {}
+    if weights and not answers:
+        src = root.parent / f".src_{root.name}"
+        src.mkdir(parents=True, exist_ok=True)
+        (src / "config.json").write_text('{"model_type": "roberta"}')
+        (src / "model.safetensors").write_bytes(b"not-really-weights")
+        files = {"config.json": src / "config.json", "model.safetensors": src / "model.safetensors"}
+    for scenario in SCENARIOS:
+        model_id = 0
+        for phase, count in zip(("train", "dev", "final"), counts):
+            for _ in range(count):
+                seeds = [int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)]
+                labelled = answers or phase == "train"
+                split = None
+                if labelled:
+                    from farm.splits import split_model
+
+                    split = split_model(*seeds, n_total=constants.n_total, len_training=constants.len_training,
+                                        len_challenge=constants.len_challenge)
+                write_model(
+                    root / scenario / phase / f"model_{model_id}",
+                    seed_challenge=seeds[0],
+                    seed_training=seeds[1] if labelled else None,
+                    seed_membership=seeds[2] if labelled else None,
+                    solution=split.solution if labelled else None,
+                    model_files=files,
+                )
+                model_id += 1
+    return root
+
+
+@pytest.fixture
+def tiny_challenge(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "challenge")
+
+
+@pytest.fixture
+def tiny_answers(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "answers", answers=True)

@@ -1,0 +1,42 @@
+"""Independent reference implementations for tests: plain-Python MT19937 and the MICO swap loop."""
+
+from __future__ import annotations
+
+
+class MT19937:
+    """Textbook MT19937 (Matsumoto & Nishimura 1998), init_genrand seeding, 32-bit tempered outputs."""
+
+    def __init__(self, seed: int):
+        self.mt = [0] * 624
+        self.mt[0] = seed & 0xFFFFFFFF
+        for i in range(1, 624):
+            prev = self.mt[i - 1]
+            self.mt[i] = (1812433253 * (prev ^ (prev >> 30)) + i) & 0xFFFFFFFF
+        self.index = 624
+
+    def _twist(self) -> None:
+        for i in range(624):
+            y = (self.mt[i] & 0x80000000) | (self.mt[(i + 1) % 624] & 0x7FFFFFFF)
+            self.mt[i] = self.mt[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
+        self.index = 0
+
+    def next(self) -> int:
+        if self.index >= 624:
+            self._twist()
+        y = self.mt[self.index]
+        self.index += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        y ^= y >> 18
+        return y & 0xFFFFFFFF
+
+
+def swap_shuffle(seed: int, n: int) -> list[int]:
+    """The facts file's loop, literally: for i in 0..n-2, z = r_i mod (n - i), swap i and i + z."""
+    gen = MT19937(seed & 0xFFFFFFFF)
+    perm = list(range(n))
+    for i in range(n - 1):
+        z = gen.next() % (n - i)
+        perm[i], perm[i + z] = perm[i + z], perm[i]
+    return perm

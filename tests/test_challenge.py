@@ -1,0 +1,107 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from farm.challenge import ChallengeConstants, read_challenge, read_constants, write_constants
+from farm.errors import ChallengeFormatError
+from tests.conftest import TINY, make_tree
+
+
+def test_read_tree_order_and_contents(tiny_challenge):
+    ch = read_challenge(tiny_challenge)
+    assert ch.constants == TINY
+    assert ch.scenarios() == ["sst2_hi", "sst2_inf", "sst2_lo"]
+    assert ch.phases("sst2_inf") == ["train", "dev", "final"]
+    assert [m.model_id for m in ch.select("sst2_inf")] == list(range(7))
+    train = ch.select("sst2_inf", "train")
+    assert all(m.solution is not None and m.seed_training is not None for m in train)
+    dev = ch.select("sst2_lo", "dev")
+    assert all(m.solution is None and m.seed_training is None for m in dev)
+    assert all(m.weights.name == "model.safetensors" and m.config.name == "config.json" for m in ch.models)
+    split = train[0].split(ch.constants)
+    assert np.array_equal(split.solution, train[0].solution)
+
+
+def test_numeric_model_order(tmp_path):
+    root = make_tree(tmp_path / "t", counts=(12, 0, 0))
+    ids = [m.model_id for m in read_challenge(root).select("sst2_hi", "train")]
+    assert ids == list(range(12))  # model_10 after model_9
+
+
+def test_mico_constants_without_json(tmp_path):
+    assert read_constants(tmp_path) == ChallengeConstants()
+
+
+def test_write_read_roundtrip_constants(tmp_path):
+    c = ChallengeConstants(100, 80, 10, {"source": "synthetic", "seed": 3})
+    write_constants(tmp_path, c)
+    assert read_constants(tmp_path) == c
+
+
+def test_answers_tree_without_weights(tiny_answers):
+    ch = read_challenge(tiny_answers, require_weights=False)
+    assert all(m.solution is not None for m in ch.models)
+    with pytest.raises(ChallengeFormatError, match="no weights file"):
+        read_challenge(tiny_answers)
+
+
+def _model(root, scenario="sst2_inf", phase="train", i=0):
+    return root / scenario / phase / f"model_{i}"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda m: (m / "seed_challenge").unlink(), "seed_challenge: missing seed file"),
+        (lambda m: (m / "seed_training").write_text("12.5\n"), "seed_training: seed must be one decimal integer"),
+        (lambda m: (m / "seed_membership").write_text("abc"), "seed_membership: seed must be one decimal integer"),
+        (lambda m: (m / "seed_challenge").write_text(str(2**64)), "outside the int64 range"),
+        (lambda m: (m / "solution.csv").write_text("0,1,0\n"), "solution.csv: expected 10 values"),
+        (lambda m: (m / "solution.csv").write_text("0,1,0,1,0,1,0,1,0,2\n"), "values must be 0 or 1"),
+        (lambda m: (m / "solution.csv").write_text("1,1,1,1,1,0,0,0,0,0\n"), "disagrees with seed_membership"),
+        (lambda m: (m / "model.safetensors").unlink(), "no weights file"),
+        (lambda m: (m / "config.json").unlink(), "config.json: missing model config"),
+    ],
+)
+def test_bad_model_folder(tiny_challenge, mutate, message):
+    mdir = _model(tiny_challenge)
+    mutate(mdir)
+    with pytest.raises(ChallengeFormatError, match=message) as info:
+        read_challenge(tiny_challenge)
+    assert str(mdir) in str(info.value)
+
+
+def test_unexpected_name_in_scenario(tiny_challenge):
+    (tiny_challenge / "sst2_inf" / "test").mkdir()
+    with pytest.raises(ChallengeFormatError, match="sst2_inf/test: unexpected name in scenario folder"):
+        read_challenge(tiny_challenge)
+
+
+def test_unexpected_name_in_phase(tiny_challenge):
+    (tiny_challenge / "sst2_inf" / "dev" / "notes.txt").write_text("x")
+    with pytest.raises(ChallengeFormatError, match="notes.txt: unexpected name in phase folder"):
+        read_challenge(tiny_challenge)
+
+
+def test_duplicate_model_id_across_phases(tiny_challenge):
+    shutil.copytree(_model(tiny_challenge, phase="dev", i=3), _model(tiny_challenge, phase="final", i=3))
+    with pytest.raises(ChallengeFormatError, match="duplicate model id 3"):
+        read_challenge(tiny_challenge)
+
+
+def test_duplicate_model_id_padded(tiny_challenge):
+    shutil.copytree(_model(tiny_challenge, phase="dev", i=3), tiny_challenge / "sst2_inf" / "dev" / "model_03")
+    with pytest.raises(ChallengeFormatError, match="duplicate model id 3"):
+        read_challenge(tiny_challenge)
+
+
+def test_bad_challenge_json(tiny_challenge):
+    (tiny_challenge / "challenge.json").write_text('{"n_total": 10, "len_training": 50, "len_challenge": 5}')
+    with pytest.raises(ChallengeFormatError, match="challenge.json: invalid"):
+        read_challenge(tiny_challenge)
+
+
+def test_not_a_directory(tmp_path):
+    with pytest.raises(ChallengeFormatError, match="not a directory"):
+        read_challenge(tmp_path / "nope")

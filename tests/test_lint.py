@@ -1,0 +1,23 @@
+"""The formatter/linter (ruff) and the type checker (mypy) run as part of the test suite."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install -e '.[dev]')")
+def test_ruff():
+    result = subprocess.run(["ruff", "check", "farm", "tests", "benchmarks", "jobs"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    pytest.importorskip("mypy")
+    result = subprocess.run([sys.executable, "-m", "mypy", "farm"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
