@@ -1,0 +1,144 @@
+"""Sequence classifiers and tokenizers: build, load safely, save as HF directories.
+
+Every saved model is an HF directory (``config.json`` + ``model.safetensors``) that
+``AutoModelForSequenceClassification.from_pretrained`` loads. Weights from a challenge tree are read with
+safetensors or ``torch.load(weights_only=True)`` only -- never a plain unpickle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from farm.errors import ChallengeFormatError
+from farm.spec import ModelSpec
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_tokenizer(sentences: list[str], out_dir: str | Path, *, vocab_size: int = 4096) -> Path:
+    """Train a byte-level BPE tokenizer on ``sentences`` and save it as an HF RoBERTa tokenizer directory."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(sentences, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
+                            show_progress=False)
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")),
+                                                      ("<s>", bpe.token_to_id("<s>")))
+    tok = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                               cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                               model_max_length=512)
+    return _atomic_dir(Path(out_dir), tok.save_pretrained)
+
+
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    """An HF fast tokenizer from a hub name or local directory."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(name_or_path))
+
+
+def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | Path | None = None) -> torch.nn.Module:
+    """A 2-label classifier to start training from, with SDPA attention:
+
+    ``tiny``: a small RoBERTa from config (random init, seeded by the caller); ``base``: the challenge's own
+    base model at ``base`` (the mini challenge's stand-in for roberta-base); otherwise ``spec.name`` as a hub
+    name or local directory (a classification head is added when it has none).
+    """
+    from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+    overrides: dict[str, Any] = {} if spec.dropout is None else {"hidden_dropout_prob": spec.dropout,
+                                                 "attention_probs_dropout_prob": spec.dropout}
+    if spec.name != "tiny":
+        if spec.name == "base" and base is None:
+            raise ValueError("model name 'base' needs the challenge's base model directory")
+        source = str(base) if spec.name == "base" else spec.name
+        return AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=2, attn_implementation="sdpa", **overrides
+        )
+    config = RobertaConfig(  # type: ignore[call-arg]
+        vocab_size=len(tokenizer),
+        hidden_size=spec.tiny.hidden_size,
+        num_hidden_layers=spec.tiny.num_hidden_layers,
+        num_attention_heads=spec.tiny.num_attention_heads,
+        intermediate_size=spec.tiny.intermediate_size,
+        max_position_embeddings=max_length + tokenizer.pad_token_id + 2,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        num_labels=2,
+        **overrides,
+    )
+    config._attn_implementation = "sdpa"
+    return RobertaForSequenceClassification(config)
+
+
+def load_model(model_dir: str | Path) -> torch.nn.Module:
+    """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``.
+
+    The ``.bin`` pickle is read with ``torch.load(weights_only=True)``. Missing parameters are an error;
+    unexpected buffers (such as old ``position_ids``) are ignored.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ChallengeFormatError(f"{model_dir / 'config.json'}: missing model config")
+    config = AutoConfig.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+    missing, _ = model.load_state_dict(read_weights(model_dir), strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing:
+        raise ChallengeFormatError(f"{model_dir}: weights lack {len(missing)} parameter(s), e.g. {missing[0]}")
+    return model.eval()
+
+
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a model folder, read without unpickling arbitrary objects."""
+    safe, pickled = model_dir / "model.safetensors", model_dir / "pytorch_model.bin"
+    try:
+        if safe.is_file():
+            from safetensors.torch import load_file
+
+            return load_file(str(safe))
+        if pickled.is_file():
+            return torch.load(pickled, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; report the file
+        raise ChallengeFormatError(f"{safe if safe.is_file() else pickled}: unreadable weights ({exc})") from exc
+    raise ChallengeFormatError(f"{model_dir}: no weights file (expected model.safetensors or pytorch_model.bin)")
+
+
+def save_model(model: torch.nn.Module, out_dir: str | Path, *, tokenizer: Any = None,
+               metadata: dict | None = None) -> Path:
+    """Save an HF directory atomically (temporary sibling, then rename); ``metadata`` goes to ``farm.json``."""
+
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        if metadata is not None:
+            Path(tmp, "farm.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+    return _atomic_dir(Path(out_dir), write)
+
+
+def _atomic_dir(out_dir: Path, write: Any) -> Path:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write(str(tmp))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

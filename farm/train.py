@@ -1,0 +1,211 @@
+"""The one training loop: AdamW (constant or linear LR) on dynamic-padded batches; DP-SGD is a wrap of it.
+
+``train(tokens, indices, recipe, out_dir=...)`` trains a 2-label classifier on population records ``indices``
+and saves an HF directory with ``farm.json``: the recipe, the steps taken, the examples seen, the wall time
+and, for DP, the noise multiplier, sample rate and the accountant's epsilon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from farm.data import Tokenized, pad_batch, shuffled_bucketed
+from farm.models import init_model, save_model
+from farm.spec import DPConfig, Perf, Recipe, to_dict
+
+
+@dataclass(frozen=True)
+class DPPlan:
+    """The privacy side of a run: noise, sample rate ``q = batch / n`` and the number of noisy steps."""
+
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+    def epsilon(self, dp: DPConfig) -> float:
+        """The accountant's epsilon at ``dp.delta`` for ``steps`` Poisson-subsampled Gaussian steps."""
+        from opacus.accountants import create_accountant
+
+        if self.noise_multiplier == 0 or self.steps == 0:
+            return math.inf if self.steps else 0.0
+        accountant = create_accountant(dp.accountant)
+        accountant.history = [(self.noise_multiplier, self.sample_rate, self.steps)]
+        return float(accountant.get_epsilon(delta=dp.delta))
+
+
+def steps_per_epoch(n: int, recipe: Recipe) -> int:
+    """Optimizer steps in one epoch: ``ceil(n / batch)`` (last batch partial, as HF's Trainer)."""
+    return math.ceil(n / recipe.batch_size)
+
+
+def plan_dp(n: int, recipe: Recipe) -> DPPlan:
+    """Noise multiplier for ``recipe.dp`` (given, or solved for the target epsilon with the recipe's steps)."""
+    assert recipe.dp is not None
+    q = min(1.0, recipe.batch_size / n)
+    steps = recipe.epochs * steps_per_epoch(n, recipe)
+    sigma = recipe.dp.noise_multiplier
+    if sigma is None:
+        assert recipe.dp.target_epsilon is not None
+        sigma = _noise_for(recipe.dp.target_epsilon, recipe.dp.delta, q, steps, recipe.dp.accountant)
+    return DPPlan(float(sigma), q, steps)
+
+
+@functools.lru_cache(maxsize=256)
+def _noise_for(epsilon: float, delta: float, q: float, steps: int, accountant: str) -> float:
+    """Opacus' noise search (about 2 s with PRV), cached per process: a pure function of its arguments."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=q, steps=steps,
+                                      accountant=accountant))
+
+
+def train(
+    tokens: Tokenized,
+    indices: np.ndarray,
+    recipe: Recipe,
+    *,
+    out_dir: str | Path,
+    tokenizer: Any,
+    base: str | Path | None = None,
+    perf: Perf = Perf(),
+) -> Path:
+    """Train on ``indices`` of ``tokens`` with ``recipe``; save to ``out_dir`` (atomically) and return it.
+
+    ``base``: the directory that the model name ``base`` stands for (see ``farm.models.init_model``).
+    """
+    start = time.perf_counter()
+    torch.manual_seed(recipe.seed)  # the training entry owns its model's seed (init, dropout)
+    rng = np.random.default_rng([recipe.seed, 0xBA7C4])
+    device = resolve_device(perf.device)
+    indices = np.asarray(indices, dtype=np.int64)
+    model = init_model(recipe.model, tokenizer, max_length=recipe.max_length, base=base).to(device).train()
+    optimizer: Any = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    criterion: Any = torch.nn.CrossEntropyLoss()
+    dp_plan = plan_dp(indices.size, recipe) if recipe.dp else None
+    if recipe.dp and dp_plan:
+        model, optimizer, criterion = _make_private(model, optimizer, indices.size, recipe, dp_plan, perf)
+    total_steps = recipe.epochs * steps_per_epoch(indices.size, recipe)
+    schedule = _schedule(optimizer, recipe, total_steps)
+    seen = steps = 0
+    for batch in _batches(tokens, indices, recipe, rng):
+        _step(model, optimizer, criterion, tokens, batch, perf, device, private=dp_plan is not None)
+        schedule.step()
+        seen, steps = seen + batch.size, steps + 1
+    module = getattr(model, "_module", model).eval()
+    meta = _metadata(recipe, indices.size, steps, seen, time.perf_counter() - start, device, dp_plan)
+    return save_model(module, out_dir, tokenizer=tokenizer, metadata=meta)
+
+
+def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Logical batches for all epochs: shuffled fixed-size (optionally length-grouped), or Poisson for DP."""
+    if recipe.dp is not None and recipe.dp.sampling == "poisson":
+        q = min(1.0, recipe.batch_size / indices.size)
+        for _ in range(recipe.epochs * steps_per_epoch(indices.size, recipe)):
+            yield indices[rng.random(indices.size) < q]
+        return
+    for _ in range(recipe.epochs):
+        if recipe.group_by_length:
+            yield from shuffled_bucketed(indices, tokens.lengths, recipe.batch_size, rng)
+        else:
+            perm = rng.permutation(indices)
+            yield from (perm[i : i + recipe.batch_size] for i in range(0, perm.size, recipe.batch_size))
+
+
+def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: np.ndarray, perf: Perf,
+          device: torch.device, *, private: bool) -> None:
+    """One optimizer step on a logical batch, accumulated over micro-batches of at most ``perf.micro_batch``.
+
+    Plain: each micro-batch loss is weighted by its share so the update is the batch mean. DP: Opacus sums the
+    clipped per-sample gradients over micro-batches (skipped steps) and adds noise once, on the last one.
+    """
+    micro = [batch[i : i + perf.micro_batch] for i in range(0, batch.size, perf.micro_batch)]
+    if not micro:  # an empty Poisson batch: a noise-only DP step
+        _zero_grads(model)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return
+    for j, mb in enumerate(micro):
+        ids, mask, labels = (torch.from_numpy(a).to(device) for a in pad_batch(tokens, mb))
+        with _autocast(device, perf):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = criterion(logits.float(), labels)  # outside the model: Opacus' criterion in DP mode
+        if private:
+            loss.backward()
+            optimizer.signal_skip_step(do_skip=j < len(micro) - 1)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            (loss * (mb.size / batch.size)).backward()
+    if not private:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _make_private(model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPPlan, perf: Perf) -> tuple:
+    """Wrap model, optimizer and criterion with Opacus; batches are drawn by ``_batches``, not Opacus."""
+    from opacus import PrivacyEngine
+    from torch.utils.data import DataLoader, TensorDataset
+
+    assert recipe.dp is not None
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=recipe.batch_size)  # sets expected batch
+    engine = PrivacyEngine(accountant=recipe.dp.accountant)
+    wrapped = engine.make_private(
+        module=model, optimizer=optimizer, criterion=torch.nn.CrossEntropyLoss(), data_loader=loader,
+        noise_multiplier=plan.noise_multiplier, max_grad_norm=recipe.dp.clip, poisson_sampling=False,
+        grad_sample_mode=perf.grad_sample_mode,
+    )
+    model, optimizer = wrapped[0], wrapped[1]
+    criterion = wrapped[2] if perf.grad_sample_mode == "ghost" else torch.nn.CrossEntropyLoss()
+    optimizer.expected_batch_size = recipe.batch_size  # Opacus derives int(n / len(loader)); use the true B
+    return model, optimizer, criterion
+
+
+def _zero_grads(model: torch.nn.Module) -> None:
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+            if hasattr(p, "grad_sample"):
+                p.grad_sample = torch.zeros((1, *p.shape), device=p.device, dtype=p.dtype)
+
+
+def _schedule(optimizer: Any, recipe: Recipe, total_steps: int) -> Any:
+    inner = getattr(optimizer, "original_optimizer", optimizer)
+    if recipe.schedule == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(inner, lambda s: max(0.0, 1 - s / total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(inner, lambda s: 1.0)
+
+
+def _autocast(device: torch.device, perf: Perf) -> Any:
+    if device.type == "cuda" and perf.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _metadata(recipe: Recipe, n: int, steps: int, seen: int, seconds: float, device: torch.device,
+              plan: DPPlan | None) -> dict:
+    meta = {"recipe": to_dict(recipe), "n_train": n, "steps": steps, "examples_seen": seen,
+            "seconds": round(seconds, 3), "sequences_per_second": round(seen / max(seconds, 1e-9), 2),
+            "device": device.type}
+    if plan is not None and recipe.dp is not None:
+        meta["dp"] = {"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
+                      "accounted_steps": plan.steps, "clip": recipe.dp.clip,
+                      "epsilon": DPPlan(plan.noise_multiplier, plan.sample_rate, steps).epsilon(recipe.dp),
+                      "delta": recipe.dp.delta}
+    return meta

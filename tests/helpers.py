@@ -1,0 +1,29 @@
+"""Small real parts for tests: a synthetic population, a tokenizer trained on it, tokenized records."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SHARED_SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+
+
+@lru_cache(maxsize=4)
+def tiny_setup(n: int = 400, seed: int = 0, tok_dir: str | None = None):
+    """(population, tokenizer, tokens) for a synthetic population of ``n`` records."""
+    import tempfile
+
+    from farm.data import load_population, tokenize
+    from farm.models import load_tokenizer, train_tokenizer
+
+    pop = load_population({"source": "synthetic", "n": n, "seed": seed})
+    out = Path(tok_dir or tempfile.mkdtemp(prefix="farm-tok-")) / "tokenizer"
+    train_tokenizer(list(pop.sentences), out, vocab_size=600)
+    tok = load_tokenizer(out)
+    return pop, tok, tokenize(pop, tok, 67)
+
+
+def indices(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
