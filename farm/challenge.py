@@ -34,6 +34,7 @@ PHASES = ("train", "dev", "final")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SEED_FILES = ("seed_challenge", "seed_training", "seed_membership")
 CHALLENGE_JSON = "challenge.json"
+ASSETS = "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
 MICO_POPULATION = {"source": "glue-sst2", "description": "GLUE SST-2 train then validation (68,221 records)"}
 _MODEL_RE = re.compile(r"^model_(\d+)$")
 _SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -48,6 +49,8 @@ class ChallengeConstants:
     len_training: int = MICO_LEN_TRAINING
     len_challenge: int = MICO_LEN_CHALLENGE
     population: Mapping = field(default_factory=lambda: dict(MICO_POPULATION))
+    tokenizer: str = "roberta-base"
+    base_model: str = "roberta-base"
 
     def __post_init__(self) -> None:
         check_constants(self.n_total, self.len_training, self.len_challenge)
@@ -58,7 +61,13 @@ class ChallengeConstants:
             "len_training": self.len_training,
             "len_challenge": self.len_challenge,
             "population": dict(self.population),
+            "tokenizer": self.tokenizer,
+            "base_model": self.base_model,
         }
+
+    def locate(self, root: Path, ref: str) -> str:
+        """A tokenizer/base reference as a usable name: paths inside the tree (``assets/...``) become absolute."""
+        return str(Path(root) / ref) if (Path(root) / ref).exists() else ref
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,8 @@ def read_constants(root: str | Path) -> ChallengeConstants:
         data = json.loads(path.read_text())
         population = data.get("population", {})
         return ChallengeConstants(
-            int(data["n_total"]), int(data["len_training"]), int(data["len_challenge"]), population
+            int(data["n_total"]), int(data["len_training"]), int(data["len_challenge"]), population,
+            str(data.get("tokenizer", "roberta-base")), str(data.get("base_model", "roberta-base")),
         )
     except (ValueError, KeyError, TypeError, AttributeError, SplitError) as exc:
         raise ChallengeFormatError(f"{path}: invalid challenge.json ({exc!s})") from exc
@@ -135,7 +145,7 @@ def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challen
     if not root.is_dir():
         raise ChallengeFormatError(f"{root}: not a directory")
     constants = read_constants(root)
-    scenario_dirs = sorted(p for p in _visible(root) if p.is_dir())
+    scenario_dirs = sorted(p for p in _visible(root) if p.is_dir() and p.name != ASSETS)
     if not scenario_dirs:
         raise ChallengeFormatError(f"{root}: no scenario folders found")
     models: list[ModelEntry] = []

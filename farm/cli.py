@@ -131,7 +131,51 @@ def _cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_splits, _add_score, _add_pack]
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, help="artifact store: a directory or fsspec URI (default: OUT/store)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per CPU, or per GPU)")
+    p.add_argument("--cpus-per-job", type=float, default=1.0)
+    p.add_argument("--gpus-per-job", type=float, default=None, help="default: 1 on GPU clusters, else 0")
+
+
+def _executor(args: argparse.Namespace, default_store: Path):
+    from farm.cluster import Executor, ensure_ray
+    from farm.store import Store
+
+    ensure_ray(args.address)
+    return Executor(Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
+                    gpus_per_job=args.gpus_per_job)
+
+
+def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "make-challenge",
+        help="build a mini challenge (MICO layout) with the executor",
+        description="Reads CONFIG (see configs/mini.yaml). Trains a tokenizer, a base model and every target on "
+        "Ray (jobs cached in --store, so a rerun trains nothing twice) and writes OUT/challenge (what a "
+        "participant gets: challenge.json, assets/, train models with answers, dev/final models with "
+        "seed_challenge only) and OUT/answers (dev/final seeds and solution.csv). Reuses a complete tree "
+        "made from the same config.",
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_executor_args(p)
+    p.set_defaults(handler=_cmd_make_challenge)
+
+
+def _cmd_make_challenge(args: argparse.Namespace) -> int:
+    from farm.mini import make_challenge
+
+    executor = _executor(args, args.out / "store")
+    out = make_challenge(args.config, args.out, executor)
+    print(f"challenge: {out / 'challenge'}\nanswers:   {out / 'answers'}")
+    return 0
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_splits, _add_score, _add_pack, _add_make_challenge,
+]
 
 if __name__ == "__main__":
     sys.exit(main())

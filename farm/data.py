@@ -10,8 +10,8 @@ or a config):
   holding ``train.tsv`` and ``dev.tsv`` (read in that order, e.g. ``shared/data/sst2``).
 * ``{"source": "synthetic", "n": N, "seed": S}``: the project's own corpus (``farm.synthetic``).
 
-Any source takes an optional ``"subset": {"n": K, "seed": S}``: K records drawn without replacement, kept in
-population order.
+Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions ``O .. O+K-1`` of a
+seeded permutation, kept in population order (equal seeds and disjoint ranges give disjoint subsets).
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def load_population(spec: Mapping[str, Any], *, base_dir: str | Path | None = No
 def _subset(sentences: list[str], labels: np.ndarray, subset: Mapping | None) -> tuple[list[str], np.ndarray]:
     if not subset:
         return sentences, labels
-    n = int(subset["n"])
-    if not 0 < n <= len(sentences):
-        raise ConfigError(f"population subset n={n} must be in 1..{len(sentences)}")
-    keep = np.sort(np.random.default_rng(int(subset.get("seed", 0))).choice(len(sentences), n, replace=False))
+    n, offset = int(subset["n"]), int(subset.get("offset", 0))
+    if not 0 < n <= len(sentences) - offset or offset < 0:
+        raise ConfigError(f"population subset n={n} offset={offset} must fit in {len(sentences)} records")
+    perm = np.random.default_rng(int(subset.get("seed", 0))).permutation(len(sentences))
+    keep = np.sort(perm[offset : offset + n])
     return [sentences[i] for i in keep], labels[keep]
 
 

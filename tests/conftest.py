@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import numpy as np
-import pytest
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before any import of ray: stay on loopback
 
-from farm.challenge import ChallengeConstants, write_constants, write_model
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from farm.challenge import ChallengeConstants, write_constants, write_model  # noqa: E402
 
 TINY = ChallengeConstants(n_total=60, len_training=40, len_challenge=5, population={"source": "test"})
 SCENARIOS = ("sst2_hi", "sst2_inf", "sst2_lo")

@@ -80,7 +80,7 @@ def test_subset_keeps_population_order(tmp_path):
 @pytest.mark.parametrize("spec, message", [
     ({"source": "nope"}, "population source must be"),
     ({"source": "file", "path": "/no/such/file.tsv"}, "population file not found"),
-    ({"source": "synthetic", "n": 10, "subset": {"n": 20}}, "subset n=20"),
+    ({"source": "synthetic", "n": 10, "subset": {"n": 20}}, "subset n=20 offset=0"),
 ])
 def test_bad_population_specs(spec, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,0 +1,160 @@
+"""The mini challenge: a MICO-format tree built by the farm itself, with MICO's exact split logic, scaled down.
+
+``make_challenge(config, out)`` trains a tokenizer on the population and a tiny *base* model on a public corpus
+disjoint from it (the stand-in for roberta-base), then every target of every scenario with its scenario's
+recipe, all through the executor and the store. It writes
+
+* ``out/challenge/``: what a participant gets -- ``challenge.json`` (constants, population, tokenizer and base
+  model paths), ``assets/{tokenizer,base}``, and per scenario ``train`` models with seeds and solutions and
+  ``dev``/``final`` models with ``seed_challenge`` and weights only;
+* ``out/answers/``: ``dev``/``final`` seeds and ``solution.csv``, so the project can score itself.
+
+Each tree is assembled in a temporary folder and renamed into place: a crash leaves no half-written tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.challenge import ASSETS, PHASES, ChallengeConstants, write_constants, write_model
+from farm.config import load_recipe, read_yaml, typed
+from farm.errors import ConfigError
+from farm.jobs import Selection, TokenizerJob, TrainJob, store_ref
+from farm.spec import Recipe, canonical_key
+from farm.splits import split_model
+
+
+@dataclass(frozen=True)
+class MiniConfig:
+    """A mini challenge: population, public corpus, split constants, model counts and one recipe per scenario."""
+
+    population: dict[str, Any]
+    public: dict[str, Any]
+    len_challenge: int
+    len_training: int
+    models: dict[str, int]
+    scenarios: dict[str, str]
+    base_recipe: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int = 4096
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if set(self.models) != set(PHASES) or min(self.models.values()) < 0:
+            raise ValueError(f"models must give a count for each of {PHASES}")
+        if not self.scenarios:
+            raise ValueError("scenarios must map at least one scenario name to a recipe")
+
+
+def load_config(path: str | Path) -> MiniConfig:
+    return typed(MiniConfig, read_yaml(path), path, "mini")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every job of a mini challenge and where each target goes in the tree."""
+
+    constants: ChallengeConstants
+    tokenizer: TokenizerJob
+    base: TrainJob
+    targets: list[tuple[str, str, int, tuple[int, int, int], TrainJob]]  # scenario, phase, id, seeds, job
+
+
+def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = None) -> Plan:
+    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``."""
+    constants = ChallengeConstants(population_size, config.len_training, config.len_challenge, config.population,
+                                   f"{ASSETS}/tokenizer", f"{ASSETS}/base")
+    tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
+    public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
+    base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
+    base = TrainJob(config.public, store_ref(tok.key), Selection.of(public_n, np.arange(public_n)), base_recipe,
+                    label="base")
+    rng = np.random.default_rng([config.seed, 0xC4A11])
+    targets = []
+    for scenario, recipe_name in config.scenarios.items():
+        recipe = load_recipe(recipe_dir / f"{recipe_name}.yaml" if recipe_dir else recipe_name)
+        model_id = 0
+        for phase in PHASES:
+            for _ in range(config.models[phase]):
+                seeds = tuple(int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64))
+                split = split_model(*seeds, n_total=population_size, len_training=config.len_training,
+                                    len_challenge=config.len_challenge)
+                job = TrainJob(config.population, store_ref(tok.key), Selection.of(population_size, split.train_set()),
+                               dataclasses.replace(recipe, seed=seeds[1] & 0x7FFFFFFF), store_ref(base.key),
+                               label=f"{scenario}/{phase}/model_{model_id}")
+                targets.append((scenario, phase, model_id, seeds, job))
+                model_id += 1
+    return Plan(constants, tok, base, targets)
+
+
+def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> Path:
+    """Build (or reuse, when complete and made from the same config) ``out/challenge`` and ``out/answers``."""
+    from farm.data import load_population
+
+    config = load_config(config_path)
+    out = Path(out)
+    config_key = canonical_key("mini", dataclasses.asdict(config))
+    if _complete(out, config_key):
+        return out
+    population_size = len(load_population(config.population))
+    p = plan(config, population_size)
+    if p.base.selection.n_total == 0:
+        raise ConfigError(f"{config_path}: public corpus size missing (public.n or public.subset.n)")
+    executor.run([p.tokenizer], title="tokenizer")
+    executor.run([p.base], title="base model")
+    executor.run([t[-1] for t in p.targets], title="targets")
+    _write_trees(out, p, executor.store, config_key)
+    return out
+
+
+def _write_trees(out: Path, p: Plan, store: Any, config_key: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".building-") as tmp:
+        challenge, answers = Path(tmp) / "challenge", Path(tmp) / "answers"
+        for root in (challenge, answers):
+            write_constants(root, p.constants)
+        cache = Path(tmp) / "cache"
+        cache.mkdir()
+        shutil.copytree(store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer",
+                        ignore=shutil.ignore_patterns("manifest.json"))
+        shutil.copytree(store.get_dir(p.base.key, cache), challenge / ASSETS / "base",
+                        ignore=shutil.ignore_patterns("manifest.json"))
+        for scenario, phase, model_id, seeds, job in p.targets:
+            _write_target(challenge, answers, scenario, phase, model_id, seeds, store.get_dir(job.key, cache), p)
+        (challenge / ".complete").write_text(config_key + "\n")
+        for name in ("challenge", "answers"):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+        answers.rename(out / "answers")
+        challenge.rename(out / "challenge")
+
+
+def _write_target(challenge: Path, answers: Path, scenario: str, phase: str, model_id: int,
+                  seeds: tuple[int, int, int], model_dir: Path, p: Plan) -> None:
+    split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
+                        len_challenge=p.constants.len_challenge)
+    files = {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}
+    labelled = phase == "train"
+    name = f"model_{model_id}"
+    write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],
+                seed_training=seeds[1] if labelled else None, seed_membership=seeds[2] if labelled else None,
+                solution=split.solution if labelled else None, model_files=files)
+    meta = json.loads((model_dir / "farm.json").read_text())
+    (challenge / scenario / phase / name / "farm.json").write_text(json.dumps(
+        {k: meta[k] for k in ("steps", "n_train", "dp") if k in meta}, indent=1) + "\n")
+    if not labelled:
+        write_model(answers / scenario / phase / name, seed_challenge=seeds[0], seed_training=seeds[1],
+                    seed_membership=seeds[2], solution=split.solution)
+
+
+def _complete(out: Path, config_key: str) -> bool:
+    marker = out / "challenge" / ".complete"
+    return marker.is_file() and marker.read_text().strip() == config_key and (out / "answers").is_dir()

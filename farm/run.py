@@ -1,0 +1,123 @@
+"""``run_spec``: the unit of work. Runs one job idempotently against a store, with no Ray in sight.
+
+If the job's key holds a valid entry, nothing runs. A present but corrupt entry (checksum mismatch, truncated
+file) is removed and recomputed, never loaded. Results are written to a local temporary directory and then put
+into the store, manifest last. A ``Context`` keeps expensive inputs (populations, tokenizers, tokenized records,
+fetched models) across jobs of one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.data import Population, Tokenized, load_population, tokenize
+from farm.errors import SpecError
+from farm.jobs import InferJob, Job, TokenizerJob, TrainJob
+from farm.spec import Perf
+from farm.store import Store
+
+
+@dataclass
+class Context:
+    """Per-worker caches keyed by canonical JSON of their inputs. ``perf`` applies to every job it runs."""
+
+    perf: Perf = field(default_factory=Perf)
+    cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="farm-cache-")))
+    _populations: dict[str, Population] = field(default_factory=dict)
+    _tokenizers: dict[str, Any] = field(default_factory=dict)
+    _tokens: dict[tuple[str, str, int], Tokenized] = field(default_factory=dict)
+
+    def population(self, spec: dict) -> Population:
+        k = json.dumps(spec, sort_keys=True)
+        if k not in self._populations:
+            self._populations[k] = load_population(spec)
+        return self._populations[k]
+
+    def tokenizer(self, ref: str, store: Store) -> Any:
+        if ref not in self._tokenizers:
+            from farm.models import load_tokenizer
+
+            self._tokenizers[ref] = load_tokenizer(self.resolve(ref, store))
+        return self._tokenizers[ref]
+
+    def tokens(self, population: dict, tokenizer_ref: str, max_length: int, store: Store) -> Tokenized:
+        k = (json.dumps(population, sort_keys=True), tokenizer_ref, max_length)
+        if k not in self._tokens:
+            self._tokens[k] = tokenize(self.population(population), self.tokenizer(tokenizer_ref, store), max_length)
+        return self._tokens[k]
+
+    def resolve(self, ref: str, store: Store) -> str:
+        """A local directory (or hub name) for a ``store:``/``path:`` reference."""
+        if ref.startswith("store:"):
+            return str(store.get_dir(ref[6:], self.cache_dir, check=False))
+        if ref.startswith("path:"):
+            return ref[5:].rsplit("@", 1)[0]
+        return ref
+
+
+def run_spec(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any]:
+    """Make sure ``job``'s artifact is in ``store``; returns ``{"key", "ran", "seconds", "label"}`` (small)."""
+    ctx = ctx or Context()
+    key = job.key
+    if store.exists(key):
+        if not store.verify(key):
+            return {"key": key, "ran": False, "seconds": 0.0, "label": job.label}
+        store.remove(key)  # corrupt or truncated: recompute, never load
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="farm-job-") as tmp:
+        meta = _RUNNERS[type(job)](job, store, ctx, Path(tmp))
+        meta.update({"label": job.label, "kind": type(job).__name__, "seconds": time.perf_counter() - start})
+        if isinstance(job, InferJob):
+            store.put_arrays(key, meta.pop("arrays"), meta)
+        else:
+            store.put_dir(key, Path(tmp) / "out", meta)
+    return {"key": key, "ran": True, "seconds": time.perf_counter() - start, "label": job.label}
+
+
+def _run_tokenizer(job: TokenizerJob, store: Store, ctx: Context, tmp: Path) -> dict:
+    from farm.models import train_tokenizer
+
+    train_tokenizer(list(ctx.population(dict(job.population)).sentences), tmp / "out", vocab_size=job.vocab_size)
+    return {}
+
+
+def _run_train(job: TrainJob, store: Store, ctx: Context, tmp: Path) -> dict:
+    from farm.train import train
+
+    tokens = ctx.tokens(dict(job.population), job.tokenizer, job.recipe.max_length, store)
+    if job.recipe.model.name == "base" and job.base is None:
+        raise SpecError(f"{job.label or job.key}: recipe uses model 'base' but the job names no base model")
+    base = ctx.resolve(job.base, store) if job.base else None
+    out = train(tokens, job.selection.indices(), job.recipe, out_dir=tmp / "out",
+                tokenizer=ctx.tokenizer(job.tokenizer, store), base=base, perf=ctx.perf)
+    return {"train": json.loads((out / "farm.json").read_text())}
+
+
+def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
+    from farm.infer import logits_of
+
+    tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
+    indices = job.selection.indices()
+    logits = logits_of(ctx.resolve(job.model, store), tokens, indices, perf=ctx.perf)
+    return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
+
+
+_RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train, InferJob: _run_infer}
+
+
+def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, logits)`` of a finished inference job, verified."""
+    arrays = store.get_arrays(job.key)
+    return arrays["indices"], arrays["logits"]
+
+
+def clear_cache(ctx: Context) -> None:
+    shutil.rmtree(ctx.cache_dir, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""Executor reliability on real Ray (loopback, 2 CPUs): reruns, driver restarts, worker death, node loss."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import ray
+
+from farm.cluster import Executor
+from farm.spec import Perf
+from farm.store import Store
+from tests.jobs_fixture import TOKENIZER, train_jobs
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _wait_for_training_worker(timeout: float = 60.0) -> int:
+    """The pid of a Ray worker busy with a job (Ray retitles a worker ``ray::<task>`` while it runs one)."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if "ray::run_chunk" in " ".join(proc.info["cmdline"] or []):  # Ray's title while a task runs
+                time.sleep(0.5)  # inside the training
+                if "ray::run_chunk" in " ".join(proc.cmdline()):
+                    return proc.info["pid"]
+        time.sleep(0.1)
+    raise AssertionError("no worker started a training")
+
+
+def _executor(store, **kw):
+    return Executor(store, perf=Perf(), workers=2, progress=None, **kw)
+
+
+def test_runs_then_restarted_driver_runs_nothing(local_ray, tmp_path):
+    store = Store(tmp_path / "store")
+    jobs = train_jobs(4)
+    ex = _executor(store)
+    assert ex.run([TOKENIZER]).ran == 1
+    half = ex.run(jobs[:2])
+    assert half.ran == 2
+    restarted = _executor(store)  # a new driver: finished jobs come from the store
+    report = restarted.run(jobs)
+    assert report.ran == 2 and report.skipped == 2
+    again = restarted.run([TOKENIZER, *jobs])
+    assert again.ran == 0 and again.skipped == 5
+
+
+def test_corrupt_entry_is_recomputed(local_ray, tmp_path):
+    store = Store(tmp_path / "store")
+    ex = _executor(store)
+    jobs = train_jobs(2)
+    ex.run([TOKENIZER, *jobs])
+    path = store.path(jobs[1].key, "model.safetensors")
+    good = store.fs.cat_file(path)
+    store.fs.pipe_file(path, good[:100])
+    report = ex.run(jobs)
+    assert report.ran == 1 and report.skipped == 1 and store.fs.cat_file(path) == good
+
+
+def test_worker_killed_mid_job_is_retried_with_same_results(local_ray, tmp_path):
+    clean, killed = Store(tmp_path / "clean"), Store(tmp_path / "killed")
+    jobs = train_jobs(4, epochs=20)
+    ex = _executor(clean)
+    ex.run([TOKENIZER, *jobs])
+    ex = _executor(killed)
+    ex.run([TOKENIZER])
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+    thread.start()
+    victim = _wait_for_training_worker()
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    report = box["report"]
+    assert len(report.results) == 4 and all(killed.valid(j.key) for j in jobs)
+    assert victim not in {r["pid"] for r in report.results.values()}  # its job finished on another worker
+    for job in jobs:
+        assert killed.fs.cat_file(killed.path(job.key, "model.safetensors")) == \
+            clean.fs.cat_file(clean.path(job.key, "model.safetensors"))
+
+
+def test_node_removed_mid_run_still_completes(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes()
+        store = Store(tmp_path / "store")
+        ex = _executor(store)
+        ex.run([TOKENIZER])
+        jobs = train_jobs(6, epochs=20)  # ~2 s each: both nodes are busy when one goes
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+        thread.start()
+        time.sleep(2.0)
+        cluster.remove_node(nodes[1])
+        thread.join(timeout=300)
+        assert not thread.is_alive()
+        report = box["report"]
+        assert len(report.results) == 6 and all(store.valid(j.key) for j in jobs)
+        assert report.wall_seconds > 2.0  # the run went on after the node was removed
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
