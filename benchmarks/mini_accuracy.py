@@ -44,7 +44,8 @@ def main() -> None:
     base_idx, train_idx = perm[: args.base_records], perm[args.base_records : args.base_records + args.records]
     with timer() as t:
         base = train(tokens, base_idx, BASE_RECIPE, out_dir=work / "base", tokenizer=tok)
-    rows = [{"model": f"base ({args.base_records} disjoint records)", "test_acc": accuracy(base, tokens, pop.labels, test),
+    rows = [{"model": f"base ({args.base_records} disjoint records)",
+             "test_acc": accuracy(base, tokens, pop.labels, test),
              "train_acc": accuracy(base, tokens, pop.labels, train_idx), "seconds": t["seconds"], "epsilon": "-"}]
     for name in ("mini-inf", "mini-hi", "mini-lo"):
         for mode in ("ghost", "hooks") if name != "mini-inf" else ("-",):

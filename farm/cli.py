@@ -11,17 +11,29 @@ from pathlib import Path
 from farm.errors import FarmError
 
 Handler = Callable[[argparse.Namespace], int]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet()
     try:
         return int(args.handler(args))
     except FarmError as exc:
         print(f"farm {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _quiet() -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    warnings.filterwarnings("ignore", module="opacus")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,8 +185,67 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_attack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attack",
+        help="attack a challenge end to end: shadows, signals, attack, submission, report",
+        description="Reads TREE (a challenge tree) and CONFIG (attack config YAML, or a best.yaml from farm tune; "
+        "see configs/attack-*.yaml). Trains the plan's shadows and runs inference on Ray (cached in --store), "
+        "scores the labelled train models leave-one-out and, with --answers, dev and final. Writes "
+        "OUT/predictions/, OUT/submission.zip (validated), OUT/report.md and OUT/roc_<scenario>.png.",
+    )
+    p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--answers", type=Path, default=None, help="answers tree with dev/final solutions (mini)")
+    p.add_argument("--out", type=Path, default=Path("farm-attack"), metavar="DIR")
+    _add_executor_args(p)
+    p.set_defaults(handler=_cmd_attack)
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from farm.driver import attack_challenge, load_attack_config
+    from farm.report import score_table
+
+    configs = load_attack_config(args.config)
+    results = attack_challenge(args.challenge, configs, _executor(args, args.out / "store"), args.out,
+                               answers_root=args.answers)
+    print(score_table(results))
+    print(f"submission: {args.out / 'submission.zip'}\nreport:     {args.out / 'report.md'}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the embedded default end to end: build the mini challenge, attack it, score it",
+        description="Builds (or reuses) the mini challenge of configs/mini.yaml in OUT/challenge and OUT/answers, "
+        "attacks it with configs/attack-mini.yaml, and writes OUT/submission.zip, OUT/report.md and "
+        "OUT/roc_<scenario>.png. Prints the score table. Needs no GPU and no download.",
+    )
+    p.add_argument("--out", type=Path, default=Path("farm-demo"), metavar="DIR")
+    p.add_argument("--config", type=Path, default=CONFIGS / "mini.yaml", help="mini challenge config")
+    p.add_argument("--attack-config", type=Path, default=CONFIGS / "attack-mini.yaml")
+    _add_executor_args(p)
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from farm.driver import attack_challenge, load_attack_config
+    from farm.mini import make_challenge
+    from farm.report import score_table
+
+    executor = _executor(args, args.out / "store")
+    make_challenge(args.config, args.out, executor)
+    results = attack_challenge(args.out / "challenge", load_attack_config(args.attack_config), executor, args.out,
+                               answers_root=args.out / "answers")
+    print(score_table(results))
+    print(f"challenge:  {args.out / 'challenge'}  (answers: {args.out / 'answers'})")
+    print(f"submission: {args.out / 'submission.zip'}\nreport:     {args.out / 'report.md'}")
+    return 0
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_splits, _add_score, _add_pack, _add_make_challenge,
+    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo,
 ]
 
 if __name__ == "__main__":

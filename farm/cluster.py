@@ -93,6 +93,7 @@ class Executor:
     gpus_per_job: float | None = None
     jobs_per_gpu_task: int = 8
     progress: Callable[[str], None] | None = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    history: list[tuple[str, Report]] = field(default_factory=list)
 
     def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> Report:
         """Run every job not yet in the store; stream completions with progress (done/total, ETA)."""
@@ -105,6 +106,7 @@ class Executor:
             for wave in waves(todo):
                 self._dispatch(wave, report, title, len(todo), start)
         report.wall_seconds = time.perf_counter() - start
+        self.history.append((title, report))
         return report
 
     def _dispatch(self, jobs: list[Job], report: Report, title: str, total: int, t0: float) -> None:
@@ -113,9 +115,11 @@ class Executor:
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         options = {"num_cpus": self.cpus_per_job, "num_gpus": gpus, "scheduling_strategy": "DEFAULT"}
         task = (gpu_task if gpus else cpu_task).options(**options)
-        limit = self.workers or len(chunks)
-        report.workers = max(report.workers, min(limit, len(chunks)))
-        queue, pending = list(reversed(chunks)), []
+        resources = ray.cluster_resources()
+        slots = int(resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / self.cpus_per_job)
+        limit = self.workers or max(1, slots)
+        report.workers = max(report.workers, min(limit, max(1, slots), len(chunks)))
+        queue, pending = list(reversed(chunks)), list[Any]()
         args = (self.store.uri, to_dict(self.perf), int(max(1, self.cpus_per_job)))
         while queue or pending:
             while queue and len(pending) < limit:

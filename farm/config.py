@@ -39,6 +39,6 @@ def typed(cls: type[T], data: Any, path: str | Path, key: str) -> T:
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A recipe from a YAML file, or by name from ``configs/recipes/`` (``mico-inf``, ``mini-lo``, ...)."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
+    if not path.suffix:
         path = RECIPE_DIR / f"{name_or_path}.yaml"
     return typed(Recipe, read_yaml(path), path, "recipe")

@@ -55,7 +55,13 @@ class MiniConfig:
 
 
 def load_config(path: str | Path) -> MiniConfig:
-    return typed(MiniConfig, read_yaml(path), path, "mini")
+    """A mini config; relative population file paths become absolute (relative to the working directory)."""
+    data = read_yaml(path)
+    for key in ("population", "public"):
+        spec = data.get(key)
+        if isinstance(spec, dict) and spec.get("source") == "file" and "path" in spec:
+            spec["path"] = str(Path(spec["path"]).expanduser().resolve())
+    return typed(MiniConfig, data, path, "mini")
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Plan:
     constants: ChallengeConstants
     tokenizer: TokenizerJob
     base: TrainJob
-    targets: list[tuple[str, str, int, tuple[int, int, int], TrainJob]]  # scenario, phase, id, seeds, job
+    targets: list[tuple[str, str, int, tuple[int, ...], TrainJob]]  # scenario, phase, id, seeds, job
 
 
 def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = None) -> Plan:
@@ -138,7 +144,7 @@ def _write_trees(out: Path, p: Plan, store: Any, config_key: str) -> None:
 
 
 def _write_target(challenge: Path, answers: Path, scenario: str, phase: str, model_id: int,
-                  seeds: tuple[int, int, int], model_dir: Path, p: Plan) -> None:
+                  seeds: tuple[int, ...], model_dir: Path, p: Plan) -> None:
     split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
                         len_challenge=p.constants.len_challenge)
     files = {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}

@@ -1,0 +1,77 @@
+"""Shadow plans: which reference models a scenario needs, as record selections. Pure numpy.
+
+* ``none``: provided models only (the winner's approach).
+* ``per-target``: one reference per target, trained on its ``rest`` (population minus its 2m challenge points;
+  the runner-up's approach), so every challenge point of a target is OUT for its reference.
+* ``pool``: K shadows serving every target of the scenario. Shadows come in groups of ``group``: a group
+  partitions the union U of all challenge points of the scenario into ``group`` random parts and shadow j of the
+  group leaves part j out (and keeps everything else). So every point of U is OUT in exactly K / group shadows and
+  IN in the rest, shadows train on ``N - |U| / group`` records (close to the targets' 97-99%), and adding groups
+  later leaves existing shadows unchanged (their selections, hence their keys, depend only on their own index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from farm.errors import SpecError
+
+PLANS = ("none", "per-target", "pool")
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """``kind`` in ``PLANS``; ``shadows`` (pool size, a multiple of ``group``); ``seed`` of the pool's partitions;
+    ``targets`` for per-target: the phases whose models get a reference."""
+
+    kind: str = "none"
+    shadows: int = 0
+    group: int = 2
+    seed: int = 0
+    phases: tuple[str, ...] = ("dev", "final")
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLANS:
+            raise SpecError(f"plan.kind must be one of {PLANS}, got {self.kind!r}")
+        if self.kind == "pool" and (self.shadows < self.group or self.shadows % self.group or self.group < 2):
+            raise SpecError(f"plan.shadows ({self.shadows}) must be a positive multiple of plan.group "
+                            f"({self.group} >= 2)")
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """One reference model to train: its name and the sorted population indices it trains on."""
+
+    name: str
+    indices: np.ndarray
+    target: int | None = None  # per-target plan: the model id it serves
+
+
+def union_of_challenges(challenges: list[np.ndarray]) -> np.ndarray:
+    """Sorted distinct population indices of all challenge points."""
+    return np.unique(np.concatenate(challenges)) if challenges else np.zeros(0, np.int64)
+
+
+def pool_shadows(n_total: int, union: np.ndarray, spec: PlanSpec) -> list[Shadow]:
+    """The pool's shadows; shadow ``g * group + j`` leaves out part ``j`` of group ``g``'s partition of ``union``."""
+    everything = np.arange(n_total)
+    shadows = []
+    for g in range(spec.shadows // spec.group):
+        parts = np.random.default_rng([spec.seed, g]).permutation(union.size) % spec.group
+        for j in range(spec.group):
+            out = union[parts == j]
+            shadows.append(Shadow(f"pool{spec.seed}_s{g * spec.group + j}", np.setdiff1d(everything, out)))
+    return shadows
+
+
+def per_target_shadows(n_total: int, targets: dict[int, np.ndarray]) -> list[Shadow]:
+    """One shadow per target id, trained on its ``rest`` (every record but its challenge points)."""
+    everything = np.arange(n_total)
+    return [Shadow(f"ref_model_{i}", np.setdiff1d(everything, ch), target=i) for i, ch in sorted(targets.items())]
+
+
+def keep_row(indices: np.ndarray, records: np.ndarray) -> np.ndarray:
+    """int8 ``[len(records)]``: 1 where a record is in the (sorted) training ``indices``, else 0."""
+    return np.isin(records, indices).astype(np.int8)

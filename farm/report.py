@@ -1,0 +1,38 @@
+"""The attack report: a Markdown table per scenario and phase, the compute used, and log-log ROC PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from farm.fsutil import atomic_write_text
+from farm.plots import roc_png
+
+COLUMNS = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC", "MIA", "accuracy")
+
+
+def score_table(results: list[Any]) -> str:
+    """One row per scenario and phase: ``train`` is leave-one-out over the labelled models."""
+    lines = ["| scenario | phase | attack | plan | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (4 + len(COLUMNS))]
+    for r in results:
+        plan = r.config.plan.kind + (f" K={r.config.plan.shadows}" if r.config.plan.kind == "pool" else "")
+        for phase, metrics in r.phases.items():
+            label = f"{phase} (leave-one-out)" if phase == "train" else phase
+            cells = " | ".join(f"{metrics[c]:.3f}" for c in COLUMNS)
+            lines.append(f"| {r.name} | {label} | {r.config.attack} | {plan} | {cells} |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, results: list[Any], challenge_root: str | Path) -> Path:
+    """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
+    pngs = []
+    for r in results:
+        curves = {f"{phase} (TPR@0.1FPR={r.phases[phase]['TPR_FPR_1000']:.3f})": c for phase, c in r.curves.items()}
+        if curves:
+            pngs.append(roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}"))
+    compute = ["| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |", "|---|---|---|"]
+    compute += [f"| {r.name} | {r.trainings} | {r.job_seconds:.1f} |" for r in results]
+    text = [f"# Attack report: {challenge_root}", "", "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
+            "all models of a phase pooled under one threshold).", "", score_table(results), "", "## Compute", "",
+            *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+    return atomic_write_text(out / "report.md", "\n".join(text))

@@ -1,0 +1,12 @@
+"""`ray job submit` entry point: `farm attack` on the cluster the job runs in (RAY_ADDRESS is set by Ray).
+
+    ray job submit --address http://HEAD:8265 --runtime-env jobs/runtime_env.yaml -- \\
+        python jobs/attack.py ARGS...      # the same ARGS as `farm attack`
+"""
+
+import sys
+
+from farm.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["attack", *sys.argv[1:]]))

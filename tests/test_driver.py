@@ -1,0 +1,82 @@
+"""End to end on a test-sized mini challenge: make-challenge, attack (pool plan), submission, report, rerun."""
+
+import json
+import zipfile
+
+import pytest
+import ray
+
+from farm.challenge import read_challenge
+from farm.cli import main
+
+CONFIG, ATTACK = "tests/data/tiny-mini.yaml", "tests/data/tiny-attack.yaml"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def built(local_ray, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mini")
+    assert main(["make-challenge", "--config", CONFIG, "--out", str(out)]) == 0
+    return out
+
+
+def test_tree_is_a_valid_challenge(built):
+    ch = read_challenge(built / "challenge")
+    assert ch.scenarios() == ["sst2_inf"] and ch.constants.n_total == 300
+    assert [m.phase for m in ch.models] == ["train"] * 3 + ["dev", "final"]
+    dev = ch.select("sst2_inf", "dev")[0]
+    assert dev.seed_training is None and dev.solution is None  # dev/final hold only seed_challenge and weights
+    answers = read_challenge(built / "answers", require_weights=False)
+    assert [m.model_id for m in answers.models] == [3, 4] and all(m.solution is not None for m in answers.models)
+    from farm.models import load_model
+
+    load_model(dev.path)  # weights load safely
+    assert (built / "challenge" / "assets" / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_rebuild_reuses_the_tree_and_trains_nothing(built, capsys):
+    before = (built / "challenge" / ".complete").stat().st_mtime
+    assert main(["make-challenge", "--config", CONFIG, "--out", str(built)]) == 0
+    assert (built / "challenge" / ".complete").stat().st_mtime == before
+
+
+def test_attack_writes_submission_and_report(built, tmp_path, capsys):
+    out = tmp_path / "attack"
+    assert main(["attack", "--challenge", str(built / "challenge"), "--config", ATTACK, "--answers",
+                 str(built / "answers"), "--out", str(out), "--store", str(built / "store")]) == 0
+    printed = capsys.readouterr().out
+    assert "| sst2_inf | train (leave-one-out) | lira_online | pool K=2 |" in printed
+    assert "| sst2_inf | dev |" in printed and "| sst2_inf | final |" in printed
+    names = zipfile.ZipFile(out / "submission.zip").namelist()
+    assert sorted(names) == ["sst2/sst2_inf/dev/model_3/prediction.csv", "sst2/sst2_inf/final/model_4/prediction.csv"]
+    assert (out / "roc_sst2_inf.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "shadow trainings" in report and "| sst2_inf | 2 |" in report
+    assert main(["score", str(out / "submission.zip"), "--solutions", str(built / "answers"),
+                 "--plot-dir", str(tmp_path)]) == 0
+
+
+def test_bad_attack_config_names_file_and_key(built, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("attack: loss\nplan: {kind: pool, shadows: 3}\n")
+    assert main(["attack", "--challenge", str(built / "challenge"), "--config", str(bad), "--out",
+                 str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "plan" in err
+    assert not (tmp_path / "o" / "submission.zip").exists()
+
+
+def test_tiny_config_is_what_it_says():
+    from farm.mini import load_config
+
+    config = load_config(CONFIG)
+    assert config.models == {"train": 3, "dev": 1, "final": 1}
+    json.dumps(config.population)
