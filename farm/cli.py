@@ -244,8 +244,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="Ray Tune: choose shadow recipe, DP variant, pool size and attack per scenario",
+        description="Reads TREE and CONFIG (configs/tune-*.yaml: search space, budget). Per scenario, runs a "
+        "Ray Tune search (Optuna + ASHA; resumed with Tuner.restore when OUT/ray_results holds an "
+        "interrupted one) whose objective is TPR@0.1FPR on a search part of the labelled train models, then "
+        "scores the best and the default configuration on the held-out train models. Writes "
+        "OUT/<scenario>/best.yaml (for farm attack --config), OUT/<scenario>/trials.csv and OUT/summary.md. "
+        "Dev/final answers are never read.",
+    )
+    p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("farm-tune"), metavar="DIR")
+    p.add_argument("--scenarios", default=None, help="comma-separated subset of scenarios")
+    _add_executor_args(p)
+    p.set_defaults(handler=_cmd_tune)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from farm.tuning import run_tune
+
+    executor = _executor(args, args.out / "store")
+    scenarios = args.scenarios.split(",") if args.scenarios else None
+    print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
+    return 0
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo,
+    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune,
 ]
 
 if __name__ == "__main__":

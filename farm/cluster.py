@@ -32,9 +32,9 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
-    else:  # a private single-machine instance: keep it on loopback
+    else:  # a private single-machine instance on loopback; FARM_RAY_TMPDIR picks its session folder
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+                 _node_ip_address="127.0.0.1", _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
 
 
 _CONTEXTS: dict[str, Any] = {}  # per worker process: a cache of inputs across tasks, never part of a result

@@ -32,7 +32,7 @@ class Store:
     def __init__(self, root: str | Path):
         import fsspec
 
-        self.uri = str(root)
+        self.uri = str(root) if "://" in str(root) else str(Path(root).resolve())
         self.fs, self.root = fsspec.core.url_to_fs(self.uri)
         self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
         self.fs.makedirs(self.root, exist_ok=True)

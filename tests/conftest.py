@@ -62,3 +62,24 @@ def tiny_challenge(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_answers(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "answers", answers=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory):
+    """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its store."""
+    import ray
+
+    from farm.cluster import Executor
+    from farm.mini import make_challenge
+    from farm.store import Store
+
+    out = tmp_path_factory.mktemp("tiny-built")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        make_challenge("tests/data/tiny-mini.yaml", out, Executor(Store(out / "store"), progress=None))
+    finally:
+        if started:
+            ray.shutdown()
+    return out

@@ -31,11 +31,11 @@ def built(local_ray, tmp_path_factory):
 def test_tree_is_a_valid_challenge(built):
     ch = read_challenge(built / "challenge")
     assert ch.scenarios() == ["sst2_inf"] and ch.constants.n_total == 300
-    assert [m.phase for m in ch.models] == ["train"] * 3 + ["dev", "final"]
+    assert [m.phase for m in ch.models] == ["train"] * 4 + ["dev", "final"]
     dev = ch.select("sst2_inf", "dev")[0]
     assert dev.seed_training is None and dev.solution is None  # dev/final hold only seed_challenge and weights
     answers = read_challenge(built / "answers", require_weights=False)
-    assert [m.model_id for m in answers.models] == [3, 4] and all(m.solution is not None for m in answers.models)
+    assert [m.model_id for m in answers.models] == [4, 5] and all(m.solution is not None for m in answers.models)
     from farm.models import load_model
 
     load_model(dev.path)  # weights load safely
@@ -56,7 +56,7 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     assert "| sst2_inf | train (leave-one-out) | lira_online | pool K=2 |" in printed
     assert "| sst2_inf | dev |" in printed and "| sst2_inf | final |" in printed
     names = zipfile.ZipFile(out / "submission.zip").namelist()
-    assert sorted(names) == ["sst2/sst2_inf/dev/model_3/prediction.csv", "sst2/sst2_inf/final/model_4/prediction.csv"]
+    assert sorted(names) == ["sst2/sst2_inf/dev/model_4/prediction.csv", "sst2/sst2_inf/final/model_5/prediction.csv"]
     assert (out / "roc_sst2_inf.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "shadow trainings" in report and "| sst2_inf | 2 |" in report
@@ -78,5 +78,5 @@ def test_tiny_config_is_what_it_says():
     from farm.mini import load_config
 
     config = load_config(CONFIG)
-    assert config.models == {"train": 3, "dev": 1, "final": 1}
+    assert config.models == {"train": 4, "dev": 1, "final": 1}
     json.dumps(config.population)

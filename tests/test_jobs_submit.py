@@ -84,4 +84,4 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
     assert "succeeded" in (result.stdout + result.stderr).lower()
     from farm.challenge import read_challenge
 
-    assert len(read_challenge(out / "challenge").models) == 5
+    assert len(read_challenge(out / "challenge").models) == 6

@@ -1,0 +1,61 @@
+"""An interrupted `farm tune` (driver and its Ray killed) resumes with Tuner.restore and completes the search.
+
+Its own module, so that no other Ray instance of the test process is alive while the subprocess runs.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+TUNE = "tests/data/tiny-tune.yaml"
+
+
+def _kill_tree(proc, temp):
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if temp in " ".join(p.info["cmdline"] or []):
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
+    out = tmp_path / "tune"
+    temp = f"/tmp/farm-tune-{os.getpid()}"
+    env = {**os.environ, "FARM_RAY_TMPDIR": temp, "TUNE_GLOBAL_CHECKPOINT_S": "0"}  # save state every step
+    cmd = [sys.executable, "-m", "farm.cli", "tune", "--challenge", str(tiny_built / "challenge"), "--config", TUNE,
+           "--out", str(out), "--store", str(tmp_path / "store")]  # a fresh store: trials must train
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    experiment = out / "ray_results" / "tune_sst2_inf"
+    try:
+        deadline = time.time() + 300
+        while not _finished_trials(experiment):
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline
+            time.sleep(0.5)
+    finally:
+        _kill_tree(proc, temp)
+    assert not (out / "sst2_inf" / "best.yaml").exists()  # interrupted before the end
+    done_before = _finished_trials(experiment)
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    _kill_tree(proc, temp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout + again.stderr
+    assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
+    assert done_before >= 1
+
+
+def _finished_trials(experiment: Path) -> int:
+    """Trials the saved experiment state records as finished."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    return states[-1].read_text().count("TERMINATED") if states else 0
