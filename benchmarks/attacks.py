@@ -21,8 +21,16 @@ from farm.attacks import run_attack
 from farm.challenge import read_challenge
 from farm.cluster import Executor, ensure_ray
 from farm.data import load_population
-from farm.driver import (AttackConfig, build_signals, infer_jobs, read_inputs, scenario_data, score_phase,
-                         shadows_for, train_jobs)
+from farm.driver import (
+    AttackConfig,
+    build_signals,
+    infer_jobs,
+    read_inputs,
+    scenario_data,
+    score_phase,
+    shadows_for,
+    train_jobs,
+)
 from farm.metrics import score
 from farm.plans import PlanSpec
 from farm.store import Store

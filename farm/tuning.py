@@ -125,7 +125,7 @@ def subset(data: ScenarioData, keep: list[int]) -> ScenarioData:
 def best_attack(signals: Any, data: ScenarioData, targets: list[int], attacks: list[str]) -> tuple[str, dict, float]:
     """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled, leave-one-out)."""
     y = np.concatenate([signals.solution(t) for t in targets])
-    best = ("loss", {}, -1.0)
+    best: tuple[str, dict, float] = ("loss", {}, -1.0)
     for name in attacks:
         for params in ATTACK_GRID[name]:
             s = run_attack(name, signals, np.asarray(targets), **params)
@@ -168,7 +168,8 @@ class Objective:
             executor.run(infers, title="trial inference")
             signals = build_signals(part, shadows, infers, executor.store, labels)
             name, attack_params, tpr = best_attack(signals, part, list(range(len(search))), self.tune_config.attacks)
-            seconds = sum(executor.store.manifest(j.key)["meta"]["seconds"] for j in [*trains, *infers])
+            jobs: list[Any] = [*trains, *infers]
+            seconds = sum(executor.store.manifest(j.key)["meta"]["seconds"] for j in jobs)
             tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
                          "job_seconds": seconds, "train_keys": ",".join(t.key[:16] for t in trains)})
 
@@ -244,9 +245,10 @@ def _plain(value: Any) -> Any:
 
 
 def config_yaml(config: AttackConfig) -> str:
-    data = {"attack": config.attack, "params": dict(config.params), "plan": to_dict(config.plan),
-            "recipe": config.recipe, "normalize": config.normalize}
-    data["plan"]["phases"] = list(data["plan"]["phases"])
+    plan = to_dict(config.plan)
+    plan["phases"] = list(plan["phases"])
+    data = {"attack": config.attack, "params": dict(config.params), "plan": plan, "recipe": config.recipe,
+            "normalize": config.normalize}
     return yaml.safe_dump(data, sort_keys=False)
 
 
