@@ -15,7 +15,6 @@ Each tree is assembled in a temporary folder and renamed into place: a crash lea
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -153,9 +152,6 @@ def _write_target(challenge: Path, answers: Path, scenario: str, phase: str, mod
     write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],
                 seed_training=seeds[1] if labelled else None, seed_membership=seeds[2] if labelled else None,
                 solution=split.solution if labelled else None, model_files=files)
-    meta = json.loads((model_dir / "farm.json").read_text())
-    (challenge / scenario / phase / name / "farm.json").write_text(json.dumps(
-        {k: meta[k] for k in ("steps", "n_train", "dp") if k in meta}, indent=1) + "\n")
     if not labelled:
         write_model(answers / scenario / phase / name, seed_challenge=seeds[0], seed_training=seeds[1],
                     seed_membership=seeds[2], solution=split.solution)

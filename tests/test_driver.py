@@ -80,3 +80,9 @@ def test_tiny_config_is_what_it_says():
     config = load_config(CONFIG)
     assert config.models == {"train": 4, "dev": 1, "final": 1}
     json.dumps(config.population)
+
+
+def test_dev_and_final_folders_hold_only_seed_and_weights(built):
+    for phase in ("dev", "final"):
+        for mdir in (built / "challenge" / "sst2_inf" / phase).iterdir():
+            assert sorted(p.name for p in mdir.iterdir()) == ["config.json", "model.safetensors", "seed_challenge"]
