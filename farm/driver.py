@@ -173,6 +173,7 @@ class ScenarioResult:
     trainings: int
     job_seconds: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # the loss attack on the same phases
 
 
 def attack_scenario(ch: Challenge, inputs: Inputs, name: str, config: AttackConfig, executor: Any,
@@ -197,6 +198,9 @@ def attack_scenario(ch: Challenge, inputs: Inputs, name: str, config: AttackConf
     result = ScenarioResult(name, config, {m.model_id: raw[m.model_id] for m in data.models if m.phase != "train"},
                             phases, len(trains), seconds)
     result.curves = _curves(data, raw, solutions)
+    loss = run_attack("loss", signals, targets)
+    loss_raw = {m.model_id: loss[i] for i, m in enumerate(data.models)}
+    result.baseline = {p: r for p in phases if (r := score_phase(signals, data, p, loss_raw, solutions))}
     return result
 
 

@@ -20,6 +20,9 @@ def score_table(results: list[Any]) -> str:
             label = f"{phase} (leave-one-out)" if phase == "train" else phase
             cells = " | ".join(f"{metrics[c]:.3f}" for c in COLUMNS)
             lines.append(f"| {r.name} | {label} | {r.config.attack} | {plan} | {cells} |")
+            if phase in r.baseline and r.config.attack != "loss":
+                cells = " | ".join(f"{r.baseline[phase][c]:.3f}" for c in COLUMNS)
+                lines.append(f"| {r.name} | {label} | loss (baseline) | none | {cells} |")
     return "\n".join(lines)
 
 

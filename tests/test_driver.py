@@ -55,6 +55,7 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| sst2_inf | train (leave-one-out) | lira_online | pool K=2 |" in printed
     assert "| sst2_inf | dev |" in printed and "| sst2_inf | final |" in printed
+    assert "| sst2_inf | dev | loss (baseline) | none |" in printed
     names = zipfile.ZipFile(out / "submission.zip").namelist()
     assert sorted(names) == ["sst2/sst2_inf/dev/model_4/prediction.csv", "sst2/sst2_inf/final/model_5/prediction.csv"]
     assert (out / "roc_sst2_inf.png").read_bytes()[:4] == b"\x89PNG"
