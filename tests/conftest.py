@@ -64,6 +64,18 @@ def tiny_answers(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "answers", answers=True)
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private Ray instance on loopback with 2 CPUs for one test module (shut down after it)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory):
     """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its store."""

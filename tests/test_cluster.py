@@ -5,7 +5,6 @@ import signal
 import threading
 import time
 
-import pytest
 import ray
 
 from farm.cluster import Executor
@@ -14,15 +13,6 @@ from farm.store import Store
 from tests.jobs_fixture import TOKENIZER, train_jobs
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _wait_for_training_worker(timeout: float = 60.0) -> int:

@@ -4,21 +4,11 @@ import json
 import zipfile
 
 import pytest
-import ray
 
 from farm.challenge import read_challenge
 from farm.cli import main
 
 CONFIG, ATTACK = "tests/data/tiny-mini.yaml", "tests/data/tiny-attack.yaml"
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

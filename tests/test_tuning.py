@@ -1,8 +1,6 @@
 """farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and resume."""
 
 import numpy as np
-import pytest
-import ray
 
 from farm.challenge import read_challenge
 from farm.cli import main
@@ -10,15 +8,6 @@ from farm.driver import load_attack_config, scenario_data
 from farm.tuning import load_tune_config, split_train_models, trial_recipe
 
 TUNE = "tests/data/tiny-tune.yaml"
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_split_is_disjoint_and_stable(tiny_built):
