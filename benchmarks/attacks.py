@@ -33,6 +33,7 @@ from farm.driver import (
 )
 from farm.metrics import score
 from farm.plans import PlanSpec
+from farm.run import job_seconds
 from farm.store import Store
 
 MATCHED = {"sst2_inf": "mini-inf", "sst2_hi": "mini-sst2-hi", "sst2_lo": "mini-sst2-lo"}
@@ -87,7 +88,7 @@ def main() -> None:
                 infers = infer_jobs(data, inputs, trains)
                 executor.run(trains, title=f"{scenario} {name} shadows")
                 executor.run(infers, title=f"{scenario} {name} inference")
-                seconds = sum(executor.store.manifest(j.key)["meta"]["seconds"] for j in [*trains, *infers])
+                seconds = job_seconds(executor.store, [*trains, *infers])
                 cache[key] = (build_signals(data, shadows, infers, executor.store, labels), len(trains), seconds)
             signals, n_train, seconds = cache[key]
             scores = run_attack(attack, signals, np.arange(len(data.models)), **params)

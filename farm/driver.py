@@ -193,8 +193,9 @@ def attack_scenario(ch: Challenge, inputs: Inputs, name: str, config: AttackConf
     if answers is not None:
         solutions.update({m.model_id: m.solution for m in answers.select(name) if m.solution is not None})
     phases = {p: r for p in ("train", "dev", "final") if (r := score_phase(signals, data, p, raw, solutions))}
-    jobs: list[TrainJob | InferJob] = [*trains, *infers]
-    seconds = sum(executor.store.manifest(j.key)["meta"].get("seconds", 0.0) for j in jobs)
+    from farm.run import job_seconds
+
+    seconds = job_seconds(executor.store, [*trains, *infers])
     result = ScenarioResult(name, config, {m.model_id: raw[m.model_id] for m in data.models if m.phase != "train"},
                             phases, len(trains), seconds)
     result.curves = _curves(data, raw, solutions)

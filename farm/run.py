@@ -119,5 +119,10 @@ def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarr
     return arrays["indices"], arrays["logits"]
 
 
+def job_seconds(store: Store, jobs: list[Any]) -> float:
+    """Seconds the stored results of ``jobs`` took to compute (as recorded in their manifests)."""
+    return float(sum(store.manifest(job.key)["meta"].get("seconds", 0.0) for job in jobs))
+
+
 def clear_cache(ctx: Context) -> None:
     shutil.rmtree(ctx.cache_dir, ignore_errors=True)

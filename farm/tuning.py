@@ -34,6 +34,7 @@ from farm.driver import (
 from farm.errors import ConfigError, FarmError
 from farm.metrics import score
 from farm.plans import PlanSpec
+from farm.run import job_seconds
 from farm.spec import DPConfig, Recipe, to_dict
 
 ATTACK_GRID: dict[str, list[dict]] = {
@@ -168,8 +169,7 @@ class Objective:
             executor.run(infers, title="trial inference")
             signals = build_signals(part, shadows, infers, executor.store, labels)
             name, attack_params, tpr = best_attack(signals, part, list(range(len(search))), self.tune_config.attacks)
-            jobs: list[Any] = [*trains, *infers]
-            seconds = sum(executor.store.manifest(j.key)["meta"]["seconds"] for j in jobs)
+            seconds = job_seconds(executor.store, [*trains, *infers])
             tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
                          "job_seconds": seconds, "train_keys": ",".join(t.key[:16] for t in trains)})
 
