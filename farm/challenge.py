@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from farm.errors import ChallengeFormatError, SplitError
-from farm.fsutil import atomic_write_bytes, atomic_write_text
+from farm.fsutil import atomic_write_text
 from farm.splits import (
     MICO_LEN_CHALLENGE,
     MICO_LEN_TRAINING,
@@ -300,7 +300,6 @@ __all__ = [
     "ChallengeConstants",
     "ModelEntry",
     "PHASES",
-    "atomic_write_bytes",
     "read_challenge",
     "read_constants",
     "read_model",

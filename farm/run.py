@@ -9,7 +9,6 @@ fetched models) across jobs of one worker.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -123,6 +122,3 @@ def job_seconds(store: Store, jobs: list[Any]) -> float:
     """Seconds the stored results of ``jobs`` took to compute (as recorded in their manifests)."""
     return float(sum(store.manifest(job.key)["meta"].get("seconds", 0.0) for job in jobs))
 
-
-def clear_cache(ctx: Context) -> None:
-    shutil.rmtree(ctx.cache_dir, ignore_errors=True)

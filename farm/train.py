@@ -130,7 +130,7 @@ def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: 
     """
     micro = [batch[i : i + perf.micro_batch] for i in range(0, batch.size, perf.micro_batch)]
     if not micro:  # an empty Poisson batch: a noise-only DP step
-        _zero_grads(model)
+        _zero_grads(model, per_sample=perf.grad_sample_mode == "hooks")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return
@@ -170,11 +170,12 @@ def _make_private(model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPPl
     return model, optimizer, criterion
 
 
-def _zero_grads(model: torch.nn.Module) -> None:
+def _zero_grads(model: torch.nn.Module, *, per_sample: bool) -> None:
+    """Zero gradients for a noise-only step; hooks mode also needs one zero per-sample gradient to clip."""
     for p in model.parameters():
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
-            if hasattr(p, "grad_sample"):
+            if per_sample:
                 p.grad_sample = torch.zeros((1, *p.shape), device=p.device, dtype=p.dtype)
 
 

@@ -99,3 +99,13 @@ def test_poisson_sampling_run(tmp_path):
     assert meta["steps"] == 2 * 12
     assert 0.6 * 2 * N < meta["examples_seen"] < 1.4 * 2 * N
     assert meta["dp"]["epsilon"] > 0
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_empty_poisson_batches_take_noise_only_steps(tmp_path, mode):
+    """q = 1/300: about a third of the Poisson batches are empty; each still takes one (noise-only) DP step."""
+    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=1,
+                    dp=DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, sampling="poisson"))
+    out, meta, after = _run(tmp_path, f"empty-{mode}", recipe, Perf(grad_sample_mode=mode))
+    assert meta["steps"] == N and 200 < meta["examples_seen"] < 400  # ~110 of the 300 batches are empty
+    assert all(torch.isfinite(v).all() for v in after.values())
