@@ -176,7 +176,7 @@ def _zero_grads(model: torch.nn.Module, *, per_sample: bool) -> None:
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
             if per_sample:
-                p.grad_sample = torch.zeros((1, *p.shape), device=p.device, dtype=p.dtype)
+                p.grad_sample = torch.zeros((1, *p.shape), device=p.device, dtype=p.dtype)  # type: ignore[attr-defined]
 
 
 def _schedule(optimizer: Any, recipe: Recipe, total_steps: int) -> Any:
