@@ -23,17 +23,13 @@ from farm.cluster import Executor, ensure_ray
 from farm.data import load_population
 from farm.driver import (
     AttackConfig,
-    build_signals,
-    infer_jobs,
+    collect_signals,
     read_inputs,
     scenario_data,
     score_phase,
-    shadows_for,
-    train_jobs,
 )
 from farm.metrics import score
 from farm.plans import PlanSpec
-from farm.run import job_seconds
 from farm.store import Store
 
 MATCHED = {"sst2_inf": "mini-inf", "sst2_hi": "mini-sst2-hi", "sst2_lo": "mini-sst2-lo"}
@@ -83,13 +79,8 @@ def main() -> None:
             config = AttackConfig(attack=attack, params=params, plan=plan, recipe=recipe)
             key = (plan, recipe)
             if key not in cache:
-                shadows = shadows_for(data, config, inputs.n_total)
-                trains = train_jobs(data, config, inputs, shadows)
-                infers = infer_jobs(data, inputs, trains)
-                executor.run(trains, title=f"{scenario} {name} shadows")
-                executor.run(infers, title=f"{scenario} {name} inference")
-                seconds = job_seconds(executor.store, [*trains, *infers])
-                cache[key] = (build_signals(data, shadows, infers, executor.store, labels), len(trains), seconds)
+                got = collect_signals(data, config, inputs, executor, labels)
+                cache[key] = (got.signals, got.trainings, got.job_seconds)
             signals, n_train, seconds = cache[key]
             scores = run_attack(attack, signals, np.arange(len(data.models)), **params)
             raw = {m.model_id: scores[i] for i, m in enumerate(data.models)}
@@ -97,7 +88,7 @@ def main() -> None:
             y = np.concatenate([solutions[i] for i in ids])
             s = np.nan_to_num(np.concatenate([raw[i] for i in ids]), nan=0.0)
             metrics = score(y, s)
-            loo = score_phase(signals, data, "train", raw, solutions)
+            loo = score_phase(data, "train", raw, solutions)
             out.append({"scenario": scenario, "row": name, "TPR@0.1": metrics["TPR_FPR_1000"],
                         "TPR@0.01": metrics["TPR_FPR_100"], "AUC": metrics["AUC"],
                         "train LOO TPR@0.1": loo["TPR_FPR_1000"] if loo else float("nan"),

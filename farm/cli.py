@@ -58,21 +58,15 @@ def _add_splits(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_splits(args: argparse.Namespace) -> int:
-    from farm.challenge import SEED_FILES, read_constants, read_seed
-    from farm.errors import ChallengeFormatError
-    from farm.splits import split_model
+    from farm.challenge import read_constants, read_model
 
     mdir: Path = args.model_dir
-    if not (mdir / "seed_challenge").is_file():
-        raise ChallengeFormatError(f"{mdir / 'seed_challenge'}: missing seed file")
-    seeds = {n: read_seed(mdir / n) if (mdir / n).is_file() else None for n in SEED_FILES}
-    seed_challenge = read_seed(mdir / "seed_challenge")
-    root = mdir.resolve().parents[2] if len(mdir.resolve().parents) > 2 else mdir
-    constants = read_constants(root)
-    split = split_model(
-        seed_challenge, seeds["seed_training"], seeds["seed_membership"],
-        n_total=constants.n_total, len_training=constants.len_training, len_challenge=constants.len_challenge,
-    )
+    parents = mdir.resolve().parents
+    constants = read_constants(parents[2] if len(parents) > 2 else mdir)
+    entry = read_model(mdir, "", "", 0, constants, require_weights=False)
+    seeds = {"seed_challenge": entry.seed_challenge, "seed_training": entry.seed_training,
+             "seed_membership": entry.seed_membership}
+    split = entry.split(constants)
     json.dump({"seeds": seeds, "constants": constants.to_json(), **split.as_dict()}, sys.stdout)
     sys.stdout.write("\n")
     return 0

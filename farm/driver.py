@@ -147,14 +147,48 @@ def build_signals(data: ScenarioData, shadows: list[Shadow], infers: list[InferJ
     return Signals(logits, labels[data.records], np.stack(rows), np.stack(cols), labelled)
 
 
-def score_phase(signals: Signals, data: ScenarioData, phase: str, raw: dict, solutions: dict) -> dict | None:
-    """MICO metrics of one phase from raw scores and solutions keyed by model id (None if unlabelled)."""
+@dataclass
+class Collected:
+    """Signals of a scenario (or part of it) under a plan, and what producing them cost."""
+
+    signals: Signals
+    trainings: int
+    job_seconds: float
+    train_keys: list[str]
+
+
+def collect_signals(data: ScenarioData, config: AttackConfig, inputs: Inputs, executor: Any, labels: np.ndarray,
+                    *, part: ScenarioData | None = None, title: str = "") -> Collected:
+    """Plan's shadows (over all of ``data``'s records) -> train -> infer ``part`` (default: every model) and the
+    shadows -> ``Signals``. Jobs already in the store are not run again."""
+    from farm.run import job_seconds
+
+    part = part or data
+    shadows = shadows_for(data, config, inputs.n_total)
+    trains = train_jobs(data, config, inputs, shadows)
+    infers = infer_jobs(part, inputs, trains)
+    executor.run(trains, title=f"{title or data.name} shadows")
+    executor.run(infers, title=f"{title or data.name} inference")
+    signals = build_signals(part, shadows, infers, executor.store, labels)
+    return Collected(signals, len(trains), job_seconds(executor.store, [*trains, *infers]), [t.key for t in trains])
+
+
+def pooled(data: ScenarioData, phase: str, raw: dict, solutions: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels and finite scores of every labelled model of ``phase`` concatenated (one threshold, as MICO scores);
+    NaN counts as the lowest score, infinities as the extremes. None when the phase has no labelled model."""
     ids = [m.model_id for m in data.models if m.phase == phase and m.model_id in solutions]
     if not ids:
         return None
-    y = np.concatenate([solutions[i] for i in ids])
-    s = np.concatenate([raw[i] for i in ids])
-    return score(y, np.nan_to_num(s, nan=np.nanmin(s) if np.isfinite(s).any() else 0.0))
+    s = np.concatenate([raw[i] for i in ids]).astype(np.float64)
+    finite = s[np.isfinite(s)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    return np.concatenate([solutions[i] for i in ids]), np.nan_to_num(s, nan=lo, posinf=hi + 1, neginf=lo - 1)
+
+
+def score_phase(data: ScenarioData, phase: str, raw: dict, solutions: dict) -> dict | None:
+    """MICO metrics of one phase from raw scores and solutions keyed by model id (None if unlabelled)."""
+    got = pooled(data, phase, raw, solutions)
+    return score(*got) if got else None
 
 
 def read_inputs(challenge_root: str | Path) -> tuple[Challenge, Inputs]:
@@ -180,28 +214,21 @@ def attack_scenario(ch: Challenge, inputs: Inputs, name: str, config: AttackConf
                     answers: Challenge | None, labels: np.ndarray) -> ScenarioResult:
     """Plan -> train shadows -> infer -> signals -> attack; metrics on train (leave-one-out) and answered phases."""
     data = scenario_data(ch, name)
-    shadows = shadows_for(data, config, inputs.n_total)
-    trains = train_jobs(data, config, inputs, shadows)
-    infers = infer_jobs(data, inputs, trains)
-    executor.run(trains, title=f"{name} shadows")
-    executor.run(infers, title=f"{name} inference")
-    signals = build_signals(data, shadows, infers, executor.store, labels)
+    collected = collect_signals(data, config, inputs, executor, labels)
+    signals = collected.signals
     targets = np.arange(len(data.models))
     scores = run_attack(config.attack, signals, targets, **config.params)
     raw = {m.model_id: scores[i] for i, m in enumerate(data.models)}
     solutions = {m.model_id: m.solution for m in data.models if m.solution is not None}
     if answers is not None:
         solutions.update({m.model_id: m.solution for m in answers.select(name) if m.solution is not None})
-    phases = {p: r for p in ("train", "dev", "final") if (r := score_phase(signals, data, p, raw, solutions))}
-    from farm.run import job_seconds
-
-    seconds = job_seconds(executor.store, [*trains, *infers])
+    phases = {p: r for p in ("train", "dev", "final") if (r := score_phase(data, p, raw, solutions))}
     result = ScenarioResult(name, config, {m.model_id: raw[m.model_id] for m in data.models if m.phase != "train"},
-                            phases, len(trains), seconds)
+                            phases, collected.trainings, collected.job_seconds)
     result.curves = _curves(data, raw, solutions)
     loss = run_attack("loss", signals, targets)
     loss_raw = {m.model_id: loss[i] for i, m in enumerate(data.models)}
-    result.baseline = {p: r for p in phases if (r := score_phase(signals, data, p, loss_raw, solutions))}
+    result.baseline = {p: r for p in phases if (r := score_phase(data, p, loss_raw, solutions))}
     return result
 
 
@@ -210,11 +237,8 @@ def _curves(data: ScenarioData, raw: dict, solutions: dict) -> dict:
 
     curves = {}
     for phase in ("train", "dev", "final"):
-        ids = [m.model_id for m in data.models if m.phase == phase and m.model_id in solutions]
-        if ids:
-            y = np.concatenate([solutions[i] for i in ids])
-            s = np.nan_to_num(np.concatenate([raw[i] for i in ids]), nan=0.0, posinf=1e9, neginf=-1e9)
-            fpr, tpr, _ = roc_curve(y, s)
+        if got := pooled(data, phase, raw, solutions):
+            fpr, tpr, _ = roc_curve(*got)
             curves[phase] = (fpr, tpr)
     return curves
 

@@ -8,6 +8,7 @@ reported by ``verify`` and never loaded; callers recompute it (``farm.run.run_sp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -155,9 +156,20 @@ class Store:
 
 
 def fingerprint(path: str | Path) -> str:
-    """sha256 over the names and contents of the files under ``path`` (a file or a directory)."""
-    path = Path(path)
+    """sha256 over the names and contents of the files under ``path`` (a file or a directory).
+
+    Memoised per process on each file's (size, mtime): a driver or a Tune trial that builds job specs for the
+    same model folders again does not re-hash hundreds of MB of weights.
+    """
+    path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _fingerprint(path, stamp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(path: Path, stamp: tuple) -> str:
+    files = [Path(name) for name, _, _ in stamp]
     h = hashlib.sha256()
     for p in files:
         h.update(p.relative_to(path).as_posix().encode() if p != path else p.name.encode())

@@ -24,17 +24,13 @@ from farm.config import load_recipe, read_yaml, typed
 from farm.driver import (
     AttackConfig,
     ScenarioData,
-    build_signals,
-    infer_jobs,
+    collect_signals,
     read_inputs,
     scenario_data,
-    shadows_for,
-    train_jobs,
 )
 from farm.errors import ConfigError, FarmError
 from farm.metrics import score
 from farm.plans import PlanSpec
-from farm.run import job_seconds
 from farm.spec import DPConfig, Recipe, to_dict
 
 ATTACK_GRID: dict[str, list[dict]] = {
@@ -162,16 +158,11 @@ class Objective:
         for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
             config = AttackConfig(plan=PlanSpec(kind="pool", shadows=k, group=self.tune_config.group),
                                   recipe=to_dict(recipe))
-            shadows = shadows_for(data, config, inputs.n_total)
-            trains = train_jobs(data, config, inputs, shadows)
-            infers = infer_jobs(part, inputs, trains)
-            executor.run(trains, title="trial shadows")
-            executor.run(infers, title="trial inference")
-            signals = build_signals(part, shadows, infers, executor.store, labels)
-            name, attack_params, tpr = best_attack(signals, part, list(range(len(search))), self.tune_config.attacks)
-            seconds = job_seconds(executor.store, [*trains, *infers])
+            got = collect_signals(data, config, inputs, executor, labels, part=part, title="trial")
+            name, attack_params, tpr = best_attack(got.signals, part, list(range(len(search))),
+                                                   self.tune_config.attacks)
             tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
-                         "job_seconds": seconds, "train_keys": ",".join(t.key[:16] for t in trains)})
+                         "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys)})
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -261,17 +252,12 @@ def held_out_score(challenge: str | Path, scenario: str, config: AttackConfig, t
     data = scenario_data(ch, scenario)
     search, held = split_train_models(data, tune_config.held_out, tune_config.seed)
     keep = sorted(search + held)
-    part = subset(data, keep)
-    shadows = shadows_for(data, config, inputs.n_total)
-    trains = train_jobs(data, config, inputs, shadows)
-    infers = infer_jobs(part, inputs, trains)
-    executor.run(trains, title=f"{scenario} held-out shadows")
-    executor.run(infers, title=f"{scenario} held-out inference")
-    signals = build_signals(part, shadows, infers, executor.store, load_population(inputs.population).labels)
+    labels = load_population(inputs.population).labels
+    got = collect_signals(data, config, inputs, executor, labels, part=subset(data, keep), title=f"{scenario} held-out")
     targets = [keep.index(i) for i in held]
-    y = np.concatenate([signals.solution(t) for t in targets])
-    s = run_attack(config.attack, signals, np.asarray(targets), **config.params)
-    return float(score(y, np.nan_to_num(s.ravel(), nan=0.0))["TPR_FPR_1000"]), len(trains)
+    y = np.concatenate([got.signals.solution(t) for t in targets])
+    s = run_attack(config.attack, got.signals, np.asarray(targets), **config.params)
+    return float(score(y, np.nan_to_num(s.ravel(), nan=0.0))["TPR_FPR_1000"]), got.trainings
 
 
 def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,

@@ -27,3 +27,24 @@ def tiny_setup(n: int = 400, seed: int = 0, tok_dir: str | None = None):
 
 def indices(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
+
+
+def kill_ray_instance(temp_dir: str, pid: int) -> None:
+    """Kill exactly one Ray instance started by a test: the processes whose command line names its temp dir,
+    and the process group led by ``pid`` (the command that started it). Never other Ray instances."""
+    import os
+    import signal
+
+    import psutil
+
+    victims = [p for p in psutil.process_iter(["pid", "cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
+    for p in victims:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    psutil.wait_procs(victims, timeout=10)

@@ -12,8 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.helpers import kill_ray_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,21 +44,7 @@ def head():
         yield f"http://127.0.0.1:{dash}", env
     finally:
         proc.terminate()
-        _kill_head(temp, proc.pid)
-
-
-def _kill_head(temp, pid):
-    victims = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(p.info["cmdline"] or [])
-        if temp in cmdline or p.info["pid"] == pid:
-            victims.append(p)
-    for p in victims:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(victims, timeout=10)
+        kill_ray_instance(temp, proc.pid)
 
 
 def _submit(address, env, *entrypoint, timeout=600):

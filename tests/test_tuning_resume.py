@@ -4,28 +4,14 @@ Its own module, so that no other Ray instance of the test process is alive while
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
+from tests.helpers import kill_ray_instance
 
 TUNE = "tests/data/tiny-tune.yaml"
-
-
-def _kill_tree(proc, temp):
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        if temp in " ".join(p.info["cmdline"] or []):
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
@@ -44,11 +30,11 @@ def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
             assert time.time() < deadline
             time.sleep(0.5)
     finally:
-        _kill_tree(proc, temp)
+        kill_ray_instance(temp, proc.pid)
     assert not (out / "sst2_inf" / "best.yaml").exists()  # interrupted before the end
     done_before = _finished_trials(experiment)
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    _kill_tree(proc, temp)
+    kill_ray_instance(temp, proc.pid)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout + again.stderr
     assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
