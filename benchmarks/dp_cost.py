@@ -17,7 +17,7 @@ import torch
 from benchmarks.common import sst2_population, table, timer, tokenizer_for
 from farm.config import load_recipe
 from farm.data import tokenize
-from farm.spec import ModelSpec, Perf
+from farm.recipes import ModelSpec, Perf
 from farm.train import train
 
 

@@ -20,7 +20,7 @@ from benchmarks.common import sst2_population, table, timer, tokenizer_for
 from farm.config import load_recipe
 from farm.data import tokenize
 from farm.infer import logits_of
-from farm.spec import Perf, Recipe
+from farm.recipes import Perf, Recipe
 from farm.train import train
 
 BASE_RECIPE = Recipe(epochs=3, learning_rate=1e-3, batch_size=32)

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.common import sst2_population, table, timer, tokenizer_for
 from farm.data import tokenize
-from farm.spec import ModelSpec, Perf, Recipe, TinyModel
+from farm.recipes import ModelSpec, Perf, Recipe, TinyModel
 from farm.train import train
 
 

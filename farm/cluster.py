@@ -1,7 +1,7 @@
 """The executor: ships frozen job specs to Ray tasks and collects small result dicts.
 
 Tasks (not actors) so that Ray's own retries cover a killed worker or a lost node: the task is re-run elsewhere
-and ``run_spec`` skips whatever it had already finished. A worker process keeps a ``farm.run.Context``
+and ``run_job`` skips whatever it had already finished. A worker process keeps a ``farm.run.Context``
 (tokenized populations, tokenizers, fetched models) across the tasks it runs, so a population is tokenized once
 per worker, not per job. Jobs whose key already holds a valid store entry are never sent. Results are written
 by the workers straight to the store; tasks return only keys and timings (a few hundred bytes, inlined).
@@ -20,7 +20,7 @@ from typing import Any
 import ray
 
 from farm.jobs import Job
-from farm.spec import Perf, to_dict
+from farm.recipes import Perf, to_dict
 from farm.store import Store
 
 
@@ -44,18 +44,18 @@ def run_chunk(store_uri: str, perf: dict, threads: int, jobs: list[Job]) -> list
     """Run ``jobs`` in one worker process, sharing its context (tokenized population, tokenizers, models).
 
     A task killed with its worker or node is retried by Ray (``max_retries``); jobs already in the store are
-    skipped by ``run_spec``, so a retry only redoes unfinished work.
+    skipped by ``run_job``, so a retry only redoes unfinished work.
     """
     import torch
 
-    from farm.run import Context, run_spec
+    from farm.run import Context, run_job
 
     torch.set_num_threads(max(1, threads))
     _quiet()
     key = json.dumps(perf, sort_keys=True)
     ctx = _CONTEXTS.setdefault(key, Context(perf=Perf(**perf)))
     store = Store(store_uri)
-    return [{**run_spec(job, store, ctx), "pid": os.getpid()} for job in jobs]
+    return [{**run_job(job, store, ctx), "pid": os.getpid()} for job in jobs]
 
 
 # CPU tasks reuse worker processes (keeping their contexts); num_gpus in the decorator gives every GPU task a

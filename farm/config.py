@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 
 from farm.errors import ConfigError, SpecError
-from farm.spec import Recipe, from_dict
+from farm.recipes import Recipe, from_dict
 
 T = TypeVar("T")
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"

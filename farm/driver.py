@@ -22,7 +22,7 @@ from farm.errors import ConfigError
 from farm.jobs import InferJob, Selection, TrainJob, path_ref, store_ref
 from farm.metrics import score
 from farm.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
-from farm.spec import Recipe
+from farm.recipes import Recipe
 from farm.store import fingerprint
 
 

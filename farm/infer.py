@@ -9,7 +9,7 @@ import torch
 
 from farm.data import Tokenized, length_buckets, pad_batch
 from farm.models import load_model
-from farm.spec import Perf
+from farm.recipes import Perf
 from farm.train import resolve_device
 
 

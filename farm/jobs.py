@@ -1,6 +1,6 @@
 """Job specs: small frozen dataclasses with content-addressed keys. Pure (no torch, no Ray).
 
-A key is the sha256 of canonical JSON of the job's *semantic* fields plus a spec version (``farm.spec``):
+A key is the sha256 of canonical JSON of the job's *semantic* fields plus a spec version (``farm.recipes``):
 the population, the exact record selection, the recipe with its seed, and the identity of every input
 (tokenizer, base model, model to run). Performance settings travel separately (``Perf``) and never enter a key.
 References to inputs are strings: ``store:<key>`` for an artifact of the store, or ``path:<dir>@<sha256>`` for a
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from farm.errors import SpecError
-from farm.spec import Recipe, canonical_key, to_dict
+from farm.recipes import Recipe, canonical_key, to_dict
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from farm.challenge import ASSETS, PHASES, ChallengeConstants, write_constants, 
 from farm.config import load_recipe, read_yaml, typed
 from farm.errors import ConfigError
 from farm.jobs import Selection, TokenizerJob, TrainJob, store_ref
-from farm.spec import Recipe, canonical_key
+from farm.recipes import Recipe, canonical_key
 from farm.splits import split_model
 
 

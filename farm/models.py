@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from farm.errors import ChallengeFormatError
-from farm.spec import ModelSpec
+from farm.recipes import ModelSpec
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 

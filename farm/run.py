@@ -1,4 +1,4 @@
-"""``run_spec``: the unit of work. Runs one job idempotently against a store, with no Ray in sight.
+"""``run_job``: the unit of work. Runs one job idempotently against a store, with no Ray in sight.
 
 If the job's key holds a valid entry, nothing runs. A present but corrupt entry (checksum mismatch, truncated
 file) is removed and recomputed, never loaded. Results are written to a local temporary directory and then put
@@ -20,7 +20,7 @@ import numpy as np
 from farm.data import Population, Tokenized, load_population, tokenize
 from farm.errors import SpecError
 from farm.jobs import InferJob, Job, TokenizerJob, TrainJob
-from farm.spec import Perf
+from farm.recipes import Perf
 from farm.store import Store
 
 
@@ -62,7 +62,7 @@ class Context:
         return ref
 
 
-def run_spec(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any]:
+def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any]:
     """Make sure ``job``'s artifact is in ``store``; returns ``{"key", "ran", "seconds", "label"}`` (small)."""
     ctx = ctx or Context()
     key = job.key

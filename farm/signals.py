@@ -15,7 +15,7 @@ import numpy as np
 def compute_logits(model_dir: str | Path, tokens: Any, indices: np.ndarray, *, perf: Any = None) -> np.ndarray:
     """float32 logits ``[len(indices), 2]`` of the saved model at ``model_dir`` on population ``indices``."""
     from farm.infer import logits_of
-    from farm.spec import Perf
+    from farm.recipes import Perf
 
     return logits_of(model_dir, tokens, indices, perf=perf or Perf())
 

@@ -3,7 +3,7 @@
 An entry is ``<root>/objects/<key[:2]>/<key>/`` holding artifact files and ``manifest.json`` (each file's
 sha256 and size, plus small metadata). The manifest is written last, atomically: an entry "exists" only when
 its manifest does, and it is *valid* only when every file matches its checksum. A corrupt or truncated entry is
-reported by ``verify`` and never loaded; callers recompute it (``farm.run.run_spec`` does).
+reported by ``verify`` and never loaded; callers recompute it (``farm.run.run_job`` does).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import torch
 
 from farm.data import Tokenized, pad_batch, shuffled_bucketed
 from farm.models import init_model, save_model
-from farm.spec import DPConfig, Perf, Recipe, to_dict
+from farm.recipes import DPConfig, Perf, Recipe, to_dict
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from farm.driver import (
 from farm.errors import ConfigError, FarmError
 from farm.metrics import score
 from farm.plans import PlanSpec
-from farm.spec import DPConfig, Recipe, to_dict
+from farm.recipes import DPConfig, Recipe, to_dict
 
 ATTACK_GRID: dict[str, list[dict]] = {
     "loss": [{}],

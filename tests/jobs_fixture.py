@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob, store_ref
-from farm.spec import ModelSpec, Recipe, TinyModel
+from farm.recipes import ModelSpec, Recipe, TinyModel
 
 POP = {"source": "synthetic", "n": 300, "seed": 0}
 TOKENIZER = TokenizerJob(POP, vocab_size=500, label="tokenizer")

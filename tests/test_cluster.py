@@ -8,7 +8,7 @@ import time
 import ray
 
 from farm.cluster import Executor
-from farm.spec import Perf
+from farm.recipes import Perf
 from farm.store import Store
 from tests.jobs_fixture import TOKENIZER, train_jobs
 

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 
 from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob
-from farm.spec import Recipe
+from farm.recipes import Recipe
 
 
 def test_selection_roundtrip_and_size():

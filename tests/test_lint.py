@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install -e '.[dev]')")
 def test_ruff():
-    result = subprocess.run(["ruff", "check", "farm", "tests", "benchmarks", "jobs"], cwd=ROOT,
+    result = subprocess.run(["ruff", "check", "farm", "tests", "benchmarks", "ray_jobs"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -4,7 +4,7 @@ import torch
 
 from farm.errors import ChallengeFormatError
 from farm.models import init_model, load_model, read_weights, save_model
-from farm.spec import ModelSpec, TinyModel
+from farm.recipes import ModelSpec, TinyModel
 from tests.helpers import tiny_setup
 
 

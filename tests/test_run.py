@@ -1,25 +1,25 @@
 import numpy as np
 
-from farm.run import Context, logits_from_store, run_spec
+from farm.run import Context, logits_from_store, run_job
 from farm.store import Store
 from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
 
 
-def test_run_spec_is_idempotent_and_recomputes_corrupt_entries(tmp_path):
+def test_run_job_is_idempotent_and_recomputes_corrupt_entries(tmp_path):
     store, ctx = Store(tmp_path / "store"), Context()
-    assert run_spec(TOKENIZER, store, ctx)["ran"]
+    assert run_job(TOKENIZER, store, ctx)["ran"]
     train = train_jobs(1)[0]
-    first = run_spec(train, store, ctx)
+    first = run_job(train, store, ctx)
     assert first["ran"] and store.valid(train.key)
     assert store.manifest(train.key)["meta"]["train"]["steps"] == 9
-    assert not run_spec(train, store, ctx)["ran"]  # found: nothing runs
+    assert not run_job(train, store, ctx)["ran"]  # found: nothing runs
     infer = infer_job(train)
-    run_spec(infer, store, ctx)
+    run_job(infer, store, ctx)
     indices, logits = logits_from_store(store, infer)
     assert indices.tolist() == list(range(300)) and logits.shape == (300, 2) and logits.dtype == np.float32
     weights = store.path(train.key, "model.safetensors")
     data = store.fs.cat_file(weights)
     store.fs.pipe_file(weights, data[: len(data) // 3])  # truncate
-    again = run_spec(train, store, Context())
+    again = run_job(train, store, Context())
     assert again["ran"] and store.valid(train.key)
     assert store.fs.cat_file(weights) == data  # recomputed bit for bit (same seed, CPU)

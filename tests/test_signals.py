@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from farm.models import init_model, save_model
+from farm.recipes import ModelSpec, Perf, TinyModel
 from farm.signals import compute_logits, log_softmax, logit_margin, true_label_logprob, true_label_prob
-from farm.spec import ModelSpec, Perf, TinyModel
 from tests.helpers import tiny_setup
 
 

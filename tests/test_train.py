@@ -8,7 +8,7 @@ import torch
 
 from farm.config import load_recipe
 from farm.models import read_weights
-from farm.spec import DPConfig, ModelSpec, Perf, Recipe, TinyModel
+from farm.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
 from farm.train import plan_dp, train
 from tests.helpers import tiny_setup
 

@@ -1,4 +1,4 @@
-"""`ray job submit` against a local head on loopback (token auth): a jobs/ entry point builds a mini challenge.
+"""`ray job submit` against a local head on loopback (token auth): a ray_jobs/ entry point builds a mini challenge.
 
 The test starts its own head with a private temp dir and free ports, and stops exactly the processes of that
 head (found by the temp dir in their command line), never other Ray instances on the machine.
@@ -64,7 +64,7 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
         assert time.time() < deadline, probe.stderr[-2000:]
         time.sleep(3)
     out = tmp_path / "mini"
-    result = _submit(address, env, sys.executable, "jobs/make_challenge.py", "--config",
+    result = _submit(address, env, sys.executable, "ray_jobs/make_challenge.py", "--config",
                      "tests/data/tiny-mini.yaml", "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"challenge: {out / 'challenge'}" in result.stdout

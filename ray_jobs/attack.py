@@ -1,7 +1,7 @@
 """`ray job submit` entry point: `farm attack` on the cluster the job runs in (RAY_ADDRESS is set by Ray).
 
-    ray job submit --address http://HEAD:8265 --runtime-env jobs/runtime_env.yaml -- \\
-        python jobs/attack.py ARGS...      # the same ARGS as `farm attack`
+    ray job submit --address http://HEAD:8265 --runtime-env ray_jobs/runtime_env.yaml -- \\
+        python ray_jobs/attack.py ARGS...      # the same ARGS as `farm attack`
 """
 
 import sys
