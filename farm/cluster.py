@@ -99,7 +99,7 @@ class Executor:
         """Run every job not yet in the store; stream completions with progress (done/total, ETA)."""
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
-        todo = [job for key, job in unique.items() if not self.store.valid(key)]
+        todo = [job for key, job in unique.items() if not self.store.complete(key)]
         report = Report(skipped=len(unique) - len(todo))
         if todo:
             ensure_ray()

@@ -29,7 +29,7 @@ class Context:
     """Per-worker caches keyed by canonical JSON of their inputs. ``perf`` applies to every job it runs."""
 
     perf: Perf = field(default_factory=Perf)
-    cache_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="farm-cache-")))
+    _cache: tempfile.TemporaryDirectory | None = None
     _populations: dict[str, Population] = field(default_factory=dict)
     _tokenizers: dict[str, Any] = field(default_factory=dict)
     _tokens: dict[tuple[str, str, int], Tokenized] = field(default_factory=dict)
@@ -53,6 +53,20 @@ class Context:
             self._tokens[k] = tokenize(self.population(population), self.tokenizer(tokenizer_ref, store), max_length)
         return self._tokens[k]
 
+    @property
+    def cache_dir(self) -> Path:
+        """A private folder for copies of remote store entries, made on first use and removed with the context
+        (or at interpreter exit). Local stores are read in place and never need one."""
+        if self._cache is None:
+            self._cache = tempfile.TemporaryDirectory(prefix="farm-cache-")
+        return Path(self._cache.name)
+
+    def close(self) -> None:
+        """Remove the cache folder now."""
+        if self._cache is not None:
+            self._cache.cleanup()
+            self._cache = None
+
     def resolve(self, ref: str, store: Store) -> str:
         """A local directory (or hub name) for a ``store:``/``path:`` reference."""
         if ref.startswith("store:"):
@@ -66,10 +80,10 @@ def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any
     """Make sure ``job``'s artifact is in ``store``; returns ``{"key", "ran", "seconds", "label"}`` (small)."""
     ctx = ctx or Context()
     key = job.key
+    if store.complete(key):  # metadata only: no artifact byte is read
+        return {"key": key, "ran": False, "seconds": 0.0, "label": job.label}
     if store.exists(key):
-        if not store.verify(key):
-            return {"key": key, "ran": False, "seconds": 0.0, "label": job.label}
-        store.remove(key)  # corrupt or truncated: recompute, never load
+        store.remove(key)  # truncated or corrupt: recompute, never load
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="farm-job-") as tmp:
         meta = _RUNNERS[type(job)](job, store, ctx, Path(tmp))
@@ -113,7 +127,7 @@ _RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train,
 
 
 def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices, logits)`` of a finished inference job, verified."""
+    """``(indices, logits)`` of a finished inference job (each file checked against its checksum as it is read)."""
     arrays = store.get_arrays(job.key)
     return arrays["indices"], arrays["logits"]
 

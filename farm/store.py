@@ -1,19 +1,29 @@
 """A content-addressed artifact store on a local directory or any fsspec URI (``s3://``, ``gs://``, ``memory://``).
 
 An entry is ``<root>/objects/<key[:2]>/<key>/`` holding artifact files and ``manifest.json`` (each file's
-sha256 and size, plus small metadata). The manifest is written last, atomically: an entry "exists" only when
-its manifest does, and it is *valid* only when every file matches its checksum. A corrupt or truncated entry is
-reported by ``verify`` and never loaded; callers recompute it (``farm.run.run_job`` does).
+sha256, size and the store's own stamp of it -- mtime, ETag -- plus small metadata). The manifest is written last,
+atomically: an entry "exists" only when its manifest does.
+
+Two checks, of different cost:
+- ``complete(key)`` ("is it done?"): the manifest exists and every file has its recorded size, read from the
+  file system's metadata. No artifact byte is read, so a rerun over 300 GB of weights costs one listing per
+  entry. Where a file's stamp differs from the recorded one (the store was copied, or the file rewritten), the
+  entry falls back to the full checksum check.
+- ``verify(key)``: every file's sha256. Run explicitly (``farm store verify``) and for any entry that fails to
+  load; a corrupt or truncated entry is never loaded, callers recompute it (``farm.run.run_job`` does).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
+import sqlite3
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +34,7 @@ from farm.errors import StoreError
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
+_RACY_NS = 2_000_000_000  # files modified within the last 2 s are hashed but not cached
 
 
 class Store:
@@ -75,7 +86,34 @@ class Store:
         return problems
 
     def valid(self, key: str) -> bool:
+        """Every file matches its checksum (reads every byte of the entry)."""
         return self.exists(key) and not self.verify(key)
+
+    def complete(self, key: str) -> bool:
+        """"Is it done?" from metadata only: the manifest exists and every file has its recorded size. A file whose
+        stamp (mtime/ETag) differs from the recorded one sends the entry to the full ``verify``."""
+        try:
+            files = self.manifest(key)["files"]
+        except (StoreError, KeyError):
+            return False
+        try:
+            infos = {name: self.fs.info(self.path(key, name)) for name in files}
+        except (FileNotFoundError, OSError):
+            return False
+        if any(int(infos[name].get("size", -1)) != want["size"] for name, want in files.items()):
+            return False
+        if all(want.get("stamp") is not None and _stamp(infos[name]) == want["stamp"] for name, want in files.items()):
+            return True
+        return not self.verify(key)
+
+    def keys(self) -> list[str]:
+        """Keys of every entry with a manifest."""
+        found = self.fs.glob(f"{self.root}/objects/*/*/{MANIFEST}")
+        return sorted(str(p).rstrip("/").split("/")[-2] for p in found)
+
+    def verify_all(self) -> dict[str, list[str]]:
+        """``{key: problems}`` for every entry whose files do not match their checksums (full read)."""
+        return {key: problems for key in self.keys() if (problems := self.verify(key))}
 
     def remove(self, key: str) -> None:
         if self.fs.exists(self.path(key)):
@@ -100,11 +138,21 @@ class Store:
 
         return self._put(key, {f"{n}.npy": encode(np.asarray(a)) for n, a in arrays.items()}, meta)
 
-    def get_arrays(self, key: str, *, check: bool = True) -> dict[str, np.ndarray]:
-        """The arrays of entry ``key`` (checksums verified first unless ``check=False``)."""
+    def get_arrays(self, key: str, *, check: bool = False) -> dict[str, np.ndarray]:
+        """The arrays of entry ``key``. Each file's bytes are checked against the manifest's sha256 as they are read
+        (they are in memory anyway); ``check=True`` verifies the whole entry first. ``StoreError`` on any mismatch."""
         self._check(key, check)
-        names = [n for n in self.manifest(key)["files"] if n.endswith(".npy")]
-        return {n[:-4]: np.load(io.BytesIO(self.fs.cat_file(self.path(key, n))), allow_pickle=False) for n in names}
+        files = self.manifest(key)["files"]
+        out = {}
+        for name in [n for n in files if n.endswith(".npy")]:
+            try:
+                data = self.fs.cat_file(self.path(key, name))
+            except (FileNotFoundError, OSError) as exc:
+                raise StoreError(f"{self.path(key, name)}: missing ({exc})") from exc
+            if hashlib.sha256(data).hexdigest() != files[name]["sha256"]:
+                raise StoreError(f"{self.path(key, name)}: checksum mismatch (corrupt or truncated)")
+            out[name[:-4]] = np.load(io.BytesIO(data), allow_pickle=False)
+        return out
 
     def get_dir(self, key: str, cache: str | Path, *, check: bool = True) -> Path:
         """A local directory with the entry's files: the entry itself on a local store, else a verified copy."""
@@ -133,8 +181,9 @@ class Store:
         entry: dict[str, Any] = {"files": {}, "meta": meta or {}}
         for name, read in files.items():
             data = read()
-            entry["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
             self._write(self.path(key, name), data)
+            stamp = _stamp(self.fs.info(self.path(key, name)))
+            entry["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "stamp": stamp}
         self._write(self.path(key, MANIFEST), json.dumps(entry, indent=1, sort_keys=True).encode())
         return key
 
@@ -155,25 +204,97 @@ class Store:
         return h.hexdigest(), size
 
 
-def fingerprint(path: str | Path) -> str:
-    """sha256 over the names and contents of the files under ``path`` (a file or a directory).
+def _stamp(info: dict[str, Any]) -> str | None:
+    """The file system's own change marker of a file: ETag (object stores) or mtime (local), if it has one."""
+    for name in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "created"):
+        if info.get(name) is not None:
+            value = info[name]
+            return f"{name}={value.isoformat() if hasattr(value, 'isoformat') else value}"
+    return None
 
-    Memoised per process on each file's (size, mtime): a driver or a Tune trial that builds job specs for the
-    same model folders again does not re-hash hundreds of MB of weights.
+
+def fingerprint(path: str | Path) -> str:
+    """Content fingerprint of ``path`` (a file or a directory): sha256 over each file's name relative to ``path``
+    (the file's own name for a file) and the sha256 of its bytes. Independent of where ``path`` lives.
+
+    File digests are cached across runs and processes in ``FileDigests`` keyed by (absolute path, size, mtime),
+    so a rerun over hundreds of model folders reads no weight bytes.
     """
     path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _fingerprint(path, stamp)
-
-
-@functools.lru_cache(maxsize=4096)
-def _fingerprint(path: Path, stamp: tuple) -> str:
-    files = [Path(name) for name, _, _ in stamp]
     h = hashlib.sha256()
+    digests = FileDigests.default()
     for p in files:
-        h.update(p.relative_to(path).as_posix().encode() if p != path else p.name.encode())
-        with p.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                h.update(chunk)
+        name = p.name if p == path else p.relative_to(path).as_posix()
+        h.update(f"{name}\0{digests.get(p)}\n".encode())
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a local file's bytes, streamed."""
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FileDigests:
+    """sha256 of local files, cached in an SQLite file keyed by (absolute path, size, mtime_ns).
+
+    The cache lives in ``$FARM_CACHE_DIR`` (default ``~/.cache/farm``); a file whose size or mtime changed is
+    hashed again. When the cache cannot be opened or written, digests are computed without it.
+    """
+
+    _instances: dict[str, FileDigests] = {}
+
+    def __init__(self, db: Path):
+        self.db = db
+        self.hits = self.misses = 0
+
+    @classmethod
+    def default(cls) -> FileDigests:
+        root = Path(os.environ.get("FARM_CACHE_DIR") or Path.home() / ".cache" / "farm")
+        db = str(root / "file-digests.sqlite")
+        if db not in cls._instances:
+            cls._instances[db] = cls(Path(db))
+        return cls._instances[db]
+
+    def get(self, path: Path) -> str:
+        st = path.stat()
+        row = (str(path), st.st_size, st.st_mtime_ns)
+        cached = self._query(row)
+        if cached:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        digest = file_sha256(path)
+        if time.time_ns() - st.st_mtime_ns > _RACY_NS:  # as git does: a just-written file may change within its stamp
+            self._insert(row, digest)
+        return digest
+
+    def _connect(self) -> sqlite3.Connection | None:
+        try:
+            self.db.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.db, timeout=30)
+            con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime INTEGER, sha256 TEXT, "
+                        "PRIMARY KEY (path, size, mtime))")
+            return con
+        except (OSError, sqlite3.Error):
+            return None
+
+    def _query(self, row: tuple) -> str | None:
+        con = self._connect()
+        if con is None:
+            return None
+        with contextlib.closing(con):
+            got = con.execute("SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime=?", row).fetchone()
+        return got[0] if got else None
+
+    def _insert(self, row: tuple, digest: str) -> None:
+        con = self._connect()
+        if con is None:
+            return
+        with contextlib.closing(con), contextlib.suppress(sqlite3.Error), con:
+            con.execute("DELETE FROM digests WHERE path=?", row[:1])
+            con.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?)", (*row, digest))

@@ -67,3 +67,58 @@ def test_fingerprint_tracks_content(tmp_path):
     a = fingerprint(tmp_path / "d")
     (tmp_path / "d" / "f").write_text("2")
     assert fingerprint(tmp_path / "d") != a
+
+
+def test_complete_reads_no_artifact_bytes_and_verify_catches_same_size_corruption(tmp_path, monkeypatch):
+    import os
+
+    store = Store(tmp_path / "store")
+    key = "aa" + "4" * 62
+    store.put_arrays(key, {"w": np.arange(100_000, dtype=np.float32)})
+    path = store.path(key, "w.npy")
+    st = os.stat(path)
+    data = bytearray(open(path, "rb").read())
+    data[-5] ^= 0xFF  # same size, different bytes; bit rot keeps the stamp
+    open(path, "wb").write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    opened = []
+    real_open = store.fs.open
+    monkeypatch.setattr(store.fs, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    assert store.complete(key) and [p for p in opened if not p.endswith("manifest.json")] == []  # metadata only
+    assert "w.npy" in store.verify(key)[0] and store.verify_all() == {key: store.verify(key)}
+    with pytest.raises(StoreError, match="w.npy"):  # a load checks what it reads
+        store.get_arrays(key)
+
+
+def test_complete_falls_back_to_checksums_when_stamps_differ(tmp_path):
+    import os
+    import shutil
+
+    store = Store(tmp_path / "a")
+    key = "bb" + "5" * 62
+    store.put_arrays(key, {"w": np.arange(10)})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # a copy: new mtimes, same bytes
+    copy = Store(tmp_path / "b")
+    os.utime(copy.path(key, "w.npy"), ns=(1, 1))
+    assert copy.complete(key)
+    with open(copy.path(key, "w.npy"), "r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"\xff")
+    assert not copy.complete(key)  # stamp differs -> checksums -> corrupt
+
+
+def test_fingerprint_is_cached_across_processes_and_independent_of_location(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from farm import store as store_mod
+
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "w.bin").write_bytes(b"x" * 1000)
+    os.utime(tmp_path / "d" / "w.bin", ns=(10**18, 10**18))  # an old file: safe to cache
+    shutil.copytree(tmp_path / "d", tmp_path / "moved")
+    assert fingerprint(tmp_path / "d") == fingerprint(tmp_path / "moved")
+    store_mod.FileDigests._instances.clear()  # a new process: only the SQLite cache remains
+    monkeypatch.setattr(store_mod, "file_sha256", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed")))
+    fingerprint(tmp_path / "d")
