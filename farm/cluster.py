@@ -1,15 +1,24 @@
-"""The executor: ships frozen job specs to Ray tasks and collects small result dicts.
+"""The executor: one queue of frozen job specs feeding long-lived Ray actors, one per GPU (or CPU slot).
 
-Tasks (not actors) so that Ray's own retries cover a killed worker or a lost node: the task is re-run elsewhere
-and ``run_job`` skips whatever it had already finished. A worker process keeps a ``farm.run.Context``
-(tokenized populations, tokenizers, fetched models) across the tasks it runs, so a population is tokenized once
-per worker, not per job. Jobs whose key already holds a valid store entry are never sent. Results are written
-by the workers straight to the store; tasks return only keys and timings (a few hundred bytes, inlined).
+Every job a run needs (all scenarios, trainings and inference passes) goes into ONE queue; a job becomes ready
+when the jobs whose artifacts it reads (``store:`` inputs) are done, so inference of a shadow starts as soon as
+that shadow is trained, while other trainings still run. Each ``JobWorker`` actor keeps its process, CUDA
+context and ``farm.run.Context`` (tokenized populations, tokenizers, base weights) for the whole run, and is fed
+one job at a time, with the next job already queued behind it so it never waits for the driver.
+
+Faults: when a worker or its node dies, its in-flight job goes back to the queue and a replacement actor is
+asked for; the run goes on with the survivors (it never waits for the replacement to be placed), and
+``run_job`` skips whatever is already in the store, so only unfinished work is redone. A lost driver reruns
+nothing that finished: jobs whose key holds a complete store entry are never sent. Workers write results to
+the store; calls return only keys and timings (a few hundred bytes).
+
+Devices: ``auto`` uses GPUs when the cluster has some now, else CPUs (a laptop); ``gpu`` asks the autoscaler for
+GPUs (``ray.autoscaler.sdk.request_resources``) and waits for them, never falling back to CPUs; ``cpu`` never
+uses GPUs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -37,129 +46,235 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
                  _node_ip_address="127.0.0.1", _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
 
 
-_CONTEXTS: dict[str, Any] = {}  # per worker process: a cache of inputs across tasks, never part of a result
+class JobWorker:
+    """A long-lived worker: one process (and, on a GPU, one CUDA context) that runs jobs one after another,
+    keeping its ``Context`` caches across them."""
+
+    def __init__(self, store_uri: str, perf: dict, threads: int):
+        import torch
+
+        from farm.run import Context
+
+        torch.set_num_threads(max(1, threads))
+        _quiet()
+        self.store = Store(store_uri)
+        self.ctx = Context(perf=Perf(**perf))
+
+    def run(self, job: Job) -> dict:
+        """Run one job (idempotent: a stored job is skipped); a small dict of key, timings, pid and node."""
+        from farm.run import run_job
+
+        try:
+            node = ray.get_runtime_context().get_node_id()
+            return {**run_job(job, self.store, self.ctx), "pid": os.getpid(), "node": node}
+        finally:
+            _free_accelerator_memory()
 
 
-def run_chunk(store_uri: str, perf: dict, threads: int, jobs: list[Job]) -> list[dict]:
-    """Run ``jobs`` in one worker process, sharing its context (tokenized population, tokenizers, models).
-
-    A task killed with its worker or node is retried by Ray (``max_retries``); jobs already in the store are
-    skipped by ``run_job``, so a retry only redoes unfinished work.
-    """
-    import torch
-
-    from farm.run import Context, run_job
-
-    torch.set_num_threads(max(1, threads))
-    _quiet()
-    key = json.dumps(perf, sort_keys=True)
-    ctx = _CONTEXTS.setdefault(key, Context(perf=Perf(**perf)))
-    store = Store(store_uri)
-    return [{**run_job(job, store, ctx), "pid": os.getpid()} for job in jobs]
-
-
-# CPU tasks reuse worker processes (keeping their contexts); num_gpus in the decorator gives every GPU task a
-# fresh process (max_calls=1), which frees its CUDA memory. Ray retries a task lost with its worker or node.
-cpu_task = ray.remote(max_retries=4)(run_chunk)
-gpu_task = ray.remote(num_gpus=1, max_retries=4)(run_chunk)
+_ACTOR = ray.remote(max_restarts=0)(JobWorker)
 
 
 @dataclass
 class Report:
-    """What a run did: results per key, how many jobs ran or were skipped (already stored)."""
+    """What a run did: results per key, how many jobs ran or were reused (already stored), and slot occupancy."""
 
     results: dict[str, dict] = field(default_factory=dict)
     ran: int = 0
     skipped: int = 0
     wall_seconds: float = 0.0
     workers: int = 0
+    busy_seconds: float = 0.0  # sum over workers of wall time spent inside jobs (driver-observed)
+    lost_workers: int = 0
 
     @property
     def job_seconds(self) -> float:
         return sum(r["seconds"] for r in self.results.values() if r.get("ran"))
 
+    @property
+    def utilisation(self) -> float:
+        """busy worker-seconds / (workers x wall)."""
+        return self.busy_seconds / max(self.workers * self.wall_seconds, 1e-9)
+
 
 @dataclass
 class Executor:
-    """Runs jobs as Ray tasks, each reserving ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs (``None``: 1 when
-    the cluster has GPUs, else 0; fractions allowed). CPU tasks reuse worker processes (and their caches); GPU
-    tasks get a fresh process each (freeing CUDA memory) and so carry ``jobs_per_gpu_task`` jobs to amortise
-    the start-up. ``workers`` caps how many tasks run at once (default: as many as resources allow)."""
+    """Runs jobs on a pool of ``JobWorker`` actors, each reserving ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs
+    (``None``: 1 on GPUs, fractions allowed). ``workers`` caps the pool (default: every slot the cluster has, or
+    for ``device="gpu"`` on a cluster with no GPU yet, as many as there are ready jobs, up to 8, requested from
+    the autoscaler). ``device``: ``auto``, ``gpu`` or ``cpu`` (see the module docstring)."""
 
     store: Store
     perf: Perf = field(default_factory=Perf)
     workers: int | None = None
     cpus_per_job: float = 1.0
     gpus_per_job: float | None = None
-    jobs_per_gpu_task: int = 8
+    device: str = "auto"
+    gpu_wait_s: float = 3600.0
     progress: Callable[[str], None] | None = field(default=lambda line: print(line, file=sys.stderr, flush=True))
     history: list[tuple[str, Report]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
+
+    @property
+    def ran(self) -> int:
+        """Jobs run by this executor so far (all calls)."""
+        return sum(r.ran for _, r in self.history)
+
+    @property
+    def reused(self) -> int:
+        """Jobs found complete in the store so far (all calls)."""
+        return sum(r.skipped for _, r in self.history)
+
     def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> Report:
-        """Run every job not yet in the store; stream completions with progress (done/total, ETA)."""
+        """Run every job not yet in the store, in dependency order, streaming completions with progress."""
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
-        todo = [job for key, job in unique.items() if not self.store.complete(key)]
+        todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
         report = Report(skipped=len(unique) - len(todo))
         if todo:
             ensure_ray()
-            for wave in waves(todo):
-                self._dispatch(wave, report, title, len(todo), start)
+            _Pool(self, report, title, start).drain(todo)
         report.wall_seconds = time.perf_counter() - start
         self.history.append((title, report))
         return report
 
-    def _dispatch(self, jobs: list[Job], report: Report, title: str, total: int, t0: float) -> None:
-        gpus = self._gpus()
-        size = self.jobs_per_gpu_task if gpus else 1
-        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        options = {"num_cpus": self.cpus_per_job, "num_gpus": gpus, "scheduling_strategy": "DEFAULT"}
-        task = (gpu_task if gpus else cpu_task).options(**options)
+    def resources(self) -> tuple[float, float]:
+        """(cpus, gpus) each worker reserves."""
+        gpus = 0.0 if self.device == "cpu" else self.gpus_per_job
+        if gpus is None:
+            gpus = 1.0 if self.device == "gpu" or ray.cluster_resources().get("GPU", 0) else 0.0
+        if self.device == "gpu" and not gpus:
+            raise ValueError("device gpu needs gpus_per_job > 0")
+        return self.cpus_per_job, gpus
+
+    def pool_size(self, ready: int, gpus: float) -> int:
+        """How many workers to start for ``ready`` jobs."""
         resources = ray.cluster_resources()
-        slots = int(resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / self.cpus_per_job)
-        limit = self.workers or max(1, slots)
-        report.workers = max(report.workers, min(limit, max(1, slots), len(chunks)))
-        queue, pending = list(reversed(chunks)), list[Any]()
-        args = (self.store.uri, to_dict(self.perf), int(max(1, self.cpus_per_job)))
-        while queue or pending:
-            while queue and len(pending) < limit:
-                pending.append(task.remote(*args, queue.pop()))
-            done, pending = ray.wait(pending, num_returns=1)
-            for result in ray.get(done[0]):
-                report.results[result["key"]] = result
-                report.ran += int(result["ran"])
-                self._progress(title, len(report.results), total, t0, result)
+        slots = int(resources.get("GPU", 0) / gpus) if gpus else int(resources.get("CPU", 1) / self.cpus_per_job)
+        if self.workers:
+            return self.workers
+        if gpus and self.device == "gpu" and slots == 0:
+            return max(1, min(ready, 8))
+        return max(1, slots)
 
-    def _gpus(self) -> float:
-        if self.gpus_per_job is not None:
-            return self.gpus_per_job
-        return 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
 
-    def _progress(self, title: str, done: int, total: int, t0: float, result: dict) -> None:
-        if self.progress is None:
+class _Pool:
+    """One run's actors and its dependency-aware queue (driver side). Jobs go only to actors that have started
+    (a replacement or a GPU worker the autoscaler has not placed yet holds no job hostage)."""
+
+    def __init__(self, executor: Executor, report: Report, title: str, t0: float):
+        self.ex, self.report, self.title, self.t0 = executor, report, title, t0
+        self.cpus, self.gpus = executor.resources()
+        self.args = (executor.store.uri, to_dict(executor.perf), int(max(1, executor.cpus_per_job)))
+        self.live: dict[Any, int] = {}  # started actor -> calls outstanding
+        self.starting: dict[Any, Any] = {}  # ready ref -> actor being placed
+        self.inflight: dict[Any, tuple[Any, Job]] = {}  # call ref -> (actor, job)
+        self.replacements = 0
+
+    def drain(self, todo: dict[str, Job]) -> None:
+        deps = {key: {d for d in job_inputs(job) if d in todo} for key, job in todo.items()}
+        size = self.ex.pool_size(len(todo), self.gpus)
+        if self.gpus and self.ex.device == "gpu":
+            _request_gpus(size * self.gpus)
+        for _ in range(size):
+            self._start_actor()
+        self.report.workers = size
+        try:
+            self._loop(dict(todo), [k for k in todo if not deps[k]], deps)
+        finally:
+            for actor in [*self.live, *self.starting.values()]:
+                ray.kill(actor, no_restart=True)
+
+    def _start_actor(self) -> None:
+        options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "scheduling_strategy": "DEFAULT"}
+        actor: Any = _ACTOR.options(**options).remote(*self.args)
+        self.starting[actor.__ray_ready__.remote()] = actor
+
+    def _loop(self, pending: dict[str, Job], ready: list[str], deps: dict[str, set[str]]) -> None:
+        done: set[str] = set()
+        waited = time.perf_counter()
+        while pending:
+            self._feed(ready, pending)
+            refs = [*self.inflight, *self.starting]
+            if not refs:
+                raise RuntimeError(f"{len(pending)} jobs cannot run and no worker is left: {sorted(pending)[:3]}")
+            finished, _ = ray.wait(refs, num_returns=1, timeout=60.0)
+            if not finished:
+                if not self.live and time.perf_counter() - waited > self.ex.gpu_wait_s:
+                    raise RuntimeError(f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
+                                       f"(needs {self.cpus} CPU, {self.gpus} GPU each)")
+                continue
+            ref = finished[0]
+            if ref in self.starting:
+                self._started(ref)
+                continue
+            actor, job = self.inflight.pop(ref)
+            self.live[actor] = self.live.get(actor, 1) - 1
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                self._lost(actor, job, ready)
+                continue
+            self._record(result)
+            done.add(job.key)
+            pending.pop(job.key)
+            sent = {j.key for _, j in self.inflight.values()}
+            ready.extend(k for k in pending if k not in ready and k not in sent and deps[k] <= done)
+
+    def _started(self, ref: Any) -> None:
+        actor = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayActorError:
+            self.report.lost_workers += 1
             return
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / done * (total - done)
-        self.progress(f"[{title} {done}/{total}] {result['label'] or result['key'][:12]} "
-                      f"{result['seconds']:.1f}s  elapsed {elapsed:.0f}s  ETA {eta:.0f}s")
+        self.live[actor] = 0
+
+    def _feed(self, ready: list[str], pending: dict[str, Job]) -> None:
+        """Keep two calls on every started actor: the next job waits behind the running one."""
+        for depth in (1, 2):
+            for actor in list(self.live):
+                while ready and self.live[actor] < depth:
+                    job = pending[ready.pop(0)]
+                    self.inflight[actor.run.remote(job)] = (actor, job)
+                    self.live[actor] += 1
+
+    def _lost(self, dead: Any, job: Job, ready: list[str]) -> None:
+        """A worker died (its process or node): requeue its jobs, drop it, ask for a replacement."""
+        lost = [ref for ref, (actor, _) in self.inflight.items() if actor is dead]
+        ready[:0] = [job.key, *[self.inflight.pop(ref)[1].key for ref in lost]]
+        self.live.pop(dead, None)
+        self.report.lost_workers += 1
+        if self.replacements < 4 * max(1, self.report.workers):
+            self.replacements += 1
+            self._start_actor()
+
+    def _record(self, result: dict) -> None:
+        report = self.report
+        report.results[result["key"]] = result
+        report.ran += int(result["ran"])
+        report.busy_seconds += float(result.get("seconds", 0.0))
+        if self.ex.progress is not None:
+            elapsed = time.perf_counter() - self.t0
+            label = result["label"] or result["key"][:12]
+            self.ex.progress(f"[{self.title}] {len(report.results)} done, {len(self.inflight)} queued on workers: "
+                             f"{label} {result['seconds']:.1f}s (elapsed {elapsed:.0f}s)")
 
 
-def waves(jobs: Sequence[Job]) -> list[list[Job]]:
-    """Jobs in dependency order: a job that reads another job's artifact (``store:<key>``) runs in a later wave."""
-    keys = {job.key for job in jobs}
-    level: dict[str, int] = {}
+def _request_gpus(gpus: float) -> None:
+    """Ask the autoscaler for ``gpus`` GPUs (a no-op on a fixed cluster)."""
+    from ray.autoscaler.sdk import request_resources
 
-    def depth(job: Job) -> int:
-        if job.key not in level:
-            deps = [by_key[k] for k in job_inputs(job) if k in keys]
-            level[job.key] = 1 + max((depth(d) for d in deps), default=-1)
-        return level[job.key]
+    request_resources(bundles=[{"GPU": 1}] * max(1, int(round(gpus))))
 
-    by_key = {job.key: job for job in jobs}
-    grouped: dict[int, list[Job]] = {}
-    for job in jobs:
-        grouped.setdefault(depth(job), []).append(job)
-    return [grouped[d] for d in sorted(grouped)]
+
+def _free_accelerator_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def job_inputs(job: Job) -> list[str]:

@@ -22,9 +22,9 @@ def _wait_for_training_worker(timeout: float = 60.0) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline:
         for proc in psutil.process_iter(["pid", "cmdline"]):
-            if "ray::run_chunk" in " ".join(proc.info["cmdline"] or []):  # Ray's title while a task runs
+            if "ray::JobWorker.run" in " ".join(proc.info["cmdline"] or []):  # Ray's title while a task runs
                 time.sleep(0.5)  # inside the training
-                if "ray::run_chunk" in " ".join(proc.cmdline()):
+                if "ray::JobWorker.run" in " ".join(proc.cmdline()):
                     return proc.info["pid"]
         time.sleep(0.1)
     raise AssertionError("no worker started a training")
@@ -106,6 +106,44 @@ def test_node_removed_mid_run_still_completes(tmp_path):
         report = box["report"]
         assert len(report.results) == 6 and all(store.valid(j.key) for j in jobs)
         assert report.wall_seconds > 2.0  # the run went on after the node was removed
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_path, monkeypatch):
+    """A cluster that starts with no GPU (as the example autoscaling cluster does): ``device="gpu"`` asks the
+    autoscaler for GPUs and waits; when a GPU node joins mid-run, every job runs there, none on the head's CPUs.
+
+    Ray's fake multi-node autoscaler provider starts its worker nodes on the machine's outward address (it takes
+    no node IP), and tests here stay on loopback, so a ``cluster_utils`` node added mid-run stands in for the
+    node the autoscaler would start."""
+    from ray.cluster_utils import Cluster
+
+    from farm import cluster as cluster_mod
+
+    asked = []
+    monkeypatch.setattr(cluster_mod, "_request_gpus", lambda gpus: asked.append(gpus))
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        store = Store(tmp_path / "store")
+        Executor(store, progress=None, device="cpu").run([TOKENIZER])
+        ex = Executor(store, perf=Perf(), progress=None, device="gpu", workers=1)
+        jobs = train_jobs(2)
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+        thread.start()
+        time.sleep(8.0)
+        assert thread.is_alive() and not any(store.exists(j.key) for j in jobs)  # waiting, not on the CPUs
+        assert asked == [1.0]
+        gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        report = box["report"]
+        assert report.ran == 2 and {r["node"] for r in report.results.values()} == {gpu_node.node_id}
     finally:
         ray.shutdown()
         cluster.shutdown()
