@@ -83,8 +83,9 @@ class Report:
     skipped: int = 0
     wall_seconds: float = 0.0
     workers: int = 0
-    busy_seconds: float = 0.0  # sum over workers of wall time spent inside jobs (driver-observed)
+    busy_seconds: float = 0.0  # sum over jobs of their seconds inside a worker
     lost_workers: int = 0
+    startup_seconds: float = 0.0  # from the start of the run until every worker of the pool had started
 
     @property
     def job_seconds(self) -> float:
@@ -112,7 +113,6 @@ class Executor:
     gpu_wait_s: float = 3600.0
     progress: Callable[[str], None] | None = field(default=lambda line: print(line, file=sys.stderr, flush=True))
     history: list[tuple[str, Report]] = field(default_factory=list)
-
     def __post_init__(self) -> None:
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
@@ -184,8 +184,8 @@ class _Pool:
         try:
             self._loop(dict(todo), [k for k in todo if not deps[k]], deps)
         finally:
-            for actor in [*self.live, *self.starting.values()]:
-                ray.kill(actor, no_restart=True)
+            for actor in [*self.live, *self.starting.values()]:  # a run's workers end with it: another
+                ray.kill(actor, no_restart=True)  # executor (a Tune trial) may need the slots next
 
     def _start_actor(self) -> None:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "scheduling_strategy": "DEFAULT"}
@@ -231,6 +231,8 @@ class _Pool:
             self.report.lost_workers += 1
             return
         self.live[actor] = 0
+        if len(self.live) >= self.report.workers and not self.report.startup_seconds:
+            self.report.startup_seconds = time.perf_counter() - self.t0
 
     def _feed(self, ready: list[str], pending: dict[str, Job]) -> None:
         """Keep two calls on every started actor: the next job waits behind the running one."""

@@ -1,0 +1,99 @@
+"""GPU-slot utilisation of the executor on a MICO-shaped plan, measured without GPUs.
+
+Ray schedules logical GPUs, so a ``ray.cluster_utils.Cluster`` of 2 nodes x 4 logical GPUs gives 8 GPU slots on
+a CPU machine (the jobs themselves run on the CPU). The plan has MICO's shape, scaled down: three scenarios, each
+with shadow trainings and inference passes over provided models and shadows, in MICO's proportion of
+job-seconds (attack-mico: 24 roberta-base trainings and 224 inference passes over a ~30k-record union per
+scenario, so inference is about a third of the job-seconds). Every job of the three scenarios goes into one
+queue, as ``farm attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of
+wall time against sum(job seconds) / slots, with and without the workers' start-up.
+
+    python -m benchmarks.utilisation [--shadows 4 --provided 12 --epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import table
+from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob, store_ref
+from farm.recipes import ModelSpec, Perf, Recipe, TinyModel
+
+SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
+
+
+def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[list, list, dict[str, list]]:
+    """(tokenizer + provided trainings to prepare, provided models, per-scenario jobs of the measured run)."""
+    pop = {"source": "synthetic", "n": n, "seed": 1}
+    tok = TokenizerJob(pop, vocab_size=800, label="tokenizer")
+    rng = np.random.default_rng(0)
+    recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
+                    batch_size=32, max_length=32)
+
+    def train(i: int, label: str) -> TrainJob:
+        sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
+        return TrainJob(pop, store_ref(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i}), label=label)
+
+    models = [train(i, f"provided {i}") for i in range(provided)]
+    run: dict[str, list] = {}
+    for s, scenario in enumerate(SCENARIOS):
+        records = Selection.of(n, np.sort(rng.choice(n, union, replace=False)))
+        shadow = [train(1000 * (s + 1) + i, f"{scenario} shadow {i}") for i in range(shadows)]
+        infer = [InferJob(pop, store_ref(tok.key), store_ref(m.key), records, max_length=32, label=f"{scenario} infer")
+                 for m in [*models, *shadow]]
+        run[scenario] = [*shadow, *infer]
+    return [tok], models, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--gpus-per-node", type=int, default=4)
+    parser.add_argument("--shadows", type=int, default=4, help="shadow trainings per scenario")
+    parser.add_argument("--provided", type=int, default=12, help="provided models inferred in every scenario")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--n", type=int, default=3000, help="population records")
+    parser.add_argument("--union", type=int, default=150, help="records per inference pass")
+    args = parser.parse_args()
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from farm.cluster import Executor
+    from farm.store import Store
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(args.nodes):
+        cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes()
+        store = Store(Path(tempfile.mkdtemp(prefix="farm-util-")) / "store")
+        tok, models, run = plan(args.n, args.shadows, args.provided, args.epochs, args.union)
+        ex = Executor(store, perf=Perf(), progress=None, device="gpu")
+        ex.run([*tok, *models], title="setup: tokenizer and provided models")
+        jobs = [j for scenario in SCENARIOS for j in run[scenario]]
+        start = time.perf_counter()
+        report = ex.run(jobs, title="MICO-shaped run")
+        wall = time.perf_counter() - start
+        slots = args.nodes * args.gpus_per_node
+        trains = sum(isinstance(j, TrainJob) for j in jobs)
+        ideal = report.job_seconds / slots
+        print(table([{
+            "slots": slots, "trainings": trains, "inference passes": len(jobs) - trains,
+            "job_s": report.job_seconds, "wall_s": wall, "sum(job)/slots": ideal,
+            "utilisation": report.busy_seconds / (slots * wall), "overhead": wall / ideal - 1,
+            "workers start-up_s": report.startup_seconds,
+            "utilisation after start-up": report.busy_seconds / (slots * (wall - report.startup_seconds)),
+        }]))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main()
