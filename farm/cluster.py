@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from farm.jobs import Job
+from farm.jobs import Job, StoreRef
 from farm.recipes import Perf, to_dict
 from farm.store import Store
 
@@ -145,7 +145,7 @@ class Executor:
 
 
 def waves(jobs: Sequence[Job]) -> list[list[Job]]:
-    """Jobs in dependency order: a job that reads another job's artifact (``store:<key>``) runs in a later wave."""
+    """Jobs in dependency order: a job that reads another job's artifact (a ``StoreRef``) runs in a later wave."""
     keys = {job.key for job in jobs}
     level: dict[str, int] = {}
 
@@ -163,9 +163,9 @@ def waves(jobs: Sequence[Job]) -> list[list[Job]]:
 
 
 def job_inputs(job: Job) -> list[str]:
-    """Store keys a job reads."""
+    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run)."""
     refs = [getattr(job, name, None) for name in ("tokenizer", "base", "model")]
-    return [r[6:] for r in refs if isinstance(r, str) and r.startswith("store:")]
+    return [r.key for r in refs if isinstance(r, StoreRef)]
 
 
 def _quiet() -> None:
