@@ -14,7 +14,7 @@ Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``S
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -147,7 +147,7 @@ class Collected:
     scenario: Scenario
     trainings: int
     job_seconds: float
-    train_keys: tuple[str, ...] = field(default=())
+    train_keys: tuple[str, ...] = ()
 
     @property
     def signals(self) -> Signals:
