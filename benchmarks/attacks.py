@@ -18,18 +18,11 @@ import numpy as np
 
 from benchmarks.common import table
 from farm.attacks import run_attack
-from farm.challenge import read_challenge
 from farm.cluster import Executor, ensure_ray
-from farm.data import load_population
-from farm.driver import (
-    AttackConfig,
-    collect_signals,
-    read_inputs,
-    scenario_data,
-    score_phase,
-)
-from farm.metrics import score
+from farm.config import load_recipe
+from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec
+from farm.scenario import Collected, collect_signals, load_scenarios
 from farm.store import Store
 
 MATCHED = {"sst2_inf": "mini-inf", "sst2_hi": "mini-sst2-hi", "sst2_lo": "mini-sst2-lo"}
@@ -65,34 +58,25 @@ def main() -> None:
     args = parser.parse_args()
     ensure_ray()
     executor = Executor(Store(args.store), progress=None)
-    ch, inputs = read_inputs(args.challenge)
-    answers = read_challenge(args.answers, require_weights=False)
-    labels = load_population(inputs.population).labels
-    scenarios = args.scenarios.split(",") if args.scenarios else ch.scenarios()
+    names = args.scenarios.split(",") if args.scenarios else None
+    _, scenarios = load_scenarios(args.challenge, answers_root=args.answers, names=names)
     out = []
-    for scenario in scenarios:
-        data = scenario_data(ch, scenario)
-        solutions = {m.model_id: m.solution for m in [*data.models, *answers.select(scenario)]
-                     if m.solution is not None}
-        cache: dict = {}
-        for name, attack, params, plan, recipe in rows_for(scenario):
-            config = AttackConfig(attack=attack, params=params, plan=plan, recipe=recipe)
-            key = (plan, recipe)
-            if key not in cache:
-                got = collect_signals(data, config, inputs, executor, labels)
-                cache[key] = (got.signals, got.trainings, got.job_seconds)
-            signals, n_train, seconds = cache[key]
-            scores = run_attack(attack, signals, np.arange(len(data.models)), **params)
-            raw = {m.model_id: scores[i] for i, m in enumerate(data.models)}
-            ids = [m.model_id for m in data.models if m.phase in ("dev", "final")]
-            y = np.concatenate([solutions[i] for i in ids])
-            s = np.nan_to_num(np.concatenate([raw[i] for i in ids]), nan=0.0)
-            metrics = score(y, s)
-            loo = score_phase(data, "train", raw, solutions)
-            out.append({"scenario": scenario, "row": name, "TPR@0.1": metrics["TPR_FPR_1000"],
+    for name, scenario in scenarios.items():
+        cache: dict[tuple[PlanSpec, str], Collected] = {}
+        for row, attack, params, plan, recipe in rows_for(name):
+            if (plan, recipe) not in cache:
+                cache[plan, recipe] = collect_signals(scenario, plan, load_recipe(recipe), executor)
+            got = cache[plan, recipe]
+            part = got.scenario
+            raw = dict(zip(part.ids, run_attack(attack, got.signals, np.arange(len(part.ids)), **params)))
+            ids = [m for m in part.ids if m.phase in ("dev", "final")]
+            y = np.concatenate([part.solutions[m] for m in ids])
+            metrics = score(y, pooled_scores([raw[m] for m in ids]))
+            loo = part.score("train", raw)
+            out.append({"scenario": name, "row": row, "TPR@0.1": metrics["TPR_FPR_1000"],
                         "TPR@0.01": metrics["TPR_FPR_100"], "AUC": metrics["AUC"],
                         "train LOO TPR@0.1": loo["TPR_FPR_1000"] if loo else float("nan"),
-                        "trainings": n_train, "cpu_s": seconds, "points": y.size})
+                        "trainings": got.trainings, "cpu_s": got.job_seconds, "points": y.size})
             print(table([out[-1]]).splitlines()[-1], flush=True)
     print(table(out))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob, store_ref
+from farm.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import ModelSpec, Perf, Recipe, TinyModel
 
 SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
@@ -37,14 +37,14 @@ def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[
 
     def train(i: int, label: str) -> TrainJob:
         sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
-        return TrainJob(pop, store_ref(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i}), label=label)
+        return TrainJob(pop, StoreRef(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i}), label=label)
 
     models = [train(i, f"provided {i}") for i in range(provided)]
     run: dict[str, list] = {}
     for s, scenario in enumerate(SCENARIOS):
         records = Selection.of(n, np.sort(rng.choice(n, union, replace=False)))
         shadow = [train(1000 * (s + 1) + i, f"{scenario} shadow {i}") for i in range(shadows)]
-        infer = [InferJob(pop, store_ref(tok.key), store_ref(m.key), records, max_length=32, label=f"{scenario} infer")
+        infer = [InferJob(pop, StoreRef(tok.key), StoreRef(m.key), records, max_length=32, label=f"{scenario} infer")
                  for m in [*models, *shadow]]
         run[scenario] = [*shadow, *infer]
     return [tok], models, run

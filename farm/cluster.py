@@ -28,7 +28,7 @@ from typing import Any
 
 import ray
 
-from farm.jobs import Job
+from farm.jobs import Job, StoreRef
 from farm.recipes import Perf, to_dict
 from farm.store import Store
 
@@ -280,9 +280,9 @@ def _free_accelerator_memory() -> None:
 
 
 def job_inputs(job: Job) -> list[str]:
-    """Store keys a job reads."""
+    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run)."""
     refs = [getattr(job, name, None) for name in ("tokenizer", "base", "model")]
-    return [r[6:] for r in refs if isinstance(r, str) and r.startswith("store:")]
+    return [r.key for r in refs if isinstance(r, StoreRef)]
 
 
 def _quiet() -> None:

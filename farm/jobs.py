@@ -3,8 +3,9 @@
 A key is the sha256 of canonical JSON of the job's *semantic* fields plus a spec version (``farm.recipes``):
 the population, the exact record selection, the recipe with its seed, and the identity of every input
 (tokenizer, base model, model to run). Performance settings travel separately (``Perf``) and never enter a key.
-References to inputs are strings: ``store:<key>`` for an artifact of the store, or ``path:<dir>@<sha256>`` for a
-local directory pinned by its content fingerprint, or a hub name.
+Inputs are references (``Ref``): ``StoreRef`` (an artifact of the store), ``PathRef`` (a local directory pinned by
+its content fingerprint) or ``HubRef`` (a hub name). A reference enters a key through its ``token``, which holds
+only content (store key, digest, hub name): where a directory lives never changes a key.
 """
 
 from __future__ import annotations
@@ -44,6 +45,54 @@ class Selection:
 
 
 @dataclass(frozen=True)
+class StoreRef:
+    """An artifact of the store, by key."""
+
+    key: str
+
+    @property
+    def token(self) -> str:
+        """What enters a job key."""
+        return f"store:{self.key}"
+
+
+@dataclass(frozen=True)
+class PathRef:
+    """A local directory pinned by ``digest`` (its content fingerprint). ``path`` says where to read it and, like
+    a job's ``label``, is neither compared nor part of any key: the same content elsewhere is the same input."""
+
+    path: str = field(compare=False)
+    digest: str
+
+    @property
+    def token(self) -> str:
+        return f"sha256:{self.digest}"
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """A model or tokenizer by hub name (``roberta-base``), as the hub (or its local cache) serves it."""
+
+    name: str
+
+    @property
+    def token(self) -> str:
+        return self.name
+
+
+Ref = StoreRef | PathRef | HubRef
+REF_TYPES = (StoreRef, PathRef, HubRef)
+
+
+def _check_refs(job: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(job, name)
+        if value is not None and not isinstance(value, REF_TYPES):
+            raise SpecError(f"{type(job).__name__}.{name} must be a StoreRef, PathRef or HubRef, "
+                            f"got {type(value).__name__} {value!r}")
+
+
+@dataclass(frozen=True)
 class TokenizerJob:
     """Train a byte-level BPE tokenizer on a population (the mini challenge's tokenizer)."""
 
@@ -61,17 +110,20 @@ class TrainJob:
     """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model name ``base``."""
 
     population: Mapping[str, Any]
-    tokenizer: str
+    tokenizer: Ref
     selection: Selection
     recipe: Recipe
-    base: str | None = None
+    base: Ref | None = None
     label: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _check_refs(self, "tokenizer", "base")
 
     @property
     def key(self) -> str:
-        return canonical_key("train", {"population": dict(self.population), "tokenizer": self.tokenizer,
+        return canonical_key("train", {"population": dict(self.population), "tokenizer": self.tokenizer.token,
                                        "selection": to_dict(self.selection), "recipe": to_dict(self.recipe),
-                                       "base": self.base})
+                                       "base": self.base.token if self.base else None})
 
 
 @dataclass(frozen=True)
@@ -79,27 +131,20 @@ class InferJob:
     """Logits of ``model`` on ``selection`` of ``population`` (rows in sorted index order)."""
 
     population: Mapping[str, Any]
-    tokenizer: str
-    model: str
+    tokenizer: Ref
+    model: Ref
     selection: Selection
     max_length: int = 67
     label: str = field(default="", compare=False)
 
+    def __post_init__(self) -> None:
+        _check_refs(self, "tokenizer", "model")
+
     @property
     def key(self) -> str:
-        return canonical_key("infer", {"population": dict(self.population), "tokenizer": self.tokenizer,
-                                       "model": self.model, "selection": to_dict(self.selection),
+        return canonical_key("infer", {"population": dict(self.population), "tokenizer": self.tokenizer.token,
+                                       "model": self.model.token, "selection": to_dict(self.selection),
                                        "max_length": self.max_length})
 
 
 Job = TokenizerJob | TrainJob | InferJob
-
-
-def store_ref(key: str) -> str:
-    """A reference to a store artifact."""
-    return f"store:{key}"
-
-
-def path_ref(path: str, digest: str) -> str:
-    """A reference to a local directory pinned by its content fingerprint."""
-    return f"path:{path}@{digest}"

@@ -7,6 +7,8 @@ the MICO scoring program takes its TPR@FPR from those points: the largest TPR am
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 FPR_BOUNDS = {
@@ -62,6 +64,26 @@ def score(solutions: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
     result["MIA"] = float(np.max(tpr - fpr))
     result["accuracy"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
     return result
+
+
+def pooled_scores(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """One pool of scores in [0, 1] from the raw scores of the models of one (scenario, phase), concatenated in
+    order (pair it with their solutions concatenated the same way), ready for ``score`` and ``roc_curve``.
+
+    The one NaN rule of the farm (the report, Tune and the benchmarks score through it): raw scores are min-max
+    scaled over the pool's finite values, **NaN -> 0.5** (uninformative: the middle of the range), +inf -> 1,
+    -inf -> 0, and a pool whose finite scores are all equal -> 0.5. This is exactly ``farm.submission.normalize``
+    in its default ``global`` mode (one min-max per scenario and phase), so a pool scores what the submitted
+    predictions of the same models score: Tune ranks attacks by the rule the report and MICO score them with.
+    """
+    parts = [np.asarray(x, dtype=np.float64).ravel() for x in scores]
+    raw = np.concatenate(parts) if parts else np.zeros(0)
+    finite = raw[np.isfinite(raw)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = (raw - lo) / (hi - lo) if hi > lo else np.full_like(raw, 0.5)
+    scaled = np.where(np.isposinf(raw), 1.0, np.where(np.isneginf(raw), 0.0, scaled))
+    return np.clip(np.where(np.isnan(raw), 0.5, scaled), 0.0, 1.0)
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 from farm.challenge import ASSETS, PHASES, ChallengeConstants, write_constants, write_model
 from farm.config import load_recipe, read_yaml, typed
 from farm.errors import ConfigError
-from farm.jobs import Selection, TokenizerJob, TrainJob, store_ref
+from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import Recipe, canonical_key
 from farm.splits import split_model
 
@@ -80,7 +80,7 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
     tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
     public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
-    base = TrainJob(config.public, store_ref(tok.key), Selection.of(public_n, np.arange(public_n)), base_recipe,
+    base = TrainJob(config.public, StoreRef(tok.key), Selection.of(public_n, np.arange(public_n)), base_recipe,
                     label="base")
     rng = np.random.default_rng([config.seed, 0xC4A11])
     targets = []
@@ -92,8 +92,8 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                 seeds = tuple(int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64))
                 split = split_model(*seeds, n_total=population_size, len_training=config.len_training,
                                     len_challenge=config.len_challenge)
-                job = TrainJob(config.population, store_ref(tok.key), Selection.of(population_size, split.train_set()),
-                               dataclasses.replace(recipe, seed=seeds[1] & 0x7FFFFFFF), store_ref(base.key),
+                job = TrainJob(config.population, StoreRef(tok.key), Selection.of(population_size, split.train_set()),
+                               dataclasses.replace(recipe, seed=seeds[1] & 0x7FFFFFFF), StoreRef(base.key),
                                label=f"{scenario}/{phase}/model_{model_id}")
                 targets.append((scenario, phase, model_id, seeds, job))
                 model_id += 1

@@ -1,4 +1,8 @@
-"""The attack report: a Markdown table per scenario and phase, the compute used, and log-log ROC PNGs."""
+"""The attack report: a Markdown table per scenario and phase, the compute used, and log-log ROC PNGs.
+
+It formats ``farm.driver.ScenarioResult``s, whose metrics and curves are pooled per phase with
+``farm.metrics.pooled_scores`` (the farm's one NaN rule).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ def write_report(out: Path, results: list[Any], challenge_root: str | Path) -> P
     compute = ["| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |", "|---|---|---|"]
     compute += [f"| {r.name} | {r.trainings} | {r.job_seconds:.1f} |" for r in results]
     text = [f"# Attack report: {challenge_root}", "", "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
-            "all models of a phase pooled under one threshold).", "", score_table(results), "", "## Compute", "",
+            "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
+            "as `normalize: global` writes them).", "", score_table(results), "", "## Compute", "",
             *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return atomic_write_text(out / "report.md", "\n".join(text))

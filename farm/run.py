@@ -19,7 +19,7 @@ import numpy as np
 
 from farm.data import Population, Tokenized, load_population, tokenize
 from farm.errors import SpecError
-from farm.jobs import InferJob, Job, TokenizerJob, TrainJob
+from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import Perf
 from farm.store import Store
 
@@ -31,8 +31,8 @@ class Context:
     perf: Perf = field(default_factory=Perf)
     _cache: tempfile.TemporaryDirectory | None = None
     _populations: dict[str, Population] = field(default_factory=dict)
-    _tokenizers: dict[str, Any] = field(default_factory=dict)
-    _tokens: dict[tuple[str, str, int], Tokenized] = field(default_factory=dict)
+    _tokenizers: dict[Ref, Any] = field(default_factory=dict)
+    _tokens: dict[tuple[str, Ref, int], Tokenized] = field(default_factory=dict)
 
     def population(self, spec: dict) -> Population:
         k = json.dumps(spec, sort_keys=True)
@@ -40,14 +40,14 @@ class Context:
             self._populations[k] = load_population(spec)
         return self._populations[k]
 
-    def tokenizer(self, ref: str, store: Store) -> Any:
+    def tokenizer(self, ref: Ref, store: Store) -> Any:
         if ref not in self._tokenizers:
             from farm.models import load_tokenizer
 
             self._tokenizers[ref] = load_tokenizer(self.resolve(ref, store))
         return self._tokenizers[ref]
 
-    def tokens(self, population: dict, tokenizer_ref: str, max_length: int, store: Store) -> Tokenized:
+    def tokens(self, population: dict, tokenizer_ref: Ref, max_length: int, store: Store) -> Tokenized:
         k = (json.dumps(population, sort_keys=True), tokenizer_ref, max_length)
         if k not in self._tokens:
             self._tokens[k] = tokenize(self.population(population), self.tokenizer(tokenizer_ref, store), max_length)
@@ -67,13 +67,16 @@ class Context:
             self._cache.cleanup()
             self._cache = None
 
-    def resolve(self, ref: str, store: Store) -> str:
-        """A local directory (or hub name) for a ``store:``/``path:`` reference."""
-        if ref.startswith("store:"):
-            return str(store.get_dir(ref[6:], self.cache_dir, check=False))
-        if ref.startswith("path:"):
-            return ref[5:].rsplit("@", 1)[0]
-        return ref
+    def resolve(self, ref: Ref, store: Store) -> str:
+        """Where to load ``ref`` from: a local directory (a store artifact fetched into the cache, or the pinned
+        path) or a hub name."""
+        if isinstance(ref, StoreRef):
+            return str(store.get_dir(ref.key, self.cache_dir, check=False))
+        if isinstance(ref, PathRef):
+            return ref.path
+        if isinstance(ref, HubRef):
+            return ref.name
+        raise SpecError(f"not a model or tokenizer reference: {ref!r}")
 
 
 def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any]:

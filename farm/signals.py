@@ -1,23 +1,11 @@
-"""Per-record signals: logits of a model on population records, and pure transforms of cached logits.
+"""Per-record signals: pure numpy transforms of cached logits (the logits themselves come from ``farm.infer``).
 
-``compute_logits`` runs a model (it loads torch lazily through ``farm.infer``); everything else here is numpy
-on arrays of logits ``[..., n_records, 2]`` and labels ``[n_records]``. Higher = more confident in the label.
+Arrays of logits are ``[..., n_records, 2]`` and labels ``[n_records]``. Higher = more confident in the label.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-
-
-def compute_logits(model_dir: str | Path, tokens: Any, indices: np.ndarray, *, perf: Any = None) -> np.ndarray:
-    """float32 logits ``[len(indices), 2]`` of the saved model at ``model_dir`` on population ``indices``."""
-    from farm.infer import logits_of
-    from farm.recipes import Perf
-
-    return logits_of(model_dir, tokens, indices, perf=perf or Perf())
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -21,17 +21,12 @@ import yaml
 
 from farm.attacks import run_attack
 from farm.config import load_recipe, read_yaml, typed
-from farm.driver import (
-    AttackConfig,
-    ScenarioData,
-    collect_signals,
-    read_inputs,
-    scenario_data,
-)
+from farm.driver import AttackConfig  # moving to farm.config: tuning uses nothing else of the driver
 from farm.errors import ConfigError, FarmError
-from farm.metrics import score
+from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec
 from farm.recipes import DPConfig, Recipe, to_dict
+from farm.scenario import ModelId, Scenario, collect_signals, load_scenarios
 
 ATTACK_GRID: dict[str, list[dict]] = {
     "loss": [{}],
@@ -85,14 +80,15 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     return typed(TuneConfig, data, path, "tune")
 
 
-def split_train_models(data: ScenarioData, held_out: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices (into ``data.models``) of search and held-out labelled models; at least 2 in each part."""
-    labelled = [i for i, m in enumerate(data.models) if m.phase == "train"]
+def split_train_models(scenario: Scenario, held_out: float, seed: int) -> tuple[list[ModelId], list[ModelId]]:
+    """Search and held-out labelled ``train`` models (each in row order); at least 2 in each part."""
+    labelled = scenario.phase("train")
     if len(labelled) < 4:
-        raise ConfigError(f"{data.name}: need at least 4 labelled train models to tune, found {len(labelled)}")
-    order = np.random.default_rng([seed, 0x7E57]).permutation(labelled)
+        raise ConfigError(f"{scenario.name}: need at least 4 labelled train models to tune, found {len(labelled)}")
+    order = np.random.default_rng([seed, 0x7E57]).permutation(len(labelled))
     n_held = min(max(2, int(round(held_out * len(labelled)))), len(labelled) - 2)
-    return sorted(int(i) for i in order[n_held:]), sorted(int(i) for i in order[:n_held])
+    held = {labelled[i] for i in order[:n_held]}
+    return [m for m in labelled if m not in held], [m for m in labelled if m in held]
 
 
 def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str) -> Recipe:
@@ -113,22 +109,24 @@ def _dp_variant(variant: str, tune_config: TuneConfig, scenario: str) -> DPConfi
     return DPConfig(noise_multiplier=float(values["sigma"]), max_grad_norm=float(values.get("clip", 1.0)))
 
 
-def subset(data: ScenarioData, keep: list[int]) -> ScenarioData:
-    """The scenario restricted to models ``keep`` (same records, so shadows and inference jobs stay shared)."""
-    return ScenarioData(data.name, [data.models[i] for i in keep], [data.challenges[i] for i in keep],
-                        [data.train_sets[i] for i in keep], data.records)
+def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, params: dict) -> float:
+    """Pooled TPR@0.1FPR (``farm.metrics.pooled_scores``) of ``attack`` on labelled ``targets`` of a scenario
+    holding signals; every other model with known membership is a reference (leave-one-out)."""
+    assert scenario.signals is not None
+    rows = np.array([scenario.row(t) for t in targets])
+    y = np.concatenate([scenario.signals.solution(r) for r in rows])
+    s = run_attack(attack, scenario.signals, rows, **params)
+    return float(score(y, pooled_scores(list(s)))["TPR_FPR_1000"])
 
 
-def best_attack(signals: Any, data: ScenarioData, targets: list[int], attacks: list[str]) -> tuple[str, dict, float]:
+def best_attack(scenario: Scenario, targets: list[ModelId], attacks: list[str]) -> tuple[str, dict, float]:
     """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled, leave-one-out)."""
-    y = np.concatenate([signals.solution(t) for t in targets])
     best: tuple[str, dict, float] = ("loss", {}, -1.0)
     for name in attacks:
         for params in ATTACK_GRID[name]:
-            s = run_attack(name, signals, np.asarray(targets), **params)
-            tpr = score(y, np.nan_to_num(s.ravel(), nan=0.0, posinf=1e9, neginf=-1e9))["TPR_FPR_1000"]
+            tpr = targets_score(scenario, targets, name, params)
             if tpr > best[2]:
-                best = (name, params, float(tpr))
+                best = (name, params, tpr)
     return best
 
 
@@ -145,22 +143,17 @@ class Objective:
         from ray import tune
 
         from farm.cluster import Executor
-        from farm.data import load_population
         from farm.store import Store
 
-        ch, inputs = read_inputs(self.challenge)
-        data = scenario_data(ch, self.scenario)
-        search, _ = split_train_models(data, self.tune_config.held_out, self.tune_config.seed)
-        part = subset(data, search)
-        labels = load_population(inputs.population).labels
+        _, scenarios = load_scenarios(self.challenge, names=[self.scenario])
+        scenario = scenarios[self.scenario]
+        search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
         recipe = trial_recipe(params, self.tune_config, self.scenario)
         executor = Executor(Store(self.store_uri), progress=None)
         for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
-            config = AttackConfig(plan=PlanSpec(kind="pool", shadows=k, group=self.tune_config.group),
-                                  recipe=to_dict(recipe))
-            got = collect_signals(data, config, inputs, executor, labels, part=part, title="trial")
-            name, attack_params, tpr = best_attack(got.signals, part, list(range(len(search))),
-                                                   self.tune_config.attacks)
+            plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
+            got = collect_signals(scenario, plan, recipe, executor, only=search, title="trial")
+            name, attack_params, tpr = best_attack(got.scenario, search, self.tune_config.attacks)
             tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
                          "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys)})
 
@@ -243,21 +236,13 @@ def config_yaml(config: AttackConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def held_out_score(challenge: str | Path, scenario: str, config: AttackConfig, tune_config: TuneConfig,
+def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneConfig,
                    executor: Any) -> tuple[float, int]:
     """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
-    from farm.data import load_population
-
-    ch, inputs = read_inputs(challenge)
-    data = scenario_data(ch, scenario)
-    search, held = split_train_models(data, tune_config.held_out, tune_config.seed)
-    keep = sorted(search + held)
-    labels = load_population(inputs.population).labels
-    got = collect_signals(data, config, inputs, executor, labels, part=subset(data, keep), title=f"{scenario} held-out")
-    targets = [keep.index(i) for i in held]
-    y = np.concatenate([got.signals.solution(t) for t in targets])
-    s = run_attack(config.attack, got.signals, np.asarray(targets), **config.params)
-    return float(score(y, np.nan_to_num(s.ravel(), nan=0.0))["TPR_FPR_1000"]), got.trainings
+    search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
+    got = collect_signals(scenario, config.plan, config.shadow_recipe(), executor, only=search + held,
+                          title=f"{scenario.name} held-out")
+    return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
 
 def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
@@ -268,11 +253,11 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
 
     tune_config = load_tune_config(config_path)
     out = Path(out)
-    ch, _ = read_inputs(challenge)
+    _, loaded = load_scenarios(challenge, names=scenarios)
     defaults = load_attack_config(tune_config.default_attack)
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
-    for scenario in scenarios or ch.scenarios():
+    for scenario in loaded:
         results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out)
         if all(r.error for r in results):
             raise FarmError(f"{scenario}: every trial failed; first error: {results.errors[0]}")
@@ -280,9 +265,8 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
         frame = results.get_dataframe()
         atomic_write_text(out / scenario / "best.yaml", config_yaml(best))
         atomic_write_text(out / scenario / "trials.csv", frame.to_csv(index=False))
-        tuned, _ = held_out_score(challenge, scenario, best, tune_config, executor)
-        default, _ = held_out_score(challenge, scenario, defaults.get(scenario, defaults["*"]), tune_config,
-                                    executor)
+        tuned, _ = held_out_score(loaded[scenario], best, tune_config, executor)
+        default, _ = held_out_score(loaded[scenario], defaults.get(scenario, defaults["*"]), tune_config, executor)
         seconds = _search_seconds(results)
         rows.append(f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
                     f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | {default:.3f} | "

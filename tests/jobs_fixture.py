@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob, store_ref
+from farm.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import ModelSpec, Recipe, TinyModel
 
 POP = {"source": "synthetic", "n": 300, "seed": 0}
@@ -15,10 +15,10 @@ def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
     recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
                     batch_size=32)
     rng = np.random.default_rng(0)
-    return [TrainJob(POP, store_ref(TOKENIZER.key), Selection.of(300, rng.choice(300, 280, replace=False)),
+    return [TrainJob(POP, StoreRef(TOKENIZER.key), Selection.of(300, rng.choice(300, 280, replace=False)),
                      Recipe(**{**recipe.__dict__, "seed": i}), label=f"model_{i}") for i in range(count)]
 
 
 def infer_job(train: TrainJob) -> InferJob:
-    return InferJob(POP, store_ref(TOKENIZER.key), store_ref(train.key), Selection.of(300, np.arange(300)),
+    return InferJob(POP, StoreRef(TOKENIZER.key), StoreRef(train.key), Selection.of(300, np.arange(300)),
                     label=f"infer {train.label}")

@@ -1,9 +1,11 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
-from farm.jobs import InferJob, Selection, TokenizerJob, TrainJob
-from farm.recipes import Recipe
+from farm.errors import SpecError
+from farm.jobs import HubRef, InferJob, PathRef, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.recipes import Recipe, canonical_key, to_dict
 
 
 def test_selection_roundtrip_and_size():
@@ -16,13 +18,13 @@ def test_selection_roundtrip_and_size():
 def test_keys_are_content_addressed():
     sel = Selection.of(10, np.array([1, 2, 3]))
     pop = {"source": "synthetic", "n": 10, "seed": 0}
-    a = TrainJob(pop, "store:tok", sel, Recipe(seed=1), label="a")
-    b = TrainJob(dict(pop), "store:tok", Selection.of(10, np.array([3, 2, 1])), Recipe(seed=1), label="b")
+    a = TrainJob(pop, StoreRef("tok"), sel, Recipe(seed=1), label="a")
+    b = TrainJob(dict(pop), StoreRef("tok"), Selection.of(10, np.array([3, 2, 1])), Recipe(seed=1), label="b")
     assert a.key == b.key  # labels are not semantic
     assert a.key != dataclasses.replace(a, recipe=Recipe(seed=2)).key
     assert a.key != dataclasses.replace(a, selection=Selection.of(10, np.array([1, 2]))).key
-    assert a.key != dataclasses.replace(a, base="store:other").key
-    infer = InferJob(pop, "store:tok", f"store:{a.key}", sel)
+    assert a.key != dataclasses.replace(a, base=StoreRef("other")).key
+    infer = InferJob(pop, StoreRef("tok"), StoreRef(a.key), sel)
     assert infer.key != a.key and len(infer.key) == 64
     assert TokenizerJob(pop).key != TokenizerJob(pop, vocab_size=100).key
 
@@ -35,3 +37,28 @@ def test_key_is_stable_across_processes():
             "print(TokenizerJob({'source': 'synthetic', 'n': 10, 'seed': 0}).key)")
     out = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout for _ in range(2)}
     assert len(out) == 1
+
+
+def test_refs_enter_keys_by_content_only():
+    sel = Selection.of(10, np.array([1, 2, 3]))
+    pop = {"source": "synthetic", "n": 10, "seed": 0}
+    here, there = PathRef("/here/model", "ab" * 32), PathRef("/there/model", "ab" * 32)
+    assert here == there and hash(here) == hash(there)  # the path is where to read, not what it is
+    assert InferJob(pop, here, here, sel).key == InferJob(pop, there, there, sel).key
+    assert InferJob(pop, here, here, sel).key != InferJob(pop, here, PathRef("/here/model", "cd" * 32), sel).key
+    assert TrainJob(pop, HubRef("roberta-base"), sel, Recipe()).key != TrainJob(pop, StoreRef("roberta-base"), sel,
+                                                                                   Recipe()).key
+
+
+def test_keys_of_store_and_hub_refs_are_unchanged():
+    # the key a store reference or hub name gave when references were strings ("store:<key>", a hub name)
+    pop = {"source": "synthetic", "n": 10, "seed": 0}
+    job = TrainJob(pop, StoreRef("tok"), Selection.of(10, np.array([1, 2, 3])), Recipe(seed=1), HubRef("roberta-base"))
+    payload = {"population": pop, "tokenizer": "store:tok", "selection": to_dict(job.selection),
+               "recipe": to_dict(job.recipe), "base": "roberta-base"}
+    assert job.key == canonical_key("train", payload)
+
+
+def test_jobs_refuse_string_refs():
+    with pytest.raises(SpecError, match="tokenizer must be a StoreRef"):
+        TrainJob({}, "store:tok", Selection.of(10, np.array([1])), Recipe())

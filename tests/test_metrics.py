@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import auc as sk_auc
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from farm.metrics import FPR_BOUNDS, roc_curve, score
+from farm.metrics import FPR_BOUNDS, pooled_scores, roc_curve, score
 
 
 def mico_reference(solutions, predictions):
@@ -60,3 +60,17 @@ def test_rejects_bad_input():
         score(np.ones(4), np.arange(4.0))
     with pytest.raises(ValueError, match="finite"):
         score(np.array([0, 1]), np.array([np.nan, 1.0]))
+
+
+def test_pooled_scores_nan_rule_is_the_submissions():
+    from farm.submission import normalize
+
+    parts = [np.array([0.2, np.nan, 3.0]), np.array([np.inf, -1.0, -np.inf, 0.2])]
+    pooled = pooled_scores(parts)
+    # min-max over finite values [-1, 3]; NaN is uninformative (0.5); +inf -> 1 and -inf -> 0
+    np.testing.assert_array_equal(pooled, [0.3, 0.5, 1.0, 1.0, 0.0, 0.0, 0.3])
+    group = normalize({("s", "dev", 0): parts[0], ("s", "dev", 1): parts[1]})  # one (scenario, phase) group
+    np.testing.assert_array_equal(pooled, np.concatenate([group["s", "dev", 0], group["s", "dev", 1]]))
+    assert pooled_scores([np.array([2.0, np.nan]), np.array([2.0])]).tolist() == [0.5, 0.5, 0.5]  # constant
+    assert pooled_scores([np.array([np.nan, np.nan])]).tolist() == [0.5, 0.5]
+    assert pooled_scores([]).shape == (0,)

@@ -1,5 +1,10 @@
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from farm.errors import SpecError
+from farm.jobs import HubRef, PathRef, StoreRef
 from farm.run import Context, logits_from_store, run_job
 from farm.store import Store
 from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
@@ -23,3 +28,15 @@ def test_run_job_is_idempotent_and_recomputes_corrupt_entries(tmp_path):
     again = run_job(train, store, Context())
     assert again["ran"] and store.valid(train.key)
     assert store.fs.cat_file(weights) == data  # recomputed bit for bit (same seed, CPU)
+
+
+def test_resolve_reads_each_kind_of_reference(tmp_path):
+    store, ctx = Store(tmp_path / "store"), Context(cache_dir=tmp_path / "cache")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.txt").write_text("x")
+    store.put_dir("k" * 64, tmp_path / "src", {})
+    assert Path(ctx.resolve(StoreRef("k" * 64), store), "f.txt").read_text() == "x"
+    assert ctx.resolve(PathRef("/some/where", "ab" * 32), store) == "/some/where"
+    assert ctx.resolve(HubRef("roberta-base"), store) == "roberta-base"
+    with pytest.raises(SpecError, match="not a model or tokenizer reference"):
+        ctx.resolve("store:" + "k" * 64, store)  # type: ignore[arg-type]

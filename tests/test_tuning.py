@@ -1,21 +1,20 @@
 """farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and resume."""
 
-import numpy as np
-
-from farm.challenge import read_challenge
 from farm.cli import main
-from farm.driver import load_attack_config, scenario_data
+from farm.driver import load_attack_config
+from farm.scenario import load_scenarios
 from farm.tuning import load_tune_config, split_train_models, trial_recipe
 
 TUNE = "tests/data/tiny-tune.yaml"
 
 
 def test_split_is_disjoint_and_stable(tiny_built):
-    data = scenario_data(read_challenge(tiny_built / "challenge"), "sst2_inf")
-    search, held = split_train_models(data, 0.5, 0)
+    _, scenarios = load_scenarios(tiny_built / "challenge")
+    scenario = scenarios["sst2_inf"]
+    search, held = split_train_models(scenario, 0.5, 0)
     assert len(search) == 2 and len(held) == 2 and not set(search) & set(held)
-    assert all(data.models[i].phase == "train" for i in search + held)
-    assert (search, held) == split_train_models(data, 0.5, 0)
+    assert all(m.phase == "train" for m in search + held)
+    assert (search, held) == split_train_models(scenario, 0.5, 0)
 
 
 def test_trial_recipe_variants():
@@ -50,4 +49,3 @@ def test_bad_tune_config(tmp_path, capsys):
     bad.write_text("space: {}\nmax_shadows: 3\ngroup: 2\n")
     assert main(["tune", "--challenge", "nowhere", "--config", str(bad), "--out", str(tmp_path / "o")]) == 1
     assert "t.yaml" in capsys.readouterr().err
-    np.testing.assert_equal(True, True)

@@ -1,0 +1,255 @@
+"""One scenario of a challenge, as attacks see it: the seam between a challenge tree and the attacks.
+
+``load_scenarios`` reads a challenge tree (and optionally an answers tree), pins its inputs (population,
+tokenizer, base model), loads the population's labels once and builds a frozen ``Scenario`` per scenario: its
+provided models keyed by ``ModelId(scenario, phase, model_id)``, the records they need, their keep masks and
+known solutions. ``collect_signals`` adds a shadow plan's models, runs (through an executor and its store) every
+training and inference job, and returns the scenario with its ``Signals``. The driver (``farm attack``), Tune
+(``farm tune``) and the benchmarks all go through these two functions; nothing else turns a tree into signals.
+
+Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``Signals``' first rows) is model
+``ids[i]``; shadows follow the provided models in the ``Signals``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from farm.attacks import UNKNOWN, Signals
+from farm.challenge import Challenge, ModelEntry, read_challenge
+from farm.errors import ConfigError
+from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, TrainJob
+from farm.metrics import pooled_scores, score
+from farm.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
+from farm.recipes import Recipe
+from farm.store import Store, fingerprint
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A provided model's identity: where it sits in a challenge tree (``<scenario>/<phase>/model_<id>``)."""
+
+    scenario: str
+    phase: str
+    model_id: int
+
+    def as_tuple(self) -> tuple[str, str, int]:
+        """``(scenario, phase, model_id)``, the key of ``farm.submission``'s predictions."""
+        return (self.scenario, self.phase, self.model_id)
+
+    def __str__(self) -> str:
+        return f"{self.scenario}/{self.phase}/model_{self.model_id}"
+
+
+@dataclass(frozen=True)
+class ChallengeInputs:
+    """What every job of one challenge shares: the population spec, tokenizer and base model (pinned), and
+    the population size."""
+
+    population: Mapping[str, Any]
+    tokenizer: Ref
+    base: Ref | None
+    n_total: int
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """One scenario's provided models and what is known about them; ``signals`` once collected.
+
+    ``models``: ``ModelId -> ModelEntry`` in row order; ``records [R]``: sorted population indices of the union
+    of their challenge points; ``labels [R]``: the records' class labels; ``keep [M, R]`` int8: 1 IN, 0 OUT,
+    -1 unknown (dev/final models); ``columns [M, P]``: the column in ``records`` of each model's ``P``
+    challenge points (challenge order); ``solutions``: 0/1 membership in challenge order of every model whose
+    membership is known (labelled ``train`` models, and dev/final models when answers were given).
+    """
+
+    name: str
+    inputs: ChallengeInputs
+    models: Mapping[ModelId, ModelEntry]
+    records: np.ndarray
+    labels: np.ndarray
+    keep: np.ndarray
+    columns: np.ndarray
+    solutions: Mapping[ModelId, np.ndarray]
+    signals: Signals | None = None
+
+    @property
+    def ids(self) -> list[ModelId]:
+        """The models in row order."""
+        return list(self.models)
+
+    def row(self, model: ModelId) -> int:
+        """The model's row in ``keep``, ``columns`` and ``signals``."""
+        return self.ids.index(model)
+
+    def challenge(self, model: ModelId) -> np.ndarray:
+        """Population indices of the model's challenge points, in challenge order."""
+        return self.records[self.columns[self.row(model)]]
+
+    def phase(self, phase: str) -> list[ModelId]:
+        """The models of ``phase`` in row order."""
+        return [m for m in self.models if m.phase == phase]
+
+    def subset(self, keep: Sequence[ModelId]) -> Scenario:
+        """The scenario restricted to the models ``keep`` (kept in row order, without signals). Records stay
+        the same, so shadow plans and inference jobs, hence their store keys, are shared with the whole."""
+        wanted = set(keep)
+        missing = wanted - set(self.models)
+        if missing:
+            raise KeyError(f"{self.name}: no models {sorted(map(str, missing))}")
+        rows = [i for i, m in enumerate(self.models) if m in wanted]
+        ids = [self.ids[i] for i in rows]
+        return replace(self, models={m: self.models[m] for m in ids}, keep=self.keep[rows],
+                       columns=self.columns[rows], solutions={m: s for m, s in self.solutions.items() if m in wanted},
+                       signals=None)
+
+    def pooled(self, phase: str, raw: Mapping[ModelId, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(solutions, scores)`` of every model of ``phase`` with a known solution, concatenated in row order
+        and pooled under ``farm.metrics.pooled_scores`` (one threshold, as MICO scores). ``raw``: scores in
+        challenge order per model. None when no model of the phase is labelled."""
+        ids = [m for m in self.phase(phase) if m in self.solutions]
+        if not ids:
+            return None
+        return np.concatenate([self.solutions[m] for m in ids]), pooled_scores([raw[m] for m in ids])
+
+    def score(self, phase: str, raw: Mapping[ModelId, np.ndarray]) -> dict[str, float] | None:
+        """MICO metrics of ``phase`` (``farm.metrics.score`` of ``pooled``); None when it is unlabelled."""
+        got = self.pooled(phase, raw)
+        return score(*got) if got else None
+
+    def with_signals(self, logits: np.ndarray, shadows: Sequence[Shadow]) -> Scenario:
+        """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of ``shadows``."""
+        n = len(shadows)
+        shadow_keep = [keep_row(s.indices, self.records) for s in shadows]
+        keep = np.concatenate([self.keep, np.stack(shadow_keep) if n else np.zeros((0, self.records.size), np.int8)])
+        columns = np.concatenate([self.columns, np.full((n, self.columns.shape[1]), -1, np.int64)])
+        labelled = np.array([m.phase == "train" for m in self.models] + [False] * n)
+        return replace(self, signals=Signals(logits, self.labels, keep, columns, labelled))
+
+
+class JobRunner(Protocol):
+    """What ``collect_signals`` needs of an executor (``farm.cluster.Executor``): run jobs into a store."""
+
+    store: Store
+
+    def run(self, jobs: Sequence[Job], *, title: str = ...) -> object: ...
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A scenario (or part of one) with its signals under a plan, and what producing them cost."""
+
+    scenario: Scenario
+    trainings: int
+    job_seconds: float
+    train_keys: tuple[str, ...] = ()
+
+    @property
+    def signals(self) -> Signals:
+        assert self.scenario.signals is not None
+        return self.scenario.signals
+
+
+def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | None = None,
+                   names: Sequence[str] | None = None) -> tuple[Challenge, dict[str, Scenario]]:
+    """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin its
+    inputs, load the population's labels and build the scenarios ``names`` (default: all, sorted)."""
+    from farm.data import load_population
+
+    ch = read_challenge(challenge_root)
+    answers = read_challenge(answers_root, require_weights=False) if answers_root else None
+    unknown = sorted(set(names or ()) - set(ch.scenarios()))
+    if unknown:
+        raise ConfigError(f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})")
+    inputs = challenge_inputs(ch)
+    labels = load_population(inputs.population).labels
+    return ch, {name: build_scenario(ch, name, inputs, labels, answers) for name in names or ch.scenarios()}
+
+
+def challenge_inputs(ch: Challenge) -> ChallengeInputs:
+    """The challenge's shared inputs; a tokenizer or base model found on disk is pinned by its fingerprint."""
+    c = ch.constants
+    return ChallengeInputs(dict(c.population), pin(c.locate(ch.root, c.tokenizer)),
+                           pin(c.locate(ch.root, c.base_model)), c.n_total)
+
+
+def pin(ref: str) -> Ref:
+    """A directory that exists becomes a ``PathRef`` pinned by its content; anything else is a hub name."""
+    return PathRef(ref, fingerprint(ref)) if Path(ref).exists() else HubRef(ref)
+
+
+def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np.ndarray,
+                   answers: Challenge | None = None) -> Scenario:
+    """Scenario ``name`` of ``ch``: splits, records, keep masks, solutions (``labels``: the population's)."""
+    entries = ch.select(name)
+    ids = [ModelId(m.scenario, m.phase, m.model_id) for m in entries]
+    splits = [m.split(ch.constants) for m in entries]
+    records = union_of_challenges([s.challenge for s in splits])
+    keep = [keep_row(np.sort(s.train_set()), records) if s.member is not None and s.training is not None
+            else np.full(records.size, UNKNOWN, np.int8) for s in splits]
+    columns = np.stack([np.searchsorted(records, s.challenge) for s in splits]).astype(np.int64)
+    solutions = {i: m.solution for i, m in zip(ids, entries) if m.solution is not None}
+    if answers is not None:
+        known = set(ids)
+        solutions.update({i: m.solution for m in answers.select(name)
+                          if m.solution is not None and (i := ModelId(m.scenario, m.phase, m.model_id)) in known})
+    return Scenario(name, inputs, dict(zip(ids, entries)), records, np.asarray(labels)[records], np.stack(keep),
+                    columns, solutions)
+
+
+def plan_shadows(scenario: Scenario, plan: PlanSpec) -> list[Shadow]:
+    """The plan's shadows for ``scenario`` (pool: over its records; per-target: one per model of its phases)."""
+    if plan.kind == "pool":
+        return pool_shadows(scenario.inputs.n_total, scenario.records, plan)
+    if plan.kind == "per-target":
+        wanted = {m.model_id: scenario.challenge(m) for m in scenario.ids if m.phase in plan.phases}
+        return per_target_shadows(scenario.inputs.n_total, wanted)
+    return []
+
+
+def train_jobs(scenario: Scenario, recipe: Recipe, shadows: Sequence[Shadow]) -> list[TrainJob]:
+    """One training per shadow; shadow ``i`` trains with seed ``recipe.seed * 100003 + i``."""
+    inputs = scenario.inputs
+    base = inputs.base if recipe.model.name == "base" else None
+    return [TrainJob(inputs.population, inputs.tokenizer, Selection.of(inputs.n_total, s.indices),
+                     replace(recipe, seed=recipe.seed * 100_003 + i), base, label=f"{scenario.name}/{s.name}")
+            for i, s in enumerate(shadows)]
+
+
+def infer_jobs(scenario: Scenario, trains: Sequence[TrainJob]) -> list[InferJob]:
+    """Logits on the scenario's records of each of its models (row order), then of each trained shadow."""
+    inputs = scenario.inputs
+    sel = Selection.of(inputs.n_total, scenario.records)
+    refs: list[tuple[str, Ref]] = [(str(m), model_ref(e)) for m, e in scenario.models.items()]
+    refs += [(f"infer {t.label}", StoreRef(t.key)) for t in trains]
+    return [InferJob(inputs.population, inputs.tokenizer, ref, sel, label=label) for label, ref in refs]
+
+
+def model_ref(entry: ModelEntry) -> PathRef:
+    """A provided model folder pinned by the content of its weights and config (not by where it lives)."""
+    if entry.weights is None or entry.config is None:
+        raise ConfigError(f"{entry.path}: a model to run needs weights and config.json")
+    return PathRef(str(entry.path), fingerprint(entry.weights) + fingerprint(entry.config))
+
+
+def collect_signals(scenario: Scenario, plan: PlanSpec, recipe: Recipe, executor: JobRunner, *,
+                    only: Sequence[ModelId] | None = None, title: str = "") -> Collected:
+    """Plan's shadows (over all of ``scenario``) -> train them with ``recipe`` -> infer the models ``only``
+    (default: every model) and the shadows -> the part of the scenario holding its ``Signals``. Jobs already
+    in the executor's store are not run again."""
+    from farm.run import job_seconds, logits_from_store
+
+    part = scenario.subset(only) if only is not None else scenario
+    shadows = plan_shadows(scenario, plan)
+    trains = train_jobs(scenario, recipe, shadows)
+    infers = infer_jobs(part, trains)
+    executor.run(trains, title=f"{title or scenario.name} shadows")
+    executor.run(infers, title=f"{title or scenario.name} inference")
+    logits = np.stack([logits_from_store(executor.store, job)[1] for job in infers])
+    return Collected(part.with_signals(logits, shadows), len(trains), job_seconds(executor.store, [*trains, *infers]),
+                     tuple(t.key for t in trains))
