@@ -17,52 +17,11 @@ import numpy as np
 
 from farm.attacks import UNKNOWN, Signals, run_attack
 from farm.challenge import Challenge, ModelEntry, read_challenge
-from farm.config import load_recipe, read_yaml, typed
-from farm.errors import ConfigError
+from farm.config import AttackConfig
 from farm.jobs import InferJob, Selection, TrainJob, path_ref, store_ref
 from farm.metrics import score
-from farm.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
-from farm.recipes import Recipe
+from farm.plans import Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
 from farm.store import fingerprint
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
-
-    ``recipe``: a recipe name from ``configs/recipes`` or an inline recipe mapping.
-    """
-
-    attack: str = "loss"
-    params: dict[str, Any] = field(default_factory=dict)
-    plan: PlanSpec = field(default_factory=PlanSpec)
-    recipe: str | dict[str, Any] = "mini-inf"
-    normalize: str = "global"
-
-    def shadow_recipe(self) -> Recipe:
-        if isinstance(self.recipe, str):
-            return load_recipe(self.recipe)
-        return typed(Recipe, self.recipe, "attack config", "recipe")
-
-
-def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
-    """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
-    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape)."""
-    data = read_yaml(path)
-    overrides = data.pop("scenarios", {}) or {}
-    configs = {"*": _attack_config(data, path, "config")}
-    for name, extra in overrides.items():
-        configs[name] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
-    return configs
-
-
-def _attack_config(data: dict, path: str | Path, where: str) -> AttackConfig:
-    data = dict(data)
-    plan = typed(PlanSpec, {**data.pop("plan", {})}, path, f"{where}.plan")
-    if "phases" in data:
-        raise ConfigError(f"{path}: {where}.phases belongs under plan")
-    config = typed(AttackConfig, {k: v for k, v in data.items() if k != "plan"}, path, where)
-    return dataclasses.replace(config, plan=dataclasses.replace(plan, phases=tuple(plan.phases)))
 
 
 @dataclass

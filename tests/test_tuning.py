@@ -4,7 +4,8 @@ import numpy as np
 
 from farm.challenge import read_challenge
 from farm.cli import main
-from farm.driver import load_attack_config, scenario_data
+from farm.config import load_attack_config
+from farm.driver import scenario_data
 from farm.tuning import load_tune_config, split_train_models, trial_recipe
 
 TUNE = "tests/data/tiny-tune.yaml"
@@ -22,7 +23,7 @@ def test_trial_recipe_variants():
     config = load_tune_config(TUNE)
     plain = trial_recipe({"learning_rate": 2e-3, "epochs": 2, "dp": "none"}, config, "sst2_inf")
     assert plain.learning_rate == 2e-3 and plain.epochs == 2 and plain.dp is None
-    noisy = trial_recipe({"dp": "sigma=0.7,clip=0.5"}, config, "sst2_inf")
+    noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}}, config, "sst2_inf")
     assert noisy.dp.noise_multiplier == 0.7 and noisy.dp.max_grad_norm == 0.5
     matched = trial_recipe({"dp": "matched"}, load_tune_config("configs/tune-mini.yaml"), "sst2_lo")
     assert matched.dp.target_epsilon == 4.0
