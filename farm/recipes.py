@@ -7,7 +7,6 @@ only semantic fields enter a job's key. ``Recipe`` is semantic; ``Perf`` is perf
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import re
@@ -157,7 +156,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required and name not in data:
             raise SpecError(f"missing (required in {cls.__name__})", key=_join(where, name))
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
     try:
         return cls(**kwargs)
@@ -271,11 +270,6 @@ def _name(tp: Any) -> str:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-@functools.lru_cache(maxsize=64)
-def _hints(cls: Any) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def _join(where: str, key: str) -> str:
