@@ -226,13 +226,14 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from farm.config import load_attack_config
+    from farm.config import check_scenarios, load_attack_config
     from farm.driver import attack_challenge
     from farm.mini import load_config, make_challenge
     from farm.report import score_table
 
-    load_config(args.config)  # both configs checked in full before Ray starts
+    mini = load_config(args.config)  # both configs checked in full before Ray starts
     configs = load_attack_config(args.attack_config)
+    check_scenarios(args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios))
     executor = _executor(args, args.out / "store")
     make_challenge(args.config, args.out, executor)
     results = attack_challenge(args.out / "challenge", configs, executor, args.out,

@@ -319,6 +319,13 @@ def test_demo_checks_both_configs_before_ray(tmp_path, monkeypatch, capsys):
     assert f"{bad}: attack" in err
 
 
+def test_demo_checks_scenario_overrides_against_the_mini_config(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    err = _run(monkeypatch, capsys, ["demo", "--config", str(DATA / "tiny-mini.yaml"), "--attack-config",
+                                      str(CONFIGS / "attack-mini.yaml"), "--out", str(out)], out)
+    assert "attack-mini.yaml: scenarios.sst2_hi: no such scenario" in err
+
+
 def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + "params: {gama: 2}\n")
