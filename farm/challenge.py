@@ -9,9 +9,11 @@ values apply.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +39,7 @@ CHALLENGE_JSON = "challenge.json"
 ASSETS = "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
 MICO_POPULATION = {"source": "glue-sst2", "description": "GLUE SST-2 train then validation (68,221 records)"}
 _MODEL_RE = re.compile(r"^model_(\d+)$")
-_SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -137,7 +139,9 @@ def read_constants(root: str | Path) -> ChallengeConstants:
 
 
 def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challenge:
-    """Read and validate a challenge tree; raises ``ChallengeFormatError`` naming the first bad path.
+    """Read and validate a whole challenge tree before anything is scheduled: folder names, seeds, solutions,
+    ``config.json`` and weights (``check_weights``: loadable safely). ``ChallengeFormatError`` names the first
+    bad path.
 
     ``require_weights=False`` reads an answers tree (seeds and solutions only).
     """
@@ -151,11 +155,21 @@ def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challen
     models: list[ModelEntry] = []
     for sdir in scenario_dirs:
         models.extend(_read_scenario(sdir, constants, require_weights))
+    if require_weights:
+        _check_assets(root, constants)
     return Challenge(root, constants, tuple(models))
 
 
+def _check_assets(root: Path, constants: ChallengeConstants) -> None:
+    """Weights of a tokenizer or base model that ``challenge.json`` places inside the tree load safely too."""
+    for ref in (constants.tokenizer, constants.base_model):
+        for name in WEIGHT_FILES:
+            if (root / ref / name).is_file():
+                check_weights(root / ref / name)
+
+
 def _read_scenario(sdir: Path, constants: ChallengeConstants, require_weights: bool) -> list[ModelEntry]:
-    if not _SCENARIO_RE.match(sdir.name):
+    if not SCENARIO_RE.match(sdir.name):
         raise ChallengeFormatError(f"{sdir}: unexpected scenario folder name")
     entries = list(_visible(sdir))
     for p in entries:
@@ -194,7 +208,8 @@ def read_model(
     constants: ChallengeConstants,
     require_weights: bool = True,
 ) -> ModelEntry:
-    """Read one model folder; its solution must agree with its ``seed_membership`` when both exist."""
+    """Read one model folder; its solution must agree with its ``seed_membership`` when both exist. With
+    ``require_weights``, ``config.json`` must be a JSON object and the weights must load safely (``check_weights``)."""
     seeds = {name: read_seed(mdir / name) if (mdir / name).exists() else None for name in SEED_FILES}
     if seeds["seed_challenge"] is None:
         raise ChallengeFormatError(f"{mdir / 'seed_challenge'}: missing seed file")
@@ -205,12 +220,76 @@ def read_model(
             raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
     weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
     config = mdir / "config.json" if (mdir / "config.json").is_file() else None
-    if require_weights and weights is None:
-        raise ChallengeFormatError(f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
-    if require_weights and config is None:
-        raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
+    if require_weights:
+        if weights is None:
+            raise ChallengeFormatError(f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+        if config is None:
+            raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
+        check_model_config(config)
+        check_weights(weights)
     return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
                       seeds["seed_membership"], solution, weights, config)
+
+
+def check_model_config(path: Path) -> None:
+    """``config.json`` must be a JSON object (the Hugging Face model config)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ChallengeFormatError(f"{path}: invalid model config, expected JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ChallengeFormatError(f"{path}: invalid model config, expected a JSON object")
+
+
+def check_weights(path: Path) -> None:
+    """Refuse weights that cannot be loaded safely, with one ``ChallengeFormatError`` line naming ``path``.
+
+    ``*.safetensors``: the header must parse and cover the file (safetensors' own check; no tensor is read).
+    Anything else (``pytorch_model.bin``): ``torch.load(weights_only=True)`` onto the meta device, so tensor data
+    is not read and a pickle that would import or call anything but tensors is refused *before* it runs. Torch
+    is imported only here. Memoised per process on the file's (size, mtime): a tree is checked once.
+    """
+    stat = path.stat()
+    _check_weights(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_weights(path: str, size: int, mtime_ns: int) -> None:
+    if path.endswith(".safetensors"):
+        _check_safetensors(path)
+    else:
+        _check_pickled(path)
+
+
+def _check_safetensors(path: str) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as handle:
+            handle.keys()
+    except (OSError, SafetensorError) as exc:
+        raise ChallengeFormatError(f"{path}: not a valid safetensors file ({exc})") from exc
+
+
+def _check_pickled(path: str) -> None:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the refusal below says it all
+            state = torch.load(path, map_location="meta", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ChallengeFormatError(f"{path}: refused: not loadable with torch.load(weights_only=True), so it may "
+                                   f"run code when unpickled ({_reason(exc)})") from exc
+    if not isinstance(state, dict):
+        raise ChallengeFormatError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of torch's multi-line message (the blocked global), else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    blocked = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (blocked or lines or [type(exc).__name__])[0][:200]
 
 
 def read_seed(path: Path) -> int:

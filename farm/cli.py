@@ -171,8 +171,9 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_make_challenge(args: argparse.Namespace) -> int:
-    from farm.mini import make_challenge
+    from farm.mini import load_config, make_challenge
 
+    load_config(args.config)  # checked in full before Ray starts
     executor = _executor(args, args.out / "store")
     out = make_challenge(args.config, args.out, executor)
     print(f"challenge: {out / 'challenge'}\nanswers:   {out / 'answers'}")
@@ -197,10 +198,11 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from farm.driver import attack_challenge, load_attack_config
+    from farm.config import check_attack_inputs
+    from farm.driver import attack_challenge
     from farm.report import score_table
 
-    configs = load_attack_config(args.config)
+    configs = check_attack_inputs(args.config, args.challenge, args.answers)  # before Ray starts
     results = attack_challenge(args.challenge, configs, _executor(args, args.out / "store"), args.out,
                                answers_root=args.answers)
     print(score_table(results))
@@ -224,13 +226,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from farm.driver import attack_challenge, load_attack_config
-    from farm.mini import make_challenge
+    from farm.config import check_scenarios, load_attack_config
+    from farm.driver import attack_challenge
+    from farm.mini import load_config, make_challenge
     from farm.report import score_table
 
+    mini = load_config(args.config)  # both configs checked in full before Ray starts
+    configs = load_attack_config(args.attack_config)
+    check_scenarios(args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios))
     executor = _executor(args, args.out / "store")
     make_challenge(args.config, args.out, executor)
-    results = attack_challenge(args.out / "challenge", load_attack_config(args.attack_config), executor, args.out,
+    results = attack_challenge(args.out / "challenge", configs, executor, args.out,
                                answers_root=args.out / "answers")
     print(score_table(results))
     print(f"challenge:  {args.out / 'challenge'}  (answers: {args.out / 'answers'})")
@@ -258,10 +264,12 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from farm.config import check_tune_inputs
     from farm.tuning import run_tune
 
-    executor = _executor(args, args.out / "store")
     scenarios = args.scenarios.split(",") if args.scenarios else None
+    check_tune_inputs(args.config, args.challenge, scenarios)  # before Ray starts
+    executor = _executor(args, args.out / "store")
     print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
     return 0
 

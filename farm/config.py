@@ -1,17 +1,38 @@
-"""YAML at the edge: files become typed, validated objects here, with errors naming the file and key."""
+"""YAML at the edge: files become typed, validated objects here, with errors naming the file and key.
+
+Every config is checked in full when it is loaded, before Ray starts or any job runs: unknown keys, types,
+ranges, attack names and their parameters, normalization modes, plans, DP blocks and recipe references. Each
+error is one ``ConfigError`` line ``<file>: <dotted.key>: expected ..., got ...``.
+
+* attack configs (``configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``): ``load_attack_config``;
+* recipes (``configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a config names;
+* tune configs (``configs/tune-*.yaml``): ``load_tune_config``;
+* make-challenge configs live in ``farm.mini`` (``load_config``) and use the same helpers.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from farm.attacks import ATTACKS
+from farm.challenge import PHASES, read_challenge
 from farm.errors import ConfigError, SpecError
-from farm.recipes import Recipe, from_dict
+from farm.plans import PlanSpec
+from farm.recipes import DPConfig, Recipe, coerce, from_dict, require
 
 T = TypeVar("T")
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"
+NORMALIZE_MODES = ("global", "rank")  # the modes of farm.submission.normalize
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -22,14 +43,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or exc})") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
     return data
 
 
-def typed(cls: type[T], data: Any, path: str | Path, key: str) -> T:
-    """``from_dict`` with ``ConfigError`` naming ``path`` and ``key``."""
+def typed(cls: type[T], data: Any, path: str | Path, key: str = "") -> T:
+    """``from_dict`` with ``ConfigError`` naming ``path`` and the dotted key below ``key`` (``""``: file root)."""
     try:
         return from_dict(cls, data, key)
     except SpecError as exc:
@@ -38,7 +61,292 @@ def typed(cls: type[T], data: Any, path: str | Path, key: str) -> T:
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A recipe from a YAML file, or by name from ``configs/recipes/`` (``mico-inf``, ``mini-lo``, ...)."""
+    return typed(Recipe, read_yaml(_recipe_path(name_or_path)), _recipe_path(name_or_path))
+
+
+def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Recipe:
+    """The recipe that config ``path`` names at ``key``: a recipe name, a ``.yaml`` path or an inline mapping.
+    ``ConfigError`` naming ``path`` and ``key`` when the recipe does not exist or is invalid."""
+    if isinstance(ref, Mapping):
+        return typed(Recipe, ref, path, key)
+    target = _recipe_path(ref)
+    if not target.is_file():
+        names = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+        raise ConfigError(f"{path}: {key}: no recipe {ref!r} (expected a recipe name ({names}) or a .yaml file)")
+    try:
+        return load_recipe(target)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {key}: recipe {ref!r} is invalid: {exc}") from exc
+
+
+def _recipe_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
-    if not path.suffix:
-        path = RECIPE_DIR / f"{name_or_path}.yaml"
-    return typed(Recipe, read_yaml(path), path, "recipe")
+    return RECIPE_DIR / f"{name_or_path}.yaml" if not path.suffix else path
+
+
+def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios: list[str]) -> None:
+    """``ConfigError`` unless each scenario ``names`` (keys under ``key`` in ``path``) is one of ``scenarios``."""
+    for name in names:
+        if name not in scenarios:
+            raise ConfigError(f"{path}: {key}.{name}: no such scenario in the challenge (expected one of "
+                              f"{', '.join(scenarios)})")
+
+
+def check_attack_inputs(config: str | Path, challenge: str | Path,
+                        answers: str | Path | None = None) -> dict[str, AttackConfig]:
+    """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the challenge
+    tree (seeds, ``config.json``, weights safely loadable), the answers tree, and that every scenario override
+    names a scenario of the challenge. Returns the configs."""
+    configs = load_attack_config(config)
+    scenarios = read_challenge(challenge).scenarios()
+    check_scenarios(config, "scenarios", [name for name in configs if name != "*"], scenarios)
+    if answers is not None:
+        read_challenge(answers, require_weights=False)
+    return configs
+
+
+def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str] | None = None) -> TuneConfig:
+    """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and default attack
+    config), the challenge tree, and the scenario names of ``dp_matched``, the default attack's overrides and
+    ``only`` (``--scenarios``). Returns the tune config."""
+    tune_config = load_tune_config(config)
+    scenarios = read_challenge(challenge).scenarios()
+    check_scenarios(config, "dp_matched", tune_config.dp_matched, scenarios)
+    defaults = load_attack_config(tune_config.default_attack)
+    check_scenarios(tune_config.default_attack, "scenarios", [n for n in defaults if n != "*"], scenarios)
+    for name in only or []:
+        if name not in scenarios:
+            raise ConfigError(f"--scenarios: no scenario {name!r} in {challenge} (expected one of "
+                              f"{', '.join(scenarios)})")
+    return tune_config
+
+
+# --- attack configs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
+
+    ``attack``: a name in ``farm.attacks.ATTACKS``; ``params``: its keyword-only parameters (checked, and
+    converted to their declared types); ``recipe``: a recipe name from ``configs/recipes``, a ``.yaml`` path or
+    an inline recipe mapping; ``normalize``: a ``farm.submission.normalize`` mode.
+    """
+
+    attack: str = "loss"
+    params: dict[str, Any] = field(default_factory=dict)
+    plan: PlanSpec = field(default_factory=PlanSpec)
+    recipe: str | dict[str, Any] = "mini-inf"
+    normalize: str = "global"
+
+    def __post_init__(self) -> None:
+        require(self.attack in ATTACKS, "attack", f"one of {', '.join(ATTACKS)}", self.attack)
+        object.__setattr__(self, "params", attack_params(self.attack, self.params))
+        require(self.normalize in NORMALIZE_MODES, "normalize", " or ".join(NORMALIZE_MODES), self.normalize)
+        for i, phase in enumerate(self.plan.phases):
+            require(phase in PHASES, f"plan.phases[{i}]", f"one of {', '.join(PHASES)}", phase)
+        if isinstance(self.recipe, Mapping):
+            from_dict(Recipe, self.recipe, "recipe")
+
+    def shadow_recipe(self) -> Recipe:
+        return recipe_ref(self.recipe, "attack config", "recipe")
+
+
+def attack_params(attack: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` checked against the keyword-only parameters of ``ATTACKS[attack]``: names, then types
+    (``SpecError`` naming ``params.<name>``). Parameters a variant fixes (``lira_online``'s ``online``) are
+    not settable."""
+    declared = _keyword_params(attack)
+    out = {}
+    for name, value in params.items():
+        if name not in declared:
+            expected = f"one of {', '.join(declared)}" if declared else "none: the attack takes no parameters"
+            raise SpecError(f"unknown parameter of attack {attack!r} (expected {expected})", key=f"params.{name}")
+        out[name] = coerce(declared[name], value, f"params.{name}")
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _keyword_params(attack: str) -> dict[str, Any]:
+    """``{name: annotation}`` of the attack function's keyword-only parameters, minus those a partial fixes."""
+    fn: Any = ATTACKS[attack]
+    fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    hints = typing.get_type_hints(base)
+    return {p.name: hints.get(p.name, Any) for p in inspect.signature(base).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed}
+
+
+def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
+    """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
+    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape). Recipe references are
+    resolved now, so a missing recipe fails here."""
+    data = read_yaml(path)
+    overrides = data.pop("scenarios", None) or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}")
+    configs = {"*": _attack_config(data, path, "")}
+    for name, extra in overrides.items():
+        if extra is not None and not isinstance(extra, Mapping):
+            raise ConfigError(f"{path}: scenarios.{name}: expected a mapping of overrides, got {extra!r}")
+        configs[str(name)] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
+    return configs
+
+
+def _attack_config(data: dict, path: str | Path, where: str) -> AttackConfig:
+    config = typed(AttackConfig, data, path, where)
+    recipe_ref(config.recipe, path, f"{where}.recipe" if where else "recipe")
+    return config
+
+
+# --- tune configs -------------------------------------------------------------------------------------------
+
+ATTACK_GRID: dict[str, list[dict]] = {
+    "loss": [{}],
+    "in_calibration": [{"labelled_only": True}, {"labelled_only": False}],
+    "reference": [{}],
+    "lira_online": [{"fixed_variance": True}, {"fixed_variance": False}],
+    "lira_offline": [{"fixed_variance": True}],
+    "rmia": [{"gamma": 1.0}],
+    "learned": [{}],
+}
+SPACE_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "dp")  # recipe fields a trial may set
+DOMAINS = ("choice", "loguniform", "uniform")
+DP_WORDS = ("none", "matched")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """A search: its space, the budget and what "DP-matched" means per scenario.
+
+    ``space``: ``{key: {choice: [...]}}`` or ``{key: {loguniform|uniform: [low, high]}}`` over ``SPACE_KEYS``.
+    A ``dp`` choice is ``none``, ``matched`` (the scenario's ``dp_matched`` recipe's DP block, none without
+    one) or a mapping of ``DPConfig`` settings; mappings are held as their canonical JSON (a plain string Tune
+    and Optuna can carry), and ``dp_choice`` turns any of them back into a ``DPConfig``.
+    """
+
+    space: dict[str, Any]
+    recipe: str = "mini-inf"
+    dp_matched: dict[str, str] = field(default_factory=dict)
+    attacks: list[str] = field(default_factory=lambda: list(ATTACK_GRID))
+    num_samples: int = 6
+    max_shadows: int = 4
+    group: int = 2
+    held_out: float = 0.375
+    max_concurrent: int = 2
+    time_budget_s: float = 1800.0
+    search: str = "optuna"
+    seed: int = 0
+    default_attack: str = str(Path(__file__).resolve().parents[1] / "configs" / "attack-mini.yaml")
+
+    def __post_init__(self) -> None:
+        require(self.group >= 2, "group", "an integer >= 2", self.group)
+        require(self.max_shadows >= self.group and self.max_shadows % self.group == 0, "max_shadows",
+                f"a positive multiple of group ({self.group})", self.max_shadows)
+        require(0 < self.held_out < 1, "held_out", "a fraction in (0, 1)", self.held_out)
+        require(self.search in ("optuna", "random"), "search", "optuna or random", self.search)
+        require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
+        require(self.max_concurrent >= 1, "max_concurrent", "an integer >= 1", self.max_concurrent)
+        require(self.time_budget_s > 0, "time_budget_s", "a number of seconds > 0", self.time_budget_s)
+        require(bool(self.attacks), "attacks", "at least one attack")
+        for i, name in enumerate(self.attacks):
+            require(name in ATTACK_GRID, f"attacks[{i}]", f"one of {', '.join(ATTACK_GRID)}", name)
+        object.__setattr__(self, "space", {name: _domain(name, spec) for name, spec in self.space.items()})
+
+
+def _domain(name: str, spec: Any) -> dict[str, list]:
+    """One search-space entry, checked: every value must be valid for the recipe field it sets."""
+    key = f"space.{name}"
+    require(name in SPACE_KEYS, key, f"a key among {', '.join(SPACE_KEYS)}")
+    if not (isinstance(spec, Mapping) and len(spec) == 1):
+        raise SpecError("expected one domain: {choice: [...]}, {loguniform: [low, high]} or {uniform: [low, high]}",
+                        key=key)
+    (kind, values), = spec.items()
+    require(kind in DOMAINS, f"{key}.{kind}", f"a domain among {', '.join(DOMAINS)}")
+    key = f"{key}.{kind}"
+    require(isinstance(values, list) and bool(values), key, "a non-empty list", values)
+    if kind == "choice":
+        return {kind: [_space_value(name, v, f"{key}[{i}]") for i, v in enumerate(values)]}
+    numeric = name != "dp" and _recipe_types()[name] is float
+    require(numeric, key, f"choice (a {kind} range only suits a real-valued key such as learning_rate)")
+    require(len(values) == 2, key, "[low, high]", values)
+    low, high = (_space_value(name, v, f"{key}[{i}]") for i, v in enumerate(values))
+    require(low < high, key, "low < high", values)
+    return {kind: [low, high]}
+
+
+def _space_value(name: str, value: Any, key: str) -> Any:
+    """A value for recipe field ``name`` (type and range checked), or a DP choice as its canonical label."""
+    if name == "dp":
+        choice = dp_choice(value, key)
+        return choice if isinstance(choice, str) else dp_label(choice, value)
+    value = coerce(_recipe_types()[name], value, key)
+    try:
+        dataclasses.replace(Recipe(), **{name: value})
+    except SpecError as exc:
+        raise SpecError(exc.detail, key=key) from exc
+    return value
+
+
+def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
+    """A DP variant: ``"none"``, ``"matched"``, or the ``DPConfig`` of a mapping (or of its JSON label)."""
+    if isinstance(value, str) and value in DP_WORDS:
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise SpecError(f"invalid JSON DP settings ({exc})", key=key) from exc
+    if not isinstance(value, Mapping):
+        raise SpecError(f"expected none, matched or a mapping of DP settings such as {{noise_multiplier: 0.5, "
+                        f"max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}", key=key)
+    return from_dict(DPConfig, value, key)
+
+
+def dp_label(dp: DPConfig, given: Any) -> str:
+    """Canonical JSON of the settings the config gave (as checked), e.g. ``{"delta":1e-05,...}``."""
+    given = json.loads(given) if isinstance(given, str) else given
+    return json.dumps({k: getattr(dp, k) for k in sorted(given)}, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1)
+def _recipe_types() -> dict[str, Any]:
+    return typing.get_type_hints(Recipe)
+
+
+def load_tune_config(path: str | Path) -> TuneConfig:
+    """A tune config, checked in full (its recipes, DP-matched recipes and default attack config included);
+    file references become absolute, since trials run elsewhere."""
+    data = read_yaml(path)
+    absolute = lambda ref: str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref  # noqa: E731
+    for key in ("recipe", "default_attack"):
+        if key in data:
+            data[key] = absolute(data[key])
+    if isinstance(data.get("dp_matched"), Mapping):
+        data["dp_matched"] = {k: absolute(v) for k, v in data["dp_matched"].items()}
+    config = typed(TuneConfig, data, path)
+    recipe_ref(config.recipe, path, "recipe")
+    for scenario, name in config.dp_matched.items():
+        if recipe_ref(name, path, f"dp_matched.{scenario}").dp is None:
+            raise ConfigError(f"{path}: dp_matched.{scenario}: recipe {name!r} has no dp block (expected a DP recipe)")
+    try:
+        load_attack_config(config.default_attack)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: default_attack: {exc}") from exc
+    return config
+
+
+def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str) -> Recipe:
+    """The trial's shadow recipe: the base recipe with the trial's hyperparameters and DP variant."""
+    recipe = load_recipe(tune_config.recipe)
+    changes = {k: params[k] for k in SPACE_KEYS if k in params and k != "dp"}
+    recipe = dataclasses.replace(recipe, **changes)
+    return dataclasses.replace(recipe, dp=_dp_variant(params.get("dp", "none"), tune_config, scenario))
+
+
+def _dp_variant(variant: Any, tune_config: TuneConfig, scenario: str) -> DPConfig | None:
+    choice = dp_choice(variant)
+    if choice == "matched":
+        name = tune_config.dp_matched.get(scenario)
+        return load_recipe(name).dp if name else None
+    return None if choice == "none" else typing.cast(DPConfig, choice)

@@ -9,7 +9,6 @@ with ROC PNGs under ``out``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,51 +17,9 @@ import numpy as np
 
 from farm.attacks import run_attack
 from farm.challenge import PHASES
-from farm.config import load_recipe, read_yaml, typed
-from farm.errors import ConfigError
+from farm.config import AttackConfig
 from farm.metrics import roc_curve
-from farm.plans import PlanSpec
-from farm.recipes import Recipe
 from farm.scenario import ModelId, Scenario, collect_signals, load_scenarios
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
-
-    ``recipe``: a recipe name from ``configs/recipes`` or an inline recipe mapping.
-    """
-
-    attack: str = "loss"
-    params: dict[str, Any] = field(default_factory=dict)
-    plan: PlanSpec = field(default_factory=PlanSpec)
-    recipe: str | dict[str, Any] = "mini-inf"
-    normalize: str = "global"
-
-    def shadow_recipe(self) -> Recipe:
-        if isinstance(self.recipe, str):
-            return load_recipe(self.recipe)
-        return typed(Recipe, self.recipe, "attack config", "recipe")
-
-
-def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
-    """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
-    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape)."""
-    data = read_yaml(path)
-    overrides = data.pop("scenarios", {}) or {}
-    configs = {"*": _attack_config(data, path, "config")}
-    for name, extra in overrides.items():
-        configs[name] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
-    return configs
-
-
-def _attack_config(data: dict, path: str | Path, where: str) -> AttackConfig:
-    data = dict(data)
-    plan = typed(PlanSpec, {**data.pop("plan", {})}, path, f"{where}.plan")
-    if "phases" in data:
-        raise ConfigError(f"{path}: {where}.phases belongs under plan")
-    config = typed(AttackConfig, {k: v for k, v in data.items() if k != "plan"}, path, where)
-    return dataclasses.replace(config, plan=dataclasses.replace(plan, phases=tuple(plan.phases)))
 
 
 @dataclass

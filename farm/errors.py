@@ -29,7 +29,12 @@ class ConfigError(FarmError):
 
 
 class SpecError(FarmError, ValueError):
-    """A job spec or option dataclass is invalid."""
+    """A job spec or option dataclass is invalid. ``key``: the dotted path of the field at fault (``dp.delta``,
+    ``params.gamma``; empty when unknown), ``detail``: what was expected; ``str()`` reads ``key: detail``."""
+
+    def __init__(self, detail: str, *, key: str = "") -> None:
+        self.key, self.detail = key, detail
+        super().__init__(f"{key}: {detail}" if key else detail)
 
 
 class StoreError(FarmError):

@@ -23,12 +23,50 @@ from typing import Any
 
 import numpy as np
 
-from farm.challenge import ASSETS, PHASES, ChallengeConstants, write_constants, write_model
-from farm.config import load_recipe, read_yaml, typed
-from farm.errors import ConfigError
+from farm.challenge import ASSETS, PHASES, SCENARIO_RE, ChallengeConstants, write_constants, write_model
+from farm.config import load_recipe, read_yaml, recipe_ref, typed
+from farm.errors import ConfigError, SpecError, SplitError
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
-from farm.recipes import Recipe, canonical_key
-from farm.splits import split_model
+from farm.recipes import Recipe, canonical_key, from_dict, require
+from farm.splits import check_constants, split_model
+
+
+@dataclass(frozen=True)
+class Subset:
+    """``subset`` of a population spec: positions ``offset .. offset+n-1`` of a seeded permutation."""
+
+    n: int
+    seed: int = 0
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.n >= 1, "n", "an integer >= 1", self.n)
+        require(self.offset >= 0, "offset", "an integer >= 0", self.offset)
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """The shape of a population spec (see ``farm.data``); a config keeps the spec itself as a plain mapping."""
+
+    source: str
+    n: int | None = None
+    seed: int = 0
+    path: str | None = None
+    subset: Subset | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        require(self.source in SOURCES, "source", " or ".join(SOURCES), self.source)
+        require(self.source != "synthetic" or (self.n or 0) >= 1, "n", "an integer >= 1 (synthetic records)", self.n)
+        require(self.source != "file" or bool(self.path), "path", "a file or folder (source: file)", self.path)
+
+    @property
+    def size(self) -> int | None:
+        """Number of records when the spec alone says it (a subset, or a synthetic corpus), else None."""
+        return self.subset.n if self.subset else self.n if self.source == "synthetic" else None
+
+
+SOURCES = ("synthetic", "file", "glue-sst2")
 
 
 @dataclass(frozen=True)
@@ -47,20 +85,42 @@ class MiniConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if set(self.models) != set(PHASES) or min(self.models.values()) < 0:
-            raise ValueError(f"models must give a count for each of {PHASES}")
-        if not self.scenarios:
-            raise ValueError("scenarios must map at least one scenario name to a recipe")
+        population = from_dict(PopulationSpec, self.population, "population")
+        public = from_dict(PopulationSpec, self.public, "public")
+        require(public.size is not None, "public.n", "the public corpus size (public.n, or public.subset.n)")
+        if population.size is not None:
+            try:
+                check_constants(population.size, self.len_training, self.len_challenge)
+            except SplitError as exc:
+                raise SpecError(f"{exc} (population size {population.size})", key="len_training") from exc
+        require(set(self.models) == set(PHASES), "models", f"a count for each of {', '.join(PHASES)}",
+                self.models)
+        for phase, count in self.models.items():
+            require(count >= 0, f"models.{phase}", "an integer >= 0", count)
+        require(bool(self.scenarios), "scenarios", "at least one scenario name mapped to a recipe")
+        for name in self.scenarios:
+            require(bool(SCENARIO_RE.match(name)) and name != ASSETS, f"scenarios.{name}",
+                    f"a scenario folder name (letters, digits, _.-; not {ASSETS!r})")
+        require(self.vocab_size >= 300, "vocab_size", "an integer >= 300", self.vocab_size)
+        from_dict(Recipe, self.base_recipe, "base_recipe")
 
 
 def load_config(path: str | Path) -> MiniConfig:
-    """A mini config; relative population file paths become absolute (relative to the working directory)."""
+    """A mini config, checked in full (recipes and population files included); relative population file paths
+    become absolute (relative to the working directory)."""
     data = read_yaml(path)
     for key in ("population", "public"):
         spec = data.get(key)
-        if isinstance(spec, dict) and spec.get("source") == "file" and "path" in spec:
+        if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
             spec["path"] = str(Path(spec["path"]).expanduser().resolve())
-    return typed(MiniConfig, data, path, "mini")
+    config = typed(MiniConfig, data, path)
+    for key in ("population", "public"):
+        spec = getattr(config, key)
+        if spec["source"] == "file" and not Path(spec["path"]).exists():
+            raise ConfigError(f"{path}: {key}.path: no such file or folder {spec['path']}")
+    for scenario, recipe in config.scenarios.items():
+        recipe_ref(recipe, path, f"scenarios.{scenario}")
+    return config
 
 
 @dataclass(frozen=True)
@@ -111,8 +171,6 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> P
         return out
     population_size = len(load_population(config.population))
     p = plan(config, population_size)
-    if p.base.selection.n_total == 0:
-        raise ConfigError(f"{config_path}: public corpus size missing (public.n or public.subset.n)")
     executor.run([p.tokenizer], title="tokenizer")
     executor.run([p.base], title="base model")
     executor.run([t[-1] for t in p.targets], title="targets")

@@ -34,10 +34,10 @@ class PlanSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in PLANS:
-            raise SpecError(f"plan.kind must be one of {PLANS}, got {self.kind!r}")
+            raise SpecError(f"expected one of {', '.join(PLANS)}, got {self.kind!r}", key="kind")
         if self.kind == "pool" and (self.shadows < self.group or self.shadows % self.group or self.group < 2):
-            raise SpecError(f"plan.shadows ({self.shadows}) must be a positive multiple of plan.group "
-                            f"({self.group} >= 2)")
+            raise SpecError(f"expected a positive multiple of group ({self.group}, itself >= 2), got {self.shadows}",
+                            key="shadows")
 
 
 @dataclass(frozen=True)

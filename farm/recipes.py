@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,8 +32,10 @@ class TinyModel:
     intermediate_size: int = 256
 
     def __post_init__(self) -> None:
-        _require(self.hidden_size % self.num_attention_heads == 0, "tiny.hidden_size must divide by heads")
-        _require(min(dataclasses.astuple(self)) > 0, "tiny sizes must be positive")
+        for name, value in dataclasses.asdict(self).items():
+            require(value > 0, name, "a positive integer", value)
+        require(self.hidden_size % self.num_attention_heads == 0, "hidden_size",
+                f"a multiple of num_attention_heads ({self.num_attention_heads})", self.hidden_size)
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,13 @@ class ModelSpec:
     dropout: float | None = None  # None: the model's default (MICO kept roberta-base's 0.1)
 
     def __post_init__(self) -> None:
-        _require(bool(self.name), "model.name must be set")
-        _require(self.dropout is None or 0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        require(bool(self.name), "name", "a model name (roberta-base, tiny, base or a directory)", self.name)
+        require(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "a fraction in [0, 1)", self.dropout)
 
 
 @dataclass(frozen=True)
 class DPConfig:
-    """DP-SGD with Opacus. Exactly one of ``target_epsilon`` / ``noise_multiplier``.
+    """DP-SGD with Opacus. Exactly one of ``target_epsilon`` / ``noise_multiplier``; ``delta`` is required.
 
     ``max_grad_norm * clip_scale`` is the clip on true per-example gradients. MICO clipped at 0.1 the gradients
     of a loss divided by 64 (its accumulation steps): ``max_grad_norm=0.1, clip_scale=64`` reproduces it.
@@ -62,21 +67,23 @@ class DPConfig:
 
     target_epsilon: float | None = None
     noise_multiplier: float | None = None
-    delta: float = 1e-5
+    delta: float = field(kw_only=True)  # no default: a DP guarantee is (epsilon, delta)
     max_grad_norm: float = 1.0
     clip_scale: float = 1.0
     sampling: str = "shuffle"
     accountant: str = "prv"
 
     def __post_init__(self) -> None:
-        _require((self.target_epsilon is None) != (self.noise_multiplier is None),
-                 "dp needs exactly one of target_epsilon and noise_multiplier")
-        _require(self.target_epsilon is None or self.target_epsilon > 0, "dp.target_epsilon must be > 0")
-        _require(self.noise_multiplier is None or self.noise_multiplier >= 0, "dp.noise_multiplier must be >= 0")
-        _require(0 < self.delta < 1, "dp.delta must be in (0, 1)")
-        _require(self.max_grad_norm > 0 and self.clip_scale > 0, "dp.max_grad_norm and clip_scale must be > 0")
-        _require(self.sampling in ("shuffle", "poisson"), "dp.sampling must be shuffle or poisson")
-        _require(self.accountant in ("prv", "rdp", "gdp"), "dp.accountant must be prv, rdp or gdp")
+        require((self.target_epsilon is None) != (self.noise_multiplier is None), "noise_multiplier",
+                "exactly one of target_epsilon and noise_multiplier")
+        require(self.target_epsilon is None or self.target_epsilon > 0, "target_epsilon", "> 0", self.target_epsilon)
+        require(self.noise_multiplier is None or self.noise_multiplier >= 0, "noise_multiplier", ">= 0",
+                self.noise_multiplier)
+        require(0 < self.delta < 1, "delta", "a probability in (0, 1), such as 1.0e-5", self.delta)
+        require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)
+        require(self.clip_scale > 0, "clip_scale", "> 0", self.clip_scale)
+        require(self.sampling in ("shuffle", "poisson"), "sampling", "shuffle or poisson", self.sampling)
+        require(self.accountant in ("prv", "rdp", "gdp"), "accountant", "prv, rdp or gdp", self.accountant)
 
     @property
     def clip(self) -> float:
@@ -104,10 +111,12 @@ class Recipe:
     dp: DPConfig | None = None
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, "epochs must be >= 1")
-        _require(self.learning_rate > 0, "learning_rate must be > 0")
-        _require(self.schedule in ("constant", "linear"), "schedule must be constant or linear")
-        _require(self.batch_size >= 1 and self.max_length >= 4, "batch_size >= 1 and max_length >= 4")
+        require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        require(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
+        require(self.schedule in ("constant", "linear"), "schedule", "constant or linear", self.schedule)
+        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(self.max_length >= 4, "max_length", "an integer >= 4", self.max_length)
+        require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -122,26 +131,75 @@ class Perf:
     grad_sample_mode: str = "ghost"
 
     def __post_init__(self) -> None:
-        _require(self.micro_batch >= 1 and self.infer_batch >= 1, "micro_batch and infer_batch must be >= 1")
-        _require(self.grad_sample_mode in ("ghost", "hooks"), "grad_sample_mode must be ghost or hooks")
+        require(self.micro_batch >= 1, "micro_batch", "an integer >= 1", self.micro_batch)
+        require(self.infer_batch >= 1, "infer_batch", "an integer >= 1", self.infer_batch)
+        require(self.grad_sample_mode in ("ghost", "hooks"), "grad_sample_mode", "ghost or hooks",
+                self.grad_sample_mode)
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
-    """Build a (nested) frozen dataclass from a plain dict, naming ``where`` and the key on any error."""
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise SpecError(f"{where or cls.__name__}: unknown key(s) {unknown} (expected {sorted(fields)})")
-    kwargs = {}
-    for name, value in data.items():
-        sub = _nested_type(cls, name)
-        nested_where = f"{where}.{name}" if where else name
-        kwargs[name] = from_dict(sub, value, nested_where) if sub and value is not None else value
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build a (nested) frozen dataclass from plain data (parsed YAML or JSON), strictly.
+
+    Unknown or missing keys, values of the wrong type (see ``coerce``) and failed ``__post_init__`` checks raise
+    ``SpecError`` whose ``key`` is the dotted path from ``where`` (``recipe.dp.delta``). ``None`` means all
+    defaults.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError(f"expected a mapping of {cls.__name__} settings, got {_show(data)}", key=where)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    for name in data:
+        if name not in fields:
+            raise SpecError(f"unknown key (expected one of {', '.join(fields)})", key=_join(where, str(name)))
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in data:
+            raise SpecError(f"missing (required in {cls.__name__})", key=_join(where, name))
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
     try:
         return cls(**kwargs)
-    except (SpecError, TypeError, ValueError) as exc:
-        raise SpecError(f"{where or cls.__name__}: {exc}") from exc
+    except SpecError as exc:
+        raise SpecError(exc.detail, key=_join(where, exc.key)) from exc
+    except (TypeError, ValueError) as exc:
+        raise SpecError(str(exc), key=where) from exc
+
+
+def coerce(tp: Any, value: Any, key: str) -> Any:
+    """``value`` checked against the annotation ``tp`` and returned in its type; ``SpecError`` naming ``key``.
+
+    Strict, with three conversions YAML needs: a list becomes a tuple where a tuple is declared, an int becomes
+    a float where a float is, and so does a decimal string (YAML 1.1 reads ``5e-5``, without a dot, as the
+    string ``"5e-5"``). ``True`` is never an int. Handles ``Any``, bool, int, float, str, unions with ``None``,
+    ``list``/``tuple``/``dict`` of those, and nested dataclasses (through ``from_dict``).
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return _coerce_union(tp, args, value, key)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            raise SpecError(f"expected {_name(tp)}, got null", key=key)
+        return from_dict(tp, value, key)  # type: ignore[arg-type]
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"expected {_name(tp)}, got {_show(value)}", key=key)
+        items = [coerce(args[0] if args else Any, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise SpecError(f"expected {_name(tp)}, got {_show(value)}", key=key)
+        kt, vt = args or (Any, Any)
+        return {coerce(kt, k, f"{key}.{k}"): coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
+    return _coerce_scalar(tp, value, key)
+
+
+def require(ok: bool, key: str, expected: str, got: Any = None) -> None:
+    """``SpecError`` naming ``key`` (relative to the object checked) unless ``ok``."""
+    if not ok:
+        raise SpecError(f"expected {expected}" + ("" if got is None else f", got {_show(got)}"), key=key)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -155,13 +213,64 @@ def canonical_key(kind: str, payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-_NESTED = {("Recipe", "model"): ModelSpec, ("Recipe", "dp"): DPConfig, ("ModelSpec", "tiny"): TinyModel}
+_DECIMAL = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
-def _nested_type(cls: type, name: str) -> type | None:
-    return _NESTED.get((cls.__name__, name))
+def _coerce_union(tp: Any, args: tuple, value: Any, key: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    options = [a for a in args if a is not type(None)]
+    for option in options:
+        try:
+            return coerce(option, value, key)
+        except SpecError:
+            precise = len(options) == 1 or (isinstance(value, Mapping) and _is_mapping_type(option))
+            if precise:
+                raise
+    raise SpecError(f"expected {_name(tp)}, got {_show(value)}", key=key)
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise SpecError(message)
+def _coerce_scalar(tp: Any, value: Any, key: str) -> Any:
+    if tp is float and isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (bool, str) and isinstance(value, tp):
+        return value
+    if tp in (bool, int, float, str, type(None)):
+        raise SpecError(f"expected {_name(tp)}, got {_show(value)}", key=key)
+    return value
+
+
+def _is_mapping_type(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp) or typing.get_origin(tp) in (dict, Mapping)
+
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _name(tp: Any) -> str:
+    """A type as a reader knows it: ``a number``, ``a list of strings``, ``a mapping (DPConfig settings)``."""
+    origin = typing.get_origin(tp)
+    if tp in _NAMES:
+        return _NAMES[tp]
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_name(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping ({tp.__name__} settings)"  # type: ignore[union-attr]
+    if origin in (list, tuple):
+        return "a list"
+    if origin in (dict, Mapping):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where and key else where or key

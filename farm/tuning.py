@@ -10,9 +10,8 @@ inference passes go through the store, so a job shared by two trials (same recip
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,64 +19,12 @@ import numpy as np
 import yaml
 
 from farm.attacks import run_attack
-from farm.config import load_recipe, read_yaml, typed
-from farm.driver import AttackConfig  # moving to farm.config: tuning uses nothing else of the driver
+from farm.config import ATTACK_GRID, AttackConfig, TuneConfig, load_attack_config, load_tune_config, trial_recipe
 from farm.errors import ConfigError, FarmError
 from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec
-from farm.recipes import DPConfig, Recipe, to_dict
+from farm.recipes import to_dict
 from farm.scenario import ModelId, Scenario, collect_signals, load_scenarios
-
-ATTACK_GRID: dict[str, list[dict]] = {
-    "loss": [{}],
-    "in_calibration": [{"labelled_only": True}, {"labelled_only": False}],
-    "reference": [{}],
-    "lira_online": [{"fixed_variance": True}, {"fixed_variance": False}],
-    "lira_offline": [{"fixed_variance": True}],
-    "rmia": [{"gamma": 1.0}],
-    "learned": [{}],
-}
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """A search: its space, the budget and what "DP-matched" means per scenario."""
-
-    space: dict[str, Any]
-    recipe: str = "mini-inf"
-    dp_matched: dict[str, str] = field(default_factory=dict)
-    attacks: list[str] = field(default_factory=lambda: list(ATTACK_GRID))
-    num_samples: int = 6
-    max_shadows: int = 4
-    group: int = 2
-    held_out: float = 0.375
-    max_concurrent: int = 2
-    time_budget_s: float = 1800.0
-    search: str = "optuna"
-    seed: int = 0
-    default_attack: str = str(Path(__file__).resolve().parents[1] / "configs" / "attack-mini.yaml")
-
-    def __post_init__(self) -> None:
-        if self.max_shadows < self.group or self.max_shadows % self.group:
-            raise ValueError("max_shadows must be a positive multiple of group")
-        if not 0 < self.held_out < 1:
-            raise ValueError("held_out must be a fraction in (0, 1)")
-        if self.search not in ("optuna", "random"):
-            raise ValueError("search must be optuna or random")
-        unknown = sorted(set(self.attacks) - set(ATTACK_GRID))
-        if unknown:
-            raise ValueError(f"unknown attacks {unknown}")
-
-
-def load_tune_config(path: str | Path) -> TuneConfig:
-    """A tune config; file references (recipes, the default attack) become absolute, since trials run elsewhere."""
-    data = read_yaml(path)
-    absolute = lambda ref: str(Path(ref).resolve()) if Path(ref).suffix else ref  # noqa: E731
-    for key in ("recipe", "default_attack"):
-        if key in data:
-            data[key] = absolute(data[key])
-    data["dp_matched"] = {k: absolute(v) for k, v in (data.get("dp_matched") or {}).items()}
-    return typed(TuneConfig, data, path, "tune")
 
 
 def split_train_models(scenario: Scenario, held_out: float, seed: int) -> tuple[list[ModelId], list[ModelId]]:
@@ -89,24 +36,6 @@ def split_train_models(scenario: Scenario, held_out: float, seed: int) -> tuple[
     n_held = min(max(2, int(round(held_out * len(labelled)))), len(labelled) - 2)
     held = {labelled[i] for i in order[:n_held]}
     return [m for m in labelled if m not in held], [m for m in labelled if m in held]
-
-
-def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str) -> Recipe:
-    """The trial's shadow recipe: the base recipe with the trial's hyperparameters and DP variant."""
-    recipe = load_recipe(tune_config.recipe)
-    changes = {k: params[k] for k in ("learning_rate", "epochs", "batch_size", "max_length") if k in params}
-    recipe = dataclasses.replace(recipe, **changes)
-    return dataclasses.replace(recipe, dp=_dp_variant(str(params.get("dp", "none")), tune_config, scenario))
-
-
-def _dp_variant(variant: str, tune_config: TuneConfig, scenario: str) -> DPConfig | None:
-    if variant == "none":
-        return None
-    if variant == "matched":
-        name = tune_config.dp_matched.get(scenario)
-        return load_recipe(name).dp if name else None
-    values = dict(part.split("=") for part in variant.split(","))  # e.g. "sigma=0.5,clip=1.0"
-    return DPConfig(noise_multiplier=float(values["sigma"]), max_grad_norm=float(values.get("clip", 1.0)))
 
 
 def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, params: dict) -> float:
@@ -248,7 +177,6 @@ def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneCo
 def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
              scenarios: list[str] | None = None) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
-    from farm.driver import load_attack_config
     from farm.fsutil import atomic_write_text
 
     tune_config = load_tune_config(config_path)

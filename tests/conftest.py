@@ -10,6 +10,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
 
 from farm.challenge import ChallengeConstants, write_constants, write_model  # noqa: E402
 
@@ -28,7 +29,7 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
         src = root.parent / f".src_{root.name}"
         src.mkdir(parents=True, exist_ok=True)
         (src / "config.json").write_text('{"model_type": "roberta"}')
-        (src / "model.safetensors").write_bytes(b"not-really-weights")
+        save_file({"w": np.zeros((2, 2), np.float32)}, str(src / "model.safetensors"))  # a real, tiny file
         files = {"config.json": src / "config.json", "model.safetensors": src / "model.safetensors"}
     for scenario in SCENARIOS:
         model_id = 0
@@ -52,6 +53,24 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
                 )
                 model_id += 1
     return root
+
+
+class _TouchOnUnpickle:
+    """Unpickling this calls ``open(marker, "w")``: the marker file proves that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def write_pickle_bomb(path: Path, marker: Path) -> Path:
+    """A ``pytorch_model.bin`` look-alike whose plain unpickling would create ``marker``."""
+    import pickle
+
+    path.write_bytes(pickle.dumps({"w": _TouchOnUnpickle(marker)}, protocol=2))  # torch.save's protocol
+    return path
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from farm.challenge import ChallengeConstants, read_challenge, read_constants, write_constants
 from farm.errors import ChallengeFormatError
-from tests.conftest import TINY, make_tree
+from tests.conftest import TINY, make_tree, write_pickle_bomb
 
 
 def test_read_tree_order_and_contents(tiny_challenge):
@@ -105,3 +105,63 @@ def test_bad_challenge_json(tiny_challenge):
 def test_not_a_directory(tmp_path):
     with pytest.raises(ChallengeFormatError, match="not a directory"):
         read_challenge(tmp_path / "nope")
+
+
+def _swap_weights(mdir, name):
+    (mdir / "model.safetensors").unlink()
+    return mdir / name
+
+
+def test_pickle_weights_refused_before_they_run(tiny_challenge, tmp_path):
+    marker = tmp_path / "code-ran"
+    bomb = write_pickle_bomb(_swap_weights(_model(tiny_challenge, phase="dev", i=3), "pytorch_model.bin"), marker)
+    with pytest.raises(ChallengeFormatError) as info:
+        read_challenge(tiny_challenge)
+    message = str(info.value)
+    assert message.startswith(f"{bomb}: refused: not loadable with torch.load(weights_only=True)")
+    assert "\n" not in message and "io.open" in message
+    assert not marker.exists()
+    import pickle
+
+    pickle.loads(bomb.read_bytes())  # the file is a real threat: plain unpickling runs its code
+    assert marker.exists()
+
+
+def test_torch_state_dict_bin_is_accepted(tiny_challenge):
+    import torch
+
+    target = _swap_weights(_model(tiny_challenge), "pytorch_model.bin")
+    torch.save({"w": torch.zeros(2, 2)}, target)
+    assert read_challenge(tiny_challenge).select("sst2_inf", "train")[0].weights == target
+
+
+@pytest.mark.parametrize("cut", [b"not-really-weights", None])
+def test_bad_safetensors_refused(tiny_challenge, cut):
+    target = _model(tiny_challenge) / "model.safetensors"
+    data = target.read_bytes()
+    target.write_bytes(cut if cut is not None else data[:-3])  # garbage, or a truncated file
+    with pytest.raises(ChallengeFormatError, match="not a valid safetensors file") as info:
+        read_challenge(tiny_challenge)
+    assert str(info.value).startswith(str(target))
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_bad_model_config_json(tiny_challenge, text):
+    (_model(tiny_challenge) / "config.json").write_text(text)
+    with pytest.raises(ChallengeFormatError, match="config.json: invalid model config"):
+        read_challenge(tiny_challenge)
+
+
+def test_answers_tree_skips_weight_checks(tiny_answers):
+    assert read_challenge(tiny_answers, require_weights=False).models
+
+
+def test_base_model_weights_in_assets_checked(tiny_challenge, tmp_path):
+    c = ChallengeConstants(TINY.n_total, TINY.len_training, TINY.len_challenge, TINY.population,
+                           "roberta-base", "assets/base")
+    write_constants(tiny_challenge, c)
+    (tiny_challenge / "assets" / "base").mkdir(parents=True)
+    bomb = write_pickle_bomb(tiny_challenge / "assets" / "base" / "pytorch_model.bin", tmp_path / "code-ran")
+    with pytest.raises(ChallengeFormatError, match="refused"):
+        read_challenge(tiny_challenge)
+    assert not (tmp_path / "code-ran").exists() and bomb.exists()

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -96,3 +97,22 @@ def test_help_says_what_it_reads_and_writes(command):
 def test_console_script_exit_status(tmp_path):
     result = subprocess.run(["farm", "splits", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "missing seed file" in result.stderr
+
+
+def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
+    from tests.conftest import write_pickle_bomb
+
+    mdir = tiny_challenge / "sst2_lo" / "final" / "model_5"
+    (mdir / "model.safetensors").unlink()
+    marker = tmp_path / "code-ran"
+    bomb = write_pickle_bomb(mdir / "pytorch_model.bin", marker)
+    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'ray' not in sys.modules; sys.exit(rc)")
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
+                             "tests/data/tiny-attack.yaml", "--out", str(tmp_path / "out")], capture_output=True,
+                            text=True)
+    assert time.perf_counter() - start < 5
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{bomb}: refused" in result.stderr
+    assert not marker.exists() and not (tmp_path / "out").exists()

@@ -31,7 +31,7 @@ def test_run_job_is_idempotent_and_recomputes_corrupt_entries(tmp_path):
 
 
 def test_resolve_reads_each_kind_of_reference(tmp_path):
-    store, ctx = Store(tmp_path / "store"), Context(cache_dir=tmp_path / "cache")
+    store, ctx = Store(tmp_path / "store"), Context()
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "f.txt").write_text("x")
     store.put_dir("k" * 64, tmp_path / "src", {})
@@ -40,3 +40,12 @@ def test_resolve_reads_each_kind_of_reference(tmp_path):
     assert ctx.resolve(HubRef("roberta-base"), store) == "roberta-base"
     with pytest.raises(SpecError, match="not a model or tokenizer reference"):
         ctx.resolve("store:" + "k" * 64, store)  # type: ignore[arg-type]
+
+
+def test_context_makes_no_folder_for_a_local_store_and_removes_its_cache(tmp_path):
+    ctx = Context()
+    assert ctx._cache is None  # local stores are read in place: nothing to clean up
+    cache = ctx.cache_dir
+    assert cache.is_dir()
+    ctx.close()
+    assert not cache.exists()

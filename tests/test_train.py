@@ -56,7 +56,7 @@ def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
     """DP is a wrap of the same loop: sigma = 0 and a clip no gradient reaches give the plain model."""
     plain = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=30, group_by_length=False)  # B divides N:
     # Opacus averages by the expected batch size, so a partial last batch would differ by design
-    private = dataclasses.replace(plain, dp=DPConfig(noise_multiplier=0.0, max_grad_norm=1e6))
+    private = dataclasses.replace(plain, dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=1e6))
     a = _run(tmp_path, "plain", plain)[2]
     b = _run(tmp_path, "dp", private, Perf(micro_batch=16))[2]
     assert _close(a, b, atol=1e-5)
@@ -64,7 +64,7 @@ def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
 
 def test_ghost_and_hooks_clip_identically(tmp_path):
     recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=40,
-                    dp=DPConfig(noise_multiplier=0.0, max_grad_norm=0.05))
+                    dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=0.05))
     ghost = _run(tmp_path, "ghost", recipe, Perf(micro_batch=16, grad_sample_mode="ghost"))[2]
     hooks = _run(tmp_path, "hooks", recipe, Perf(micro_batch=64, grad_sample_mode="hooks"))[2]
     plain = _run(tmp_path, "plain", dataclasses.replace(recipe, dp=None))[2]
@@ -94,7 +94,7 @@ def test_mico_clip_scale_and_noise(tmp_path):
 
 def test_poisson_sampling_run(tmp_path):
     recipe = Recipe(model=TINY, epochs=2, learning_rate=1e-3, batch_size=25,
-                    dp=DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, sampling="poisson"))
+                    dp=DPConfig(noise_multiplier=1.0, delta=1e-5, max_grad_norm=1.0, sampling="poisson"))
     _, meta, _ = _run(tmp_path, "poisson", recipe, Perf(micro_batch=16))
     assert meta["steps"] == 2 * 12
     assert 0.6 * 2 * N < meta["examples_seen"] < 1.4 * 2 * N
@@ -105,7 +105,7 @@ def test_poisson_sampling_run(tmp_path):
 def test_empty_poisson_batches_take_noise_only_steps(tmp_path, mode):
     """q = 1/300: about a third of the Poisson batches are empty; each still takes one (noise-only) DP step."""
     recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=1,
-                    dp=DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, sampling="poisson"))
+                    dp=DPConfig(noise_multiplier=1.0, delta=1e-5, max_grad_norm=1.0, sampling="poisson"))
     out, meta, after = _run(tmp_path, f"empty-{mode}", recipe, Perf(grad_sample_mode=mode))
     assert meta["steps"] == N and 200 < meta["examples_seen"] < 400  # ~110 of the 300 batches are empty
     assert all(torch.isfinite(v).all() for v in after.values())
