@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -11,7 +12,29 @@ from farm.errors import ConfigError, SpecError
 from farm.recipes import Recipe, from_dict
 
 T = TypeVar("T")
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"
+Kind = Literal["config", "recipe"]
+_FOLDERS: dict[str, tuple[str, ...]] = {"config": ("configs",), "recipe": ("configs", "recipes")}
+
+
+def shipped(kind: Kind = "config") -> dict[str, Path]:
+    """``{name: path}`` of the YAML files shipped as package data: configs (``mini``, ``attack-mini``, ...) under
+    ``farm/configs/``, recipes (``mini-inf``, ``mico-lo``, ...) under ``farm/configs/recipes/``."""
+    folder = resources.files("farm").joinpath(*_FOLDERS[kind])
+    return {item.name[:-5]: Path(str(item)) for item in sorted(folder.iterdir(), key=lambda i: i.name)
+            if item.name.endswith(".yaml")}
+
+
+def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
+    """The file of a config or recipe given by name (no suffix, no folder: ``attack-mini``, ``mini-inf``) from
+    the shipped ones, or ``name_or_path`` unchanged when it is a path. ``ConfigError`` for an unknown name."""
+    path = Path(name_or_path)
+    if path.suffix or path.name != str(name_or_path):
+        return path
+    known = shipped(kind)
+    if str(name_or_path) not in known:
+        raise ConfigError(f"{name_or_path}: no shipped {kind} of that name (known: {', '.join(sorted(known))}); "
+                          "give a path to a YAML file instead")
+    return known[str(name_or_path)]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -37,8 +60,6 @@ def typed(cls: type[T], data: Any, path: str | Path, key: str) -> T:
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A recipe from a YAML file, or by name from ``configs/recipes/`` (``mico-inf``, ``mini-lo``, ...)."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = RECIPE_DIR / f"{name_or_path}.yaml"
+    """A recipe from a YAML file, or by name from the shipped ones (``mico-inf``, ``mini-lo``, ...)."""
+    path = config_path(name_or_path, "recipe")
     return typed(Recipe, read_yaml(path), path, "recipe")

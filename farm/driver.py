@@ -17,7 +17,7 @@ import numpy as np
 
 from farm.attacks import UNKNOWN, Signals, run_attack
 from farm.challenge import Challenge, ModelEntry, read_challenge
-from farm.config import load_recipe, read_yaml, typed
+from farm.config import config_path, load_recipe, read_yaml, typed
 from farm.errors import ConfigError
 from farm.jobs import InferJob, Selection, TrainJob, path_ref, store_ref
 from farm.metrics import score
@@ -47,7 +47,8 @@ class AttackConfig:
 
 def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
-    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape)."""
+    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape). ``path`` may be a shipped name."""
+    path = config_path(path)
     data = read_yaml(path)
     overrides = data.pop("scenarios", {}) or {}
     configs = {"*": _attack_config(data, path, "config")}

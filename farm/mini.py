@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from farm.challenge import ASSETS, PHASES, ChallengeConstants, write_constants, write_model
-from farm.config import load_recipe, read_yaml, typed
+from farm.config import config_path, load_recipe, read_yaml, typed
 from farm.errors import ConfigError
 from farm.jobs import Selection, TokenizerJob, TrainJob, store_ref
 from farm.recipes import Recipe, canonical_key
@@ -54,7 +54,9 @@ class MiniConfig:
 
 
 def load_config(path: str | Path) -> MiniConfig:
-    """A mini config; relative population file paths become absolute (relative to the working directory)."""
+    """A mini config (a path, or a shipped name such as ``mini``); relative population file paths become absolute
+    (relative to the working directory)."""
+    path = config_path(path)
     data = read_yaml(path)
     for key in ("population", "public"):
         spec = data.get(key)

@@ -60,7 +60,7 @@ class TuneConfig:
     time_budget_s: float = 1800.0
     search: str = "optuna"
     seed: int = 0
-    default_attack: str = str(Path(__file__).resolve().parents[1] / "configs" / "attack-mini.yaml")
+    default_attack: str = "attack-mini"  # a shipped config name or a path
 
     def __post_init__(self) -> None:
         if self.max_shadows < self.group or self.max_shadows % self.group:

@@ -4,6 +4,7 @@ import numpy as np
 
 from farm.challenge import read_challenge
 from farm.cli import main
+from farm.config import config_path
 from farm.driver import load_attack_config, scenario_data
 from farm.tuning import load_tune_config, split_train_models, trial_recipe
 
@@ -24,7 +25,7 @@ def test_trial_recipe_variants():
     assert plain.learning_rate == 2e-3 and plain.epochs == 2 and plain.dp is None
     noisy = trial_recipe({"dp": "sigma=0.7,clip=0.5"}, config, "sst2_inf")
     assert noisy.dp.noise_multiplier == 0.7 and noisy.dp.max_grad_norm == 0.5
-    matched = trial_recipe({"dp": "matched"}, load_tune_config("configs/tune-mini.yaml"), "sst2_lo")
+    matched = trial_recipe({"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo")
     assert matched.dp.target_epsilon == 4.0
 
 
