@@ -20,8 +20,8 @@ def shipped(kind: Kind = "config") -> dict[str, Path]:
     """``{name: path}`` of the YAML files shipped as package data: configs (``mini``, ``attack-mini``, ...) under
     ``farm/configs/``, recipes (``mini-inf``, ``mico-lo``, ...) under ``farm/configs/recipes/``."""
     folder = resources.files("farm").joinpath(*_FOLDERS[kind])
-    return {item.name[:-5]: Path(str(item)) for item in sorted(folder.iterdir(), key=lambda i: i.name)
-            if item.name.endswith(".yaml")}
+    found = {item.name[:-5]: Path(str(item)) for item in folder.iterdir() if item.name.endswith(".yaml")}
+    return dict(sorted(found.items()))
 
 
 def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
