@@ -30,7 +30,7 @@ from farm.store import fingerprint
 class AttackConfig:
     """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
 
-    ``recipe``: a recipe name from ``configs/recipes`` or an inline recipe mapping.
+    ``recipe``: a shipped recipe name (``farm/configs/recipes``) or an inline recipe mapping.
     """
 
     attack: str = "loss"
