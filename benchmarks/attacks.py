@@ -4,7 +4,7 @@ Per scenario and row: TPR@0.1FPR over dev+final pooled under one threshold (the 
 below 0.1), TPR@0.01FPR, AUC, the number of shadow trainings and the CPU-seconds of the row's jobs (trainings and
 inference passes; jobs shared between rows are counted in each). Also the held-out-free ``train`` LOO score.
 
-    farm make-challenge --config configs/mini-sst2.yaml --out /tmp/msst2
+    farm make-challenge --config mini-sst2 --out /tmp/msst2
     python -m benchmarks.attacks --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \
         --store /tmp/msst2/store
 """

@@ -1,7 +1,7 @@
 """Executor overhead and cost of ``farm make-challenge``: wall time per stage against the sum of job times
 divided by the workers (target: at most 10% overhead), total time and peak memory (driver + workers).
 
-    python -m benchmarks.make_challenge --config configs/mini.yaml
+    python -m benchmarks.make_challenge --config mini   # a shipped config name, or a path
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def peak_rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="configs/mini.yaml")
+    parser.add_argument("--config", default="mini", help="a shipped config name or a path")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="farm-mc-"))

@@ -1,29 +1,76 @@
-"""The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes."""
+"""The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes.
+
+Results (tables, JSON) and the closing "what was written where" lines go to stdout; progress goes through
+``logging`` to stderr (``-v``: more, ``-q``: warnings only).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from farm.errors import FarmError
+from farm.config import config_path, shipped
+from farm.errors import ConfigError, FarmError
 
 Handler = Callable[[argparse.Namespace], int]
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command are ``farm``
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.verbose - args.quiet)
     _quiet()
     try:
         return int(args.handler(args))
     except FarmError as exc:
         print(f"farm {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def setup_logging(verbosity: int) -> None:
+    """Progress of the ``farm`` loggers to stderr: INFO by default, DEBUG (with times and logger names) at
+    ``verbosity > 0``, WARNING at ``verbosity < 0``. Idempotent: replaces the handler of an earlier call."""
+    logger = logging.getLogger("farm")
+    for handler in [h for h in logger.handlers if getattr(h, "farm_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.farm_cli = True  # type: ignore[attr-defined]
+    verbose = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(verbose if verbosity > 0 else "%(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        from farm import __version__
+
+        return f"{__version__} (not installed)"
+
+
+def _config(value: str) -> Path:
+    """argparse type: a YAML path, or the name of a shipped config (``mini``, ``attack-mini``, ``tune-mini``)."""
+    try:
+        return config_path(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _wrote(**paths: object) -> None:
+    """The closing lines of a command: what it wrote where, one ``label: path`` per line (stdout)."""
+    width = max(len(label) for label in paths) + 2
+    for label, path in paths.items():
+        print(f"{label.replace('_', ' ') + ':':<{width}}{path}")
 
 
 def _quiet() -> None:
@@ -37,7 +84,13 @@ def _quiet() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="farm", description="Shadow-model farm for membership inference.")
+    parser = argparse.ArgumentParser(
+        prog="farm", description="Shadow-model farm for membership inference.",
+        epilog=f"Shipped configs (give a name or a path): {', '.join(shipped())}. Shipped recipes (by name in "
+        f"configs): {', '.join(shipped('recipe'))}.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more progress output (stderr)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="progress: warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:
         register(sub)
@@ -51,7 +104,8 @@ def _add_splits(sub: argparse._SubParsersAction) -> None:
         description="Reads MODEL_DIR's seed files (seed_challenge, optional seed_training, seed_membership) and "
         "the split constants from challenge.json three levels up (MICO SST-2 values when absent). Writes "
         "JSON to stdout: seeds, constants and the population indices of challenge, rest, training, "
-        "evaluation, nonmember, member, plus the 0/1 solution in challenge order (null where a seed is missing).",
+        "evaluation, nonmember, member, plus the 0/1 solution in challenge order (null where a seed is missing). "
+        "Writes no file.",
     )
     p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     p.set_defaults(handler=_cmd_splits)
@@ -100,11 +154,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if not rows:
         raise SubmissionError([f"{args.pred_root}: no predictions for any labelled model of {args.solutions}"])
     print(format_table(rows))
-    for path in plot_roc(rows, args.plot_dir):
-        print(f"wrote {path}")
+    plots = plot_roc(rows, args.plot_dir)
+    wrote: dict[str, object] = {"ROC plots": ", ".join(str(p) for p in plots) or "none (no labelled phase)"}
     if args.json:
         payload = [{"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics} for r in rows]
-        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+        wrote["metrics JSON"] = atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    _wrote(**wrote)
     return 0
 
 
@@ -133,7 +188,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
         else Expected.mico()
     )
     path = pack(args.pred_root, args.output, expected)
-    print(f"wrote {path} ({path.stat().st_size} bytes, {len(expected.keys)} models)")
+    _wrote(submission=f"{path} ({path.stat().st_size} bytes, {len(expected.keys)} models)")
     return 0
 
 
@@ -158,13 +213,13 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "make-challenge",
         help="build a mini challenge (MICO layout) with the executor",
-        description="Reads CONFIG (see configs/mini.yaml). Trains a tokenizer, a base model and every target on "
-        "Ray (jobs cached in --store, so a rerun trains nothing twice) and writes OUT/challenge (what a "
-        "participant gets: challenge.json, assets/, train models with answers, dev/final models with "
+        description="Reads CONFIG (a path, or a shipped name: mini, mini-sst2). Trains a tokenizer, a base model "
+        "and every target on Ray (jobs cached in --store, so a rerun trains nothing twice) and writes OUT/challenge "
+        "(what a participant gets: challenge.json, assets/, train models with answers, dev/final models with "
         "seed_challenge only) and OUT/answers (dev/final seeds and solution.csv). Reuses a complete tree "
         "made from the same config.",
     )
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=_config, required=True, help="mini challenge config: a path or a shipped name")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_executor_args(p)
     p.set_defaults(handler=_cmd_make_challenge)
@@ -176,7 +231,7 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
     load_config(args.config)  # checked in full before Ray starts
     executor = _executor(args, args.out / "store")
     out = make_challenge(args.config, args.out, executor)
-    print(f"challenge: {out / 'challenge'}\nanswers:   {out / 'answers'}")
+    _wrote(challenge=out / "challenge", answers=out / "answers", store=executor.store.uri)
     return 0
 
 
@@ -185,12 +240,13 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
         "attack",
         help="attack a challenge end to end: shadows, signals, attack, submission, report",
         description="Reads TREE (a challenge tree) and CONFIG (attack config YAML, or a best.yaml from farm tune; "
-        "see configs/attack-*.yaml). Trains the plan's shadows and runs inference on Ray (cached in --store), "
+        "a path or a shipped name: attack-mini, attack-mini-sst2, attack-mico). Trains the plan's shadows and runs "
+        "inference on Ray (cached in --store), "
         "scores the labelled train models leave-one-out and, with --answers, dev and final. Writes "
         "OUT/predictions/, OUT/submission.zip (validated), OUT/report.md and OUT/roc_<scenario>.png.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=_config, required=True, help="attack config: a path or a shipped name")
     p.add_argument("--answers", type=Path, default=None, help="answers tree with dev/final solutions (mini)")
     p.add_argument("--out", type=Path, default=Path("farm-attack"), metavar="DIR")
     _add_executor_args(p)
@@ -203,24 +259,30 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from farm.report import score_table
 
     configs = check_attack_inputs(args.config, args.challenge, args.answers)  # before Ray starts
-    results = attack_challenge(args.challenge, configs, _executor(args, args.out / "store"), args.out,
-                               answers_root=args.answers)
+    executor = _executor(args, args.out / "store")
+    results = attack_challenge(args.challenge, configs, executor, args.out, answers_root=args.answers)
     print(score_table(results))
-    print(f"submission: {args.out / 'submission.zip'}\nreport:     {args.out / 'report.md'}")
+    _wrote_attack(args.out, executor.store.uri)
     return 0
+
+
+def _wrote_attack(out: Path, store: str) -> None:
+    plots = sorted(out.glob("roc_*.png"))
+    _wrote(predictions=out / "predictions", submission=out / "submission.zip", report=out / "report.md",
+           ROC_plots=", ".join(str(p) for p in plots) or "none (no labelled phase)", store=store)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the embedded default end to end: build the mini challenge, attack it, score it",
-        description="Builds (or reuses) the mini challenge of configs/mini.yaml in OUT/challenge and OUT/answers, "
-        "attacks it with configs/attack-mini.yaml, and writes OUT/submission.zip, OUT/report.md and "
+        description="Builds (or reuses) the mini challenge of the shipped config `mini` in OUT/challenge and "
+        "OUT/answers, attacks it with the shipped `attack-mini`, and writes OUT/submission.zip, OUT/report.md and "
         "OUT/roc_<scenario>.png. Prints the score table. Needs no GPU and no download.",
     )
     p.add_argument("--out", type=Path, default=Path("farm-demo"), metavar="DIR")
-    p.add_argument("--config", type=Path, default=CONFIGS / "mini.yaml", help="mini challenge config")
-    p.add_argument("--attack-config", type=Path, default=CONFIGS / "attack-mini.yaml")
+    p.add_argument("--config", type=_config, default="mini", help="mini challenge config (default: mini)")
+    p.add_argument("--attack-config", type=_config, default="attack-mini", help="default: attack-mini")
     _add_executor_args(p)
     p.set_defaults(handler=_cmd_demo)
 
@@ -239,8 +301,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     results = attack_challenge(args.out / "challenge", configs, executor, args.out,
                                answers_root=args.out / "answers")
     print(score_table(results))
-    print(f"challenge:  {args.out / 'challenge'}  (answers: {args.out / 'answers'})")
-    print(f"submission: {args.out / 'submission.zip'}\nreport:     {args.out / 'report.md'}")
+    _wrote(challenge=args.out / "challenge", answers=args.out / "answers")
+    _wrote_attack(args.out, executor.store.uri)
     return 0
 
 
@@ -248,7 +310,8 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
         help="Ray Tune: choose shadow recipe, DP variant, pool size and attack per scenario",
-        description="Reads TREE and CONFIG (configs/tune-*.yaml: search space, budget). Per scenario, runs a "
+        description="Reads TREE and CONFIG (search space, budget; a path or a shipped name: tune-mini, "
+        "tune-mini-sst2, tune-mico). Per scenario, runs a "
         "Ray Tune search (Optuna + ASHA; resumed with Tuner.restore when OUT/ray_results holds an "
         "interrupted one) whose objective is TPR@0.1FPR on a search part of the labelled train models, then "
         "scores the best and the default configuration on the held-out train models. Writes "
@@ -256,7 +319,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         "Dev/final answers are never read.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=_config, required=True, help="tune config: a path or a shipped name")
     p.add_argument("--out", type=Path, default=Path("farm-tune"), metavar="DIR")
     p.add_argument("--scenarios", default=None, help="comma-separated subset of scenarios")
     _add_executor_args(p)
@@ -271,6 +334,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     check_tune_inputs(args.config, args.challenge, scenarios)  # before Ray starts
     executor = _executor(args, args.out / "store")
     print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
+    best = [p for p in sorted(args.out.glob("*/best.yaml")) if scenarios is None or p.parent.name in scenarios]
+    _wrote(best_configs=", ".join(str(p) for p in best), trials=args.out / "<scenario>" / "trials.csv",
+           summary=args.out / "summary.md", Tune_runs=args.out / "ray_results", store=executor.store.uri)
     return 0
 
 

@@ -19,8 +19,8 @@ uses GPUs.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,17 +28,26 @@ from typing import Any
 
 import ray
 
+from farm.errors import FarmError
 from farm.jobs import Job, StoreRef
 from farm.recipes import Perf, to_dict
 from farm.store import Store
 
+log = logging.getLogger(__name__)
+
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Connect to Ray: ``address`` (or ``RAY_ADDRESS``, as under ``ray job submit``) if given, else start a
-    private local instance bound to loopback."""
+    private local instance bound to loopback. An ``http(s)://`` address (the Ray Jobs / dashboard server, what
+    ``ray job submit`` users export) is no cluster address: ``FarmError`` in one line, before anything starts."""
+    source = "--address" if address else "RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith(("http://", "https://")):
+        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster address: submit the "
+                        f"run with `ray job submit --address {address} -- farm ...` (see ray_jobs/), or give the "
+                        "cluster's GCS address (HOST:6379) or `auto`")
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
     else:  # a private single-machine instance on loopback; FARM_RAY_TMPDIR picks its session folder
@@ -111,7 +120,7 @@ class Executor:
     gpus_per_job: float | None = None
     device: str = "auto"
     gpu_wait_s: float = 3600.0
-    progress: Callable[[str], None] | None = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    progress: Callable[[str], None] | None = log.info  # one line per finished job; None: silent
     history: list[tuple[str, Report]] = field(default_factory=list)
     def __post_init__(self) -> None:
         if self.device not in ("auto", "gpu", "cpu"):

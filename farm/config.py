@@ -4,9 +4,9 @@ Every config is checked in full when it is loaded, before Ray starts or any job 
 ranges, attack names and their parameters, normalization modes, plans, DP blocks and recipe references. Each
 error is one ``ConfigError`` line ``<file>: <dotted.key>: expected ..., got ...``.
 
-* attack configs (``configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``): ``load_attack_config``;
-* recipes (``configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a config names;
-* tune configs (``configs/tune-*.yaml``): ``load_tune_config``;
+* attack configs (``farm/configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``): ``load_attack_config``;
+* recipes (``farm/configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a config names;
+* tune configs (``farm/configs/tune-*.yaml``): ``load_tune_config``;
 * make-challenge configs live in ``farm.mini`` (``load_config``) and use the same helpers.
 """
 
@@ -16,11 +16,14 @@ import dataclasses
 import functools
 import inspect
 import json
+import os
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -31,8 +34,51 @@ from farm.plans import PlanSpec
 from farm.recipes import DPConfig, Recipe, coerce, from_dict, require
 
 T = TypeVar("T")
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "configs" / "recipes"
 NORMALIZE_MODES = ("global", "rank")  # the modes of farm.submission.normalize
+
+Kind = Literal["config", "recipe"]
+_FOLDERS: dict[str, tuple[str, ...]] = {"config": ("configs",), "recipe": ("configs", "recipes")}
+
+
+def shipped(kind: Kind = "config") -> dict[str, Path]:
+    """``{name: path}`` of the YAML files shipped as package data: configs (``mini``, ``attack-mini``, ...) under
+    ``farm/configs/``, recipes (``mini-inf``, ``mico-lo``, ...) under ``farm/configs/recipes/``."""
+    folder = resources.files("farm").joinpath(*_FOLDERS[kind])
+    found = {item.name[:-5]: Path(str(item)) for item in folder.iterdir() if item.name.endswith(".yaml")}
+    return dict(sorted(found.items()))
+
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def expand_vars(text: str) -> str:
+    """``${NAME}`` and ``${NAME:-default}`` replaced from the environment (as a shell does), so a shipped config can
+    name data that is not part of the project: ``${FARM_SST2_DIR:-../shared/data/sst2}``. ``ConfigError`` for an
+    unset variable without a default.
+
+    >>> expand_vars("${FARM_TEST_UNSET_VAR:-a/b}/c")
+    'a/b/c'
+    """
+    def one(match: re.Match) -> str:
+        value = os.environ.get(match["name"], match["default"])
+        if value is None:
+            raise ConfigError(f"{text}: environment variable {match['name']} is not set")
+        return value
+
+    return _VAR.sub(one, text)
+
+
+def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
+    """The file of a config or recipe given by name (no suffix, no folder: ``attack-mini``, ``mini-inf``) from
+    the shipped ones, or ``name_or_path`` unchanged when it is a path. ``ConfigError`` for an unknown name."""
+    path = Path(name_or_path)
+    if path.suffix or path.name != str(name_or_path):
+        return path
+    known = shipped(kind)
+    if str(name_or_path) not in known:
+        raise ConfigError(f"{name_or_path}: no shipped {kind} of that name (known: {', '.join(sorted(known))}); "
+                          "give a path to a YAML file instead")
+    return known[str(name_or_path)]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -60,8 +106,9 @@ def typed(cls: type[T], data: Any, path: str | Path, key: str = "") -> T:
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A recipe from a YAML file, or by name from ``configs/recipes/`` (``mico-inf``, ``mini-lo``, ...)."""
-    return typed(Recipe, read_yaml(_recipe_path(name_or_path)), _recipe_path(name_or_path))
+    """A recipe from a YAML file, or by name from the shipped ones (``mico-inf``, ``mini-lo``, ...)."""
+    path = config_path(name_or_path, "recipe")
+    return typed(Recipe, read_yaml(path), path)
 
 
 def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Recipe:
@@ -70,8 +117,8 @@ def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Reci
     if isinstance(ref, Mapping):
         return typed(Recipe, ref, path, key)
     target = _recipe_path(ref)
-    if not target.is_file():
-        names = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+    if target is None or not target.is_file():
+        names = ", ".join(shipped("recipe"))
         raise ConfigError(f"{path}: {key}: no recipe {ref!r} (expected a recipe name ({names}) or a .yaml file)")
     try:
         return load_recipe(target)
@@ -79,9 +126,11 @@ def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Reci
         raise ConfigError(f"{path}: {key}: recipe {ref!r} is invalid: {exc}") from exc
 
 
-def _recipe_path(name_or_path: str | Path) -> Path:
+def _recipe_path(name_or_path: str | Path) -> Path | None:
     path = Path(name_or_path)
-    return RECIPE_DIR / f"{name_or_path}.yaml" if not path.suffix else path
+    if path.suffix or path.name != str(name_or_path):
+        return path
+    return shipped("recipe").get(str(name_or_path))
 
 
 def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios: list[str]) -> None:
@@ -129,7 +178,7 @@ class AttackConfig:
     """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
 
     ``attack``: a name in ``farm.attacks.ATTACKS``; ``params``: its keyword-only parameters (checked, and
-    converted to their declared types); ``recipe``: a recipe name from ``configs/recipes``, a ``.yaml`` path or
+    converted to their declared types); ``recipe``: a recipe name from ``farm/configs/recipes``, a ``.yaml`` path or
     an inline recipe mapping; ``normalize``: a ``farm.submission.normalize`` mode.
     """
 
@@ -181,6 +230,7 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
     them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape). Recipe references are
     resolved now, so a missing recipe fails here."""
+    path = config_path(path)
     data = read_yaml(path)
     overrides = data.pop("scenarios", None) or {}
     if not isinstance(overrides, Mapping):
@@ -237,7 +287,7 @@ class TuneConfig:
     time_budget_s: float = 1800.0
     search: str = "optuna"
     seed: int = 0
-    default_attack: str = str(Path(__file__).resolve().parents[1] / "configs" / "attack-mini.yaml")
+    default_attack: str = "attack-mini"  # a shipped config name or a path
 
     def __post_init__(self) -> None:
         require(self.group >= 2, "group", "an integer >= 2", self.group)
@@ -317,6 +367,7 @@ def _recipe_types() -> dict[str, Any]:
 def load_tune_config(path: str | Path) -> TuneConfig:
     """A tune config, checked in full (its recipes, DP-matched recipes and default attack config included);
     file references become absolute, since trials run elsewhere."""
+    path = config_path(path)
     data = read_yaml(path)
     absolute = lambda ref: str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref  # noqa: E731
     for key in ("recipe", "default_attack"):

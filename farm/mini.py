@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from farm.challenge import ASSETS, PHASES, SCENARIO_RE, ChallengeConstants, write_constants, write_model
-from farm.config import load_recipe, read_yaml, recipe_ref, typed
+from farm.config import config_path, expand_vars, load_recipe, read_yaml, recipe_ref, typed
 from farm.errors import ConfigError, SpecError, SplitError
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import Recipe, canonical_key, from_dict, require
@@ -108,11 +108,12 @@ class MiniConfig:
 def load_config(path: str | Path) -> MiniConfig:
     """A mini config, checked in full (recipes and population files included); relative population file paths
     become absolute (relative to the working directory)."""
+    path = config_path(path)
     data = read_yaml(path)
     for key in ("population", "public"):
         spec = data.get(key)
         if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
-            spec["path"] = str(Path(spec["path"]).expanduser().resolve())
+            spec["path"] = str(Path(expand_vars(spec["path"])).expanduser().resolve())
     config = typed(MiniConfig, data, path)
     for key in ("population", "public"):
         spec = getattr(config, key)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from farm.errors import ChallengeFormatError
+from farm.fsutil import make_temp_dir
 from farm.recipes import ModelSpec
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -132,7 +132,7 @@ def save_model(model: torch.nn.Module, out_dir: str | Path, *, tokenizer: Any = 
 
 def _atomic_dir(out_dir: Path, write: Any) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.")
     try:
         write(str(tmp))
         if out_dir.exists():

@@ -11,6 +11,8 @@ inference passes go through the store, so a job shared by two trials (same recip
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,17 +106,19 @@ def search_space(space: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig, store_uri: str,
-                  out: Path) -> Any:
-    """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``."""
+                  out: Path, *, progress: Callable[[str], None] | None = None) -> Any:
+    """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
+    ``progress`` gets a line per trial result as it arrives (default: the ``farm.tuning`` logger, INFO)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     objective = Objective(str(Path(challenge).resolve()), store_uri, scenario, tune_config)
     trainable = tune.with_resources(objective, {"cpu": 0.01})
     storage = (out / "ray_results").resolve()
+    progress = progress or logging.getLogger(__name__).info
     path = storage / f"tune_{scenario}"
     if tune.Tuner.can_restore(str(path)):
-        print(f"[tune {scenario}] resuming {path}", flush=True)
+        progress(f"[tune {scenario}] resuming {path}")
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True, restart_errored=False)
         return tuner.fit()
     steps = tune_config.max_shadows // tune_config.group
@@ -126,9 +130,26 @@ def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig,
                                     scheduler=scheduler, search_alg=_searcher(tune_config),
                                     max_concurrent_trials=tune_config.max_concurrent,
                                     time_budget_s=tune_config.time_budget_s),
-        run_config=tune.RunConfig(name=f"tune_{scenario}", storage_path=str(storage), verbose=0),
+        run_config=tune.RunConfig(name=f"tune_{scenario}", storage_path=str(storage), verbose=0,
+                                  callbacks=[_trial_progress(scenario, progress)]),
     )
     return tuner.fit()
+
+
+def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:
+    """A Tune callback (driver side) passing one line per reported trial result, or failure, to ``progress``."""
+    from ray import tune
+
+    class TrialProgress(tune.Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            progress(f"[tune {scenario}] trial {trial.trial_id} step {result.get('training_iteration')}: "
+                     f"TPR@0.1FPR {float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
+                     f"{result.get('shadows')} shadows)")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            progress(f"[tune {scenario}] trial {trial.trial_id} failed")
+
+    return TrialProgress()
 
 
 def _searcher(tune_config: TuneConfig) -> Any:

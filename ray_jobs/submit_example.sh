@@ -4,10 +4,10 @@
 set -euo pipefail
 ADDRESS=${ADDRESS:-http://127.0.0.1:8265}
 ray job submit --address "$ADDRESS" --runtime-env ray_jobs/runtime_env.yaml -- \
-    python ray_jobs/make_challenge.py --config configs/mini.yaml --out /tmp/farm-mini
+    python ray_jobs/make_challenge.py --config mini --out /tmp/farm-mini
 ray job submit --address "$ADDRESS" --runtime-env ray_jobs/runtime_env.yaml -- \
     python ray_jobs/attack.py --challenge /tmp/farm-mini/challenge --answers /tmp/farm-mini/answers \
-    --config configs/attack-mini.yaml --store /tmp/farm-mini/store --out /tmp/farm-mini-attack
+    --config attack-mini --store /tmp/farm-mini/store --out /tmp/farm-mini-attack
 ray job submit --address "$ADDRESS" --runtime-env ray_jobs/runtime_env.yaml -- \
-    python ray_jobs/tune.py --challenge /tmp/farm-mini/challenge --config configs/tune-mini.yaml \
+    python ray_jobs/tune.py --challenge /tmp/farm-mini/challenge --config tune-mini \
     --store /tmp/farm-mini/store --out /tmp/farm-mini-tune

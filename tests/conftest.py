@@ -30,6 +30,7 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
         src.mkdir(parents=True, exist_ok=True)
         (src / "config.json").write_text('{"model_type": "roberta"}')
         save_file({"w": np.zeros((2, 2), np.float32)}, str(src / "model.safetensors"))  # a real, tiny file
+        (src / "model.safetensors").chmod(0o644)  # safetensors writes 0600; a released tree is world-readable
         files = {"config.json": src / "config.json", "model.safetensors": src / "model.safetensors"}
     for scenario in SCENARIOS:
         model_id = 0

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ import pytest
 from farm.challenge import read_challenge
 from farm.cli import main
 from farm.submission import write_predictions
+from tests.conftest import make_tree
 
 
 def _informative_predictions(answers_root, seed=0):
@@ -116,3 +119,69 @@ def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert f"{bomb}: refused" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_outputs_have_ordinary_permissions(tmp_path, capsys):
+    """Seed files, challenge.json, predictions, the zip, metrics JSON and ROC plots: 0644 under umask 022."""
+    old = os.umask(0o022)
+    try:
+        tree = make_tree(tmp_path / "challenge")
+        answers = make_tree(tmp_path / "answers", answers=True, weights=False)
+        write_predictions(tmp_path / "pred", _informative_predictions(answers))
+        assert main(["pack", str(tmp_path / "pred"), "-o", str(tmp_path / "s.zip"), "--challenge", str(tree)]) == 0
+        assert main(["score", str(tmp_path / "s.zip"), "--solutions", str(answers), "--plot-dir",
+                     str(tmp_path / "plots"), "--json", str(tmp_path / "m.json")]) == 0
+    finally:
+        os.umask(old)
+    out = capsys.readouterr().out
+    assert f"submission: {tmp_path / 's.zip'}" in out and f"metrics JSON: {tmp_path / 'm.json'}" in out
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    kinds = {p.name for p in files}
+    assert {"challenge.json", "seed_challenge", "prediction.csv", "s.zip", "m.json", "roc_sst2_inf.png"} <= kinds
+    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if stat.S_IMODE(p.stat().st_mode) != 0o644} == {}
+    dirs = [p for p in tmp_path.rglob("*") if p.is_dir()]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o755 for p in dirs)
+
+
+def test_version(capsys):
+    import farm
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith(f"farm {farm.__version__}")
+
+
+def test_unknown_config_name_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["attack", "--challenge", str(tmp_path), "--config", "attack-mni", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "attack-mni: no shipped config of that name" in err and "attack-mini" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_jobs_server_address_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init must not run"))
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    assert main(["make-challenge", "--config", "mini", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("farm make-challenge: error: RAY_ADDRESS=http://head:8265 is a Ray Jobs") and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_progress_goes_through_logging_with_verbosity(capsys):
+    import logging
+
+    from farm.cli import setup_logging
+
+    progress = logging.getLogger("farm.cluster")
+    try:
+        for verbosity, shown in ((0, True), (-1, False), (1, True), (0, True)):
+            setup_logging(verbosity)
+            progress.info("[jobs 1/2] done")
+            err = capsys.readouterr().err
+            assert err.count("[jobs 1/2] done") == int(shown), (verbosity, err)  # one handler, never two
+            assert ("farm.cluster INFO" in err) == (verbosity > 0)
+    finally:
+        setup_logging(0)

@@ -5,9 +5,11 @@ import signal
 import threading
 import time
 
+import pytest
 import ray
 
-from farm.cluster import Executor
+from farm.cluster import Executor, ensure_ray
+from farm.errors import FarmError
 from farm.recipes import Perf
 from farm.store import Store
 from tests.jobs_fixture import TOKENIZER, train_jobs
@@ -28,6 +30,21 @@ def _wait_for_training_worker(timeout: float = 60.0) -> int:
                     return proc.info["pid"]
         time.sleep(0.1)
     raise AssertionError("no worker started a training")
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_ensure_ray_refuses_a_jobs_server_address(monkeypatch, explicit):
+    def no_init(*args, **kwargs):
+        raise AssertionError("ray.init must not run")
+
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    with pytest.raises(FarmError) as info:
+        ensure_ray("https://head:8265" if explicit else None)
+    message = str(info.value)
+    assert "\n" not in message and "ray job submit" in message and "HOST:6379" in message
+    assert message.startswith("--address=https://head:8265" if explicit else "RAY_ADDRESS=http://head:8265")
 
 
 def _executor(store, **kw):

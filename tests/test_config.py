@@ -14,11 +14,13 @@ from farm.config import (
     ATTACK_GRID,
     AttackConfig,
     attack_params,
+    config_path,
     dp_choice,
     load_attack_config,
     load_recipe,
     load_tune_config,
     read_yaml,
+    shipped,
     trial_recipe,
 )
 from farm.errors import ConfigError, SpecError
@@ -27,17 +29,17 @@ from farm.plans import PlanSpec
 from farm.recipes import DPConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "farm" / "configs"
 DATA = ROOT / "tests" / "data"
 
 
 # --- every shipped config loads -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
-def test_recipes_load(path):
-    recipe = load_recipe(path.stem)
-    assert recipe == load_recipe(path)
+@pytest.mark.parametrize("name", sorted(shipped("recipe")))
+def test_recipes_load_by_name_and_path(name):
+    recipe = load_recipe(name)
+    assert recipe == load_recipe(CONFIGS / "recipes" / f"{name}.yaml")
 
 
 MINI_CONFIGS = [p for p in sorted(CONFIGS.glob("*.yaml")) if not p.name.startswith(("attack-", "tune-"))]
@@ -59,6 +61,26 @@ def test_attack_configs_load(path):
                          ids=lambda p: p.name)
 def test_tune_configs_load(path):
     config = load_tune_config(path)
+    load_attack_config(config.default_attack)
+    assert all(load_recipe(r).dp for r in config.dp_matched.values())
+
+@pytest.mark.parametrize("name", ["mini", "mini-sst2"])
+def test_mini_configs_load_by_name(name):
+    config = load_config(name)
+    assert config == load_config(CONFIGS / f"{name}.yaml")
+    for recipe in config.scenarios.values():
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name", ["attack-mini", "attack-mini-sst2", "attack-mico"])
+def test_attack_configs_load_by_name(name):
+    configs = load_attack_config(name)
+    assert all(c.shadow_recipe() for c in configs.values())
+
+
+@pytest.mark.parametrize("name", ["tune-mini", "tune-mini-sst2", "tune-mico"])
+def test_tune_configs_load_by_name(name):
+    config = load_tune_config(config_path(name))
     load_attack_config(config.default_attack)
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
 
@@ -117,6 +139,21 @@ def test_dp_variants_are_mappings():
     assert isinstance(label, str)  # what Tune and Optuna carry
     dp = trial_recipe({"dp": label}, config, "sst2_inf").dp
     assert (dp.noise_multiplier, dp.max_grad_norm, dp.delta) == (0.5, 1.0, 1e-5)
+
+
+def test_every_shipped_file_is_tested():
+    assert set(shipped()) == {"mini", "mini-sst2", "attack-mini", "attack-mini-sst2", "attack-mico", "tune-mini",
+                              "tune-mini-sst2", "tune-mico"}
+    assert {p.stem for p in CONFIGS.rglob("*.yaml")} == set(shipped()) | set(shipped("recipe"))
+
+
+def test_config_path_names_and_paths(tmp_path):
+    assert config_path("attack-mini") == CONFIGS / "attack-mini.yaml"
+    assert config_path("mini-lo", "recipe") == CONFIGS / "recipes" / "mini-lo.yaml"
+    for path in ("x.yaml", tmp_path / "attack-mini", "./attack-mini"):
+        assert config_path(path) == Path(path)
+    with pytest.raises(ConfigError, match="mini-inf: no shipped config of that name .*attack-mini"):
+        config_path("mini-inf")
 
 
 def test_bad_yaml_names_the_file(tmp_path):

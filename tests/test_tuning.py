@@ -1,7 +1,7 @@
 """farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and resume."""
 
 from farm.cli import main
-from farm.config import load_attack_config
+from farm.config import config_path, load_attack_config
 from farm.scenario import load_scenarios
 from farm.tuning import load_tune_config, split_train_models, trial_recipe
 
@@ -23,7 +23,7 @@ def test_trial_recipe_variants():
     assert plain.learning_rate == 2e-3 and plain.epochs == 2 and plain.dp is None
     noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}}, config, "sst2_inf")
     assert noisy.dp.noise_multiplier == 0.7 and noisy.dp.max_grad_norm == 0.5
-    matched = trial_recipe({"dp": "matched"}, load_tune_config("configs/tune-mini.yaml"), "sst2_lo")
+    matched = trial_recipe({"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo")
     assert matched.dp.target_epsilon == 4.0
 
 

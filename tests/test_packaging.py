@@ -1,0 +1,87 @@
+"""The wheel installs anywhere: built from the checkout, installed into a fresh virtual environment outside it, the
+``farm`` command runs and every shipped recipe and config loads by name from the installed package data.
+
+Offline: the build uses the installed setuptools (no build isolation), the environment borrows torch, Ray, ...
+from the system (``--system-site-packages``) and the wheel installs with ``--no-deps --no-index``. The venv's
+own site-packages comes first on ``sys.path``, so its ``farm`` wins over an editable install of the checkout;
+the test checks that it did."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import farm
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ["pyproject.toml", "README.md", "LICENSE", "farm"]
+
+LOAD_ALL = """
+import json, sys
+from pathlib import Path
+import farm
+from farm.config import config_path, load_recipe, shipped
+from farm.config import load_attack_config, load_tune_config
+from farm.mini import load_config
+site = Path(sys.argv[1]).resolve()
+inside = lambda p: Path(p).resolve().is_relative_to(site)
+loaded = {"farm": farm.__file__, "recipes": [], "configs": []}
+assert inside(farm.__file__), farm.__file__
+for name in shipped("recipe"):
+    assert inside(config_path(name, "recipe")) and load_recipe(name)
+    loaded["recipes"].append(name)
+for name in shipped():
+    assert inside(config_path(name)), config_path(name)
+    if name.startswith("tune-"):
+        tune = load_tune_config(config_path(name))
+        load_attack_config(tune.default_attack)
+        [load_recipe(r) for r in [tune.recipe, *tune.dp_matched.values()]]
+    elif name.startswith("attack-"):
+        [c.shadow_recipe() for c in load_attack_config(name).values()]
+    else:
+        [load_recipe(r) for r in load_config(name).scenarios.values()]
+    loaded["configs"].append(name)
+print(json.dumps(loaded))
+"""
+
+
+def _run(cmd: list, cwd: Path, env: dict) -> str:
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    pytest.importorskip("setuptools", minversion="77")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PIP_NO_INDEX"], env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1", "1"
+    env.setdefault("FARM_SST2_DIR", str(ROOT.parent / "shared" / "data" / "sst2"))  # mini-sst2 reads it
+    src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
+    src.mkdir()
+    for name in SHIPPED:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if name == "farm" else {}))
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
+          src], tmp_path, env)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "farm/configs/attack-mini.yaml" in names and "farm/configs/recipes/mini-inf.yaml" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path, env)
+    python, command = venv / "bin" / "python", venv / "bin" / "farm"
+    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], tmp_path, env)
+    site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env).strip()
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    assert _run([command, "--version"], work, env).strip() == f"farm {farm.__version__}"
+    assert "attack-mini" in _run([command, "demo", "--help"], work, env)
+    loaded = json.loads(_run([python, "-c", LOAD_ALL, site], work, env))
+    assert len(loaded["recipes"]) == 9 and len(loaded["configs"]) == 8, loaded
