@@ -82,12 +82,17 @@ class Signals:
             return -np.log(np.maximum(_need(self.grad_norm, "grad_norm").astype(np.float64), 1e-30))
         raise ValueError(f"unknown statistic {name!r} (expected one of {STATISTICS})")
 
+    @functools.cached_property
+    def known(self) -> np.ndarray:
+        """``[M]``: models whose membership is known on every record (labelled models and shadows)."""
+        return (self.keep != UNKNOWN).all(axis=1)
+
     def reference_mask(self, target: int, source: str = "all") -> np.ndarray:
         """``[M]``: models usable as references for ``target`` (known membership, not the target), restricted to
         ``source``: ``all``, ``labelled`` (the provided models) or ``shadows`` (the farm's own models)."""
         if source not in SOURCES:
             raise ValueError(f"unknown reference source {source!r} (expected one of {SOURCES})")
-        mask = (self.keep != UNKNOWN).all(axis=1)
+        mask = self.known.copy()
         if source != "all":
             mask &= self.labelled if source == "labelled" else ~self.labelled
         mask[target] = False
@@ -270,6 +275,8 @@ ATTACKS: dict[str, Attack] = {
     "lira_online": functools.partial(lira, online=True),
     "lira_offline": functools.partial(lira, online=False),
     "lira": lira,
+    # LiRA online with what the farm has: IN from the labelled models (~99 per MICO point: per-example
+    # variance), OUT from the shadows (pooled variance until a point has 16 OUT shadows).
     "lira_farm": functools.partial(lira, online=True, in_from="labelled", out_from="shadows",
                                    fixed_variance=False, min_count=16),
     "lira_queries": functools.partial(lira, statistic="query_margin"),
@@ -386,7 +393,7 @@ def _gauss(phi: np.ndarray, signals: Signals, target: int, cols: np.ndarray, sid
     """Mean and standard deviation of ``phi[r, cols(, q)]`` over ``side`` references: ``[P]`` or ``[P, Q]``
     (NaN mean where none). The pooled deviation is per query, over points; 1 where it cannot be estimated."""
     refs = np.flatnonzero(signals.reference_mask(target, source))
-    v = phi[refs][:, cols]
+    v = phi[np.ix_(refs, cols)]
     k = (signals.keep[np.ix_(refs, cols)] == side).reshape(refs.size, cols.size, *([1] * (v.ndim - 2)))
     count = k.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
