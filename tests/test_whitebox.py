@@ -46,3 +46,20 @@ def test_unknown_method():
     ids, mask, y = _batch()
     with pytest.raises(ValueError, match="method"):
         per_example_grad_norms(_tiny_model(), ids, mask, y, method="nope")
+
+
+def test_grad_norms_of_a_saved_model_on_population_indices(tmp_path):
+    from farm.data import Tokenized
+    from farm.models import save_model
+    from farm.whitebox import grad_norms_of
+
+    model = _tiny_model(2)
+    save_model(model, tmp_path / "m")
+    ids = tuple(np.array(x, np.int32) for x in ([0, 5, 6, 7, 2], [0, 9, 2], [0, 11, 12, 2], [0, 3, 4, 8, 9, 2]))
+    tokens = Tokenized(ids, np.array([x.size for x in ids]), np.array([0, 1, 1, 0]), pad_id=1)
+    got = grad_norms_of(tmp_path / "m", tokens, np.array([3, 1, 0]), device="cpu", batch_size=2)
+    for row, i in enumerate([3, 1, 0]):
+        one = torch.from_numpy(ids[i][None].astype(np.int64))
+        expected = per_example_grad_norms(model, one, torch.ones_like(one), torch.tensor([tokens.labels[i]]),
+                                          method="loop")
+        assert got[row] == pytest.approx(expected[0], rel=1e-4)
