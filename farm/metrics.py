@@ -20,6 +20,19 @@ FPR_BOUNDS = {
     "TPR_FPR_2000": 0.2,
 }
 
+READABLE_NAMES = {
+    "TPR_FPR_10": "TPR@0.001FPR",
+    "TPR_FPR_100": "TPR@0.01FPR",
+    "TPR_FPR_500": "TPR@0.05FPR",
+    "TPR_FPR_1000": "TPR@0.1FPR",
+    "TPR_FPR_1500": "TPR@0.15FPR",
+    "TPR_FPR_2000": "TPR@0.2FPR",
+    "AUC": "AUC",
+    "MIA": "MIA advantage",
+    "accuracy": "balanced accuracy",
+}
+"""Column names for reports: the scorer's keys (``score``'s dict, kept as they are) -> readable names."""
+
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(fpr, tpr, thresholds)`` exactly as ``sklearn.metrics.roc_curve(labels, scores)`` returns them.

@@ -1,7 +1,20 @@
 import numpy as np
 import pytest
 
-from farm.attacks import ATTACKS, IN, OUT, UNKNOWN, Signals, in_calibration, lira, loss, reference, rmia, run_attack
+from farm.attacks import (
+    ATTACKS,
+    IN,
+    OUT,
+    UNKNOWN,
+    Signals,
+    _cross_fit,
+    in_calibration,
+    lira,
+    loss,
+    reference,
+    rmia,
+    run_attack,
+)
 from farm.metrics import score
 
 
@@ -107,3 +120,156 @@ def test_offline_lira_uses_no_in_references():
     moved = Signals(logits, s.labels, s.keep, s.challenge, s.labelled)
     np.testing.assert_allclose(lira(moved, targets, online=False), a)
     assert OUT == 0
+
+
+def _with(s, **fields):
+    base = dict(logits=s.logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled,
+                query_logits=s.query_logits, grad_norm=s.grad_norm)
+    return Signals(**(base | fields))
+
+
+def _true_keep(s, truth, targets):
+    return np.stack([truth[t, s.challenge[t]] for t in targets])
+
+
+def test_lira_takes_in_from_labelled_and_out_from_shadows():
+    s, truth, nl, nt = synthetic(seed=6)
+    targets = np.arange(nl, nl + nt)
+    before = run_attack("lira_farm", s, targets)
+    shadow = np.zeros(s.keep.shape[0], bool)
+    shadow[nl + nt :] = True
+    logits = s.logits.copy()
+    logits[(s.keep == IN) & shadow[:, None]] += 7.0  # shadows' IN side and labelled models' OUT side are unused
+    logits[(s.keep == OUT) & s.labelled[:, None]] -= 7.0
+    np.testing.assert_allclose(run_attack("lira_farm", _with(s, logits=logits), targets), before)
+    assert _auc(s, truth, targets, before) > _auc(s, truth, targets, loss(s, targets)) + 0.1
+    with pytest.raises(ValueError, match="source"):
+        lira(s, targets, in_from="nope")
+
+
+def test_per_example_variance_only_where_enough_references():
+    s, truth, nl, nt = synthetic(seed=7)
+    targets = np.arange(nl, nl + nt)
+    fixed = lira(s, targets, fixed_variance=True)
+    np.testing.assert_allclose(lira(s, targets, fixed_variance=False, min_count=10**6), fixed)
+    assert not np.allclose(lira(s, targets, fixed_variance=False, min_count=2), fixed)
+
+
+def test_per_example_variance_wins_when_noise_differs_per_record():
+    """Half the records are 10x noisier: a per-example Gaussian knows it, a pooled one does not."""
+    rng = np.random.default_rng(8)
+    m, r, p, nl = 90, 300, 20, 10
+    keep = (rng.random((m, r)) < 0.5).astype(np.int8)
+    challenge = np.stack([rng.choice(r, p, replace=False) for _ in range(m)])
+    scale = np.where(rng.random(r) < 0.5, 0.3, 3.0)
+    margin = rng.normal(0, 2, r) + 1.0 * keep + scale * rng.normal(0, 1, (m, r))
+    truth = keep.copy()
+    keep[nl : 2 * nl] = UNKNOWN
+    labelled = np.zeros(m, bool)
+    labelled[:nl] = True
+    s = Signals(np.stack([margin, np.zeros_like(margin)], -1), np.zeros(r, np.int64), keep, challenge, labelled)
+    targets = np.arange(nl, 2 * nl)
+    per = _auc(s, truth, targets, lira(s, targets, fixed_variance=False, min_count=8))
+    fixed = _auc(s, truth, targets, lira(s, targets, fixed_variance=True))
+    assert per > fixed + 0.03, (per, fixed)
+
+
+def _prob_signals(target, refs, keep):
+    """label 0 and logits (log p, log(1 - p)): p(y|x) = p exactly."""
+    probs = np.array([target, *refs])
+    logits = np.stack([np.log(probs), np.log1p(-probs)], axis=-1)
+    challenge = np.array([[0, 1]] + [[-1, -1]] * len(refs))
+    return Signals(logits, np.zeros(probs.shape[1], np.int64), np.array(keep, np.int8), challenge,
+                   np.array([False] * probs.shape[0]))
+
+
+def test_rmia_by_hand():
+    """Target 0: p on challenge x0, x1 = 0.9, 0.6; population z2, z3 = 0.8, 0.5.
+    Reference 1 (all OUT): 0.7, 0.6, 0.8, 0.4. Reference 2 (all IN): 0.95, 0.9, 0.9, 0.9.
+
+    Offline, a = 0.5: p(.) = ((1 + a) p_out + 1 - a) / 2 = 0.75 p_out + 0.25 -> 0.775, 0.7, 0.85, 0.55;
+    LR = p_target / p(.) -> x0 1.16129, x1 0.857143, z2 0.941176, z3 0.909091.
+    gamma 1: x0 beats both z (1.0), x1 neither (0.0). gamma 1.25: x0/z2 = 1.2339 < 1.25, x0/z3 = 1.2774 -> 0.5.
+    Online: p(.) = (p_in + p_out) / 2 -> 0.825, 0.75, 0.85, 0.65; LR -> 1.0909, 0.8, 0.941176, 0.769231;
+    gamma 1: x0 -> 1.0; x1: 0.8 / 0.941 < 1, 0.8 / 0.769 = 1.04 > 1 -> 0.5.
+    """
+    s = _prob_signals([0.9, 0.6, 0.8, 0.5], [[0.7, 0.6, 0.8, 0.4], [0.95, 0.9, 0.9, 0.9]],
+                      [[UNKNOWN] * 4, [OUT] * 4, [IN] * 4])
+    t = np.array([0])
+    np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.0), [[1.0, 0.0]])
+    np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.25), [[0.5, 0.0]])
+    np.testing.assert_allclose(rmia(s, t, online=True, gamma=1.0), [[1.0, 0.5]])
+
+
+def test_rmia_score_of_a_target_does_not_depend_on_the_other_targets():
+    s, truth, nl, nt = synthetic(seed=9)
+    targets = np.arange(nl + nt)
+    for params in ({"max_population": 50}, {"max_population": 50, "offline_a": (0.2, 0.8), "gamma": (1.0, 2.0)}):
+        together = rmia(s, targets, **params)
+        for i in (0, nl, nl + nt - 1):
+            np.testing.assert_array_equal(rmia(s, targets[i : i + 1], **params)[0], together[i])
+
+
+def test_rmia_fitted_on_labelled_models_is_cross_fitted_and_strong():
+    s, truth, nl, nt = synthetic(seed=10)
+    targets = np.arange(nl, nl + nt)
+    fitted = run_attack("rmia_fit", s, targets)
+    assert fitted.shape == (nt, 20) and (fitted >= 0).all() and (fitted <= 1).all()
+    assert _auc(s, truth, targets, fitted) > _auc(s, truth, targets, loss(s, targets)) + 0.1
+    np.testing.assert_array_equal(rmia(s, targets, offline_a=[0.3], gamma=[1.0]), rmia(s, targets))
+    labelled = np.arange(nl)
+    assert _auc(s, truth, labelled, run_attack("rmia_fit", s, labelled)) > 0.75
+
+
+def test_cross_fit_never_fits_on_a_labelled_target():
+    s, _, nl, nt = synthetic(seed=11)
+    targets = np.arange(nl + nt)
+    fits = _cross_fit(s, targets, folds=4, seed=0)
+    assert sorted(r for _, rows in fits for r in rows) == list(range(nl + nt))
+    for fit, rows in fits:
+        assert not set(targets[rows]) & set(fit)
+        assert set(fit) <= set(range(nl))
+    assert any(len(fit) == nl for fit, _ in fits)  # unlabelled targets use every labelled model
+
+
+def _queries(s, truth, q, seed=0, noise=1.5):
+    """Each query of a record sees the same membership signal plus its own noise."""
+    rng = np.random.default_rng(seed)
+    base = s.logits[..., 0] - s.logits[..., 1]
+    margins = base[..., None] + rng.normal(0, noise, base.shape + (q,))
+    return np.stack([margins / 2, -margins / 2], axis=-1)
+
+
+def test_several_queries_combine_like_lira_augmentations():
+    s, truth, nl, nt = synthetic(seed=12)
+    targets = np.arange(nl, nl + nt)
+    one = _with(s, query_logits=s.logits[:, :, None, :])
+    np.testing.assert_allclose(run_attack("lira_queries", one, targets), lira(s, targets))
+    many = _with(s, query_logits=_queries(s, truth, 8))
+    single = _with(s, query_logits=many.query_logits[:, :, :1])
+    auc_many = _auc(s, truth, targets, run_attack("lira_queries", many, targets))
+    auc_single = _auc(s, truth, targets, run_attack("lira_queries", single, targets))
+    assert auc_many > auc_single + 0.03, (auc_many, auc_single)
+
+
+def test_white_box_gradient_norm_is_a_statistic():
+    s, truth, nl, nt = synthetic(seed=13)
+    targets = np.arange(nl, nl + nt)
+    g = _with(s, grad_norm=np.exp(-s.margin))  # -log ||g|| = margin: the white-box attacks mirror the margin ones
+    np.testing.assert_allclose(run_attack("lira_grad", g, targets), lira(s, targets))
+    np.testing.assert_allclose(run_attack("gradient", g, targets), np.stack([s.margin[t, s.challenge[t]]
+                                                                             for t in targets]))
+    with pytest.raises(ValueError, match="grad_norm"):
+        run_attack("gradient", s, targets)
+    with pytest.raises(ValueError, match="grad_norm"):
+        _with(s, grad_norm=np.ones(3))
+
+
+def test_stacked_attack_on_unseen_models():
+    s, truth, nl, nt = synthetic(seed=14)
+    s = _with(s, grad_norm=np.exp(-s.margin + np.random.default_rng(0).normal(0, 1, s.margin.shape)))
+    targets = np.arange(nl, nl + nt)
+    assert _auc(s, truth, targets, run_attack("stacked", s, targets)) > 0.8
+    assert _auc(s, truth, np.arange(nl), run_attack("stacked", s, np.arange(nl))) > 0.75
+    with pytest.raises(ValueError, match="learned"):
+        run_attack("learned", s, targets, stack=("learned",))
