@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "farm"
-PURE = {"__init__", "errors", "splits", "plans", "signals", "attacks", "metrics", "recipes", "jobs"}
+PURE = {"__init__", "errors", "splits", "plans", "signals", "attacks", "metrics", "recipes", "jobs", "audit",
+        "intervals", "queries"}
 EFFECTS = {"fsutil", "config", "challenge", "data", "synthetic", "models", "train", "infer", "store", "run", "mini",
-           "submission", "scoring", "plots", "scenario"}
+           "submission", "scoring", "plots", "scenario", "whitebox"}
 RAY = {"cluster", "tuning"}
 TOP = {"driver", "report", "cli"}
 PURE_THIRD_PARTY = {"numpy", "scipy", "sklearn"}
