@@ -198,6 +198,9 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per CPU, or per GPU)")
     p.add_argument("--cpus-per-job", type=float, default=1.0)
     p.add_argument("--gpus-per-job", type=float, default=None, help="default: 1 on GPU clusters, else 0")
+    p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto",
+                   help="auto: GPUs when the cluster has some, else CPUs; gpu: ask the autoscaler for GPUs and wait "
+                   "(never falls back to CPUs); cpu: never use GPUs")
 
 
 def _executor(args: argparse.Namespace, default_store: Path):
@@ -206,7 +209,12 @@ def _executor(args: argparse.Namespace, default_store: Path):
 
     ensure_ray(args.address)
     return Executor(Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
-                    gpus_per_job=args.gpus_per_job)
+                    gpus_per_job=args.gpus_per_job, device=args.device)
+
+
+def _jobs_line(executor) -> None:
+    """The last line of every command that runs jobs; other tools parse it, so its format is fixed."""
+    print(f"jobs: {executor.ran} run, {executor.reused} reused")
 
 
 def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
@@ -232,6 +240,7 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
     executor = _executor(args, args.out / "store")
     out = make_challenge(args.config, args.out, executor)
     _wrote(challenge=out / "challenge", answers=out / "answers", store=executor.store.uri)
+    _jobs_line(executor)
     return 0
 
 
@@ -263,6 +272,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     results = attack_challenge(args.challenge, configs, executor, args.out, answers_root=args.answers)
     print(score_table(results))
     _wrote_attack(args.out, executor.store.uri)
+    _jobs_line(executor)
     return 0
 
 
@@ -303,6 +313,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(score_table(results))
     _wrote(challenge=args.out / "challenge", answers=args.out / "answers")
     _wrote_attack(args.out, executor.store.uri)
+    _jobs_line(executor)
     return 0
 
 
@@ -337,11 +348,39 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     best = [p for p in sorted(args.out.glob("*/best.yaml")) if scenarios is None or p.parent.name in scenarios]
     _wrote(best_configs=", ".join(str(p) for p in best), trials=args.out / "<scenario>" / "trials.csv",
            summary=args.out / "summary.md", Tune_runs=args.out / "ray_results", store=executor.store.uri)
+    _jobs_line(executor)
     return 0
 
 
+def _add_store(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "store",
+        help="check a store: every entry's files against their checksums",
+        description="`farm store verify STORE` reads every file of every entry of STORE (a directory or fsspec "
+        "URI) and checks it against the sha256 its manifest recorded. Runs skip finished entries by a metadata "
+        "check (sizes, stamps) that reads no artifact byte; this is the full check. Prints each corrupt entry "
+        "and a summary line; exits 1 if any entry is corrupt. Writes nothing (a rerun recomputes corrupt entries).",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verify = verbs.add_parser("verify", help="full checksum check of every entry")
+    verify.add_argument("store", metavar="STORE")
+    verify.set_defaults(handler=_cmd_store_verify)
+
+
+def _cmd_store_verify(args: argparse.Namespace) -> int:
+    from farm.store import Store
+
+    store = Store(args.store)
+    keys = store.keys()
+    bad = store.verify_all()
+    for key, problems in bad.items():
+        print(f"corrupt {key}: {'; '.join(problems)}")
+    print(f"entries: {len(keys)} checked, {len(bad)} corrupt")
+    return 1 if bad else 0
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune,
+    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune, _add_store,
 ]
 
 if __name__ == "__main__":

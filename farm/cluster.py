@@ -126,6 +126,12 @@ class Executor:
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
 
+    def options(self) -> dict[str, Any]:
+        """The settings another process needs to build an equivalent executor (a Tune trial does):
+        ``Executor(store, **executor.options())``."""
+        return {"perf": self.perf, "workers": self.workers, "cpus_per_job": self.cpus_per_job,
+                "gpus_per_job": self.gpus_per_job, "device": self.device, "gpu_wait_s": self.gpu_wait_s}
+
     @property
     def ran(self) -> int:
         """Jobs run by this executor so far (all calls)."""

@@ -19,7 +19,7 @@ from farm.attacks import run_attack
 from farm.challenge import PHASES
 from farm.config import AttackConfig
 from farm.metrics import roc_curve
-from farm.scenario import ModelId, Scenario, collect_signals, load_scenarios
+from farm.scenario import Collected, ModelId, Scenario, collect_many, collect_signals, load_scenarios, plan_jobs
 
 
 @dataclass
@@ -37,9 +37,13 @@ class ScenarioResult:
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # the loss attack on the same phases
 
 
-def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any) -> ScenarioResult:
-    """Plan -> train shadows -> infer -> signals -> attack; metrics on train (leave-one-out) and answered phases."""
-    collected = collect_signals(scenario, config.plan, config.shadow_recipe(), executor)
+def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any,
+                    collected: Collected | None = None) -> ScenarioResult:
+    """Plan -> train shadows -> infer -> signals -> attack; metrics on train (leave-one-out) and answered phases.
+    ``collected``: the scenario's signals when already collected (``attack_challenge`` collects every scenario's
+    in one queue)."""
+    if collected is None:
+        collected = collect_signals(scenario, config.plan, config.shadow_recipe(), executor)
     part, signals = collected.scenario, collected.signals
     rows = np.arange(len(part.ids))
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
@@ -62,7 +66,11 @@ def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig
     from farm.submission import Expected, normalize, pack, write_predictions
 
     ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root)
-    results = [attack_scenario(s, configs.get(name, configs["*"]), executor) for name, s in scenarios.items()]
+    chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
+    planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe()) for name, s in scenarios.items()]
+    collected = collect_many(planned, executor, title="shadows and inference, all scenarios")
+    results = [attack_scenario(s, chosen[name], executor, got)
+               for (name, s), got in zip(scenarios.items(), collected)]
     out = Path(out)
     predictions = {}
     for r in results:

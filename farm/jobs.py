@@ -22,6 +22,17 @@ from farm.errors import SpecError
 from farm.recipes import Recipe, canonical_key, to_dict
 
 
+def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a population spec contributes to a job key: the spec itself, except that a file population pinned by
+    the fingerprint of its data (``sha256``) is known by that, not by where the file lies. Moving the data (or
+    the tree whose ``challenge.json`` names it) then changes no key.
+
+    >>> population_identity({"source": "file", "path": "/a/sst2", "sha256": "ab"})
+    {'source': 'file', 'sha256': 'ab'}
+    """
+    return {k: v for k, v in spec.items() if not (k == "path" and "sha256" in spec)}
+
+
 @dataclass(frozen=True)
 class Selection:
     """A set of population indices (sorted, no repeats) as a packed bit mask: ~8.5 KB for 68,221 records."""
@@ -102,7 +113,8 @@ class TokenizerJob:
 
     @property
     def key(self) -> str:
-        return canonical_key("tokenizer", {"population": dict(self.population), "vocab_size": self.vocab_size})
+        pop = population_identity(self.population)
+        return canonical_key("tokenizer", {"population": pop, "vocab_size": self.vocab_size})
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,8 @@ class TrainJob:
 
     @property
     def key(self) -> str:
-        return canonical_key("train", {"population": dict(self.population), "tokenizer": self.tokenizer.token,
+        pop = population_identity(self.population)
+        return canonical_key("train", {"population": pop, "tokenizer": self.tokenizer.token,
                                        "selection": to_dict(self.selection), "recipe": to_dict(self.recipe),
                                        "base": self.base.token if self.base else None})
 
@@ -142,7 +155,8 @@ class InferJob:
 
     @property
     def key(self) -> str:
-        return canonical_key("infer", {"population": dict(self.population), "tokenizer": self.tokenizer.token,
+        pop = population_identity(self.population)
+        return canonical_key("infer", {"population": pop, "tokenizer": self.tokenizer.token,
                                        "model": self.model.token, "selection": to_dict(self.selection),
                                        "max_length": self.max_length})
 

@@ -174,8 +174,17 @@ def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | Non
 def challenge_inputs(ch: Challenge) -> ChallengeInputs:
     """The challenge's shared inputs; a tokenizer or base model found on disk is pinned by its fingerprint."""
     c = ch.constants
-    return ChallengeInputs(dict(c.population), pin(c.locate(ch.root, c.tokenizer)),
+    return ChallengeInputs(pin_population(c.population), pin(c.locate(ch.root, c.tokenizer)),
                            pin(c.locate(ch.root, c.base_model)), c.n_total)
+
+
+def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A file population with the content fingerprint of its data added (``sha256``), so job keys do not depend
+    on where the data lies (``farm.jobs.population_identity``); other populations unchanged."""
+    spec = dict(spec)
+    if spec.get("source") == "file" and "sha256" not in spec and Path(spec["path"]).exists():
+        spec["sha256"] = fingerprint(spec["path"])
+    return spec
 
 
 def pin(ref: str) -> Ref:
@@ -237,19 +246,43 @@ def model_ref(entry: ModelEntry) -> PathRef:
     return PathRef(str(entry.path), fingerprint(entry.weights) + fingerprint(entry.config))
 
 
-def collect_signals(scenario: Scenario, plan: PlanSpec, recipe: Recipe, executor: JobRunner, *,
-                    only: Sequence[ModelId] | None = None, title: str = "") -> Collected:
-    """Plan's shadows (over all of ``scenario``) -> train them with ``recipe`` -> infer the models ``only``
-    (default: every model) and the shadows -> the part of the scenario holding its ``Signals``. Jobs already
-    in the executor's store are not run again."""
-    from farm.run import job_seconds, logits_from_store
+@dataclass(frozen=True)
+class Planned:
+    """The jobs that give ``part`` (a scenario or part of one) its signals under a plan: the plan's shadows, their
+    trainings and the inference passes of ``part``'s models and the shadows."""
 
+    part: Scenario
+    shadows: tuple[Shadow, ...]
+    trains: tuple[TrainJob, ...]
+    infers: tuple[InferJob, ...]
+
+
+def plan_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *,
+              only: Sequence[ModelId] | None = None) -> Planned:
+    """Plan's shadows (over all of ``scenario``) trained with ``recipe``; inference of the models ``only`` (default:
+    every model) and of the shadows. Builds job specs only: nothing runs, no input is read."""
     part = scenario.subset(only) if only is not None else scenario
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
-    infers = infer_jobs(part, trains)
-    executor.run(trains, title=f"{title or scenario.name} shadows")
-    executor.run(infers, title=f"{title or scenario.name} inference")
-    logits = np.stack([logits_from_store(executor.store, job)[1] for job in infers])
-    return Collected(part.with_signals(logits, shadows), len(trains), job_seconds(executor.store, [*trains, *infers]),
-                     tuple(t.key for t in trains))
+    return Planned(part, tuple(shadows), tuple(trains), tuple(infer_jobs(part, trains)))
+
+
+def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str = "jobs") -> list[Collected]:
+    """Run the jobs of every plan in ONE executor call (one queue: a GPU never waits for another scenario's
+    stage to end), then read each part's signals from the store. Jobs already in the store are not run again."""
+    from farm.run import job_seconds, logits_from_store
+
+    jobs: list[Job] = [*(t for p in planned for t in p.trains), *(i for p in planned for i in p.infers)]
+    executor.run(jobs, title=title)
+    out = []
+    for p in planned:
+        logits = np.stack([logits_from_store(executor.store, job)[1] for job in p.infers])
+        out.append(Collected(p.part.with_signals(logits, list(p.shadows)), len(p.trains),
+                             job_seconds(executor.store, [*p.trains, *p.infers]), tuple(t.key for t in p.trains)))
+    return out
+
+
+def collect_signals(scenario: Scenario, plan: PlanSpec, recipe: Recipe, executor: JobRunner, *,
+                    only: Sequence[ModelId] | None = None, title: str = "") -> Collected:
+    """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``."""
+    return collect_many([plan_jobs(scenario, plan, recipe, only=only)], executor, title=title or scenario.name)[0]

@@ -18,6 +18,7 @@ import numpy as np
 from farm.challenge import Challenge, format_row
 from farm.errors import SubmissionError
 from farm.fsutil import atomic_write_bytes, atomic_write_text
+from farm.metrics import pooled_scores
 
 MAX_ZIP_BYTES = 2 * 1024 * 1024
 ZIP_PREFIX = "sst2"
@@ -59,20 +60,13 @@ def normalize(scores: Mapping[ModelKey, np.ndarray], *, mode: str = "global") ->
     if mode != "global":
         raise ValueError(f"unknown normalization mode {mode!r} (expected 'global' or 'rank')")
     out: dict[ModelKey, np.ndarray] = {}
-    for keys in group_keys(scores).values():
-        pooled = np.concatenate([np.asarray(scores[k], dtype=np.float64) for k in keys])
-        finite = pooled[np.isfinite(pooled)]
-        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-        for k in keys:
-            out[k] = _minmax(np.asarray(scores[k], dtype=np.float64), lo, hi)
+    for keys in group_keys(scores).values():  # the farm's one pooled-score rule (farm.metrics.pooled_scores)
+        parts = [np.asarray(scores[k], dtype=np.float64) for k in keys]
+        pooled = pooled_scores(parts)
+        bounds = np.cumsum([0] + [p.size for p in parts])
+        for k, part, a, b in zip(keys, parts, bounds[:-1], bounds[1:]):
+            out[k] = pooled[a:b].reshape(part.shape)
     return out
-
-
-def _minmax(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        y = (x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5)
-    y = np.where(np.isposinf(x), 1.0, np.where(np.isneginf(x), 0.0, y))
-    return np.clip(np.where(np.isnan(x), 0.5, y), 0.0, 1.0)
 
 
 def _rank01(x: np.ndarray) -> np.ndarray:

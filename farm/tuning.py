@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class Objective:
     store_uri: str
     scenario: str
     tune_config: TuneConfig
+    executor_options: dict[str, Any] = field(default_factory=dict)  # the driver's executor flags (``--device`` ...)
 
     def __call__(self, params: dict) -> None:
         from ray import tune
@@ -80,13 +81,14 @@ class Objective:
         scenario = scenarios[self.scenario]
         search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
         recipe = trial_recipe(params, self.tune_config, self.scenario)
-        executor = Executor(Store(self.store_uri), progress=None)
+        executor = Executor(Store(self.store_uri), progress=None, **self.executor_options)
         for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
             plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
             got = collect_signals(scenario, plan, recipe, executor, only=search, title="trial")
             name, attack_params, tpr = best_attack(got.scenario, search, self.tune_config.attacks)
             tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
-                         "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys)})
+                         "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys),
+                         "jobs_ran": executor.ran, "jobs_reused": executor.reused})
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -106,13 +108,15 @@ def search_space(space: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig, store_uri: str,
-                  out: Path, *, progress: Callable[[str], None] | None = None) -> Any:
+                  out: Path, *, progress: Callable[[str], None] | None = None,
+                  executor_options: dict[str, Any] | None = None) -> Any:
     """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
     ``progress`` gets a line per trial result as it arrives (default: the ``farm.tuning`` logger, INFO)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    objective = Objective(str(Path(challenge).resolve()), store_uri, scenario, tune_config)
+    objective = Objective(str(Path(challenge).resolve()), store_uri, scenario, tune_config,
+                          dict(executor_options or {}))
     trainable = tune.with_resources(objective, {"cpu": 0.01})
     storage = (out / "ray_results").resolve()
     progress = progress or logging.getLogger(__name__).info
@@ -195,6 +199,18 @@ def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneCo
     return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
 
+def count_trial_jobs(results: Any, executor: Any) -> None:
+    """Add the jobs that trials ran and reused (each trial's last report) to ``executor``'s history, so that
+    ``farm tune``'s ``jobs: N run, M reused`` line counts them."""
+    from farm.cluster import Report
+
+    ran = reused = 0
+    for result in results:
+        metrics = result.metrics or {}
+        ran, reused = ran + int(metrics.get("jobs_ran", 0)), reused + int(metrics.get("jobs_reused", 0))
+    executor.history.append(("tune trials", Report(ran=ran, skipped=reused)))
+
+
 def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
              scenarios: list[str] | None = None) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
@@ -207,7 +223,9 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
     for scenario in loaded:
-        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out)
+        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out,
+                                executor_options=executor.options())
+        count_trial_jobs(results, executor)
         if all(r.error for r in results):
             raise FarmError(f"{scenario}: every trial failed; first error: {results.errors[0]}")
         best, info = best_config(results, tune_config, scenario)

@@ -77,3 +77,35 @@ def test_dev_and_final_folders_hold_only_seed_and_weights(built):
     for phase in ("dev", "final"):
         for mdir in (built / "challenge" / "sst2_inf" / phase).iterdir():
             assert sorted(p.name for p in mdir.iterdir()) == ["config.json", "model.safetensors", "seed_challenge"]
+
+
+def test_moved_tree_and_store_rerun_nothing_and_verify_catches_silent_corruption(built, tmp_path, capsys):
+    import os
+    import re
+    import shutil
+
+    store, tree = tmp_path / "store", tmp_path / "tree"
+    shutil.copytree(built / "store", store)
+    shutil.copytree(built / "challenge", tree / "challenge")
+    args = ["attack", "--config", ATTACK, "--answers", str(built / "answers")]
+    first_run = ["--challenge", str(tree / "challenge"), "--out", str(tmp_path / "a"), "--store", str(store)]
+    assert main([*args, *first_run]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"jobs: \d+ run, \d+ reused", first), first
+    shutil.move(tree, tmp_path / "moved")  # the tree and the store both move
+    shutil.move(store, tmp_path / "store2")
+    moved = ["--challenge", str(tmp_path / "moved" / "challenge"), "--store", str(tmp_path / "store2")]
+    assert main([*args, *moved, "--out", str(tmp_path / "b")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"jobs: 0 run, [1-9]\d* reused", last), last
+    weights = sorted((tmp_path / "store2").rglob("model.safetensors"))[0]
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # same size; bit rot keeps the stamp
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert main([*args, *moved, "--out", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("jobs: 0 run,")  # read no weight bytes
+    assert main(["store", "verify", str(tmp_path / "store2")]) == 1
+    printed = capsys.readouterr().out
+    assert f"corrupt {weights.parent.name}" in printed and "1 corrupt" in printed
