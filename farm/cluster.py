@@ -95,6 +95,7 @@ class Report:
     busy_seconds: float = 0.0  # sum over jobs of their seconds inside a worker
     lost_workers: int = 0
     startup_seconds: float = 0.0  # from the start of the run until every worker of the pool had started
+    live_seconds: float = 0.0  # sum over workers of the time from their start to the end of the run
 
     @property
     def job_seconds(self) -> float:
@@ -184,6 +185,7 @@ class _Pool:
         self.cpus, self.gpus = executor.resources()
         self.args = (executor.store.uri, to_dict(executor.perf), int(max(1, executor.cpus_per_job)))
         self.live: dict[Any, int] = {}  # started actor -> calls outstanding
+        self.since: dict[Any, float] = {}  # started actor -> when it started
         self.starting: dict[Any, Any] = {}  # ready ref -> actor being placed
         self.inflight: dict[Any, tuple[Any, Job]] = {}  # call ref -> (actor, job)
         self.replacements = 0
@@ -199,6 +201,8 @@ class _Pool:
         try:
             self._loop(dict(todo), [k for k in todo if not deps[k]], deps)
         finally:
+            end = time.perf_counter()
+            self.report.live_seconds += sum(end - t for t in self.since.values())
             for actor in [*self.live, *self.starting.values()]:  # a run's workers end with it: another
                 ray.kill(actor, no_restart=True)  # executor (a Tune trial) may need the slots next
 
@@ -246,6 +250,7 @@ class _Pool:
             self.report.lost_workers += 1
             return
         self.live[actor] = 0
+        self.since[actor] = time.perf_counter()
         if len(self.live) >= self.report.workers and not self.report.startup_seconds:
             self.report.startup_seconds = time.perf_counter() - self.t0
 
@@ -263,6 +268,7 @@ class _Pool:
         lost = [ref for ref, (actor, _) in self.inflight.items() if actor is dead]
         ready[:0] = [job.key, *[self.inflight.pop(ref)[1].key for ref in lost]]
         self.live.pop(dead, None)
+        self.report.live_seconds += time.perf_counter() - self.since.pop(dead, time.perf_counter())
         self.report.lost_workers += 1
         if self.replacements < 4 * max(1, self.report.workers):
             self.replacements += 1
