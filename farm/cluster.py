@@ -79,8 +79,14 @@ class JobWorker:
         finally:
             _free_accelerator_memory()
 
+    @ray.method(concurrency_group="io")
+    def prefetch(self, job: Job) -> None:
+        """Read the next job's model weights (in the worker's I/O thread) while ``run`` computes the current one."""
+        self.ctx.prefetch(job, self.store)
 
-_ACTOR = ray.remote(max_restarts=0)(JobWorker)
+
+# Two concurrency groups: ``run`` one job at a time (the default group), ``prefetch`` beside it.
+_ACTOR = ray.remote(max_restarts=0, concurrency_groups={"io": 1})(JobWorker)  # type: ignore[call-overload]
 
 
 @dataclass
@@ -261,6 +267,8 @@ class _Pool:
                 while ready and self.live[actor] < depth:
                     job = pending[ready.pop(0)]
                     self.inflight[actor.run.remote(job)] = (actor, job)
+                    if self.live[actor]:  # queued behind a running job: stream its weights in meanwhile
+                        actor.prefetch.remote(job)
                     self.live[actor] += 1
 
     def _lost(self, dead: Any, job: Job, ready: list[str]) -> None:

@@ -31,6 +31,8 @@ def model_logits(model: torch.nn.Module, tokens: Tokenized, indices: np.ndarray,
     return out
 
 
-def logits_of(model_dir: str | Path, tokens: Tokenized, indices: np.ndarray, *, perf: Perf = Perf()) -> np.ndarray:
-    """Load a saved classifier (safely) and return its logits on ``indices``."""
-    return model_logits(load_model(model_dir), tokens, indices, perf=perf)
+def logits_of(model_dir: str | Path, tokens: Tokenized, indices: np.ndarray, *, perf: Perf = Perf(),
+              weights: dict | None = None) -> np.ndarray:
+    """Load a saved classifier (safely; ``weights``: its state dict already read, e.g. prefetched) and return its
+    logits on ``indices``."""
+    return model_logits(load_model(model_dir, weights=weights), tokens, indices, perf=perf)

@@ -81,11 +81,12 @@ def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | 
     return RobertaForSequenceClassification(config)
 
 
-def load_model(model_dir: str | Path) -> torch.nn.Module:
+def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
     """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``.
 
     The ``.bin`` pickle is read with ``torch.load(weights_only=True)``. Missing parameters are an error;
-    unexpected buffers (such as old ``position_ids``) are ignored.
+    unexpected buffers (such as old ``position_ids``) are ignored. ``weights``: the folder's state dict, already
+    read with ``read_weights`` (a worker prefetches the next model's while it computes the current one).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -94,7 +95,7 @@ def load_model(model_dir: str | Path) -> torch.nn.Module:
         raise ChallengeFormatError(f"{model_dir / 'config.json'}: missing model config")
     config = AutoConfig.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
-    missing, _ = model.load_state_dict(read_weights(model_dir), strict=False)
+    missing, _ = model.load_state_dict(read_weights(model_dir) if weights is None else weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing:
         raise ChallengeFormatError(f"{model_dir}: weights lack {len(missing)} parameter(s), e.g. {missing[0]}")

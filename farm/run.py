@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,35 @@ class Context:
     _populations: dict[str, Population] = field(default_factory=dict)
     _tokenizers: dict[Ref, Any] = field(default_factory=dict)
     _tokens: dict[tuple[str, Ref, int], Tokenized] = field(default_factory=dict)
+    _weights: dict[str, tuple[threading.Event, dict]] = field(default_factory=dict)  # model dir -> prefetched
+
+    def prefetch(self, job: Job, store: Store) -> None:
+        """Read the weights an inference job will need (fetching a remote store entry first) into memory, so that
+        a worker streams models: the next model loads while the current one computes. Safe to call from a
+        second thread while ``run_job`` runs another job; a failure here only means ``run_job`` reads them itself."""
+        if not isinstance(job, InferJob) or store.complete(job.key):
+            return
+        model_dir = self.resolve(job.model, store)
+        if model_dir in self._weights or not Path(model_dir).is_dir():
+            return
+        done, box = threading.Event(), dict[str, dict]()
+        self._weights[model_dir] = (done, box)
+        try:
+            from farm.models import read_weights
+
+            box["state"] = read_weights(Path(model_dir))
+        except Exception:  # noqa: BLE001 -- run_job reads (and reports) them itself
+            pass
+        finally:
+            done.set()
+
+    def take_weights(self, model_dir: str) -> dict | None:
+        """The prefetched state dict of ``model_dir`` (waiting for a prefetch under way), or None; forgotten after."""
+        entry = self._weights.pop(model_dir, None)
+        if entry is None:
+            return None
+        entry[0].wait()
+        return entry[1].get("state")
 
     def population(self, spec: dict) -> Population:
         k = json.dumps(spec, sort_keys=True)
@@ -122,7 +152,8 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
 
     tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
     indices = job.selection.indices()
-    logits = logits_of(ctx.resolve(job.model, store), tokens, indices, perf=ctx.perf)
+    model_dir = ctx.resolve(job.model, store)
+    logits = logits_of(model_dir, tokens, indices, perf=ctx.perf, weights=ctx.take_weights(model_dir))
     return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
 
 

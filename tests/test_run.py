@@ -49,3 +49,22 @@ def test_context_makes_no_folder_for_a_local_store_and_removes_its_cache(tmp_pat
     assert cache.is_dir()
     ctx.close()
     assert not cache.exists()
+
+
+def test_prefetched_weights_are_used_once_and_not_read_again(tmp_path, monkeypatch):
+    """A worker streams models: ``prefetch`` reads the next inference job's weights; ``run_job`` uses them."""
+    from farm import models
+    from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
+
+    store, ctx = Store(tmp_path / "store"), Context()
+    train = train_jobs(1)[0]
+    run_job(TOKENIZER, store, ctx)
+    run_job(train, store, ctx)
+    job = infer_job(train)
+    reads = []
+    real = models.read_weights
+    monkeypatch.setattr(models, "read_weights", lambda d: reads.append(d) or real(d))
+    ctx.prefetch(job, store)
+    assert len(reads) == 1
+    assert run_job(job, store, ctx)["ran"] and len(reads) == 1  # the prefetched state dict, not a second read
+    assert ctx._weights == {}
