@@ -157,6 +157,7 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
 
 
 def unknown_privacy() -> TargetPrivacy:
+    """Targets whose recipe the tree does not record: epsilon unknown, the audit at MICO's delta."""
     return TargetPrivacy(None, MICO_DELTA, "unknown: the tree records no target recipe (delta: MICO's 1e-5)")
 
 
