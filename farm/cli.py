@@ -279,6 +279,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 def _wrote_attack(out: Path, store: str) -> None:
     plots = sorted(out.glob("roc_*.png"))
     _wrote(predictions=out / "predictions", submission=out / "submission.zip", report=out / "report.md",
+           metrics=out / "metrics.json", scores=out / "scores.parquet",
            ROC_plots=", ".join(str(p) for p in plots) or "none (no labelled phase)", store=store)
 
 

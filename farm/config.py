@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from farm.attacks import ATTACKS
+from farm.attacks import ATTACKS, RMIA_A_GRID, RMIA_GAMMA_GRID
 from farm.challenge import PHASES, read_challenge
 from farm.errors import ConfigError, SpecError
 from farm.plans import PlanSpec
@@ -259,6 +259,13 @@ ATTACK_GRID: dict[str, list[dict]] = {
     "lira_offline": [{"fixed_variance": True}],
     "rmia": [{"gamma": 1.0}],
     "learned": [{}],
+    # Attacks of issue 13 on the signals collect_signals gathers (logits only). lira_queries, lira_grad and
+    # gradient need Signals.query_logits / grad_norm, which the driver does not collect yet: not in the grid.
+    "lira_farm": [{}],  # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
+    "rmia_offline": [{"offline_a": 0.3},  # RMIA offline: a fixed, then a and gamma fitted on the labelled models
+                     {"offline_a": list(RMIA_A_GRID), "gamma": list(RMIA_GAMMA_GRID)}],
+    "rmia_fit": [{}],  # RMIA with a and gamma cross-fitted on the labelled models (its grids are fixed in ATTACKS)
+    "stacked": [{}],  # logistic stacker on features plus rmia and lira_farm, cross-fitted
 }
 SPACE_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "dp")  # recipe fields a trial may set
 DOMAINS = ("choice", "loguniform", "uniform")

@@ -3,12 +3,14 @@
 ``attack_challenge`` attacks every scenario of a challenge tree: ``farm.scenario`` loads each scenario and
 collects its ``Signals`` under the config's shadow plan (shadows trained, every model run over the union of the
 scenario's challenge points); the driver scores the labelled ``train`` models leave-one-out (no target is its
-own reference) and the dev/final targets, and writes ``predictions/``, ``submission.zip`` and ``report.md``
-with ROC PNGs under ``out``.
+own reference) and the dev/final targets, puts 95% bootstrap intervals over models on the pooled metrics
+(``farm.intervals``), audits an empirical epsilon lower bound (``farm.audit``), and writes ``predictions/``,
+``submission.zip``, ``report.md`` with ROC PNGs, ``metrics.json`` and ``scores.parquet`` under ``out``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +18,51 @@ from typing import Any
 import numpy as np
 
 from farm.attacks import run_attack
-from farm.challenge import PHASES
+from farm.audit import EpsilonAudit, audit_epsilon
+from farm.challenge import CHALLENGE_JSON, PHASES
 from farm.config import AttackConfig
-from farm.metrics import roc_curve
+from farm.intervals import Interval, bootstrap_by_model, counts
+from farm.metrics import pooled_scores, roc_curve
 from farm.scenario import Collected, ModelId, Scenario, collect_many, collect_signals, load_scenarios, plan_jobs
+
+N_BOOT = 1000  # resamples per pooled figure: about 0.1 s for 8 models x 100 points, 2.4 s for 100 x 200
+LEVEL = 0.95  # intervals and the epsilon audit
+MICO_EPSILON = {"sst2_inf": math.inf, "sst2_hi": 10.0, "sst2_lo": 4.0}
+MICO_DELTA = 1e-5
+
+
+@dataclass(frozen=True)
+class TargetPrivacy:
+    """The (epsilon, delta) the targets of a scenario were trained with: ``epsilon`` None when unknown (inf
+    without DP); ``delta`` the audit uses; ``source`` says where both come from."""
+
+    epsilon: float | None
+    delta: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An empirical epsilon lower bound (``farm.audit.EpsilonAudit``): the threshold chosen on the models
+    ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``; beside the targets' privacy."""
+
+    audit: EpsilonAudit
+    fit_on: str
+    held_out: str
+    target: TargetPrivacy
 
 
 @dataclass
 class ScenarioResult:
     """Scores of one scenario: raw dev/final scores per model, metrics per phase (pooled with
-    ``farm.metrics.pooled_scores``), ROC curves per phase, compute spent."""
+    ``farm.metrics.pooled_scores``), ROC curves per phase, compute spent.
+
+    ``intervals`` / ``counts``: per phase, ``LEVEL`` bootstrap intervals over models (``farm.intervals``) of
+    the pooled metrics and the models, members and non-members behind them (``baseline_intervals``: the same for
+    the loss baseline); ``train_scores``: the labelled models' raw leave-one-out scores; ``records``: every
+    model's challenge points (population indices, challenge order); ``solutions``: known 0/1 memberships;
+    ``audit``: the empirical epsilon lower bound, None when the scenario has too few labelled models.
+    """
 
     name: str
     config: AttackConfig
@@ -35,13 +72,20 @@ class ScenarioResult:
     job_seconds: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # the loss attack on the same phases
+    intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    baseline_intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    train_scores: dict[ModelId, np.ndarray] = field(default_factory=dict)
+    records: dict[ModelId, np.ndarray] = field(default_factory=dict)
+    solutions: dict[ModelId, np.ndarray] = field(default_factory=dict)
+    audit: Audit | None = None
 
 
-def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any,
-                    collected: Collected | None = None) -> ScenarioResult:
-    """Plan -> train shadows -> infer -> signals -> attack; metrics on train (leave-one-out) and answered phases.
-    ``collected``: the scenario's signals when already collected (``attack_challenge`` collects every scenario's
-    in one queue)."""
+def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
+                    target: TargetPrivacy | None = None, collected: Collected | None = None) -> ScenarioResult:
+    """Plan -> train shadows -> infer -> signals -> attack; metrics with intervals on train (leave-one-out) and
+    answered phases; the epsilon audit against ``target`` (default: unknown, MICO's delta). ``collected``: the
+    scenario's signals when already collected (``attack_challenge`` collects every scenario's in one queue)."""
     if collected is None:
         collected = collect_signals(scenario, config.plan, config.shadow_recipe(), executor)
     part, signals = collected.scenario, collected.signals
@@ -55,21 +99,91 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any,
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
-    return ScenarioResult(scenario.name, config, {m: v for m, v in raw.items() if m.phase != "train"}, phases,
-                          collected.trainings, collected.job_seconds, curves, baseline)
+    result = ScenarioResult(scenario.name, config, {m: v for m, v in raw.items() if m.phase != "train"}, phases,
+                            collected.trainings, collected.job_seconds, curves, baseline)
+    for phase in phases:
+        result.intervals[phase], result.counts[phase] = phase_intervals(part, phase, raw)
+        result.baseline_intervals[phase] = phase_intervals(part, phase, loss)[0]
+    result.train_scores = {m: v for m, v in raw.items() if m.phase == "train"}
+    result.records = {m: part.challenge(m) for m in part.ids}
+    result.solutions = dict(part.solutions)
+    result.audit = audit_scenario(part, raw, target or unknown_privacy())
+    return result
+
+
+def phase_intervals(scenario: Scenario, phase: str, raw: dict[ModelId, np.ndarray], *, n_boot: int = N_BOOT,
+                    seed: int = 0) -> tuple[dict[str, Interval], dict[str, int]]:
+    """``LEVEL`` bootstrap intervals over the labelled models of ``phase`` and their counts, on the scores
+    ``Scenario.pooled`` pools (so each interval's value is the report's figure). The phase must be labelled."""
+    ids = [m for m in scenario.phase(phase) if m in scenario.solutions]
+    pool = scenario.pooled(phase, raw)
+    if pool is None:
+        raise ValueError(f"{scenario.name}/{phase}: no labelled model")
+    labels = [scenario.solutions[m] for m in ids]
+    scores = np.split(pool[1], np.cumsum([y.size for y in labels])[:-1])
+    return bootstrap_by_model(labels, scores, n_boot=n_boot, level=LEVEL, seed=seed), counts(labels)
+
+
+def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: TargetPrivacy, *,
+                   seed: int = 0) -> Audit | None:
+    """The empirical epsilon lower bound at ``LEVEL``: threshold chosen on the ``train`` models' leave-one-out
+    scores, errors counted on held-out models -- the answered dev/final models when there are any, else a seeded
+    held-out half of the train models (the threshold then comes from the other half). Scores of both sides are
+    pooled together (``farm.metrics.pooled_scores``: one monotone min-max, NaN -> 0.5), so a threshold means the
+    same on both. None with fewer than 2 labelled train models or a side lacking members or non-members."""
+    train = [m for m in scenario.phase("train") if m in scenario.solutions]
+    answered = [m for m in scenario.ids if m.phase != "train" and m in scenario.solutions]
+    if answered:
+        fit, held = train, answered
+        fit_on = f"train ({len(fit)} models, leave-one-out)"
+        held_out = f"answered {'/'.join(sorted({m.phase for m in held}, key=PHASES.index))} ({len(held)} models)"
+    else:
+        if len(train) < 2:
+            return None
+        order = np.random.default_rng([seed, 0xA0D17]).permutation(len(train))
+        half = set(order[: len(train) // 2].tolist())
+        fit = [m for i, m in enumerate(train) if i not in half]
+        held = [m for i, m in enumerate(train) if i in half]
+        fit_on = f"train, seeded half ({len(fit)} models, leave-one-out)"
+        held_out = f"train, the other half (seed {seed}, {len(held)} models, leave-one-out)"
+    if not fit:
+        return None
+    y_fit = np.concatenate([scenario.solutions[m] for m in fit])
+    y_held = np.concatenate([scenario.solutions[m] for m in held])
+    if len(np.unique(y_fit)) < 2 or len(np.unique(y_held)) < 2:
+        return None
+    pooled = pooled_scores([raw[m] for m in fit + held])
+    got = audit_epsilon(y_fit, pooled[: y_fit.size], y_held, pooled[y_fit.size:], delta=target.delta,
+                        confidence=LEVEL)
+    return Audit(got, fit_on, held_out, target)
+
+
+def unknown_privacy() -> TargetPrivacy:
+    """Targets whose recipe the tree does not record: epsilon unknown, the audit at MICO's delta."""
+    return TargetPrivacy(None, MICO_DELTA, "unknown: the tree records no target recipe (delta: MICO's 1e-5)")
+
+
+def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
+    """What the tree tells of the targets' training: a MICO tree (no ``challenge.json``) is MICO SST-2's
+    (``sst2_inf``: no DP, ``sst2_hi``: epsilon 10, ``sst2_lo``: epsilon 4, delta 1e-5); a tree the project wrote
+    (``farm.mini``) records no target recipe, so epsilon is unknown there (the audit uses delta 1e-5)."""
+    if not (Path(challenge_root) / CHALLENGE_JSON).exists() and scenario in MICO_EPSILON:
+        return TargetPrivacy(MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2")
+    return unknown_privacy()
 
 
 def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: Any, out: str | Path,
                      *, answers_root: str | Path | None = None) -> list[ScenarioResult]:
-    """Attack every scenario; write ``out/predictions``, ``out/submission.zip`` and the report."""
-    from farm.report import write_report
+    """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``
+    and ``out/scores.parquet``."""
+    from farm.report import write_metrics, write_report, write_scores
     from farm.submission import Expected, normalize, pack, write_predictions
 
     ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root)
     chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
     planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe()) for name, s in scenarios.items()]
     collected = collect_many(planned, executor, title="shadows and inference, all scenarios")
-    results = [attack_scenario(s, chosen[name], executor, got)
+    results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name), collected=got)
                for (name, s), got in zip(scenarios.items(), collected)]
     out = Path(out)
     predictions = {}
@@ -78,4 +192,6 @@ def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig
     write_predictions(out / "predictions", predictions)
     pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
     write_report(out, results, challenge_root)
+    write_metrics(out, results, challenge_root)
+    write_scores(out, results)
     return results

@@ -183,8 +183,8 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
         if value is None:
             raise SpecError(f"expected {_name(tp)}, got null", key=key)
         return from_dict(tp, value, key)  # type: ignore[arg-type]
-    if origin in (list, tuple, Sequence):
-        if not isinstance(value, list | tuple):  # a string is no sequence of values here
+    if origin in (list, tuple, Sequence):  # Sequence[float] (an attack's grid): a YAML list, never a string
+        if not isinstance(value, list | tuple):
             raise SpecError(f"expected {_name(tp)}, got {_show(value)}", key=key)
         items = [coerce(args[0] if args else Any, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items

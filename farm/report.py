@@ -1,46 +1,193 @@
-"""The attack report: a Markdown table per scenario and phase, the compute used, and log-log ROC PNGs.
+"""The attack report: a Markdown table per scenario and phase with 95% intervals and the counts behind them,
+the empirical epsilon audit, the compute used and log-log ROC PNGs; the same numbers as ``metrics.json``, and
+every raw score as ``scores.parquet``.
 
 It formats ``farm.driver.ScenarioResult``s, whose metrics and curves are pooled per phase with
-``farm.metrics.pooled_scores`` (the farm's one NaN rule).
+``farm.metrics.pooled_scores`` (the farm's one NaN rule) and whose intervals are bootstraps over models
+(``farm.intervals``). Metric names are ``farm.metrics.READABLE_NAMES`` (``TPR@0.1FPR``) in the table and JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from farm.fsutil import atomic_write_text
+from farm.driver import LEVEL, N_BOOT
+from farm.fsutil import atomic_write_bytes, atomic_write_text
+from farm.intervals import Interval
+from farm.metrics import READABLE_NAMES
 from farm.plots import roc_png
 
-COLUMNS = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC", "MIA", "accuracy")
+if TYPE_CHECKING:
+    from farm.driver import Audit, ScenarioResult, TargetPrivacy
+
+COLUMNS = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC", "MIA", "accuracy")  # scorer keys, in table order
+COUNTS = ("models", "members", "non_members")
+SCORE_COLUMNS = ("scenario", "phase", "model", "record", "score", "label")  # scores.parquet
 
 
-def score_table(results: list[Any]) -> str:
-    """One row per scenario and phase: ``train`` is leave-one-out over the labelled models."""
-    lines = ["| scenario | phase | attack | plan | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (4 + len(COLUMNS))]
+def score_table(results: list[ScenarioResult]) -> str:
+    """One row per scenario and phase (``train`` is leave-one-out over the labelled models), then the loss
+    baseline: the models, members and non-members pooled, and each metric with its 95% interval where computed."""
+    names = [READABLE_NAMES[c] for c in COLUMNS]
+    lines = ["| scenario | phase | attack | plan | models | members | non-members | " + " | ".join(names) + " |",
+             "|" + "---|" * (7 + len(COLUMNS))]
     for r in results:
         plan = r.config.plan.kind + (f" K={r.config.plan.shadows}" if r.config.plan.kind == "pool" else "")
         for phase, metrics in r.phases.items():
             label = f"{phase} (leave-one-out)" if phase == "train" else phase
-            cells = " | ".join(f"{metrics[c]:.3f}" for c in COLUMNS)
-            lines.append(f"| {r.name} | {label} | {r.config.attack} | {plan} | {cells} |")
+            n = " | ".join(str(r.counts[phase][k]) if phase in r.counts else "" for k in COUNTS)
+            cells = _cells(metrics, r.intervals.get(phase, {}))
+            lines.append(f"| {r.name} | {label} | {r.config.attack} | {plan} | {n} | {cells} |")
             if phase in r.baseline and r.config.attack != "loss":
-                cells = " | ".join(f"{r.baseline[phase][c]:.3f}" for c in COLUMNS)
-                lines.append(f"| {r.name} | {label} | loss (baseline) | none | {cells} |")
+                cells = _cells(r.baseline[phase], r.baseline_intervals.get(phase, {}))
+                lines.append(f"| {r.name} | {label} | loss (baseline) | none | {n} | {cells} |")
     return "\n".join(lines)
 
 
-def write_report(out: Path, results: list[Any], challenge_root: str | Path) -> Path:
+def _cells(metrics: dict[str, float], intervals: dict[str, Interval]) -> str:
+    return " | ".join(f"{metrics[c]:.3f}" + (f" [{intervals[c].lo:.3f}, {intervals[c].hi:.3f}]" if c in intervals
+                                              else "") for c in COLUMNS)
+
+
+def audit_table(results: list[ScenarioResult]) -> str:
+    """One row per scenario: the epsilon the targets were trained with beside the empirical lower bound."""
+    lines = ["| scenario | targets trained with | δ | empirical ε lower bound (95%) | threshold chosen on | "
+             "applied to | FP / non-members | FN / members |", "|" + "---|" * 8]
+    for r in results:
+        a = r.audit
+        if a is None:
+            lines.append(f"| {r.name} | | | not computed (too few labelled models) | | | | |")
+            continue
+        e = a.audit
+        lines.append(f"| {r.name} | {_target(a.target)} | {e.delta:g} | {e.epsilon_lb:.3f} | {a.fit_on} | "
+                     f"{a.held_out} | {e.fp} / {e.negatives} | {e.fn} / {e.positives} |")
+    return "\n".join(lines)
+
+
+def _target(t: TargetPrivacy) -> str:
+    if t.epsilon is None:
+        return t.source
+    eps = "inf (no DP)" if math.isinf(t.epsilon) else f"ε = {t.epsilon:g}"
+    return f"{eps} ({t.source})"
+
+
+def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
     """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
     pngs = []
     for r in results:
-        curves = {f"{phase} (TPR@0.1FPR={r.phases[phase]['TPR_FPR_1000']:.3f})": c for phase, c in r.curves.items()}
+        curves = {_curve_label(r, phase): c for phase, c in r.curves.items()}
         if curves:
             pngs.append(roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}"))
     compute = ["| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |", "|---|---|---|"]
     compute += [f"| {r.name} | {r.trainings} | {r.job_seconds:.1f} |" for r in results]
     text = [f"# Attack report: {challenge_root}", "", "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
             "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
-            "as `normalize: global` writes them).", "", score_table(results), "", "## Compute", "",
-            *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+            f"as `normalize: global` writes them). Brackets: {LEVEL:.0%} percentile bootstrap intervals over "
+            f"models (models drawn with replacement, their points pooled, {N_BOOT} resamples); models, members "
+            "and non-members: what each row pools.", "", score_table(results), "",
+            "## Empirical ε lower bound", "",
+            "A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' leave-one-out "
+            "scores and applied to held-out models; Clopper-Pearson upper bounds on its FPR and FNR there give, "
+            "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
+            f"({LEVEL:.0%} confidence; `farm.audit`). Points of one model share its training run, so this is the "
+            "bound the auditing literature reports for pooled tests, not a certificate.", "", audit_table(results), "",
+            "## Compute", "", *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return atomic_write_text(out / "report.md", "\n".join(text))
+
+
+def _curve_label(r: ScenarioResult, phase: str) -> str:
+    value = r.phases[phase]["TPR_FPR_1000"]
+    iv = r.intervals.get(phase, {}).get("TPR_FPR_1000")
+    return f"{phase} (TPR@0.1FPR={value:.3f}" + (f" [{iv.lo:.3f}, {iv.hi:.3f}])" if iv else ")")
+
+
+def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> dict[str, Any]:
+    """Every number of the report as plain JSON data: per scenario its attack, per phase the counts, metrics and
+    intervals (``{value, lo, hi}``) under readable names, the loss baseline likewise, the epsilon audit beside
+    the targets' privacy (``epsilon``: a number, ``"inf"`` without DP, null when unknown) and the compute.
+    Non-finite numbers become null."""
+    scenarios = {}
+    for r in results:
+        phases = {p: _phase_json(m, r.intervals.get(p, {}), r.counts.get(p), p) for p, m in r.phases.items()}
+        baseline = {p: _phase_json(m, r.baseline_intervals.get(p, {}), r.counts.get(p), p)
+                    for p, m in r.baseline.items()}
+        scenarios[r.name] = {
+            "attack": r.config.attack, "params": dict(r.config.params), "plan": dataclasses.asdict(r.config.plan),
+            "normalize": r.config.normalize, "phases": phases, "baseline": {"attack": "loss", "phases": baseline},
+            "epsilon_audit": _audit_json(r.audit) if r.audit else None,
+            "compute": {"shadow_trainings": r.trainings, "job_seconds": r.job_seconds},
+        }
+    return _clean({
+        "challenge": str(challenge_root), "level": LEVEL,
+        "bootstrap": {"unit": "model", "resamples": N_BOOT, "seed": 0},
+        "pooling": "farm.metrics.pooled_scores: one min-max per scenario and phase, NaN -> 0.5",
+        "scenarios": scenarios,
+        "compute": {"shadow_trainings": sum(r.trainings for r in results),
+                    "job_seconds": sum(r.job_seconds for r in results)},
+    })
+
+
+def _phase_json(metrics: dict[str, float], intervals: dict[str, Interval], counts: dict[str, int] | None,
+                phase: str) -> dict[str, Any]:
+    return {"leave_one_out": phase == "train", **(counts or {}),
+            "metrics": {READABLE_NAMES.get(k, k): v for k, v in metrics.items()},
+            "intervals": {READABLE_NAMES.get(k, k): iv.to_dict() for k, iv in intervals.items()}}
+
+
+def _audit_json(a: Audit) -> dict[str, Any]:
+    eps = a.target.epsilon
+    return {**a.audit.to_dict(), "fit_on": a.fit_on, "held_out": a.held_out,
+            "target": {"epsilon": "inf" if eps is not None and math.isinf(eps) else eps, "delta": a.target.delta,
+                       "source": a.target.source}}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: tuples as lists, numpy scalars as Python numbers, NaN and +-inf as None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_metrics(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
+    """``out/metrics.json`` (``metrics_json``), written atomically; returns its path."""
+    text = json.dumps(metrics_json(results, challenge_root), indent=2, allow_nan=False)
+    return atomic_write_text(out / "metrics.json", text + "\n")
+
+
+def scores_frame(results: list[ScenarioResult]) -> Any:
+    """A pandas DataFrame, one row per model and challenge point (``SCORE_COLUMNS``): ``record`` is the point's
+    population index, ``score`` the raw attack score (train models: leave-one-out; NaN kept), ``label`` the
+    0/1 membership where known (train models; dev/final with answers), else null (nullable ``Int8``)."""
+    import numpy as np
+    import pandas as pd
+
+    frames = []
+    for r in results:
+        scores = {**r.train_scores, **r.raw}
+        for m, records in r.records.items():
+            known = r.solutions.get(m)
+            frames.append(pd.DataFrame({
+                "scenario": m.scenario, "phase": m.phase, "model": np.full(records.size, m.model_id, np.int64),
+                "record": records.astype(np.int64), "score": np.asarray(scores[m], np.float64),
+                "label": pd.array(known if known is not None else [None] * records.size, dtype="Int8")}))
+    if not frames:
+        return pd.DataFrame({c: [] for c in SCORE_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[list(SCORE_COLUMNS)]
+
+
+def write_scores(out: Path, results: list[ScenarioResult]) -> Path:
+    """``out/scores.parquet`` (``scores_frame``, pyarrow), written atomically; returns its path."""
+    buffer = io.BytesIO()
+    scores_frame(results).to_parquet(buffer, engine="pyarrow", index=False)
+    return atomic_write_bytes(out / "scores.parquet", buffer.getvalue())

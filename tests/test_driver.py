@@ -51,6 +51,21 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     assert (out / "roc_sst2_inf.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "shadow trainings" in report and "| sst2_inf | 2 |" in report
+    assert "TPR@0.1FPR" in report and "TPR_FPR" not in report and "Empirical ε lower bound" in report
+    assert "| sst2_inf | dev | lira_online | pool K=2 | 1 | " in report  # one dev model behind the dev row
+    assert f"metrics:     {out / 'metrics.json'}" in printed and f"scores:      {out / 'scores.parquet'}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())["scenarios"]["sst2_inf"]
+    train = metrics["phases"]["train"]
+    assert train["models"] == 4 and train["members"] + train["non_members"] == 4 * 20
+    assert set(train["intervals"]) == {"TPR@0.1FPR", "TPR@0.01FPR", "AUC"} and metrics["baseline"]["phases"]["dev"]
+    audit = metrics["epsilon_audit"]
+    assert audit["epsilon_lb"] >= 0 and audit["held_out"] == "answered dev/final (2 models)"
+    assert audit["target"]["epsilon"] is None and metrics["compute"]["shadow_trainings"] == 2
+    import pandas as pd
+
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) == 6 * 20 and scores["label"].notna().all()  # 4 train + dev + final, 2 x len_challenge each
+    assert sorted(scores[scores.phase == "train"].model.unique()) == [0, 1, 2, 3]
     assert main(["score", str(out / "submission.zip"), "--solutions", str(built / "answers"),
                  "--plot-dir", str(tmp_path)]) == 0
 

@@ -1,0 +1,151 @@
+"""The report's numbers on a tiny tree without training (a fake executor writes seeded random logits): intervals
+and counts per phase, the epsilon audit and the targets' privacy, readable columns, metrics.json and
+scores.parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from farm.config import AttackConfig
+from farm.driver import MICO_DELTA, ScenarioResult, attack_scenario, phase_intervals, target_privacy
+from farm.intervals import bootstrap_by_model
+from farm.jobs import InferJob, Job
+from farm.plans import PlanSpec
+from farm.report import SCORE_COLUMNS, audit_table, score_table, scores_frame, write_metrics, write_report, write_scores
+from farm.store import Store
+from tests.test_scenario import FakeExecutor, _scenario
+
+CONFIG = AttackConfig(attack="lira_online", plan=PlanSpec(kind="none"))
+POINTS = 10  # 2 x len_challenge of tests/conftest.py TINY
+
+
+@pytest.fixture
+def tiny_challenge(tiny_challenge):
+    """tests/conftest.py's tree with distinct weights per model (there they share one file, so one store key)."""
+    from safetensors.numpy import save_file
+
+    for i, path in enumerate(sorted(tiny_challenge.glob("*/*/model_*/model.safetensors"))):
+        save_file({"w": np.full((2, 2), i, np.float32)}, str(path))
+    return tiny_challenge
+
+
+class NoisyExecutor(FakeExecutor):
+    """Each model's logits on each record: standard normal, seeded by the model's label."""
+
+    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> None:
+        for job in jobs:
+            if isinstance(job, InferJob):
+                idx = job.selection.indices()
+                rng = np.random.default_rng(int(hashlib.sha256(job.label.encode()).hexdigest()[:8], 16))
+                logits = rng.normal(size=(idx.size, 2)).astype(np.float32)
+                self.store.put_arrays(job.key, {"indices": idx, "logits": logits}, {"seconds": 1.0})
+            else:
+                self.store.put_arrays(job.key, {}, {"seconds": 2.0})
+
+
+def _result(challenge, tmp_path, answers=None, config=CONFIG, **kw) -> ScenarioResult:
+    return attack_scenario(_scenario(challenge, answers), config, NoisyExecutor(Store(tmp_path / "store")), **kw)
+
+
+def test_phases_carry_intervals_counts_and_the_audit_on_answered_models(tiny_challenge, tiny_answers, tmp_path):
+    r = _result(tiny_challenge, tmp_path, tiny_answers)
+    assert list(r.phases) == list(r.intervals) == list(r.counts) == list(r.baseline_intervals) == \
+        ["train", "dev", "final"]
+    assert r.counts["train"]["models"] == 3 and r.counts["dev"]["models"] == 2
+    for phase, c in r.counts.items():
+        assert c["members"] + c["non_members"] == c["models"] * POINTS
+        for key, iv in r.intervals[phase].items():  # each interval's value is the report's pooled figure
+            assert iv.value == r.phases[phase][key] and iv.lo <= iv.value <= iv.hi
+        assert set(r.intervals[phase]) == {"TPR_FPR_1000", "TPR_FPR_100", "AUC"}
+    assert r.intervals["train"]["AUC"].lo < r.intervals["train"]["AUC"].hi  # random scores: a real spread
+    assert set(r.train_scores) == set(_scenario(tiny_challenge).phase("train")) and len(r.raw) == 4
+    a = r.audit
+    assert a is not None and a.held_out == "answered dev/final (4 models)" and a.fit_on.startswith("train (3 models")
+    assert a.audit.negatives + a.audit.positives == 4 * POINTS and a.audit.delta == MICO_DELTA
+    assert a.audit.epsilon_lb >= 0 and a.target.epsilon is None  # a tree with challenge.json records no recipe
+
+
+def test_without_answers_the_audit_holds_out_half_the_train_models(tiny_challenge, tmp_path):
+    r = _result(tiny_challenge, tmp_path)
+    assert list(r.phases) == ["train"] and all(m.phase != "train" for m in r.raw)
+    assert r.audit is not None and r.audit.held_out.startswith("train, the other half")
+    assert r.audit.audit.negatives + r.audit.audit.positives == 1 * POINTS  # 3 train models: fit on 2, held 1
+
+
+def test_phase_intervals_bootstrap_the_pooled_scores_over_models(tiny_challenge, tiny_answers, tmp_path):
+    sc = _scenario(tiny_challenge, tiny_answers)
+    raw = {m: np.where(sc.solutions[m] == 1, 1.0, 0.0) + 0.1 * np.arange(POINTS) for m in sc.ids}
+    raw[sc.ids[0]][:] = np.nan  # pooled as 0.5, as the report pools
+    got, n = phase_intervals(sc, "train", raw, n_boot=50)
+    y, s = sc.pooled("train", raw)
+    want = bootstrap_by_model(np.split(y, 3), np.split(s, 3), n_boot=50)
+    assert got == want and n == {"models": 3, "members": int(y.sum()), "non_members": int((1 - y).sum())}
+
+
+def test_target_privacy_is_micos_without_challenge_json(tmp_path, tiny_challenge):
+    assert target_privacy(tmp_path, "sst2_hi").epsilon == 10.0 and target_privacy(tmp_path, "sst2_lo").epsilon == 4
+    inf = target_privacy(tmp_path, "sst2_inf")
+    assert math.isinf(inf.epsilon) and inf.delta == 1e-5 and inf.source == "MICO SST-2"
+    assert target_privacy(tmp_path, "other").epsilon is None
+    assert target_privacy(tiny_challenge, "sst2_hi").epsilon is None  # a project-written tree: unknown
+
+
+def test_report_metrics_json_and_scores_parquet(tiny_challenge, tiny_answers, tmp_path):
+    mico = target_privacy(tmp_path / "no-json", "sst2_inf")
+    results = [_result(tiny_challenge, tmp_path, tiny_answers, target=mico)]
+    out = tmp_path / "out"
+    text = write_report(out, results, tiny_challenge).read_text()
+    assert "TPR_FPR" not in text and "| TPR@0.1FPR | TPR@0.01FPR | TPR@0.001FPR | AUC |" in text
+    assert "| models | members | non-members |" in text and "| sst2_inf | dev | lira_online | none | 2 |" in text
+    assert "inf (no DP) (MICO SST-2) | 1e-05 |" in audit_table(results) and "Empirical ε lower bound" in text
+    assert text.count(" [") >= 3 * 2 * 3  # 3 intervals on each attack and baseline row of 3 phases
+
+    data = json.loads(write_metrics(out, results, tiny_challenge).read_text())
+    sc = data["scenarios"]["sst2_inf"]
+    dev = sc["phases"]["dev"]
+    assert dev["models"] == 2 and dev["members"] + dev["non_members"] == 2 * POINTS
+    assert set(dev["intervals"]) == {"TPR@0.1FPR", "TPR@0.01FPR", "AUC"} and "MIA advantage" in dev["metrics"]
+    assert dev["intervals"]["AUC"]["value"] == dev["metrics"]["AUC"] == results[0].phases["dev"]["AUC"]
+    assert sc["phases"]["train"]["leave_one_out"] and sc["baseline"]["phases"]["final"]["intervals"]
+    audit = sc["epsilon_audit"]
+    assert audit["target"] == {"epsilon": "inf", "delta": 1e-5, "source": "MICO SST-2"}
+    assert audit["epsilon_lb"] == results[0].audit.audit.epsilon_lb and audit["held_out"].startswith("answered")
+    assert sc["compute"] == {"shadow_trainings": 0, "job_seconds": results[0].job_seconds}
+
+    frame = pd.read_parquet(write_scores(out, results))
+    assert list(frame.columns) == list(SCORE_COLUMNS) and len(frame) == 7 * POINTS
+    assert str(frame["label"].dtype) == "Int8" and frame["label"].notna().all()  # answers label every model
+    train = frame[frame.phase == "train"]
+    m0 = results[0].train_scores[next(iter(results[0].train_scores))]
+    np.testing.assert_array_equal(train[train.model == 0]["score"].to_numpy(), m0)  # leave-one-out raw scores
+    assert frame.groupby("model")["record"].nunique().eq(POINTS).all()
+
+
+def test_unlabelled_models_have_null_labels(tiny_challenge, tmp_path):
+    frame = scores_frame([_result(tiny_challenge, tmp_path)])
+    assert len(frame) == 7 * POINTS
+    assert frame[frame.phase == "train"]["label"].notna().all() and frame[frame.phase != "train"]["label"].isna().all()
+
+
+def test_score_table_columns_are_readable(tiny_challenge, tmp_path):
+    table = score_table([_result(tiny_challenge, tmp_path)])
+    header = table.splitlines()[0]
+    assert "TPR@0.1FPR" in header and "TPR_FPR" not in header and "balanced accuracy" in header
+    assert "| sst2_inf | train (leave-one-out) | lira_online | none | 3 |" in table
+
+
+@pytest.mark.parametrize("attack", ["lira_farm", "rmia_fit", "rmia_offline", "stacked"])
+def test_new_attacks_run_through_the_driver(attack, tiny_challenge, tmp_path):
+    from farm.config import ATTACK_GRID
+
+    for params in ATTACK_GRID[attack]:
+        config = AttackConfig(attack=attack, params=params, plan=PlanSpec(kind="none"))
+        r = _result(tiny_challenge, tmp_path, config=config)
+        assert r.phases["train"]["AUC"] >= 0 and all(v.shape == (POINTS,) for v in r.raw.values())
