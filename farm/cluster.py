@@ -177,7 +177,7 @@ class Executor:
         slots = int(resources.get("GPU", 0) / gpus) if gpus else int(resources.get("CPU", 1) / self.cpus_per_job)
         if self.workers:
             return self.workers
-        if gpus and self.device == "gpu" and slots == 0:
+        if gpus and slots == 0:  # GPUs asked for (device gpu, or --gpus-per-job) on a cluster with none yet
             return max(1, min(ready, 8))
         return max(1, slots)
 
@@ -199,8 +199,8 @@ class _Pool:
     def drain(self, todo: dict[str, Job]) -> None:
         deps = {key: {d for d in job_inputs(job) if d in todo} for key, job in todo.items()}
         size = self.ex.pool_size(len(todo), self.gpus)
-        if self.gpus and self.ex.device == "gpu":
-            _request_gpus(size * self.gpus)
+        if self.gpus and (self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
+            _request_gpus(size * self.gpus)  # an autoscaling cluster starts GPU workers; a fixed one ignores it
         for _ in range(size):
             self._start_actor()
         self.report.workers = size

@@ -111,7 +111,7 @@ def test_collect_signals_stacks_models_then_shadows(tiny_challenge, tmp_path):
     only = sc.phase("train")[::2]
     got = collect_signals(sc, plan, Recipe(), executor, only=only, title="t")
     part, signals = got.scenario, got.signals
-    assert part.ids == only and executor.titles == ["t shadows", "t inference"]
+    assert part.ids == only and executor.titles == ["t"]  # one queue: trainings and inference in one call
     assert signals.logits.shape == (4, sc.records.size, 2) and got.trainings == 2 and len(got.train_keys) == 2
     assert got.job_seconds == 2 * 2.0 + 4 * 1.0
     np.testing.assert_array_equal(signals.logits[:, :, 0] % 1000, np.broadcast_to(sc.records, (4, sc.records.size)))
