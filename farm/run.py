@@ -122,7 +122,8 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
 
     tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
     indices = job.selection.indices()
-    logits = logits_of(ctx.resolve(job.model, store), tokens, indices, perf=ctx.perf)
+    logits = logits_of(ctx.resolve(job.model, store), tokens, indices, perf=ctx.perf,
+                       precision=job.precision)
     return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
 
 
