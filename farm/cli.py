@@ -230,6 +230,7 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=_config, required=True, help="mini challenge config: a path or a shipped name")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_executor_args(p)
+    _add_dry_run(p)
     p.set_defaults(handler=_cmd_make_challenge)
 
 
@@ -237,6 +238,8 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
     from farm.mini import load_config, make_challenge
 
     load_config(args.config)  # checked in full before Ray starts
+    if args.dry_run:
+        return _dry_run(args, "make-challenge", args.out / "store")
     executor = _executor(args, args.out / "store")
     out = make_challenge(args.config, args.out, executor)
     _wrote(challenge=out / "challenge", answers=out / "answers", store=executor.store.uri)
@@ -259,6 +262,7 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--answers", type=Path, default=None, help="answers tree with dev/final solutions (mini)")
     p.add_argument("--out", type=Path, default=Path("farm-attack"), metavar="DIR")
     _add_executor_args(p)
+    _add_dry_run(p)
     p.set_defaults(handler=_cmd_attack)
 
 
@@ -268,6 +272,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from farm.report import score_table
 
     configs = check_attack_inputs(args.config, args.challenge, args.answers)  # before Ray starts
+    if args.dry_run:
+        return _dry_run(args, "attack", args.out / "store")
     executor = _executor(args, args.out / "store")
     results = attack_challenge(args.challenge, configs, executor, args.out, answers_root=args.answers)
     print(score_table(results))
@@ -335,6 +341,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("farm-tune"), metavar="DIR")
     p.add_argument("--scenarios", default=None, help="comma-separated subset of scenarios")
     _add_executor_args(p)
+    _add_dry_run(p)
     p.set_defaults(handler=_cmd_tune)
 
 
@@ -344,6 +351,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     scenarios = args.scenarios.split(",") if args.scenarios else None
     check_tune_inputs(args.config, args.challenge, scenarios)  # before Ray starts
+    if args.dry_run:
+        return _dry_run(args, "tune", args.out / "store")
     executor = _executor(args, args.out / "store")
     print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
     best = [p for p in sorted(args.out.glob("*/best.yaml")) if scenarios is None or p.parent.name in scenarios]
@@ -380,8 +389,112 @@ def _cmd_store_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _add_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the inputs and print the plan (as farm plan, 8 GPUs), run nothing")
+
+
+def _dry_run(args: argparse.Namespace, command: str, default_store: Path) -> int:
+    from farm.dryrun import format_plan
+
+    plan = _plan(command, args.config, getattr(args, "challenge", None), store=args.store or default_store,
+                 gpus=8, table=None, scenarios=getattr(args, "scenarios", None))
+    print(format_plan(plan))
+    return 0
+
+
+def _plan(command: str, config: Path, challenge: Path | None, *, store: str | Path | None, gpus: int,
+          table: Path | None, scenarios: str | None):
+    """The ``farm.dryrun`` plan of ``command``; a store is opened only when it exists (a plan writes nothing)."""
+    from farm import dryrun
+    from farm.config import load_attack_config, load_tune_config
+    from farm.store import Store
+
+    opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None
+    rates = dryrun.read_table(table)
+    if command == "make-challenge":
+        return dryrun.make_challenge_plan(config, table=rates, gpus=gpus, store=opened)
+    if challenge is None:
+        raise ConfigError(f"{config}: an {command} config needs --challenge TREE to plan")
+    if command == "tune":
+        names = scenarios.split(",") if scenarios else None
+        return dryrun.tune_plan(challenge, load_tune_config(config), table=rates, gpus=gpus, scenarios=names)
+    return dryrun.attack_plan(challenge, load_attack_config(config), table=rates, gpus=gpus, store=opened)
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="print what attack, tune or make-challenge would run and cost, without running anything",
+        description="Reads CONFIG (an attack, tune or make-challenge config, told apart by its keys: `space` is a "
+        "tune config, `population` a make-challenge config) and TREE (seed files are enough; weights are not "
+        "needed), checks them, and prints per scenario and stage the trainings and inference passes (and how "
+        "many --store already holds), records per job, bytes to store, estimated GPU-hours and the wall time on "
+        "--gpus GPUs, from the throughput table (--table, else the one farm bench wrote, else the documented "
+        "estimates of farm.estimates). Starts no Ray, loads no data, writes nothing.",
+    )
+    p.add_argument("--config", type=_config, required=True, help="attack, tune or make-challenge config")
+    p.add_argument("--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)")
+    p.add_argument("--store", default=None, help="count the jobs this store already holds")
+    p.add_argument("--gpus", type=int, default=8, help="cluster size for the wall time (default: 8)")
+    p.add_argument("--table", type=Path, default=None, help="throughput table JSON (default: farm bench's)")
+    p.add_argument("--scenarios", default=None, help="tune: comma-separated subset of scenarios")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(handler=_cmd_plan)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from farm.config import check_attack_inputs, check_tune_inputs, read_yaml
+    from farm.dryrun import format_plan
+
+    keys = read_yaml(args.config)
+    command = "tune" if "space" in keys else "make-challenge" if "population" in keys else "attack"
+    if command != "make-challenge" and args.challenge is None:
+        raise ConfigError(f"{args.config}: an {command} config needs --challenge TREE to plan")
+    if command == "attack":
+        check_attack_inputs(args.config, args.challenge, require_weights=False)
+    elif command == "tune":
+        scenarios = args.scenarios.split(",") if args.scenarios else None
+        check_tune_inputs(args.config, args.challenge, scenarios, require_weights=False)
+    plan = _plan(command, args.config, args.challenge, store=args.store, gpus=args.gpus, table=args.table,
+                 scenarios=args.scenarios)
+    print(json.dumps(plan.to_json(), indent=2) if args.json else format_plan(plan))
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure training and inference throughput here; write the table farm plan reads",
+        description="Trains and infers a tiny RoBERTa with random weights on random SST-2-like inputs (a few "
+        "hundred sequences: seconds) in every mode (training fp32, bf16, tf32, DP with ghost clipping; "
+        "inference fp32, bf16, tf32) on this machine's GPU, else its CPU; --full adds roberta-base "
+        "(RobertaConfig defaults, random weights, no download; minutes on a CPU). Prints the table and writes it "
+        "as JSON to --table (default: $XDG_CACHE_HOME/farm/throughput.json, which farm plan reads).",
+    )
+    p.add_argument("--full", action="store_true", help="also measure roberta-base")
+    p.add_argument("--sequences", type=int, default=384, help="sequences per measurement (default: 384)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--table", type=Path, default=None, help="where to write the table JSON")
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from farm.bench import bench
+    from farm.dryrun import write_table
+
+    table = bench(["tiny", "roberta-base"] if args.full else ["tiny"], sequences=args.sequences, device=args.device)
+    print("| model | mode | sequences/s |\n|---|---|---|")
+    for kind, modes in table.rates.items():
+        for mode, rate in modes.items():
+            print(f"| {kind} | {mode} | {rate.seq_per_s:,.1f} |")
+    _wrote(throughput_table=f"{write_table(table, args.table)} ({table.device})")
+    return 0
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune, _add_store,
+    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune, _add_plan,
+    _add_bench, _add_store,
 ]
 
 if __name__ == "__main__":

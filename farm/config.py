@@ -141,25 +141,26 @@ def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios:
                               f"{', '.join(scenarios)})")
 
 
-def check_attack_inputs(config: str | Path, challenge: str | Path,
-                        answers: str | Path | None = None) -> dict[str, AttackConfig]:
+def check_attack_inputs(config: str | Path, challenge: str | Path, answers: str | Path | None = None, *,
+                        require_weights: bool = True) -> dict[str, AttackConfig]:
     """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the challenge
-    tree (seeds, ``config.json``, weights safely loadable), the answers tree, and that every scenario override
-    names a scenario of the challenge. Returns the configs."""
+    tree (seeds, ``config.json``, weights safely loadable; seeds only without ``require_weights``, for a plan),
+    the answers tree, and that every scenario override names a scenario of the challenge. Returns the configs."""
     configs = load_attack_config(config)
-    scenarios = read_challenge(challenge).scenarios()
+    scenarios = read_challenge(challenge, require_weights=require_weights).scenarios()
     check_scenarios(config, "scenarios", [name for name in configs if name != "*"], scenarios)
     if answers is not None:
         read_challenge(answers, require_weights=False)
     return configs
 
 
-def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str] | None = None) -> TuneConfig:
+def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str] | None = None, *,
+                      require_weights: bool = True) -> TuneConfig:
     """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and default attack
-    config), the challenge tree, and the scenario names of ``dp_matched``, the default attack's overrides and
-    ``only`` (``--scenarios``). Returns the tune config."""
+    config), the challenge tree (seeds only without ``require_weights``), and the scenario names of
+    ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``). Returns the tune config."""
     tune_config = load_tune_config(config)
-    scenarios = read_challenge(challenge).scenarios()
+    scenarios = read_challenge(challenge, require_weights=require_weights).scenarios()
     check_scenarios(config, "dp_matched", tune_config.dp_matched, scenarios)
     defaults = load_attack_config(tune_config.default_attack)
     check_scenarios(tune_config.default_attack, "scenarios", [n for n in defaults if n != "*"], scenarios)

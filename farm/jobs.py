@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from farm.errors import SpecError
-from farm.recipes import Recipe, canonical_key, to_dict
+from farm.recipes import PRECISIONS, Recipe, canonical_key, require, to_dict
 
 
 def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,24 +141,30 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class InferJob:
-    """Logits of ``model`` on ``selection`` of ``population`` (rows in sorted index order)."""
+    """Logits of ``model`` on ``selection`` of ``population`` (rows in sorted index order).
+
+    ``precision``: ``fp32`` (default), ``bf16`` or ``tf32``, as ``Recipe.precision`` defines them (on CPU ``tf32``
+    computes ``fp32``); part of the key, since it changes the logits.
+    """
 
     population: Mapping[str, Any]
     tokenizer: Ref
     model: Ref
     selection: Selection
     max_length: int = 67
+    precision: str = "fp32"
     label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         _check_refs(self, "tokenizer", "model")
+        require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
 
     @property
     def key(self) -> str:
         pop = population_identity(self.population)
         return canonical_key("infer", {"population": pop, "tokenizer": self.tokenizer.token,
                                        "model": self.model.token, "selection": to_dict(self.selection),
-                                       "max_length": self.max_length})
+                                       "max_length": self.max_length, "precision": self.precision})
 
 
 Job = TokenizerJob | TrainJob | InferJob

@@ -20,6 +20,7 @@ from farm.errors import SpecError
 
 T = TypeVar("T")
 SPEC_VERSION = 1
+PRECISIONS = ("fp32", "bf16", "tf32")  # see ``Recipe``
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,15 @@ class Recipe:
 
     ``group_by_length``: batches drawn at random, then grouped by length within windows of 50 batches (HF's
     ``group_by_length``); far less padding, slightly less random batch composition.
+
+    ``precision`` (semantic: it changes the weights, so it is part of a training's key):
+
+    * ``fp32`` (default, as MICO trained): float32 throughout; on CUDA, matmuls at full float32 precision (no TF32);
+    * ``bf16``: autocast to bfloat16 for the forward pass (weights, gradients and AdamW stay float32), on CUDA and
+      on CPU alike (torch autocasts on both);
+    * ``tf32``: float32 with CUDA matmuls in TF32 (``torch.set_float32_matmul_precision("high")``). TF32 is a CUDA
+      matmul mode only: on CPU a ``tf32`` job computes exactly what ``fp32`` does, yet is stored under its ``tf32``
+      key (TF32 *allows* reduced matmul precision; full precision is one admissible result).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -109,8 +119,10 @@ class Recipe:
     group_by_length: bool = True
     seed: int = 0
     dp: DPConfig | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
         require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         require(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
         require(self.schedule in ("constant", "linear"), "schedule", "constant or linear", self.schedule)
@@ -122,12 +134,12 @@ class Recipe:
 @dataclass(frozen=True)
 class Perf:
     """Performance-only options: never part of a key. ``micro_batch``: largest physical batch (gradient
-    accumulation above it); ``device``: ``auto`` picks CUDA when present; ``bf16`` autocast on CUDA only."""
+    accumulation above it); ``device``: ``auto`` picks CUDA when present. Numeric precision changes results, so
+    it is not here: it is ``Recipe.precision`` (training) and ``InferJob.precision`` (inference)."""
 
     micro_batch: int = 256
     infer_batch: int = 512
     device: str = "auto"
-    bf16: bool = True
     grad_sample_mode: str = "ghost"
 
     def __post_init__(self) -> None:

@@ -153,7 +153,8 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
     tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
     indices = job.selection.indices()
     model_dir = ctx.resolve(job.model, store)
-    logits = logits_of(model_dir, tokens, indices, perf=ctx.perf, weights=ctx.take_weights(model_dir))
+    logits = logits_of(model_dir, tokens, indices, perf=ctx.perf, precision=job.precision,
+                       weights=ctx.take_weights(model_dir))
     return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
 
 

@@ -97,10 +97,12 @@ def train(
     total_steps = recipe.epochs * steps_per_epoch(indices.size, recipe)
     schedule = _schedule(optimizer, recipe, total_steps)
     seen = steps = 0
-    for batch in _batches(tokens, indices, recipe, rng):
-        _step(model, optimizer, criterion, tokens, batch, perf, device, private=dp_plan is not None)
-        schedule.step()
-        seen, steps = seen + batch.size, steps + 1
+    with matmul_precision(recipe.precision):
+        for batch in _batches(tokens, indices, recipe, rng):
+            _step(model, optimizer, criterion, tokens, batch, perf, device, private=dp_plan is not None,
+                  precision=recipe.precision)
+            schedule.step()
+            seen, steps = seen + batch.size, steps + 1
     module = getattr(model, "_module", model).eval()
     meta = _metadata(recipe, indices.size, steps, seen, time.perf_counter() - start, device, dp_plan)
     return save_model(module, out_dir, tokenizer=tokenizer, metadata=meta)
@@ -122,7 +124,7 @@ def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.ran
 
 
 def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: np.ndarray, perf: Perf,
-          device: torch.device, *, private: bool) -> None:
+          device: torch.device, *, private: bool, precision: str = "fp32") -> None:
     """One optimizer step on a logical batch, accumulated over micro-batches of at most ``perf.micro_batch``.
 
     Plain: each micro-batch loss is weighted by its share so the update is the batch mean. DP: Opacus sums the
@@ -136,7 +138,7 @@ def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: 
         return
     for j, mb in enumerate(micro):
         ids, mask, labels = (torch.from_numpy(a).to(device) for a in pad_batch(tokens, mb))
-        with _autocast(device, perf):
+        with autocast(device, precision):
             logits = model(input_ids=ids, attention_mask=mask).logits
         loss = criterion(logits.float(), labels)  # outside the model: Opacus' criterion in DP mode
         if private:
@@ -186,10 +188,24 @@ def _schedule(optimizer: Any, recipe: Recipe, total_steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(inner, lambda s: 1.0)
 
 
-def _autocast(device: torch.device, perf: Perf) -> Any:
-    if device.type == "cuda" and perf.bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str) -> Any:
+    """The forward pass's context for ``precision`` (``farm.recipes.Recipe``): bfloat16 autocast on ``device``
+    (CUDA or CPU) for ``bf16``, nothing otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """float32 matmuls in TF32 for ``tf32``, at full precision otherwise (CUDA; CPU matmuls are always full
+    float32), restored on exit: a worker that runs jobs of both precisions one after another stays exact."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def resolve_device(name: str) -> torch.device:

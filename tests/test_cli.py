@@ -185,3 +185,46 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
             assert ("farm.cluster INFO" in err) == (verbosity > 0)
     finally:
         setup_logging(0)
+
+
+def test_attack_dry_run_prints_the_plan_and_runs_nothing(tiny_challenge, tmp_path):
+    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'ray' not in sys.modules; sys.exit(rc)")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
+                             "tests/data/tiny-attack.yaml", "--out", str(out), "--dry-run"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| sst2_inf | shadows | 2 | - |" in result.stdout and "trainings: 6   inference passes: 27" in result.stdout
+    assert not out.exists()
+
+
+def test_make_challenge_dry_run_writes_nothing(tmp_path, capsys):
+    assert main(["make-challenge", "--config", "mini", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "| sst2_lo | targets | 16 |" in text and "| assets | base model | 1 |" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_plan_of_a_tune_config_gives_upper_bounds(tmp_path, capsys):
+    tree = make_tree(tmp_path / "tree", counts=(8, 2, 2))
+    assert main(["plan", "--config", "tune-mini", "--challenge", str(tree), "--json", "--gpus", "2"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    search = next(s for s in plan["stages"] if s["scenario"] == "sst2_hi" and s["name"] == "search shadows")
+    assert search["bound"] and search["jobs"] == 6 * 4 and search["mode"] == "train_dp"  # 6 trials x 4 shadows
+    assert plan["command"] == "tune" and plan["gpus"] == 2
+
+
+def test_plan_needs_a_challenge_for_an_attack_config(capsys):
+    assert main(["plan", "--config", "attack-mini"]) == 1
+    assert "needs --challenge TREE" in capsys.readouterr().err
+
+
+def test_bench_writes_a_measured_table(tmp_path, capsys):
+    from farm.dryrun import read_table
+
+    assert main(["bench", "--sequences", "48", "--device", "cpu", "--table", str(tmp_path / "t.json")]) == 0
+    assert "| tiny | train_dp |" in capsys.readouterr().out
+    table = read_table(tmp_path / "t.json")
+    assert table.device.startswith("cpu") and set(table.rates) == {"tiny"}
+    assert all(r.seq_per_s > 0 and r.source.startswith("measured on cpu") for r in table.rates["tiny"].values())

@@ -62,3 +62,23 @@ def test_keys_of_store_and_hub_refs_are_unchanged():
 def test_jobs_refuse_string_refs():
     with pytest.raises(SpecError, match="tokenizer must be a StoreRef"):
         TrainJob({}, "store:tok", Selection.of(10, np.array([1])), Recipe())
+
+
+def test_precision_is_in_the_keys():
+    sel = Selection.of(10, np.array([1, 2, 3]))
+    pop = {"source": "synthetic", "n": 10, "seed": 0}
+    train = TrainJob(pop, StoreRef("tok"), sel, Recipe(seed=1))
+    assert train.recipe.precision == "fp32"  # MICO trained in fp32
+    keys = {dataclasses.replace(train, recipe=Recipe(seed=1, precision=p)).key for p in ("fp32", "bf16", "tf32")}
+    assert train.key in keys and len(keys) == 3
+    infer = InferJob(pop, StoreRef("tok"), StoreRef(train.key), sel)
+    assert infer.precision == "fp32"
+    keys = {dataclasses.replace(infer, precision=p).key for p in ("fp32", "bf16", "tf32")}
+    assert infer.key in keys and len(keys) == 3
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(SpecError, match="precision: expected fp32 or bf16 or tf32, got 'fp16'"):
+        Recipe(precision="fp16")
+    with pytest.raises(SpecError, match="precision"):
+        InferJob({}, StoreRef("tok"), StoreRef("m"), Selection.of(3, np.array([0])), precision="half")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "farm"
 PURE = {"__init__", "errors", "splits", "plans", "signals", "attacks", "metrics", "recipes", "jobs", "audit",
-        "intervals", "queries"}
+        "intervals", "queries", "estimates"}
 EFFECTS = {"fsutil", "config", "challenge", "data", "synthetic", "models", "train", "infer", "store", "run", "mini",
-           "submission", "scoring", "plots", "scenario", "whitebox"}
+           "submission", "scoring", "plots", "scenario", "whitebox", "bench"}
 RAY = {"cluster", "tuning"}
-TOP = {"driver", "report", "cli"}
+TOP = {"driver", "report", "cli", "dryrun"}
 PURE_THIRD_PARTY = {"numpy", "scipy", "sklearn"}
 # Ring of each module -> the farm modules it may import.
 ALLOWED = {**dict.fromkeys(PURE, PURE), **dict.fromkeys(EFFECTS, PURE | EFFECTS),

@@ -109,3 +109,19 @@ def test_empty_poisson_batches_take_noise_only_steps(tmp_path, mode):
     out, meta, after = _run(tmp_path, f"empty-{mode}", recipe, Perf(grad_sample_mode=mode))
     assert meta["steps"] == N and 200 < meta["examples_seen"] < 400  # ~110 of the 300 batches are empty
     assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):
+    from farm.infer import logits_of
+
+    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=32, seed=3)
+    fp32 = _run(tmp_path, "fp32", recipe, Perf(device="cpu"))
+    bf16 = _run(tmp_path, "bf16", dataclasses.replace(recipe, precision="bf16"), Perf(device="cpu"))
+    assert bf16[1]["recipe"]["precision"] == "bf16"
+    assert not _close(fp32[2], bf16[2], atol=0) and _close(fp32[2], bf16[2], atol=5e-2)
+    _, _, tokens = tiny_setup()
+    exact = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"))
+    half = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"), precision="bf16")
+    assert half.dtype == np.float32 and not np.array_equal(exact, half) and np.allclose(exact, half, atol=0.1)
+    same = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"), precision="tf32")
+    assert np.array_equal(exact, same)  # TF32 is a CUDA matmul mode: on CPU tf32 computes fp32

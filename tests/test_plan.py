@@ -1,0 +1,123 @@
+"""``farm plan``: the jobs a command would run, counted without running them (farm.dryrun, farm.estimates)."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from farm.challenge import write_model
+from farm.cli import main
+from farm.config import load_attack_config
+from farm.dryrun import attack_plan, make_challenge_plan, read_table, write_table
+from farm.estimates import DEFAULTS, MODES, ROBERTA_BASE, Rate, Shape, Table, logits_bytes, wall_seconds, weights_bytes
+
+
+def _mico_seed_tree(root, per_phase=(100, 50, 50)):
+    """MICO's layout: 3 scenarios x 200 models, seed files only (no weights, no challenge.json)."""
+    rng = np.random.default_rng(0)
+    for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
+        model_id = 0
+        for phase, count in zip(("train", "dev", "final"), per_phase):
+            for _ in range(count):
+                seeds = [int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)]
+                labelled = phase == "train"
+                write_model(root / scenario / phase / f"model_{model_id}", seed_challenge=seeds[0],
+                            seed_training=seeds[1] if labelled else None,
+                            seed_membership=seeds[2] if labelled else None)
+                model_id += 1
+    return root
+
+
+def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
+    tree = _mico_seed_tree(tmp_path / "mico")
+    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+            "assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; "
+            "sys.exit(rc)")
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, "plan", "--challenge", str(tree), "--config", "attack-mico",
+                             "--json", "--table", str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert time.perf_counter() - start < 30
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    stages = {(s["scenario"], s["name"]): s for s in plan["stages"]}
+    for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
+        shadows, infer = stages[scenario, "shadows"], stages[scenario, "inference"]
+        assert shadows["jobs"] == 24 and shadows["model"] == "roberta-base" and shadows["bytes_per_job"] > 490e6
+        assert infer["jobs"] == 200 + 24 and 20_000 < infer["records"] < 40_000  # the union of challenge points
+        # pool of groups of 2: each shadow leaves out half the union
+        assert abs(shadows["records"] - (68_221 - infer["records"] / 2)) < 200
+        assert shadows["sequences"] == 3 * shadows["records"]
+    assert stages["sst2_hi", "shadows"]["mode"] == "train_dp" and stages["sst2_inf", "shadows"]["mode"] == "train_fp32"
+    assert plan["totals"]["trainings"] == 72 and plan["totals"]["inference_passes"] == 672
+    assert plan["totals"]["gpu_hours"] > 0 and plan["totals"]["wall_hours"] < plan["totals"]["gpu_hours"]
+    assert all("estimate" in r["source"] for r in plan["table"]["rates"].values())
+    assert "600 of 600 provided models have no weights" in plan["notes"][0]
+
+
+def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp_path):
+    from farm.challenge import read_challenge
+    from farm.scenario import build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
+    from farm.store import Store
+
+    configs = load_attack_config("tests/data/tiny-attack.yaml")
+    store = Store(tmp_path / "store")
+    empty = attack_plan(tiny_challenge, configs, table=Table(), gpus=2, store=store)
+    assert {(s.name, s.jobs, s.done) for s in empty.stages} == {("shadows", 2, 0), ("inference", 7 + 2, 0)}
+    ch = read_challenge(tiny_challenge)
+    scenario = build_scenario(ch, "sst2_inf", challenge_inputs(ch), np.zeros(60, np.int64))
+    config = configs["*"]
+    trains = train_jobs(scenario, config.shadow_recipe(), plan_shadows(scenario, config.plan))
+    (tmp_path / "dummy").mkdir()
+    (tmp_path / "dummy" / "x").write_text("x")
+    for job in (trains[0], infer_jobs(scenario, trains)[0], infer_jobs(scenario, trains)[-1]):
+        store.put_dir(job.key, tmp_path / "dummy")
+    got = {(s.scenario, s.name): s for s in attack_plan(tiny_challenge, configs, table=Table(), gpus=2,
+                                                        store=store).stages}
+    # the fixture's provided models share one weights file, hence one inference key: 7 of them + 1 shadow
+    assert got["sst2_inf", "shadows"].done == 1 and got["sst2_inf", "inference"].done == 7 + 1
+    assert got["sst2_hi", "shadows"].done == 0
+    assert got["sst2_inf", "shadows"].todo == 1
+
+
+def test_make_challenge_plan_counts_every_target(tmp_path):
+    plan = make_challenge_plan("mini", table=Table(), gpus=4)
+    stages = {(s.scenario, s.name): s for s in plan.stages}
+    assert stages["assets", "tokenizer"].kind == "cpu" and stages["assets", "base model"].jobs == 1
+    assert [stages[s, "targets"].jobs for s in ("sst2_hi", "sst2_inf", "sst2_lo")] == [16, 16, 16]
+    assert all(s.model == "tiny" and s.bytes_per_job < 5e6 for s in plan.stages if s.kind == "train")
+
+
+def test_roberta_base_sizes():
+    assert ROBERTA_BASE.params == 124_647_170 and ROBERTA_BASE.kind == "roberta-base"
+    assert 498e6 < weights_bytes(ROBERTA_BASE) < 499e6
+    assert Shape(4096, 64, 2, 256, 70).kind == "tiny"
+    assert logits_bytes(1000) == 16_000
+
+
+def test_wall_time_is_packed_work_or_the_longest_job():
+    assert wall_seconds([10.0] * 16, 8) == 20.0
+    assert wall_seconds([100.0, 1.0], 8) == 100.0
+    assert wall_seconds([], 8) == 0.0
+
+
+def test_table_roundtrip_and_fallback_to_estimates(tmp_path):
+    measured = Table("cpu (2 threads)", {"tiny": {"train_fp32": Rate(123.0, "measured on cpu")}})
+    path = write_table(measured, tmp_path / "t.json")
+    back = read_table(path)
+    assert back == measured
+    assert back.rate("tiny", "train_fp32").seq_per_s == 123.0
+    assert back.rate("roberta-base", "train_bf16") == DEFAULTS["roberta-base"]["train_bf16"]
+    assert set(DEFAULTS["roberta-base"]) == set(MODES) and "estimate" in DEFAULTS["roberta-base"]["infer_fp32"].source
+    assert read_table(tmp_path / "absent.json") == Table()
+
+
+def test_an_invalid_table_is_refused_with_its_path(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "rates": {"tiny": {"train_fp8": {"seq_per_s": 1}}}}))
+    assert main(["plan", "--config", "mini", "--table", str(bad)]) == 1
+    assert f"{bad}: invalid throughput table: rates.tiny.train_fp8" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="seq_per_s > 0"):
+        Table.from_json({"version": 1, "rates": {"tiny": {"infer_fp32": {"seq_per_s": -3}}}})
