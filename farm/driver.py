@@ -19,7 +19,7 @@ from farm.attacks import run_attack
 from farm.challenge import PHASES
 from farm.config import AttackConfig
 from farm.metrics import roc_curve
-from farm.scenario import ModelId, Scenario, collect_signals, load_scenarios
+from farm.scenario import Mechanism, ModelId, Scenario, collect_signals, load_scenarios, shadow_mechanism
 
 
 @dataclass
@@ -35,11 +35,13 @@ class ScenarioResult:
     job_seconds: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # the loss attack on the same phases
+    mechanism: Mechanism | None = None  # how the shadows were trained (None: no shadows)
 
 
 def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any) -> ScenarioResult:
     """Plan -> train shadows -> infer -> signals -> attack; metrics on train (leave-one-out) and answered phases."""
-    collected = collect_signals(scenario, config.plan, config.shadow_recipe(), executor)
+    n_target = scenario.inputs.len_training
+    collected = collect_signals(scenario, config.plan, config.shadow_recipe(n_target), executor)
     part, signals = collected.scenario, collected.signals
     rows = np.arange(len(part.ids))
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
@@ -51,8 +53,10 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any) -> 
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
+    mechanism = shadow_mechanism(executor.store, collected.train_keys,
+                                 matched_n=n_target if config.match_targets else None)
     return ScenarioResult(scenario.name, config, {m: v for m, v in raw.items() if m.phase != "train"}, phases,
-                          collected.trainings, collected.job_seconds, curves, baseline)
+                          collected.trainings, collected.job_seconds, curves, baseline, mechanism)
 
 
 def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: Any, out: str | Path,
@@ -61,7 +65,7 @@ def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig
     from farm.report import write_report
     from farm.submission import Expected, normalize, pack, write_predictions
 
-    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root)
+    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root, assets=configs["*"].assets)
     results = [attack_scenario(s, configs.get(name, configs["*"]), executor) for name, s in scenarios.items()]
     out = Path(out)
     predictions = {}

@@ -30,6 +30,28 @@ def score_table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def mechanism_lines(results: list[Any]) -> list[str]:
+    """One line per scenario: how its shadows were trained (``farm.scenario.Mechanism``) and the epsilon they
+    spent on their own records."""
+    return [f"- {r.name}: {mechanism_text(r.mechanism)}" for r in results if getattr(r, "mechanism", None)]
+
+
+def mechanism_text(m: Any) -> str:
+    """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024, 198 steps, ...``."""
+    def span(v: tuple, f: str) -> str:
+        return format(v[0], f) if v[0] == v[1] else f"{format(v[0], f)}-{format(v[1], f)}"
+
+    text = f"{m.shadows} shadows on {span(m.n_train, ',')} records: "
+    if m.matched_n:
+        text = f"{m.shadows} shadows running the targets' mechanism (targets: {m.matched_n:,} records, " \
+               f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
+    if m.noise_multiplier is None:
+        return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
+    return text + (f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
+                   f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
+                   f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} (delta {m.delta:g})")
+
+
 def write_report(out: Path, results: list[Any], challenge_root: str | Path) -> Path:
     """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
     pngs = []
@@ -42,5 +64,6 @@ def write_report(out: Path, results: list[Any], challenge_root: str | Path) -> P
     text = [f"# Attack report: {challenge_root}", "", "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
             "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
             "as `normalize: global` writes them).", "", score_table(results), "", "## Compute", "",
-            *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+            *compute, "", "## Shadows", "", *(mechanism_lines(results) or ["(none trained)"]), "",
+            "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return atomic_write_text(out / "report.md", "\n".join(text))
