@@ -67,9 +67,11 @@ def _from_pretrained(load: Any, name_or_path: str | Path, what: str, **kwargs: A
     local = is_local(name_or_path)
     ref = str(Path(str(name_or_path)).expanduser()) if local else str(name_or_path)
     options = hub_options(name_or_path)
+    if local and not Path(ref).is_dir():
+        raise ConfigError(f"{ref}: no such directory (expected a local {what} directory)")
     try:
         return load(ref, **options, **kwargs)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         if local:
             raise ConfigError(f"{ref}: cannot load the {what} from this local directory ({reason})") from exc
