@@ -260,9 +260,9 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     overrides = data.pop("scenarios", None) or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}")
-    configs = {"*": _attack_config(data, path, "")}
     if isinstance(data.get("assets"), Mapping):
         data["assets"] = expand_assets(data["assets"])
+    configs = {"*": _attack_config(data, path, "")}
     for name, extra in overrides.items():
         if extra is not None and not isinstance(extra, Mapping):
             raise ConfigError(f"{path}: scenarios.{name}: expected a mapping of overrides, got {extra!r}")

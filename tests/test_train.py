@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from farm.config import load_recipe
-from farm.models import read_weights
-from farm.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
 from farm.errors import SpecError
 from farm.jobs import HubRef, Selection, TrainJob
+from farm.models import read_weights
+from farm.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
 from farm.train import matched_recipe, plan_dp, train
 from tests.helpers import tiny_setup
 
@@ -133,8 +133,8 @@ def test_matched_shadows_run_the_mico_targets_mechanism():
         shadow = plan_dp(n_shadow, matched)
         assert (shadow.noise_multiplier, shadow.steps) == (at_target.noise_multiplier, 198)
         assert shadow.sample_rate == pytest.approx(1024 / n_shadow)
-    assert at_target.epsilon(matched.dp) == pytest.approx(eps, abs=0.05)  # eps 10, within the solver's tolerance
-    assert shadow.epsilon(matched.dp) > eps + 1  # the same mechanism on fewer records spends more
+        assert at_target.epsilon(matched.dp) == pytest.approx(eps, abs=0.05)  # within the solver's tolerance
+        assert shadow.epsilon(matched.dp) > 1.15 * eps  # the same mechanism on fewer records spends more (4.9, 11.9)
 
 
 def test_matched_non_dp_recipe_keeps_the_targets_steps():
