@@ -39,11 +39,13 @@ def mechanism_lines(results: list[Any]) -> list[str]:
 def mechanism_text(m: Any) -> str:
     """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024, 198 steps, ...``."""
     def span(v: tuple, f: str) -> str:
-        return format(v[0], f) if v[0] == v[1] else f"{format(v[0], f)}-{format(v[1], f)}"
+        low, high = format(v[0], f), format(v[1], f)
+        return low if low == high else f"{low}-{high}"
 
-    text = f"{m.shadows} shadows on {span(m.n_train, ',')} records: "
+    shadows = f"{m.shadows} shadow{'' if m.shadows == 1 else 's'}"
+    text = f"{shadows} on {span(m.n_train, ',')} records: "
     if m.matched_n:
-        text = f"{m.shadows} shadows running the targets' mechanism (targets: {m.matched_n:,} records, " \
+        text = f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, " \
                f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
     if m.noise_multiplier is None:
         return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
