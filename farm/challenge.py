@@ -15,13 +15,15 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from farm.errors import ChallengeFormatError, SplitError
 from farm.fsutil import atomic_write_text
+from farm.recipes import require
 from farm.splits import (
     MICO_LEN_CHALLENGE,
     MICO_LEN_TRAINING,
@@ -70,6 +72,64 @@ class ChallengeConstants:
     def locate(self, root: Path, ref: str) -> str:
         """A tokenizer/base reference as a usable name: paths inside the tree (``assets/...``) become absolute."""
         return str(Path(root) / ref) if (Path(root) / ref).exists() else ref
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Local copies of what a release tree (no ``challenge.json``) otherwise takes from the Hugging Face hub under
+    MICO's constants: roberta-base and GLUE SST-2. Named in a config (``assets:``); ``None`` keeps the default.
+
+    ``base_model``: a local roberta-base directory (``config.json`` and weights; its tokenizer files too): the
+    challenge's base model, which recipes with ``model: {name: base}`` start from. ``tokenizer``: a local
+    tokenizer directory (default: ``base_model``'s). ``population``: a population spec of ``farm.data``, such as
+    ``{source: file, path: /data/SST-2}`` (GLUE's ``train.tsv`` then ``dev.tsv``: 68,221 records in MICO's order).
+    """
+
+    base_model: str | None = None
+    tokenizer: str | None = None
+    population: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("base_model", "tokenizer"):
+            value = getattr(self, name)
+            require(value is None or bool(value.strip()), name, "a local directory", value)
+        require(self.population is None or "source" in self.population, "population",
+                "a population spec with a source, such as {source: file, path: /data/SST-2}", self.population)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.base_model, self.tokenizer, self.population))
+
+    def apply(self, root: str | Path, constants: ChallengeConstants) -> ChallengeConstants:
+        """``constants`` (of the tree at ``root``) with these assets in place of MICO's hub defaults, checked:
+        every directory exists and its weights load safely. ``ChallengeFormatError`` for a tree that names its
+        own inputs in ``challenge.json`` (mini challenges), a missing directory or unsafe weights."""
+        if not self:
+            return constants
+        if (Path(root) / CHALLENGE_JSON).exists():
+            raise ChallengeFormatError(f"{Path(root) / CHALLENGE_JSON}: this tree names its own population, tokenizer "
+                                       "and base model; assets replace MICO's defaults for a release tree only")
+        tokenizer = self.tokenizer or self.base_model
+        for name, ref in (("base_model", self.base_model), ("tokenizer", tokenizer)):
+            if ref is not None and not Path(ref).is_dir():
+                raise ChallengeFormatError(f"{ref}: assets.{name}: not a directory (expected a local "
+                                           f"{'roberta-base' if name == 'base_model' else 'tokenizer'} directory)")
+        if self.base_model is not None:
+            _check_model_dir(Path(self.base_model))
+        return replace(constants, population=dict(self.population or constants.population),
+                       tokenizer=str(Path(tokenizer).resolve()) if tokenizer else constants.tokenizer,
+                       base_model=str(Path(self.base_model).resolve()) if self.base_model else constants.base_model)
+
+
+def _check_model_dir(path: Path) -> None:
+    """A local model directory: ``config.json`` and weights that load safely."""
+    if not (path / "config.json").is_file():
+        raise ChallengeFormatError(f"{path / 'config.json'}: missing model config")
+    check_model_config(path / "config.json")
+    weights = [path / w for w in WEIGHT_FILES if (path / w).is_file()]
+    if not weights:
+        raise ChallengeFormatError(f"{path}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+    for w in weights:
+        check_weights(w)
 
 
 @dataclass(frozen=True)
@@ -375,6 +435,7 @@ def _visible(folder: Path) -> Iterator[Path]:
 
 
 __all__ = [
+    "Assets",
     "Challenge",
     "ChallengeConstants",
     "ModelEntry",

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from farm.attacks import ATTACKS, RMIA_A_GRID, RMIA_GAMMA_GRID
-from farm.challenge import PHASES, read_challenge
+from farm.challenge import PHASES, Assets, read_challenge
 from farm.errors import ConfigError, SpecError
 from farm.plans import PlanSpec
 from farm.recipes import DPConfig, Recipe, coerce, from_dict, require
@@ -147,8 +147,10 @@ def check_attack_inputs(config: str | Path, challenge: str | Path, answers: str 
     tree (seeds, ``config.json``, weights safely loadable; seeds only without ``require_weights``, for a plan),
     the answers tree, and that every scenario override names a scenario of the challenge. Returns the configs."""
     configs = load_attack_config(config)
-    scenarios = read_challenge(challenge, require_weights=require_weights).scenarios()
+    ch = read_challenge(challenge, require_weights=require_weights)
+    scenarios = ch.scenarios()
     check_scenarios(config, "scenarios", [name for name in configs if name != "*"], scenarios)
+    configs["*"].assets.apply(ch.root, ch.constants)
     if answers is not None:
         read_challenge(answers, require_weights=False)
     return configs
@@ -160,8 +162,10 @@ def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str]
     config), the challenge tree (seeds only without ``require_weights``), and the scenario names of
     ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``). Returns the tune config."""
     tune_config = load_tune_config(config)
-    scenarios = read_challenge(challenge, require_weights=require_weights).scenarios()
+    ch = read_challenge(challenge, require_weights=require_weights)
+    scenarios = ch.scenarios()
     check_scenarios(config, "dp_matched", tune_config.dp_matched, scenarios)
+    tune_config.assets.apply(ch.root, ch.constants)
     defaults = load_attack_config(tune_config.default_attack)
     check_scenarios(tune_config.default_attack, "scenarios", [n for n in defaults if n != "*"], scenarios)
     for name in only or []:
@@ -181,6 +185,11 @@ class AttackConfig:
     ``attack``: a name in ``farm.attacks.ATTACKS``; ``params``: its keyword-only parameters (checked, and
     converted to their declared types); ``recipe``: a recipe name from ``farm/configs/recipes``, a ``.yaml`` path or
     an inline recipe mapping; ``normalize``: a ``farm.submission.normalize`` mode.
+    ``match_targets``: ``recipe`` is the targets' own recipe, and shadows run the targets' mechanism
+    (``farm.train.matched_recipe`` at the targets' training-set size, the challenge's ``len_training``): the same
+    noise multiplier, clip, logical batch, learning rate, schedule, sampling and number of steps. False: shadows
+    train with ``recipe`` on their own records as it stands (a ``target_epsilon`` is solved at their own size).
+    ``assets``: local copies of the hub inputs of a release tree (``farm.challenge.Assets``); top level only.
     """
 
     attack: str = "loss"
@@ -188,6 +197,8 @@ class AttackConfig:
     plan: PlanSpec = field(default_factory=PlanSpec)
     recipe: str | dict[str, Any] = "mini-inf"
     normalize: str = "global"
+    match_targets: bool = False
+    assets: Assets = field(default_factory=Assets)
 
     def __post_init__(self) -> None:
         require(self.attack in ATTACKS, "attack", f"one of {', '.join(ATTACKS)}", self.attack)
@@ -198,8 +209,22 @@ class AttackConfig:
         if isinstance(self.recipe, Mapping):
             from_dict(Recipe, self.recipe, "recipe")
 
-    def shadow_recipe(self) -> Recipe:
+    def named_recipe(self) -> Recipe:
+        """The recipe ``recipe`` names (with ``match_targets``: the targets' recipe, before matching)."""
         return recipe_ref(self.recipe, "attack config", "recipe")
+
+    def shadow_recipe(self, n_target: int | None = None) -> Recipe:
+        """The recipe shadows train with: ``named_recipe``, or with ``match_targets`` the targets' mechanism at
+        ``n_target`` (the challenge's ``len_training``; required then), which solves the noise multiplier once
+        (torch and Opacus are imported then)."""
+        recipe = self.named_recipe()
+        if not self.match_targets:
+            return recipe
+        if n_target is None:
+            raise ConfigError("attack config: match_targets: the targets' training-set size is needed")
+        from farm.train import matched_recipe
+
+        return matched_recipe(recipe, n_target)
 
 
 def attack_params(attack: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,12 +261,33 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     overrides = data.pop("scenarios", None) or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}")
+    if isinstance(data.get("assets"), Mapping):
+        data["assets"] = expand_assets(data["assets"])
     configs = {"*": _attack_config(data, path, "")}
     for name, extra in overrides.items():
         if extra is not None and not isinstance(extra, Mapping):
             raise ConfigError(f"{path}: scenarios.{name}: expected a mapping of overrides, got {extra!r}")
+        if extra and "assets" in extra:
+            raise ConfigError(f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them at "
+                              "the top level)")
         configs[str(name)] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
     return configs
+
+
+def expand_assets(assets: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``assets`` mapping with ``${VAR}`` expanded (``expand_vars``) in its directories and population path, and
+    those made absolute (relative to the working directory), as ``farm.challenge.Assets`` expects them."""
+    out = dict(assets)
+
+    def local(value: Any) -> Any:
+        return str(Path(expand_vars(value)).expanduser().resolve()) if isinstance(value, str) else value
+
+    for key in ("base_model", "tokenizer"):
+        if key in out:
+            out[key] = local(out[key])
+    if isinstance(out.get("population"), Mapping) and "path" in out["population"]:
+        out["population"] = {**out["population"], "path": local(out["population"]["path"])}
+    return out
 
 
 def _attack_config(data: dict, path: str | Path, where: str) -> AttackConfig:
@@ -268,9 +314,10 @@ ATTACK_GRID: dict[str, list[dict]] = {
     "rmia_fit": [{}],  # RMIA with a and gamma cross-fitted on the labelled models (its grids are fixed in ATTACKS)
     "stacked": [{}],  # logistic stacker on features plus rmia and lira_farm, cross-fitted
 }
-SPACE_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "dp")  # recipe fields a trial may set
+SPACE_KEYS = ("learning_rate", "epochs", "steps", "batch_size", "max_length", "dp")  # recipe fields a trial may set
 DOMAINS = ("choice", "loguniform", "uniform")
 DP_WORDS = ("none", "matched")
+DP_MECHANISM_KEYS = ("noise_multiplier", "max_grad_norm", "clip_scale", "sampling", "delta", "accountant")
 
 
 @dataclass(frozen=True)
@@ -278,9 +325,21 @@ class TuneConfig:
     """A search: its space, the budget and what "DP-matched" means per scenario.
 
     ``space``: ``{key: {choice: [...]}}`` or ``{key: {loguniform|uniform: [low, high]}}`` over ``SPACE_KEYS``.
-    A ``dp`` choice is ``none``, ``matched`` (the scenario's ``dp_matched`` recipe's DP block, none without
-    one) or a mapping of ``DPConfig`` settings; mappings are held as their canonical JSON (a plain string Tune
-    and Optuna can carry), and ``dp_choice`` turns any of them back into a ``DPConfig``.
+    A ``dp`` choice is one of three variants, and only a DP mapping lets a search vary a DP mechanism:
+
+    * ``none``: no DP; the trial's recipe is ``recipe`` with the trial's hyperparameters.
+    * ``matched``: exactly the targets' mechanism: the scenario's ``dp_matched`` recipe run as the targets ran it
+      (``farm.train.matched_recipe`` at the challenge's ``len_training``: its noise multiplier, clip, logical
+      batch, learning rate, schedule, sampling and step count). The trial's hyperparameters do not apply to it.
+      A scenario without a ``dp_matched`` recipe gets ``none``.
+    * a mapping of the fields that describe a mechanism (``DP_MECHANISM_KEYS``): ``noise_multiplier``
+      (required: a search varies noise, not an epsilon whose noise would follow from the trial's batch and
+      steps), ``max_grad_norm`` and ``clip_scale``, ``sampling``, and ``delta``/``accountant`` (they only
+      account). Its batch and steps are the trial's ``batch_size`` and ``epochs``/``steps``; ``recipe``'s
+      ``grad_clip`` is dropped (DP-SGD clips per example).
+
+    Mappings are held as their canonical JSON (a plain string Tune and Optuna can carry), and ``dp_choice`` turns
+    any of them back into a ``DPConfig``. ``assets``: as in an attack config (``farm.challenge.Assets``).
     """
 
     space: dict[str, Any]
@@ -296,6 +355,7 @@ class TuneConfig:
     search: str = "optuna"
     seed: int = 0
     default_attack: str = "attack-mini"  # a shipped config name or a path
+    assets: Assets = field(default_factory=Assets)
 
     def __post_init__(self) -> None:
         require(self.group >= 2, "group", "an integer >= 2", self.group)
@@ -347,7 +407,8 @@ def _space_value(name: str, value: Any, key: str) -> Any:
 
 
 def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
-    """A DP variant: ``"none"``, ``"matched"``, or the ``DPConfig`` of a mapping (or of its JSON label)."""
+    """A DP variant: ``"none"``, ``"matched"``, or the ``DPConfig`` of a mapping (or of its JSON label) of
+    ``DP_MECHANISM_KEYS`` with a ``noise_multiplier`` (see ``TuneConfig``)."""
     if isinstance(value, str) and value in DP_WORDS:
         return value
     if isinstance(value, str) and value.startswith("{"):
@@ -358,6 +419,12 @@ def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
     if not isinstance(value, Mapping):
         raise SpecError(f"expected none, matched or a mapping of DP settings such as {{noise_multiplier: 0.5, "
                         f"max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}", key=key)
+    for name in value:
+        if name not in DP_MECHANISM_KEYS:
+            raise SpecError(f"a searched DP variant describes a mechanism: expected keys among "
+                            f"{', '.join(DP_MECHANISM_KEYS)} (matched: the targets' own)", key=f"{key}.{name}")
+    if "noise_multiplier" not in value:
+        raise SpecError("missing (a searched DP variant fixes its noise)", key=f"{key}.noise_multiplier")
     return from_dict(DPConfig, value, key)
 
 
@@ -383,6 +450,8 @@ def load_tune_config(path: str | Path) -> TuneConfig:
             data[key] = absolute(data[key])
     if isinstance(data.get("dp_matched"), Mapping):
         data["dp_matched"] = {k: absolute(v) for k, v in data["dp_matched"].items()}
+    if isinstance(data.get("assets"), Mapping):
+        data["assets"] = expand_assets(data["assets"])
     config = typed(TuneConfig, data, path)
     recipe_ref(config.recipe, path, "recipe")
     for scenario, name in config.dp_matched.items():
@@ -395,17 +464,16 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     return config
 
 
-def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str) -> Recipe:
-    """The trial's shadow recipe: the base recipe with the trial's hyperparameters and DP variant."""
+def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str, n_target: int) -> Recipe:
+    """The trial's shadow recipe (``TuneConfig`` says what each DP variant means). ``n_target``: the targets'
+    training-set size (the challenge's ``len_training``), at which a ``matched`` variant runs their mechanism."""
+    choice = dp_choice(params.get("dp", "none"))
+    if choice == "matched" and scenario in tune_config.dp_matched:
+        from farm.train import matched_recipe
+
+        return matched_recipe(load_recipe(tune_config.dp_matched[scenario]), n_target)
     recipe = load_recipe(tune_config.recipe)
-    changes = {k: params[k] for k in SPACE_KEYS if k in params and k != "dp"}
-    recipe = dataclasses.replace(recipe, **changes)
-    return dataclasses.replace(recipe, dp=_dp_variant(params.get("dp", "none"), tune_config, scenario))
-
-
-def _dp_variant(variant: Any, tune_config: TuneConfig, scenario: str) -> DPConfig | None:
-    choice = dp_choice(variant)
-    if choice == "matched":
-        name = tune_config.dp_matched.get(scenario)
-        return load_recipe(name).dp if name else None
-    return None if choice == "none" else typing.cast(DPConfig, choice)
+    recipe = dataclasses.replace(recipe, **{k: params[k] for k in SPACE_KEYS if k in params and k != "dp"})
+    if isinstance(choice, DPConfig):
+        return dataclasses.replace(recipe, dp=choice, grad_clip=None)
+    return dataclasses.replace(recipe, dp=None)

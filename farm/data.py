@@ -3,8 +3,10 @@
 A record's identity is its position in the population. Sources (the ``population`` entry of ``challenge.json``
 or a config):
 
-* ``{"source": "glue-sst2"}``: Hugging Face GLUE SST-2 train then validation (68,221 records, MICO's order),
-  from the local ``datasets`` cache; a clear error when it is neither cached nor reachable.
+* ``{"source": "glue-sst2"}``: Hugging Face GLUE SST-2 train then validation (68,221 records, MICO's order)
+  from the hub through the ``datasets`` cache (only the cache with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``); a
+  clear error when it is neither cached nor reachable. A release tree's default; an ``assets.population`` of
+  source ``file`` (GLUE's ``train.tsv`` and ``dev.tsv``) reads a local copy instead and reaches no hub.
 * ``{"source": "file", "path": P}``: a TSV with a header (``label``/``sentence`` columns), a CSV, a parquet file,
   a saved HF dataset directory (a ``DatasetDict`` is read as train then validation), or a GLUE-style folder
   holding ``train.tsv`` and ``dev.tsv`` (read in that order, e.g. ``shared/data/sst2``).
@@ -77,8 +79,9 @@ def _load_glue_sst2() -> tuple[list[str], np.ndarray]:
         ds = datasets.load_dataset("glue", "sst2")
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not cached and offline"
         raise ConfigError(
-            f"GLUE SST-2 is neither in the local datasets cache nor reachable ({type(exc).__name__}: {exc}); "
-            "use a population of source 'file' pointing at a local copy instead"
+            f"GLUE SST-2 is neither in the local datasets cache nor reachable ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); use a population of source 'file' "
+            "pointing at a local copy instead (for a release tree: assets: {population: {source: file, path: ...}})"
         ) from exc
     return _from_dataset_dict(ds, "glue/sst2")
 

@@ -23,7 +23,17 @@ from farm.challenge import CHALLENGE_JSON, PHASES
 from farm.config import AttackConfig
 from farm.intervals import Interval, bootstrap_by_model, counts
 from farm.metrics import pooled_scores, roc_curve
-from farm.scenario import Collected, ModelId, Scenario, collect_many, collect_signals, load_scenarios, plan_jobs
+from farm.scenario import (
+    Collected,
+    Mechanism,
+    ModelId,
+    Scenario,
+    collect_many,
+    collect_signals,
+    load_scenarios,
+    plan_jobs,
+    shadow_mechanism,
+)
 
 N_BOOT = 1000  # resamples per pooled figure: about 0.1 s for 8 models x 100 points, 2.4 s for 100 x 200
 LEVEL = 0.95  # intervals and the epsilon audit
@@ -79,6 +89,7 @@ class ScenarioResult:
     records: dict[ModelId, np.ndarray] = field(default_factory=dict)
     solutions: dict[ModelId, np.ndarray] = field(default_factory=dict)
     audit: Audit | None = None
+    mechanism: Mechanism | None = None  # how the shadows were trained (None: no shadows)
 
 
 def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
@@ -86,8 +97,9 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
     """Plan -> train shadows -> infer -> signals -> attack; metrics with intervals on train (leave-one-out) and
     answered phases; the epsilon audit against ``target`` (default: unknown, MICO's delta). ``collected``: the
     scenario's signals when already collected (``attack_challenge`` collects every scenario's in one queue)."""
+    n_target = scenario.inputs.len_training
     if collected is None:
-        collected = collect_signals(scenario, config.plan, config.shadow_recipe(), executor)
+        collected = collect_signals(scenario, config.plan, config.shadow_recipe(n_target), executor)
     part, signals = collected.scenario, collected.signals
     rows = np.arange(len(part.ids))
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
@@ -108,6 +120,8 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
     result.records = {m: part.challenge(m) for m in part.ids}
     result.solutions = dict(part.solutions)
     result.audit = audit_scenario(part, raw, target or unknown_privacy())
+    result.mechanism = shadow_mechanism(executor.store, collected.train_keys,
+                                        matched_n=n_target if config.match_targets else None)
     return result
 
 
@@ -179,9 +193,10 @@ def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig
     from farm.report import write_metrics, write_report, write_scores
     from farm.submission import Expected, normalize, pack, write_predictions
 
-    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root)
+    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root, assets=configs["*"].assets)
     chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
-    planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe()) for name, s in scenarios.items()]
+    planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training))
+               for name, s in scenarios.items()]
     collected = collect_many(planned, executor, title="shadows and inference, all scenarios")
     results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name), collected=got)
                for (name, s), got in zip(scenarios.items(), collected)]

@@ -118,7 +118,8 @@ def attack_plan(challenge: str | Path, configs: Mapping[str, AttackConfig], *, t
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
-        stages += _attack_stages(scenario, config.plan, config.shadow_recipe(), table, store)
+        # matched shadows run the targets' recipe at the same sizes; solving their noise (Opacus) changes no count
+        stages += _attack_stages(scenario, config.plan, config.named_recipe(), table, store)
     return RunPlan("attack", tuple(stages), gpus, table, _weight_notes(ch))
 
 

@@ -8,13 +8,14 @@ safetensors or ``torch.load(weights_only=True)`` only -- never a plain unpickle.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from farm.errors import ChallengeFormatError
+from farm.errors import ChallengeFormatError, ConfigError
 from farm.fsutil import make_temp_dir
 from farm.recipes import ModelSpec
 
@@ -39,18 +40,54 @@ def train_tokenizer(sentences: list[str], out_dir: str | Path, *, vocab_size: in
 
 
 def load_tokenizer(name_or_path: str | Path) -> Any:
-    """An HF fast tokenizer from a hub name or local directory."""
+    """An HF fast tokenizer from a local directory (never the hub) or a hub name (see ``hub_options``)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(name_or_path))
+    return _from_pretrained(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+
+
+def is_local(name_or_path: str | Path) -> bool:
+    """Whether a model or tokenizer reference names a local directory: it exists, or it is written as a path
+    (absolute, ``./``, ``../``, ``~``). Anything else (``roberta-base``, ``org/name``) is a hub name."""
+    text = str(name_or_path)
+    return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~")) or text in (".", "..")
+
+
+def hub_options(name_or_path: str | Path) -> dict[str, Any]:
+    """``from_pretrained`` options: ``local_files_only`` for a local directory, and for a hub name when
+    ``HF_HUB_OFFLINE`` is set (then only the local Hugging Face cache is read). Nothing reaches a hub unless the
+    reference is a hub name and the hub is allowed."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+    return {"local_files_only": is_local(name_or_path) or offline}
+
+
+def _from_pretrained(load: Any, name_or_path: str | Path, what: str, **kwargs: Any) -> Any:
+    """``load(name_or_path, **hub_options, **kwargs)`` with one clear ``ConfigError`` line when it cannot be
+    found: a local directory that is missing or incomplete, or a hub name that is offline and not cached."""
+    local = is_local(name_or_path)
+    ref = str(Path(str(name_or_path)).expanduser()) if local else str(name_or_path)
+    options = hub_options(name_or_path)
+    if local and not Path(ref).is_dir():
+        raise ConfigError(f"{ref}: no such directory (expected a local {what} directory)")
+    try:
+        return load(ref, **options, **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        if local:
+            raise ConfigError(f"{ref}: cannot load the {what} from this local directory ({reason})") from exc
+        if options["local_files_only"]:
+            raise ConfigError(f"{ref}: a hub name, but HF_HUB_OFFLINE is set and the {what} is not in the local "
+                              "Hugging Face cache; name a local directory instead (config: assets)") from exc
+        raise ConfigError(f"{ref}: cannot load the {what} from the hub ({reason})") from exc
 
 
 def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | Path | None = None) -> torch.nn.Module:
     """A 2-label classifier to start training from, with SDPA attention:
 
     ``tiny``: a small RoBERTa from config (random init, seeded by the caller); ``base``: the challenge's own
-    base model at ``base`` (the mini challenge's stand-in for roberta-base); otherwise ``spec.name`` as a hub
-    name or local directory (a classification head is added when it has none).
+    base model at ``base`` (roberta-base or its local copy for a release tree, the mini challenge's stand-in);
+    otherwise ``spec.name`` as a local directory or hub name (``hub_options``; a classification head is added
+    when it has none).
     """
     from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
@@ -60,9 +97,8 @@ def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | 
         if spec.name == "base" and base is None:
             raise ValueError("model name 'base' needs the challenge's base model directory")
         source = str(base) if spec.name == "base" else spec.name
-        return AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=2, attn_implementation="sdpa", **overrides
-        )
+        return _from_pretrained(AutoModelForSequenceClassification.from_pretrained, source, "model", num_labels=2,
+                                attn_implementation="sdpa", **overrides)
     config = RobertaConfig(  # type: ignore[call-arg]
         vocab_size=len(tokenizer),
         hidden_size=spec.tiny.hidden_size,
@@ -93,7 +129,7 @@ def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ChallengeFormatError(f"{model_dir / 'config.json'}: missing model config")
-    config = AutoConfig.from_pretrained(str(model_dir))
+    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
     missing, _ = model.load_state_dict(read_weights(model_dir) if weights is None else weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -41,13 +42,15 @@ class TinyModel:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """``name``: a hub name or local HF directory to start from (``roberta-base``), or ``"tiny"``.
+    """``name``: where training starts: ``"base"`` (the challenge's base model: roberta-base for a release tree, or
+    the local copy its assets name; a mini challenge's pre-trained tiny model), ``"tiny"`` (a small RoBERTa built
+    in code), a local HF directory (loaded with ``local_files_only``) or a hub name.
 
-    ``tokenizer``: a hub name or local directory; ``None`` means the challenge's own tokenizer (mini) or ``name``.
+    There is no tokenizer setting: every model of a challenge, shadows included, reads records through the
+    challenge's own tokenizer (inference uses it for every model), so a recipe cannot choose another one.
     """
 
     name: str = "tiny"
-    tokenizer: str | None = None
     tiny: TinyModel = field(default_factory=TinyModel)
     dropout: float | None = None  # None: the model's default (MICO kept roberta-base's 0.1)
 
@@ -94,10 +97,20 @@ class DPConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one model is trained (all fields semantic). AdamW, HF defaults unless set; no warm-up.
+    """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer: betas
+    (0.9, 0.999), eps 1e-8), no warm-up.
 
+    ``steps``: optimizer steps in all, overriding ``epochs`` (``None``: ``epochs x ceil(n / batch_size)``). Batches
+    then come from consecutive epochs, each a fresh shuffle of the training set ending with its partial batch,
+    until ``steps`` have been taken: a DP-matched shadow (``farm.train.matched_recipe``) takes the targets' step
+    count on its own, smaller training set, so it makes slightly more passes over it.
+    ``grad_clip``: clip the global gradient norm of each (non-DP) step to this value, as HF's Trainer did by
+    default (``max_grad_norm=1.0``); ``None``: no clip. DP-SGD clips per example (``dp.max_grad_norm``) instead, so
+    a recipe cannot have both.
     ``group_by_length``: batches drawn at random, then grouped by length within windows of 50 batches (HF's
-    ``group_by_length``); far less padding, slightly less random batch composition.
+    ``group_by_length``): far less padding (the main CPU speed-up) for slightly less random batch composition.
+    It trades fidelity for speed: MICO's Trainer did not group (HF's default), so set it false to reproduce the
+    targets' training exactly.
 
     ``precision`` (semantic: it changes the weights, so it is part of a training's key):
 
@@ -120,6 +133,8 @@ class Recipe:
     seed: int = 0
     dp: DPConfig | None = None
     precision: str = "fp32"
+    steps: int | None = None
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
@@ -129,6 +144,17 @@ class Recipe:
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.max_length >= 4, "max_length", "an integer >= 4", self.max_length)
         require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        require(self.steps is None or self.steps >= 1, "steps", "an integer >= 1 (or null: epochs decide)",
+                self.steps)
+        require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "a number > 0 (or null: no clip)",
+                self.grad_clip)
+        require(self.grad_clip is None or self.dp is None, "grad_clip",
+                "null with a dp block (DP-SGD clips per example: dp.max_grad_norm)", self.grad_clip)
+
+    def total_steps(self, n: int) -> int:
+        """Optimizer steps on ``n`` records: ``steps`` when set, else ``epochs x ceil(n / batch_size)`` (the last
+        batch of an epoch partial, as HF's Trainer)."""
+        return self.steps if self.steps is not None else self.epochs * math.ceil(n / self.batch_size)
 
 
 @dataclass(frozen=True)

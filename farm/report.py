@@ -76,6 +76,30 @@ def _target(t: TargetPrivacy) -> str:
     return f"{eps} ({t.source})"
 
 
+def mechanism_lines(results: list[Any]) -> list[str]:
+    """One line per scenario: how its shadows were trained (``farm.scenario.Mechanism``) and the epsilon they
+    spent on their own records."""
+    return [f"- {r.name}: {mechanism_text(r.mechanism)}" for r in results if getattr(r, "mechanism", None)]
+
+
+def mechanism_text(m: Any) -> str:
+    """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024, 198 steps, ...``."""
+    def span(v: tuple, f: str) -> str:
+        low, high = format(v[0], f), format(v[1], f)
+        return low if low == high else f"{low}-{high}"
+
+    shadows = f"{m.shadows} shadow{'' if m.shadows == 1 else 's'}"
+    text = f"{shadows} on {span(m.n_train, ',')} records: "
+    if m.matched_n:
+        text = f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, " \
+               f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
+    if m.noise_multiplier is None:
+        return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
+    return text + (f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
+                   f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
+                   f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} (delta {m.delta:g})")
+
+
 def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
     """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
     pngs = []
@@ -96,7 +120,8 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
             "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
             f"({LEVEL:.0%} confidence; `farm.audit`). Points of one model share its training run, so this is the "
             "bound the auditing literature reports for pooled tests, not a certificate.", "", audit_table(results), "",
-            "## Compute", "", *compute, "", "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+            "## Compute", "", *compute, "", "## Shadows", "", *(mechanism_lines(results) or ["(none trained)"]), "",
+            "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return atomic_write_text(out / "report.md", "\n".join(text))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from farm.attacks import UNKNOWN, Signals
-from farm.challenge import Challenge, ModelEntry, read_challenge
+from farm.challenge import Assets, Challenge, ModelEntry, read_challenge
 from farm.errors import ConfigError
 from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, TrainJob
 from farm.metrics import pooled_scores, score
@@ -48,13 +48,15 @@ class ModelId:
 
 @dataclass(frozen=True)
 class ChallengeInputs:
-    """What every job of one challenge shares: the population spec, tokenizer and base model (pinned), and
-    the population size."""
+    """What every job of one challenge shares: the population spec, tokenizer and base model (pinned), the
+    population size and the targets' training-set size (``len_training``: where a matched shadow's mechanism is
+    taken, ``farm.train.matched_recipe``)."""
 
     population: Mapping[str, Any]
     tokenizer: Ref
     base: Ref | None
     n_total: int
+    len_training: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +134,51 @@ class Scenario:
         return replace(self, signals=Signals(logits, self.labels, keep, columns, labelled))
 
 
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """How a set of shadows was trained, as their training metadata (``farm.json``, kept in each store manifest)
+    records it. Values that may differ between shadows of one set (their sizes differ slightly) are
+    ``(low, high)`` spans. DP fields are ``None`` for non-DP shadows.
+
+    ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they spend on them at
+    ``delta`` (the accountant at that ``q``, their noise multiplier and the steps taken); ``clip``: on true
+    per-example gradients; ``matched_n``: the targets' training-set size when the shadows run the targets'
+    mechanism (``AttackConfig.match_targets``), else ``None``.
+    """
+
+    shadows: int
+    n_train: Span
+    batch_size: int
+    steps: Span
+    noise_multiplier: Span | None = None
+    clip: float | None = None
+    sampling: str | None = None
+    sample_rate: Span | None = None
+    epsilon: Span | None = None
+    delta: float | None = None
+    matched_n: int | None = None
+
+
+def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int | None = None) -> Mechanism | None:
+    """The ``Mechanism`` of the shadows trained under ``train_keys`` (read from their manifests; no weight byte),
+    or ``None`` without shadows."""
+    metas = [store.manifest(key)["meta"]["train"] for key in train_keys]
+    if not metas:
+        return None
+    span = lambda values: (min(values), max(values))  # noqa: E731
+    base = Mechanism(len(metas), span([m["n_train"] for m in metas]), int(metas[0]["recipe"]["batch_size"]),
+                     span([m["steps"] for m in metas]), matched_n=matched_n)
+    dp = [m["dp"] for m in metas if "dp" in m]
+    if not dp:
+        return base
+    return replace(base, noise_multiplier=span([d["noise_multiplier"] for d in dp]), clip=float(dp[0]["clip"]),
+                   sampling=str(metas[0]["recipe"]["dp"]["sampling"]), sample_rate=span([d["sample_rate"] for d in dp]),
+                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]))
+
+
 class JobRunner(Protocol):
     """What ``collect_signals`` needs of an executor (``farm.cluster.Executor``): run jobs into a store."""
 
@@ -156,9 +203,12 @@ class Collected:
 
 
 def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | None = None,
-                   names: Sequence[str] | None = None) -> tuple[Challenge, dict[str, Scenario]]:
+                   names: Sequence[str] | None = None,
+                   assets: Assets | None = None) -> tuple[Challenge, dict[str, Scenario]]:
     """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin its
-    inputs, load the population's labels and build the scenarios ``names`` (default: all, sorted)."""
+    inputs (``assets``: local copies in place of a release tree's hub defaults), load the population's labels
+    (``ConfigError`` unless it has the challenge's ``n_total`` records) and build the scenarios ``names``
+    (default: all, sorted)."""
     from farm.data import load_population
 
     ch = read_challenge(challenge_root)
@@ -166,16 +216,21 @@ def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | Non
     unknown = sorted(set(names or ()) - set(ch.scenarios()))
     if unknown:
         raise ConfigError(f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})")
-    inputs = challenge_inputs(ch)
+    inputs = challenge_inputs(ch, assets)
     labels = load_population(inputs.population).labels
+    if labels.size != inputs.n_total:
+        raise ConfigError(f"{challenge_root}: the population ({inputs.population.get('source')} "
+                          f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
+                          f"need n_total = {inputs.n_total}")
     return ch, {name: build_scenario(ch, name, inputs, labels, answers) for name in names or ch.scenarios()}
 
 
-def challenge_inputs(ch: Challenge) -> ChallengeInputs:
-    """The challenge's shared inputs; a tokenizer or base model found on disk is pinned by its fingerprint."""
-    c = ch.constants
+def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeInputs:
+    """The challenge's shared inputs (with ``assets`` applied); a tokenizer or base model found on disk is pinned
+    by its fingerprint."""
+    c = (assets or Assets()).apply(ch.root, ch.constants)
     return ChallengeInputs(pin_population(c.population), pin(c.locate(ch.root, c.tokenizer)),
-                           pin(c.locate(ch.root, c.base_model)), c.n_total)
+                           pin(c.locate(ch.root, c.base_model)), c.n_total, c.len_training)
 
 
 def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ and, for DP, the noise multiplier, sample rate and the accountant's epsilon.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -49,15 +51,36 @@ def steps_per_epoch(n: int, recipe: Recipe) -> int:
 
 
 def plan_dp(n: int, recipe: Recipe) -> DPPlan:
-    """Noise multiplier for ``recipe.dp`` (given, or solved for the target epsilon with the recipe's steps)."""
+    """The DP plan of ``recipe`` on ``n`` records: ``q = batch / n``, ``recipe.total_steps(n)`` steps, and the
+    noise multiplier given in ``recipe.dp`` or solved for its target epsilon at that ``q`` and step count."""
     assert recipe.dp is not None
     q = min(1.0, recipe.batch_size / n)
-    steps = recipe.epochs * steps_per_epoch(n, recipe)
+    steps = recipe.total_steps(n)
     sigma = recipe.dp.noise_multiplier
     if sigma is None:
         assert recipe.dp.target_epsilon is not None
         sigma = _noise_for(recipe.dp.target_epsilon, recipe.dp.delta, q, steps, recipe.dp.accountant)
     return DPPlan(float(sigma), q, steps)
+
+
+def matched_recipe(target: Recipe, n_target: int) -> Recipe:
+    """The targets' mechanism, as a recipe a shadow on any number of records runs: ``target`` as the targets ran
+    it on ``n_target`` records (the challenge's ``len_training``), with the step count fixed
+    (``target.total_steps(n_target)``) and, for DP, the noise multiplier fixed to the one solved at the targets'
+    ``q = batch / n_target`` and steps (no ``target_epsilon`` left). Clip (with its scale), logical batch, learning
+    rate and schedule, sampling and everything else are the target's. Trained on fewer records, such a shadow
+    spends more epsilon on its own data than the targets did (``DPPlan.epsilon`` at ``q = batch / n_shadow``).
+    Pure apart from the cached noise search (about 2 s with PRV).
+
+    >>> matched_recipe(Recipe(epochs=3, batch_size=1024), 67_349).steps
+    198
+    """
+    steps = target.total_steps(n_target)
+    if target.dp is None:
+        return dataclasses.replace(target, steps=steps)
+    sigma = plan_dp(n_target, target).noise_multiplier
+    dp = dataclasses.replace(target.dp, target_epsilon=None, noise_multiplier=sigma)
+    return dataclasses.replace(target, steps=steps, dp=dp)
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,13 +117,12 @@ def train(
     dp_plan = plan_dp(indices.size, recipe) if recipe.dp else None
     if recipe.dp and dp_plan:
         model, optimizer, criterion = _make_private(model, optimizer, indices.size, recipe, dp_plan, perf)
-    total_steps = recipe.epochs * steps_per_epoch(indices.size, recipe)
-    schedule = _schedule(optimizer, recipe, total_steps)
+    schedule = _schedule(optimizer, recipe, recipe.total_steps(indices.size))
     seen = steps = 0
     with matmul_precision(recipe.precision):
         for batch in _batches(tokens, indices, recipe, rng):
             _step(model, optimizer, criterion, tokens, batch, perf, device, private=dp_plan is not None,
-                  precision=recipe.precision)
+                  precision=recipe.precision, grad_clip=recipe.grad_clip)
             schedule.step()
             seen, steps = seen + batch.size, steps + 1
     module = getattr(model, "_module", model).eval()
@@ -109,13 +131,21 @@ def train(
 
 
 def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Logical batches for all epochs: shuffled fixed-size (optionally length-grouped), or Poisson for DP."""
+    """``recipe.total_steps(n)`` logical batches: Poisson (DP, ``q = batch / n``) or epochs of shuffled fixed-size
+    batches (optionally length-grouped), each epoch ending with its partial batch; with ``recipe.steps`` set, the
+    epochs continue until that many batches have been drawn (the last epoch cut short)."""
+    total = recipe.total_steps(indices.size)
     if recipe.dp is not None and recipe.dp.sampling == "poisson":
         q = min(1.0, recipe.batch_size / indices.size)
-        for _ in range(recipe.epochs * steps_per_epoch(indices.size, recipe)):
+        for _ in range(total):
             yield indices[rng.random(indices.size) < q]
         return
-    for _ in range(recipe.epochs):
+    yield from itertools.islice(_epochs(tokens, indices, recipe, rng), total)
+
+
+def _epochs(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Shuffled fixed-size batches, one epoch after another, without end."""
+    while True:
         if recipe.group_by_length:
             yield from shuffled_bucketed(indices, tokens.lengths, recipe.batch_size, rng)
         else:
@@ -124,11 +154,12 @@ def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.ran
 
 
 def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: np.ndarray, perf: Perf,
-          device: torch.device, *, private: bool, precision: str = "fp32") -> None:
+          device: torch.device, *, private: bool, precision: str = "fp32", grad_clip: float | None = None) -> None:
     """One optimizer step on a logical batch, accumulated over micro-batches of at most ``perf.micro_batch``.
 
-    Plain: each micro-batch loss is weighted by its share so the update is the batch mean. DP: Opacus sums the
-    clipped per-sample gradients over micro-batches (skipped steps) and adds noise once, on the last one.
+    Plain: each micro-batch loss is weighted by its share so the update is the batch mean; ``grad_clip`` clips the
+    global norm of that mean gradient before the update (HF's ``max_grad_norm``). DP: Opacus sums the clipped
+    per-sample gradients over micro-batches (skipped steps) and adds noise once, on the last one.
     """
     micro = [batch[i : i + perf.micro_batch] for i in range(0, batch.size, perf.micro_batch)]
     if not micro:  # an empty Poisson batch: a noise-only DP step
@@ -149,6 +180,8 @@ def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: 
         else:
             (loss * (mb.size / batch.size)).backward()
     if not private:
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -217,12 +250,15 @@ def resolve_device(name: str) -> torch.device:
 
 def _metadata(recipe: Recipe, n: int, steps: int, seen: int, seconds: float, device: torch.device,
               plan: DPPlan | None) -> dict:
+    """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier, clip, logical batch,
+    sampling, steps) with the epsilon it spends on its own ``n`` records (``q = batch / n``, the steps taken)."""
     meta = {"recipe": to_dict(recipe), "n_train": n, "steps": steps, "examples_seen": seen,
             "seconds": round(seconds, 3), "sequences_per_second": round(seen / max(seconds, 1e-9), 2),
             "device": device.type}
     if plan is not None and recipe.dp is not None:
         meta["dp"] = {"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
-                      "accounted_steps": plan.steps, "clip": recipe.dp.clip,
+                      "accounted_steps": plan.steps, "clip": recipe.dp.clip, "batch_size": recipe.batch_size,
+                      "sampling": recipe.dp.sampling, "accountant": recipe.dp.accountant,
                       "epsilon": DPPlan(plan.noise_multiplier, plan.sample_rate, steps).epsilon(recipe.dp),
                       "delta": recipe.dp.delta}
     return meta

@@ -21,7 +21,15 @@ import numpy as np
 import yaml
 
 from farm.attacks import run_attack
-from farm.config import ATTACK_GRID, AttackConfig, TuneConfig, load_attack_config, load_tune_config, trial_recipe
+from farm.config import (
+    ATTACK_GRID,
+    AttackConfig,
+    TuneConfig,
+    dp_choice,
+    load_attack_config,
+    load_tune_config,
+    trial_recipe,
+)
 from farm.errors import ConfigError, FarmError
 from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec
@@ -77,10 +85,10 @@ class Objective:
         from farm.cluster import Executor
         from farm.store import Store
 
-        _, scenarios = load_scenarios(self.challenge, names=[self.scenario])
+        _, scenarios = load_scenarios(self.challenge, names=[self.scenario], assets=self.tune_config.assets)
         scenario = scenarios[self.scenario]
         search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
-        recipe = trial_recipe(params, self.tune_config, self.scenario)
+        recipe = trial_recipe(params, self.tune_config, self.scenario, scenario.inputs.len_training)
         executor = Executor(Store(self.store_uri), progress=None, **self.executor_options)
         for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
             plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
@@ -164,14 +172,20 @@ def _searcher(tune_config: TuneConfig) -> Any:
     return OptunaSearch(seed=tune_config.seed)
 
 
-def best_config(results: Any, tune_config: TuneConfig, scenario: str) -> tuple[AttackConfig, dict]:
-    """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config`` consumes)."""
+def best_config(results: Any, tune_config: TuneConfig, scenario: str, n_target: int) -> tuple[AttackConfig, dict]:
+    """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config`` consumes): a ``matched``
+    trial becomes the scenario's ``dp_matched`` recipe with ``match_targets``, any other its recipe inline.
+    ``n_target``: the targets' training-set size (``trial_recipe``)."""
     best = results.get_best_result(metric="tpr", mode="max", scope="last")
-    recipe = trial_recipe(best.config, tune_config, scenario)
     metrics = best.metrics
     plan = PlanSpec(kind="pool", shadows=int(metrics["shadows"]), group=tune_config.group)
     params = json.loads(metrics["attack_params"])
-    config = AttackConfig(attack=metrics["attack"], params=params, plan=plan, recipe=_plain(to_dict(recipe)))
+    common = {"attack": metrics["attack"], "params": params, "plan": plan, "assets": tune_config.assets}
+    if dp_choice(best.config.get("dp", "none")) == "matched" and scenario in tune_config.dp_matched:
+        config = AttackConfig(**common, recipe=tune_config.dp_matched[scenario], match_targets=True)
+    else:
+        recipe = trial_recipe(best.config, tune_config, scenario, n_target)
+        config = AttackConfig(**common, recipe=_plain(to_dict(recipe)))
     return config, {"search_tpr": float(metrics["tpr"]), "trial": best.config}
 
 
@@ -185,8 +199,12 @@ def _plain(value: Any) -> Any:
 def config_yaml(config: AttackConfig) -> str:
     plan = to_dict(config.plan)
     plan["phases"] = list(plan["phases"])
-    data = {"attack": config.attack, "params": dict(config.params), "plan": plan, "recipe": config.recipe,
-            "normalize": config.normalize}
+    data: dict[str, Any] = {"attack": config.attack, "params": dict(config.params), "plan": plan,
+                            "recipe": config.recipe, "normalize": config.normalize}
+    if config.match_targets:
+        data["match_targets"] = True
+    if config.assets:
+        data["assets"] = _plain(to_dict(config.assets))
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -194,7 +212,8 @@ def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneCo
                    executor: Any) -> tuple[float, int]:
     """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
     search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
-    got = collect_signals(scenario, config.plan, config.shadow_recipe(), executor, only=search + held,
+    recipe = config.shadow_recipe(scenario.inputs.len_training)
+    got = collect_signals(scenario, config.plan, recipe, executor, only=search + held,
                           title=f"{scenario.name} held-out")
     return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
@@ -218,7 +237,7 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
 
     tune_config = load_tune_config(config_path)
     out = Path(out)
-    _, loaded = load_scenarios(challenge, names=scenarios)
+    _, loaded = load_scenarios(challenge, names=scenarios, assets=tune_config.assets)
     defaults = load_attack_config(tune_config.default_attack)
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
@@ -228,7 +247,7 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
         count_trial_jobs(results, executor)
         if all(r.error for r in results):
             raise FarmError(f"{scenario}: every trial failed; first error: {results.errors[0]}")
-        best, info = best_config(results, tune_config, scenario)
+        best, info = best_config(results, tune_config, scenario, loaded[scenario].inputs.len_training)
         frame = results.get_dataframe()
         atomic_write_text(out / scenario / "best.yaml", config_yaml(best))
         atomic_write_text(out / scenario / "trials.csv", frame.to_csv(index=False))

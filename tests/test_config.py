@@ -54,7 +54,7 @@ def test_mini_configs_load(path):
                          ids=lambda p: p.name)
 def test_attack_configs_load(path):
     configs = load_attack_config(path)
-    assert all(c.shadow_recipe() for c in configs.values())
+    assert all(c.named_recipe() for c in configs.values())
 
 
 @pytest.mark.parametrize("path", [*sorted(CONFIGS.glob("tune-*.yaml")), DATA / "tiny-tune.yaml"],
@@ -75,7 +75,7 @@ def test_mini_configs_load_by_name(name):
 @pytest.mark.parametrize("name", ["attack-mini", "attack-mini-sst2", "attack-mico"])
 def test_attack_configs_load_by_name(name):
     configs = load_attack_config(name)
-    assert all(c.shadow_recipe() for c in configs.values())
+    assert all(c.named_recipe() for c in configs.values())
 
 
 @pytest.mark.parametrize("name", ["tune-mini", "tune-mini-sst2", "tune-mico"])
@@ -137,7 +137,7 @@ def test_dp_variants_are_mappings():
     config = load_tune_config(DATA / "tiny-tune.yaml")
     label = config.space["dp"]["choice"][1]
     assert isinstance(label, str)  # what Tune and Optuna carry
-    dp = trial_recipe({"dp": label}, config, "sst2_inf").dp
+    dp = trial_recipe({"dp": label}, config, "sst2_inf", 2920).dp
     assert (dp.noise_multiplier, dp.max_grad_norm, dp.delta) == (0.5, 1.0, 1e-5)
 
 
@@ -375,3 +375,69 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert f"{bad}: params.gama: unknown parameter of attack 'rmia'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- DP-matched shadows, searched mechanisms, assets ----------------------------------------------------------
+
+
+def test_shipped_attack_configs_match_the_dp_targets():
+    for name in ("attack-mico", "attack-mini", "attack-mini-sst2"):
+        configs = load_attack_config(name)
+        assert configs["sst2_hi"].match_targets and configs["sst2_lo"].match_targets and not configs["*"].match_targets
+        assert configs["sst2_lo"].named_recipe().dp.target_epsilon == 4.0
+    with pytest.raises(ConfigError, match="training-set size"):
+        load_attack_config("attack-mini")["sst2_lo"].shadow_recipe()
+
+
+def test_matched_shadow_recipe_is_the_targets_mechanism_at_len_training():
+    from farm.train import matched_recipe, plan_dp
+
+    config = load_attack_config("attack-mini")["sst2_lo"]
+    recipe = config.shadow_recipe(2920)  # the mini challenge's len_training
+    target = load_recipe("mini-lo")
+    assert recipe == matched_recipe(target, 2920) and recipe.steps == 3 * 61
+    assert recipe.dp.noise_multiplier == plan_dp(2920, target).noise_multiplier and recipe.dp.target_epsilon is None
+    assert load_attack_config("attack-mini")["*"].shadow_recipe(2920) == load_recipe("mini-inf-6ep")
+
+
+def test_match_targets_and_assets_are_checked(tmp_path, monkeypatch):
+    bad = tmp_path / "a.yaml"
+    bad.write_text("recipe: mini-lo\nmatch_targets: yes please\n")
+    with pytest.raises(ConfigError, match="a.yaml: match_targets: expected true or false"):
+        load_attack_config(bad)
+    bad.write_text("recipe: mini-inf\nscenarios:\n  sst2_hi: {assets: {base_model: /x}}\n")
+    with pytest.raises(ConfigError, match="scenarios.sst2_hi.assets: assets belong to the whole challenge"):
+        load_attack_config(bad)
+    bad.write_text("recipe: mini-inf\nassets: {base: /x}\n")
+    with pytest.raises(ConfigError, match="a.yaml: assets.base: unknown key"):
+        load_attack_config(bad)
+    monkeypatch.setenv("FARM_TEST_ROBERTA", str(tmp_path / "rb"))
+    good = tmp_path / "g.yaml"
+    good.write_text("recipe: mini-inf\nassets:\n  base_model: ${FARM_TEST_ROBERTA}\n"
+                    "  population: {source: file, path: data/sst2}\n")
+    assets = load_attack_config(good)["*"].assets
+    assert assets.base_model == str(tmp_path / "rb") and assets.tokenizer is None
+    assert Path(assets.population["path"]).is_absolute() and assets.population["source"] == "file"
+
+
+def test_searched_dp_variants_describe_a_mechanism():
+    with pytest.raises(SpecError, match="dp.target_epsilon: a searched DP variant describes a mechanism"):
+        dp_choice({"target_epsilon": 4.0, "delta": 1e-5})
+    with pytest.raises(SpecError, match="dp.noise_multiplier: missing"):
+        dp_choice({"max_grad_norm": 1.0, "delta": 1e-5})
+    assert dp_choice({"noise_multiplier": 0.5, "clip_scale": 64, "sampling": "poisson", "delta": 1e-5}).clip == 64
+
+
+def test_matched_trials_ignore_trial_hyperparameters():
+    from farm.train import matched_recipe
+
+    config = load_tune_config("tune-mini")
+    params = {"learning_rate": 2e-3, "epochs": 6, "batch_size": 16, "dp": "matched"}
+    assert trial_recipe(params, config, "sst2_lo", 2920) == matched_recipe(load_recipe("mini-lo"), 2920)
+    plain = trial_recipe({**params, "dp": "none"}, config, "sst2_lo", 2920)
+    assert (plain.learning_rate, plain.epochs, plain.batch_size, plain.dp) == (2e-3, 6, 16, None)
+    noisy = trial_recipe({**params, "dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, config, "sst2_lo", 2920)
+    assert noisy.batch_size == 16 and noisy.dp.noise_multiplier == 0.7
+    mico = load_tune_config("tune-mico")
+    noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, mico, "sst2_inf", 67_349)
+    assert noisy.grad_clip is None and load_recipe(mico.recipe).grad_clip == 1.0  # DP clips per example

@@ -94,3 +94,34 @@ def test_base_needs_a_directory():
     _, tok, _ = tiny_setup()
     with pytest.raises(ValueError, match="base"):
         init_model(ModelSpec(name="base"), tok, max_length=67)
+
+
+def test_local_directories_never_reach_a_hub(tmp_path, monkeypatch):
+    from farm.errors import ConfigError
+    from farm.models import hub_options, is_local, load_tokenizer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _, tok, _ = tiny_setup()
+    tok.save_pretrained(tmp_path / "tok")
+    assert is_local(tmp_path / "tok") and is_local("./not/here") and not is_local("roberta-base")
+    assert hub_options(tmp_path / "tok") == {"local_files_only": True}
+    assert hub_options("roberta-base") == {"local_files_only": False}
+    assert load_tokenizer(tmp_path / "tok")("a good film")["input_ids"] == tok("a good film")["input_ids"]
+    with pytest.raises(ConfigError, match="no such directory"):
+        load_tokenizer(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: cannot load the model from this local directory"):
+        init_model(ModelSpec(name=str(tmp_path / "empty")), tok, max_length=67)
+
+
+def test_a_hub_name_offline_fails_in_one_line(monkeypatch):
+    from farm.errors import ConfigError
+    from farm.models import hub_options, load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_options("roberta-base") == {"local_files_only": True}
+    with pytest.raises(ConfigError, match="farm-test/not-cached: a hub name, but HF_HUB_OFFLINE is set") as info:
+        load_tokenizer("farm-test/not-cached")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set and the model is not in the local"):
+        init_model(ModelSpec(name="farm-test/not-cached"), None, max_length=67)

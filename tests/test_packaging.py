@@ -42,7 +42,7 @@ for name in shipped():
         load_attack_config(tune.default_attack)
         [load_recipe(r) for r in [tune.recipe, *tune.dp_matched.values()]]
     elif name.startswith("attack-"):
-        [c.shadow_recipe() for c in load_attack_config(name).values()]
+        [c.named_recipe() for c in load_attack_config(name).values()]
     else:
         [load_recipe(r) for r in load_config(name).scenarios.values()]
     loaded["configs"].append(name)

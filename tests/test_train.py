@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from farm.config import load_recipe
+from farm.errors import SpecError
+from farm.jobs import HubRef, Selection, TrainJob
 from farm.models import read_weights
 from farm.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
-from farm.train import plan_dp, train
+from farm.train import matched_recipe, plan_dp, train
 from tests.helpers import tiny_setup
 
 TINY = ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=0.0)
@@ -81,6 +83,7 @@ def test_dp_run_records_steps_noise_and_epsilon(tmp_path):
     assert meta["dp"]["noise_multiplier"] == pytest.approx(plan_dp(N, recipe).noise_multiplier)
     assert 9.0 < meta["dp"]["epsilon"] <= 10.05
     assert meta["dp"]["clip"] == 1.0 and meta["dp"]["delta"] == 1e-5
+    assert meta["dp"]["batch_size"] == 30 and meta["dp"]["sampling"] == "shuffle"
 
 
 def test_mico_clip_scale_and_noise(tmp_path):
@@ -125,3 +128,53 @@ def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):
     assert half.dtype == np.float32 and not np.array_equal(exact, half) and np.allclose(exact, half, atol=0.1)
     same = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"), precision="tf32")
     assert np.array_equal(exact, same)  # TF32 is a CUDA matmul mode: on CPU tf32 computes fp32
+
+
+def test_matched_shadows_run_the_mico_targets_mechanism():
+    """MICO's own numbers: targets on 67,349 records, shadows on 52,000. A matched shadow keeps the targets' sigma
+    (solved at q = 1024/67,349 over 198 steps), clip, batch, lr, schedule, sampling and 198 steps; on its own,
+    smaller set it spends more epsilon than the targets did."""
+    n_target, n_shadow = 67_349, 52_000
+    for name, sigma, eps in (("mico-lo", 0.689, 4.0), ("mico-hi", 0.502, 10.0)):
+        target = load_recipe(name)
+        matched = matched_recipe(target, n_target)
+        assert matched.steps == 198 == 3 * math.ceil(n_target / 1024)
+        assert matched.dp.target_epsilon is None and matched.dp.noise_multiplier == pytest.approx(sigma, abs=0.005)
+        same = ("batch_size", "learning_rate", "schedule", "epochs", "max_length", "model", "group_by_length")
+        assert all(getattr(matched, f) == getattr(target, f) for f in same)
+        assert (matched.dp.clip, matched.dp.sampling, matched.dp.delta) == (pytest.approx(6.4), "shuffle", 1e-5)
+        at_target = plan_dp(n_target, matched)
+        assert at_target == plan_dp(n_target, target)  # exactly the targets' plan: sigma, q, steps
+        assert at_target.sample_rate == pytest.approx(1024 / n_target)
+        shadow = plan_dp(n_shadow, matched)
+        assert (shadow.noise_multiplier, shadow.steps) == (at_target.noise_multiplier, 198)
+        assert shadow.sample_rate == pytest.approx(1024 / n_shadow)
+        assert at_target.epsilon(matched.dp) == pytest.approx(eps, abs=0.05)  # within the solver's tolerance
+        assert shadow.epsilon(matched.dp) > 1.15 * eps  # the same mechanism on fewer records spends more (4.9, 11.9)
+
+
+def test_matched_non_dp_recipe_keeps_the_targets_steps():
+    matched = matched_recipe(load_recipe("mico-inf"), 67_349)
+    assert matched.steps == 3 * math.ceil(67_349 / 96) and matched.total_steps(52_000) == matched.steps
+    assert matched.dp is None and matched.grad_clip == 1.0
+
+
+def test_steps_override_epochs_by_cycling_shuffled_epochs(tmp_path):
+    recipe = Recipe(model=TINY, epochs=1, steps=7, learning_rate=1e-3, batch_size=64, group_by_length=False)
+    _, meta, _ = _run(tmp_path, "steps", recipe)
+    assert meta["steps"] == 7 and meta["examples_seen"] == N + 2 * 64  # one epoch (5 batches, last partial) + 2
+
+
+def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
+    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=40, group_by_length=False)
+    free = _run(tmp_path, "free", recipe)[2]
+    loose = _run(tmp_path, "loose", dataclasses.replace(recipe, grad_clip=1e6))[2]
+    tight = _run(tmp_path, "tight", dataclasses.replace(recipe, grad_clip=1e-3))[2]
+    assert _close(free, loose, atol=0) and not _close(free, tight)
+    sel = Selection.of(N, np.arange(N))
+    keys = {TrainJob({"source": "synthetic", "n": N}, HubRef("t"), sel, dataclasses.replace(recipe, grad_clip=c)).key
+            for c in (None, 1.0, 0.5)}
+    assert len(keys) == 3
+    with pytest.raises(SpecError, match="grad_clip"):
+        dataclasses.replace(recipe, grad_clip=1.0, dp=DPConfig(noise_multiplier=1.0, delta=1e-5))
+    assert load_recipe("mico-inf").grad_clip == 1.0 and load_recipe("mico-lo").grad_clip is None

@@ -19,12 +19,13 @@ def test_split_is_disjoint_and_stable(tiny_built):
 
 def test_trial_recipe_variants():
     config = load_tune_config(TUNE)
-    plain = trial_recipe({"learning_rate": 2e-3, "epochs": 2, "dp": "none"}, config, "sst2_inf")
+    plain = trial_recipe({"learning_rate": 2e-3, "epochs": 2, "dp": "none"}, config, "sst2_inf", 2920)
     assert plain.learning_rate == 2e-3 and plain.epochs == 2 and plain.dp is None
-    noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}}, config, "sst2_inf")
+    noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}}, config, "sst2_inf",
+                         2920)
     assert noisy.dp.noise_multiplier == 0.7 and noisy.dp.max_grad_norm == 0.5
-    matched = trial_recipe({"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo")
-    assert matched.dp.target_epsilon == 4.0
+    matched = trial_recipe({"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo", 2920)
+    assert matched.dp.target_epsilon is None and matched.steps == 3 * 61  # the targets' mechanism (mini-lo at 2,920)
 
 
 def test_tune_writes_best_yaml_that_attack_consumes(local_ray, tiny_built, tmp_path, capsys):
