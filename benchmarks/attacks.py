@@ -24,6 +24,7 @@ from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec
 from farm.scenario import Collected, collect_signals, load_scenarios
 from farm.store import Store
+from farm.train import matched_recipe
 
 MATCHED = {"sst2_inf": "mini-inf", "sst2_hi": "mini-sst2-hi", "sst2_lo": "mini-sst2-lo"}
 
@@ -64,8 +65,11 @@ def main() -> None:
     for name, scenario in scenarios.items():
         cache: dict[tuple[PlanSpec, str], Collected] = {}
         for row, attack, params, plan, recipe in rows_for(name):
-            if (plan, recipe) not in cache:
-                cache[plan, recipe] = collect_signals(scenario, plan, load_recipe(recipe), executor)
+            if (plan, recipe) not in cache:  # DP-matched rows run the targets' mechanism at the targets' n
+                shadow = load_recipe(recipe)
+                if recipe != "mini-inf":
+                    shadow = matched_recipe(shadow, scenario.inputs.len_training)
+                cache[plan, recipe] = collect_signals(scenario, plan, shadow, executor)
             got = cache[plan, recipe]
             part = got.scenario
             raw = dict(zip(part.ids, run_attack(attack, got.signals, np.arange(len(part.ids)), **params)))

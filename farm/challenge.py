@@ -55,12 +55,13 @@ class ChallengeConstants:
     population: Mapping = field(default_factory=lambda: dict(MICO_POPULATION))
     tokenizer: str = "roberta-base"
     base_model: str = "roberta-base"
+    targets: Mapping = field(default_factory=dict)  # scenario -> {"epsilon": float or "inf", "delta": float}
 
     def __post_init__(self) -> None:
         check_constants(self.n_total, self.len_training, self.len_challenge)
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "n_total": self.n_total,
             "len_training": self.len_training,
             "len_challenge": self.len_challenge,
@@ -68,6 +69,9 @@ class ChallengeConstants:
             "tokenizer": self.tokenizer,
             "base_model": self.base_model,
         }
+        if self.targets:  # the privacy the targets were trained with, public as MICO's scenario names are
+            data["targets"] = {k: dict(v) for k, v in self.targets.items()}
+        return data
 
     def locate(self, root: Path, ref: str) -> str:
         """A tokenizer/base reference as a usable name: paths inside the tree (``assets/...``) become absolute."""
@@ -193,6 +197,7 @@ def read_constants(root: str | Path) -> ChallengeConstants:
         return ChallengeConstants(
             int(data["n_total"]), int(data["len_training"]), int(data["len_challenge"]), population,
             str(data.get("tokenizer", "roberta-base")), str(data.get("base_model", "roberta-base")),
+            {str(k): dict(v) for k, v in data.get("targets", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError, SplitError) as exc:
         raise ChallengeFormatError(f"{path}: invalid challenge.json ({exc!s})") from exc

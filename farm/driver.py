@@ -19,7 +19,7 @@ import numpy as np
 
 from farm.attacks import run_attack
 from farm.audit import EpsilonAudit, audit_epsilon
-from farm.challenge import CHALLENGE_JSON, PHASES
+from farm.challenge import CHALLENGE_JSON, PHASES, read_constants
 from farm.config import AttackConfig
 from farm.intervals import Interval, bootstrap_by_model, counts
 from farm.metrics import pooled_scores, roc_curve
@@ -180,9 +180,14 @@ def unknown_privacy() -> TargetPrivacy:
 def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
     """What the tree tells of the targets' training: a MICO tree (no ``challenge.json``) is MICO SST-2's
     (``sst2_inf``: no DP, ``sst2_hi``: epsilon 10, ``sst2_lo``: epsilon 4, delta 1e-5); a tree the project wrote
-    (``farm.mini``) records no target recipe, so epsilon is unknown there (the audit uses delta 1e-5)."""
+    (``farm.mini``) records its targets' epsilon and delta in ``challenge.json``; otherwise epsilon is unknown
+    (the audit uses delta 1e-5)."""
     if not (Path(challenge_root) / CHALLENGE_JSON).exists() and scenario in MICO_EPSILON:
         return TargetPrivacy(MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2")
+    recorded = read_constants(challenge_root).targets.get(scenario)
+    if recorded and recorded.get("epsilon") is not None:
+        epsilon = math.inf if recorded["epsilon"] == "inf" else float(recorded["epsilon"])
+        return TargetPrivacy(epsilon, float(recorded.get("delta", MICO_DELTA)), "challenge.json")
     return unknown_privacy()
 
 

@@ -136,8 +136,11 @@ class Plan:
 
 def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = None) -> Plan:
     """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``."""
+    recipes = {scenario: load_recipe(recipe_dir / f"{name}.yaml" if recipe_dir else name)
+               for scenario, name in config.scenarios.items()}
     constants = ChallengeConstants(population_size, config.len_training, config.len_challenge, config.population,
-                                   f"{ASSETS}/tokenizer", f"{ASSETS}/base")
+                                   f"{ASSETS}/tokenizer", f"{ASSETS}/base",
+                                   {scenario: target_privacy(r) for scenario, r in recipes.items()})
     tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
     public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
@@ -145,8 +148,7 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                     label="base")
     rng = np.random.default_rng([config.seed, 0xC4A11])
     targets = []
-    for scenario, recipe_name in config.scenarios.items():
-        recipe = load_recipe(recipe_dir / f"{recipe_name}.yaml" if recipe_dir else recipe_name)
+    for scenario, recipe in recipes.items():
         model_id = 0
         for phase in PHASES:
             for _ in range(config.models[phase]):
@@ -159,6 +161,14 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                 targets.append((scenario, phase, model_id, seeds, job))
                 model_id += 1
     return Plan(constants, tok, base, targets)
+
+
+def target_privacy(recipe: Recipe) -> dict[str, Any]:
+    """What ``challenge.json`` says of a scenario's targets: ``{"epsilon": "inf"}`` without DP, else the recipe's
+    target epsilon (None when it fixes a noise multiplier instead) and delta."""
+    if recipe.dp is None:
+        return {"epsilon": "inf"}
+    return {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta}
 
 
 def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> Path:

@@ -149,3 +149,16 @@ def test_new_attacks_run_through_the_driver(attack, tiny_challenge, tmp_path):
         config = AttackConfig(attack=attack, params=params, plan=PlanSpec(kind="none"))
         r = _result(tiny_challenge, tmp_path, config=config)
         assert r.phases["train"]["AUC"] >= 0 and all(v.shape == (POINTS,) for v in r.raw.values())
+
+
+def test_target_privacy_recorded_in_challenge_json(tmp_path):
+    from farm.challenge import ChallengeConstants, write_constants
+    from farm.mini import target_privacy as recorded
+    from farm.recipes import DPConfig, Recipe
+
+    targets = {"sst2_inf": recorded(Recipe()), "sst2_lo": recorded(Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-6)))}
+    write_constants(tmp_path, ChallengeConstants(60, 40, 5, {"source": "test"}, targets=targets))
+    assert math.isinf(target_privacy(tmp_path, "sst2_inf").epsilon)
+    lo = target_privacy(tmp_path, "sst2_lo")
+    assert (lo.epsilon, lo.delta, lo.source) == (4.0, 1e-6, "challenge.json")
+    assert target_privacy(tmp_path, "sst2_hi").epsilon is None  # not recorded: unknown
