@@ -4,11 +4,12 @@ Ray schedules logical GPUs, so a ``ray.cluster_utils.Cluster`` of 2 nodes x 4 lo
 a CPU machine (the jobs themselves run on the CPU). The plan has MICO's shape, scaled down: three scenarios, each
 with shadow trainings and inference passes over provided models and shadows, in MICO's proportion of
 job-seconds (attack-mico: 24 roberta-base trainings and 224 inference passes over a ~30k-record union per
-scenario, so inference is about a third of the job-seconds). Every job of the three scenarios goes into one
+scenario: 1 training to 9.3 inference passes, and at the H100 rates of ``farm.estimates`` inference is about a
+fifth of the job-seconds; ``--union`` sets the inference share, printed). Every job of the three scenarios goes into one
 queue, as ``farm attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of
 wall time against sum(job seconds) / slots, with and without the workers' start-up.
 
-    python -m benchmarks.utilisation [--shadows 4 --provided 12 --epochs 3]
+    python -m benchmarks.utilisation --n 12000 --epochs 6 --shadows 6 --provided 50 --union 7000
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[
     recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
                     batch_size=32, max_length=32)
 
-    def train(i: int, label: str) -> TrainJob:
+    def train(i: int, label: str, epochs: int = epochs) -> TrainJob:
         sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
-        return TrainJob(pop, StoreRef(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i}), label=label)
+        return TrainJob(pop, StoreRef(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
+                        label=label)
 
-    models = [train(i, f"provided {i}") for i in range(provided)]
+    models = [train(i, f"provided {i}", epochs=1) for i in range(provided)]  # only their inference is measured
     run: dict[str, list] = {}
     for s, scenario in enumerate(SCENARIOS):
         records = Selection.of(n, np.sort(rng.choice(n, union, replace=False)))
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--n", type=int, default=3000, help="population records")
     parser.add_argument("--union", type=int, default=150, help="records per inference pass")
+    parser.add_argument("--store", default=None, help="store (default: a new temporary one)")
     args = parser.parse_args()
     import ray
     from ray.cluster_utils import Cluster
@@ -76,20 +79,23 @@ def main() -> None:
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
-        store = Store(Path(tempfile.mkdtemp(prefix="farm-util-")) / "store")
+        store = Store(args.store or Path(tempfile.mkdtemp(prefix="farm-util-")) / "store")
         tok, models, run = plan(args.n, args.shadows, args.provided, args.epochs, args.union)
         ex = Executor(store, perf=Perf(), progress=None, device="gpu")
         ex.run([*tok, *models], title="setup: tokenizer and provided models")
         jobs = [j for scenario in SCENARIOS for j in run[scenario]]
+        by_key = {j.key: j for j in jobs}
         start = time.perf_counter()
         report = ex.run(jobs, title="MICO-shaped run")
         wall = time.perf_counter() - start
         slots = args.nodes * args.gpus_per_node
         trains = sum(isinstance(j, TrainJob) for j in jobs)
+        train_s = sum(r["seconds"] for k, r in report.results.items() if isinstance(by_key[k], TrainJob))
         ideal = report.job_seconds / slots
         print(table([{
             "slots": slots, "trainings": trains, "inference passes": len(jobs) - trains,
-            "job_s": report.job_seconds, "wall_s": wall, "sum(job)/slots": ideal,
+            "job_s": report.job_seconds, "inference share": 1 - train_s / report.job_seconds, "wall_s": wall,
+            "sum(job)/slots": ideal,
             "utilisation": report.busy_seconds / (slots * wall), "overhead": wall / ideal - 1,
             "workers start-up_s": report.startup_seconds,
             "utilisation of started workers": report.busy_seconds / max(report.live_seconds, 1e-9),
