@@ -44,6 +44,7 @@ def setup_logging(verbosity: int) -> None:
     verbose = "%(asctime)s %(name)s %(levelname)s: %(message)s"
     handler.setFormatter(logging.Formatter(verbose if verbosity > 0 else "%(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
+    logger.propagate = False  # a library that configures the root logger (Opacus does) must not print it twice
     logger.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
 
 
