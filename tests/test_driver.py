@@ -60,7 +60,7 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     assert set(train["intervals"]) == {"TPR@0.1FPR", "TPR@0.01FPR", "AUC"} and metrics["baseline"]["phases"]["dev"]
     audit = metrics["epsilon_audit"]
     assert audit["epsilon_lb"] >= 0 and audit["held_out"] == "answered dev/final (2 models)"
-    assert audit["target"]["epsilon"] is None and metrics["compute"]["shadow_trainings"] == 2
+    assert audit["target"]["epsilon"] == "inf" and metrics["compute"]["shadow_trainings"] == 2
     import pandas as pd
 
     scores = pd.read_parquet(out / "scores.parquet")
