@@ -1,0 +1,125 @@
+"""Attack power against the number of shadows K (issue 13): TPR@0.1FPR and TPR@0.01FPR per attack, scenario and
+phase, with 95% bootstrap intervals over target models, beside the anchors (loss; the runner-up's reference with
+one reference per dev/final target; the winner's IN calibration on the labelled models). Writes a PNG of
+TPR@0.1FPR against K (symlog x axis: K = 0 is the labelled models alone).
+
+Shadows come from one pool per scenario (``plan: pool``, groups of 2) trained with the scenario's shadow recipe
+of ``--config`` (DP scenarios: the targets' mechanism); a pool of K shadows is the first K of the largest, so
+growing K retrains nothing. Each phase is scored on its own (MICO's rule), never dev and final pooled.
+
+    farm make-challenge --config mini-sst2 --out /tmp/msst2
+    python -m benchmarks.scaling --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \\
+        --store /tmp/msst2/store --config attack-mini-sst2 --ks 0,2,4,8,16 --png /tmp/scaling.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import table
+from farm.attacks import run_attack
+from farm.config import load_attack_config
+from farm.driver import phase_intervals
+from farm.plans import PlanSpec
+from farm.scenario import Scenario, collect_signals, load_scenarios
+
+ATTACKS = ("lira_farm", "lira_online", "rmia", "rmia_fit", "stacked")
+ANCHORS = (("loss", "loss", {}, "none"), ("winner: in_calibration", "in_calibration", {}, "none"),
+           ("runner-up: reference, 1 per target", "reference", {}, "per-target"))
+
+
+def rows(scenario: Scenario, label: str, attack: str, params: dict, k: int | str, collected) -> list[dict]:
+    """One row per answered phase: the attack's TPRs with their intervals."""
+    part = collected.scenario
+    raw = dict(zip(part.ids, run_attack(attack, collected.signals, np.arange(len(part.ids)), **params)))
+    out = []
+    for phase in ("dev", "final"):
+        if not any(m in part.solutions for m in part.phase(phase)):
+            continue
+        intervals, n = phase_intervals(part, phase, raw)
+        a, b = intervals["TPR_FPR_1000"], intervals["TPR_FPR_100"]
+        out.append({"scenario": scenario.name, "phase": phase, "attack": label, "K": k, "trainings":
+                    collected.trainings, "TPR@0.1FPR": a.value, "95% interval": f"[{a.lo:.3f}, {a.hi:.3f}]",
+                    "TPR@0.01FPR": b.value, "95% interval ": f"[{b.lo:.3f}, {b.hi:.3f}]",
+                    "points": n["members"] + n["non_members"]})
+    return out
+
+
+def plot(results: list[dict], path: Path) -> Path:
+    """TPR@0.1FPR (mean of dev and final) against K, one line per attack and scenario; anchors dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (scenario, attack), group in _groups(results).items():
+        ks = sorted({r["K"] for r in group if isinstance(r["K"], int)})
+        if len(ks) > 1:
+            ys = [np.mean([r["TPR@0.1FPR"] for r in group if r["K"] == k]) for k in ks]
+            ax.plot(ks, ys, marker="o", label=f"{scenario} {attack}")
+        elif not ks:
+            y = float(np.mean([r["TPR@0.1FPR"] for r in group]))
+            ax.axhline(y, linestyle="--", linewidth=0.8, label=f"{scenario} {attack}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("shadows K (0: labelled models only)")
+    ax.set_ylabel("TPR@0.1FPR (mean of dev and final)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        out.setdefault((r["scenario"], r["attack"]), []).append(r)
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--challenge", type=Path, required=True)
+    parser.add_argument("--answers", type=Path, required=True)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--config", default="attack-mini-sst2", help="attack config giving each scenario's shadows")
+    parser.add_argument("--ks", default="0,2,4,8,16", help="comma-separated K values (even)")
+    parser.add_argument("--attacks", default=",".join(ATTACKS))
+    parser.add_argument("--scenarios", default=None)
+    parser.add_argument("--png", type=Path, default=Path("scaling.png"))
+    args = parser.parse_args(argv)
+    from farm.cluster import Executor, ensure_ray
+    from farm.store import Store
+
+    configs = load_attack_config(args.config)
+    ensure_ray()
+    executor = Executor(Store(args.store), progress=None)
+    names = args.scenarios.split(",") if args.scenarios else None
+    _, scenarios = load_scenarios(args.challenge, answers_root=args.answers, names=names)
+    results: list[dict] = []
+    plain = configs.get("sst2_inf", configs["*"]).named_recipe()
+    for name, scenario in scenarios.items():
+        config = configs.get(name, configs["*"])
+        recipe = config.shadow_recipe(scenario.inputs.len_training)
+        for label, attack, params, kind in ANCHORS:  # the runner-up trained its references with the plain recipe
+            shadow = plain if kind == "per-target" else recipe
+            got = collect_signals(scenario, PlanSpec(kind=kind), shadow, executor)
+            results += rows(scenario, label, attack, params, kind, got)
+        for k in (int(x) for x in args.ks.split(",")):
+            plan = dataclasses.replace(config.plan, kind="pool", shadows=k, group=2) if k else PlanSpec(kind="none")
+            got = collect_signals(scenario, plan, recipe, executor)
+            for attack in args.attacks.split(","):
+                results += rows(scenario, attack, attack, {}, k, got)
+            print(table(results[-2 * len(args.attacks.split(",")):]), flush=True)
+    print(table(results))
+    print(f"png: {plot(results, args.png)}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
