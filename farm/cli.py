@@ -381,7 +381,7 @@ def _add_store(sub: argparse._SubParsersAction) -> None:
 def _cmd_store_verify(args: argparse.Namespace) -> int:
     from farm.store import Store
 
-    store = Store(args.store)
+    store = Store(args.store, create=False)
     keys = store.keys()
     bad = store.verify_all()
     for key, problems in bad.items():

@@ -41,12 +41,15 @@ class Store:
     """Keyed artifacts under ``root`` (a path or fsspec URI). Safe for concurrent writers of the same key:
     identical keys hold identical content, and the last manifest rename wins."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, create: bool = True):
+        """``create=False``: the store must exist already (a command that only reads one writes nothing)."""
         import fsspec
 
         self.uri = str(root) if "://" in str(root) else str(Path(root).resolve())
         self.fs, self.root = fsspec.core.url_to_fs(self.uri)
         self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+        if not create and not self.fs.isdir(self.root):
+            raise StoreError(f"{self.uri}: no such store")
         self.fs.makedirs(self.root, exist_ok=True)
 
     def __reduce__(self) -> tuple:

@@ -228,3 +228,10 @@ def test_bench_writes_a_measured_table(tmp_path, capsys):
     table = read_table(tmp_path / "t.json")
     assert table.device.startswith("cpu") and set(table.rates) == {"tiny"}
     assert all(r.seq_per_s > 0 and r.source.startswith("measured on cpu") for r in table.rates["tiny"].values())
+
+
+def test_store_verify_refuses_a_missing_store_and_writes_nothing(tmp_path, capsys):
+    assert main(["store", "verify", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'nope'}: no such store" in err
+    assert not (tmp_path / "nope").exists()
