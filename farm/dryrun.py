@@ -118,8 +118,10 @@ def attack_plan(challenge: str | Path, configs: Mapping[str, AttackConfig], *, t
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
-        # matched shadows run the targets' recipe at the same sizes; solving their noise (Opacus) changes no count
-        stages += _attack_stages(scenario, config.plan, config.named_recipe(), table, store)
+        recipe = config.named_recipe()
+        if config.match_targets:  # the targets' step count; their noise (an Opacus solve) changes no count or size
+            recipe = dataclasses.replace(recipe, steps=recipe.total_steps(scenario.inputs.len_training))
+        stages += _attack_stages(scenario, config.plan, recipe, table, store)
     return RunPlan("attack", tuple(stages), gpus, table, _weight_notes(ch))
 
 
@@ -146,12 +148,18 @@ def _attack_stages(scenario: Scenario, plan: PlanSpec, recipe: Recipe, table: Ta
             _infer_stage(scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done)]
 
 
+def sequences_trained(recipe: Recipe, records: int) -> int:
+    """Sequences one training on ``records`` records processes: ``steps`` full batches when the recipe fixes its
+    step count (a matched shadow), else ``epochs`` passes."""
+    return recipe.steps * recipe.batch_size if recipe.steps is not None else recipe.epochs * records
+
+
 def _train_stage(scenario: Scenario, name: str, recipe: Recipe, sizes: Sequence[int], table: Table,
                  done: int | None, *, bound: bool = False, mode: str | None = None) -> Stage:
     shape = _shape(recipe, scenario)
     records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
     mode = mode or train_mode(recipe.precision, recipe.dp is not None)
-    sequences = recipe.epochs * records
+    sequences = sequences_trained(recipe, records)
     return Stage(scenario.name, name, "train", len(sizes), records, sequences, shape.kind, mode,
                  weights_bytes(shape), table.seconds(shape.kind, mode, sequences), done, bound)
 
@@ -298,7 +306,7 @@ def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJ
     shape = model_shape(recipe.model, recipe.max_length, vocab=vocab, base=base)
     records = int(round(float(np.mean([j.selection.indices().size for j in jobs]))))
     mode = train_mode(recipe.precision, recipe.dp is not None)
-    sequences = recipe.epochs * records
+    sequences = sequences_trained(recipe, records)
     return Stage(scenario, name, "train", len(jobs), records, sequences, shape.kind, mode, weights_bytes(shape),
                  table.seconds(shape.kind, mode, sequences), None if store is None else _done(store, jobs))
 
