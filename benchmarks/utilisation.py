@@ -96,7 +96,7 @@ def main() -> None:
             "slots": slots, "trainings": trains, "inference passes": len(jobs) - trains,
             "job_s": report.job_seconds, "inference share": 1 - train_s / report.job_seconds, "wall_s": wall,
             "sum(job)/slots": ideal,
-            "utilisation": report.busy_seconds / (slots * wall), "overhead": wall / ideal - 1,
+            "utilisation": report.utilisation, "overhead": wall / ideal - 1,
             "workers start-up_s": report.startup_seconds,
             "utilisation of started workers": report.busy_seconds / max(report.live_seconds, 1e-9),
         }]))

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from farm.metrics import check_scores
+
 
 @dataclass(frozen=True)
 class EpsilonAudit:
@@ -107,9 +109,5 @@ def _errors(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> tuple[np.nd
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y, s = np.ravel(labels).astype(np.int64), np.ravel(scores).astype(np.float64)
-    if y.shape != s.shape or not np.isin(y, (0, 1)).all() or y.min(initial=1) == y.max(initial=0):
-        raise ValueError("labels must be 0/1 with both classes, one per score")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
-    return y, s
+    y, s = check_scores(labels, scores)
+    return y.astype(np.int64), s

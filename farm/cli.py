@@ -12,8 +12,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from farm.config import config_path, shipped
+
+if TYPE_CHECKING:
+    from farm.cluster import Executor
+
 from farm.errors import ConfigError, FarmError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -213,7 +218,7 @@ def _executor(args: argparse.Namespace, default_store: Path):
                     gpus_per_job=args.gpus_per_job, device=args.device)
 
 
-def _jobs_line(executor) -> None:
+def _jobs_line(executor: Executor) -> None:
     """The last line of every command that runs jobs; other tools parse it, so its format is fixed."""
     print(f"jobs: {executor.ran} run, {executor.reused} reused")
 

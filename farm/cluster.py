@@ -197,7 +197,11 @@ class _Pool:
         self.replacements = 0
 
     def drain(self, todo: dict[str, Job]) -> None:
-        deps = {key: {d for d in job_inputs(job) if d in todo} for key, job in todo.items()}
+        unmet = {key: {d for d in job_inputs(job) if d in todo} for key, job in todo.items()}
+        dependents: dict[str, list[str]] = {}
+        for key, inputs in unmet.items():
+            for d in inputs:
+                dependents.setdefault(d, []).append(key)
         size = self.ex.pool_size(len(todo), self.gpus)
         if self.gpus and (self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
             _request_gpus(size * self.gpus)  # an autoscaling cluster starts GPU workers; a fixed one ignores it
@@ -205,7 +209,7 @@ class _Pool:
             self._start_actor()
         self.report.workers = size
         try:
-            self._loop(dict(todo), [k for k in todo if not deps[k]], deps)
+            self._loop(dict(todo), [k for k in todo if not unmet[k]], unmet, dependents)
         finally:
             end = time.perf_counter()
             self.report.live_seconds += sum(end - t for t in self.since.values())
@@ -217,8 +221,9 @@ class _Pool:
         actor: Any = _ACTOR.options(**options).remote(*self.args)
         self.starting[actor.__ray_ready__.remote()] = actor
 
-    def _loop(self, pending: dict[str, Job], ready: list[str], deps: dict[str, set[str]]) -> None:
-        done: set[str] = set()
+    def _loop(self, pending: dict[str, Job], ready: list[str], unmet: dict[str, set[str]],
+              dependents: dict[str, list[str]]) -> None:
+        """Until every job is done: feed started workers, collect one result, release the jobs it unblocks."""
         waited = time.perf_counter()
         while pending:
             self._feed(ready, pending)
@@ -243,10 +248,11 @@ class _Pool:
                 self._lost(actor, job, ready)
                 continue
             self._record(result)
-            done.add(job.key)
             pending.pop(job.key)
-            sent = {j.key for _, j in self.inflight.values()}
-            ready.extend(k for k in pending if k not in ready and k not in sent and deps[k] <= done)
+            for key in dependents.get(job.key, ()):
+                unmet[key].discard(job.key)
+                if not unmet[key]:
+                    ready.append(key)
 
     def _started(self, ref: Any) -> None:
         actor = self.starting.pop(ref)

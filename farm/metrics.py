@@ -39,7 +39,7 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 
     ``labels`` are 0/1 (1 = member) and must contain both classes; ``scores`` are finite, shape ``[n]``.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     order = np.argsort(scores, kind="mergesort")[::-1]
     scores, labels = scores[order], labels[order]
     distinct = np.where(np.diff(scores))[0]
@@ -99,7 +99,9 @@ def pooled_scores(scores: Sequence[np.ndarray]) -> np.ndarray:
     return np.clip(np.where(np.isnan(raw), 0.5, scaled), 0.0, 1.0)
 
 
-def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat 0/1 ``labels`` (both classes present) and finite float64 ``scores`` of the same length, else
+    ``ValueError`` saying which."""
     labels = np.asarray(labels).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:

@@ -140,7 +140,7 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                for scenario, name in config.scenarios.items()}
     constants = ChallengeConstants(population_size, config.len_training, config.len_challenge, config.population,
                                    f"{ASSETS}/tokenizer", f"{ASSETS}/base",
-                                   {scenario: target_privacy(r) for scenario, r in recipes.items()})
+                                   {scenario: privacy_record(r) for scenario, r in recipes.items()})
     tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
     public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
@@ -163,7 +163,7 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
     return Plan(constants, tok, base, targets)
 
 
-def target_privacy(recipe: Recipe) -> dict[str, Any]:
+def privacy_record(recipe: Recipe) -> dict[str, Any]:
     """What ``challenge.json`` says of a scenario's targets: ``{"epsilon": "inf"}`` without DP, else the recipe's
     target epsilon (None when it fixes a noise multiplier instead) and delta."""
     if recipe.dp is None:

@@ -254,6 +254,8 @@ class FileDigests:
     def __init__(self, db: Path):
         self.db = db
         self.hits = self.misses = 0
+        self._con: sqlite3.Connection | None = None
+        self._failed = False
 
     @classmethod
     def default(cls) -> FileDigests:
@@ -277,27 +279,29 @@ class FileDigests:
         return digest
 
     def _connect(self) -> sqlite3.Connection | None:
-        try:
-            self.db.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.db, timeout=30)
-            con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime INTEGER, sha256 TEXT, "
-                        "PRIMARY KEY (path, size, mtime))")
-            return con
-        except (OSError, sqlite3.Error):
-            return None
+        """One connection per instance (per process), opened on first use; None when the cache is unusable."""
+        if self._con is None and not self._failed:
+            try:
+                self.db.parent.mkdir(parents=True, exist_ok=True)
+                con = sqlite3.connect(self.db, timeout=30, check_same_thread=False)
+                con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime INTEGER, "
+                            "sha256 TEXT, PRIMARY KEY (path, size, mtime))")
+                self._con = con
+            except (OSError, sqlite3.Error):
+                self._failed = True
+        return self._con
 
     def _query(self, row: tuple) -> str | None:
         con = self._connect()
         if con is None:
             return None
-        with contextlib.closing(con):
-            got = con.execute("SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime=?", row).fetchone()
+        got = con.execute("SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime=?", row).fetchone()
         return got[0] if got else None
 
     def _insert(self, row: tuple, digest: str) -> None:
         con = self._connect()
         if con is None:
             return
-        with contextlib.closing(con), contextlib.suppress(sqlite3.Error), con:
+        with contextlib.suppress(sqlite3.Error), con:  # a transaction: committed on leaving
             con.execute("DELETE FROM digests WHERE path=?", row[:1])
             con.execute("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?)", (*row, digest))

@@ -153,7 +153,7 @@ def test_new_attacks_run_through_the_driver(attack, tiny_challenge, tmp_path):
 
 def test_target_privacy_recorded_in_challenge_json(tmp_path):
     from farm.challenge import ChallengeConstants, write_constants
-    from farm.mini import target_privacy as recorded
+    from farm.mini import privacy_record as recorded
     from farm.recipes import DPConfig, Recipe
 
     targets = {"sst2_inf": recorded(Recipe()), "sst2_lo": recorded(Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-6)))}
