@@ -102,6 +102,7 @@ class Report:
     lost_workers: int = 0
     startup_seconds: float = 0.0  # from the start of the run until every worker of the pool had started
     live_seconds: float = 0.0  # sum over workers of the time from their start to the end of the run
+    check_seconds: float = 0.0  # the store's "is it done?" checks before anything is queued
 
     @property
     def job_seconds(self) -> float:
@@ -154,7 +155,7 @@ class Executor:
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
-        report = Report(skipped=len(unique) - len(todo))
+        report = Report(skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start)
         if todo:
             ensure_ray()
             _Pool(self, report, title, start).drain(todo)

@@ -70,9 +70,15 @@ def expand_vars(text: str) -> str:
 
 def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
     """The file of a config or recipe given by name (no suffix, no folder: ``attack-mini``, ``mini-inf``) from
-    the shipped ones, or ``name_or_path`` unchanged when it is a path. ``ConfigError`` for an unknown name."""
+    the shipped ones, or ``name_or_path`` unchanged when it is a path. A path ``configs/<name>.yaml`` (or
+    ``configs/recipes/<name>.yaml``) that does not exist names the shipped file, so the commands the docs give from
+    the repository root work from any working directory. ``ConfigError`` for an unknown name."""
     path = Path(name_or_path)
     if path.suffix or path.name != str(name_or_path):
+        folder = "configs/recipes" if kind == "recipe" else "configs"
+        if not path.exists() and path.suffix == ".yaml" and path.parent.as_posix() == folder \
+                and path.stem in shipped(kind):
+            return shipped(kind)[path.stem]
         return path
     known = shipped(kind)
     if str(name_or_path) not in known:

@@ -10,6 +10,8 @@ own reference) and the dev/final targets, puts 95% bootstrap intervals over mode
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from farm.attacks import run_attack
 from farm.audit import EpsilonAudit, audit_epsilon
 from farm.challenge import CHALLENGE_JSON, PHASES, read_constants
 from farm.config import AttackConfig
+from farm.fsutil import atomic_write_text
 from farm.intervals import Interval, bootstrap_by_model, counts
 from farm.metrics import pooled_scores, roc_curve
 from farm.scenario import (
@@ -34,11 +37,13 @@ from farm.scenario import (
     plan_jobs,
     shadow_mechanism,
 )
+from farm.stopwatch import Stopwatch
 
 N_BOOT = 1000  # resamples per pooled figure: about 0.1 s for 8 models x 100 points, 2.4 s for 100 x 200
 LEVEL = 0.95  # intervals and the epsilon audit
 MICO_EPSILON = {"sst2_inf": math.inf, "sst2_hi": 10.0, "sst2_lo": 4.0}
 MICO_DELTA = 1e-5
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -192,26 +197,34 @@ def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
 
 
 def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: Any, out: str | Path,
-                     *, answers_root: str | Path | None = None) -> list[ScenarioResult]:
-    """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``
-    and ``out/scores.parquet``."""
+                     *, answers_root: str | Path | None = None,
+                     watch: Stopwatch | None = None) -> list[ScenarioResult]:
+    """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``,
+    ``out/scores.parquet`` and, last, ``out/stages.json``: the seconds of each stage (``farm.stopwatch``)."""
     from farm.report import write_metrics, write_report, write_scores
     from farm.submission import Expected, normalize, pack, write_predictions
 
-    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root, assets=configs["*"].assets)
+    watch = watch or Stopwatch()
+    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root, assets=configs["*"].assets,
+                                   watch=watch)
     chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
-    planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training))
-               for name, s in scenarios.items()]
-    collected = collect_many(planned, executor, title="shadows and inference, all scenarios")
-    results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name), collected=got)
-               for (name, s), got in zip(scenarios.items(), collected)]
+    with watch.stage("scheduling"):
+        planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training))
+                   for name, s in scenarios.items()]
+    collected = collect_many(planned, executor, title="shadows and inference, all scenarios", watch=watch)
+    with watch.stage("scoring"):
+        results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name),
+                                   collected=got) for (name, s), got in zip(scenarios.items(), collected)]
     out = Path(out)
-    predictions = {}
-    for r in results:
-        predictions.update(normalize({m.as_tuple(): v for m, v in r.raw.items()}, mode=r.config.normalize))
-    write_predictions(out / "predictions", predictions)
-    pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
-    write_report(out, results, challenge_root)
-    write_metrics(out, results, challenge_root)
-    write_scores(out, results)
+    with watch.stage("writing"):
+        predictions = {}
+        for r in results:
+            predictions.update(normalize({m.as_tuple(): v for m, v in r.raw.items()}, mode=r.config.normalize))
+        write_predictions(out / "predictions", predictions)
+        pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
+        write_report(out, results, challenge_root)
+        write_metrics(out, results, challenge_root)
+        write_scores(out, results)
+    atomic_write_text(out / "stages.json", json.dumps(watch.as_dict(), indent=2) + "\n")
+    log.info("stages: %s", watch.line())
     return results

@@ -9,6 +9,13 @@ recipe, all through the executor and the store. It writes
   ``dev``/``final`` models with ``seed_challenge`` and weights only;
 * ``out/answers/``: ``dev``/``final`` seeds and ``solution.csv``, so the project can score itself.
 
+``layout: mico`` writes the *release* layout instead, as MICO published it: no ``challenge.json`` (so MICO's
+constants apply, and the config must have them: all 68,221 GLUE SST-2 records, 67,349 training records and 100
+challenge pairs per model), weights as ``pytorch_model.bin`` (a plain state dict, which readers load with
+``weights_only``), and the tokenizer and base model -- what the hub's roberta-base is to the real release -- in
+``out/assets/base`` (tokenizer files beside ``config.json`` and weights), which an attack config names as
+``assets: {base_model: OUT/assets/base}``.
+
 Each tree is assembled in a temporary folder and renamed into place: a crash leaves no half-written tree.
 """
 
@@ -28,7 +35,7 @@ from farm.config import config_path, expand_vars, load_recipe, read_yaml, recipe
 from farm.errors import ConfigError, SpecError, SplitError
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import Recipe, canonical_key, from_dict, require
-from farm.splits import check_constants, split_model
+from farm.splits import MICO_LEN_CHALLENGE, MICO_LEN_TRAINING, MICO_N_TOTAL, check_constants, split_model
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class PopulationSpec:
 
 
 SOURCES = ("synthetic", "file", "glue-sst2")
+LAYOUTS = ("farm", "mico")
 
 
 @dataclass(frozen=True)
@@ -82,9 +90,16 @@ class MiniConfig:
     base_recipe: dict[str, Any] = field(default_factory=dict)
     vocab_size: int = 4096
     seed: int = 0
+    layout: str = "farm"
     description: str = ""
 
     def __post_init__(self) -> None:
+        require(self.layout in LAYOUTS, "layout", " or ".join(LAYOUTS), self.layout)
+        if self.layout == "mico":
+            require((self.len_training, self.len_challenge) == (MICO_LEN_TRAINING, MICO_LEN_CHALLENGE),
+                    "len_training", f"MICO's constants with layout: mico (len_training {MICO_LEN_TRAINING}, "
+                    f"len_challenge {MICO_LEN_CHALLENGE}: a release tree has no challenge.json to name others)",
+                    (self.len_training, self.len_challenge))
         population = from_dict(PopulationSpec, self.population, "population")
         public = from_dict(PopulationSpec, self.public, "public")
         require(public.size is not None, "public.n", "the public corpus size (public.n, or public.subset.n)")
@@ -181,41 +196,69 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> P
     if _complete(out, config_key):
         return out
     population_size = len(load_population(config.population))
+    if config.layout == "mico" and population_size != MICO_N_TOTAL:
+        raise ConfigError(f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all of "
+                          f"GLUE SST-2, train then validation); population has {population_size:,}")
     p = plan(config, population_size)
     executor.run([p.tokenizer], title="tokenizer")
     executor.run([p.base], title="base model")
     executor.run([t[-1] for t in p.targets], title="targets")
-    _write_trees(out, p, executor.store, config_key)
+    _write_trees(out, p, executor.store, config_key, release=config.layout == "mico")
     return out
 
 
-def _write_trees(out: Path, p: Plan, store: Any, config_key: str) -> None:
+def _write_trees(out: Path, p: Plan, store: Any, config_key: str, *, release: bool = False) -> None:
+    """Assemble ``challenge``, ``answers`` (and with ``release``, ``assets``) in a temporary folder, then rename."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".building-") as tmp:
-        challenge, answers = Path(tmp) / "challenge", Path(tmp) / "answers"
+        challenge, answers, assets = Path(tmp) / "challenge", Path(tmp) / "answers", Path(tmp) / "assets"
         for root in (challenge, answers):
-            write_constants(root, p.constants)
+            if release:
+                root.mkdir()
+            else:
+                write_constants(root, p.constants)
         cache = Path(tmp) / "cache"
         cache.mkdir()
-        shutil.copytree(store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer",
-                        ignore=shutil.ignore_patterns("manifest.json"))
-        shutil.copytree(store.get_dir(p.base.key, cache), challenge / ASSETS / "base",
-                        ignore=shutil.ignore_patterns("manifest.json"))
+        keep = shutil.ignore_patterns("manifest.json")
+        if release:  # roberta-base's stand-in: one directory with the tokenizer files, config.json and weights
+            shutil.copytree(store.get_dir(p.tokenizer.key, cache), assets / "base", ignore=keep)
+            shutil.copytree(store.get_dir(p.base.key, cache), assets / "base", ignore=keep, dirs_exist_ok=True)
+        else:
+            shutil.copytree(store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer", ignore=keep)
+            shutil.copytree(store.get_dir(p.base.key, cache), challenge / ASSETS / "base", ignore=keep)
         for scenario, phase, model_id, seeds, job in p.targets:
-            _write_target(challenge, answers, scenario, phase, model_id, seeds, store.get_dir(job.key, cache), p)
+            model_dir = store.get_dir(job.key, cache)
+            _write_target(challenge, answers, scenario, phase, model_id, seeds,
+                          _as_release(model_dir, Path(tmp) / "bin") if release else _model_files(model_dir), p)
         (challenge / ".complete").write_text(config_key + "\n")
-        for name in ("challenge", "answers"):
+        names = ("challenge", "answers", "assets") if release else ("challenge", "answers")
+        for name in names:
             if (out / name).exists():
                 shutil.rmtree(out / name)
-        answers.rename(out / "answers")
-        challenge.rename(out / "challenge")
+        for name in reversed(names):  # the challenge last: its .complete marker says the rest is there
+            (Path(tmp) / name).rename(out / name)
+
+
+def _model_files(model_dir: Path) -> dict[str, Path]:
+    return {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}
+
+
+def _as_release(model_dir: Path, scratch: Path) -> dict[str, Path]:
+    """A stored model as MICO released its models: ``config.json`` and ``pytorch_model.bin``, a plain state dict
+    of tensors (``torch.save``), which ``torch.load(weights_only=True)`` reads back."""
+    import torch
+    from safetensors.torch import load_file
+
+    scratch.mkdir(exist_ok=True)
+    target = scratch / "pytorch_model.bin"
+    torch.save(load_file(str(model_dir / "model.safetensors")), target)
+    return {"config.json": model_dir / "config.json", "pytorch_model.bin": target}
 
 
 def _write_target(challenge: Path, answers: Path, scenario: str, phase: str, model_id: int,
-                  seeds: tuple[int, ...], model_dir: Path, p: Plan) -> None:
+                  seeds: tuple[int, ...], files: dict[str, Path], p: Plan) -> None:
     split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
                         len_challenge=p.constants.len_challenge)
-    files = {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}
     labelled = phase == "train"
     name = f"model_{model_id}"
     write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],

@@ -13,6 +13,7 @@ Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``S
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, 
 from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
 from farm.recipes import Recipe
+from farm.stopwatch import Stopwatch
 from farm.store import Store, fingerprint
 
 
@@ -203,26 +205,35 @@ class Collected:
 
 
 def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | None = None,
-                   names: Sequence[str] | None = None,
-                   assets: Assets | None = None) -> tuple[Challenge, dict[str, Scenario]]:
+                   names: Sequence[str] | None = None, assets: Assets | None = None,
+                   watch: Stopwatch | None = None) -> tuple[Challenge, dict[str, Scenario]]:
     """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin its
-    inputs (``assets``: local copies in place of a release tree's hub defaults), load the population's labels
-    (``ConfigError`` unless it has the challenge's ``n_total`` records) and build the scenarios ``names``
-    (default: all, sorted)."""
+    inputs (``assets``: local copies in place of a release tree's hub defaults) and every provided model (content
+    fingerprints, cached across runs by ``farm.store``), load the population's labels (``ConfigError`` unless it
+    has the challenge's ``n_total`` records) and build the scenarios ``names`` (default: all, sorted). ``watch``
+    times the ``reading`` and ``fingerprinting`` stages."""
     from farm.data import load_population
 
-    ch = read_challenge(challenge_root)
-    answers = read_challenge(answers_root, require_weights=False) if answers_root else None
+    watch = watch or Stopwatch()
+    with watch.stage("reading"):
+        ch = read_challenge(challenge_root)
+        answers = read_challenge(answers_root, require_weights=False) if answers_root else None
     unknown = sorted(set(names or ()) - set(ch.scenarios()))
     if unknown:
         raise ConfigError(f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})")
-    inputs = challenge_inputs(ch, assets)
-    labels = load_population(inputs.population).labels
+    with watch.stage("fingerprinting"):
+        inputs = challenge_inputs(ch, assets)
+        for entry in ch.select():
+            if entry.weights is not None and entry.config is not None:
+                model_ref(entry)  # digests now (cached), so that planning jobs only looks them up
+    with watch.stage("reading"):
+        labels = load_population(inputs.population).labels
     if labels.size != inputs.n_total:
         raise ConfigError(f"{challenge_root}: the population ({inputs.population.get('source')} "
                           f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
                           f"need n_total = {inputs.n_total}")
-    return ch, {name: build_scenario(ch, name, inputs, labels, answers) for name in names or ch.scenarios()}
+    with watch.stage("scheduling"):  # splits, unions and keep masks of every model
+        return ch, {name: build_scenario(ch, name, inputs, labels, answers) for name in names or ch.scenarios()}
 
 
 def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeInputs:
@@ -322,18 +333,35 @@ def plan_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *,
     return Planned(part, tuple(shadows), tuple(trains), tuple(infer_jobs(part, trains)))
 
 
-def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str = "jobs") -> list[Collected]:
+def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str = "jobs",
+                 watch: Stopwatch | None = None) -> list[Collected]:
     """Run the jobs of every plan in ONE executor call (one queue: a GPU never waits for another scenario's
-    stage to end), then read each part's signals from the store. Jobs already in the store are not run again."""
+    stage to end), then read each part's signals from the store. Jobs already in the store are not run again.
+    ``watch`` gets the queue's wall time split into ``training`` and ``inference`` by their shares of the
+    job-seconds run (with the job-seconds themselves), and the ``reading`` of the signals."""
     from farm.run import job_seconds, logits_from_store
 
-    jobs: list[Job] = [*(t for p in planned for t in p.trains), *(i for p in planned for i in p.infers)]
-    executor.run(jobs, title=title)
+    watch = watch or Stopwatch()
+    trains = [t for p in planned for t in p.trains]
+    infers = [i for p in planned for i in p.infers]
+    start = time.perf_counter()
+    report = executor.run([*trains, *infers], title=title)
+    wall = time.perf_counter() - start
+    ran = getattr(report, "results", {}) or {}
+    spent = {kind: sum(float(ran[j.key].get("seconds", 0.0)) for j in jobs if ran.get(j.key, {}).get("ran"))
+             for kind, jobs in (("training", trains), ("inference", infers))}
+    checks = float(getattr(report, "check_seconds", 0.0))
+    watch.add("scheduling", checks)
+    for kind, seconds in spent.items():
+        watch.add_jobs(kind, seconds)
+        watch.add(kind, (wall - checks) * seconds / max(sum(spent.values()), 1e-9) if any(spent.values())
+                  else 0.0)
     out = []
-    for p in planned:
-        logits = np.stack([logits_from_store(executor.store, job)[1] for job in p.infers])
-        out.append(Collected(p.part.with_signals(logits, list(p.shadows)), len(p.trains),
-                             job_seconds(executor.store, [*p.trains, *p.infers]), tuple(t.key for t in p.trains)))
+    with watch.stage("reading"):
+        for p in planned:
+            logits = np.stack([logits_from_store(executor.store, job)[1] for job in p.infers])
+            out.append(Collected(p.part.with_signals(logits, list(p.shadows)), len(p.trains),
+                                 job_seconds(executor.store, [*p.trains, *p.infers]), tuple(t.key for t in p.trains)))
     return out
 
 

@@ -162,3 +162,17 @@ def test_target_privacy_recorded_in_challenge_json(tmp_path):
     lo = target_privacy(tmp_path, "sst2_lo")
     assert (lo.epsilon, lo.delta, lo.source) == (4.0, 1e-6, "challenge.json")
     assert target_privacy(tmp_path, "sst2_hi").epsilon is None  # not recorded: unknown
+
+
+def test_attack_writes_the_time_of_each_stage_last(tiny_built, tmp_path):
+    from farm.driver import attack_challenge
+    from farm.stopwatch import STAGES
+
+    out = tmp_path / "out"
+    attack_challenge(tiny_built / "challenge", {"*": CONFIG}, NoisyExecutor(Store(tmp_path / "store")), out,
+                     answers_root=tiny_built / "answers")
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages["wall_seconds"]) == [*STAGES, "total"]
+    assert stages["wall_seconds"]["total"] == pytest.approx(sum(v for k, v in stages["wall_seconds"].items()
+                                                                if k != "total"), abs=0.01)
+    assert (out / "stages.json").stat().st_mtime_ns >= (out / "scores.parquet").stat().st_mtime_ns
