@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -134,7 +133,9 @@ def pate_rdp(orders: np.ndarray, *, queries: int, answered: int, sigma: float,
     ``sigma`` (L2 sensitivity sqrt(2): ``alpha / sigma^2`` each) plus, for confident-GNMax (``sigma1`` given), the
     threshold check of all ``queries`` (sensitivity 1: ``alpha / (2 sigma1^2)`` each)."""
     require(0 <= answered <= queries, "answered", f"an integer in [0, queries={queries}]", answered)
-    rdp = answered * gaussian_rdp(orders, sigma / math.sqrt(2)) if answered else np.zeros(np.shape(orders))
+    orders = np.asarray(orders, dtype=np.float64)
+    gnmax_rdp = orders / sigma**2 if sigma > 0 else np.full(orders.shape, np.inf)  # gaussian_rdp(sigma / sqrt(2))
+    rdp = answered * gnmax_rdp if answered else np.zeros(orders.shape)
     if sigma1 is not None and queries:
         rdp = rdp + queries * gaussian_rdp(orders, sigma1)
     return rdp
@@ -154,36 +155,6 @@ def rdp_epsilon(orders: np.ndarray, rdp: np.ndarray, delta: float) -> tuple[floa
     best = int(np.nanargmin(eps))
     return max(0.0, float(eps[best])), float(orders[best])
 
-
-@dataclass(frozen=True)
-class PateConfig:
-    """A PATE defence (a recipe-like YAML with ``defence: pate``): ``teachers`` teachers trained with recipe
-    ``member`` on disjoint partitions of a target's training records; ``queries`` public records labelled by their
-    noisy vote (GNMax with ``sigma``; confident-GNMax with ``threshold`` and ``sigma1``); a student trained with recipe
-    ``student`` on the answered ones. ``member`` / ``student``: recipe names, ``.yaml`` paths or inline mappings
-    (resolved by ``farm.pateplan.load_pate``). ``delta``: the delta the privacy cost is reported at."""
-
-    defence: str
-    teachers: int
-    sigma: float
-    queries: int
-    member: str | dict[str, Any]
-    student: str | dict[str, Any]
-    threshold: float | None = None
-    sigma1: float | None = None
-    delta: float = 1e-5
-    seed: int = 0
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        require(self.defence == "pate", "defence", "pate", self.defence)
-        require(self.teachers >= 1, "teachers", "an integer >= 1", self.teachers)
-        require(self.queries >= 1, "queries", "an integer >= 1", self.queries)
-        self.aggregation(0)  # checks sigma, threshold / sigma1 and delta
-
-    def aggregation(self, seed: int) -> Aggregation:
-        """The vote aggregation of one target, its noise seeded by ``seed`` (with ``self.seed``)."""
-        return Aggregation(self.sigma, self.threshold, self.sigma1, seed=mix_seeds(self.seed, seed), delta=self.delta)
 
 
 def mix_seeds(*seeds: int) -> int:

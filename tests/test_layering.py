@@ -17,9 +17,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "farm"
 PURE = {"__init__", "errors", "splits", "plans", "signals", "attacks", "metrics", "recipes", "jobs", "audit",
-        "intervals", "queries", "estimates", "pate", "labeldp"}
+        "intervals", "queries", "estimates", "pate", "labeldp", "pateplan"}
 EFFECTS = {"fsutil", "config", "challenge", "data", "synthetic", "models", "train", "infer", "store", "run", "mini",
-           "submission", "scoring", "plots", "scenario", "whitebox", "bench", "pateplan"}
+           "submission", "scoring", "plots", "scenario", "whitebox", "bench"}
 RAY = {"cluster", "tuning"}
 TOP = {"driver", "report", "cli", "dryrun"}
 PURE_THIRD_PARTY = {"numpy", "scipy", "sklearn"}
