@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from farm.errors import SpecError
-from farm.recipes import PRECISIONS, Recipe, canonical_key, require, to_dict
+from farm.pate import Aggregation
+from farm.recipes import PRECISIONS, Recipe, canonical_key, recipe_identity, require, to_dict
 
 
 def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,24 +120,33 @@ class TokenizerJob:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model name ``base``."""
+    """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model name ``base``.
+
+    ``labels``: a ``VoteJob``'s entry (PATE's student): train on its labels instead of the population's, and only on
+    the records of ``selection`` it answered. ``None``: the population's labels. Enters the key only when set.
+    """
 
     population: Mapping[str, Any]
     tokenizer: Ref
     selection: Selection
     recipe: Recipe
     base: Ref | None = None
+    labels: StoreRef | None = None
     label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         _check_refs(self, "tokenizer", "base")
+        if self.labels is not None and not isinstance(self.labels, StoreRef):
+            raise SpecError(f"TrainJob.labels must be a StoreRef (a vote job's entry), got {self.labels!r}")
 
     @property
     def key(self) -> str:
         pop = population_identity(self.population)
-        return canonical_key("train", {"population": pop, "tokenizer": self.tokenizer.token,
-                                       "selection": to_dict(self.selection), "recipe": to_dict(self.recipe),
-                                       "base": self.base.token if self.base else None})
+        payload = {"population": pop, "tokenizer": self.tokenizer.token, "selection": to_dict(self.selection),
+                   "recipe": recipe_identity(self.recipe), "base": self.base.token if self.base else None}
+        if self.labels is not None:
+            payload["labels"] = self.labels.token
+        return canonical_key("train", payload)
 
 
 @dataclass(frozen=True)
@@ -167,4 +177,29 @@ class InferJob:
                                        "max_length": self.max_length, "precision": self.precision})
 
 
-Job = TokenizerJob | TrainJob | InferJob
+@dataclass(frozen=True)
+class VoteJob:
+    """PATE's noisy vote: labels for the records the teachers were queried on, from the teachers' logits.
+
+    ``logits``: the entries of the teachers' ``InferJob``s, all over the same selection (one per teacher, in
+    teacher order). Each teacher votes for its argmax class; ``aggregation`` turns the vote counts into labels
+    (``farm.pate.Aggregation``). The entry holds ``indices`` (the queried records, sorted), ``labels`` (int64,
+    ``-1`` where confident-GNMax did not answer) and ``counts`` (``[n_queries, n_classes]``); its manifest's meta
+    the number of queries and answers and the epsilon spent at ``aggregation.delta``.
+    """
+
+    logits: tuple[StoreRef, ...]
+    aggregation: Aggregation
+    label: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.logits or not all(isinstance(r, StoreRef) for r in self.logits):
+            raise SpecError(f"VoteJob.logits must be a non-empty tuple of StoreRef, got {self.logits!r}")
+
+    @property
+    def key(self) -> str:
+        return canonical_key("votes", {"logits": [r.token for r in self.logits],
+                                       "aggregation": to_dict(self.aggregation)})
+
+
+Job = TokenizerJob | TrainJob | InferJob | VoteJob

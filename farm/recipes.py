@@ -22,6 +22,7 @@ from farm.errors import SpecError
 T = TypeVar("T")
 SPEC_VERSION = 1
 PRECISIONS = ("fp32", "bf16", "tf32")  # see ``Recipe``
+LABEL_MECHANISMS = ("randomized_response",)  # see ``LabelNoise``
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,20 @@ class DPConfig:
 
 
 @dataclass(frozen=True)
+class LabelNoise:
+    """Noise on training labels (a recipe's ``label_noise``): ``mechanism`` (``randomized_response``: each binary
+    label flipped with probability ``1 / (e^eps + 1)``, ``farm.labeldp``) at label-DP ``epsilon``; the coins are
+    seeded by the recipe's seed."""
+
+    epsilon: float
+    mechanism: str = "randomized_response"
+
+    def __post_init__(self) -> None:
+        require(self.mechanism in LABEL_MECHANISMS, "mechanism", " or ".join(LABEL_MECHANISMS), self.mechanism)
+        require(self.epsilon > 0, "epsilon", "a number > 0 (label-DP epsilon)", self.epsilon)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer: betas
     (0.9, 0.999), eps 1e-8), no warm-up.
@@ -120,6 +135,9 @@ class Recipe:
     * ``tf32``: float32 with CUDA matmuls in TF32 (``torch.set_float32_matmul_precision("high")``). TF32 is a CUDA
       matmul mode only: on CPU a ``tf32`` job computes exactly what ``fp32`` does, yet is stored under its ``tf32``
       key (TF32 *allows* reduced matmul precision; full precision is one admissible result).
+
+    ``label_noise``: train on noisy labels (``LabelNoise``: randomized response, label-DP); ``None``: true labels.
+    A recipe without it has the key it had before the field existed (``recipe_identity``).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -135,6 +153,7 @@ class Recipe:
     precision: str = "fp32"
     steps: int | None = None
     grad_clip: float | None = None
+    label_noise: LabelNoise | None = None
 
     def __post_init__(self) -> None:
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
@@ -243,6 +262,15 @@ def require(ok: bool, key: str, expected: str, got: Any = None) -> None:
 def to_dict(obj: Any) -> dict[str, Any]:
     """A frozen dataclass as plain JSON-ready data."""
     return dataclasses.asdict(obj)
+
+
+def recipe_identity(recipe: Recipe) -> dict[str, Any]:
+    """What a recipe contributes to a job key: its fields, without ``label_noise`` when unset (keys of recipes
+    written before that field existed stay as they were)."""
+    data = to_dict(recipe)
+    if data["label_noise"] is None:
+        del data["label_noise"]
+    return data
 
 
 def canonical_key(kind: str, payload: Mapping[str, Any]) -> str:

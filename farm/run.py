@@ -8,6 +8,7 @@ fetched models) across jobs of one worker.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 
 from farm.data import Population, Tokenized, load_population, tokenize
 from farm.errors import SpecError
-from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, StoreRef, TokenizerJob, TrainJob
+from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, StoreRef, TokenizerJob, TrainJob, VoteJob
 from farm.recipes import Perf
 from farm.store import Store
 
@@ -142,9 +143,42 @@ def _run_train(job: TrainJob, store: Store, ctx: Context, tmp: Path) -> dict:
     if job.recipe.model.name == "base" and job.base is None:
         raise SpecError(f"{job.label or job.key}: recipe uses model 'base' but the job names no base model")
     base = ctx.resolve(job.base, store) if job.base else None
-    out = train(tokens, job.selection.indices(), job.recipe, out_dir=tmp / "out",
+    indices = job.selection.indices()
+    if job.labels is not None:  # PATE's student: the ensemble's answers are its labels
+        tokens, indices = given_labels(tokens, indices, store.get_arrays(job.labels.key))
+    out = train(tokens, indices, job.recipe, out_dir=tmp / "out",
                 tokenizer=ctx.tokenizer(job.tokenizer, store), base=base, perf=ctx.perf)
     return {"train": json.loads((out / "farm.json").read_text())}
+
+
+def given_labels(tokens: Tokenized, indices: np.ndarray, votes: dict[str, np.ndarray]) -> tuple[Tokenized, np.ndarray]:
+    """``tokens`` labelled by a vote job's entry (``indices``, ``labels``; ``-1``: unanswered), and the records of
+    ``indices`` that were answered. ``SpecError`` when the vote covers none of them."""
+    answered = votes["indices"][votes["labels"] >= 0]
+    labels = tokens.labels.copy()
+    labels[answered] = votes["labels"][votes["labels"] >= 0]
+    keep = np.intersect1d(indices, answered)
+    if keep.size == 0:
+        raise SpecError("the vote job answered none of the student's records: nothing to train on")
+    return dataclasses.replace(tokens, labels=labels), keep
+
+
+def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
+    """Each teacher votes its argmax class; ``job.aggregation`` turns the counts into labels (``farm.pate``)."""
+    from farm.pate import vote_counts
+
+    entries = [store.get_arrays(ref.key) for ref in job.logits]
+    indices = entries[0]["indices"]
+    if any(not np.array_equal(e["indices"], indices) for e in entries):
+        raise SpecError(f"{job.label or job.key}: the teachers' logits cover different records")
+    counts = vote_counts(np.stack([e["logits"].argmax(axis=1) for e in entries]), entries[0]["logits"].shape[1])
+    labels = job.aggregation.labels(counts)
+    answered = int((labels >= 0).sum())
+    (tmp / "out").mkdir()
+    for name, array in {"indices": indices, "labels": labels, "counts": counts}.items():
+        np.save(tmp / "out" / f"{name}.npy", array, allow_pickle=False)
+    return {"queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
+            "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered)}
 
 
 def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
@@ -158,7 +192,8 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
     return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
 
 
-_RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train, InferJob: _run_infer}
+_RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train, InferJob: _run_infer,
+                             VoteJob: _run_votes}
 
 
 def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarray]:

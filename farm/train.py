@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from farm.data import Tokenized, pad_batch, shuffled_bucketed
+from farm.labeldp import noisy_labels
 from farm.models import init_model, save_model
 from farm.recipes import DPConfig, Perf, Recipe, to_dict
 
@@ -104,6 +105,8 @@ def train(
 ) -> Path:
     """Train on ``indices`` of ``tokens`` with ``recipe``; save to ``out_dir`` (atomically) and return it.
 
+    Labels are ``tokens.labels``, after ``recipe.label_noise`` (randomized response) when the recipe has one.
+
     ``base``: the directory that the model name ``base`` stands for (see ``farm.models.init_model``).
     """
     start = time.perf_counter()
@@ -111,6 +114,8 @@ def train(
     rng = np.random.default_rng([recipe.seed, 0xBA7C4])
     device = resolve_device(perf.device)
     indices = np.asarray(indices, dtype=np.int64)
+    if recipe.label_noise is not None:  # label DP: the loop sees only the noisy labels
+        tokens = dataclasses.replace(tokens, labels=noisy_labels(tokens.labels, recipe.label_noise, recipe.seed))
     model = init_model(recipe.model, tokenizer, max_length=recipe.max_length, base=base).to(device).train()
     optimizer: Any = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     criterion: Any = torch.nn.CrossEntropyLoss()

@@ -5,7 +5,7 @@ import pytest
 
 from farm.errors import SpecError
 from farm.jobs import HubRef, InferJob, PathRef, Selection, StoreRef, TokenizerJob, TrainJob
-from farm.recipes import Recipe, canonical_key, to_dict
+from farm.recipes import Recipe, canonical_key, recipe_identity, to_dict
 
 
 def test_selection_roundtrip_and_size():
@@ -55,7 +55,7 @@ def test_keys_of_store_and_hub_refs_are_unchanged():
     pop = {"source": "synthetic", "n": 10, "seed": 0}
     job = TrainJob(pop, StoreRef("tok"), Selection.of(10, np.array([1, 2, 3])), Recipe(seed=1), HubRef("roberta-base"))
     payload = {"population": pop, "tokenizer": "store:tok", "selection": to_dict(job.selection),
-               "recipe": to_dict(job.recipe), "base": "roberta-base"}
+               "recipe": recipe_identity(job.recipe), "base": "roberta-base"}
     assert job.key == canonical_key("train", payload)
 
 

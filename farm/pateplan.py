@@ -1,0 +1,125 @@
+"""PATE as a defence of ordinary keyed jobs: the defence config (YAML ``defence: pate``) and the jobs that stand in
+for one target. Pure (no torch, no files).
+
+``plan_pate(target, pate, public=..., public_n=...)`` turns what make-challenge decided for a target (its
+population, tokenizer, base model, training selection and seed: ``farm.defences.TargetSpec`` or any object with
+those attributes) into
+
+1. T teacher ``TrainJob``s, one per disjoint partition of the target's records (``farm.pate.partition``);
+2. T ``InferJob``s: each teacher's logits on the queried public records;
+3. one ``VoteJob``: the noisy (confident-)GNMax labels of those records, with the epsilon they spent;
+4. the student ``TrainJob`` on the public records the vote answered, with those labels (``TrainJob.labels``).
+
+The attacker sees the student (``PatePlan.model``), an ordinary model directory (aggregate ``single``).
+
+The public split is a population disjoint from the challenge population: a make-challenge config's ``public``
+corpus (the one the base model is pre-trained on). A held-out slice of the challenge population is not used: its
+records outside a target's member set include that target's challenge points (the non-members the attack is
+scored on), which a student would then be trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from farm.errors import SpecError
+from farm.jobs import InferJob, Job, Ref, Selection, StoreRef, TrainJob, VoteJob
+from farm.pate import Aggregation, mix_seeds, partition
+from farm.recipes import Recipe, require
+
+
+@dataclass(frozen=True)
+class Pate:
+    """A PATE defence (YAML ``defence: pate``): ``teachers`` teachers trained with ``recipe`` on disjoint partitions
+    of a target's training records; ``queries`` public records labelled by the teachers' noisy vote (GNMax with
+    ``sigma``; confident-GNMax when ``threshold`` and ``sigma1`` are given); a student trained with ``student`` on
+    the answered ones. ``delta``: the delta its epsilon is reported at; ``seed``: mixed into every target's seed
+    (partitions, queries, noise)."""
+
+    recipe: Recipe
+    student: Recipe
+    teachers: int
+    sigma: float
+    queries: int
+    threshold: float | None = None
+    sigma1: float | None = None
+    delta: float = 1e-5
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        require(self.teachers >= 1, "teachers", "an integer >= 1", self.teachers)
+        require(self.queries >= 1, "queries", "an integer >= 1", self.queries)
+        self.aggregation(0)  # checks sigma, threshold / sigma1 and delta
+
+    def aggregation(self, seed: int) -> Aggregation:
+        """The vote aggregation of the target of seed ``seed``."""
+        return Aggregation(self.sigma, self.threshold, self.sigma1, seed=mix_seeds(self.seed, seed), delta=self.delta)
+
+    def privacy(self) -> dict[str, Any]:
+        """What ``challenge.json`` records of PATE targets: the epsilon (at ``delta``) of ``queries`` answers, an upper
+        bound for confident-GNMax (fewer answers spend less; each target's vote entry records its own), with the
+        defence's settings. The teachers' own training is not private: only the student is released."""
+        epsilon = self.aggregation(0).epsilon(queries=self.queries, answered=self.queries)
+        out = {"epsilon": epsilon, "delta": self.delta, "defence": "pate", "teachers": self.teachers,
+               "sigma": self.sigma, "queries": self.queries}
+        return out if self.threshold is None else {**out, "threshold": self.threshold, "sigma1": self.sigma1}
+
+
+class TargetLike(Protocol):
+    """What PATE needs of a target (``farm.defences.TargetSpec`` has it)."""
+
+    population: Mapping[str, Any]
+    tokenizer: Ref
+    selection: Selection
+    seed: int
+    base: Ref | None
+    label: str
+
+
+@dataclass(frozen=True)
+class PatePlan:
+    """The jobs of one PATE target, in dependency order, and the model the attacker sees."""
+
+    teachers: tuple[TrainJob, ...]
+    answers: tuple[InferJob, ...]
+    votes: VoteJob
+    student: TrainJob
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [*self.teachers, *self.answers, self.votes, self.student]
+
+    @property
+    def model(self) -> StoreRef:
+        """The student's store entry: what the attacker sees."""
+        return StoreRef(self.student.key)
+
+
+def plan_pate(target: TargetLike, pate: Pate, *, public: Mapping[str, Any], public_n: int) -> PatePlan:
+    """The PATE jobs that stand in for ``target`` (see the module docstring). ``public``: the public population
+    spec, of ``public_n`` records, of which ``pate.queries`` are drawn (seeded by the target's seed). Teachers and
+    student read the target's tokenizer and start from its base model; teacher ``i`` trains with ``pate.recipe`` and
+    a seed mixed from the target's and ``i``, the student with ``pate.student`` and the target's seed."""
+    if pate.queries > public_n:
+        raise SpecError(f"{target.label}: {pate.queries} queries asked of a public split of {public_n} records",
+                        key="queries")
+    parts = partition(target.selection.indices(), pate.teachers, [pate.seed, target.seed])
+    n_total = target.selection.n_total
+    teachers = tuple(TrainJob(target.population, target.tokenizer, Selection.of(n_total, part),
+                              dataclasses.replace(pate.recipe, seed=mix_seeds(target.seed, i) & 0x7FFFFFFF),
+                              target.base, label=f"{target.label}/teacher_{i}") for i, part in enumerate(parts))
+    rng = np.random.default_rng([mix_seeds(pate.seed, target.seed), 0x9E81C])
+    queried = Selection.of(public_n, np.sort(rng.choice(public_n, pate.queries, replace=False)))
+    answers = tuple(InferJob(public, target.tokenizer, StoreRef(t.key), queried, max_length=pate.recipe.max_length,
+                             precision=pate.recipe.precision, label=f"{t.label}/answers") for t in teachers)
+    votes = VoteJob(tuple(StoreRef(a.key) for a in answers), pate.aggregation(target.seed),
+                    label=f"{target.label}/votes")
+    student = TrainJob(public, target.tokenizer, queried, dataclasses.replace(pate.student, seed=target.seed),
+                       target.base, labels=StoreRef(votes.key), label=f"{target.label}/student")
+    return PatePlan(teachers, answers, votes, student)
