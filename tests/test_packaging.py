@@ -27,13 +27,14 @@ from pathlib import Path
 import farm
 from farm.config import config_path, load_recipe, shipped
 from farm.config import load_attack_config, load_tune_config
-from farm.mini import load_config
+from farm.mini import load_config, load_defence
 site = Path(sys.argv[1]).resolve()
 inside = lambda p: Path(p).resolve().is_relative_to(site)
 loaded = {"farm": farm.__file__, "recipes": [], "configs": []}
 assert inside(farm.__file__), farm.__file__
 for name in shipped("recipe"):
-    assert inside(config_path(name, "recipe")) and load_recipe(name)
+    load = load_defence if name.startswith("sisa-") else load_recipe
+    assert inside(config_path(name, "recipe")) and load(name)
     loaded["recipes"].append(name)
 for name in shipped():
     assert inside(config_path(name)), config_path(name)
