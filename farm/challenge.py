@@ -41,6 +41,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SEED_FILES = ("seed_challenge", "seed_training", "seed_membership")
 CHALLENGE_JSON = "challenge.json"
 ENSEMBLE_JSON = "ensemble.json"
+FORGOTTEN_CSV = "forgotten.csv"  # an unlearning challenge: 0/1 in challenge order, 1 = a member the target forgot
 ENSEMBLE_AGGREGATES = ("mean", "vote")
 _MEMBER_RE = re.compile(r"^member_\d+$")
 ASSETS = "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario

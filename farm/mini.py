@@ -26,9 +26,11 @@ import numpy as np
 
 from farm.challenge import (
     ASSETS,
+    FORGOTTEN_CSV,
     PHASES,
     SCENARIO_RE,
     ChallengeConstants,
+    format_row,
     write_constants,
     write_ensemble,
     write_model,
@@ -37,8 +39,10 @@ from farm.challenge import (
 from farm.config import config_path, expand_vars, read_yaml, recipe_ref, shipped, typed
 from farm.defences import Defence, DefencePlan, TargetSpec, plan_target, recipe_privacy, registry
 from farm.errors import ConfigError, SpecError, SplitError
+from farm.fsutil import atomic_write_text
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.recipes import Recipe, canonical_key, from_dict, require, to_dict
+from farm.sisa import Sisa, forget_members
 from farm.splits import check_constants, split_model
 
 
@@ -130,8 +134,11 @@ def load_config(path: str | Path) -> MiniConfig:
         spec = getattr(config, key)
         if spec["source"] == "file" and not Path(spec["path"]).exists():
             raise ConfigError(f"{path}: {key}.path: no such file or folder {spec['path']}")
-    for scenario, recipe in config.scenarios.items():
-        load_scenario_recipe(recipe, path, f"scenarios.{scenario}")
+    for scenario, name in config.scenarios.items():
+        recipe = load_scenario_recipe(name, path, f"scenarios.{scenario}")
+        if isinstance(recipe, Sisa) and recipe.forget > config.len_challenge:
+            raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
+                              f"target, more than the {config.len_challenge} each has (len_challenge)")
     return config
 
 
@@ -194,6 +201,7 @@ class Target(NamedTuple):
     model_id: int
     seeds: tuple[int, ...]
     plan: DefencePlan
+    forgotten: np.ndarray | None = None  # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
 
 
 @dataclass(frozen=True)
@@ -236,7 +244,11 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                 members = Selection.of(population_size, split.train_set())
                 spec = TargetSpec(config.population, StoreRef(tok.key), members, seeds[1] & 0x7FFFFFFF,
                                   StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}")
-                targets.append(Target(scenario, phase, model_id, seeds, plan_target(recipe, spec)))
+                tplan, forgotten = plan_target(recipe, spec), None
+                if isinstance(recipe, Sisa) and recipe.forget:
+                    assert split.solution is not None
+                    tplan, forgotten = forget_members(tplan, split.challenge, split.solution, recipe.forget, seeds[2])
+                targets.append(Target(scenario, phase, model_id, seeds, tplan, forgotten))
                 model_id += 1
     return Plan(constants, tok, base, targets)
 
@@ -290,7 +302,7 @@ def _write_trees(out: Path, p: Plan, store: Any, config_key: str) -> None:
 def _write_target(challenge: Path, answers: Path, target: Target, store: Any, cache: Path, p: Plan) -> None:
     """One target's folder (a plain model, or an ensemble folder for a defence with several members) and, for a
     dev/final target, its answers."""
-    scenario, phase, model_id, seeds, tplan = target
+    scenario, phase, model_id, seeds, tplan, forgotten = target
     split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
                         len_challenge=p.constants.len_challenge)
     labelled = phase == "train"
@@ -306,6 +318,9 @@ def _write_target(challenge: Path, answers: Path, target: Target, store: Any, ca
     if not labelled:
         write_model(answers / scenario / phase / name, seed_challenge=seeds[0], seed_training=seeds[1],
                     seed_membership=seeds[2], solution=split.solution)
+    if forgotten is not None:  # beside the solution: the attacker's for train models, the answers' otherwise
+        atomic_write_text((mdir if labelled else answers / scenario / phase / name) / FORGOTTEN_CSV,
+                          format_row(forgotten) + "\n")
 
 
 def _model_files(model_dir: Path) -> dict[str, Path]:

@@ -35,15 +35,18 @@ Layout = tuple[tuple[np.ndarray, ...], ...]  # [shard][slice] -> sorted int64 po
 @dataclass(frozen=True)
 class Sisa:
     """A SISA defence config (YAML: ``defence: sisa``). ``aggregate``: ``mean`` (average the members'
-    probability vectors) or ``vote`` (majority vote)."""
+    probability vectors) or ``vote`` (majority vote). ``forget``: an unlearning challenge -- each target is
+    released after unlearning this many of its challenge members (``forget_members``); 0: none."""
 
     recipe: Recipe
     shards: int = 5
     slices: int = 1
     aggregate: str = "mean"
+    forget: int = 0
     description: str = ""
 
     def __post_init__(self) -> None:
+        require(self.forget >= 0, "forget", "an integer >= 0", self.forget)
         require(self.shards >= 1, "shards", "an integer >= 1", self.shards)
         require(self.slices >= 1, "slices", "an integer >= 1", self.slices)
         require(self.aggregate in ("mean", "vote"), "aggregate", "mean or vote", self.aggregate)
@@ -52,7 +55,8 @@ class Sisa:
         """SISA gives no DP guarantee: epsilon is infinite (or the member recipe's DP epsilon per shard)."""
         base: dict[str, Any] = ({"epsilon": "inf"} if self.recipe.dp is None else
                                 {"epsilon": self.recipe.dp.target_epsilon, "delta": self.recipe.dp.delta})
-        return {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
+        out = {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
+        return {**out, "forget": self.forget} if self.forget else out
 
     def plan(self, target: TargetSpec) -> DefencePlan:
         return plan_layout(self, target, split(target.selection.indices(), self.shards, self.slices, target.seed))
@@ -128,3 +132,17 @@ def shard_of(plan: DefencePlan, index: int) -> tuple[int, int] | None:
             if np.isin(index, part):
                 return s, r
     return None
+
+
+def forget_members(plan: DefencePlan, challenge: np.ndarray, solution: np.ndarray, count: int,
+                   seed: int) -> tuple[DefencePlan, np.ndarray]:
+    """An unlearning challenge's target: ``count`` of the challenge members (``challenge``: population indices in
+    challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and unlearned from ``plan``. Returns the
+    unlearned plan and the 0/1 ``forgotten`` mask in challenge order (1 = trained on, then forgotten)."""
+    members = np.flatnonzero(np.asarray(solution) == 1)
+    if count > members.size:
+        raise SpecError(f"cannot forget {count} of {members.size} challenge members", key="forget")
+    chosen = np.random.default_rng([seed & 0x7FFFFFFF, 0xF0E6]).choice(members, size=count, replace=False)
+    mask = np.zeros(len(solution), dtype=np.int64)
+    mask[chosen] = 1
+    return unlearn(plan, np.asarray(challenge)[chosen]), mask
