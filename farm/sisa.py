@@ -146,3 +146,25 @@ def forget_members(plan: DefencePlan, challenge: np.ndarray, solution: np.ndarra
     mask = np.zeros(len(solution), dtype=np.int64)
     mask[chosen] = 1
     return unlearn(plan, np.asarray(challenge)[chosen]), mask
+
+
+def forgetting_rates(scores: np.ndarray, solution: np.ndarray, forgotten: np.ndarray,
+                     max_fpr: float = 0.1) -> dict[str, float]:
+    """How an attack sees an unlearning challenge's three groups of points, at one threshold: the highest one that
+    flags (score strictly above it) fewer than ``max_fpr`` of the never-seen points (``solution`` 0). Returns the
+    flagged fraction of ``kept`` members (solution 1, not forgotten), of ``forgotten`` members and of ``never``
+    (its achieved FPR, below ``max_fpr``), with the group sizes (``n_kept``, ...). Arrays: ``[n]`` aligned, pooled
+    over models as the caller likes; higher score = more likely a member. A forgotten point that an attack flags
+    as often as a kept one was not forgotten as far as it can tell."""
+    scores, solution, forgotten = (np.asarray(a) for a in (scores, solution, forgotten))
+    groups = {"kept": (solution == 1) & (forgotten == 0), "forgotten": forgotten == 1, "never": solution == 0}
+    never = np.sort(scores[groups["never"]])[::-1]
+    if not never.size:
+        raise SpecError("no never-seen points to set the threshold on", key="solution")
+    allowed = max(0, int(np.ceil(max_fpr * never.size)) - 1)  # false positives strictly below max_fpr
+    threshold = never[min(allowed, never.size - 1)]
+    out: dict[str, float] = {}
+    for name, mask in groups.items():
+        out[name] = float(np.mean(scores[mask] > threshold)) if mask.any() else float("nan")
+        out[f"n_{name}"] = int(mask.sum())
+    return out

@@ -17,7 +17,7 @@ POP = {"source": "synthetic", "n": 300, "seed": 0}
 
 
 def target(seed=5):
-    return TargetSpec(POP, StoreRef("tok"), Selection.of(300, np.arange(280)), seed, StoreRef("base"), "s/train/model_0")
+    return TargetSpec(POP, StoreRef("tok"), Selection.of(300, np.arange(280)), seed, StoreRef("base"), "s/model_0")
 
 
 def test_plain_recipe_is_one_training_released_as_itself():
