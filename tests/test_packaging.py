@@ -85,4 +85,4 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert _run([command, "--version"], work, env).strip() == f"farm {farm.__version__}"
     assert "attack-mini" in _run([command, "demo", "--help"], work, env)
     loaded = json.loads(_run([python, "-c", LOAD_ALL, site], work, env))
-    assert len(loaded["recipes"]) == 9 and len(loaded["configs"]) == 8, loaded
+    assert len(loaded["recipes"]) == 11 and len(loaded["configs"]) == 8, loaded
