@@ -8,7 +8,9 @@ The seam (how any defence stands in for a scenario's target recipe in ``farm mak
   like any recipe reference -- a shipped name, a ``.yaml`` path or an inline mapping -- and the loader,
   ``farm.mini.load_scenario_recipe``, resolves it before typing). A YAML with a ``defence:`` key is accepted
   wherever a make-challenge config names a scenario recipe (``scenarios: {sst2_sisa: sisa-s5-r1}``); a bad one
-  fails at load with one ``ConfigError`` line naming the file and key.
+  fails at load with one ``ConfigError`` line naming the file and key. Shipped defence YAMLs live beside the
+  recipes (``farm/configs/recipes/``); ``farm.mini.is_defence`` tells them apart, ``farm.mini.load_defence`` loads
+  one by name or path.
 * **Methods** (``Defence`` protocol): ``plan(target: TargetSpec) -> DefencePlan`` (pure: builds keyed jobs, runs
   nothing) and ``privacy() -> dict`` (JSON-ready; what ``challenge.json`` records under ``targets.<scenario>``:
   ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any descriptive keys such as ``defence``).

@@ -180,6 +180,11 @@ def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
     return defence
 
 
+def is_defence(ref: str | Mapping[str, Any]) -> bool:
+    """Whether a recipe reference (name, ``.yaml`` path or mapping) is a defence config (a ``defence:`` key)."""
+    return _defence_data(ref) is not None
+
+
 def _defence_data(ref: str | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None] | None:
     """``(mapping, its file or None when inline)`` when ``ref`` is a defence (inline, or a file whose top level
     has a ``defence:`` key), else None (a plain recipe reference, or a missing file: ``recipe_ref`` reports it)."""

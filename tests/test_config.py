@@ -24,7 +24,7 @@ from farm.config import (
     trial_recipe,
 )
 from farm.errors import ConfigError, SpecError
-from farm.mini import load_config
+from farm.mini import is_defence, load_config
 from farm.plans import PlanSpec
 from farm.recipes import DPConfig
 
@@ -36,7 +36,7 @@ DATA = ROOT / "tests" / "data"
 # --- every shipped config loads -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(n for n in shipped("recipe") if not n.startswith("sisa-")))  # see test_defences
+@pytest.mark.parametrize("name", sorted(n for n in shipped("recipe") if not is_defence(n)))  # see test_defences
 def test_recipes_load_by_name_and_path(name):
     recipe = load_recipe(name)
     assert recipe == load_recipe(CONFIGS / "recipes" / f"{name}.yaml")

@@ -9,7 +9,7 @@ from farm.config import load_recipe
 from farm.defences import DefencePlan, TargetSpec, plan_target, recipe_privacy, redone
 from farm.errors import ConfigError, SpecError
 from farm.jobs import Selection, StoreRef, TrainJob
-from farm.mini import load_config, load_defence, load_scenario_recipe
+from farm.mini import is_defence, load_config, load_defence, load_scenario_recipe
 from farm.sisa import Sisa
 
 DATA = Path(__file__).parent / "data"
@@ -41,6 +41,7 @@ def test_defence_plan_contract_is_checked():
 
 @pytest.mark.parametrize("name", ["sisa-s5-r1", "sisa-s5-r5"])
 def test_shipped_defences_load(name):
+    assert is_defence(name) and not is_defence("mini-inf")
     defence = load_defence(name)
     assert isinstance(defence, Sisa) and defence.recipe == load_recipe("mini-inf")
     assert load_scenario_recipe(name, "c.yaml", "scenarios.x") == defence

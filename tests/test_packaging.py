@@ -27,13 +27,13 @@ from pathlib import Path
 import farm
 from farm.config import config_path, load_recipe, shipped
 from farm.config import load_attack_config, load_tune_config
-from farm.mini import load_config, load_defence
+from farm.mini import is_defence, load_config, load_defence
 site = Path(sys.argv[1]).resolve()
 inside = lambda p: Path(p).resolve().is_relative_to(site)
 loaded = {"farm": farm.__file__, "recipes": [], "configs": []}
 assert inside(farm.__file__), farm.__file__
 for name in shipped("recipe"):
-    load = load_defence if name.startswith("sisa-") else load_recipe
+    load = load_defence if is_defence(name) else load_recipe
     assert inside(config_path(name, "recipe")) and load(name)
     loaded["recipes"].append(name)
 for name in shipped():
