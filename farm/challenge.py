@@ -2,7 +2,9 @@
 
 A model folder holds ``seed_challenge`` (always), ``seed_training``, ``seed_membership`` and ``solution.csv``
 (labelled models, or an answers tree), plus ``config.json`` and weights (``model.safetensors`` or
-``pytorch_model.bin``). Scenarios, phases and models come back in numeric order. Split constants belong to
+``pytorch_model.bin``), or, for a defended target released as an ensemble (``farm.defences``), ``ensemble.json``
+(``{"members": ["member_0", ...], "aggregate": "mean" | "vote"}``) and one such model folder per member.
+Scenarios, phases and models come back in numeric order. Split constants belong to
 the challenge: trees the project writes carry them in ``<root>/challenge.json``; without one the MICO SST-2
 values apply.
 """
@@ -38,6 +40,10 @@ PHASES = ("train", "dev", "final")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SEED_FILES = ("seed_challenge", "seed_training", "seed_membership")
 CHALLENGE_JSON = "challenge.json"
+ENSEMBLE_JSON = "ensemble.json"
+FORGOTTEN_CSV = "forgotten.csv"  # an unlearning challenge: 0/1 in challenge order, 1 = a member the target forgot
+ENSEMBLE_AGGREGATES = ("mean", "vote")
+_MEMBER_RE = re.compile(r"^member_\d+$")
 ASSETS = "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
 MICO_POPULATION = {"source": "glue-sst2", "description": "GLUE SST-2 train then validation (68,221 records)"}
 _MODEL_RE = re.compile(r"^model_(\d+)$")
@@ -283,6 +289,11 @@ def read_model(
         expected = membership_solution(seeds["seed_membership"], constants.len_challenge)
         if not np.array_equal(solution, expected):
             raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
+    if (mdir / ENSEMBLE_JSON).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
+        if require_weights:
+            read_ensemble(mdir)
+        return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
+                          seeds["seed_membership"], solution, mdir, mdir / ENSEMBLE_JSON)
     weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
     config = mdir / "config.json" if (mdir / "config.json").is_file() else None
     if require_weights:
@@ -294,6 +305,41 @@ def read_model(
         check_weights(weights)
     return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
                       seeds["seed_membership"], solution, weights, config)
+
+
+def read_ensemble(mdir: Path) -> tuple[list[Path], str]:
+    """``(member folders, aggregate)`` of an ensemble folder, checked: ``ensemble.json`` names ``member_<i>``
+    subfolders and an aggregate in ``ENSEMBLE_AGGREGATES``; every member has ``config.json`` and weights that load
+    safely (a pickle is refused as in any model folder). ``ChallengeFormatError`` naming the bad path."""
+    path = mdir / ENSEMBLE_JSON
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ChallengeFormatError(f"{path}: invalid ensemble description, expected JSON ({exc})") from exc
+    members = data.get("members") if isinstance(data, dict) else None
+    if not (isinstance(members, list) and members and all(isinstance(m, str) and _MEMBER_RE.match(m)
+                                                          for m in members)):
+        raise ChallengeFormatError(f"{path}: expected members: a non-empty list of member_<i> folder names")
+    aggregate = data.get("aggregate")
+    if aggregate not in ENSEMBLE_AGGREGATES:
+        raise ChallengeFormatError(f"{path}: expected aggregate: {' or '.join(ENSEMBLE_AGGREGATES)}, got {aggregate!r}")
+    folders = [mdir / m for m in members]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ChallengeFormatError(f"{folder}: missing ensemble member folder")
+        _check_model_dir(folder)
+    return folders, aggregate
+
+
+def write_ensemble(mdir: str | Path, members: list[Mapping[str, Path]], aggregate: str) -> Path:
+    """Write an ensemble into model folder ``mdir`` (seed files are ``write_model``'s): ``member_<i>/`` from each
+    mapping of file name -> source file, then ``ensemble.json`` (last, atomically)."""
+    mdir = Path(mdir)
+    names = [f"member_{i}" for i in range(len(members))]
+    for name, files in zip(names, members):
+        write_model_files(mdir / name, files)
+    atomic_write_text(mdir / ENSEMBLE_JSON, json.dumps({"members": names, "aggregate": aggregate}, indent=2) + "\n")
+    return mdir
 
 
 def check_model_config(path: Path) -> None:
@@ -416,7 +462,12 @@ def write_model(
             atomic_write_text(mdir / name, f"{int(value)}\n")
     if solution is not None:
         atomic_write_text(mdir / "solution.csv", format_row(np.asarray(solution, dtype=np.int64)) + "\n")
-    for name, source in (model_files or {}).items():
+    return write_model_files(mdir, model_files or {})
+
+
+def write_model_files(mdir: Path, model_files: Mapping[str, Path]) -> Path:
+    """Copy each source file of ``model_files`` (name -> source) into ``mdir``, atomically."""
+    for name, source in model_files.items():
         _atomic_copy(Path(source), mdir / name)
     return mdir
 
@@ -449,5 +500,6 @@ __all__ = [
     "read_constants",
     "read_model",
     "write_constants",
+    "write_ensemble",
     "write_model",
 ]

@@ -295,7 +295,7 @@ def make_challenge_plan(config_path: str | Path, *, table: Table, gpus: int, sto
                     None if store is None else _done(store, [p.tokenizer])),
               _mini_train(p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store)]
     for scenario in config.scenarios:
-        jobs = [t[-1] for t in p.targets if t[0] == scenario]
+        jobs = [j for t in p.targets if t.scenario == scenario for j in t.plan.jobs if isinstance(j, TrainJob)]
         stages.append(_mini_train(jobs[0], scenario, "targets", jobs, config.vocab_size, base_shape, table, store))
     return RunPlan("make-challenge", tuple(stages), gpus, table, ("the tokenizer trains on CPU: not counted",))
 

@@ -24,17 +24,32 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from farm.challenge import ASSETS, PHASES, SCENARIO_RE, ChallengeConstants, write_constants, write_model
-from farm.config import config_path, expand_vars, load_recipe, read_yaml, recipe_ref, typed
+from farm.challenge import (
+    ASSETS,
+    FORGOTTEN_CSV,
+    PHASES,
+    SCENARIO_RE,
+    ChallengeConstants,
+    format_row,
+    write_constants,
+    write_ensemble,
+    write_model,
+    write_model_files,
+)
+from farm.config import config_path, expand_vars, read_yaml, recipe_ref, shipped, typed
+from farm.defences import Defence, DefencePlan, TargetSpec, plan_target, recipe_privacy, registry
 from farm.errors import ConfigError, SpecError, SplitError
+from farm.fsutil import atomic_write_text
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
-from farm.recipes import Recipe, canonical_key, from_dict, require
+from farm.recipes import Recipe, canonical_key, from_dict, require, to_dict
+from farm.sisa import Sisa, forget_members
 from farm.splits import MICO_LEN_CHALLENGE, MICO_LEN_TRAINING, MICO_N_TOTAL, check_constants, split_model
 
 
@@ -134,9 +149,79 @@ def load_config(path: str | Path) -> MiniConfig:
         spec = getattr(config, key)
         if spec["source"] == "file" and not Path(spec["path"]).exists():
             raise ConfigError(f"{path}: {key}.path: no such file or folder {spec['path']}")
-    for scenario, recipe in config.scenarios.items():
-        recipe_ref(recipe, path, f"scenarios.{scenario}")
+    for scenario, name in config.scenarios.items():
+        recipe = load_scenario_recipe(name, path, f"scenarios.{scenario}")
+        if isinstance(recipe, Sisa) and recipe.forget > config.len_challenge:
+            raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
+                              f"target, more than the {config.len_challenge} each has (len_challenge)")
     return config
+
+
+def load_scenario_recipe(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Recipe | Defence:
+    """What config ``path`` names at ``key`` as a scenario's target recipe: a plain recipe (``recipe_ref``) or a
+    defence (a recipe name, ``.yaml`` path or inline mapping with a top-level ``defence:`` key; see
+    ``farm.defences``). ``ConfigError`` naming ``path`` and ``key`` (and the defence file) when it is invalid."""
+    found = _defence_data(ref)
+    if found is None:
+        return recipe_ref(ref, path, key)
+    data, source = found
+    if source is None:  # inline: errors name the config and the key
+        return load_defence_data(data, f"{path}: {key}")
+    try:
+        return load_defence_data(data, source)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {key}: defence {ref!r} is invalid: {exc}") from exc
+
+
+def load_defence(name_or_path: str | Path) -> Defence:
+    """A defence config from a YAML file, or by name from the shipped recipes (``sisa-s5-r1``)."""
+    source = config_path(name_or_path, "recipe")
+    return load_defence_data(read_yaml(source), source)
+
+
+def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
+    """A defence config from its mapping (``defence:`` names its class in ``farm.defences.registry``), its member
+    ``recipe`` resolved like any recipe reference (relative to the working directory); ``ConfigError`` naming
+    ``source`` and the key."""
+    data = dict(data)
+    classes = registry()
+    name = data.pop("defence", None)
+    if name not in classes:
+        raise ConfigError(f"{source}: defence: expected one of {', '.join(classes)}, got {name!r}")
+    if "recipe" not in data:
+        raise ConfigError(f"{source}: recipe: missing (the recipe of the defence's member models, e.g. mini-inf)")
+    data["recipe"] = to_dict(recipe_ref(data["recipe"], source, "recipe"))
+    defence: Defence = typed(classes[name], data, source)
+    return defence
+
+
+def is_defence(ref: str | Mapping[str, Any]) -> bool:
+    """Whether a recipe reference (name, ``.yaml`` path or mapping) is a defence config (a ``defence:`` key)."""
+    return _defence_data(ref) is not None
+
+
+def _defence_data(ref: str | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None] | None:
+    """``(mapping, its file or None when inline)`` when ``ref`` is a defence (inline, or a file whose top level
+    has a ``defence:`` key), else None (a plain recipe reference, or a missing file: ``recipe_ref`` reports it)."""
+    if isinstance(ref, Mapping):
+        return (dict(ref), None) if "defence" in ref else None
+    target = Path(ref) if Path(ref).suffix or Path(ref).name != str(ref) else shipped("recipe").get(str(ref))
+    if target is None or not target.is_file():
+        return None
+    data = read_yaml(target)
+    return (data, target) if "defence" in data else None
+
+
+class Target(NamedTuple):
+    """One target of a mini challenge: where it goes in the tree, its seeds, and its jobs (``plan.jobs``: one
+    training for a plain recipe, several for a defence; ``farm.defences.DefencePlan``)."""
+
+    scenario: str
+    phase: str
+    model_id: int
+    seeds: tuple[int, ...]
+    plan: DefencePlan
+    forgotten: np.ndarray | None = None  # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
 
 
 @dataclass(frozen=True)
@@ -146,12 +231,18 @@ class Plan:
     constants: ChallengeConstants
     tokenizer: TokenizerJob
     base: TrainJob
-    targets: list[tuple[str, str, int, tuple[int, ...], TrainJob]]  # scenario, phase, id, seeds, job
+    targets: list[Target]
+
+    def target_jobs(self) -> list[Any]:
+        """Every job of every target (a defence's several per target)."""
+        return [job for t in self.targets for job in t.plan.jobs]
 
 
 def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = None) -> Plan:
-    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``."""
-    recipes = {scenario: load_recipe(recipe_dir / f"{name}.yaml" if recipe_dir else name)
+    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``. A
+    scenario's recipe may be a defence (``farm.defences``): its targets are then planned by it."""
+    recipes = {scenario: load_scenario_recipe(str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
+                                              "make-challenge config", f"scenarios.{scenario}")
                for scenario, name in config.scenarios.items()}
     constants = ChallengeConstants(population_size, config.len_training, config.len_challenge, config.population,
                                    f"{ASSETS}/tokenizer", f"{ASSETS}/base",
@@ -170,20 +261,22 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                 seeds = tuple(int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64))
                 split = split_model(*seeds, n_total=population_size, len_training=config.len_training,
                                     len_challenge=config.len_challenge)
-                job = TrainJob(config.population, StoreRef(tok.key), Selection.of(population_size, split.train_set()),
-                               dataclasses.replace(recipe, seed=seeds[1] & 0x7FFFFFFF), StoreRef(base.key),
-                               label=f"{scenario}/{phase}/model_{model_id}")
-                targets.append((scenario, phase, model_id, seeds, job))
+                members = Selection.of(population_size, split.train_set())
+                spec = TargetSpec(config.population, StoreRef(tok.key), members, seeds[1] & 0x7FFFFFFF,
+                                  StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}")
+                tplan, forgotten = plan_target(recipe, spec), None
+                if isinstance(recipe, Sisa) and recipe.forget:
+                    assert split.solution is not None
+                    tplan, forgotten = forget_members(tplan, split.challenge, split.solution, recipe.forget, seeds[2])
+                targets.append(Target(scenario, phase, model_id, seeds, tplan, forgotten))
                 model_id += 1
     return Plan(constants, tok, base, targets)
 
 
-def privacy_record(recipe: Recipe) -> dict[str, Any]:
+def privacy_record(recipe: Recipe | Defence) -> dict[str, Any]:
     """What ``challenge.json`` says of a scenario's targets: ``{"epsilon": "inf"}`` without DP, else the recipe's
-    target epsilon (None when it fixes a noise multiplier instead) and delta."""
-    if recipe.dp is None:
-        return {"epsilon": "inf"}
-    return {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta}
+    target epsilon (None when it fixes a noise multiplier instead) and delta; a defence says its own."""
+    return recipe_privacy(recipe) if isinstance(recipe, Recipe) else recipe.privacy()
 
 
 def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> Path:
@@ -202,7 +295,7 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> P
     p = plan(config, population_size)
     executor.run([p.tokenizer], title="tokenizer")
     executor.run([p.base], title="base model")
-    executor.run([t[-1] for t in p.targets], title="targets")
+    executor.run(p.target_jobs(), title="targets")
     _write_trees(out, p, executor.store, config_key, release=config.layout == "mico")
     return out
 
@@ -226,10 +319,8 @@ def _write_trees(out: Path, p: Plan, store: Any, config_key: str, *, release: bo
         else:
             shutil.copytree(store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer", ignore=keep)
             shutil.copytree(store.get_dir(p.base.key, cache), challenge / ASSETS / "base", ignore=keep)
-        for scenario, phase, model_id, seeds, job in p.targets:
-            model_dir = store.get_dir(job.key, cache)
-            _write_target(challenge, answers, scenario, phase, model_id, seeds,
-                          _as_release(model_dir, Path(tmp) / "bin") if release else _model_files(model_dir), p)
+        for target in p.targets:
+            _write_target(challenge, answers, target, store, cache, p, scratch=Path(tmp) / "bin" if release else None)
         (challenge / ".complete").write_text(config_key + "\n")
         names = ("challenge", "answers", "assets") if release else ("challenge", "answers")
         for name in names:
@@ -255,18 +346,29 @@ def _as_release(model_dir: Path, scratch: Path) -> dict[str, Path]:
     return {"config.json": model_dir / "config.json", "pytorch_model.bin": target}
 
 
-def _write_target(challenge: Path, answers: Path, scenario: str, phase: str, model_id: int,
-                  seeds: tuple[int, ...], files: dict[str, Path], p: Plan) -> None:
+def _write_target(challenge: Path, answers: Path, target: Target, store: Any, cache: Path, p: Plan, *,
+                  scratch: Path | None = None) -> None:
+    """One target's folder (a plain model, or an ensemble folder for a defence with several members) and, for a
+    dev/final target, its answers. ``scratch``: write a plain model in the release layout (``_as_release``)."""
+    scenario, phase, model_id, seeds, tplan, forgotten = target
     split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
                         len_challenge=p.constants.len_challenge)
     labelled = phase == "train"
     name = f"model_{model_id}"
-    write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],
-                seed_training=seeds[1] if labelled else None, seed_membership=seeds[2] if labelled else None,
-                solution=split.solution if labelled else None, model_files=files)
+    mdir = write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],
+                       seed_training=seeds[1] if labelled else None, seed_membership=seeds[2] if labelled else None,
+                       solution=split.solution if labelled else None)
+    members = [store.get_dir(key, cache) for key in tplan.members]
+    if tplan.aggregate == "single":
+        write_model_files(mdir, _as_release(members[0], scratch) if scratch else _model_files(members[0]))
+    else:
+        write_ensemble(mdir, [_model_files(m) for m in members], tplan.aggregate)
     if not labelled:
         write_model(answers / scenario / phase / name, seed_challenge=seeds[0], seed_training=seeds[1],
                     seed_membership=seeds[2], solution=split.solution)
+    if forgotten is not None:  # beside the solution: the attacker's for train models, the answers' otherwise
+        atomic_write_text((mdir if labelled else answers / scenario / phase / name) / FORGOTTEN_CSV,
+                          format_row(forgotten) + "\n")
 
 
 def _complete(out: Path, config_key: str) -> bool:

@@ -8,6 +8,7 @@ safetensors or ``torch.load(weights_only=True)`` only -- never a plain unpickle.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import torch
 
+from farm.challenge import ENSEMBLE_JSON, read_ensemble
+from farm.defences import VOTE_FLOOR
 from farm.errors import ChallengeFormatError, ConfigError
 from farm.fsutil import make_temp_dir
 from farm.recipes import ModelSpec
@@ -118,7 +121,9 @@ def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | 
 
 
 def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
-    """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``.
+    """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``, or
+    an ensemble folder (``ensemble.json``, ``farm.challenge.read_ensemble``) as one ``Ensemble`` (``weights``
+    unused then).
 
     The ``.bin`` pickle is read with ``torch.load(weights_only=True)``. Missing parameters are an error;
     unexpected buffers (such as old ``position_ids``) are ignored. ``weights``: the folder's state dict, already
@@ -127,6 +132,9 @@ def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     model_dir = Path(model_dir)
+    if (model_dir / ENSEMBLE_JSON).is_file():
+        folders, aggregate = read_ensemble(model_dir)
+        return Ensemble([load_model(folder) for folder in folders], aggregate).eval()
     if not (model_dir / "config.json").is_file():
         raise ChallengeFormatError(f"{model_dir / 'config.json'}: missing model config")
     config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
@@ -136,6 +144,35 @@ def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None
     if missing:
         raise ChallengeFormatError(f"{model_dir}: weights lack {len(missing)} parameter(s), e.g. {missing[0]}")
     return model.eval()
+
+
+class Ensemble(torch.nn.Module):
+    """Ensemble members answering as one classifier (a SISA target): ``forward(input_ids=, attention_mask=)``
+    returns an object whose ``logits`` (float32 ``[batch, n_labels]``) are log-probabilities: ``mean``, the log of
+    the mean of the members' softmax vectors; ``vote``, the log of the fraction of members whose argmax is each
+    label, floored at ``farm.defences.VOTE_FLOOR``. Softmax of them is the ensemble's output distribution (for
+    ``vote``, the floored fractions renormalised), so every logit-based attack reads them as any model's logits.
+    ``config`` is the first member's (``num_labels``)."""
+
+    def __init__(self, members: list[torch.nn.Module], aggregate: str):
+        super().__init__()
+        if aggregate not in ("mean", "vote"):
+            raise ValueError(f"ensemble aggregate must be mean or vote, got {aggregate!r}")
+        self.members = torch.nn.ModuleList(members)
+        self.aggregate = aggregate
+        self.config = members[0].config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> Any:
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        logits = torch.stack([m(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+                              for m in self.members])  # [members, batch, labels]
+        if self.aggregate == "mean":
+            out = torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(len(self.members))
+        else:
+            votes = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float().mean(0)
+            out = torch.log(votes.clamp_min(VOTE_FLOOR))
+        return SequenceClassifierOutput(logits=out)
 
 
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:

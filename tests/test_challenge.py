@@ -165,3 +165,46 @@ def test_base_model_weights_in_assets_checked(tiny_challenge, tmp_path):
     with pytest.raises(ChallengeFormatError, match="refused"):
         read_challenge(tiny_challenge)
     assert not (tmp_path / "code-ran").exists() and bomb.exists()
+
+
+def _ensemble(mdir, n=2, aggregate="mean"):
+    """Turn model folder ``mdir`` into an ensemble of ``n`` copies of its own weights."""
+    from farm.challenge import write_ensemble
+
+    files = {name: mdir.parent / f".{mdir.name}-{name}" for name in ("config.json", "model.safetensors")}
+    for name, keep in files.items():
+        (mdir / name).rename(keep)
+    return write_ensemble(mdir, [files] * n, aggregate)
+
+
+def test_ensemble_folder_is_a_model(tiny_challenge):
+    from farm.challenge import read_ensemble
+
+    mdir = _ensemble(_model(tiny_challenge, phase="dev", i=3), n=3, aggregate="vote")
+    entry = next(m for m in read_challenge(tiny_challenge).models if m.path == mdir)
+    assert entry.weights == mdir and entry.config == mdir / "ensemble.json"  # pinned by the whole folder
+    folders, aggregate = read_ensemble(mdir)
+    assert [f.name for f in folders] == ["member_0", "member_1", "member_2"] and aggregate == "vote"
+
+
+def test_ensemble_member_pickle_refused_before_it_runs(tiny_challenge, tmp_path):
+    marker = tmp_path / "code-ran"
+    mdir = _ensemble(_model(tiny_challenge, phase="dev", i=3))
+    bomb = write_pickle_bomb(_swap_weights(mdir / "member_1", "pytorch_model.bin"), marker)
+    with pytest.raises(ChallengeFormatError, match=f"^{bomb}: refused: not loadable"):
+        read_challenge(tiny_challenge)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"members": ["member_0"], "aggregate": "median"}', "expected aggregate: mean or vote"),
+    ('{"members": ["../model_0"], "aggregate": "mean"}', "member_<i> folder names"),
+    ('{"members": ["member_0", "member_7"], "aggregate": "mean"}', "member_7: missing ensemble member folder"),
+    ("[1, 2", "invalid ensemble description"),
+])
+def test_bad_ensemble_description(tiny_challenge, text, message):
+    mdir = _ensemble(_model(tiny_challenge, phase="dev", i=3))
+    (mdir / "ensemble.json").write_text(text)
+    with pytest.raises(ChallengeFormatError, match=message) as info:
+        read_challenge(tiny_challenge)
+    assert "\n" not in str(info.value)

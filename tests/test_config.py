@@ -24,7 +24,7 @@ from farm.config import (
     trial_recipe,
 )
 from farm.errors import ConfigError, SpecError
-from farm.mini import load_config
+from farm.mini import is_defence, load_config
 from farm.plans import PlanSpec
 from farm.recipes import DPConfig
 
@@ -36,8 +36,8 @@ DATA = ROOT / "tests" / "data"
 # --- every shipped config loads -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(n for n in shipped("recipe") if not n.startswith(("sisa-", "pate-"))))
-def test_recipes_load_by_name_and_path(name):  # defences: test_defences, test_pate
+@pytest.mark.parametrize("name", sorted(n for n in shipped("recipe") if not is_defence(n)))  # see test_defences
+def test_recipes_load_by_name_and_path(name):
     recipe = load_recipe(name)
     assert recipe == load_recipe(CONFIGS / "recipes" / f"{name}.yaml")
 
@@ -64,7 +64,7 @@ def test_tune_configs_load(path):
     load_attack_config(config.default_attack)
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
 
-@pytest.mark.parametrize("name", ["mini", "mini-sst2"])
+@pytest.mark.parametrize("name", ["mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal"])
 def test_mini_configs_load_by_name(name):
     config = load_config(name)
     assert config == load_config(CONFIGS / f"{name}.yaml")
@@ -72,7 +72,7 @@ def test_mini_configs_load_by_name(name):
         load_recipe(recipe)
 
 
-@pytest.mark.parametrize("name", ["attack-mini", "attack-mini-sst2", "attack-mico"])
+@pytest.mark.parametrize("name", ["attack-mini", "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal"])
 def test_attack_configs_load_by_name(name):
     configs = load_attack_config(name)
     assert all(c.named_recipe() for c in configs.values())
@@ -142,7 +142,8 @@ def test_dp_variants_are_mappings():
 
 
 def test_every_shipped_file_is_tested():
-    assert set(shipped()) == {"mini", "mini-sst2", "attack-mini", "attack-mini-sst2", "attack-mico", "tune-mini",
+    assert set(shipped()) == {"mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal", "attack-mini",
+                              "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal", "tune-mini",
                               "tune-mini-sst2", "tune-mico"}
     assert {p.stem for p in CONFIGS.rglob("*.yaml")} == set(shipped()) | set(shipped("recipe"))
 

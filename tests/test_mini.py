@@ -32,7 +32,7 @@ def test_release_layout_writes_micos_shape(tiny_built, tmp_path):
     assert sorted(f.name for f in dev.iterdir()) == ["config.json", "pytorch_model.bin", "seed_challenge"]
     assert (answers / "sst2_inf" / "dev" / "model_4" / "solution.csv").is_file()
     check_weights(dev / "pytorch_model.bin")  # loads with weights_only, as every reader does
-    stored = Store(tiny_built / "store").get_dir(p.targets[4][-1].key, tmp_path / "cache")
+    stored = Store(tiny_built / "store").get_dir(p.targets[4].plan.members[0], tmp_path / "cache")
     expected = load_file(str(stored / "model.safetensors"))
     got = torch.load(dev / "pytorch_model.bin", weights_only=True)
     assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)

@@ -125,3 +125,29 @@ def test_a_hub_name_offline_fails_in_one_line(monkeypatch):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set and the model is not in the local"):
         init_model(ModelSpec(name="farm-test/not-cached"), None, max_length=67)
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "vote"])
+def test_ensemble_folder_loads_as_one_classifier(tmp_path, aggregate):
+    from farm.challenge import write_ensemble
+    from farm.defences import VOTE_FLOOR
+    from farm.infer import model_logits
+
+    _, tok, tokens = tiny_setup()
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = init_model(ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), tok, max_length=67).eval()
+        members.append(save_model(model, tmp_path / f"m{seed}"))
+    files = [{n: m / n for n in ("config.json", "model.safetensors")} for m in members]
+    ensemble = load_model(write_ensemble(tmp_path / "ens", files, aggregate))
+    indices = np.arange(20)
+    got = model_logits(ensemble, tokens, indices)
+    each = np.stack([model_logits(load_model(m), tokens, indices) for m in members])
+    probs = np.exp(each - each.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    if aggregate == "mean":  # log of the mean probability vector: its softmax is that vector
+        np.testing.assert_allclose(np.exp(got), probs.mean(0), rtol=1e-5, atol=1e-6)
+    else:
+        votes = np.eye(2)[each.argmax(-1)].mean(0)
+        np.testing.assert_allclose(np.exp(got), np.maximum(votes, VOTE_FLOOR), rtol=1e-6)

@@ -27,13 +27,14 @@ from pathlib import Path
 import farm
 from farm.config import config_path, load_recipe, shipped
 from farm.config import load_attack_config, load_tune_config
-from farm.mini import load_config
+from farm.mini import is_defence, load_config, load_defence
 site = Path(sys.argv[1]).resolve()
 inside = lambda p: Path(p).resolve().is_relative_to(site)
 loaded = {"farm": farm.__file__, "recipes": [], "configs": []}
 assert inside(farm.__file__), farm.__file__
 for name in shipped("recipe"):
-    assert inside(config_path(name, "recipe")) and load_recipe(name)
+    load = load_defence if is_defence(name) else load_recipe
+    assert inside(config_path(name, "recipe")) and load(name)
     loaded["recipes"].append(name)
 for name in shipped():
     assert inside(config_path(name)), config_path(name)
@@ -84,4 +85,4 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert _run([command, "--version"], work, env).strip() == f"farm {farm.__version__}"
     assert "attack-mini" in _run([command, "demo", "--help"], work, env)
     loaded = json.loads(_run([python, "-c", LOAD_ALL, site], work, env))
-    assert len(loaded["recipes"]) == 9 and len(loaded["configs"]) == 8, loaded
+    assert len(loaded["recipes"]) == 11 and len(loaded["configs"]) == 8, loaded

@@ -1,0 +1,122 @@
+"""Defences: a scenario's targets trained by a mechanism that is more than one training (SISA, PATE). Pure.
+
+The seam (how any defence stands in for a scenario's target recipe in ``farm make-challenge``):
+
+* **Config.** A defence is a frozen dataclass registered in ``registry()`` under the word its YAML's ``defence:``
+  key holds (``sisa``; PATE adds ``pate``). Its fields are validated in ``__post_init__`` with
+  ``farm.recipes.require``; it has a field ``recipe: Recipe`` (the member/teacher recipe; the YAML names it
+  like any recipe reference -- a shipped name, a ``.yaml`` path or an inline mapping -- and the loader,
+  ``farm.mini.load_scenario_recipe``, resolves it before typing). A YAML with a ``defence:`` key is accepted
+  wherever a make-challenge config names a scenario recipe (``scenarios: {sst2_sisa: sisa-s5-r1}``); a bad one
+  fails at load with one ``ConfigError`` line naming the file and key. Shipped defence YAMLs live beside the
+  recipes (``farm/configs/recipes/``); ``farm.mini.is_defence`` tells them apart, ``farm.mini.load_defence`` loads
+  one by name or path.
+* **Methods** (``Defence`` protocol): ``plan(target: TargetSpec) -> DefencePlan`` (pure: builds keyed jobs, runs
+  nothing) and ``privacy() -> dict`` (JSON-ready; what ``challenge.json`` records under ``targets.<scenario>``:
+  ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any descriptive keys such as ``defence``).
+* **TargetSpec**: what make-challenge decided for one target: population spec, tokenizer ref, the target's
+  training ``selection`` (its members, MICO split), ``seed`` (a non-negative int31: derive every job seed from
+  it), the challenge's ``base`` model ref (what ``model: {name: base}`` means) and a ``label`` prefix for jobs.
+* **DefencePlan**: ``jobs`` -- every job the released model needs, ordinary keyed jobs of ``farm.jobs`` in any
+  order (the executor orders them by their ``StoreRef`` inputs, see ``farm.cluster.job_inputs``; the store
+  reuses any already done); ``members`` -- store keys of the HF model folders (TrainJob outputs) the released
+  model is made of, in member order; ``aggregate`` -- how they answer a query (``AGGREGATES``): ``single``
+  (exactly one member, released as a plain model folder: a PATE student), ``mean`` (log of the mean of the
+  members' probability vectors) or ``vote`` (log of the members' argmax vote fractions, floored at
+  ``VOTE_FLOOR``); ``privacy`` -- as ``privacy()``; ``state`` -- defence-specific data for follow-up operations
+  (SISA: its shard/slice layout, for ``farm.sisa.unlearn``), never read by make-challenge.
+* **Release.** make-challenge writes a ``single`` plan as an ordinary model folder and a ``mean``/``vote`` plan as an
+  ensemble folder (``farm.challenge.write_ensemble``: ``ensemble.json`` plus ``member_<i>/`` HF folders), which
+  ``farm.models.load_model`` loads as one classifier, so ``farm attack`` runs on it unchanged.
+
+A plain ``Recipe`` is planned through the same door (``plan_target``): one ``TrainJob``, aggregate ``single``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from farm.jobs import Job, Ref, Selection, TrainJob
+from farm.recipes import Recipe, require
+
+AGGREGATES = ("single", "mean", "vote")
+VOTE_FLOOR = 1e-3  # the least vote fraction an ensemble reports, so that log(fraction) stays finite
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0, 2**31)``."""
+
+    population: Mapping[str, Any]
+    tokenizer: Ref
+    selection: Selection
+    seed: int
+    base: Ref | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        require(0 <= self.seed < 2**31, "seed", "an integer in [0, 2**31)", self.seed)
+
+
+@dataclass(frozen=True)
+class DefencePlan:
+    """The jobs of one released model and how its members answer (see the module docstring)."""
+
+    jobs: tuple[Job, ...]
+    members: tuple[str, ...]
+    aggregate: str
+    privacy: Mapping[str, Any]
+    state: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        require(self.aggregate in AGGREGATES, "aggregate", " or ".join(AGGREGATES), self.aggregate)
+        require(bool(self.members), "members", "at least one member")
+        require(self.aggregate != "single" or len(self.members) == 1, "members", "exactly one member (single)",
+                len(self.members))
+        keys = {job.key for job in self.jobs}
+        missing = [m for m in self.members if m not in keys]
+        require(not missing, "members", "keys of jobs of the plan", missing[:1])
+
+
+class Defence(Protocol):
+    """What a defence config provides (see the module docstring)."""
+
+    recipe: Recipe
+
+    def plan(self, target: TargetSpec) -> DefencePlan: ...
+
+    def privacy(self) -> dict[str, Any]: ...
+
+
+def registry() -> dict[str, type]:
+    """``{word of the YAML's defence: key: defence config class}``."""
+    from farm.sisa import Sisa
+
+    return {"sisa": Sisa}
+
+
+def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
+    """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without DP, else the
+    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta."""
+    if recipe.dp is None:
+        return {"epsilon": "inf"}
+    return {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta}
+
+
+def plan_target(recipe: Recipe | Defence, target: TargetSpec) -> DefencePlan:
+    """The jobs of one target: a defence's own plan, or for a plain recipe one ``TrainJob`` (the recipe with
+    ``target.seed``) released as a single model."""
+    if not isinstance(recipe, Recipe):
+        return recipe.plan(target)
+    job = TrainJob(target.population, target.tokenizer, target.selection, dataclasses.replace(recipe, seed=target.seed),
+                   target.base, label=target.label)
+    return DefencePlan((job,), (job.key,), "single", recipe_privacy(recipe))
+
+
+def redone(before: DefencePlan, after: DefencePlan) -> list[Job]:
+    """Jobs of ``after`` that ``before`` did not have (by key): what an update of a plan (unlearning) must run."""
+    known = {job.key for job in before.jobs}
+    return [job for job in after.jobs if job.key not in known]
