@@ -462,4 +462,6 @@ def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
     assert configs["sst2_hi"].extras() == Extras(grad_norm=True)
     assert configs["sst2_lo"].extras() == Extras()  # logits-only attacks keep plain inference jobs
     assert load_attack_config(DATA / "tiny-attack.yaml")["*"].extras() == Extras()
+    for name in ("attack-mini", "attack-mini-sst2"):  # farm demo and the benchmark: logits-only inference
+        assert all(c.extras() == Extras() for c in load_attack_config(name).values())
     assert AttackConfig(attack="lira_queries").extras() == Extras(queries=QueryFamily())
