@@ -7,6 +7,12 @@ Shadows come from one pool per scenario (``plan: pool``, groups of 2) trained wi
 of ``--config`` (DP scenarios: the targets' mechanism); a pool of K shadows is the first K of the largest, so
 growing K retrains nothing. Each phase is scored on its own (MICO's rule), never dev and final pooled.
 
+Attacks on more than logits: ``lira_queries`` (LiRA over the ``queries`` family of ``--config``, default
+``farm.queries.QueryFamily()``), ``lira_grad`` (LiRA on per-example gradient norms) and ``stacked_wb`` (the
+``stacked`` attack seeing every signal: its features add the gradient-norm loss and LiRA and the several-query
+LiRA; ``stacked`` itself sees the logits only). Inference computes query logits and gradient norms only when an
+attack of ``--attacks`` reads them (one more store entry per model: its logits, query logits and norms).
+
     farm make-challenge --config mini-sst2 --out /tmp/msst2
     python -m benchmarks.scaling --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \\
         --store /tmp/msst2/store --config attack-mini-sst2 --ks 0,2,4,8,16 --png /tmp/scaling.png
@@ -21,21 +27,45 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from farm.attacks import run_attack
+from farm.attacks import Signals, needs, run_attack
 from farm.config import load_attack_config
 from farm.driver import phase_intervals
 from farm.plans import PlanSpec
-from farm.scenario import Scenario, collect_signals, load_scenarios
+from farm.queries import QueryFamily
+from farm.scenario import Extras, Scenario, collect_signals, load_scenarios
 
-ATTACKS = ("lira_farm", "lira_online", "rmia", "rmia_fit", "stacked")
+ATTACKS = ("lira_farm", "lira_online", "lira_queries", "lira_grad", "rmia", "rmia_fit", "stacked", "stacked_wb")
+WHITE_BOX = frozenset({"query_logits", "grad_norm"})
+VARIANTS = {"stacked_wb": ("stacked", WHITE_BOX)}  # row name -> (attack, the optional signals it sees)
 ANCHORS = (("loss", "loss", {}, "none"), ("winner: in_calibration", "in_calibration", {}, "none"),
            ("runner-up: reference, 1 per target", "reference", {}, "per-target"))
 
 
-def rows(scenario: Scenario, label: str, attack: str, params: dict, k: int | str, collected) -> list[dict]:
-    """One row per answered phase: the attack's TPRs with their intervals."""
+def sees(name: str) -> tuple[str, frozenset[str]]:
+    """``(attack, optional Signals fields it sees)`` of a row name: a ``VARIANTS`` entry, or an attack of
+    ``farm.attacks.ATTACKS`` seeing what it needs (``farm.attacks.needs``)."""
+    return VARIANTS[name] if name in VARIANTS else (name, needs(name))
+
+
+def extras_for(names: list[str], queries: QueryFamily | None) -> Extras:
+    """What inference must compute for the rows ``names``."""
+    return Extras.needed(set().union(*(sees(n)[1] for n in names)), queries)
+
+
+def view(signals: Signals, fields: frozenset[str]) -> Signals:
+    """``signals`` without the optional fields outside ``fields``, so an attack whose features use whatever the
+    signals carry (``learned``, ``stacked``) is measured on what its row says."""
+    return dataclasses.replace(signals, query_logits=signals.query_logits if "query_logits" in fields else None,
+                               grad_norm=signals.grad_norm if "grad_norm" in fields else None)
+
+
+def rows(scenario: Scenario, label: str, attack: str, params: dict, k: int | str, collected,
+         signals: Signals | None = None) -> list[dict]:
+    """One row per answered phase: the attack's TPRs with their intervals (on ``signals``, default the
+    collected ones)."""
     part = collected.scenario
-    raw = dict(zip(part.ids, run_attack(attack, collected.signals, np.arange(len(part.ids)), **params)))
+    signals = collected.signals if signals is None else signals
+    raw = dict(zip(part.ids, run_attack(attack, signals, np.arange(len(part.ids)), **params)))
     out = []
     for phase in ("dev", "final"):
         if not any(m in part.solutions for m in part.phase(phase)):
@@ -110,12 +140,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             shadow = plain if kind == "per-target" else recipe
             got = collect_signals(scenario, PlanSpec(kind=kind), shadow, executor)
             results += rows(scenario, label, attack, params, kind, got)
+        names = args.attacks.split(",")
+        extras = extras_for(names, config.queries)
         for k in (int(x) for x in args.ks.split(",")):
             plan = dataclasses.replace(config.plan, kind="pool", shadows=k, group=2) if k else PlanSpec(kind="none")
-            got = collect_signals(scenario, plan, recipe, executor)
-            for attack in args.attacks.split(","):
-                results += rows(scenario, attack, attack, {}, k, got)
-            print(table(results[-2 * len(args.attacks.split(",")):]), flush=True)
+            got = collect_signals(scenario, plan, recipe, executor, extras=extras)
+            for name in names:
+                attack, fields = sees(name)
+                results += rows(scenario, name, attack, {}, k, got, view(got.signals, fields))
+            print(table(results[-2 * len(names):]), flush=True)
     print(table(results))
     print(f"png: {plot(results, args.png)}")
     return results

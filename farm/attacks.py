@@ -11,7 +11,7 @@ OUT references come from. Variants are parameters (see ``ATTACKS``), not copies.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,6 +287,29 @@ ATTACKS: dict[str, Attack] = {
     "learned": learned,
     "stacked": functools.partial(learned, stack=("rmia", "lira_farm"), classifier="logistic"),
 }
+
+
+# The optional ``Signals`` field each statistic reads; everything else reads the logits alone.
+NEEDS: dict[str, str] = {"query_margin": "query_logits", "grad_norm": "grad_norm"}
+
+
+def needs(name: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The optional ``Signals`` fields (``query_logits``, ``grad_norm``) attack ``name`` with ``params`` cannot
+    run without: those of its ``statistic`` (``NEEDS``; a variant's fixed one or a param), and for ``learned`` /
+    ``stacked`` those of every attack in its ``stack``. ``learned``'s own features use the optional fields only
+    when the signals carry them, so they add nothing here.
+
+    >>> sorted(needs("lira_queries")), sorted(needs("stacked", {"stack": ["lira_grad", "rmia"]}))
+    (['query_logits'], ['grad_norm'])
+    """
+    if name not in ATTACKS:
+        raise KeyError(f"unknown attack {name!r} (expected one of {sorted(ATTACKS)})")
+    fn = ATTACKS[name]
+    bound = {**(fn.keywords if isinstance(fn, functools.partial) else {}), **(params or {})}
+    out = {NEEDS[bound["statistic"]]} if bound.get("statistic") in NEEDS else set()
+    for inner in bound.get("stack", ()):
+        out |= needs(str(inner))
+    return frozenset(out)
 
 
 def run_attack(name: str, signals: Signals, targets: np.ndarray, **params: object) -> np.ndarray:

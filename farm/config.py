@@ -23,15 +23,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
-from farm.attacks import ATTACKS, RMIA_A_GRID, RMIA_GAMMA_GRID
+from farm.attacks import ATTACKS, RMIA_A_GRID, RMIA_GAMMA_GRID, needs
 from farm.challenge import PHASES, Assets, read_challenge
 from farm.errors import ConfigError, SpecError
 from farm.plans import PlanSpec
+from farm.queries import QueryFamily
 from farm.recipes import DPConfig, Recipe, coerce, from_dict, require
+
+if TYPE_CHECKING:
+    from farm.scenario import Extras
 
 T = TypeVar("T")
 NORMALIZE_MODES = ("global", "rank")  # the modes of farm.submission.normalize
@@ -196,6 +200,9 @@ class AttackConfig:
     noise multiplier, clip, logical batch, learning rate, schedule, sampling and number of steps. False: shadows
     train with ``recipe`` on their own records as it stands (a ``target_epsilon`` is solved at their own size).
     ``assets``: local copies of the hub inputs of a release tree (``farm.challenge.Assets``); top level only.
+    ``queries``: the ``farm.queries.QueryFamily`` (its fields: ``kinds``, ``drop_rate``, ``swaps``, ``special``,
+    ``seed``) whose logits an attack reading query logits (``lira_queries``) gets; default ``QueryFamily()``.
+    Inference computes extra signals only when the attack needs them (``extras``).
     """
 
     attack: str = "loss"
@@ -205,6 +212,7 @@ class AttackConfig:
     normalize: str = "global"
     match_targets: bool = False
     assets: Assets = field(default_factory=Assets)
+    queries: QueryFamily | None = None
 
     def __post_init__(self) -> None:
         require(self.attack in ATTACKS, "attack", f"one of {', '.join(ATTACKS)}", self.attack)
@@ -214,6 +222,13 @@ class AttackConfig:
             require(phase in PHASES, f"plan.phases[{i}]", f"one of {', '.join(PHASES)}", phase)
         if isinstance(self.recipe, Mapping):
             from_dict(Recipe, self.recipe, "recipe")
+
+    def extras(self) -> Extras:
+        """The signals beyond logits inference must compute for this attack (``farm.attacks.needs``): none for
+        logits-only attacks, so their inference jobs (and store keys) stay plain."""
+        from farm.scenario import Extras
+
+        return Extras.needed(needs(self.attack, self.params), self.queries)
 
     def named_recipe(self) -> Recipe:
         """The recipe ``recipe`` names (with ``match_targets``: the targets' recipe, before matching)."""
@@ -312,8 +327,9 @@ ATTACK_GRID: dict[str, list[dict]] = {
     "lira_offline": [{"fixed_variance": True}],
     "rmia": [{"gamma": 1.0}],
     "learned": [{}],
-    # Attacks of issue 13 on the signals collect_signals gathers (logits only). lira_queries, lira_grad and
-    # gradient need Signals.query_logits / grad_norm, which the driver does not collect yet: not in the grid.
+    # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need Signals.query_logits / grad_norm,
+    # which the driver collects when an attack config names them (AttackConfig.extras) but trials do not (Q
+    # forward passes, a backward pass per record): not in the grid.
     "lira_farm": [{}],  # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
     "rmia_offline": [{"offline_a": 0.3},  # RMIA offline: a fixed, then a and gamma fitted on the labelled models
                      {"offline_a": list(RMIA_A_GRID), "gamma": list(RMIA_GAMMA_GRID)}],

@@ -104,7 +104,8 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
     scenario's signals when already collected (``attack_challenge`` collects every scenario's in one queue)."""
     n_target = scenario.inputs.len_training
     if collected is None:
-        collected = collect_signals(scenario, config.plan, config.shadow_recipe(n_target), executor)
+        collected = collect_signals(scenario, config.plan, config.shadow_recipe(n_target), executor,
+                                    extras=config.extras())
     part, signals = collected.scenario, collected.signals
     rows = np.arange(len(part.ids))
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
@@ -209,8 +210,8 @@ def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig
                                    watch=watch)
     chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
     with watch.stage("scheduling"):
-        planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training))
-                   for name, s in scenarios.items()]
+        planned = [plan_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training),
+                             extras=chosen[name].extras()) for name, s in scenarios.items()]
     collected = collect_many(planned, executor, title="shadows and inference, all scenarios", watch=watch)
     with watch.stage("scoring"):
         results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name),

@@ -20,6 +20,7 @@ import numpy as np
 
 from farm.errors import SpecError
 from farm.pate import Aggregation
+from farm.queries import QueryFamily
 from farm.recipes import PRECISIONS, Recipe, canonical_key, recipe_identity, require, to_dict
 
 
@@ -155,6 +156,11 @@ class InferJob:
 
     ``precision``: ``fp32`` (default), ``bf16`` or ``tf32``, as ``Recipe.precision`` defines them (on CPU ``tf32``
     computes ``fp32``); part of the key, since it changes the logits.
+
+    Signals beyond the logits, computed in the same pass over the same loaded model: ``queries`` (logits on
+    each record's ``farm.queries`` perturbations, ``query_logits [R, Q, 2]``, in ``precision``) and ``grad_norm``
+    (per-example loss-gradient norms, ``farm.whitebox``, ``[R]``, always fp32). Each enters the key only when
+    set, so the key of a plain inference job (logits only) is what it always was.
     """
 
     population: Mapping[str, Any]
@@ -164,17 +170,24 @@ class InferJob:
     max_length: int = 67
     precision: str = "fp32"
     label: str = field(default="", compare=False)
+    queries: QueryFamily | None = None
+    grad_norm: bool = False
 
     def __post_init__(self) -> None:
         _check_refs(self, "tokenizer", "model")
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
+        require(self.queries is None or isinstance(self.queries, QueryFamily), "queries", "a QueryFamily or None",
+                self.queries)
 
     @property
     def key(self) -> str:
         pop = population_identity(self.population)
+        extra: dict[str, Any] = {"queries": to_dict(self.queries)} if self.queries is not None else {}
+        if self.grad_norm:
+            extra["grad_norm"] = True
         return canonical_key("infer", {"population": pop, "tokenizer": self.tokenizer.token,
                                        "model": self.model.token, "selection": to_dict(self.selection),
-                                       "max_length": self.max_length, "precision": self.precision})
+                                       "max_length": self.max_length, "precision": self.precision, **extra})
 
 
 @dataclass(frozen=True)

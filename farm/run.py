@@ -182,14 +182,17 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
 
 
 def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
-    from farm.infer import logits_of
+    """``indices.npy`` and ``logits.npy``, plus ``query_logits.npy`` / ``grad_norm.npy`` when the job asks."""
+    from farm.infer import infer_arrays
 
     tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
     indices = job.selection.indices()
     model_dir = ctx.resolve(job.model, store)
-    logits = logits_of(model_dir, tokens, indices, perf=ctx.perf, precision=job.precision,
-                       weights=ctx.take_weights(model_dir))
-    return {"arrays": {"logits": logits, "indices": indices}, "n": int(indices.size)}
+    tokenizer = ctx.tokenizer(job.tokenizer, store) if job.queries is not None else None
+    arrays = infer_arrays(model_dir, tokens, indices, perf=ctx.perf, precision=job.precision,
+                          weights=ctx.take_weights(model_dir), queries=job.queries, tokenizer=tokenizer,
+                          grad_norm=job.grad_norm)
+    return {"arrays": {**arrays, "indices": indices}, "n": int(indices.size)}
 
 
 _RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train, InferJob: _run_infer,

@@ -14,7 +14,7 @@ Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``S
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from farm.errors import ConfigError
 from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, TrainJob
 from farm.metrics import pooled_scores, score
 from farm.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
+from farm.queries import QueryFamily
 from farm.recipes import Recipe
 from farm.stopwatch import Stopwatch
 from farm.store import Store, fingerprint
@@ -126,14 +127,16 @@ class Scenario:
         got = self.pooled(phase, raw)
         return score(*got) if got else None
 
-    def with_signals(self, logits: np.ndarray, shadows: Sequence[Shadow]) -> Scenario:
-        """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of ``shadows``."""
+    def with_signals(self, logits: np.ndarray, shadows: Sequence[Shadow], *, query_logits: np.ndarray | None = None,
+                     grad_norm: np.ndarray | None = None) -> Scenario:
+        """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of ``shadows``; optionally
+        ``query_logits [M + S, R, Q, 2]`` and ``grad_norm [M + S, R]`` in the same row order."""
         n = len(shadows)
         shadow_keep = [keep_row(s.indices, self.records) for s in shadows]
         keep = np.concatenate([self.keep, np.stack(shadow_keep) if n else np.zeros((0, self.records.size), np.int8)])
         columns = np.concatenate([self.columns, np.full((n, self.columns.shape[1]), -1, np.int64)])
         labelled = np.array([m.phase == "train" for m in self.models] + [False] * n)
-        return replace(self, signals=Signals(logits, self.labels, keep, columns, labelled))
+        return replace(self, signals=Signals(logits, self.labels, keep, columns, labelled, query_logits, grad_norm))
 
 
 Span = tuple[float, float]
@@ -296,13 +299,35 @@ def train_jobs(scenario: Scenario, recipe: Recipe, shadows: Sequence[Shadow]) ->
             for i, s in enumerate(shadows)]
 
 
-def infer_jobs(scenario: Scenario, trains: Sequence[TrainJob]) -> list[InferJob]:
-    """Logits on the scenario's records of each of its models (row order), then of each trained shadow."""
+@dataclass(frozen=True)
+class Extras:
+    """Signals beyond the logits that inference computes for every model of a plan (``farm.jobs.InferJob``):
+    ``queries``, the family whose logits fill ``Signals.query_logits``; ``grad_norm``, fill ``Signals.grad_norm``.
+    The default asks for nothing more: plain inference jobs, with the keys they always had."""
+
+    queries: QueryFamily | None = None
+    grad_norm: bool = False
+
+    @classmethod
+    def needed(cls, fields: Iterable[str], queries: QueryFamily | None = None) -> Extras:
+        """What to compute for attacks needing the ``Signals`` fields ``fields`` (``farm.attacks.needs``);
+        ``queries``: the family to use if query logits are needed (default ``QueryFamily()``)."""
+        fields = set(fields)
+        unknown = fields - {"query_logits", "grad_norm"}
+        if unknown:
+            raise ValueError(f"no inference computes Signals fields {sorted(unknown)} (query_logits, grad_norm)")
+        return cls(queries or QueryFamily() if "query_logits" in fields else None, "grad_norm" in fields)
+
+
+def infer_jobs(scenario: Scenario, trains: Sequence[TrainJob], extras: Extras = Extras()) -> list[InferJob]:
+    """Logits (and ``extras``) on the scenario's records of each of its models (row order), then of each
+    trained shadow."""
     inputs = scenario.inputs
     sel = Selection.of(inputs.n_total, scenario.records)
     refs: list[tuple[str, Ref]] = [(str(m), model_ref(e)) for m, e in scenario.models.items()]
     refs += [(f"infer {t.label}", StoreRef(t.key)) for t in trains]
-    return [InferJob(inputs.population, inputs.tokenizer, ref, sel, label=label) for label, ref in refs]
+    return [InferJob(inputs.population, inputs.tokenizer, ref, sel, label=label, queries=extras.queries,
+                     grad_norm=extras.grad_norm) for label, ref in refs]
 
 
 def model_ref(entry: ModelEntry) -> PathRef:
@@ -323,14 +348,15 @@ class Planned:
     infers: tuple[InferJob, ...]
 
 
-def plan_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *,
-              only: Sequence[ModelId] | None = None) -> Planned:
+def plan_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *, only: Sequence[ModelId] | None = None,
+              extras: Extras = Extras()) -> Planned:
     """Plan's shadows (over all of ``scenario``) trained with ``recipe``; inference of the models ``only`` (default:
-    every model) and of the shadows. Builds job specs only: nothing runs, no input is read."""
+    every model) and of the shadows, computing ``extras`` too (e.g. ``AttackConfig.extras()``: what the attack
+    needs). Builds job specs only: nothing runs, no input is read."""
     part = scenario.subset(only) if only is not None else scenario
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
-    return Planned(part, tuple(shadows), tuple(trains), tuple(infer_jobs(part, trains)))
+    return Planned(part, tuple(shadows), tuple(trains), tuple(infer_jobs(part, trains, extras)))
 
 
 def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str = "jobs",
@@ -339,7 +365,7 @@ def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str 
     stage to end), then read each part's signals from the store. Jobs already in the store are not run again.
     ``watch`` gets the queue's wall time split into ``training`` and ``inference`` by their shares of the
     job-seconds run (with the job-seconds themselves), and the ``reading`` of the signals."""
-    from farm.run import job_seconds, logits_from_store
+    from farm.run import job_seconds
 
     watch = watch or Stopwatch()
     trains = [t for p in planned for t in p.trains]
@@ -359,13 +385,18 @@ def collect_many(planned: Sequence[Planned], executor: JobRunner, *, title: str 
     out = []
     with watch.stage("reading"):
         for p in planned:
-            logits = np.stack([logits_from_store(executor.store, job)[1] for job in p.infers])
-            out.append(Collected(p.part.with_signals(logits, list(p.shadows)), len(p.trains),
-                                 job_seconds(executor.store, [*p.trains, *p.infers]), tuple(t.key for t in p.trains)))
+            arrays = [executor.store.get_arrays(job.key) for job in p.infers]  # each file checked as it is read
+            extra = {name: np.stack([a[name] for a in arrays]) for name in ("query_logits", "grad_norm")
+                     if arrays and name in arrays[0]}
+            scenario = p.part.with_signals(np.stack([a["logits"] for a in arrays]), list(p.shadows), **extra)
+            out.append(Collected(scenario, len(p.trains), job_seconds(executor.store, [*p.trains, *p.infers]),
+                                 tuple(t.key for t in p.trains)))
     return out
 
 
 def collect_signals(scenario: Scenario, plan: PlanSpec, recipe: Recipe, executor: JobRunner, *,
-                    only: Sequence[ModelId] | None = None, title: str = "") -> Collected:
-    """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``."""
-    return collect_many([plan_jobs(scenario, plan, recipe, only=only)], executor, title=title or scenario.name)[0]
+                    only: Sequence[ModelId] | None = None, title: str = "", extras: Extras = Extras()) -> Collected:
+    """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``, with the
+    optional fields ``extras`` asks for filled."""
+    planned = plan_jobs(scenario, plan, recipe, only=only, extras=extras)
+    return collect_many([planned], executor, title=title or scenario.name)[0]

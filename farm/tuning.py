@@ -214,7 +214,7 @@ def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneCo
     search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
     recipe = config.shadow_recipe(scenario.inputs.len_training)
     got = collect_signals(scenario, config.plan, recipe, executor, only=search + held,
-                          title=f"{scenario.name} held-out")
+                          title=f"{scenario.name} held-out", extras=config.extras())
     return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
 

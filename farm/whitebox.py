@@ -47,14 +47,22 @@ def grad_norms_of(model_dir: str | Path, tokens: Any, indices: np.ndarray, *, de
                   batch_size: int = 8, method: str = "vmap") -> np.ndarray:
     """float64 ``[len(indices)]`` per-example gradient norms of the saved classifier at ``model_dir`` on
     population ``indices`` (``tokens``: a ``farm.data.Tokenized``), length-bucketed like inference."""
+    from farm.models import load_model
+
+    return model_grad_norms(load_model(model_dir), tokens, indices, device=device, batch_size=batch_size,
+                            method=method)
+
+
+def model_grad_norms(model: Any, tokens: Any, indices: np.ndarray, *, device: str = "auto", batch_size: int = 8,
+                     method: str = "vmap") -> np.ndarray:
+    """``grad_norms_of`` for a classifier already loaded (moved to ``device``, put in eval mode)."""
     import torch
 
     from farm.data import length_buckets, pad_batch
-    from farm.models import load_model
     from farm.train import resolve_device
 
     dev = resolve_device(device)
-    model = load_model(model_dir).to(dev)
+    model = model.to(dev)
     indices = np.asarray(indices, dtype=np.int64)
     out = np.zeros(indices.size, dtype=np.float64)
     for batch in length_buckets(np.arange(indices.size), tokens.lengths[indices], batch_size):

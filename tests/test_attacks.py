@@ -273,3 +273,18 @@ def test_stacked_attack_on_unseen_models():
     assert _auc(s, truth, np.arange(nl), run_attack("stacked", s, np.arange(nl))) > 0.75
     with pytest.raises(ValueError, match="learned"):
         run_attack("learned", s, targets, stack=("learned",))
+
+
+def test_needs_names_the_optional_signals_an_attack_reads():
+    from farm.attacks import ATTACKS, needs
+
+    assert needs("lira_queries") == {"query_logits"}
+    assert needs("lira_grad") == needs("gradient") == {"grad_norm"}
+    assert needs("lira", {"statistic": "query_margin"}) == {"query_logits"}
+    assert needs("loss", {"statistic": "grad_norm"}) == {"grad_norm"}
+    assert needs("stacked") == needs("learned") == frozenset()  # their features use extras only when present
+    assert needs("stacked", {"stack": ("lira_queries", "lira_grad")}) == {"query_logits", "grad_norm"}
+    logits_only = {name for name in ATTACKS if not needs(name)}
+    assert logits_only >= {"loss", "reference", "in_calibration", "lira_online", "lira_farm", "rmia", "rmia_fit"}
+    with pytest.raises(KeyError, match="unknown attack"):
+        needs("nope")

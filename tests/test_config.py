@@ -221,6 +221,12 @@ BAD_ATTACK = [  # (YAML appended to ATTACK_BASE: later keys win, key expected in
     ("scenarios: {sst2_hi: {atack: rmia}}", "scenarios.sst2_hi.atack"),
     ("scenarios: {sst2_hi: {recipe: mini-nope}}", "scenarios.sst2_hi.recipe"),
     ("scenarios: [sst2_hi]", "scenarios"),
+    ("queries: {kinds: [identity, shuffle]}", "queries"),
+    ("queries: {drop_rate: 1.5}", "queries"),
+    ("queries: {swap: 2}", "queries.swap"),
+    ("queries: {seed: one}", "queries.seed"),
+    ("queries: [identity, swap]", "queries"),
+    ("scenarios: {sst2_hi: {queries: {drop_rate: -1}}}", "scenarios.sst2_hi.queries"),
 ]
 
 
@@ -442,3 +448,21 @@ def test_matched_trials_ignore_trial_hyperparameters():
     mico = load_tune_config("tune-mico")
     noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, mico, "sst2_inf", 67_349)
     assert noisy.grad_clip is None and load_recipe(mico.recipe).grad_clip == 1.0  # DP clips per example
+
+
+def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
+    from farm.queries import QueryFamily
+    from farm.scenario import Extras
+
+    path = tmp_path / "a.yaml"
+    path.write_text("attack: lira_queries\nqueries: {kinds: [identity, swap], seed: 3}\n"
+                    "scenarios: {sst2_hi: {attack: lira_grad}, sst2_lo: {attack: loss}}\n")
+    configs = load_attack_config(path)
+    family = QueryFamily(kinds=("identity", "swap"), seed=3)
+    assert configs["*"].queries == family and configs["*"].extras() == Extras(queries=family)
+    assert configs["sst2_hi"].extras() == Extras(grad_norm=True)
+    assert configs["sst2_lo"].extras() == Extras()  # logits-only attacks keep plain inference jobs
+    assert load_attack_config(DATA / "tiny-attack.yaml")["*"].extras() == Extras()
+    for name in ("attack-mini", "attack-mini-sst2"):  # farm demo and the benchmark: logits-only inference
+        assert all(c.extras() == Extras() for c in load_attack_config(name).values())
+    assert AttackConfig(attack="lira_queries").extras() == Extras(queries=QueryFamily())

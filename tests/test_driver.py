@@ -124,3 +124,33 @@ def test_moved_tree_and_store_rerun_nothing_and_verify_catches_silent_corruption
     assert main(["store", "verify", str(tmp_path / "store2")]) == 1
     printed = capsys.readouterr().out
     assert f"corrupt {weights.parent.name}" in printed and "1 corrupt" in printed
+
+
+@pytest.mark.parametrize("attack, extra", [
+    ("lira_queries", "queries: {kinds: [identity, dropout, swap], drop_rate: 0.2}\n"),
+    ("learned", "params: {stack: [lira_queries, lira_grad], classifier: logistic}\n"),
+])
+def test_attacks_on_query_logits_and_gradient_norms_run_end_to_end(built, tmp_path, capsys, attack, extra):
+    """The driver asks inference for what the attack reads; the store then holds it beside the logits."""
+    from farm.config import load_attack_config
+    from farm.scenario import infer_jobs, load_scenarios
+    from farm.store import Store
+
+    config = tmp_path / "a.yaml"
+    config.write_text(f"attack: {attack}\n{extra}plan: {{kind: pool, shadows: 2, group: 2, seed: 0}}\n"
+                      "recipe: tests/data/tiny-recipe.yaml\n")
+    out = tmp_path / "attack"
+    assert main(["attack", "--challenge", str(built / "challenge"), "--config", str(config), "--answers",
+                 str(built / "answers"), "--out", str(out), "--store", str(built / "store")]) == 0
+    assert f"| sst2_inf | train (leave-one-out) | {attack} | pool K=2 |" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())["scenarios"]["sst2_inf"]
+    assert set(metrics["phases"]) == {"train", "dev", "final"}
+    assert len(zipfile.ZipFile(out / "submission.zip").namelist()) == 2
+    extras = load_attack_config(config)["*"].extras()
+    _, scenarios = load_scenarios(built / "challenge")
+    store, job = Store(built / "store"), infer_jobs(scenarios["sst2_inf"], [], extras)[0]
+    arrays = store.get_arrays(job.key)
+    r = scenarios["sst2_inf"].records.size
+    if extras.queries is not None:
+        assert arrays["query_logits"].shape == (r, extras.queries.n_queries, 2)
+    assert ("grad_norm" in arrays) == extras.grad_norm

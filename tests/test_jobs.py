@@ -82,3 +82,23 @@ def test_unknown_precision_is_refused():
         Recipe(precision="fp16")
     with pytest.raises(SpecError, match="precision"):
         InferJob({}, StoreRef("tok"), StoreRef("m"), Selection.of(3, np.array([0])), precision="half")
+
+
+def test_plain_inference_keys_are_pinned_and_extra_signals_enter_only_when_set():
+    from farm.queries import QueryFamily
+
+    pop = {"source": "synthetic", "n": 300, "seed": 0}
+    plain = InferJob(pop, StoreRef("tok"), PathRef("/x", "ab" * 32), Selection.of(300, np.arange(0, 300, 3)))
+    other = InferJob(pop, HubRef("roberta-base"), StoreRef("m"), Selection.of(300, np.arange(10)), max_length=32,
+                     precision="bf16")
+    # Keys of logits-only jobs from before queries and gradient norms existed: stores keep their entries.
+    assert plain.key == "5c8f303d2559dd94d4500876ec757a019dce1bde383f20f60e17f3a19849a560"
+    assert other.key == "bde6ec77ff7a052d22b21d6c959d3f01a6117a8e6aaea1f4f7442bc5c8d884e5"
+    assert dataclasses.replace(plain, queries=None, grad_norm=False).key == plain.key
+    keys = {plain.key, dataclasses.replace(plain, grad_norm=True).key,
+            dataclasses.replace(plain, queries=QueryFamily()).key,
+            dataclasses.replace(plain, queries=QueryFamily(seed=1)).key,
+            dataclasses.replace(plain, queries=QueryFamily(), grad_norm=True).key}
+    assert len(keys) == 5
+    with pytest.raises(SpecError, match="queries"):
+        InferJob(pop, StoreRef("tok"), StoreRef("m"), plain.selection, queries={"seed": 1})  # type: ignore[arg-type]

@@ -68,3 +68,42 @@ def test_prefetched_weights_are_used_once_and_not_read_again(tmp_path, monkeypat
     assert len(reads) == 1
     assert run_job(job, store, ctx)["ran"] and len(reads) == 1  # the prefetched state dict, not a second read
     assert ctx._weights == {}
+
+
+def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
+    """One store entry holds logits, query logits ``[R, Q, 2]`` and gradient norms ``[R]`` of a tiny RoBERTa."""
+    import dataclasses
+
+    import torch
+
+    from farm.data import tokenize
+    from farm.infer import logits_of
+    from farm.jobs import InferJob, Selection
+    from farm.models import init_model, save_model
+    from farm.queries import QueryFamily
+    from farm.recipes import ModelSpec, Perf, TinyModel
+    from farm.whitebox import grad_norms_of
+    from tests.helpers import tiny_setup
+
+    pop, tok, _ = tiny_setup()
+    tok.save_pretrained(tmp_path / "tok")
+    torch.manual_seed(0)
+    model = init_model(ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), tok, max_length=67)
+    save_model(model, tmp_path / "m")
+    spec = {"source": "synthetic", "n": 400, "seed": 0}
+    family = QueryFamily(kinds=("identity", "dropout", "swap"))
+    records = np.array([3, 50, 51, 399])
+    plain = InferJob(spec, PathRef(str(tmp_path / "tok"), "t" * 64), PathRef(str(tmp_path / "m"), "m" * 64),
+                     Selection.of(400, records))
+    job = dataclasses.replace(plain, queries=family, grad_norm=True)
+    store, ctx = Store(tmp_path / "store"), Context(perf=Perf(device="cpu"))
+    assert run_job(job, store, ctx)["ran"] and not store.exists(plain.key)
+    arrays = store.get_arrays(job.key)
+    assert arrays["query_logits"].shape == (4, 3, 2) and arrays["grad_norm"].shape == (4,)
+    tokens = tokenize(pop, tok, 67)
+    np.testing.assert_allclose(arrays["logits"], logits_of(tmp_path / "m", tokens, records), atol=1e-5)
+    np.testing.assert_array_equal(arrays["query_logits"][:, 0], arrays["logits"])  # query 0 is the record itself
+    np.testing.assert_allclose(arrays["grad_norm"], grad_norms_of(tmp_path / "m", tokens, records, device="cpu"),
+                               rtol=1e-5)
+    run_job(plain, store, ctx)
+    assert set(store.get_arrays(plain.key)) == {"indices", "logits"}  # a plain job computes nothing more

@@ -8,9 +8,29 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
     png = tmp_path / "scaling.png"
     rows = main(["--challenge", str(out / "challenge"), "--answers", str(out / "answers"), "--store",
                  str(out / "store"), "--config", "tests/data/tiny-attack.yaml", "--ks", "0,2",
-                 "--attacks", "lira_online,rmia", "--png", str(png)])
+                 "--attacks", "lira_online,rmia,lira_queries,lira_grad,stacked_wb", "--png", str(png)])
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert {r["attack"] for r in rows} >= {"loss", "winner: in_calibration", "runner-up: reference, 1 per target",
-                                            "lira_online", "rmia"}
+                                            "lira_online", "rmia", "lira_queries", "lira_grad", "stacked_wb"}
     assert {r["K"] for r in rows if r["attack"] == "rmia"} == {0, 2}
+    assert {r["K"] for r in rows if r["attack"] == "lira_grad"} == {0, 2}
     assert all(0 <= r["TPR@0.1FPR"] <= 1 and r["points"] > 0 for r in rows)
+
+
+def test_rows_see_what_they_name():
+    import numpy as np
+
+    from benchmarks.scaling import ATTACKS, extras_for, sees, view
+    from farm.attacks import Signals
+    from farm.queries import QueryFamily
+    from farm.scenario import Extras
+
+    assert {"lira_queries", "lira_grad", "stacked_wb"} <= set(ATTACKS)
+    assert sees("stacked") == ("stacked", frozenset()) and sees("lira_grad") == ("lira_grad", {"grad_norm"})
+    assert sees("stacked_wb") == ("stacked", {"query_logits", "grad_norm"})
+    assert extras_for(["rmia", "stacked"], None) == Extras()
+    assert extras_for(["lira_grad", "lira_queries"], QueryFamily(seed=2)) == Extras(QueryFamily(seed=2), True)
+    full = Signals(np.zeros((2, 3, 2)), np.zeros(3, np.int64), np.zeros((2, 3), np.int8), np.zeros((2, 1), np.int64),
+                   np.array([True, True]), np.zeros((2, 3, 4, 2)), np.ones((2, 3)))
+    assert view(full, frozenset()).query_logits is None and view(full, frozenset()).grad_norm is None
+    assert view(full, frozenset({"grad_norm"})).grad_norm is full.grad_norm

@@ -17,6 +17,7 @@ from farm.jobs import HubRef, InferJob, Job, PathRef, StoreRef
 from farm.plans import PlanSpec
 from farm.recipes import Recipe
 from farm.scenario import (
+    Extras,
     ModelId,
     build_scenario,
     challenge_inputs,
@@ -54,7 +55,12 @@ class FakeExecutor:
                 idx = job.selection.indices()
                 row = self.models.setdefault(job.model.token, len(self.models))
                 logits = np.stack([1000.0 * row + idx, np.zeros(idx.size)], axis=1).astype(np.float32)
-                self.store.put_arrays(job.key, {"indices": idx, "logits": logits}, {"seconds": 1.0})
+                arrays = {"indices": idx, "logits": logits}
+                if job.queries is not None:  # query q: the logits plus q
+                    arrays["query_logits"] = logits[:, None] + np.arange(job.queries.n_queries)[None, :, None]
+                if job.grad_norm:
+                    arrays["grad_norm"] = 1.0 + row + idx / 1000.0
+                self.store.put_arrays(job.key, arrays, {"seconds": 1.0})
             else:
                 self.store.put_arrays(job.key, {}, {"seconds": 2.0})
 
@@ -139,3 +145,35 @@ def test_per_target_plan_serves_the_phases_it_names(tiny_challenge, tmp_path):
 def test_load_scenarios_names_a_missing_scenario(tiny_challenge):
     with pytest.raises(ConfigError, match="no scenario sst2_xx"):
         load_scenarios(tiny_challenge, names=["sst2_xx"])
+
+
+def test_collect_signals_fills_the_extras_asked_for(tiny_challenge, tmp_path):
+    from farm.queries import QueryFamily
+
+    sc = _scenario(tiny_challenge)
+    executor = FakeExecutor(Store(tmp_path / "store"))
+    plan = PlanSpec(kind="pool", shadows=2, group=2)
+    plain = collect_signals(sc, plan, Recipe(), executor)
+    assert plain.signals.query_logits is None and plain.signals.grad_norm is None
+    family = QueryFamily(kinds=("identity", "swap", "dropout"))
+    got = collect_signals(sc, plan, Recipe(), executor, extras=Extras(queries=family, grad_norm=True))
+    signals, r = got.signals, sc.records.size
+    assert signals.query_logits is not None and signals.query_logits.shape == (9, r, 3, 2)
+    np.testing.assert_array_equal(signals.query_logits[:, :, 0], signals.logits)  # rows line up with the logits
+    assert signals.grad_norm is not None and signals.grad_norm.shape == (9, r)
+    np.testing.assert_allclose(signals.grad_norm % 1, (signals.logits[:, :, 0] % 1000) / 1000)
+    assert got.train_keys == plain.train_keys  # extras change inference, never the shadows' trainings
+    plain_keys = {j.key for j in infer_jobs(sc, [])}
+    assert plain_keys.isdisjoint(j.key for j in infer_jobs(sc, [], Extras(grad_norm=True)))
+
+
+def test_extras_needed_by_an_attack():
+    from farm.attacks import needs
+    from farm.queries import QueryFamily
+
+    assert Extras.needed(needs("lira_online")) == Extras()
+    assert Extras.needed(needs("lira_queries")) == Extras(queries=QueryFamily())
+    assert Extras.needed(needs("lira_queries"), QueryFamily(seed=3)).queries == QueryFamily(seed=3)
+    assert Extras.needed(needs("gradient"), QueryFamily(seed=3)) == Extras(grad_norm=True)  # no queries needed
+    with pytest.raises(ValueError, match="hidden"):
+        Extras.needed({"hidden"})
