@@ -16,7 +16,10 @@ The seam (how any defence stands in for a scenario's target recipe in ``farm mak
   ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any descriptive keys such as ``defence``).
 * **TargetSpec**: what make-challenge decided for one target: population spec, tokenizer ref, the target's
   training ``selection`` (its members, MICO split), ``seed`` (a non-negative int31: derive every job seed from
-  it), the challenge's ``base`` model ref (what ``model: {name: base}`` means) and a ``label`` prefix for jobs.
+  it), the challenge's ``base`` model ref (what ``model: {name: base}`` means), a ``label`` prefix for jobs, and
+  the challenge's ``public`` population spec (disjoint from the population; what the base model pre-trains on)
+  with its size ``public_n`` (records), which a defence may draw from (PATE's student queries); None / 0 when
+  the caller has none.
 * **DefencePlan**: ``jobs`` -- every job the released model needs, ordinary keyed jobs of ``farm.jobs`` in any
   order (the executor orders them by their ``StoreRef`` inputs, see ``farm.cluster.job_inputs``; the store
   reuses any already done); ``members`` -- store keys of the HF model folders (TrainJob outputs) the released
@@ -56,9 +59,12 @@ class TargetSpec:
     seed: int
     base: Ref | None = None
     label: str = ""
+    public: Mapping[str, Any] | None = None
+    public_n: int = 0
 
     def __post_init__(self) -> None:
         require(0 <= self.seed < 2**31, "seed", "an integer in [0, 2**31)", self.seed)
+        require(self.public_n >= 0, "public_n", "an integer >= 0", self.public_n)
 
 
 @dataclass(frozen=True)
@@ -93,17 +99,24 @@ class Defence(Protocol):
 
 def registry() -> dict[str, type]:
     """``{word of the YAML's defence: key: defence config class}``."""
+    from farm.pateplan import Pate
     from farm.sisa import Sisa
 
-    return {"sisa": Sisa}
+    return {"sisa": Sisa, "pate": Pate}
 
 
 def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
-    """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without DP, else the
-    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta."""
-    if recipe.dp is None:
-        return {"epsilon": "inf"}
-    return {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta}
+    """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without DP-SGD, else the
+    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta. A recipe with ``label_noise``
+    (randomized response) adds ``"label_dp": "label-DP"`` with its ``label_epsilon`` (pure: delta 0) and
+    ``mechanism``. ``epsilon`` stays the record-level one (what ``farm attack``'s audit is checked against):
+    label DP protects the labels only, not whether a sentence was trained on, so alone it bounds nothing there."""
+    out: dict[str, Any] = ({"epsilon": "inf"} if recipe.dp is None else
+                           {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta})
+    noise = recipe.label_noise
+    if noise is None:
+        return out
+    return {**out, "label_dp": "label-DP", "label_epsilon": noise.epsilon, "mechanism": noise.mechanism}
 
 
 def plan_target(recipe: Recipe | Defence, target: TargetSpec) -> DefencePlan:

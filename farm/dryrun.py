@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from farm.estimates import (
     wall_seconds,
     weights_bytes,
 )
-from farm.jobs import HubRef, InferJob, PathRef, Ref, TokenizerJob, TrainJob
+from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, TokenizerJob, TrainJob
 from farm.plans import PlanSpec
 from farm.recipes import ModelSpec, Recipe
 from farm.scenario import Scenario, build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
@@ -295,9 +296,40 @@ def make_challenge_plan(config_path: str | Path, *, table: Table, gpus: int, sto
                     None if store is None else _done(store, [p.tokenizer])),
               _mini_train(p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store)]
     for scenario in config.scenarios:
-        jobs = [j for t in p.targets if t.scenario == scenario for j in t.plan.jobs if isinstance(j, TrainJob)]
-        stages.append(_mini_train(jobs[0], scenario, "targets", jobs, config.vocab_size, base_shape, table, store))
-    return RunPlan("make-challenge", tuple(stages), gpus, table, ("the tokenizer trains on CPU: not counted",))
+        for role, jobs in _by_role([(t.plan.jobs, f"{t.scenario}/{t.phase}/model_{t.model_id}/")
+                                    for t in p.targets if t.scenario == scenario]).items():
+            stages.append(_mini_stage(jobs, scenario, role, config.vocab_size, base_shape, table, store))
+    return RunPlan("make-challenge", tuple(stages), gpus, table,
+                   ("the tokenizer and PATE's votes run on CPU: not counted",))
+
+
+def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job]]:
+    """A scenario's target jobs grouped into stages by their role in a target: the job label after the target's
+    ``prefix`` with indices dropped (``teacher_3/answers`` -> ``teacher/answers``, ``shard_0/slice_1`` ->
+    ``shard/slice``), ``targets`` for a plain target's one training; a defence's several jobs per target so count
+    as trainings, inference passes (PATE's answers) and CPU votes, each at its own size."""
+    groups: dict[str, list[Job]] = {}
+    for jobs, prefix in targets:
+        for job in jobs:
+            rest = job.label[len(prefix):] if job.label.startswith(prefix) else ""
+            groups.setdefault(re.sub(r"_\d+", "", rest) or "targets", []).append(job)
+    return groups
+
+
+def _mini_stage(jobs: Sequence[Job], scenario: str, role: str, vocab: int, base: Shape, table: Table,
+                store: Store | None) -> Stage:
+    """One stage of a scenario's target jobs of one role (all of one kind: ``_by_role``)."""
+    done = None if store is None else sum(store.complete(job.key) for job in jobs)
+    first = jobs[0]
+    if isinstance(first, TrainJob):
+        return _mini_train(first, scenario, role, [j for j in jobs if isinstance(j, TrainJob)], vocab, base, table,
+                           store)
+    if isinstance(first, InferJob):  # a teacher's logits: the teacher's shape, the base model's at mini scale
+        records = int(round(float(np.mean([j.selection.indices().size for j in jobs if isinstance(j, InferJob)]))))
+        mode = infer_mode(first.precision)
+        return Stage(scenario, role, "infer", len(jobs), records, records, base.kind, mode, logits_bytes(records),
+                     table.seconds(base.kind, mode, records), done)
+    return Stage(scenario, role, "cpu", len(jobs), 0, 0, "tiny", "cpu", 0, 0.0, done)
 
 
 def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJob], vocab: int, base: Shape | None,

@@ -48,6 +48,7 @@ from farm.defences import Defence, DefencePlan, TargetSpec, plan_target, recipe_
 from farm.errors import ConfigError, SpecError, SplitError
 from farm.fsutil import atomic_write_text
 from farm.jobs import Selection, StoreRef, TokenizerJob, TrainJob
+from farm.pateplan import Pate
 from farm.recipes import Recipe, canonical_key, from_dict, require, to_dict
 from farm.sisa import Sisa, forget_members
 from farm.splits import MICO_LEN_CHALLENGE, MICO_LEN_TRAINING, MICO_N_TOTAL, check_constants, split_model
@@ -154,6 +155,10 @@ def load_config(path: str | Path) -> MiniConfig:
         if isinstance(recipe, Sisa) and recipe.forget > config.len_challenge:
             raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
                               f"target, more than the {config.len_challenge} each has (len_challenge)")
+        public_n = from_dict(PopulationSpec, config.public).size or 0
+        if isinstance(recipe, Pate) and recipe.queries > public_n:
+            raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public queries "
+                              f"per target, more than the public corpus's {public_n} records (public)")
     return config
 
 
@@ -181,7 +186,8 @@ def load_defence(name_or_path: str | Path) -> Defence:
 
 def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
     """A defence config from its mapping (``defence:`` names its class in ``farm.defences.registry``), its member
-    ``recipe`` resolved like any recipe reference (relative to the working directory); ``ConfigError`` naming
+    ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe reference (a name, a
+``.yaml`` path relative to the working directory, or a mapping); ``ConfigError`` naming
     ``source`` and the key."""
     data = dict(data)
     classes = registry()
@@ -190,9 +196,16 @@ def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
         raise ConfigError(f"{source}: defence: expected one of {', '.join(classes)}, got {name!r}")
     if "recipe" not in data:
         raise ConfigError(f"{source}: recipe: missing (the recipe of the defence's member models, e.g. mini-inf)")
-    data["recipe"] = to_dict(recipe_ref(data["recipe"], source, "recipe"))
+    for key in _recipe_fields(classes[name]):  # recipe:, and PATE's student:, named like any recipe
+        if key in data:
+            data[key] = to_dict(recipe_ref(data[key], source, key))
     defence: Defence = typed(classes[name], data, source)
     return defence
+
+
+def _recipe_fields(cls: type) -> list[str]:
+    """The fields of a defence config class that hold a ``Recipe`` (``recipe``, PATE's ``student``)."""
+    return [f.name for f in dataclasses.fields(cls) if f.type in ("Recipe", Recipe)]
 
 
 def is_defence(ref: str | Mapping[str, Any]) -> bool:
@@ -263,7 +276,8 @@ def plan(config: MiniConfig, population_size: int, *, recipe_dir: Path | None = 
                                     len_challenge=config.len_challenge)
                 members = Selection.of(population_size, split.train_set())
                 spec = TargetSpec(config.population, StoreRef(tok.key), members, seeds[1] & 0x7FFFFFFF,
-                                  StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}")
+                                  StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}",
+                                  public=config.public, public_n=public_n)
                 tplan, forgotten = plan_target(recipe, spec), None
                 if isinstance(recipe, Sisa) and recipe.forget:
                     assert split.solution is not None

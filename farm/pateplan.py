@@ -1,9 +1,10 @@
 """PATE as a defence of ordinary keyed jobs: the defence config (YAML ``defence: pate``) and the jobs that stand in
 for one target. Pure (no torch, no files).
 
+``Pate.plan(target)`` (the defence seam, ``farm.defences``) calls ``plan_pate`` with the target's public split.
 ``plan_pate(target, pate, public=..., public_n=...)`` turns what make-challenge decided for a target (its
-population, tokenizer, base model, training selection and seed: ``farm.defences.TargetSpec`` or any object with
-those attributes) into
+population, tokenizer, base model, training selection and seed: a ``farm.defences.TargetSpec``; its ``public``
+fields are not read) into
 
 1. T teacher ``TrainJob``s, one per disjoint partition of the target's records (``farm.pate.partition``);
 2. T ``InferJob``s: each teacher's logits on the queried public records;
@@ -23,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from farm.defences import DefencePlan, TargetSpec
 from farm.errors import SpecError
-from farm.jobs import InferJob, Job, Ref, Selection, StoreRef, TrainJob, VoteJob
+from farm.jobs import InferJob, Job, Selection, StoreRef, TrainJob, VoteJob
 from farm.pate import Aggregation, mix_seeds, partition
 from farm.recipes import Recipe, require
 
@@ -70,16 +72,15 @@ class Pate:
                "sigma": self.sigma, "queries": self.queries}
         return out if self.threshold is None else {**out, "threshold": self.threshold, "sigma1": self.sigma1}
 
-
-class TargetLike(Protocol):
-    """What PATE needs of a target (``farm.defences.TargetSpec`` has it)."""
-
-    population: Mapping[str, Any]
-    tokenizer: Ref
-    selection: Selection
-    seed: int
-    base: Ref | None
-    label: str
+    def plan(self, target: TargetSpec) -> DefencePlan:
+        """The defence seam's plan (``farm.defences``): ``plan_pate`` on the target's public split, released as the
+        student alone (aggregate ``single``); ``state`` is the ``PatePlan``. ``SpecError`` when the target has no
+        public split (``TargetSpec.public``) or it is smaller than ``queries``."""
+        if target.public is None or target.public_n < 1:
+            raise SpecError(f"{target.label}: PATE needs a public split to query (the challenge's public corpus)",
+                            key="public")
+        p = plan_pate(target, self, public=target.public, public_n=target.public_n)
+        return DefencePlan(tuple(p.jobs), (p.student.key,), "single", self.privacy(), state=p)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class PatePlan:
         return StoreRef(self.student.key)
 
 
-def plan_pate(target: TargetLike, pate: Pate, *, public: Mapping[str, Any], public_n: int) -> PatePlan:
+def plan_pate(target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], public_n: int) -> PatePlan:
     """The PATE jobs that stand in for ``target`` (see the module docstring). ``public``: the public population
     spec, of ``public_n`` records, of which ``pate.queries`` are drawn (seeded by the target's seed). Teachers and
     student read the target's tokenizer and start from its base model; teacher ``i`` trains with ``pate.recipe`` and

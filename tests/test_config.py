@@ -144,7 +144,7 @@ def test_dp_variants_are_mappings():
 def test_every_shipped_file_is_tested():
     assert set(shipped()) == {"mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal", "attack-mini",
                               "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal", "tune-mini",
-                              "tune-mini-sst2", "tune-mico"}
+                              "tune-mini-sst2", "tune-mico", "defences-sst2", "attack-defences"}
     assert {p.stem for p in CONFIGS.rglob("*.yaml")} == set(shipped()) | set(shipped("recipe"))
 
 

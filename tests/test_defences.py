@@ -89,3 +89,15 @@ def test_redone_lists_new_keys_only():
     before = plan_target(sisa, target())
     after = plan_target(sisa, target(seed=6))
     assert redone(before, before) == [] and len(redone(before, after)) == 4
+
+
+def test_label_noise_recipes_record_their_label_dp_epsilon():
+    from farm.defences import registry
+    from farm.mini import privacy_record
+
+    rr = load_recipe("mini-rr-e1")
+    record = privacy_record(rr)
+    assert record == {"epsilon": "inf", "label_dp": "label-DP", "label_epsilon": 1.0,
+                      "mechanism": "randomized_response"}  # labels only: no record-level bound
+    assert recipe_privacy(load_recipe("mini-inf")) == {"epsilon": "inf"}
+    assert registry()["pate"].__name__ == "Pate"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from farm.errors import ConfigError, SpecError
+from farm.jobs import Selection, StoreRef
 from farm.pate import (
     ORDERS,
     Aggregation,
@@ -127,16 +128,11 @@ def test_accountant_edges():
 
 
 def load_pate(path):
-    """The steps of the defence seam's loader (``farm.mini.load_defence`` on the sisa branch: pop ``defence``, resolve
-    ``recipe``, type the class); on merge, call that instead."""
-    from farm.config import config_path, read_yaml, recipe_ref, typed
-    from farm.recipes import to_dict
+    from farm.mini import load_defence
 
-    path = config_path(path, "recipe")
-    data = read_yaml(path)
-    assert data.pop("defence") == "pate"
-    data["recipe"] = to_dict(recipe_ref(data["recipe"], path, "recipe"))
-    return typed(Pate, data, path)
+    pate = load_defence(path)
+    assert isinstance(pate, Pate)
+    return pate
 
 
 def test_pate_config_checks():
@@ -171,7 +167,7 @@ def test_shipped_pate_defences_load():
 def test_bad_defence_yaml_fails_in_one_line(tmp_path):
     good = {"defence": "pate", "recipe": "mini-inf", "student": "{epochs: 1}", "teachers": "3", "sigma": "1.0",
             "queries": "4"}
-    for line, key in {"teachers: 0": "teachers", "student: mini-inf": "student", "sigma: loud": "sigma",
+    for line, key in {"teachers: 0": "teachers", "student: no-such-recipe": "student", "sigma: loud": "sigma",
                       "extra: 1": "extra", "threshold: 3": "sigma1"}.items():
         path = tmp_path / "bad.yaml"
         rest = {k: v for k, v in good.items() if k != line.split(":")[0]}
@@ -257,3 +253,64 @@ def test_student_trains_on_the_answered_records_with_the_vote_labels():
     assert keep.tolist() == [1, 4] and labelled.labels.tolist() == [0, 1, 0, 0, 1, 0]
     with pytest.raises(SpecError, match="answered none"):
         given_labels(tokens, np.array([2, 5]), votes)
+
+
+# --- the defence seam: make-challenge, then farm attack unchanged -------------------------------------------------
+
+
+def test_pate_plans_through_the_defence_seam():
+    from farm.defences import TargetSpec, plan_target
+    from farm.mini import load_config, plan
+    from tests.jobs_fixture import POP, TOKENIZER
+
+    pate = load_pate("tests/data/tiny-pate.yaml")
+    members = Selection.of(300, np.arange(280))
+    spec = TargetSpec(POP, StoreRef(TOKENIZER.key), members, 11, None, "t", public=PUBLIC, public_n=200)
+    dplan = plan_target(pate, spec)
+    assert dplan.aggregate == "single" and dplan.members == (dplan.state.student.key,)
+    assert [type(j).__name__ for j in dplan.jobs].count("VoteJob") == 1 and len(dplan.jobs) == 3 + 3 + 1 + 1
+    assert dplan.privacy == pate.privacy()
+    with pytest.raises(SpecError, match="public"):
+        plan_target(pate, TargetSpec(POP, StoreRef(TOKENIZER.key), members, 11, None, "t"))
+    config = load_config("tests/data/tiny-mini-pate.yaml")
+    p = plan(config, 300)
+    students = [t.plan.state.student for t in p.targets if t.scenario == "sst2_pate"]
+    assert len(students) == 4 and all(s.population == config.public and s.base == StoreRef(p.base.key)
+                                      for s in students)
+    assert p.constants.targets["sst2_pate"]["defence"] == "pate"
+
+
+def test_named_student_and_too_many_queries(tmp_path):
+    from farm.config import load_recipe
+    from farm.mini import load_config
+
+    path = tmp_path / "p.yaml"
+    path.write_text("defence: pate\nrecipe: mini-inf\nstudent: mini-inf\nteachers: 2\nsigma: 1.0\nqueries: 500\n")
+    assert load_pate(path).student == load_recipe("mini-inf")
+    config = tmp_path / "c.yaml"
+    text = open("tests/data/tiny-mini-pate.yaml").read().replace("tests/data/tiny-pate.yaml", str(path))
+    config.write_text(text)
+    with pytest.raises(ConfigError, match="500 public queries"):
+        load_config(config)
+
+
+def test_pate_challenge_is_attacked_unchanged(local_ray, tmp_path, capsys):
+    import json
+
+    from farm.challenge import read_challenge
+    from farm.cli import main
+
+    out = tmp_path / "built"
+    assert main(["make-challenge", "--config", "tests/data/tiny-mini-pate.yaml", "--out", str(out)]) == 0
+    ch = read_challenge(out / "challenge")
+    dev = ch.select("sst2_pate", "dev")[0]
+    assert (dev.path / "model.safetensors").exists() and not (dev.path / "ensemble.json").exists()  # the student
+    recorded = ch.constants.targets["sst2_pate"]
+    assert recorded["defence"] == "pate" and recorded["teachers"] == 3 and recorded["epsilon"] > 0
+    attack = tmp_path / "attack"
+    assert main(["attack", "--challenge", str(out / "challenge"), "--config", "tests/data/tiny-attack.yaml",
+                 "--answers", str(out / "answers"), "--out", str(attack), "--store", str(out / "store")]) == 0
+    report = capsys.readouterr().out
+    assert "| sst2_pate | dev |" in report and "| sst2_inf | dev |" in report
+    metrics = json.loads((attack / "metrics.json").read_text())
+    assert set(metrics["scenarios"]) == {"sst2_inf", "sst2_pate"}

@@ -92,6 +92,22 @@ def test_make_challenge_plan_counts_every_target(tmp_path):
     assert all(s.model == "tiny" and s.bytes_per_job < 5e6 for s in plan.stages if s.kind == "train")
 
 
+def test_make_challenge_plan_counts_every_defence_job():
+    plan = make_challenge_plan("tests/data/tiny-mini-pate.yaml", table=Table(), gpus=1)
+    stages = {(s.scenario, s.name): s for s in plan.stages}
+    assert stages["sst2_inf", "targets"].jobs == 4
+    teachers, answers = stages["sst2_pate", "teacher"], stages["sst2_pate", "teacher/answers"]
+    assert (teachers.kind, teachers.jobs, teachers.records) == ("train", 12, 93)  # 3 teachers of 280 records x 4
+    assert (answers.kind, answers.jobs, answers.records) == ("infer", 12, 40)  # each teacher on the 40 queries
+    assert (stages["sst2_pate", "votes"].kind, stages["sst2_pate", "votes"].jobs) == ("cpu", 4)
+    assert (stages["sst2_pate", "student"].jobs, stages["sst2_pate", "student"].records) == (4, 40)
+    totals = plan.to_json()["totals"]
+    assert (totals["trainings"], totals["inference_passes"]) == (1 + 4 + 12 + 4, 12)
+    sisa = {s.name: s for s in make_challenge_plan("tests/data/tiny-mini-sisa.yaml", table=Table(), gpus=1).stages
+            if s.scenario == "sst2_sisa"}
+    assert list(sisa) == ["shard/slice"] and sisa["shard/slice"].jobs == 6 * 2
+
+
 def test_roberta_base_sizes():
     assert ROBERTA_BASE.params == 124_647_170 and ROBERTA_BASE.kind == "roberta-base"
     assert 498e6 < weights_bytes(ROBERTA_BASE) < 499e6
