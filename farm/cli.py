@@ -210,12 +210,12 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace, default_store: Path):
-    from farm.cluster import Executor, ensure_ray
+    from farm.cluster import Executor, check_address
     from farm.store import Store
 
-    ensure_ray(args.address)
+    address = check_address(args.address)  # refused now if wrong; Ray starts (or is joined) only when a job must run
     return Executor(Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
-                    gpus_per_job=args.gpus_per_job, device=args.device)
+                    gpus_per_job=args.gpus_per_job, device=args.device, address=address)
 
 
 def _jobs_line(executor: Executor) -> None:

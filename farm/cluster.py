@@ -40,12 +40,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     """Connect to Ray: ``address`` (or ``RAY_ADDRESS``, as under ``ray job submit``) if given, else start a
     private local instance bound to loopback. An ``http(s)://`` address (the Ray Jobs / dashboard server, what
     ``ray job submit`` users export) is no cluster address: ``FarmError`` in one line, before anything starts."""
-    source = "--address" if address else "RAY_ADDRESS"
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address and address.startswith(("http://", "https://")):
-        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster address: submit the "
-                        f"run with `ray job submit --address {address} -- farm ...` (see ray_jobs/), or give the "
-                        "cluster's GCS address (HOST:6379) or `auto`")
+    address = check_address(address)
     if ray.is_initialized():
         return
     if address:
@@ -53,6 +48,18 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     else:  # a private single-machine instance on loopback; FARM_RAY_TMPDIR picks its session folder
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
+
+
+def check_address(address: str | None = None) -> str | None:
+    """The cluster address to use (``address``, else ``RAY_ADDRESS``, else None: a private local instance),
+    checked without connecting: ``FarmError`` in one line for an ``http(s)://`` (Ray Jobs) address."""
+    source = "--address" if address else "RAY_ADDRESS"
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith(("http://", "https://")):
+        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster address: submit the "
+                        f"run with `ray job submit --address {address} -- farm ...` (see ray_jobs/), or give the "
+                        "cluster's GCS address (HOST:6379) or `auto`")
+    return address
 
 
 class JobWorker:
@@ -130,6 +137,8 @@ class Executor:
     gpu_wait_s: float = 3600.0
     progress: Callable[[str], None] | None = log.info  # one line per finished job; None: silent
     history: list[tuple[str, Report]] = field(default_factory=list)
+    address: str | None = None  # where to connect (``ensure_ray``) the first time there is work: a rerun whose
+    # jobs are all stored never starts or joins Ray
     def __post_init__(self) -> None:
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
@@ -157,7 +166,7 @@ class Executor:
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
         report = Report(skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start)
         if todo:
-            ensure_ray()
+            ensure_ray(self.address)
             _Pool(self, report, title, start).drain(todo)
         report.wall_seconds = time.perf_counter() - start
         self.history.append((title, report))

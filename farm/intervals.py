@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from farm.metrics import score
+from farm.metrics import roc_of_sorted, score, score_roc
 
 INTERVAL_KEYS = ("TPR_FPR_1000", "TPR_FPR_100", "AUC")
 
@@ -59,15 +59,22 @@ def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray
 
 def _replicates(y: list[np.ndarray], s: list[np.ndarray], keys: Sequence[str], n_boot: int,
                 rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, len(keys)]`` metrics of resampled model pools (at most ``10 * n_boot`` draws)."""
+    """``[n_boot, len(keys)]`` metrics of resampled model pools (at most ``10 * n_boot`` draws). The points are
+    sorted once; a resample is a count per model (``roc_of_sorted`` weights each point by its model's count),
+    which gives exactly the metrics of the concatenated resample, without concatenating or sorting it."""
+    labels, scores = np.concatenate(y), np.concatenate(s)
+    model = np.repeat(np.arange(len(y)), [a.size for a in y])
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    labels, scores, model = labels[order].astype(np.int64), scores[order], model[order]
+    positives = np.array([int(a.sum()) for a in y])
+    negatives = np.array([a.size for a in y]) - positives
     out: list[list[float]] = []
     for _ in range(10 * n_boot):
         if len(out) == n_boot:
             break
-        pick = rng.integers(0, len(y), len(y))
-        yy = np.concatenate([y[i] for i in pick])
-        if yy.min() == yy.max():
+        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
+        if not (counts @ positives and counts @ negatives):
             continue
-        got = score(yy, np.concatenate([s[i] for i in pick]))
+        got = score_roc(*roc_of_sorted(scores, labels, counts[model])[:2])
         out.append([got[k] for k in keys])
     return np.asarray(out, dtype=np.float64).reshape(-1, len(keys))

@@ -41,11 +41,25 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     labels, scores = check_scores(labels, scores)
     order = np.argsort(scores, kind="mergesort")[::-1]
-    scores, labels = scores[order], labels[order]
-    distinct = np.where(np.diff(scores))[0]
-    cut = np.r_[distinct, labels.size - 1]
-    tps = np.cumsum(labels)[cut]
-    fps = 1 + cut - tps
+    return roc_of_sorted(scores[order], labels[order].astype(np.int64))
+
+
+def roc_of_sorted(scores: np.ndarray, labels: np.ndarray,
+                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``roc_curve`` of points already sorted by ``scores`` descending (int 0/1 ``labels``). ``counts``: how many
+    times each point is in the pool (non-negative ints; None: once each), so a bootstrap resample is a weighting
+    of one sorted array: the result equals ``roc_curve`` of the pool with each point repeated ``counts`` times
+    (exactly: integer cumulative sums, and thresholds of points counted 0 times are not thresholds of the pool).
+    The pool must hold both classes."""
+    cut = np.r_[np.where(np.diff(scores))[0], labels.size - 1]
+    if counts is None:
+        tps = np.cumsum(labels)[cut]
+        fps = 1 + cut - tps
+    else:
+        w = np.asarray(counts, dtype=np.int64)
+        tps, fps = np.cumsum(labels * w)[cut], np.cumsum((1 - labels) * w)[cut]
+        present = np.diff(np.r_[0, tps + fps]) > 0
+        cut, tps, fps = cut[present], tps[present], fps[present]
     thresholds = scores[cut]
     if fps.size > 2:
         keep = np.where(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])[0]
@@ -72,6 +86,11 @@ def score(solutions: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
     (max TPR - FPR) and ``accuracy`` (max balanced accuracy).
     """
     fpr, tpr, _ = roc_curve(np.ravel(solutions), np.ravel(predictions))
+    return score_roc(fpr, tpr)
+
+
+def score_roc(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, float]:
+    """``score``'s dict from ROC points (``roc_curve``'s)."""
     result = {key: tpr_at_fpr(fpr, tpr, bound) for key, bound in FPR_BOUNDS.items()}
     result["AUC"] = auc(fpr, tpr)
     result["MIA"] = float(np.max(tpr - fpr))

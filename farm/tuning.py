@@ -233,11 +233,13 @@ def count_trial_jobs(results: Any, executor: Any) -> None:
 def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
              scenarios: list[str] | None = None) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
+    from farm.cluster import ensure_ray
     from farm.fsutil import atomic_write_text
 
     tune_config = load_tune_config(config_path)
     out = Path(out)
     _, loaded = load_scenarios(challenge, names=scenarios, assets=tune_config.assets)
+    ensure_ray(getattr(executor, "address", None))  # Tune needs Ray: ours (loopback) or the cluster named
     defaults = load_attack_config(tune_config.default_attack)
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]

@@ -44,3 +44,35 @@ def test_counts_and_errors():
     assert counts(labels) == {"models": 3, "members": 15, "non_members": 15}
     with pytest.raises(ValueError):
         bootstrap_by_model(labels, scores[:2])
+
+
+def _concatenating_replicates(y, s, keys, n_boot, rng):
+    """The plain resample (concatenate the picked models, score the pool): the reference for the weighted one."""
+    from farm.metrics import score
+
+    out = []
+    for _ in range(10 * n_boot):
+        if len(out) == n_boot:
+            break
+        pick = rng.integers(0, len(y), len(y))
+        yy = np.concatenate([y[i] for i in pick])
+        if yy.min() == yy.max():
+            continue
+        got = score(yy, np.concatenate([s[i] for i in pick]))
+        out.append([got[k] for k in keys])
+    return np.asarray(out, dtype=np.float64).reshape(-1, len(keys))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_resamples_equal_concatenated_ones_exactly(seed):
+    from farm.intervals import _replicates
+    from farm.metrics import FPR_BOUNDS
+
+    rng = np.random.default_rng(seed)
+    models = int(rng.integers(1, 9))
+    y = [rng.integers(0, 2, int(rng.integers(1, 40))) for _ in range(models)]
+    s = [np.round(rng.normal(size=a.size) + a, 1) for a in y]  # heavy ties, across models too
+    keys = [*FPR_BOUNDS, "AUC", "MIA", "accuracy"]
+    got = _replicates(y, s, keys, 50, np.random.default_rng([seed, 1]))
+    expected = _concatenating_replicates(y, s, keys, 50, np.random.default_rng([seed, 1]))
+    np.testing.assert_array_equal(got, expected)
