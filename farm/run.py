@@ -122,7 +122,7 @@ def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="farm-job-") as tmp:
         meta = _RUNNERS[type(job)](job, store, ctx, Path(tmp))
         meta.update({"label": job.label, "kind": type(job).__name__, "seconds": time.perf_counter() - start})
-        if isinstance(job, InferJob):
+        if "arrays" in meta:  # inference and votes: arrays, stored as .npy files
             store.put_arrays(key, meta.pop("arrays"), meta)
         else:
             store.put_dir(key, Path(tmp) / "out", meta)
@@ -174,10 +174,8 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
     counts = vote_counts(np.stack([e["logits"].argmax(axis=1) for e in entries]), entries[0]["logits"].shape[1])
     labels = job.aggregation.labels(counts)
     answered = int((labels >= 0).sum())
-    (tmp / "out").mkdir()
-    for name, array in {"indices": indices, "labels": labels, "counts": counts}.items():
-        np.save(tmp / "out" / f"{name}.npy", array, allow_pickle=False)
-    return {"queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
+    return {"arrays": {"indices": indices, "labels": labels, "counts": counts},
+            "queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
             "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered)}
 
 
