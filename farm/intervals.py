@@ -4,11 +4,16 @@ The MICO score pools every model's points under one threshold, and points of one
 (they share the model's training run), so the resampling unit is the model: draw ``len(models)`` models with
 replacement, pool their points, recompute the metric; the interval is the ``(1-level)/2`` and ``(1+level)/2``
 percentiles of the replicates. Deterministic given ``seed``. Replicates whose pool lacks members or non-members
-are redrawn (they have no ROC curve); with one model the interval collapses to the point estimate.
+are redrawn (they have no ROC curve).
+
+No interval from fewer than ``MIN_MODELS`` (5) models: a bootstrap over 2 models has at most 3 distinct
+resamples and prints intervals such as [0.080, 0.080] that look like certainty. Below that the interval's ends
+are NaN (``Interval.known`` is False) and tables print the point alone, with the model count beside it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -17,6 +22,7 @@ import numpy as np
 from farm.metrics import roc_of_sorted, score, score_roc
 
 INTERVAL_KEYS = ("TPR_FPR_1000", "TPR_FPR_100", "AUC")
+MIN_MODELS = 5  # no interval from fewer models (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,15 @@ class Interval:
     value: float
     lo: float
     hi: float
+
+    @property
+    def known(self) -> bool:
+        """False when no interval was computed (fewer than ``MIN_MODELS`` models): ``lo``/``hi`` are NaN."""
+        return bool(np.isfinite(self.lo) and np.isfinite(self.hi))
+
+    def cell(self, digits: int = 3) -> str:
+        """``[lo, hi]`` for a table cell, or ``[n<5 models]`` where no interval was computed."""
+        return f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}]" if self.known else f"[n<{MIN_MODELS} models]"
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -43,7 +58,8 @@ def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray
     """95% (``level``) bootstrap intervals over models for the ``score`` keys ``keys``.
 
     ``labels[m]`` (0/1, 1 = member) and ``scores[m]`` (finite, higher = member) are model ``m``'s points; the
-    point estimate pools all models once, exactly as ``farm.metrics.score`` does.
+    point estimate pools all models once, exactly as ``farm.metrics.score`` does. With fewer than ``MIN_MODELS``
+    models the intervals' ends are NaN (no interval; see the module docstring).
     """
     if len(labels) != len(scores) or not labels:
         raise ValueError(f"need one score array per label array and at least one model, got "
@@ -51,6 +67,8 @@ def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray
     y = [np.ravel(a).astype(np.int64) for a in labels]
     s = [np.ravel(a).astype(np.float64) for a in scores]
     point = score(np.concatenate(y), np.concatenate(s))
+    if len(y) < MIN_MODELS:
+        return {k: Interval(float(point[k]), math.nan, math.nan) for k in keys}
     reps = _replicates(y, s, keys, n_boot, np.random.default_rng([seed, 0xB007]))
     tail = (1 - level) / 2
     lo, hi = np.quantile(reps, [tail, 1 - tail], axis=0) if reps.size else (np.full(len(keys), np.nan),) * 2

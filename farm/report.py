@@ -50,8 +50,8 @@ def score_table(results: list[ScenarioResult]) -> str:
 
 
 def _cells(metrics: dict[str, float], intervals: dict[str, Interval]) -> str:
-    return " | ".join(f"{metrics[c]:.3f}" + (f" [{intervals[c].lo:.3f}, {intervals[c].hi:.3f}]" if c in intervals
-                                              else "") for c in COLUMNS)
+    return " | ".join(f"{metrics[c]:.3f}" + (f" {intervals[c].cell()}" if c in intervals else "")
+                      for c in COLUMNS)
 
 
 def audit_table(results: list[ScenarioResult]) -> str:
@@ -128,7 +128,7 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
 def _curve_label(r: ScenarioResult, phase: str) -> str:
     value = r.phases[phase]["TPR_FPR_1000"]
     iv = r.intervals.get(phase, {}).get("TPR_FPR_1000")
-    return f"{phase} (TPR@0.1FPR={value:.3f}" + (f" [{iv.lo:.3f}, {iv.hi:.3f}])" if iv else ")")
+    return f"{phase} (TPR@0.1FPR={value:.3f}" + (f" {iv.cell()})" if iv and iv.known else ")")
 
 
 def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> dict[str, Any]:

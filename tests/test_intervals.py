@@ -39,6 +39,13 @@ def test_more_models_give_narrower_intervals():
     assert width(many["AUC"]) < width(few["AUC"])
 
 
+def test_no_interval_from_fewer_than_five_models():
+    four = bootstrap_by_model(*_models(n_models=4), n_boot=50)
+    five = bootstrap_by_model(*_models(n_models=5), n_boot=50)
+    assert all(not iv.known and iv.cell() == "[n<5 models]" for iv in four.values())
+    assert all(iv.known and iv.lo <= iv.value <= iv.hi for iv in five.values())
+
+
 def test_counts_and_errors():
     labels, scores = _models(n_models=3, points=10)
     assert counts(labels) == {"models": 3, "members": 15, "non_members": 15}

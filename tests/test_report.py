@@ -62,9 +62,9 @@ def test_phases_carry_intervals_counts_and_the_audit_on_answered_models(tiny_cha
     for phase, c in r.counts.items():
         assert c["members"] + c["non_members"] == c["models"] * POINTS
         for key, iv in r.intervals[phase].items():  # each interval's value is the report's pooled figure
-            assert iv.value == r.phases[phase][key] and iv.lo <= iv.value <= iv.hi
+            assert iv.value == r.phases[phase][key] and not iv.known  # 2-3 models: no interval
         assert set(r.intervals[phase]) == {"TPR_FPR_1000", "TPR_FPR_100", "AUC"}
-    assert r.intervals["train"]["AUC"].lo < r.intervals["train"]["AUC"].hi  # random scores: a real spread
+    assert r.intervals["train"]["AUC"].cell() == "[n<5 models]"
     assert set(r.train_scores) == set(_scenario(tiny_challenge).phase("train")) and len(r.raw) == 4
     a = r.audit
     assert a is not None and a.held_out == "answered dev/final (4 models)" and a.fit_on.startswith("train (3 models")
