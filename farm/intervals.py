@@ -96,3 +96,98 @@ def _replicates(y: list[np.ndarray], s: list[np.ndarray], keys: Sequence[str], n
         got = score_roc(*roc_of_sorted(scores, labels, counts[model])[:2])
         out.append([got[k] for k in keys])
     return np.asarray(out, dtype=np.float64).reshape(-1, len(keys))
+
+
+PhaseData = tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Attack A against anchor B on the same target models (``paired_bootstrap``).
+
+    ``a`` / ``b``: each one's headline, the mean over the phases of the phase figure (MICO: dev and final, each
+    scored under its own threshold); ``ratio`` = a / b and ``diff`` = a - b, each with its paired bootstrap
+    interval (NaN ends when a phase has fewer than ``MIN_MODELS`` models); ``per_phase``: the phase figures as
+    ``{phase: (a, b)}``; ``models``: models per phase.
+    """
+
+    a: float
+    b: float
+    ratio: Interval
+    diff: Interval
+    per_phase: dict[str, tuple[float, float]]
+    models: dict[str, int]
+
+    @property
+    def within_noise(self) -> bool:
+        """True when the ratio's interval covers 1 (or none was computed): no difference can be claimed."""
+        return not self.ratio.known or self.ratio.lo <= 1.0 <= self.ratio.hi
+
+    def verdict(self) -> str:
+        """``better``, ``worse`` or ``within noise`` (the ratio's 95% interval against 1)."""
+        if self.within_noise:
+            return "within noise"
+        return "better" if self.ratio.lo > 1.0 else "worse"
+
+
+def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000", n_boot: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> Paired:
+    """A paired model bootstrap of attack A against anchor B.
+
+    ``phases[phase] = (labels, scores_a, scores_b)``: per target model of the phase, its 0/1 solution and the two
+    attacks' pooled scores (``farm.metrics.pooled_scores``) of its points. A phase's figure pools its models under
+    one threshold (``farm.metrics.score``'s ``key``, MICO's per-phase rule); the headline is the mean of the phase
+    figures. A replicate draws each phase's models with replacement, independently per phase, and scores BOTH
+    attacks on the same draw, so the interval of ``a / b`` reflects only how the two differ on the same targets,
+    not how hard the targets happen to be (a marginal interval of either does). Percentile intervals at
+    ``level``; deterministic in ``seed``; NaN ends when any phase has fewer than ``MIN_MODELS`` models.
+    """
+    per_phase, prepared = {}, {}
+    for phase, (labels, sa, sb) in phases.items():
+        if not (len(labels) == len(sa) == len(sb)) or not labels:
+            raise ValueError(f"{phase}: need one score array per model for both attacks and at least one model")
+        y = [np.ravel(v).astype(np.int64) for v in labels]
+        sides = [[np.ravel(v).astype(np.float64) for v in side] for side in (sa, sb)]
+        per_phase[phase] = tuple(float(score(np.concatenate(y), np.concatenate(s))[key]) for s in sides)
+        prepared[phase] = (y, [_sorted_pool(y, s) for s in sides])
+    a = float(np.mean([v[0] for v in per_phase.values()]))
+    b = float(np.mean([v[1] for v in per_phase.values()]))
+    models = {p: len(v[0]) for p, v in prepared.items()}
+    point_ratio = a / b if b else math.inf
+    if min(models.values()) < MIN_MODELS:
+        nan = math.nan
+        return Paired(a, b, Interval(point_ratio, nan, nan), Interval(a - b, nan, nan), per_phase, models)
+    reps = _paired_replicates(prepared, key, n_boot, np.random.default_rng([seed, 0x9A1D]))
+    tail = (1 - level) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = reps[:, 0] / reps[:, 1]
+    r_lo, r_hi = np.nanquantile(ratios, [tail, 1 - tail])
+    d_lo, d_hi = np.quantile(reps[:, 0] - reps[:, 1], [tail, 1 - tail])
+    return Paired(a, b, Interval(point_ratio, float(r_lo), float(r_hi)), Interval(a - b, float(d_lo), float(d_hi)),
+                  per_phase, models)
+
+
+def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One phase's points sorted by score (descending): scores, labels and each point's model index."""
+    scores, labels = np.concatenate(s), np.concatenate(y)
+    model = np.repeat(np.arange(len(y)), [v.size for v in y])
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    return scores[order], labels[order], model[order]
+
+
+def _paired_replicates(prepared: dict, key: str, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, 2]`` headlines (A, B) of resampled model pools: per replicate and phase, one draw of models
+    shared by both attacks (a draw lacking members or non-members is redrawn)."""
+    out = np.empty((n_boot, 2))
+    for i in range(n_boot):
+        figures = []
+        for y, pools in prepared.values():
+            pos = np.array([int(v.sum()) for v in y])
+            neg = np.array([v.size for v in y]) - pos
+            while True:
+                counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
+                if counts @ pos and counts @ neg:
+                    break
+            figures.append([score_roc(*roc_of_sorted(sc, lab, counts[mod])[:2])[key] for sc, lab, mod in pools])
+        out[i] = np.mean(figures, axis=0)
+    return out
