@@ -17,7 +17,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "farm"
 PURE = {"__init__", "errors", "splits", "plans", "signals", "attacks", "metrics", "recipes", "jobs", "audit",
-        "intervals", "queries", "estimates", "stopwatch", "pate", "labeldp", "pateplan", "defences", "sisa"}
+        "intervals", "queries", "estimates", "stopwatch", "pate", "labeldp", "pateplan", "defences", "sisa",
+        "protocol"}
 EFFECTS = {"fsutil", "config", "challenge", "data", "synthetic", "models", "train", "infer", "store", "run", "mini",
            "submission", "scoring", "plots", "scenario", "whitebox", "bench"}
 RAY = {"cluster", "tuning"}
