@@ -10,11 +10,23 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
                  str(out / "store"), "--config", "tests/data/tiny-attack.yaml", "--ks", "0,2",
                  "--attacks", "lira_online,rmia,lira_queries,lira_grad,stacked_wb", "--png", str(png)])
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert {r["attack"] for r in rows} >= {"loss", "winner: in_calibration", "runner-up: reference, 1 per target",
-                                            "lira_online", "rmia", "lira_queries", "lira_grad", "stacked_wb"}
-    assert {r["K"] for r in rows if r["attack"] == "rmia"} == {0, 2}
-    assert {r["K"] for r in rows if r["attack"] == "lira_grad"} == {0, 2}
-    assert all(0 <= r["TPR@0.1FPR"] <= 1 and r["points"] > 0 for r in rows)
+    table, verdicts = [r for r in rows if "attack" in r], [r for r in rows if "chosen (LOO)" in r]
+    assert {r["attack"] for r in table} >= {"loss", "winner: in_calibration", "runner-up: reference, 1 per target",
+                                             "lira_online", "rmia", "lira_queries", "lira_grad", "stacked_wb"}
+    assert {r["K"] for r in table if r["attack"] == "rmia"} == {0, 2}
+    assert {r["K"] for r in table if r["attack"] == "lira_grad"} == {0, 2}
+    assert all(0 <= r["TPR@0.1FPR"] <= 1 and 0 <= r["LOO train"] <= 1 for r in table)
+    winner = [r for r in table if r["attack"] == "winner: in_calibration"]
+    assert all(r["vs winner (paired)"].startswith("1.00x") for r in winner)  # itself, paired: exactly 1
+    # one protocol row per scenario: the choice is the best leave-one-out figure among the candidates
+    assert len(verdicts) == len({r["scenario"] for r in table})
+    for v in verdicts:
+        budget = next(r["trainings"] for r in table if r["scenario"] == v["scenario"]
+                      and r["attack"].startswith("runner-up"))
+        candidates = [r for r in table if r["scenario"] == v["scenario"] and isinstance(r["K"], int)
+                      and r["trainings"] <= budget]
+        assert v["LOO train"] == max(r["LOO train"] for r in candidates)
+        assert {"vs loss", "vs winner", "vs runner-up"} <= set(v)
 
 
 def test_rows_see_what_they_name():
