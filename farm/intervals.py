@@ -167,6 +167,26 @@ def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000",
                   per_phase, models)
 
 
+def headline_bootstrap(phases: dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], *,
+                       key: str = "TPR_FPR_1000", n_boot: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> Interval:
+    """One attack's headline (the mean of its per-phase figures, each phase pooled under its own threshold) with
+    a bootstrap interval that resamples every phase's models jointly; ``phases[phase] = (labels, scores)``, one
+    array per model. NaN ends when a phase has fewer than ``MIN_MODELS`` models."""
+    paired = paired_bootstrap({p: (y, s, s) for p, (y, s) in phases.items()}, key=key, n_boot=1, seed=seed)
+    if not paired.ratio.known:
+        return Interval(paired.a, math.nan, math.nan)
+    prepared = {}
+    for phase, (labels, scores) in phases.items():
+        y = [np.ravel(v).astype(np.int64) for v in labels]
+        pool = _sorted_pool(y, [np.ravel(v).astype(np.float64) for v in scores])
+        prepared[phase] = (y, [pool])
+    reps = _paired_replicates(prepared, key, n_boot, np.random.default_rng([seed, 0x9A1D]))[:, 0]
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(reps, [tail, 1 - tail])
+    return Interval(paired.a, float(lo), float(hi))
+
+
 def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One phase's points sorted by score (descending): scores, labels and each point's model index."""
     scores, labels = np.concatenate(s), np.concatenate(y)
@@ -176,9 +196,10 @@ def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, 
 
 
 def _paired_replicates(prepared: dict, key: str, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, 2]`` headlines (A, B) of resampled model pools: per replicate and phase, one draw of models
-    shared by both attacks (a draw lacking members or non-members is redrawn)."""
-    out = np.empty((n_boot, 2))
+    """``[n_boot, sides]`` headlines (A, B, or A alone) of resampled model pools: per replicate and phase, one
+    draw of models shared by every side (a draw lacking members or non-members is redrawn)."""
+    sides = len(next(iter(prepared.values()))[1])
+    out = np.empty((n_boot, sides))
     for i in range(n_boot):
         figures = []
         for y, pools in prepared.values():

@@ -134,3 +134,15 @@ def test_paired_ratio_interval_covers_the_true_ratio_at_about_95_percent():
         got = paired_bootstrap(phases, n_boot=200, seed=i)
         covered += got.ratio.lo <= true_ratio <= got.ratio.hi
     assert 1.3 < true_ratio < 2.5 and covered >= 68, (true_ratio, covered)
+
+
+def test_headline_bootstrap_is_the_paired_bootstraps_a_side():
+    from farm.intervals import headline_bootstrap
+
+    rng = np.random.default_rng(4)
+    phases = {"dev": _paired_phase(rng, 8), "final": _paired_phase(rng, 8)}
+    got = headline_bootstrap({p: (y, a) for p, (y, a, _) in phases.items()}, n_boot=100)
+    paired = paired_bootstrap(phases, n_boot=100)
+    assert got.value == paired.a and got.lo <= got.value <= got.hi and got.lo < got.hi
+    few = headline_bootstrap({"dev": (phases["dev"][0][:3], phases["dev"][1][:3])}, n_boot=100)
+    assert not few.known
