@@ -198,7 +198,8 @@ class VoteJob:
     teacher order). Each teacher votes for its argmax class; ``aggregation`` turns the vote counts into labels
     (``farm.pate.Aggregation``). The entry holds ``indices`` (the queried records, sorted), ``labels`` (int64,
     ``-1`` where confident-GNMax did not answer) and ``counts`` (``[n_queries, n_classes]``); its manifest's meta
-    the number of queries and answers and the epsilon spent at ``aggregation.delta``.
+    the number of queries and answers and the epsilon spent at ``aggregation.delta``, for
+    neighbouring datasets of ``aggregation.adjacency`` (also recorded there).
     """
 
     logits: tuple[StoreRef, ...]

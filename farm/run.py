@@ -176,6 +176,7 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
     answered = int((labels >= 0).sum())
     return {"arrays": {"indices": indices, "labels": labels, "counts": counts},
             "queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
+            "adjacency": job.aggregation.adjacency,
             "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered)}
 
 
