@@ -140,7 +140,7 @@ def test_shipped_pate_settings_leave_no_teacher_empty():
             sizes = [t.selection.indices().size for t in target.plan.state.teachers]
             assert sum(sizes) == 900
             smallest[len(sizes)] = min(smallest.get(len(sizes), 900), *sizes)
-    assert smallest == {10: 69, 50: 7}
+    assert smallest == {10: 62, 50: 7}  # defences-sst2 at 4 + 5 + 5 targets per setting
 
 
 # --- aggregation -------------------------------------------------------------------------------------------------
