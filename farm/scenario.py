@@ -156,7 +156,8 @@ class Mechanism:
     ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they spend on them at
     ``delta`` (the accountant at that ``q``, their noise multiplier and the steps taken); ``clip``: on true
     per-example gradients; ``matched_n``: the targets' training-set size when the shadows run the targets'
-    mechanism (``AttackConfig.match_targets``), else ``None``.
+    mechanism (``AttackConfig.match_targets``), else ``None``; ``accountant``: the one their epsilon comes from
+    (Opacus', add/remove adjacency; ``None`` where the metadata predates it).
     """
 
     shadows: int
@@ -170,6 +171,7 @@ class Mechanism:
     epsilon: Span | None = None
     delta: float | None = None
     matched_n: int | None = None
+    accountant: str | None = None
 
 
 def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int | None = None) -> Mechanism | None:
@@ -186,7 +188,8 @@ def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int 
         return base
     return replace(base, noise_multiplier=span([d["noise_multiplier"] for d in dp]), clip=float(dp[0]["clip"]),
                    sampling=str(metas[0]["recipe"]["dp"]["sampling"]), sample_rate=span([d["sample_rate"] for d in dp]),
-                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]))
+                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]),
+                   accountant=metas[0]["recipe"]["dp"].get("accountant"))
 
 
 class JobRunner(Protocol):
