@@ -196,24 +196,27 @@ def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float
     balanced mean (p_IN + p_OUT) / 2 (the paper averages half-IN, half-OUT references); with OUT references only
     (always, when ``online=False``) the offline approximation ((1 + a) p_OUT + (1 - a)) / 2, ``a = offline_a``;
     with IN only, the same linear model solved for p_OUT = (p_IN - 1 + a) / a; with none, the mean over all
-    references. ``gamma`` / ``offline_a`` given as sequences are grids: the pair maximizing ``objective`` (a
-    ``farm.metrics.score`` key, ties by AUC) on the labelled models' pooled leave-one-out scores is chosen,
-    cross-fitted in ``folds`` groups of labelled models; while a group is held out, its models are no reference of
-    the models the pair is chosen on, so a labelled target's own membership never steers the pair it is scored by.
+    references. ``gamma`` / ``offline_a`` given as sequences are grids: the pair maximizing
+    ``objective`` (a ``farm.metrics.score`` key, ties by AUC) on the labelled models' pooled
+    leave-one-out scores is chosen, cross-fitted in ``folds`` groups of labelled models; while a
+    group is held out, its models are no reference of the models the pair is chosen on, so a
+    labelled target's own membership never steers the pair it is scored by.
 
-    Population points z: the records of the signals that are not the target's challenge points, at most
-    ``max_population`` of them drawn with an rng seeded by ``(seed, target)`` (so a target's score does not depend
-    on which other targets share the call). Which records those are depends on the other models' challenge seeds
-    only, never on the target's training set or on its keep row: z is drawn independently of the target, as the
-    paper draws it, and a target's score never changes with its own keep mask (its answers). The paper's z are
-    moreover non-members; no record is known OUT of a target without its own answers, though: a record outside the
-    target's challenge points is in its training set with probability (len_training - len_challenge) /
-    (n_total - 2 len_challenge), 98.7% in MICO, whichever other model it is a challenge point (or non-member) of;
-    only a labelled target's own split (its keep row) names its few OUT records, and scoring it with those would
-    use its answers and score train targets unlike dev/final ones, whose splits are secret. So z here are mostly
-    members, equally so for every target: for one target the score is still a monotone function of LR(x) (the
-    ranking of its points is unchanged), and targets stay comparable under one threshold. ``ValueError`` when a
-    target has no population point (every record is one of its challenge points), rather than scores of 0.
+    Population points z: the records of the signals that are not the target's challenge points, at
+    most ``max_population`` of them drawn with an rng seeded by ``(seed, target)`` (so a target's
+    score does not depend on which other targets share the call). Which records those are depends on
+    the other models' challenge seeds only, never on the target's training set or on its keep row: z
+    is drawn independently of the target, as the paper draws it, and a target's score never changes
+    with its own keep mask (its answers). The paper's z are moreover non-members; no record is known
+    OUT of a target without its own answers, though: a record outside the target's challenge points
+    is in its training set with probability (len_training - len_challenge) / (n_total - 2
+    len_challenge), 98.7% in MICO, whichever other model it is a challenge point (or non-member) of;
+    only a labelled target's own split (its keep row) names its few OUT records, and scoring it with
+    those would use its answers and score train targets unlike dev/final ones, whose splits are
+    secret. So z here are mostly members, equally so for every target: for one target the score is
+    still a monotone function of LR(x) (the ranking of its points is unchanged), and targets stay
+    comparable under one threshold. ``ValueError`` when a target has no population point (every
+    record is one of its challenge points), rather than scores of 0.
     """
     a_grid, g_grid = _grid(offline_a), _grid(gamma)
     if max_population < 1:
@@ -225,10 +228,12 @@ def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float
     out = np.zeros((len(targets), signals.challenge.shape[1]))
     labelled = np.flatnonzero(signals.labelled)
     for fit, rows in _cross_fit(signals, targets, folds, seed):
-        held = np.setdiff1d(labelled, fit)  # the group being scored: no reference of the models fitted on
-        fit_parts = {int(m): _rmia_parts(signals, int(m), exclude=held, **opts) for m in fit}  # type: ignore[arg-type]
-        table = {(a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()} for a in a_grid
-                 for g in g_grid}
+        held = np.setdiff1d(labelled, fit)  # the group scored: no reference of the models fitted on
+        fit_parts = {int(m): _rmia_parts(signals, int(m), exclude=held,
+                                         **opts)  # type: ignore[arg-type]
+                     for m in fit}
+        table = {(a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
+                 for a in a_grid for g in g_grid}
         a, g = _best(table, signals, fit, objective)
         out[rows] = [_rmia_score(parts[int(targets[r])], a, g, online) for r in rows]
     return out
@@ -374,12 +379,13 @@ def _grid(value: float | Sequence[float]) -> list[float]:
 
 def _rmia_parts(signals: Signals, t: int, *, in_from: str, out_from: str, max_population: int,
                 seed: int, exclude: np.ndarray | None = None) -> _RmiaParts:
-    """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may not be references."""
+    """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may
+    not be references."""
     cols = signals.challenge[t]
     others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
     if not others.size:
-        raise ValueError(f"rmia: model {t} has no population point (every record of the signals is one of its "
-                         "challenge points); RMIA needs records beyond them")
+        raise ValueError(f"rmia: model {t} has no population point (every record of the signals "
+                         "is one of its challenge points); RMIA needs records beyond them")
     if others.size > max_population:
         others = np.sort(np.random.default_rng([seed, t]).choice(others, max_population, replace=False))
     both, p = np.r_[cols, others], cols.size
@@ -416,7 +422,8 @@ def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tup
     return max(table, key=key)
 
 
-def _references(signals: Signals, target: int, source: str, exclude: np.ndarray | None) -> np.ndarray:
+def _references(signals: Signals, target: int, source: str,
+                exclude: np.ndarray | None) -> np.ndarray:
     """``Signals.reference_mask`` less the models ``exclude``."""
     mask = signals.reference_mask(target, source)
     if exclude is not None:
@@ -425,9 +432,11 @@ def _references(signals: Signals, target: int, source: str, exclude: np.ndarray 
 
 
 def _mean_where(values: np.ndarray, signals: Signals, target: int, cols: np.ndarray, side: int, *,
-                fallback: bool = False, source: str = "all", exclude: np.ndarray | None = None) -> np.ndarray:
-    """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``, none of ``exclude``) with
-    ``keep[r, col] == side`` (NaN if none); ``fallback``: the mean over every such reference there instead of NaN."""
+                fallback: bool = False, source: str = "all",
+                exclude: np.ndarray | None = None) -> np.ndarray:
+    """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``, none of
+    ``exclude``) with ``keep[r, col] == side`` (NaN if none); ``fallback``: the mean over every such
+    reference there instead of NaN."""
     refs = np.flatnonzero(_references(signals, target, source, exclude))
     v, k = values[np.ix_(refs, cols)], signals.keep[np.ix_(refs, cols)] == side
     count = k.sum(0)

@@ -144,9 +144,10 @@ def _check_model_dir(path: Path) -> None:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not labelled;
-    ``forgotten`` (an unlearning challenge's ``forgotten.csv``, where the folder has one): 0/1 int64 in challenge
-    order, 1 = a member the model was trained on and then unlearned, else ``None``."""
+    """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not
+    labelled; ``forgotten`` (an unlearning challenge's ``forgotten.csv``, where the folder has one):
+    0/1 int64 in challenge order, 1 = a member the model was trained on and then unlearned, else
+    ``None``."""
 
     scenario: str
     phase: str
@@ -312,12 +313,14 @@ def read_model(
 
 
 def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -> np.ndarray | None:
-    """``mdir/forgotten.csv`` (``FORGOTTEN_CSV``) as 0/1 in challenge order, or ``None`` when absent. Only members
-    can be forgotten: with a solution beside it, a 1 on a non-member is a ``ChallengeFormatError``."""
+    """``mdir/forgotten.csv`` (``FORGOTTEN_CSV``) as 0/1 in challenge order, or ``None`` when
+    absent. Only members can be forgotten: with a solution beside it, a 1 on a non-member is a
+    ``ChallengeFormatError``."""
     path = mdir / FORGOTTEN_CSV
     forgotten = read_solution(path, expected_len)
     if forgotten is not None and solution is not None and bool((forgotten > solution).any()):
-        raise ChallengeFormatError(f"{path}: marks a non-member as forgotten (only members can be unlearned)")
+        raise ChallengeFormatError(f"{path}: marks a non-member as forgotten "
+                                   "(only members can be unlearned)")
     return forgotten
 
 

@@ -72,10 +72,10 @@ class Scenario:
     challenge points (challenge order); ``solutions``: 0/1 membership in challenge order of every model whose
     membership is known (labelled ``train`` models, and dev/final models when answers were given).
 
-    Unlearning challenges (``farm.challenge.FORGOTTEN_CSV`` beside a labelled model's solution): a member the
-    model was trained on and then unlearned is OUT in ``keep`` (the released model no longer depends on it, so as
-    a reference it is an OUT model there), while ``solutions`` stay the tree's ``solution.csv`` (what MICO's
-    scorer and the report score against).
+    Unlearning challenges (``farm.challenge.FORGOTTEN_CSV`` beside a labelled model's solution): a
+    member the model was trained on and then unlearned is OUT in ``keep`` (the released model no
+    longer depends on it, so as a reference it is an OUT model there), while ``solutions`` stay the
+    tree's ``solution.csv`` (what MICO's scorer and the report score against).
     """
 
     name: str
@@ -156,8 +156,8 @@ class Mechanism:
     ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they spend on them at
     ``delta`` (the accountant at that ``q``, their noise multiplier and the steps taken); ``clip``: on true
     per-example gradients; ``matched_n``: the targets' training-set size when the shadows run the targets'
-    mechanism (``AttackConfig.match_targets``), else ``None``; ``accountant``: the one their epsilon comes from
-    (Opacus', add/remove adjacency; ``None`` where the metadata predates it).
+    mechanism (``AttackConfig.match_targets``), else ``None``; ``accountant``: the one their epsilon
+    comes from (Opacus', add/remove adjacency; ``None`` where the metadata predates it).
     """
 
     shadows: int
@@ -279,7 +279,7 @@ def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np
     keep = [keep_row(np.sort(s.train_set()), records) if s.member is not None and s.training is not None
             else np.full(records.size, UNKNOWN, np.int8) for s in splits]
     columns = np.stack([np.searchsorted(records, s.challenge) for s in splits]).astype(np.int64)
-    for row, cols, entry in zip(keep, columns, entries):  # unlearned members: the model no longer depends on them
+    for row, cols, entry in zip(keep, columns, entries):  # unlearned members: OUT from now on
         if entry.forgotten is not None and (row != UNKNOWN).all():
             row[cols[entry.forgotten == 1]] = OUT
     solutions = {i: m.solution for i, m in zip(ids, entries) if m.solution is not None}

@@ -180,8 +180,9 @@ def test_extras_needed_by_an_attack():
 
 
 def test_forgotten_members_are_out_in_the_keep_mask(tiny_challenge):
-    """An unlearning challenge: forgotten.csv beside model_1's solution marks 2 of its members forgotten. Those
-    two columns turn OUT in its keep row; nothing else changes (other points, other models, the solution)."""
+    """An unlearning challenge: forgotten.csv beside model_1's solution marks 2 of its members
+    forgotten. Those two columns turn OUT in its keep row; nothing else changes (other points, other
+    models, the solution)."""
     from farm.challenge import FORGOTTEN_CSV, format_row
 
     before = _scenario(tiny_challenge)
@@ -196,8 +197,9 @@ def test_forgotten_members_are_out_in_the_keep_mask(tiny_challenge):
     expected = before.keep.copy()
     expected[1, cols[members[[0, 2]]]] = OUT
     np.testing.assert_array_equal(after.keep, expected)
-    assert (before.keep[1, cols[members[[0, 2]]]] == IN).all() and (after.keep[1, cols] == OUT).sum() == 7
-    np.testing.assert_array_equal(after.solutions[m], before.solutions[m])  # the tree's answers are unchanged
+    assert (before.keep[1, cols[members[[0, 2]]]] == IN).all()
+    assert (after.keep[1, cols] == OUT).sum() == 7
+    np.testing.assert_array_equal(after.solutions[m], before.solutions[m])  # answers unchanged
 
 
 def test_forgotten_csv_may_not_mark_a_non_member(tiny_challenge):
