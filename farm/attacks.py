@@ -196,24 +196,44 @@ def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float
     balanced mean (p_IN + p_OUT) / 2 (the paper averages half-IN, half-OUT references); with OUT references only
     (always, when ``online=False``) the offline approximation ((1 + a) p_OUT + (1 - a)) / 2, ``a = offline_a``;
     with IN only, the same linear model solved for p_OUT = (p_IN - 1 + a) / a; with none, the mean over all
-    references. Population points z: records the farm holds that are not the target's challenge points (in MICO
-    mostly members of a dev/final target's training set; RMIA only needs z fixed across x), at most
-    ``max_population`` of them drawn with an rng seeded by ``(seed, target)``, so a target's score does not
-    depend on which other targets share the call. ``gamma`` / ``offline_a`` given as sequences are grids: the
-    pair maximizing ``objective`` (a ``farm.metrics.score`` key, ties by AUC) on the labelled models' pooled
-    leave-one-out scores is chosen, cross-fitted in ``folds`` groups of labelled models.
+    references. ``gamma`` / ``offline_a`` given as sequences are grids: the pair maximizing
+    ``objective`` (a ``farm.metrics.score`` key, ties by AUC) on the labelled models' pooled
+    leave-one-out scores is chosen, cross-fitted in ``folds`` groups of labelled models; while a
+    group is held out, its models are no reference of the models the pair is chosen on, so a
+    labelled target's own membership never steers the pair it is scored by.
+
+    Population points z: the records of the signals that are not the target's challenge points, at
+    most ``max_population`` of them drawn with an rng seeded by ``(seed, target)`` (so a target's
+    score does not depend on which other targets share the call). Which records those are depends on
+    the other models' challenge seeds only, never on the target's training set or on its keep row: z
+    is drawn independently of the target, as the paper draws it, and a target's score never changes
+    with its own keep mask (its answers). The paper's z are moreover non-members; no record is known
+    OUT of a target without its own answers, though: a record outside the target's challenge points
+    is in its training set with probability (len_training - len_challenge) / (n_total - 2
+    len_challenge), 98.7% in MICO, whichever other model it is a challenge point (or non-member) of;
+    only a labelled target's own split (its keep row) names its few OUT records, and scoring it with
+    those would use its answers and score train targets unlike dev/final ones, whose splits are
+    secret. So z here are mostly members, equally so for every target: for one target the score is
+    still a monotone function of LR(x) (the ranking of its points is unchanged), and targets stay
+    comparable under one threshold. ``ValueError`` when a target has no population point (every
+    record is one of its challenge points), rather than scores of 0.
     """
     a_grid, g_grid = _grid(offline_a), _grid(gamma)
+    if max_population < 1:
+        raise ValueError(f"rmia: max_population must be >= 1, got {max_population}")
     opts = dict(in_from=in_from, out_from=out_from, max_population=max_population, seed=seed)
     parts = {int(t): _rmia_parts(signals, int(t), **opts) for t in targets}  # type: ignore[arg-type]
     if len(a_grid) == len(g_grid) == 1:
         return np.stack([_rmia_score(parts[int(t)], a_grid[0], g_grid[0], online) for t in targets])
     out = np.zeros((len(targets), signals.challenge.shape[1]))
-    fits = _cross_fit(signals, targets, folds, seed)
-    labelled = sorted({int(m) for fit, _ in fits for m in fit})
-    parts |= {m: _rmia_parts(signals, m, **opts) for m in labelled if m not in parts}  # type: ignore[arg-type]
-    table = {(a, g): {m: _rmia_score(parts[m], a, g, online) for m in labelled} for a in a_grid for g in g_grid}
-    for fit, rows in fits:
+    labelled = np.flatnonzero(signals.labelled)
+    for fit, rows in _cross_fit(signals, targets, folds, seed):
+        held = np.setdiff1d(labelled, fit)  # the group scored: no reference of the models fitted on
+        fit_parts = {int(m): _rmia_parts(signals, int(m), exclude=held,
+                                         **opts)  # type: ignore[arg-type]
+                     for m in fit}
+        table = {(a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
+                 for a in a_grid for g in g_grid}
         a, g = _best(table, signals, fit, objective)
         out[rows] = [_rmia_score(parts[int(targets[r])], a, g, online) for r in rows]
     return out
@@ -358,15 +378,20 @@ def _grid(value: float | Sequence[float]) -> list[float]:
 
 
 def _rmia_parts(signals: Signals, t: int, *, in_from: str, out_from: str, max_population: int,
-                seed: int) -> _RmiaParts:
+                seed: int, exclude: np.ndarray | None = None) -> _RmiaParts:
+    """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may
+    not be references."""
     cols = signals.challenge[t]
     others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
+    if not others.size:
+        raise ValueError(f"rmia: model {t} has no population point (every record of the signals "
+                         "is one of its challenge points); RMIA needs records beyond them")
     if others.size > max_population:
         others = np.sort(np.random.default_rng([seed, t]).choice(others, max_population, replace=False))
     both, p = np.r_[cols, others], cols.size
-    p_in = _mean_where(signals.prob, signals, t, both, IN, source=in_from)
-    p_out = _mean_where(signals.prob, signals, t, both, OUT, source=out_from)
-    refs = np.flatnonzero(signals.reference_mask(t))
+    p_in = _mean_where(signals.prob, signals, t, both, IN, source=in_from, exclude=exclude)
+    p_out = _mean_where(signals.prob, signals, t, both, OUT, source=out_from, exclude=exclude)
+    refs = np.flatnonzero(_references(signals, t, "all", exclude))
     fill = float(signals.prob[np.ix_(refs, both)].mean()) if refs.size else 1.0
     lp = signals.logprob[t, both]
     return _RmiaParts(lp[:p], lp[p:], p_in[:p], p_out[:p], p_in[p:], p_out[p:], fill)
@@ -397,11 +422,22 @@ def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tup
     return max(table, key=key)
 
 
+def _references(signals: Signals, target: int, source: str,
+                exclude: np.ndarray | None) -> np.ndarray:
+    """``Signals.reference_mask`` less the models ``exclude``."""
+    mask = signals.reference_mask(target, source)
+    if exclude is not None:
+        mask[np.asarray(exclude, dtype=np.int64)] = False
+    return mask
+
+
 def _mean_where(values: np.ndarray, signals: Signals, target: int, cols: np.ndarray, side: int, *,
-                fallback: bool = False, source: str = "all") -> np.ndarray:
-    """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``) with ``keep[r, col] == side``
-    (NaN if none); ``fallback``: the mean over every reference of ``source`` there instead of NaN."""
-    refs = np.flatnonzero(signals.reference_mask(target, source))
+                fallback: bool = False, source: str = "all",
+                exclude: np.ndarray | None = None) -> np.ndarray:
+    """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``, none of
+    ``exclude``) with ``keep[r, col] == side`` (NaN if none); ``fallback``: the mean over every such
+    reference there instead of NaN."""
+    refs = np.flatnonzero(_references(signals, target, source, exclude))
     v, k = values[np.ix_(refs, cols)], signals.keep[np.ix_(refs, cols)] == side
     count = k.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -144,7 +144,10 @@ def _check_model_dir(path: Path) -> None:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not labelled."""
+    """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not
+    labelled; ``forgotten`` (an unlearning challenge's ``forgotten.csv``, where the folder has one):
+    0/1 int64 in challenge order, 1 = a member the model was trained on and then unlearned, else
+    ``None``."""
 
     scenario: str
     phase: str
@@ -156,6 +159,7 @@ class ModelEntry:
     solution: np.ndarray | None
     weights: Path | None
     config: Path | None
+    forgotten: np.ndarray | None = None
 
     def split(self, constants: ChallengeConstants) -> ModelSplit:
         """This model's splits under the challenge's constants."""
@@ -289,11 +293,12 @@ def read_model(
         expected = membership_solution(seeds["seed_membership"], constants.len_challenge)
         if not np.array_equal(solution, expected):
             raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
+    forgotten = read_forgotten(mdir, solution, 2 * constants.len_challenge)
     if (mdir / ENSEMBLE_JSON).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
         if require_weights:
             read_ensemble(mdir)
         return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
-                          seeds["seed_membership"], solution, mdir, mdir / ENSEMBLE_JSON)
+                          seeds["seed_membership"], solution, mdir, mdir / ENSEMBLE_JSON, forgotten)
     weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
     config = mdir / "config.json" if (mdir / "config.json").is_file() else None
     if require_weights:
@@ -304,7 +309,19 @@ def read_model(
         check_model_config(config)
         check_weights(weights)
     return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
-                      seeds["seed_membership"], solution, weights, config)
+                      seeds["seed_membership"], solution, weights, config, forgotten)
+
+
+def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -> np.ndarray | None:
+    """``mdir/forgotten.csv`` (``FORGOTTEN_CSV``) as 0/1 in challenge order, or ``None`` when
+    absent. Only members can be forgotten: with a solution beside it, a 1 on a non-member is a
+    ``ChallengeFormatError``."""
+    path = mdir / FORGOTTEN_CSV
+    forgotten = read_solution(path, expected_len)
+    if forgotten is not None and solution is not None and bool((forgotten > solution).any()):
+        raise ChallengeFormatError(f"{path}: marks a non-member as forgotten "
+                                   "(only members can be unlearned)")
+    return forgotten
 
 
 def read_ensemble(mdir: Path) -> tuple[list[Path], str]:

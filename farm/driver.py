@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from farm.attacks import run_attack
-from farm.audit import EpsilonAudit, audit_epsilon
+from farm.audit import EpsilonAudit, audit_epsilon, pick_index, scale_like
 from farm.challenge import CHALLENGE_JSON, PHASES, read_constants
 from farm.config import AttackConfig
+from farm.defences import assumptions
 from farm.fsutil import atomic_write_text
 from farm.intervals import Interval, bootstrap_by_model, counts
 from farm.metrics import pooled_scores, roc_curve
@@ -48,23 +50,39 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TargetPrivacy:
-    """The (epsilon, delta) the targets of a scenario were trained with: ``epsilon`` None when unknown (inf
-    without DP); ``delta`` the audit uses; ``source`` says where both come from."""
+    """The (epsilon, delta) the targets of a scenario were trained with: ``epsilon`` None when
+    unknown (inf without DP); ``delta`` the audit uses; ``source`` says where both come from;
+    ``record``: the privacy record as ``challenge.json`` keeps it (``farm.defences.recipe_privacy``:
+    epsilon, delta and what the epsilon assumes -- ``accountant``, ``sampling``, ``adjacency``,
+    ``assumes`` -- where recorded), which ``farm.defences.describe_epsilon`` renders; ``{}`` when
+    nothing is known."""
 
     epsilon: float | None
     delta: float
     source: str
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def adjacency(self) -> str | None:
+        """The adjacency of ``epsilon`` where recorded (``farm.defences.ADJACENCIES``)."""
+        return self.record.get("adjacency")
 
 
 @dataclass(frozen=True)
 class Audit:
-    """An empirical epsilon lower bound (``farm.audit.EpsilonAudit``): the threshold chosen on the models
-    ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``; beside the targets' privacy."""
+    """Empirical epsilon lower bounds (``farm.audit``) of one test: the threshold chosen on the
+    models ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``; beside
+    the targets' privacy.  ``audit``: the pooled bound (every held-out point a trial: heuristic,
+    ``farm.audit.POOLED_VALIDITY``); ``independent``: one point per held-out model (None when not
+    computed), ``independent_validity`` says why its trials are independent or why it was not
+    computed."""
 
     audit: EpsilonAudit
     fit_on: str
     held_out: str
     target: TargetPrivacy
+    independent: EpsilonAudit | None = None
+    independent_validity: str = ""
 
 
 @dataclass
@@ -157,6 +175,11 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
         fit, held = train, answered
         fit_on = f"train ({len(fit)} models, leave-one-out)"
         held_out = f"answered {'/'.join(sorted({m.phase for m in held}, key=PHASES.index))} ({len(held)} models)"
+        why = ("independent trials: one point per held-out model at an index drawn from (seed "
+               f"{seed}, model id) alone, so its membership is the model's own coin flip; held-"
+               "out models are trained independently and are no attack's references (their "
+               "membership is unknown to it), and the threshold and score scale are fixed on the"
+               " train models alone")
     else:
         if len(train) < 2:
             return None
@@ -166,6 +189,10 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
         held = [m for i, m in enumerate(train) if i in half]
         fit_on = f"train, seeded half ({len(fit)} models, leave-one-out)"
         held_out = f"train, the other half (seed {seed}, {len(held)} models, leave-one-out)"
+        why = (f"heuristic: one point per held-out model at an index drawn from (seed {seed}, "
+               "model id), but held-out train models are references in each other's (and the fit"
+               " half's) leave-one-out scores, so the trials are not strictly independent; "
+               "answers for dev/final models give independent ones")
     if not fit:
         return None
     y_fit = np.concatenate([scenario.solutions[m] for m in fit])
@@ -175,7 +202,29 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
     pooled = pooled_scores([raw[m] for m in fit + held])
     got = audit_epsilon(y_fit, pooled[: y_fit.size], y_held, pooled[y_fit.size:], delta=target.delta,
                         confidence=LEVEL)
-    return Audit(got, fit_on, held_out, target)
+    independent, why = one_point_audit(scenario, raw, fit, held, target, seed=seed, validity=why)
+    return Audit(got, fit_on, held_out, target, independent, why)
+
+
+def one_point_audit(scenario: Scenario, raw: dict[ModelId, np.ndarray], fit: list[ModelId],
+                    held: list[ModelId], target: TargetPrivacy, *, seed: int = 0,
+                    validity: str = "") -> tuple[EpsilonAudit | None, str]:
+    """The one-point-per-model bound (``farm.audit``): the threshold chosen on the ``fit`` models'
+    points (scaled by their own min-max, ``farm.audit.scale_like``, so the held-out scores move
+    neither the scale nor the threshold), then exactly one trial per ``held`` model, its point at
+    ``farm.audit.pick_index(model_id)``. Returns ``(bound, validity)``; the bound is None, and
+    ``validity`` says why, when the picked points lack members or non-members."""
+    fit_raw = np.concatenate([raw[m] for m in fit])
+    y_fit = np.concatenate([scenario.solutions[m] for m in fit])
+    picks = [pick_index(m.model_id, scenario.solutions[m].size, seed=seed) for m in held]
+    y = np.array([scenario.solutions[m][i] for m, i in zip(held, picks)], dtype=np.int64)
+    s = scale_like(fit_raw, np.array([raw[m][i] for m, i in zip(held, picks)], dtype=np.float64))
+    if len(np.unique(y)) < 2:
+        side = "non-member" if y.size and y[0] == 1 else "member"
+        return None, f"not computed: the {y.size} picked points hold no {side}"
+    got = audit_epsilon(y_fit, scale_like(fit_raw, fit_raw), y, s, delta=target.delta,
+                        confidence=LEVEL)
+    return got, validity
 
 
 def unknown_privacy() -> TargetPrivacy:
@@ -189,12 +238,26 @@ def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
     (``farm.mini``) records its targets' epsilon and delta in ``challenge.json``; otherwise epsilon is unknown
     (the audit uses delta 1e-5)."""
     if not (Path(challenge_root) / CHALLENGE_JSON).exists() and scenario in MICO_EPSILON:
-        return TargetPrivacy(MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2")
+        return TargetPrivacy(MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2",
+                             mico_privacy(scenario))
     recorded = read_constants(challenge_root).targets.get(scenario)
     if recorded and recorded.get("epsilon") is not None:
         epsilon = math.inf if recorded["epsilon"] == "inf" else float(recorded["epsilon"])
-        return TargetPrivacy(epsilon, float(recorded.get("delta", MICO_DELTA)), "challenge.json")
+        return TargetPrivacy(epsilon, float(recorded.get("delta", MICO_DELTA)), "challenge.json",
+                             dict(recorded))
     return unknown_privacy()
+
+
+def mico_privacy(scenario: str) -> dict[str, Any]:
+    """MICO SST-2's targets as a privacy record (``farm.defences.recipe_privacy``'s shape):
+    ``sst2_inf`` no DP; ``sst2_hi`` / ``sst2_lo`` accounted by Opacus' PRV accountant as
+    Poisson-sampled at q = 1024 / 67,349 while the run drew shuffled fixed-size batches (add/remove
+    adjacency; mico-sst2-facts.md)."""
+    epsilon = MICO_EPSILON[scenario]
+    if math.isinf(epsilon):
+        return {"epsilon": "inf"}
+    return {"epsilon": epsilon, "delta": MICO_DELTA,
+            **assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove")}
 
 
 def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: Any, out: str | Path,

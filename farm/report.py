@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from farm.audit import AUDIT_ADJACENCY, POOLED_VALIDITY, substitution_privacy
+from farm.defences import assumptions, describe_epsilon
 from farm.driver import LEVEL, N_BOOT
 from farm.fsutil import atomic_write_bytes, atomic_write_text
 from farm.intervals import Interval
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC", "MIA", "accuracy")  # scorer keys, in table order
 COUNTS = ("models", "members", "non_members")
+ASSUMPTION_KEYS = ("accountant", "sampling", "adjacency", "assumes")  # farm.defences.assumptions
 SCORE_COLUMNS = ("scenario", "phase", "model", "record", "score", "label")  # scores.parquet
 
 
@@ -55,25 +58,52 @@ def _cells(metrics: dict[str, float], intervals: dict[str, Interval]) -> str:
 
 
 def audit_table(results: list[ScenarioResult]) -> str:
-    """One row per scenario: the epsilon the targets were trained with beside the empirical lower bound."""
-    lines = ["| scenario | targets trained with | δ | empirical ε lower bound (95%) | threshold chosen on | "
-             "applied to | FP / non-members | FN / members |", "|" + "---|" * 8]
+    """One row per scenario: the epsilon the targets were trained with (and what it assumes), the
+    same as a substitution epsilon, then the empirical lower bounds: one point per model
+    (independent trials) and pooled (heuristic), with the counts behind each. Below the table, why
+    each row's trials are (not) independent."""
+    lines = ["| scenario | targets trained with | as substitution (group privacy) | δ | "
+             f"ε lower bound, one point per model ({LEVEL:.0%}) | "
+             "its FP / non-members, FN / members | "
+             f"ε lower bound, pooled (heuristic, {LEVEL:.0%}) | threshold chosen on | "
+             "applied to | FP / non-members | FN / members |", "|" + "---|" * 11]
+    notes = []
     for r in results:
         a = r.audit
         if a is None:
-            lines.append(f"| {r.name} | | | not computed (too few labelled models) | | | | |")
+            lines.append(f"| {r.name} | | | | not computed (too few labelled models) | | | | | | |")
             continue
-        e = a.audit
-        lines.append(f"| {r.name} | {_target(a.target)} | {e.delta:g} | {e.epsilon_lb:.3f} | {a.fit_on} | "
+        e, one = a.audit, a.independent
+        bound = f"{one.epsilon_lb:.3f}" if one else "not computed"
+        trials = f"{one.fp} / {one.negatives}, {one.fn} / {one.positives}" if one else ""
+        lines.append(f"| {r.name} | {_target(a.target)} | {_substitution(a.target)} | "
+                     f"{e.delta:g} | {bound} | {trials} | {e.epsilon_lb:.3f} | {a.fit_on} | "
                      f"{a.held_out} | {e.fp} / {e.negatives} | {e.fn} / {e.positives} |")
-    return "\n".join(lines)
+        notes.append(f"- {r.name}, one point per model: {a.independent_validity}.")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _target(t: TargetPrivacy) -> str:
+    """The targets' epsilon, what it assumes (``farm.defences.describe_epsilon``), its source."""
     if t.epsilon is None:
         return t.source
-    eps = "inf (no DP)" if math.isinf(t.epsilon) else f"ε = {t.epsilon:g}"
-    return f"{eps} ({t.source})"
+    if math.isinf(t.epsilon):
+        return f"inf (no DP) ({t.source})"
+    return f"ε = {describe_epsilon(t.record or {'epsilon': t.epsilon})} ({t.source})"
+
+
+def _substitution(t: TargetPrivacy) -> str:
+    """The targets' guarantee under substitution, the audit's adjacency
+    (``farm.audit.substitution_privacy``)."""
+    if t.epsilon is None:
+        return "unknown"
+    if math.isinf(t.epsilon):
+        return "inf"
+    if t.adjacency == "substitution":
+        return f"ε = {t.epsilon:g}, δ = {t.delta:g} (recorded as substitution)"
+    eps, delta = substitution_privacy(t.epsilon, t.delta)
+    recorded = "" if t.adjacency == "add/remove" else " if add/remove (adjacency not recorded)"
+    return f"ε = {eps:g}, δ = {delta:.2g}{recorded}"
 
 
 def mechanism_lines(results: list[Any]) -> list[str]:
@@ -95,9 +125,12 @@ def mechanism_text(m: Any) -> str:
                f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
     if m.noise_multiplier is None:
         return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
+    assumed = assumptions(accountant=m.accountant or "unrecorded", sampling=m.sampling,
+                          adjacency="add/remove")
     return text + (f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
                    f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
-                   f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} (delta {m.delta:g})")
+                   f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} "
+                   f"(delta {m.delta:g}), {assumed['assumes']}")
 
 
 def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
@@ -118,8 +151,18 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
             "A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' leave-one-out "
             "scores and applied to held-out models; Clopper-Pearson upper bounds on its FPR and FNR there give, "
             "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
-            f"({LEVEL:.0%} confidence; `farm.audit`). Points of one model share its training run, so this is the "
-            "bound the auditing literature reports for pooled tests, not a certificate.", "", audit_table(results), "",
+            f"({LEVEL:.0%} confidence, both rates jointly; `farm.audit`). *One point per model*: "
+            "each held-out model contributes one trial, the point at an index drawn from a seed "
+            "and its model id alone (so its membership is that model's own coin flip); "
+            "independently trained models give independent trials, as Clopper-Pearson needs "
+            "(Jagielski et al. 2020). It is weak with few models. *Pooled*: every held-out point"
+            " a trial; the points of one model share its training run, so they are not "
+            "independent: a heuristic figure, not a certificate. Adjacency: the membership game "
+            "swaps a member for a non-member at a fixed training-set size, so both bounds are on"
+            " a **substitution** ε; the targets' ε (Opacus' accountants) is add/remove, and by "
+            "group privacy an add/remove (ε, δ) guarantee is (2ε, (1 + e^ε)δ) under "
+            "substitution: the column a bound can be held against.", "",
+            audit_table(results), "",
             "## Compute", "", *compute, "", "## Shadows", "", *(mechanism_lines(results) or ["(none trained)"]), "",
             "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return atomic_write_text(out / "report.md", "\n".join(text))
@@ -165,10 +208,28 @@ def _phase_json(metrics: dict[str, float], intervals: dict[str, Interval], count
 
 
 def _audit_json(a: Audit) -> dict[str, Any]:
-    eps = a.target.epsilon
-    return {**a.audit.to_dict(), "fit_on": a.fit_on, "held_out": a.held_out,
-            "target": {"epsilon": "inf" if eps is not None and math.isinf(eps) else eps, "delta": a.target.delta,
-                       "source": a.target.source}}
+    """The audit block: the pooled bound's fields at the top (``epsilon_lb`` kept, equal to
+    ``epsilon_lb_heuristic``, for readers of older files), its ``validity``;
+    ``one_point_per_model``: the bound from independent trials with its own ``validity``;
+    ``adjacency``; the targets' privacy with its assumptions."""
+    t, eps = a.target, a.target.epsilon
+    one = {**(a.independent.to_dict() if a.independent else {"epsilon_lb": None}),
+           "trials": a.independent.negatives + a.independent.positives if a.independent else 0,
+           "validity": a.independent_validity}
+    target = {"epsilon": "inf" if eps is not None and math.isinf(eps) else eps, "delta": t.delta,
+              "source": t.source, **{k: t.record[k] for k in ASSUMPTION_KEYS if k in t.record}}
+    if eps is not None and math.isfinite(eps) and "assumes" not in target:
+        target["assumes"] = "assumptions not recorded"
+    as_sub = None
+    if eps is not None and math.isfinite(eps):
+        sub = ((eps, t.delta) if t.adjacency == "substitution"
+               else substitution_privacy(eps, t.delta))
+        as_sub = {"epsilon": sub[0], "delta": sub[1]}
+    adjacency = {"audit": AUDIT_ADJACENCY, "targets": t.adjacency or "not recorded",
+                 "targets_as_substitution": as_sub}
+    return {**a.audit.to_dict(), "epsilon_lb_heuristic": a.audit.epsilon_lb,
+            "validity": POOLED_VALIDITY, "one_point_per_model": one, "adjacency": adjacency,
+            "fit_on": a.fit_on, "held_out": a.held_out, "target": target}
 
 
 def _clean(value: Any) -> Any:

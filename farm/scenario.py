@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from farm.attacks import UNKNOWN, Signals
+from farm.attacks import OUT, UNKNOWN, Signals
 from farm.challenge import Assets, Challenge, ModelEntry, read_challenge
 from farm.errors import ConfigError
 from farm.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, TrainJob
@@ -71,6 +71,11 @@ class Scenario:
     -1 unknown (dev/final models); ``columns [M, P]``: the column in ``records`` of each model's ``P``
     challenge points (challenge order); ``solutions``: 0/1 membership in challenge order of every model whose
     membership is known (labelled ``train`` models, and dev/final models when answers were given).
+
+    Unlearning challenges (``farm.challenge.FORGOTTEN_CSV`` beside a labelled model's solution): a
+    member the model was trained on and then unlearned is OUT in ``keep`` (the released model no
+    longer depends on it, so as a reference it is an OUT model there), while ``solutions`` stay the
+    tree's ``solution.csv`` (what MICO's scorer and the report score against).
     """
 
     name: str
@@ -151,7 +156,8 @@ class Mechanism:
     ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they spend on them at
     ``delta`` (the accountant at that ``q``, their noise multiplier and the steps taken); ``clip``: on true
     per-example gradients; ``matched_n``: the targets' training-set size when the shadows run the targets'
-    mechanism (``AttackConfig.match_targets``), else ``None``.
+    mechanism (``AttackConfig.match_targets``), else ``None``; ``accountant``: the one their epsilon
+    comes from (Opacus', add/remove adjacency; ``None`` where the metadata predates it).
     """
 
     shadows: int
@@ -165,6 +171,7 @@ class Mechanism:
     epsilon: Span | None = None
     delta: float | None = None
     matched_n: int | None = None
+    accountant: str | None = None
 
 
 def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int | None = None) -> Mechanism | None:
@@ -181,7 +188,8 @@ def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int 
         return base
     return replace(base, noise_multiplier=span([d["noise_multiplier"] for d in dp]), clip=float(dp[0]["clip"]),
                    sampling=str(metas[0]["recipe"]["dp"]["sampling"]), sample_rate=span([d["sample_rate"] for d in dp]),
-                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]))
+                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]),
+                   accountant=metas[0]["recipe"]["dp"].get("accountant"))
 
 
 class JobRunner(Protocol):
@@ -271,6 +279,9 @@ def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np
     keep = [keep_row(np.sort(s.train_set()), records) if s.member is not None and s.training is not None
             else np.full(records.size, UNKNOWN, np.int8) for s in splits]
     columns = np.stack([np.searchsorted(records, s.challenge) for s in splits]).astype(np.int64)
+    for row, cols, entry in zip(keep, columns, entries):  # unlearned members: OUT from now on
+        if entry.forgotten is not None and (row != UNKNOWN).all():
+            row[cols[entry.forgotten == 1]] = OUT
     solutions = {i: m.solution for i, m in zip(ids, entries) if m.solution is not None}
     if answers is not None:
         known = set(ids)

@@ -80,13 +80,48 @@ def test_a_labelled_target_is_never_its_own_reference():
     t = 0
     assert not s.reference_mask(t)[t]
     before = {name: run_attack(name, s, np.array([t])) for name in ("in_calibration", "lira_online", "rmia")}
-    # Changing the target's logits on records outside its challenge set changes no reference statistic.
+    # The target's own statistic outside its challenge set (its label's logit raised by 3) enters no
+    # reference statistic; RMIA reads it there (its population points z): it moves RMIA only.
     logits = s.logits.copy()
     others = np.setdiff1d(np.arange(logits.shape[1]), s.challenge[t])
-    logits[t, others] += 100.0
+    logits[t, others, 0] += 3.0
     moved = Signals(logits, s.labels, s.keep, s.challenge, s.labelled)
     for name in ("in_calibration", "lira_online"):
         np.testing.assert_allclose(run_attack(name, moved, np.array([t])), before[name])
+    assert not np.allclose(run_attack("rmia", moved, np.array([t])), before["rmia"])
+    # Its own membership (its keep row: answers and the rest) enters nothing.
+    keep = s.keep.copy()
+    keep[t] = 1 - keep[t]
+    flipped = Signals(s.logits, s.labels, keep, s.challenge, s.labelled)
+    for name in before:
+        np.testing.assert_array_equal(run_attack(name, flipped, np.array([t])), before[name])
+
+
+@pytest.mark.parametrize("name", ["rmia", "rmia_offline", "rmia_fit"])
+def test_rmia_score_of_a_target_does_not_change_with_its_own_keep_mask(name):
+    """Labelled targets in different cross-fitting groups: flipping a target's whole keep row (its
+    answers and its membership elsewhere) leaves its scores bit-identical. rmia_fit held the
+    target's group out of the references of the models its grid pair is chosen on; before that, the
+    flip moved target 3's scores by up to 0.57."""
+    s, _, nl, _ = synthetic(seed=2)
+    for t in (0, 3, 7):
+        before = run_attack(name, s, np.array([t]))
+        keep = s.keep.copy()
+        keep[t] = 1 - keep[t]
+        flipped = Signals(s.logits, s.labels, keep, s.challenge, s.labelled)
+        after = run_attack(name, flipped, np.array([t]))
+        np.testing.assert_array_equal(after, before)
+
+
+def test_rmia_without_population_points_is_an_error():
+    """Every record is one of the target's challenge points: no z to compare with (it used to
+    score 0 everywhere)."""
+    s = _prob_signals([0.9, 0.6], [[0.7, 0.6], [0.95, 0.9]], [[UNKNOWN] * 2, [OUT] * 2, [IN] * 2])
+    with pytest.raises(ValueError, match="rmia: model 0 has no population point"):
+        rmia(s, np.array([0]))
+    s4 = _prob_signals([0.9, 0.6, 0.8, 0.5], [[0.7, 0.6, 0.8, 0.4]], [[UNKNOWN] * 4, [OUT] * 4])
+    with pytest.raises(ValueError, match="max_population must be >= 1"):
+        rmia(s4, np.array([0]), max_population=0)
 
 
 def test_rmia_is_a_rank_in_zero_one():

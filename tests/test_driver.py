@@ -61,6 +61,10 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     audit = metrics["epsilon_audit"]
     assert audit["epsilon_lb"] >= 0 and audit["held_out"] == "answered dev/final (2 models)"
     assert audit["target"]["epsilon"] == "inf" and metrics["compute"]["shadow_trainings"] == 2
+    assert audit["validity"].startswith("heuristic")
+    assert audit["adjacency"]["audit"] == "substitution"
+    one = audit["one_point_per_model"]  # 2 trials, or none if the 2 picks share a label
+    assert one["trials"] == 2 or one["validity"].startswith("not computed: the 2 picked points")
     import pandas as pd
 
     scores = pd.read_parquet(out / "scores.parquet")

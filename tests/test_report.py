@@ -4,6 +4,7 @@ scores.parquet."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -104,7 +105,9 @@ def test_report_metrics_json_and_scores_parquet(tiny_challenge, tiny_answers, tm
     text = write_report(out, results, tiny_challenge).read_text()
     assert "TPR_FPR" not in text and "| TPR@0.1FPR | TPR@0.01FPR | TPR@0.001FPR | AUC |" in text
     assert "| models | members | non-members |" in text and "| sst2_inf | dev | lira_online | none | 2 |" in text
-    assert "inf (no DP) (MICO SST-2) | 1e-05 |" in audit_table(results) and "Empirical ε lower bound" in text
+    assert "| sst2_inf | inf (no DP) (MICO SST-2) | inf | 1e-05 |" in audit_table(results)
+    assert "Empirical ε lower bound" in text and "**substitution** ε" in text
+    assert "- sst2_inf, one point per model: independent trials: one point per held-out" in text
     assert text.count(" [") >= 3 * 2 * 3  # 3 intervals on each attack and baseline row of 3 phases
 
     data = json.loads(write_metrics(out, results, tiny_challenge).read_text())
@@ -116,7 +119,15 @@ def test_report_metrics_json_and_scores_parquet(tiny_challenge, tiny_answers, tm
     assert sc["phases"]["train"]["leave_one_out"] and sc["baseline"]["phases"]["final"]["intervals"]
     audit = sc["epsilon_audit"]
     assert audit["target"] == {"epsilon": "inf", "delta": 1e-5, "source": "MICO SST-2"}
-    assert audit["epsilon_lb"] == results[0].audit.audit.epsilon_lb and audit["held_out"].startswith("answered")
+    assert audit["epsilon_lb"] == audit["epsilon_lb_heuristic"] == results[0].audit.audit.epsilon_lb
+    assert audit["held_out"].startswith("answered") and audit["validity"].startswith("heuristic:")
+    one = audit["one_point_per_model"]
+    independent = results[0].audit.independent
+    assert one["trials"] == 4  # the 4 answered dev/final models
+    assert one["validity"].startswith("independent trials")
+    assert one["epsilon_lb"] == (independent.epsilon_lb if independent else None)
+    assert audit["adjacency"] == {"audit": "substitution", "targets": "not recorded",
+                                  "targets_as_substitution": None}
     assert sc["compute"] == {"shadow_trainings": 0, "job_seconds": results[0].job_seconds}
 
     frame = pd.read_parquet(write_scores(out, results))
@@ -176,3 +187,47 @@ def test_attack_writes_the_time_of_each_stage_last(tiny_built, tmp_path):
     assert stages["wall_seconds"]["total"] == pytest.approx(sum(v for k, v in stages["wall_seconds"].items()
                                                                 if k != "total"), abs=0.01)
     assert (out / "stages.json").stat().st_mtime_ns >= (out / "scores.parquet").stat().st_mtime_ns
+
+
+def test_targets_epsilon_prints_with_its_assumptions(tiny_challenge, tiny_answers, tmp_path):
+    """MICO's sst2_hi (no challenge.json): eps 10 as accounted for Poisson sampling on shuffled
+    batches, add/remove; as substitution (20, (1 + e^10) 1e-5 = 0.22). A challenge.json record
+    without assumptions says so."""
+    from farm.driver import TargetPrivacy
+    from farm.report import metrics_json
+
+    hi = target_privacy(tmp_path / "no-json", "sst2_hi")
+    shuffled = ("as accounted for Poisson sampling; the run used shuffled batches (prv accountant, "
+                "add/remove adjacency)")
+    assert hi.record["assumes"] == shuffled and hi.adjacency == "add/remove"
+    old = TargetPrivacy(4.0, 1e-5, "challenge.json", {"epsilon": 4.0, "delta": 1e-5})
+    results = [_result(tiny_challenge, tmp_path, tiny_answers, target=t) for t in (hi, old)]
+    table = audit_table(results)
+    assert f"| sst2_inf | ε = 10 ({shuffled}) (MICO SST-2) | ε = 20, δ = 0.22 | 1e-05 |" in table
+    assert ("| ε = 4 (assumptions not recorded) (challenge.json) | "
+            "ε = 8, δ = 0.00056 if add/remove (adjacency not recorded) |") in table
+    mico, older = (metrics_json([r], "x")["scenarios"]["sst2_inf"]["epsilon_audit"]
+                   for r in results)
+    assert mico["target"] == {"epsilon": 10.0, "delta": 1e-5, "source": "MICO SST-2",
+                              "accountant": "prv", "sampling": "shuffle", "adjacency": "add/remove",
+                              "assumes": shuffled}
+    as_sub = mico["adjacency"]["targets_as_substitution"]
+    assert as_sub == {"epsilon": 20.0, "delta": pytest.approx((1 + math.exp(10)) * 1e-5)}
+    assert older["target"] == {"epsilon": 4.0, "delta": 1e-5, "source": "challenge.json",
+                               "assumes": "assumptions not recorded"}
+    assert older["adjacency"]["targets"] == "not recorded"
+    assert older["adjacency"]["targets_as_substitution"]["epsilon"] == 8.0
+
+
+def test_shadows_mechanism_line_says_what_its_epsilon_assumes():
+    from farm.report import mechanism_text
+    from farm.scenario import Mechanism
+
+    m = Mechanism(2, (100, 100), 32, (9, 9), (0.7, 0.7), 1.0, "shuffle", (0.32, 0.32), (5.0, 5.0),
+                  1e-5, accountant="prv")
+    assert mechanism_text(m).endswith(
+        "epsilon spent 5.00 (delta 1e-05), as accounted for Poisson sampling; the run used "
+        "shuffled batches (prv accountant, add/remove adjacency)")
+    poisson = dataclasses.replace(m, sampling="poisson", accountant=None)
+    assert mechanism_text(poisson).endswith(
+        "(delta 1e-05), unrecorded accountant, Poisson sampling, add/remove adjacency")

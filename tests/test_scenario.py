@@ -177,3 +177,38 @@ def test_extras_needed_by_an_attack():
     assert Extras.needed(needs("gradient"), QueryFamily(seed=3)) == Extras(grad_norm=True)  # no queries needed
     with pytest.raises(ValueError, match="hidden"):
         Extras.needed({"hidden"})
+
+
+def test_forgotten_members_are_out_in_the_keep_mask(tiny_challenge):
+    """An unlearning challenge: forgotten.csv beside model_1's solution marks 2 of its members
+    forgotten. Those two columns turn OUT in its keep row; nothing else changes (other points, other
+    models, the solution)."""
+    from farm.challenge import FORGOTTEN_CSV, format_row
+
+    before = _scenario(tiny_challenge)
+    m = before.ids[1]
+    members = np.flatnonzero(before.solutions[m] == 1)
+    forgotten = np.zeros(10, np.int64)
+    forgotten[members[[0, 2]]] = 1
+    (before.models[m].path / FORGOTTEN_CSV).write_text(format_row(forgotten) + "\n")
+    after = _scenario(tiny_challenge)
+    assert after.models[m].forgotten.tolist() == forgotten.tolist()
+    cols = after.columns[1]
+    expected = before.keep.copy()
+    expected[1, cols[members[[0, 2]]]] = OUT
+    np.testing.assert_array_equal(after.keep, expected)
+    assert (before.keep[1, cols[members[[0, 2]]]] == IN).all()
+    assert (after.keep[1, cols] == OUT).sum() == 7
+    np.testing.assert_array_equal(after.solutions[m], before.solutions[m])  # answers unchanged
+
+
+def test_forgotten_csv_may_not_mark_a_non_member(tiny_challenge):
+    from farm.challenge import FORGOTTEN_CSV, format_row
+    from farm.errors import ChallengeFormatError
+
+    sc = _scenario(tiny_challenge)
+    m = sc.ids[0]
+    path = sc.models[m].path / FORGOTTEN_CSV
+    path.write_text(format_row((sc.solutions[m] == 0).astype(np.int64)) + "\n")
+    with pytest.raises(ChallengeFormatError, match="forgotten.csv: marks a non-member"):
+        read_challenge(tiny_challenge)
