@@ -163,7 +163,9 @@ def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
     """The empirical epsilon lower bounds of ``farm attack``'s audit: the pooled one (heuristic: a model's
     points share its training run, so they are not independent trials) and the one whose trials are
     independent (one point per held-out model)."""
-    return {"eps_lb heuristic": audit.get("epsilon_lb"), "eps_lb valid": audit.get("epsilon_lb_independent")}
+    independent = audit.get("one_point_per_model") or {}
+    return {"eps_lb heuristic": audit.get("epsilon_lb_heuristic", audit.get("epsilon_lb")),
+            "eps_lb valid": independent.get("epsilon_lb")}
 
 
 def _epsilon(record: dict[str, Any]) -> str:
