@@ -358,7 +358,9 @@ class TuneConfig:
       (required: a search varies noise, not an epsilon whose noise would follow from the trial's batch and
       steps), ``max_grad_norm`` and ``clip_scale``, ``sampling``, and ``delta``/``accountant`` (they only
       account). Its batch and steps are the trial's ``batch_size`` and ``epochs``/``steps``; ``recipe``'s
-      ``grad_clip`` is dropped (DP-SGD clips per example).
+      ``grad_clip`` is dropped (DP-SGD clips per example) and so is its length grouping (no
+      accountant covers data-dependent batches). Such a variant samples Poisson batches, as its
+      accountant assumes, unless it says ``sampling: shuffle`` (``farm.recipes.DPConfig``).
 
     Mappings are held as their canonical JSON (a plain string Tune and Optuna can carry), and ``dp_choice`` turns
     any of them back into a ``DPConfig``. ``assets``: as in an attack config (``farm.challenge.Assets``).
@@ -497,5 +499,5 @@ def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str, n_target:
     recipe = load_recipe(tune_config.recipe)
     recipe = dataclasses.replace(recipe, **{k: params[k] for k in SPACE_KEYS if k in params and k != "dp"})
     if isinstance(choice, DPConfig):
-        return dataclasses.replace(recipe, dp=choice, grad_clip=None)
+        return dataclasses.replace(recipe, dp=choice, grad_clip=None, group_by_length=False)
     return dataclasses.replace(recipe, dp=None)

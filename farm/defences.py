@@ -108,16 +108,36 @@ def registry() -> dict[str, type]:
 
 def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
     """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without DP-SGD, else the
-    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta. A recipe with ``label_noise``
-    (randomized response) adds ``"label_dp": "label-DP"`` with its ``label_epsilon`` (pure: delta 0) and
-    ``mechanism``. ``epsilon`` stays the record-level one (what ``farm attack``'s audit is checked against):
-    label DP protects the labels only, not whether a sentence was trained on, so alone it bounds nothing there."""
-    out: dict[str, Any] = ({"epsilon": "inf"} if recipe.dp is None else
-                           {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta})
+    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta, with what
+    they rest on (``dp_assumptions``: its accountant and sampling, add/remove adjacency). A recipe
+    with ``label_noise`` (randomized response) adds ``"label_dp": "label-DP"`` with its
+    ``label_epsilon`` (pure: delta 0) and ``mechanism``. ``epsilon`` stays the record-level one
+    (what ``farm attack``'s audit is checked against): label DP protects the labels only, not
+    whether a sentence was trained on, so alone it bounds nothing there.
+
+    >>> from farm.recipes import DPConfig
+    >>> shuffled = Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-5, sampling="shuffle"))
+    >>> recipe_privacy(shuffled)["assumes"]  # doctest: +ELLIPSIS
+    'as accounted for Poisson sampling; the run used shuffled batches (prv accountant, ...)'
+    """
+    out: dict[str, Any] = {"epsilon": "inf"}
+    if recipe.dp is not None:
+        out = {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta,
+               **dp_assumptions(recipe)}
     noise = recipe.label_noise
     if noise is None:
         return out
     return {**out, "label_dp": "label-DP", "label_epsilon": noise.epsilon, "mechanism": noise.mechanism}
+
+
+def dp_assumptions(recipe: Recipe) -> dict[str, str]:
+    """``assumptions`` of a DP-SGD recipe's epsilon: its Opacus accountant and sampling, add/remove
+    adjacency (what Opacus' accountants account: neighbouring training sets differ by one record
+    added or removed)."""
+    require(recipe.dp is not None, "dp", "a dp block (a DP-SGD recipe)")
+    assert recipe.dp is not None
+    return assumptions(accountant=recipe.dp.accountant, sampling=recipe.dp.sampling,
+                       adjacency="add/remove")
 
 
 def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dict[str, str]:

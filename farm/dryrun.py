@@ -17,7 +17,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from farm.challenge import Challenge, read_challenge
 from farm.config import AttackConfig, TuneConfig, load_attack_config, recipe_ref
+from farm.defences import dp_assumptions
 from farm.estimates import (
     ROBERTA_BASE,
     Shape,
@@ -50,7 +51,9 @@ class Stage:
     ``records`` records each (trainings: the mean training-set size), ``sequences`` processed per job (epochs x
     records for a training), ``bytes_per_job`` stored per job, ``seconds_per_job`` on one GPU at the table's
     rate for ``model`` (a ``farm.estimates.KINDS`` row) and ``mode``. ``done``: jobs the store already holds
-    (None: no store given, or keys not computable). ``bound``: the counts are upper bounds."""
+    (None: no store given, or keys not computable). ``bound``: the counts are upper bounds.
+    ``privacy``: for DP-SGD trainings, what each one's epsilon is and rests on (``dp_record``); None
+    otherwise."""
 
     scenario: str
     name: str
@@ -64,6 +67,7 @@ class Stage:
     seconds_per_job: float
     done: int | None = None
     bound: bool = False
+    privacy: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def todo(self) -> int:
@@ -122,7 +126,8 @@ def attack_plan(challenge: str | Path, configs: Mapping[str, AttackConfig], *, t
         recipe = config.named_recipe()
         if config.match_targets:  # the targets' step count; their noise (an Opacus solve) changes no count or size
             recipe = dataclasses.replace(recipe, steps=recipe.total_steps(scenario.inputs.len_training))
-        stages += _attack_stages(scenario, config.plan, recipe, table, store)
+        stages += _attack_stages(scenario, config.plan, recipe, table, store,
+                                 matched=config.match_targets)
     return RunPlan("attack", tuple(stages), gpus, table, _weight_notes(ch))
 
 
@@ -138,14 +143,14 @@ def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, S
 
 
 def _attack_stages(scenario: Scenario, plan: PlanSpec, recipe: Recipe, table: Table,
-                   store: Store | None) -> list[Stage]:
+                   store: Store | None, *, matched: bool = False) -> list[Stage]:
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
     shadow_infers = infer_jobs(scenario.subset([]), trains)
     provided = infer_jobs(scenario, []) if store and _all_weights(scenario) else None
     infer_done = None if store is None else _done(store, shadow_infers) + (_done(store, provided) if provided else 0)
     return [_train_stage(scenario, "shadows", recipe, [s.indices.size for s in shadows], table,
-                         None if store is None else _done(store, trains)),
+                         None if store is None else _done(store, trains), matched=matched),
             _infer_stage(scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done)]
 
 
@@ -156,13 +161,40 @@ def sequences_trained(recipe: Recipe, records: int) -> int:
 
 
 def _train_stage(scenario: Scenario, name: str, recipe: Recipe, sizes: Sequence[int], table: Table,
-                 done: int | None, *, bound: bool = False, mode: str | None = None) -> Stage:
+                 done: int | None, *, bound: bool = False, mode: str | None = None,
+                 matched: bool = False) -> Stage:
     shape = _shape(recipe, scenario)
     records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
     mode = mode or train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
     return Stage(scenario.name, name, "train", len(sizes), records, sequences, shape.kind, mode,
-                 weights_bytes(shape), table.seconds(shape.kind, mode, sequences), done, bound)
+                 weights_bytes(shape), table.seconds(shape.kind, mode, sequences), done, bound,
+                 dp_record(recipe, matched=matched))
+
+
+def dp_record(recipe: Recipe, *, matched: bool = False) -> dict[str, Any] | None:
+    """What a DP-SGD training's epsilon is and rests on, as ``farm plan`` shows it beside its stage:
+    the recipe's ``epsilon`` (its target; None when it fixes ``noise_multiplier`` instead) and
+    ``delta``, the ``farm.defences.dp_assumptions`` keys, and ``matched``: shadows that run the
+    targets' mechanism (their noise, solved for that epsilon on the targets' records; on their own,
+    smaller sets they spend more). None without DP."""
+    if recipe.dp is None:
+        return None
+    return {"epsilon": recipe.dp.target_epsilon, "noise_multiplier": recipe.dp.noise_multiplier,
+            "delta": recipe.dp.delta, "matched": matched, **dp_assumptions(recipe)}
+
+
+def dp_text(record: Mapping[str, Any]) -> str:
+    """A ``dp_record`` as one line: the epsilon (or the fixed noise) and, in brackets, what it
+    assumes."""
+    delta = f"delta {record['delta']:g}"
+    if record["epsilon"] is None:
+        what = f"noise multiplier {record['noise_multiplier']:g}, {delta} (no target epsilon)"
+    elif record.get("matched"):
+        what = f"the targets' noise (solved for epsilon {record['epsilon']:g} at {delta} on theirs)"
+    else:
+        what = f"epsilon {record['epsilon']:g} at {delta} per training"
+    return f"{what} ({record['assumes']})"
 
 
 def _infer_stage(scenario: Scenario, name: str, jobs: int, recipe: Recipe, table: Table, done: int | None, *,
@@ -265,7 +297,8 @@ def _slowest_trial_recipe(tune_config: TuneConfig, scenario: str) -> Recipe:
     matched = tune_config.dp_matched.get(scenario)
     if any(o != "none" and (o != "matched" or matched) for o in dp_options):
         dp = recipe_ref(matched, "tune config", "dp_matched").dp if matched else None
-        recipe = dataclasses.replace(recipe, dp=dp or _any_dp(dp_options))
+        recipe = dataclasses.replace(recipe, dp=dp or _any_dp(dp_options), grad_clip=None,
+                                     group_by_length=False)  # as trial_recipe builds a DP trial
     return recipe
 
 
@@ -340,7 +373,8 @@ def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJ
     mode = train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
     return Stage(scenario, name, "train", len(jobs), records, sequences, shape.kind, mode, weights_bytes(shape),
-                 table.seconds(shape.kind, mode, sequences), None if store is None else _done(store, jobs))
+                 table.seconds(shape.kind, mode, sequences),
+                 None if store is None else _done(store, jobs), privacy=dp_record(recipe))
 
 
 # --- output -------------------------------------------------------------------------------------------------
@@ -366,6 +400,8 @@ def format_plan(plan: RunPlan) -> str:
     for model, mode in used:
         rate = plan.table.rate(model, mode)
         rows.append(f"  {model} {mode}: {rate.seq_per_s:,.0f} sequences/s ({rate.source})")
+    rows += [f"DP-SGD {s.scenario} {s.name}: {dp_text(s.privacy)}"
+             for s in plan.stages if s.privacy]
     rows += [f"note: {n}" for n in plan.notes]
     return "\n".join(rows)
 

@@ -66,8 +66,12 @@ class DPConfig:
 
     ``max_grad_norm * clip_scale`` is the clip on true per-example gradients. MICO clipped at 0.1 the gradients
     of a loss divided by 64 (its accumulation steps): ``max_grad_norm=0.1, clip_scale=64`` reproduces it.
-    ``sampling``: ``shuffle`` (fixed-size shuffled batches, as MICO trained) or ``poisson``; either way the
-    accountant assumes Poisson sampling with ``q = batch_size / n_train`` (as MICO accounted).
+    ``sampling``: ``poisson`` (default: each step includes each record independently with
+    ``q = batch_size / n_train``, what the accountant assumes) or ``shuffle`` (fixed-size shuffled
+    batches, as MICO trained; accounted as if Poisson-sampled, as MICO accounted, which is not a
+    proof for the run: ``farm.defences.assumptions`` says so wherever its epsilon is written).
+    ``accountant``: Opacus' ``prv`` (default), ``rdp`` or ``gdp``; all three account add/remove
+    adjacency (neighbouring training sets differ by one record added or removed).
     """
 
     target_epsilon: float | None = None
@@ -75,7 +79,7 @@ class DPConfig:
     delta: float = field(kw_only=True)  # no default: a DP guarantee is (epsilon, delta)
     max_grad_norm: float = 1.0
     clip_scale: float = 1.0
-    sampling: str = "shuffle"
+    sampling: str = "poisson"
     accountant: str = "prv"
 
     def __post_init__(self) -> None:
@@ -125,7 +129,9 @@ class Recipe:
     ``group_by_length``: batches drawn at random, then grouped by length within windows of 50 batches (HF's
     ``group_by_length``): far less padding (the main CPU speed-up) for slightly less random batch composition.
     It trades fidelity for speed: MICO's Trainer did not group (HF's default), so set it false to reproduce the
-    targets' training exactly.
+    targets' training exactly. With a ``dp`` block it must be false (refused otherwise):
+    length-grouped batches are data-dependent, and no DP accountant covers them. Omitted (``None``),
+    it is true without ``dp`` and false with it, so a recipe without DP keeps the key it had.
 
     ``precision`` (semantic: it changes the weights, so it is part of a training's key):
 
@@ -147,7 +153,7 @@ class Recipe:
     batch_size: int = 96
     max_length: int = 67
     weight_decay: float = 0.0
-    group_by_length: bool = True
+    group_by_length: bool | None = None  # resolved in __post_init__: true without dp, false with it
     seed: int = 0
     dp: DPConfig | None = None
     precision: str = "fp32"
@@ -169,6 +175,11 @@ class Recipe:
                 self.grad_clip)
         require(self.grad_clip is None or self.dp is None, "grad_clip",
                 "null with a dp block (DP-SGD clips per example: dp.max_grad_norm)", self.grad_clip)
+        if self.group_by_length is None:
+            object.__setattr__(self, "group_by_length", self.dp is None)
+        require(not (self.group_by_length and self.dp is not None), "group_by_length",
+                "false with a dp block: length-grouped batches are data-dependent, and no DP "
+                "accountant covers them", self.group_by_length)
 
     def total_steps(self, n: int) -> int:
         """Optimizer steps on ``n`` records: ``steps`` when set, else ``epochs x ceil(n / batch_size)`` (the last

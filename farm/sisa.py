@@ -10,6 +10,14 @@ checkpoints (``farm.defences.DefencePlan`` with aggregate ``mean`` or ``vote``).
 Each checkpoint runs the member recipe as it stands (its epochs on slices ``0..r``): with ``slices: 1`` it is
 plain training of one model per shard.
 
+With a DP-SGD member recipe (``Sisa.privacy``), each shard's training spends the recipe's target
+epsilon on that shard's records (its noise is solved at the shard's size). A record of slice ``r``
+(0-based) of ``R`` is trained in the ``R - r`` checkpoints from ``r`` on, so with several slices a
+record's epsilon composes over them and one checkpoint's epsilon is not the ensemble's: DP with
+``slices > 1`` is refused at load (``SpecError`` naming ``slices``) rather than reported wrongly.
+With one slice, shards are disjoint and each record is in exactly one training, so the ensemble's
+epsilon is one shard training's (parallel composition).
+
 Unlearning (``unlearn``) removes records from their slices and replans: a shard without forgotten records keeps
 every job key, and an affected shard keeps those of its checkpoints before its earliest affected slice, so the
 executor reruns only the rest (``farm.defences.redone`` lists them).
@@ -24,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.defences import DefencePlan, TargetSpec
+from farm.defences import DefencePlan, TargetSpec, dp_assumptions
 from farm.errors import SpecError
 from farm.jobs import Ref, Selection, StoreRef, TrainJob
 from farm.recipes import Recipe, require
@@ -50,11 +58,25 @@ class Sisa:
         require(self.shards >= 1, "shards", "an integer >= 1", self.shards)
         require(self.slices >= 1, "slices", "an integer >= 1", self.slices)
         require(self.aggregate in ("mean", "vote"), "aggregate", "mean or vote", self.aggregate)
+        require(self.recipe.dp is None or self.slices == 1, "slices",
+                "1 with a DP member recipe (a record of an early slice is trained in every later "
+                "checkpoint of its shard, so one checkpoint's epsilon is not the ensemble's)",
+                self.slices)
 
     def privacy(self) -> dict[str, Any]:
-        """SISA gives no DP guarantee: epsilon is infinite (or the member recipe's DP epsilon per shard)."""
-        base: dict[str, Any] = ({"epsilon": "inf"} if self.recipe.dp is None else
-                                {"epsilon": self.recipe.dp.target_epsilon, "delta": self.recipe.dp.delta})
+        """SISA itself gives no DP guarantee: epsilon is infinite without a DP member recipe. With
+        one (and one slice: ``__post_init__``), the ensemble's epsilon is the member recipe's target
+        epsilon, which each shard's training spends on its own records (its noise solved at the
+        shard's size), by parallel composition over the disjoint shards (``composition``), with what
+        it rests on (``farm.defences.dp_assumptions``). Parallel composition takes the assignment of
+        records to shards as independent of the other records; the split (``split``) is a seeded
+        shuffle of the target's records, so this holds as far as that shuffle does."""
+        dp = self.recipe.dp
+        base: dict[str, Any] = {"epsilon": "inf"}
+        if dp is not None:
+            base = {"epsilon": dp.target_epsilon, "delta": dp.delta, **dp_assumptions(self.recipe),
+                    "composition": "parallel over disjoint shards: each record is trained in one "
+                                   "shard's one training"}
         out = {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
         return {**out, "forget": self.forget} if self.forget else out
 

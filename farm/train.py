@@ -2,7 +2,7 @@
 
 ``train(tokens, indices, recipe, out_dir=...)`` trains a 2-label classifier on population records ``indices``
 and saves an HF directory with ``farm.json``: the recipe, the steps taken, the examples seen, the wall time
-and, for DP, the noise multiplier, sample rate and the accountant's epsilon.
+and, for DP, the noise multiplier, sample rate and the accountant's epsilon with what it assumes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from farm.data import Tokenized, pad_batch, shuffled_bucketed
+from farm.defences import dp_assumptions
 from farm.labeldp import noisy_labels
 from farm.models import init_model, save_model
 from farm.recipes import DPConfig, Perf, Recipe, to_dict
@@ -36,7 +37,9 @@ class DPPlan:
     steps: int
 
     def epsilon(self, dp: DPConfig) -> float:
-        """The accountant's epsilon at ``dp.delta`` for ``steps`` Poisson-subsampled Gaussian steps."""
+        """The accountant's (``dp.accountant``) epsilon at ``dp.delta`` for ``steps``
+        Poisson-subsampled Gaussian steps at ``sample_rate``, for add/remove adjacency (what Opacus'
+        accountants account)."""
         from opacus.accountants import create_accountant
 
         if self.noise_multiplier == 0 or self.steps == 0:
@@ -141,11 +144,18 @@ def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.ran
     epochs continue until that many batches have been drawn (the last epoch cut short)."""
     total = recipe.total_steps(indices.size)
     if recipe.dp is not None and recipe.dp.sampling == "poisson":
-        q = min(1.0, recipe.batch_size / indices.size)
-        for _ in range(total):
-            yield indices[rng.random(indices.size) < q]
+        yield from poisson_batches(indices, min(1.0, recipe.batch_size / indices.size), total, rng)
         return
     yield from itertools.islice(_epochs(tokens, indices, recipe, rng), total)
+
+
+def poisson_batches(indices: np.ndarray, q: float, steps: int,
+                    rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """``steps`` Poisson-sampled batches of ``indices``: each batch holds each index independently
+    with probability ``q`` (so batch sizes vary, and a batch may be empty), as the DP accountant
+    assumes."""
+    for _ in range(steps):
+        yield indices[rng.random(indices.size) < q]
 
 
 def _epochs(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -256,7 +266,9 @@ def resolve_device(name: str) -> torch.device:
 def _metadata(recipe: Recipe, n: int, steps: int, seen: int, seconds: float, device: torch.device,
               plan: DPPlan | None) -> dict:
     """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier, clip, logical batch,
-    sampling, steps) with the epsilon it spends on its own ``n`` records (``q = batch / n``, the steps taken)."""
+    sampling, steps) with the epsilon it spends on its own ``n`` records (``q = batch / n``, the
+    steps taken) and what that epsilon rests on (``farm.defences.dp_assumptions``: accountant,
+    sampling, add/remove adjacency)."""
     meta = {"recipe": to_dict(recipe), "n_train": n, "steps": steps, "examples_seen": seen,
             "seconds": round(seconds, 3), "sequences_per_second": round(seen / max(seconds, 1e-9), 2),
             "device": device.type}
@@ -265,5 +277,6 @@ def _metadata(recipe: Recipe, n: int, steps: int, seen: int, seconds: float, dev
                       "accounted_steps": plan.steps, "clip": recipe.dp.clip, "batch_size": recipe.batch_size,
                       "sampling": recipe.dp.sampling, "accountant": recipe.dp.accountant,
                       "epsilon": DPPlan(plan.noise_multiplier, plan.sample_rate, steps).epsilon(recipe.dp),
-                      "delta": recipe.dp.delta}
+                      "delta": recipe.dp.delta,
+                      **dp_assumptions(recipe)}
     return meta

@@ -208,6 +208,8 @@ BAD_ATTACK = [  # (YAML appended to ATTACK_BASE: later keys win, key expected in
     ("recipe: {dp: {noise_multiplier: 0.5, delta: 2}}", "recipe.dp.delta"),
     ("recipe: {dp: {noise_multiplier: 0.5, target_epsilon: 4, delta: 1.0e-5}}", "recipe.dp.noise_multiplier"),
     ("recipe: {dp: 'sigma=0.5, clip=1.0'}", "recipe.dp"),
+    ("recipe: {group_by_length: true, dp: {noise_multiplier: 0.5, delta: 1.0e-5}}",
+     "recipe.group_by_length"),
     ("recipe: {model: {name: base, tiny: {hidden_size: 30, num_attention_heads: 4}}}", "recipe.model.tiny.hidden_size"),
     ("recipe: {model: {name: base, dropuot: 0.1}}", "recipe.model.dropuot"),
     ("plan: {kind: pool, shadows: 3, group: 2}", "plan.shadows"),
@@ -352,6 +354,30 @@ def test_bad_mini_config_fails_before_ray(tmp_path, monkeypatch, capsys, change,
     out = tmp_path / "out"
     err = _run(monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)], out)
     assert f"{bad}: {key}" in err
+
+
+def test_dp_recipe_with_length_grouping_fails_make_challenge_before_ray(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Length-grouped batches are data-dependent and no DP accountant covers them: a scenario recipe
+    with both is one error line naming the config, the recipe file and the key; nothing runs or is
+    written (``_run``: exit 1, one line, no output folder, Ray not started)."""
+    recipe = tmp_path / "grouped-dp.yaml"
+    recipe.write_text("model: {name: base}\nbatch_size: 32\ngroup_by_length: true\n"
+                      "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**MINI_BASE, "scenarios": {"sst2_lo": str(recipe)}}))
+    out = tmp_path / "out"
+    err = _run(monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)],
+               out)
+    assert f"{bad}: scenarios.sst2_lo" in err
+    assert f"{recipe}: group_by_length: expected false with a dp block" in err
+    assert "no DP accountant covers them" in err
+    omitted = tmp_path / "dp.yaml"  # a DP recipe that omits the key does not group
+    omitted.write_text("model: {name: base}\nbatch_size: 32\n"
+                       "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n")
+    loaded = load_recipe(omitted)
+    assert loaded.group_by_length is False and loaded.dp.sampling == "poisson"
+    assert load_recipe("mini-inf").group_by_length is True  # without DP: as before (same key)
 
 
 def test_demo_checks_both_configs_before_ray(tmp_path, monkeypatch, capsys):

@@ -53,6 +53,14 @@ def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
         want = 3 * shadows["records"] if scenario == "sst2_inf" else 198 * 1024
         assert shadows["sequences"] == want
     assert stages["sst2_hi", "shadows"]["mode"] == "train_dp" and stages["sst2_inf", "shadows"]["mode"] == "train_fp32"
+    # the DP shadows' mechanism and what its epsilon rests on, beside the stage (MICO's shuffles)
+    assert stages["sst2_inf", "shadows"]["privacy"] is None
+    assert stages["sst2_hi", "inference"]["privacy"] is None
+    assert stages["sst2_lo", "shadows"]["privacy"] == {
+        "epsilon": 4.0, "noise_multiplier": None, "delta": 1e-5, "matched": True,
+        "accountant": "prv", "sampling": "shuffle", "adjacency": "add/remove",
+        "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
+                   "(prv accountant, add/remove adjacency)"}
     assert plan["totals"]["trainings"] == 72 and plan["totals"]["inference_passes"] == 672
     assert plan["totals"]["gpu_hours"] > 0 and plan["totals"]["wall_hours"] < plan["totals"]["gpu_hours"]
     assert all("estimate" in r["source"] for r in plan["table"]["rates"].values())
@@ -90,6 +98,25 @@ def test_make_challenge_plan_counts_every_target(tmp_path):
     assert stages["assets", "tokenizer"].kind == "cpu" and stages["assets", "base model"].jobs == 1
     assert [stages[s, "targets"].jobs for s in ("sst2_hi", "sst2_inf", "sst2_lo")] == [16, 16, 16]
     assert all(s.model == "tiny" and s.bytes_per_job < 5e6 for s in plan.stages if s.kind == "train")
+
+
+def test_plan_prints_what_each_dp_epsilon_assumes(capsys):
+    """``farm plan`` shows each DP-SGD stage's epsilon with its assumptions: MICO-mirroring recipes
+    (shuffled batches, accounted as Poisson) and the defence comparison's own DP recipes (Poisson,
+    as accounted)."""
+    assert main(["plan", "--config", "mini", "--table", "/nonexistent/none.json"]) == 0
+    out = capsys.readouterr().out
+    assert ("DP-SGD sst2_lo targets: epsilon 4 at delta 1e-05 per training (as accounted for "
+            "Poisson sampling; the run used shuffled batches (prv accountant, add/remove "
+            "adjacency))") in out.splitlines()
+    assert "DP-SGD sst2_inf" not in out
+    plan = make_challenge_plan("defences-sst2", table=Table(), gpus=1)
+    dp = {s.scenario: s.privacy for s in plan.stages if s.privacy}
+    assert {name: r["assumes"] for name, r in dp.items()} == {
+        "dp_e4": "prv accountant, Poisson sampling, add/remove adjacency",
+        "dp_e10": "prv accountant, Poisson sampling, add/remove adjacency"}
+    assert (dp["dp_e4"]["epsilon"], dp["dp_e10"]["epsilon"]) == (4.0, 10.0)
+    assert plan.to_json()["stages"][0]["privacy"] is None  # a field added to every stage of --json
 
 
 def test_make_challenge_plan_counts_every_defence_job():

@@ -1,13 +1,15 @@
 """SISA: shard/slice layout, checkpoint chains, unlearning that reruns only affected shards, the unlearning
 challenge end to end (make-challenge, then ``farm attack`` unchanged)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from farm.defences import TargetSpec, plan_target, redone
 from farm.errors import SpecError
 from farm.jobs import Selection, StoreRef
-from farm.recipes import ModelSpec, Recipe, TinyModel
+from farm.recipes import DPConfig, ModelSpec, Recipe, TinyModel
 from farm.sisa import Sisa, forget_members, forgetting_rates, shard_of, split, unlearn
 from tests.jobs_fixture import POP, TOKENIZER
 
@@ -80,6 +82,50 @@ def test_forget_members_draws_challenge_members():
     assert all(shard_of(after, int(i)) is None for i in challenge[mask == 1])
     with pytest.raises(SpecError, match="cannot forget 11 of 10"):
         forget_members(plan, challenge, solution, 11, seed=0)
+
+
+def test_dp_members_with_several_slices_are_refused_at_load(tmp_path):
+    """A record of slice r (0-based) of R is trained in the R - r checkpoints from r on, so one
+    checkpoint's epsilon is not the ensemble's: a DP member recipe with slices > 1 is a config error
+    naming ``slices``."""
+    from farm.errors import ConfigError
+    from farm.mini import load_defence
+
+    dp = Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-5))
+    with pytest.raises(SpecError, match="slices: expected 1 with a DP member recipe") as info:
+        Sisa(dp, shards=2, slices=3)
+    assert info.value.key == "slices"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defence: sisa\nrecipe: mini-lo\nshards: 2\nslices: 2\n")
+    with pytest.raises(ConfigError, match=f"{bad}: slices: expected 1 with a DP member recipe"):
+        load_defence(bad)
+    assert Sisa(TINY, shards=2, slices=3).slices == 3  # without DP, slicing is SISA's business
+
+
+def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
+    """S > 1, R = 1: every record is trained in exactly one training (its shard's), and shards are
+    disjoint, so the ensemble's epsilon is one shard training's (parallel composition); the noise of
+    each is solved at its shard's size, so each spends the recipe's target epsilon on its own
+    records."""
+    dp = DPConfig(target_epsilon=4.0, delta=1e-5, sampling="shuffle")
+    member = dataclasses.replace(TINY, dp=dp, group_by_length=False)
+    defence = Sisa(member, shards=4, slices=1, aggregate="vote")
+    record = defence.privacy()
+    assert record == {
+        "epsilon": 4.0, "delta": 1e-5, "accountant": "prv", "sampling": "shuffle",
+        "adjacency": "add/remove",
+        "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
+                   "(prv accountant, add/remove adjacency)",
+        "composition": "parallel over disjoint shards: each record is trained in one shard's one "
+                       "training",
+        "defence": "sisa", "shards": 4, "slices": 1, "aggregate": "vote"}
+    plan = plan_target(defence, target())
+    assert plan.privacy == record and len(plan.jobs) == 4
+    sizes = [job.selection.indices().size for job in plan.jobs]
+    assert sizes == [70, 70, 70, 70]
+    assert all(job.recipe.dp == dp for job in plan.jobs)  # target eps 4, solved at n = 70 per shard
+    shards = [set(job.selection.indices().tolist()) for job in plan.jobs]
+    assert sum(map(len, shards)) == len(set().union(*shards)) == MEMBERS.size  # disjoint, all
 
 
 def test_forgetting_rates_by_hand():

@@ -11,7 +11,7 @@ from farm.errors import SpecError
 from farm.jobs import HubRef, Selection, TrainJob
 from farm.models import read_weights
 from farm.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
-from farm.train import matched_recipe, plan_dp, train
+from farm.train import _batches, matched_recipe, plan_dp, poisson_batches, train
 from tests.helpers import tiny_setup
 
 TINY = ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=0.0)
@@ -58,7 +58,8 @@ def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
     """DP is a wrap of the same loop: sigma = 0 and a clip no gradient reaches give the plain model."""
     plain = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=30, group_by_length=False)  # B divides N:
     # Opacus averages by the expected batch size, so a partial last batch would differ by design
-    private = dataclasses.replace(plain, dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=1e6))
+    dp = DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=1e6, sampling="shuffle")
+    private = dataclasses.replace(plain, dp=dp)  # shuffle: plain's batches
     a = _run(tmp_path, "plain", plain)[2]
     b = _run(tmp_path, "dp", private, Perf(micro_batch=16))[2]
     assert _close(a, b, atol=1e-5)
@@ -66,7 +67,8 @@ def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
 
 def test_ghost_and_hooks_clip_identically(tmp_path):
     recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=40,
-                    dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=0.05))
+                    dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=0.05,
+                                sampling="shuffle"))
     ghost = _run(tmp_path, "ghost", recipe, Perf(micro_batch=16, grad_sample_mode="ghost"))[2]
     hooks = _run(tmp_path, "hooks", recipe, Perf(micro_batch=64, grad_sample_mode="hooks"))[2]
     plain = _run(tmp_path, "plain", dataclasses.replace(recipe, dp=None))[2]
@@ -84,6 +86,9 @@ def test_dp_run_records_steps_noise_and_epsilon(tmp_path):
     assert 9.0 < meta["dp"]["epsilon"] <= 10.05
     assert meta["dp"]["clip"] == 1.0 and meta["dp"]["delta"] == 1e-5
     assert meta["dp"]["batch_size"] == 30 and meta["dp"]["sampling"] == "shuffle"
+    assert meta["dp"]["adjacency"] == "add/remove" and meta["dp"]["accountant"] == "prv"
+    assert meta["dp"]["assumes"].startswith("as accounted for Poisson sampling; the run used "
+                                            "shuffled batches")
 
 
 def test_mico_clip_scale_and_noise(tmp_path):
@@ -95,13 +100,67 @@ def test_mico_clip_scale_and_noise(tmp_path):
     assert plan_dp(67_349, load_recipe("mico-hi")).noise_multiplier == pytest.approx(0.502, abs=0.01)
 
 
-def test_poisson_sampling_run(tmp_path):
-    recipe = Recipe(model=TINY, epochs=2, learning_rate=1e-3, batch_size=25,
-                    dp=DPConfig(noise_multiplier=1.0, delta=1e-5, max_grad_norm=1.0, sampling="poisson"))
+def test_poisson_batches_include_each_record_at_rate_q():
+    """Poisson sampling as the accountant assumes it: batch sizes vary as Binomial(n, q), and every
+    record is in about q of the steps. Tolerances: 5 binomial standard deviations (a correct sampler
+    fails the per-record check, the widest, with probability about 300 x 6e-7 = 2e-4); the rng is
+    fixed, so the test is deterministic either way. A recipe's training draws its batches so."""
+    n, q, steps = 300, 0.1, 2000
+    indices = np.arange(1000, 1000 + n)  # population indices, not positions
+    batches = list(poisson_batches(indices, q, steps, np.random.default_rng(5)))
+    assert len(batches) == steps
+    assert all(np.isin(b, indices).all() and np.unique(b).size == b.size for b in batches)
+    sizes = np.array([b.size for b in batches])
+    size_sd = math.sqrt(n * q * (1 - q))  # 5.2 records
+    assert abs(sizes.mean() - n * q) < 5 * size_sd / math.sqrt(steps)
+    assert abs(sizes.std() - size_sd) < 5 * size_sd / math.sqrt(2 * steps)  # the sd's std. error
+    assert sizes.min() < n * q - 2 * size_sd and sizes.max() > n * q + 2 * size_sd  # not fixed
+    counts = np.bincount(np.concatenate(batches) - 1000, minlength=n)  # steps holding each record
+    count_sd = math.sqrt(steps * q * (1 - q))  # 13.4 of 200
+    assert np.abs(counts - steps * q).max() < 5 * count_sd
+    assert abs(counts.mean() / steps - q) < 5 * count_sd / steps / math.sqrt(n)
+    _, _, tokens = tiny_setup()
+    recipe = Recipe(batch_size=30, epochs=2, dp=DPConfig(noise_multiplier=1.0, delta=1e-5))
+    assert recipe.dp.sampling == "poisson"  # the default
+    drawn = list(_batches(tokens, np.arange(N), recipe, np.random.default_rng(5)))
+    expected = list(poisson_batches(np.arange(N), 30 / N, 20, np.random.default_rng(5)))
+    assert len(drawn) == 20 and all(np.array_equal(a, b) for a, b in zip(drawn, expected))
+
+
+def test_poisson_dp_training_spends_what_an_independent_accountant_says(tmp_path):
+    """A farm DP recipe (Poisson by default) trained for real: it takes exactly the steps it
+    accounts, and the epsilon farm.json records (Opacus' PRV accountant) is what Google's
+    dp_accounting PLD accountant gives for the same mechanism -- ``steps`` Poisson-subsampled
+    Gaussian steps at q = batch / n and the noise the run used, add/remove adjacency (the relation
+    Opacus' accountants assume) -- and below dp_accounting's RDP bound.
+
+    Tolerance 1%: both are upper estimates of the same curve, PRV within eps_error 0.01 of its
+    discretised privacy-loss distribution, PLD pessimistically discretised (grid 1e-4); here they
+    agree to about 0.3% (PRV 3.994, PLD 3.984 at target 4). One step more or less would move the
+    oracle by 1.8% and q = 30/290 instead of 30/300 by 3%, so either fails the test. RDP is looser
+    (4.689 here) and only an upper bound: farm's epsilon must lie below it."""
+    import dp_accounting as dpa
+    from dp_accounting import pld, rdp
+
+    recipe = Recipe(model=TINY, epochs=2, learning_rate=1e-3, batch_size=30,
+                    dp=DPConfig(target_epsilon=4.0, delta=1e-5))
+    assert recipe.dp.sampling == "poisson" and recipe.group_by_length is False
     _, meta, _ = _run(tmp_path, "poisson", recipe, Perf(micro_batch=16))
-    assert meta["steps"] == 2 * 12
-    assert 0.6 * 2 * N < meta["examples_seen"] < 1.4 * 2 * N
-    assert meta["dp"]["epsilon"] > 0
+    assert meta["steps"] == meta["dp"]["accounted_steps"] == 2 * math.ceil(N / 30) == 20
+    assert abs(meta["examples_seen"] - 20 * 30) < 5 * math.sqrt(20 * N * 0.1 * 0.9)  # Bin(6000, q)
+    assert {k: meta["dp"][k] for k in ("sampling", "accountant", "adjacency", "assumes")} == {
+        "sampling": "poisson", "accountant": "prv", "adjacency": "add/remove",
+        "assumes": "prv accountant, Poisson sampling, add/remove adjacency"}
+    step = dpa.PoissonSampledDpEvent(30 / N, dpa.GaussianDpEvent(meta["dp"]["noise_multiplier"]))
+    event = dpa.SelfComposedDpEvent(step, meta["steps"])
+    oracle = pld.PLDAccountant(dpa.NeighboringRelation.ADD_OR_REMOVE_ONE)
+    oracle.compose(event)
+    loose = rdp.RdpAccountant(neighboring_relation=dpa.NeighboringRelation.ADD_OR_REMOVE_ONE)
+    loose.compose(event)
+    eps = meta["dp"]["epsilon"]
+    assert eps == pytest.approx(oracle.get_epsilon(1e-5), rel=0.01)
+    assert eps == pytest.approx(4.0, abs=0.05)  # the noise was solved for the target (to 0.05)
+    assert eps < loose.get_epsilon(1e-5)
 
 
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
