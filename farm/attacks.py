@@ -5,14 +5,15 @@ target ``targets[t]`` on its ``j``-th challenge point (challenge order); higher 
 are models of ``signals`` with known membership (labelled models and shadows) *except the target itself*,
 so a labelled target is never its own reference; ``in_from`` / ``out_from`` (``SOURCES``) narrow where IN and
 OUT references come from. Variants are parameters (see ``ATTACKS``), not copies. Attacks with fitted parameters
-(``learned``, ``rmia`` with grids) cross-fit: a labelled target is scored only by a fit that did not see it.
+(``learned``, ``rmia`` with grids) cross-fit: a labelled target is scored only by a fit that did not
+see it, neither as a model fitted on nor as a reference of one.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -270,19 +271,22 @@ def learned(signals: Signals, targets: np.ndarray, *, folds: int = 5, seed: int 
     ``logistic`` (standardized logistic regression, the usual stacker).
 
     A target is never scored by a classifier that saw it: labelled targets are cross-fitted in ``folds`` groups
-    of models; other targets use a classifier fitted on every labelled model.
+    of models; other targets use a classifier fitted on every labelled model. While a group is held
+    out, its models' keep rows are unknown to the features (``_holding_out``): they are no reference
+    of the models the classifier is fitted on, nor of the targets it scores, so a labelled target's
+    own membership never enters its score. Targets that are not labelled are scored with every
+    labelled model as a reference.
     """
-    fits = _cross_fit(signals, targets, folds, seed)
     labelled = np.flatnonzero(signals.labelled)
-    feats = features(signals, labelled, stack=stack)
-    labels = np.stack([signals.solution(int(m)) for m in labelled])
-    target_feats = features(signals, targets, stack=stack)
-    out = np.zeros(target_feats.shape[:2])
-    for fit, rows in fits:
-        use = np.isin(labelled, fit)
+    out = np.zeros((len(targets), signals.challenge.shape[1]))
+    for fit, rows in _cross_fit(signals, targets, folds, seed):
+        seen = _holding_out(signals, np.setdiff1d(labelled, fit))
+        feats = features(seen, fit, stack=stack)
+        labels = np.stack([signals.solution(int(m)) for m in fit])
         clf = _classifier(classifier, seed)
-        clf.fit(feats[use].reshape(-1, feats.shape[-1]), labels[use].ravel())
-        proba = clf.predict_proba(target_feats[rows].reshape(-1, feats.shape[-1]))[:, 1]
+        clf.fit(feats.reshape(-1, feats.shape[-1]), labels.ravel())
+        scored = features(seen, np.asarray(targets)[rows], stack=stack)
+        proba = clf.predict_proba(scored.reshape(-1, feats.shape[-1]))[:, 1]
         out[rows] = proba.reshape(len(rows), -1)
     return out
 
@@ -355,6 +359,17 @@ def _cross_fit(signals: Signals, targets: np.ndarray, folds: int, seed: int) -> 
         groups.setdefault(fold.get(int(t), -1), []).append(row)
     return [(np.array([m for m in labelled if fold[int(m)] != g]), np.array(rows))
             for g, rows in sorted(groups.items())]
+
+
+def _holding_out(signals: Signals, models: np.ndarray) -> Signals:
+    """``signals`` with ``models`` as unlabelled targets: keep rows unknown (no model's reference,
+    never read) and not labelled (no fit's training model); ``signals`` itself if ``models`` is
+    empty."""
+    if not len(models):
+        return signals
+    keep, labelled = signals.keep.copy(), signals.labelled.copy()
+    keep[models], labelled[models] = UNKNOWN, False
+    return replace(signals, keep=keep, labelled=labelled)
 
 
 def _classifier(name: str, seed: int) -> Any:
