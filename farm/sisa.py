@@ -35,9 +35,11 @@ import numpy as np
 from farm.defences import DefencePlan, TargetSpec, dp_assumptions
 from farm.errors import SpecError
 from farm.jobs import Ref, Selection, StoreRef, TrainJob
+from farm.pate import partition
 from farm.recipes import Recipe, require
 
 Layout = tuple[tuple[np.ndarray, ...], ...]  # [shard][slice] -> sorted int64 population indices
+_SPLIT = 0x515A  # the stream tag of a target's shard split (shuffle or keyed hash)
 
 
 @dataclass(frozen=True)
@@ -68,20 +70,28 @@ class Sisa:
         one (and one slice: ``__post_init__``), the ensemble's epsilon is the member recipe's target
         epsilon, which each shard's training spends on its own records (its noise solved at the
         shard's size), by parallel composition over the disjoint shards (``composition``), with what
-        it rests on (``farm.defences.dp_assumptions``). Parallel composition takes the assignment of
-        records to shards as independent of the other records; the split (``split``) is a seeded
-        shuffle of the target's records, so this holds as far as that shuffle does."""
+        it rests on (``farm.defences.dp_assumptions``). Parallel composition needs each record's shard
+        to depend on that record alone: with DP, shards come from the keyed hash of
+        ``farm.pate.partition`` (adding or removing one record changes one shard's data), not from
+        ``split``'s shuffle, where one record more moves many others to another shard."""
         dp = self.recipe.dp
         base: dict[str, Any] = {"epsilon": "inf"}
         if dp is not None:
             base = {"epsilon": dp.target_epsilon, "delta": dp.delta, **dp_assumptions(self.recipe),
-                    "composition": "parallel over disjoint shards: each record is trained in one "
-                                   "shard's one training"}
+                    "composition": "parallel over disjoint shards (a keyed hash of each record picks "
+                                   "its shard): each record is trained in one shard's one training"}
         out = {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
         return {**out, "forget": self.forget} if self.forget else out
 
     def plan(self, target: TargetSpec) -> DefencePlan:
-        return plan_layout(self, target, split(target.selection.indices(), self.shards, self.slices, target.seed))
+        """The checkpoint jobs of ``target``: shards by ``split`` (a seeded shuffle) without DP; with a
+        DP member recipe (one slice), by ``farm.pate.partition``'s keyed hash, so that neighbouring
+        training sets have neighbouring shards and the parallel composition of ``privacy`` holds."""
+        indices = target.selection.indices()
+        if self.recipe.dp is None:
+            return plan_layout(self, target, split(indices, self.shards, self.slices, target.seed))
+        shards = partition(indices, self.shards, [target.seed, _SPLIT])
+        return plan_layout(self, target, tuple((shard,) for shard in shards))
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +109,7 @@ def split(indices: np.ndarray, shards: int, slices: int, seed: int) -> Layout:
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size < shards * slices:
         raise SpecError(f"{indices.size} records cannot fill {shards} shards x {slices} slices", key="shards")
-    perm = np.random.default_rng([seed, 0x515A]).permutation(indices)
+    perm = np.random.default_rng([seed, _SPLIT]).permutation(indices)
     return tuple(tuple(np.sort(part) for part in np.array_split(shard, slices))
                  for shard in np.array_split(perm, shards))
 
