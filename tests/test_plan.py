@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -31,15 +30,28 @@ def _mico_seed_tree(root, per_phase=(100, 50, 50)):
     return root
 
 
+POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24, DP-matched shadows for hi and lo
+attack: lira_online
+params: {fixed_variance: true}
+plan: {kind: pool, shadows: 24, group: 2, seed: 0}
+recipe: mico-inf
+scenarios:
+  sst2_hi: {recipe: mico-hi, match_targets: true}
+  sst2_lo: {recipe: mico-lo, match_targets: true}
+"""
+
+
 def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
+    """What a MICO-scale pool costs, planned from seed files alone: no Ray, no data, no heavy import (the
+    shipped attack-mico trains fewer shadows; a pool of 24 in every scenario exercises DP-matched stages)."""
     tree = _mico_seed_tree(tmp_path / "mico")
+    config = tmp_path / "pool-24.yaml"
+    config.write_text(POOL_24)
     code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
             "assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; "
             "sys.exit(rc)")
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, "plan", "--challenge", str(tree), "--config", "attack-mico",
+    result = subprocess.run([sys.executable, "-c", code, "plan", "--challenge", str(tree), "--config", str(config),
                              "--json", "--table", str(tmp_path / "none.json")], capture_output=True, text=True)
-    assert time.perf_counter() - start < 30
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     stages = {(s["scenario"], s["name"]): s for s in plan["stages"]}
