@@ -142,13 +142,15 @@ def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000",
     not how hard the targets happen to be (a marginal interval of either does). Percentile intervals at
     ``level``; deterministic in ``seed``; NaN ends when any phase has fewer than ``MIN_MODELS`` models.
     """
-    per_phase, prepared = {}, {}
+    per_phase: dict[str, tuple[float, float]] = {}
+    prepared = {}
     for phase, (labels, sa, sb) in phases.items():
         if not (len(labels) == len(sa) == len(sb)) or not labels:
             raise ValueError(f"{phase}: need one score array per model for both attacks and at least one model")
         y = [np.ravel(v).astype(np.int64) for v in labels]
         sides = [[np.ravel(v).astype(np.float64) for v in side] for side in (sa, sb)]
-        per_phase[phase] = tuple(float(score(np.concatenate(y), np.concatenate(s))[key]) for s in sides)
+        fa, fb = (float(score(np.concatenate(y), np.concatenate(s))[key]) for s in sides)
+        per_phase[phase] = (fa, fb)
         prepared[phase] = (y, [_sorted_pool(y, s) for s in sides])
     a = float(np.mean([v[0] for v in per_phase.values()]))
     b = float(np.mean([v[1] for v in per_phase.values()]))
