@@ -3,7 +3,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -111,11 +110,10 @@ def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
     bomb = write_pickle_bomb(mdir / "pytorch_model.bin", marker)
     code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
             "assert 'ray' not in sys.modules; sys.exit(rc)")
-    start = time.perf_counter()
+    # what must not happen (Ray started, a job run, the pickle's code run, output written), not wall-clock time
     result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
                              "tests/data/tiny-attack.yaml", "--out", str(tmp_path / "out")], capture_output=True,
                             text=True)
-    assert time.perf_counter() - start < 5
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert f"{bomb}: refused" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
