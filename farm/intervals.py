@@ -142,16 +142,8 @@ def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000",
     not how hard the targets happen to be (a marginal interval of either does). Percentile intervals at
     ``level``; deterministic in ``seed``; NaN ends when any phase has fewer than ``MIN_MODELS`` models.
     """
-    per_phase: dict[str, tuple[float, float]] = {}
-    prepared = {}
-    for phase, (labels, sa, sb) in phases.items():
-        if not (len(labels) == len(sa) == len(sb)) or not labels:
-            raise ValueError(f"{phase}: need one score array per model for both attacks and at least one model")
-        y = [np.ravel(v).astype(np.int64) for v in labels]
-        sides = [[np.ravel(v).astype(np.float64) for v in side] for side in (sa, sb)]
-        fa, fb = (float(score(np.concatenate(y), np.concatenate(s))[key]) for s in sides)
-        per_phase[phase] = (fa, fb)
-        prepared[phase] = (y, [_sorted_pool(y, s) for s in sides])
+    figures, prepared = _prepare(phases, key)
+    per_phase = {p: (fa, fb) for p, (fa, fb) in figures.items()}
     a = float(np.mean([v[0] for v in per_phase.values()]))
     b = float(np.mean([v[1] for v in per_phase.values()]))
     models = {p: len(v[0]) for p, v in prepared.items()}
@@ -175,18 +167,28 @@ def headline_bootstrap(phases: dict[str, tuple[Sequence[np.ndarray], Sequence[np
     """One attack's headline (the mean of its per-phase figures, each phase pooled under its own threshold) with
     a bootstrap interval that resamples every phase's models jointly; ``phases[phase] = (labels, scores)``, one
     array per model. NaN ends when a phase has fewer than ``MIN_MODELS`` models."""
-    paired = paired_bootstrap({p: (y, s, s) for p, (y, s) in phases.items()}, key=key, n_boot=1, seed=seed)
-    if not paired.ratio.known:
-        return Interval(paired.a, math.nan, math.nan)
-    prepared = {}
-    for phase, (labels, scores) in phases.items():
-        y = [np.ravel(v).astype(np.int64) for v in labels]
-        pool = _sorted_pool(y, [np.ravel(v).astype(np.float64) for v in scores])
-        prepared[phase] = (y, [pool])
+    figures, prepared = _prepare(phases, key)
+    value = float(np.mean([f[0] for f in figures.values()]))
+    if min(len(y) for y, _ in prepared.values()) < MIN_MODELS:
+        return Interval(value, math.nan, math.nan)
     reps = _paired_replicates(prepared, key, n_boot, np.random.default_rng([seed, 0x9A1D]))[:, 0]
     tail = (1 - level) / 2
     lo, hi = np.quantile(reps, [tail, 1 - tail])
-    return Interval(paired.a, float(lo), float(hi))
+    return Interval(value, float(lo), float(hi))
+
+
+def _prepare(phases: dict, key: str) -> tuple[dict[str, tuple[float, ...]], dict]:
+    """Per phase ``(labels, *sides)`` (one array per model for each): each side's pooled figure, and the
+    labels with each side's points sorted once for the replicates (``_paired_replicates``)."""
+    figures, prepared = {}, {}
+    for phase, (labels, *sides) in phases.items():
+        if not labels or any(len(side) != len(labels) for side in sides):
+            raise ValueError(f"{phase}: need one score array per model for each attack and at least one model")
+        y = [np.ravel(v).astype(np.int64) for v in labels]
+        flat = [[np.ravel(v).astype(np.float64) for v in side] for side in sides]
+        figures[phase] = tuple(float(score(np.concatenate(y), np.concatenate(f))[key]) for f in flat)
+        prepared[phase] = (y, [_sorted_pool(y, f) for f in flat])
+    return figures, prepared
 
 
 def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
