@@ -177,7 +177,9 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
     return {"arrays": {"indices": indices, "labels": labels, "counts": counts},
             "queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
             "adjacency": job.aggregation.adjacency,
-            "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered)}
+            "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered),
+            "epsilon_kind": "data-dependent tally of the answered queries, not a guarantee (which answered "
+                            "depends on the data); the guarantee charges every query: challenge.json"}
 
 
 def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:

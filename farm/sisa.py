@@ -79,7 +79,8 @@ class Sisa:
         if dp is not None:
             base = {"epsilon": dp.target_epsilon, "delta": dp.delta, **dp_assumptions(self.recipe),
                     "composition": "parallel over disjoint shards (a keyed hash of each record picks "
-                                   "its shard): each record is trained in one shard's one training"}
+                                   "its shard): each record is trained in one shard's one training; each "
+                                   "shard's size is taken as public, as DP-SGD takes n"}
         out = {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
         return {**out, "forget": self.forget} if self.forget else out
 

@@ -117,7 +117,8 @@ def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
         "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
                    "(prv accountant, add/remove adjacency)",
         "composition": "parallel over disjoint shards (a keyed hash of each record picks its "
-                       "shard): each record is trained in one shard's one training",
+                       "shard): each record is trained in one shard's one training; each shard's size is "
+                       "taken as public, as DP-SGD takes n",
         "defence": "sisa", "shards": 4, "slices": 1, "aggregate": "vote"}
     plan = plan_target(defence, target())
     assert plan.privacy == record and len(plan.jobs) == 4
