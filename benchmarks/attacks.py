@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from farm.attacks import run_attack
-from farm.cluster import Executor, ensure_ray
-from farm.config import load_recipe
-from farm.metrics import pooled_scores, score
-from farm.plans import PlanSpec
-from farm.scenario import Collected, collect_signals, load_scenarios
-from farm.store import Store
-from farm.train import matched_recipe
+from farm.attacks.registry import run_attack
+from farm.cluster.executor import Executor, ensure_ray
+from farm.config.recipes import load_recipe
+from farm.mico.scorer import pooled_scores, score
+from farm.shadows.plans import PlanSpec
+from farm.shadows.scenario import Collected, collect_signals, load_scenarios
+from farm.store.store import Store
+from farm.training.train import matched_recipe
 
 MATCHED = {"sst2_inf": "mini-inf", "sst2_hi": "mini-sst2-hi", "sst2_lo": "mini-sst2-lo"}
 

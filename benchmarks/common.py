@@ -12,7 +12,7 @@ SST2 = Path(os.environ.get("FARM_SST2_DIR", Path(__file__).resolve().parents[2] 
 
 
 def sst2_population():
-    from farm.data import load_population
+    from farm.training.data import load_population
 
     if not (SST2 / "train.tsv").is_file():
         raise SystemExit(f"SST-2 not found at {SST2} (set FARM_SST2_DIR)")
@@ -20,7 +20,7 @@ def sst2_population():
 
 
 def tokenizer_for(pop, cache: Path, vocab_size: int = 8192):
-    from farm.models import load_tokenizer, train_tokenizer
+    from farm.training.models import load_tokenizer, train_tokenizer
 
     if not (cache / "tokenizer.json").is_file():
         train_tokenizer(list(pop.sentences), cache, vocab_size=vocab_size)

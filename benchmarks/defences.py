@@ -12,17 +12,17 @@ references), then adds per setting:
   public corpus (a synthetic population: a fresh synthetic corpus);
 * TPR@0.1FPR on dev and on final (each under its own threshold, 95% bootstrap intervals over target models,
   none from fewer than 5), and the headline, their mean, with an interval resampling both phases' models jointly
-  (``farm.protocol``; the attack is fixed, so nothing is chosen with answers);
+  (``farm.attacks.protocol``; the attack is fixed, so nothing is chosen with answers);
 * the empirical epsilon lower bounds of the attack's audit (``metrics.json``): ``eps_lb heuristic`` pools a
   model's points as if independent; ``eps_lb valid`` uses one point per held-out model (independent trials);
 * ``eps``: the theoretical epsilon that ``challenge.json`` records with what it assumes (accountant, sampling,
-  adjacency: ``farm.defences.describe_epsilon``; ``inf`` without one; randomized response: its label-DP
+  adjacency: ``farm.privacy.accounting.describe_epsilon``; ``inf`` without one; randomized response: its label-DP
   epsilon, which bounds nothing about membership);
 * ``train_s``: job-seconds of one target's training (every job of its plan, from the store's metadata);
 * SISA: ``unlearn``: jobs and job-seconds redone to forget ``--forget`` challenge members per target against a
-  full retrain (``farm.sisa.unlearn``, ``farm.defences.redone``; seconds of jobs not run are their
+  full retrain (``farm.defences.sisa.unlearn``, ``farm.defences.seam.redone``; seconds of jobs not run are their
   pre-unlearning counterparts'); the unlearning scenario (``forget:``) adds the attack's TPR on forgotten, kept
-  and never-seen points at the 0.1-FPR threshold (``farm.sisa.forgetting_rates``).
+  and never-seen points at the 0.1-FPR threshold (``farm.defences.sisa.forgetting_rates``).
 
 It prints a Markdown table, writes ``OUT/defences.md``, ``OUT/defences.json`` and one privacy-utility PNG
 (``OUT/defences.png``: test accuracy against TPR@0.1FPR). The run reuses the store: a second run trains nothing.
@@ -43,14 +43,16 @@ import numpy as np
 import yaml
 
 from benchmarks.common import table
-from farm.challenge import FORGOTTEN_CSV, read_challenge, read_solution
-from farm.defences import DefencePlan, describe_epsilon, plan_target, redone
-from farm.intervals import Interval, headline_bootstrap
-from farm.metrics import pooled_scores
-from farm.mini import Plan, load_config, plan
-from farm.protocol import REPORT_ON
-from farm.run import job_seconds
-from farm.sisa import SisaState, forget_members, forgetting_rates
+from farm.attacks.intervals import Interval, headline_bootstrap
+from farm.attacks.protocol import REPORT_ON
+from farm.challenge.tree import FORGOTTEN_CSV, read_challenge, read_solution
+from farm.commands.make_challenge import ChallengeJobs, challenge_jobs
+from farm.config.challenge import load_challenge_config
+from farm.defences.seam import TargetBuild, build_target, redone
+from farm.defences.sisa import SisaState, forget_members, forgetting_rates
+from farm.mico.scorer import pooled_scores
+from farm.privacy.accounting import describe_epsilon
+from farm.store.run_job import job_seconds
 
 GLUE_TRAIN, GLUE_ALL = 67_349, 68_221  # GLUE SST-2: train rows, then 872 validation rows
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 def _config_subset(name: str, settings: str | None, out: Path) -> Path:
     """The config file, or a copy in ``out`` with only the ``settings`` scenarios."""
-    from farm.config import config_path, read_yaml
+    from farm.config.loading import config_path, read_yaml
 
     path = config_path(name)
     if not settings:
@@ -104,12 +106,12 @@ def _config_subset(name: str, settings: str | None, out: Path) -> Path:
 
 def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> list[dict[str, Any]]:
     """One row per scenario (see the module docstring)."""
-    from farm.data import load_population
-    from farm.store import Store
+    from farm.store.store import Store
+    from farm.training.data import load_population
 
-    config = load_config(config_file)
+    config = load_challenge_config(config_file)
     store = Store(built / "store")
-    p = plan(config, len(load_population(config.population)))
+    p = challenge_jobs(config, len(load_population(config.population)))
     ch = read_challenge(built / "challenge")
     metrics = json.loads((attack / "metrics.json").read_text())["scenarios"]
     accuracy = held_out_accuracy(config, built / "challenge", ch)
@@ -124,9 +126,9 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
                                "TPR@0.1FPR dev+final [95%]": f"{head.value:.3f} {head.cell()}",
                                **_audit_cells(m.get("epsilon_audit") or {}),
                                "eps": _epsilon(ch.constants.targets[scenario]),
-                               "train_s": float(np.mean([job_seconds(store, list(t.plan.jobs)) for t in targets])),
+                               "train_s": float(np.mean([job_seconds(store, list(t.build.jobs)) for t in targets])),
                                "unlearn": "-", "forgetting": "-", "_tpr": head.value}
-        if isinstance(targets[0].plan.state, SisaState):
+        if isinstance(targets[0].build.state, SisaState):
             row["unlearn"] = _unlearning_cost(targets, store, p, forget)
             if targets[0].forgotten is not None:
                 row["forgetting"] = _forgetting(built, attack, scenario, ch)
@@ -135,8 +137,8 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
 
 
 def headline(scores_parquet: Path, scenario: str, *, n_boot: int = 1000) -> Interval:
-    """The scenario's TPR@0.1FPR headline as the protocol states it (``farm.protocol``): the mean of the dev and
-    final figures, each phase pooled under its own threshold (``farm.metrics.pooled_scores``), with a bootstrap
+    """The scenario's TPR@0.1FPR headline as the protocol states it (``farm.attacks.protocol``): the mean of the dev and
+    final figures, each phase pooled under its own threshold (``farm.mico.scorer.pooled_scores``), with a bootstrap
     interval over the phases' models resampled jointly (none from fewer than 5 models a phase)."""
     import pandas as pd
 
@@ -169,27 +171,27 @@ def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
 
 
 def _epsilon(record: dict[str, Any]) -> str:
-    """The theoretical epsilon with what it assumes (``farm.defences.describe_epsilon``); randomized response:
+    """The theoretical epsilon with what it assumes (``farm.privacy.accounting.describe_epsilon``); randomized response:
     its label-DP epsilon (pure), which bounds nothing about membership."""
     if record.get("label_dp"):
         return f"{record['label_epsilon']:g} (label DP, randomized response; membership: inf)"
     return describe_epsilon(record)
 
 
-def _unlearning_cost(targets: list[Any], store: Any, p: Plan, forget: int) -> str:
+def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: int) -> str:
     """Jobs and job-seconds redone to forget ``forget`` challenge members of each target, against retraining the
     whole ensemble, summed over targets: ``redone/all jobs, redone/all s``."""
-    from farm.splits import split_model
+    from farm.mico.splits import split_model
 
     n_redone = n_all = 0
     s_redone = s_all = 0.0
     for t in targets:
-        state: SisaState = t.plan.state
-        before = plan_target(state.defence, state.target)
+        state: SisaState = t.build.state
+        before = build_target(state.defence, state.target)
         split = split_model(*t.seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
                             len_challenge=p.constants.len_challenge)
         assert split.solution is not None
-        after, _ = (t.plan, None) if t.forgotten is not None else forget_members(
+        after, _ = (t.build, None) if t.forgotten is not None else forget_members(
             before, split.challenge, split.solution, min(forget, p.constants.len_challenge), t.seeds[2])
         again = redone(before, after)
         n_redone, n_all = n_redone + len(again), n_all + len(after.jobs)
@@ -198,7 +200,7 @@ def _unlearning_cost(targets: list[Any], store: Any, p: Plan, forget: int) -> st
     return f"{n_redone}/{n_all} jobs, {s_redone:.1f}/{s_all:.1f} s"
 
 
-def _seconds(store: Any, jobs: list[Any], before: DefencePlan) -> float:
+def _seconds(store: Any, jobs: list[Any], before: TargetBuild) -> float:
     """Job-seconds of ``jobs``: stored, or for a job never run that of the job of ``before`` with its label."""
     by_label = {j.label: j for j in before.jobs}
     return sum(job_seconds(store, [j if store.complete(j.key) else by_label[j.label]]) for j in jobs)
@@ -224,9 +226,9 @@ def _forgetting(built: Path, attack: Path, scenario: str, ch: Any) -> str:
 
 def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]:
     """Per scenario: the mean accuracy of its released models on held-out records (see the module docstring)."""
-    from farm.data import Population, load_population, tokenize
-    from farm.infer import logits_of
-    from farm.models import load_tokenizer
+    from farm.training.data import Population, load_population, tokenize
+    from farm.training.infer import logits_of
+    from farm.training.models import load_tokenizer
 
     spec = dict(config.population)
     if spec["source"] == "synthetic":
@@ -244,7 +246,7 @@ def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]
 
 
 def _subset_rows(spec: dict[str, Any], n: int) -> np.ndarray:
-    """The rows of the full source that a spec's ``subset`` keeps (``farm.data``'s rule), all without one."""
+    """The rows of the full source that a spec's ``subset`` keeps (``farm.training.data``'s rule), all without one."""
     subset = spec.get("subset")
     if not subset:
         return np.arange(n)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from benchmarks.common import sst2_population, table, timer, tokenizer_for
-from farm.config import load_recipe
-from farm.data import tokenize
-from farm.recipes import ModelSpec, Perf
-from farm.train import train
+from farm.config.recipes import load_recipe
+from farm.spec.recipes import ModelSpec, Perf
+from farm.training.data import tokenize
+from farm.training.train import train
 
 
 def roberta_base_like(tok, out: Path) -> Path:

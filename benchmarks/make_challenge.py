@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from benchmarks.common import table
-from farm.cluster import Executor, ensure_ray
-from farm.mini import make_challenge
-from farm.store import Store
+from farm.cluster.executor import Executor, ensure_ray
+from farm.commands.make_challenge import make_challenge
+from farm.store.store import Store
 
 
 def peak_rss_mib() -> float:

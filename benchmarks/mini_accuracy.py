@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import sst2_population, table, timer, tokenizer_for
-from farm.config import load_recipe
-from farm.data import tokenize
-from farm.infer import logits_of
-from farm.recipes import Perf, Recipe
-from farm.train import train
+from farm.config.recipes import load_recipe
+from farm.spec.recipes import Perf, Recipe
+from farm.training.data import tokenize
+from farm.training.infer import logits_of
+from farm.training.train import train
 
 BASE_RECIPE = Recipe(epochs=3, learning_rate=1e-3, batch_size=32)
 

@@ -1,4 +1,4 @@
-"""Attack power against the number of shadows K, under the comparison protocol (``farm.protocol``).
+"""Attack power against the number of shadows K, under the comparison protocol (``farm.attacks.protocol``).
 
 Per scenario, attack and K: TPR@0.1FPR on the labelled ``train`` models' leave-one-out scores (what the protocol
 chooses on), on dev and on final (each under its own threshold, with 95% bootstrap intervals over target models),
@@ -13,7 +13,7 @@ of ``--config`` (DP scenarios: the targets' mechanism); a pool of K shadows is t
 growing K retrains nothing. Each phase is scored on its own (MICO's rule), never dev and final pooled.
 
 Attacks on more than logits: ``lira_queries`` (LiRA over the ``queries`` family of ``--config``, default
-``farm.queries.QueryFamily()``), ``lira_grad`` (LiRA on per-example gradient norms) and ``stacked_wb`` (the
+``farm.spec.queries.QueryFamily()``), ``lira_grad`` (LiRA on per-example gradient norms) and ``stacked_wb`` (the
 ``stacked`` attack seeing every signal: its features add the gradient-norm loss and LiRA and the several-query
 LiRA; ``stacked`` itself sees the logits only). Inference computes query logits and gradient norms only when an
 attack of ``--attacks`` reads them (one more store entry per model: its logits, query logits and norms).
@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from farm.attacks import Signals, needs, run_attack
-from farm.config import load_attack_config
-from farm.intervals import bootstrap_by_model
-from farm.plans import PlanSpec
-from farm.protocol import REPORT_ON, Scored, choose, compare, ratio_cell
-from farm.queries import QueryFamily
-from farm.scenario import Extras, collect_many, collect_signals, load_scenarios, plan_jobs
+from farm.attacks.intervals import bootstrap_by_model
+from farm.attacks.protocol import REPORT_ON, Scored, choose, compare, ratio_cell
+from farm.attacks.registry import Signals, needs, run_attack
+from farm.config.attack import load_attack_config
+from farm.shadows.plans import PlanSpec
+from farm.shadows.scenario import Extras, collect_many, collect_signals, load_scenarios, shadow_jobs
+from farm.spec.queries import QueryFamily
 
 ATTACKS = ("lira_farm", "lira_online", "lira_queries", "lira_grad", "rmia", "rmia_fit", "stacked", "stacked_wb")
 WHITE_BOX = frozenset({"query_logits", "grad_norm"})
@@ -50,7 +50,7 @@ ANCHORS = (("loss", "loss", {}, "none"), ("winner: in_calibration", "in_calibrat
 
 def sees(name: str) -> tuple[str, frozenset[str]]:
     """``(attack, optional Signals fields it sees)`` of a row name: a ``VARIANTS`` entry, or an attack of
-    ``farm.attacks.ATTACKS`` seeing what it needs (``farm.attacks.needs``)."""
+    ``farm.attacks.registry.ATTACKS`` seeing what it needs (``farm.attacks.registry.needs``)."""
     return VARIANTS[name] if name in VARIANTS else (name, needs(name))
 
 
@@ -155,9 +155,9 @@ def warm_up(scenarios: dict, configs: dict, plain, k_max: int, extras, executor)
         config = configs.get(name, configs["*"])
         recipe = config.shadow_recipe(scenario.inputs.len_training)
         pool = dataclasses.replace(config.plan, kind="pool", shadows=k_max, group=2) if k_max else PlanSpec(kind="none")
-        planned += [plan_jobs(scenario, pool, recipe, extras=extras),
-                    plan_jobs(scenario, PlanSpec(kind="none"), recipe),
-                    plan_jobs(scenario, PlanSpec(kind="per-target"), plain)]
+        planned += [shadow_jobs(scenario, pool, recipe, extras=extras),
+                    shadow_jobs(scenario, PlanSpec(kind="none"), recipe),
+                    shadow_jobs(scenario, PlanSpec(kind="per-target"), plain)]
     collect_many(planned, executor, title="scaling: every shadow and inference")
 
 
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--png", type=Path, default=Path("scaling.png"))
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per interval")
     args = parser.parse_args(argv)
-    from farm.cluster import Executor, ensure_ray
-    from farm.store import Store
+    from farm.cluster.executor import Executor, ensure_ray
+    from farm.store.store import Store
 
     configs = load_attack_config(args.config)
     ensure_ray()

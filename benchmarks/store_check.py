@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import table
-from farm.store import Store
+from farm.store.store import Store
 
 
 def main() -> None:

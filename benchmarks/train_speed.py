@@ -1,4 +1,4 @@
-"""Trainer throughput: farm.train against a faithful re-creation of the runner-up's recipe (HF Trainer, inputs
+"""Trainer throughput: farm.training.train against a faithful re-creation of the runner-up's recipe (HF Trainer, inputs
 padded to 67, fp32, batch 96, lr 5e-5, constant) on the same tiny model, the same SST-2 records, one run.
 
     python -m benchmarks.train_speed --records 8000 --epochs 1
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import sst2_population, table, timer, tokenizer_for
-from farm.data import tokenize
-from farm.recipes import ModelSpec, Perf, Recipe, TinyModel
-from farm.train import train
+from farm.spec.recipes import ModelSpec, Perf, Recipe, TinyModel
+from farm.training.data import tokenize
+from farm.training.train import train
 
 
 def hf_trainer_run(pop, tok, idx: np.ndarray, spec: ModelSpec, epochs: int, out: Path) -> float:
@@ -24,7 +24,7 @@ def hf_trainer_run(pop, tok, idx: np.ndarray, spec: ModelSpec, epochs: int, out:
     import datasets
     from transformers import Trainer, TrainingArguments
 
-    from farm.models import init_model
+    from farm.training.models import init_model
 
     ds = datasets.Dataset.from_dict({"sentence": [pop.sentences[i] for i in idx], "label": pop.labels[idx].tolist()})
     ds = ds.map(lambda b: tok(b["sentence"], padding="max_length", truncation=True, max_length=67), batched=True)
@@ -65,8 +65,8 @@ def main() -> None:
     grp = farm_run(tokens, tok, idx, spec, args.epochs, work / "grp", group=True)
     rows = [
         {"trainer": "HF Trainer, pad 67 (runner-up)", "seconds": hf, "seq/s": n_seq / hf, "speedup": 1.0},
-        {"trainer": "farm.train, dynamic padding", "seconds": dyn, "seq/s": n_seq / dyn, "speedup": hf / dyn},
-        {"trainer": "farm.train, dynamic + length-grouped", "seconds": grp, "seq/s": n_seq / grp, "speedup": hf / grp},
+        {"trainer": "farm.training.train, dynamic padding", "seconds": dyn, "seq/s": n_seq / dyn, "speedup": hf / dyn},
+        {"trainer": "farm.training.train, dynamic + length-grouped", "seconds": grp, "seq/s": n_seq / grp, "speedup": hf / grp},
     ]
     print(f"records={args.records} epochs={args.epochs} model={args.model} device="
           f"{'cuda' if torch.cuda.is_available() else 'cpu'} threads={torch.get_num_threads()}")

@@ -4,7 +4,7 @@ Ray schedules logical GPUs, so a ``ray.cluster_utils.Cluster`` of 2 nodes x 4 lo
 a CPU machine (the jobs themselves run on the CPU). The plan has MICO's shape, scaled down: three scenarios, each
 with shadow trainings and inference passes over provided models and shadows, in MICO's proportion of
 job-seconds (attack-mico: 24 roberta-base trainings and 224 inference passes over a ~30k-record union per
-scenario: 1 training to 9.3 inference passes, and at the H100 rates of ``farm.estimates`` inference is about a
+scenario: 1 training to 9.3 inference passes, and at the H100 rates of ``farm.spec.costs`` inference is about a
 fifth of the job-seconds; ``--union`` sets the inference share, printed). Every job of the three scenarios goes into one
 queue, as ``farm attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of
 wall time against sum(job seconds) / slots, with and without the workers' start-up.
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from farm.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
-from farm.recipes import ModelSpec, Perf, Recipe, TinyModel
+from farm.spec.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.recipes import ModelSpec, Perf, Recipe, TinyModel
 
 SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
 
@@ -70,8 +70,8 @@ def main() -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from farm.cluster import Executor
-    from farm.store import Store
+    from farm.cluster.executor import Executor
+    from farm.store.store import Store
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     for _ in range(args.nodes):

@@ -14,12 +14,33 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.config import config_path, shipped
+from farm.config.loading import config_path, shipped
 
 if TYPE_CHECKING:
-    from farm.cluster import Executor
+    from farm.cluster.executor import Executor
 
-from farm.errors import ConfigError, FarmError
+import os
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+
+from farm import __version__
+from farm.challenge.score_tree import format_table, plot_roc, score_tree
+from farm.challenge.submission import Expected, pack, read_predictions
+from farm.challenge.tree import read_challenge, read_constants, read_model
+from farm.cluster.tune import run_tune
+from farm.commands import dry_run as dryrun
+from farm.commands.attack import attack_challenge
+from farm.commands.dry_run import format_forecast, write_table
+from farm.commands.make_challenge import make_challenge
+from farm.config.attack import check_attack_inputs, load_attack_config
+from farm.config.challenge import load_challenge_config
+from farm.config.loading import check_scenarios, read_yaml
+from farm.config.tune import check_tune_inputs, load_tune_config
+from farm.errors import ConfigError, FarmError, SubmissionError
+from farm.report.attack_report import score_table
+from farm.store.atomic import atomic_write_text
+from farm.store.store import Store
+from farm.training.bench import bench
 
 Handler = Callable[[argparse.Namespace], int]
 DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command are ``farm``
@@ -54,12 +75,10 @@ def setup_logging(verbosity: int) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(DISTRIBUTION)
     except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
-        from farm import __version__
 
         return f"{__version__} (not installed)"
 
@@ -80,8 +99,6 @@ def _wrote(**paths: object) -> None:
 
 
 def _quiet() -> None:
-    import os
-    import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -118,7 +135,6 @@ def _add_splits(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_splits(args: argparse.Namespace) -> int:
-    from farm.challenge import read_constants, read_model
 
     mdir: Path = args.model_dir
     parents = mdir.resolve().parents
@@ -149,11 +165,6 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from farm.challenge import read_challenge
-    from farm.errors import SubmissionError
-    from farm.fsutil import atomic_write_text
-    from farm.scoring import format_table, plot_roc, score_tree
-    from farm.submission import read_predictions
 
     solutions = read_challenge(args.solutions, require_weights=False)
     rows = score_tree(read_predictions(args.pred_root), solutions)
@@ -185,8 +196,6 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from farm.challenge import read_challenge
-    from farm.submission import Expected, pack
 
     expected = (
         Expected.from_challenge(read_challenge(args.challenge, require_weights=False))
@@ -210,8 +219,8 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace, default_store: Path):
-    from farm.cluster import Executor, check_address
-    from farm.store import Store
+    # lazy: loads Ray
+    from farm.cluster.executor import Executor, check_address
 
     address = check_address(args.address)  # refused now if wrong; Ray starts (or is joined) only when a job must run
     return Executor(Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
@@ -241,9 +250,8 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_make_challenge(args: argparse.Namespace) -> int:
-    from farm.mini import load_config, make_challenge
 
-    load_config(args.config)  # checked in full before Ray starts
+    load_challenge_config(args.config)  # checked in full before Ray starts
     if args.dry_run:
         return _dry_run(args, "make-challenge", args.out / "store")
     executor = _executor(args, args.out / "store")
@@ -273,9 +281,6 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from farm.config import check_attack_inputs
-    from farm.driver import attack_challenge
-    from farm.report import score_table
 
     configs = check_attack_inputs(args.config, args.challenge, args.answers)  # before Ray starts
     if args.dry_run:
@@ -311,12 +316,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from farm.config import check_scenarios, load_attack_config
-    from farm.driver import attack_challenge
-    from farm.mini import load_config, make_challenge
-    from farm.report import score_table
 
-    mini = load_config(args.config)  # both configs checked in full before Ray starts
+    mini = load_challenge_config(args.config)  # both configs checked in full before Ray starts
     configs = load_attack_config(args.attack_config)
     check_scenarios(args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios))
     executor = _executor(args, args.out / "store")
@@ -352,8 +353,6 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from farm.config import check_tune_inputs
-    from farm.tuning import run_tune
 
     scenarios = args.scenarios.split(",") if args.scenarios else None
     check_tune_inputs(args.config, args.challenge, scenarios)  # before Ray starts
@@ -384,7 +383,6 @@ def _add_store(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_store_verify(args: argparse.Namespace) -> int:
-    from farm.store import Store
 
     store = Store(args.store, create=False)
     keys = store.keys()
@@ -401,31 +399,27 @@ def _add_dry_run(p: argparse.ArgumentParser) -> None:
 
 
 def _dry_run(args: argparse.Namespace, command: str, default_store: Path) -> int:
-    from farm.dryrun import format_plan
 
     plan = _plan(command, args.config, getattr(args, "challenge", None), store=args.store or default_store,
                  gpus=8, table=None, scenarios=getattr(args, "scenarios", None))
-    print(format_plan(plan))
+    print(format_forecast(plan))
     return 0
 
 
 def _plan(command: str, config: Path, challenge: Path | None, *, store: str | Path | None, gpus: int,
           table: Path | None, scenarios: str | None):
-    """The ``farm.dryrun`` plan of ``command``; a store is opened only when it exists (a plan writes nothing)."""
-    from farm import dryrun
-    from farm.config import load_attack_config, load_tune_config
-    from farm.store import Store
+    """The ``farm.commands.dry_run`` plan of ``command``; a store is opened only when it exists (a plan writes nothing)."""
 
     opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None
     rates = dryrun.read_table(table)
     if command == "make-challenge":
-        return dryrun.make_challenge_plan(config, table=rates, gpus=gpus, store=opened)
+        return dryrun.make_challenge_forecast(config, table=rates, gpus=gpus, store=opened)
     if challenge is None:
         raise ConfigError(f"{config}: an {command} config needs --challenge TREE to plan")
     if command == "tune":
         names = scenarios.split(",") if scenarios else None
-        return dryrun.tune_plan(challenge, load_tune_config(config), table=rates, gpus=gpus, scenarios=names)
-    return dryrun.attack_plan(challenge, load_attack_config(config), table=rates, gpus=gpus, store=opened)
+        return dryrun.tune_forecast(challenge, load_tune_config(config), table=rates, gpus=gpus, scenarios=names)
+    return dryrun.attack_forecast(challenge, load_attack_config(config), table=rates, gpus=gpus, store=opened)
 
 
 def _add_plan(sub: argparse._SubParsersAction) -> None:
@@ -437,7 +431,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         "needed), checks them, and prints per scenario and stage the trainings and inference passes (and how "
         "many --store already holds), records per job, bytes to store, estimated GPU-hours and the wall time on "
         "--gpus GPUs, from the throughput table (--table, else the one farm bench wrote, else the documented "
-        "estimates of farm.estimates). Starts no Ray, loads no data, writes nothing.",
+        "estimates of farm.spec.costs). Starts no Ray, loads no data, writes nothing.",
     )
     p.add_argument("--config", type=_config, required=True, help="attack, tune or make-challenge config")
     p.add_argument("--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)")
@@ -450,8 +444,6 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from farm.config import check_attack_inputs, check_tune_inputs, read_yaml
-    from farm.dryrun import format_plan
 
     keys = read_yaml(args.config)
     command = "tune" if "space" in keys else "make-challenge" if "population" in keys else "attack"
@@ -464,7 +456,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         check_tune_inputs(args.config, args.challenge, scenarios, require_weights=False)
     plan = _plan(command, args.config, args.challenge, store=args.store, gpus=args.gpus, table=args.table,
                  scenarios=args.scenarios)
-    print(json.dumps(plan.to_json(), indent=2) if args.json else format_plan(plan))
+    print(json.dumps(plan.to_json(), indent=2) if args.json else format_forecast(plan))
     return 0
 
 
@@ -486,8 +478,6 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from farm.bench import bench
-    from farm.dryrun import write_table
 
     table = bench(["tiny", "roberta-base"] if args.full else ["tiny"], sequences=args.sequences, device=args.device)
     print("| model | mode | sequences/s |\n|---|---|---|")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FarmError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -39,3 +41,15 @@ class SpecError(FarmError, ValueError):
 
 class StoreError(FarmError):
     """A store entry is missing, corrupt or unreadable."""
+
+
+def require(ok: bool, key: str, expected: str, got: Any = None) -> None:
+    """``SpecError`` naming ``key`` (relative to the object checked) unless ``ok``."""
+    if not ok:
+        raise SpecError(f"expected {expected}" + ("" if got is None else f", got {shown(got)}"), key=key)
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, as error messages quote what they got."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

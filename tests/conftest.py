@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from farm.challenge import ChallengeConstants, write_constants, write_model  # noqa: E402
+from farm.challenge.tree import ChallengeConstants, write_constants, write_model  # noqa: E402
 
 TINY = ChallengeConstants(n_total=60, len_training=40, len_challenge=5, population={"source": "test"})
 SCENARIOS = ("sst2_hi", "sst2_inf", "sst2_lo")
@@ -40,7 +40,7 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
                 labelled = answers or phase == "train"
                 split = None
                 if labelled:
-                    from farm.splits import split_model
+                    from farm.mico.splits import split_model
 
                     split = split_model(*seeds, n_total=constants.n_total, len_training=constants.len_training,
                                         len_challenge=constants.len_challenge)
@@ -101,9 +101,9 @@ def tiny_built(tmp_path_factory):
     """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its store."""
     import ray
 
-    from farm.cluster import Executor
-    from farm.mini import make_challenge
-    from farm.store import Store
+    from farm.cluster.executor import Executor
+    from farm.commands.make_challenge import make_challenge
+    from farm.store.store import Store
 
     out = tmp_path_factory.mktemp("tiny-built")
     started = not ray.is_initialized()

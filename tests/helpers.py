@@ -15,8 +15,8 @@ def tiny_setup(n: int = 400, seed: int = 0, tok_dir: str | None = None):
     """(population, tokenizer, tokens) for a synthetic population of ``n`` records."""
     import tempfile
 
-    from farm.data import load_population, tokenize
-    from farm.models import load_tokenizer, train_tokenizer
+    from farm.training.data import load_population, tokenize
+    from farm.training.models import load_tokenizer, train_tokenizer
 
     pop = load_population({"source": "synthetic", "n": n, "seed": seed})
     out = Path(tok_dir or tempfile.mkdtemp(prefix="farm-tok-")) / "tokenizer"

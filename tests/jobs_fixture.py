@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from farm.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
-from farm.recipes import ModelSpec, Recipe, TinyModel
+from farm.spec.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
 POP = {"source": "synthetic", "n": 300, "seed": 0}
 TOKENIZER = TokenizerJob(POP, vocab_size=500, label="tokenizer")

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from farm.challenge import Assets, read_challenge
-from farm.config import check_attack_inputs
+from farm.challenge.tree import Assets, read_challenge
+from farm.config.attack import check_attack_inputs
 from farm.errors import ChallengeFormatError, ConfigError
-from farm.jobs import InferJob, PathRef, Selection
-from farm.run import logits_from_store, run_job
-from farm.scenario import load_scenarios, model_ref
-from farm.splits import MICO_LEN_TRAINING, MICO_N_TOTAL
-from farm.store import Store
+from farm.mico.splits import MICO_LEN_TRAINING, MICO_N_TOTAL
+from farm.shadows.scenario import load_scenarios, model_ref
+from farm.spec.jobs import InferJob, PathRef, Selection
+from farm.store.run_job import logits_from_store, run_job
+from farm.store.store import Store
 
 
 def _glue_folder(root):
     """GLUE SST-2's local layout: ``train.tsv`` (67,349 records) then ``dev.tsv`` (872): MICO's 68,221."""
-    from farm.synthetic import synthetic_corpus
+    from farm.training.synthetic import synthetic_corpus
 
     sentences, labels = synthetic_corpus(MICO_N_TOTAL, 0)
     root.mkdir()
@@ -38,7 +38,7 @@ def release_tree(tmp_path_factory):
     the same weights with a tokenizer as the local "roberta-base" directory."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    from farm.models import train_tokenizer
+    from farm.training.models import train_tokenizer
 
     tmp = tmp_path_factory.mktemp("release")
     sentences = _glue_folder(tmp / "SST-2")
@@ -84,8 +84,8 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
     indices, logits = logits_from_store(store, job)
     assert np.array_equal(indices, handful) and logits.shape == (6, 2) and np.isfinite(logits).all()
 
-    from farm.data import load_population, pad_batch, tokenize
-    from farm.models import load_tokenizer
+    from farm.training.data import load_population, pad_batch, tokenize
+    from farm.training.models import load_tokenizer
 
     tokens = tokenize(load_population(inputs.population), load_tokenizer(roberta), 67)
     ids, mask, _ = (torch.from_numpy(a) for a in pad_batch(tokens, handful))

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from farm.challenge import read_challenge
+from farm.challenge.submission import write_predictions
+from farm.challenge.tree import read_challenge
 from farm.cli import main
-from farm.submission import write_predictions
 from tests.conftest import make_tree
 
 
@@ -173,14 +173,14 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
 
     from farm.cli import setup_logging
 
-    progress = logging.getLogger("farm.cluster")
+    progress = logging.getLogger("farm.cluster.executor")
     try:
         for verbosity, shown in ((0, True), (-1, False), (1, True), (0, True)):
             setup_logging(verbosity)
             progress.info("[jobs 1/2] done")
             err = capsys.readouterr().err
             assert err.count("[jobs 1/2] done") == int(shown), (verbosity, err)  # one handler, never two
-            assert ("farm.cluster INFO" in err) == (verbosity > 0)
+            assert ("farm.cluster.executor INFO" in err) == (verbosity > 0)
     finally:
         setup_logging(0)
 
@@ -219,7 +219,7 @@ def test_plan_needs_a_challenge_for_an_attack_config(capsys):
 
 
 def test_bench_writes_a_measured_table(tmp_path, capsys):
-    from farm.dryrun import read_table
+    from farm.commands.dry_run import read_table
 
     assert main(["bench", "--sequences", "48", "--device", "cpu", "--table", str(tmp_path / "t.json")]) == 0
     assert "| tiny | train_dp |" in capsys.readouterr().out

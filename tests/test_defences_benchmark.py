@@ -1,5 +1,5 @@
 """The defence comparison benchmark runs end to end on a test-sized config (plain, SISA unlearning, PATE) and writes
-its table, JSON and PNG; its held-out rows follow farm.data's subset rule."""
+its table, JSON and PNG; its held-out rows follow farm.training.data's subset rule."""
 
 import json
 
@@ -27,7 +27,7 @@ def test_defences_benchmark_smoke(local_ray, tmp_path):
 
 def test_held_out_rows_follow_the_subset_rule():
     from benchmarks.defences import _epsilon, _subset_rows
-    from farm.data import _subset
+    from farm.training.data import _subset
 
     sentences = [str(i) for i in range(50)]
     kept, _ = _subset(sentences, np.arange(50), {"n": 7, "seed": 3, "offset": 5})
@@ -43,7 +43,7 @@ def test_headline_is_the_mean_of_dev_and_final_with_a_joint_interval(tmp_path):
     import pandas as pd
 
     from benchmarks.defences import headline
-    from farm.metrics import score
+    from farm.mico.scorer import score
 
     rng = np.random.default_rng(0)
     rows = []

@@ -25,9 +25,10 @@ LOAD_ALL = """
 import json, sys
 from pathlib import Path
 import farm
-from farm.config import config_path, load_recipe, shipped
-from farm.config import load_attack_config, load_tune_config
-from farm.mini import is_defence, load_config, load_defence
+from farm.config.loading import config_path, load_recipe, shipped
+from farm.config.loading import load_attack_config, load_tune_config
+from farm.config.challenge import load_challenge_config
+from farm.config.recipes import is_defence, load_defence
 site = Path(sys.argv[1]).resolve()
 inside = lambda p: Path(p).resolve().is_relative_to(site)
 loaded = {"farm": farm.__file__, "recipes": [], "configs": []}
@@ -45,7 +46,7 @@ for name in shipped():
     elif name.startswith("attack-"):
         [c.named_recipe() for c in load_attack_config(name).values()]
     else:
-        [(load_defence if is_defence(r) else load_recipe)(r) for r in load_config(name).scenarios.values()]
+        [(load_defence if is_defence(r) else load_recipe)(r) for r in load_challenge_config(name).scenarios.values()]
     loaded["configs"].append(name)
 print(json.dumps(loaded))
 """
@@ -71,7 +72,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
           src], tmp_path, env)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "farm/configs/attack-mini.yaml" in names and "farm/configs/recipes/mini-inf.yaml" in names
+    assert {"farm/config/shipped/attack/attack-mini.yaml", "farm/config/shipped/recipes/mini-inf.yaml",
+            "farm/config/shipped/defences/sisa-s5-r1.yaml"} <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
     venv = tmp_path / "venv"

@@ -69,6 +69,6 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"challenge: {out / 'challenge'}" in result.stdout
     assert "succeeded" in (result.stdout + result.stderr).lower()
-    from farm.challenge import read_challenge
+    from farm.challenge.tree import read_challenge
 
     assert len(read_challenge(out / "challenge").models) == 6

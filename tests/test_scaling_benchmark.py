@@ -34,9 +34,9 @@ def test_rows_see_what_they_name():
     import numpy as np
 
     from benchmarks.scaling import ATTACKS, extras_for, sees, view
-    from farm.attacks import Signals
-    from farm.queries import QueryFamily
-    from farm.scenario import Extras
+    from farm.attacks.registry import Signals
+    from farm.shadows.scenario import Extras
+    from farm.spec.queries import QueryFamily
 
     assert {"lira_queries", "lira_grad", "stacked_wb"} <= set(ATTACKS)
     assert sees("stacked") == ("stacked", frozenset()) and sees("lira_grad") == ("lira_grad", {"grad_norm"})

@@ -1,0 +1,276 @@
+"""Ray Tune chooses the shadow recipe, DP variant, pool size and attack per scenario by TPR@0.1FPR.
+
+The labelled ``train`` models of a scenario are split once (seeded): the search scores only the *search* part
+(leave-one-out: no model is its own reference); the *held-out* part is never scored, nor used as a reference,
+during the search, and reports the chosen configuration (and the default one) afterwards. Dev/final answers are
+never read. A trial grows a shadow pool one group at a time; after each group it picks the best attack on the
+cached signals (the cheap inner loop) and reports it, so ASHA can stop poor trials early. Trainings and
+inference passes go through the store, so a job shared by two trials (same recipe, same shadow) runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from farm.attacks.registry import run_attack
+from farm.config.attack import AttackConfig, load_attack_config
+from farm.config.tune import ATTACK_GRID, TuneConfig, dp_choice, load_tune_config, trial_recipe
+from farm.errors import ConfigError, FarmError
+from farm.mico.scorer import pooled_scores, score
+from farm.shadows.plans import PlanSpec
+from farm.shadows.scenario import ModelId, Scenario, collect_signals, load_scenarios
+from farm.spec.recipes import to_dict
+from farm.store.atomic import atomic_write_text
+from farm.store.store import Store
+
+
+def split_train_models(scenario: Scenario, held_out: float, seed: int) -> tuple[list[ModelId], list[ModelId]]:
+    """Search and held-out labelled ``train`` models (each in row order); at least 2 in each part."""
+    labelled = scenario.phase("train")
+    if len(labelled) < 4:
+        raise ConfigError(f"{scenario.name}: need at least 4 labelled train models to tune, found {len(labelled)}")
+    order = np.random.default_rng([seed, 0x7E57]).permutation(len(labelled))
+    n_held = min(max(2, int(round(held_out * len(labelled)))), len(labelled) - 2)
+    held = {labelled[i] for i in order[:n_held]}
+    return [m for m in labelled if m not in held], [m for m in labelled if m in held]
+
+
+def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, params: dict) -> float:
+    """Pooled TPR@0.1FPR (``farm.mico.scorer.pooled_scores``) of ``attack`` on labelled ``targets`` of a scenario
+    holding signals; every other model with known membership is a reference (leave-one-out)."""
+    assert scenario.signals is not None
+    rows = np.array([scenario.row(t) for t in targets])
+    y = np.concatenate([scenario.signals.solution(r) for r in rows])
+    s = run_attack(attack, scenario.signals, rows, **params)
+    return float(score(y, pooled_scores(list(s)))["TPR_FPR_1000"])
+
+
+def best_attack(scenario: Scenario, targets: list[ModelId], attacks: list[str]) -> tuple[str, dict, float]:
+    """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled, leave-one-out)."""
+    best: tuple[str, dict, float] = ("loss", {}, -1.0)
+    for name in attacks:
+        for params in ATTACK_GRID[name]:
+            tpr = targets_score(scenario, targets, name, params)
+            if tpr > best[2]:
+                best = (name, params, tpr)
+    return best
+
+
+@dataclass
+class Objective:
+    """Everything a trial needs, shipped once to the trial actors with ``tune.with_parameters``."""
+
+    challenge: str
+    store_uri: str
+    scenario: str
+    tune_config: TuneConfig
+    executor_options: dict[str, Any] = field(default_factory=dict)  # the driver's executor flags (``--device`` ...)
+
+    def __call__(self, params: dict) -> None:
+        # lazy: loads Ray
+        from ray import tune
+
+        # lazy: loads Ray
+        from farm.cluster.executor import Executor
+
+        _, scenarios = load_scenarios(self.challenge, names=[self.scenario], assets=self.tune_config.assets)
+        scenario = scenarios[self.scenario]
+        search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
+        recipe = trial_recipe(params, self.tune_config, self.scenario, scenario.inputs.len_training)
+        executor = Executor(Store(self.store_uri), progress=None, **self.executor_options)
+        for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
+            plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
+            got = collect_signals(scenario, plan, recipe, executor, only=search, title="trial")
+            name, attack_params, tpr = best_attack(got.scenario, search, self.tune_config.attacks)
+            tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
+                         "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys),
+                         "jobs_ran": executor.ran, "jobs_reused": executor.reused})
+
+
+def search_space(space: dict[str, Any]) -> dict[str, Any]:
+    """YAML space -> Tune domains: ``{choice: [...]}``, ``{loguniform: [a, b]}``, ``{uniform: [a, b]}``."""
+    # lazy: loads Ray
+    from ray import tune
+
+    domains = {}
+    for name, spec in space.items():
+        (kind, values), = spec.items()
+        if kind == "choice":
+            domains[name] = tune.choice(list(values))
+        elif kind in ("loguniform", "uniform"):
+            domains[name] = getattr(tune, kind)(float(values[0]), float(values[1]))
+        else:
+            raise ConfigError(f"space.{name}: unknown domain {kind!r} (choice, loguniform, uniform)")
+    return domains
+
+
+def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig, store_uri: str,
+                  out: Path, *, progress: Callable[[str], None] | None = None,
+                  executor_options: dict[str, Any] | None = None) -> Any:
+    """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
+    ``progress`` gets a line per trial result as it arrives (default: the ``farm.cluster.tune`` logger, INFO)."""
+    # lazy: loads Ray
+    from ray import tune
+
+    # lazy: loads Ray
+    from ray.tune.schedulers import ASHAScheduler
+
+    objective = Objective(str(Path(challenge).resolve()), store_uri, scenario, tune_config,
+                          dict(executor_options or {}))
+    trainable = tune.with_resources(objective, {"cpu": 0.01})
+    storage = (out / "ray_results").resolve()
+    progress = progress or logging.getLogger(__name__).info
+    path = storage / f"tune_{scenario}"
+    if tune.Tuner.can_restore(str(path)):
+        progress(f"[tune {scenario}] resuming {path}")
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True, restart_errored=False)
+        return tuner.fit()
+    steps = tune_config.max_shadows // tune_config.group
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=steps, grace_period=1, reduction_factor=2)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=search_space(tune_config.space),
+        tune_config=tune.TuneConfig(metric="tpr", mode="max", num_samples=tune_config.num_samples,
+                                    scheduler=scheduler, search_alg=_searcher(tune_config),
+                                    max_concurrent_trials=tune_config.max_concurrent,
+                                    time_budget_s=tune_config.time_budget_s),
+        run_config=tune.RunConfig(name=f"tune_{scenario}", storage_path=str(storage), verbose=0,
+                                  callbacks=[_trial_progress(scenario, progress)]),
+    )
+    return tuner.fit()
+
+
+def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:
+    """A Tune callback (driver side) passing one line per reported trial result, or failure, to ``progress``."""
+    # lazy: loads Ray
+    from ray import tune
+
+    class TrialProgress(tune.Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            progress(f"[tune {scenario}] trial {trial.trial_id} step {result.get('training_iteration')}: "
+                     f"TPR@0.1FPR {float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
+                     f"{result.get('shadows')} shadows)")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            progress(f"[tune {scenario}] trial {trial.trial_id} failed")
+
+    return TrialProgress()
+
+
+def _searcher(tune_config: TuneConfig) -> Any:
+    if tune_config.search == "random":
+        return None
+    # lazy: loads Ray
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(seed=tune_config.seed)
+
+
+def best_config(results: Any, tune_config: TuneConfig, scenario: str, n_target: int) -> tuple[AttackConfig, dict]:
+    """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config`` consumes): a ``matched``
+    trial becomes the scenario's ``dp_matched`` recipe with ``match_targets``, any other its recipe inline.
+    ``n_target``: the targets' training-set size (``trial_recipe``)."""
+    best = results.get_best_result(metric="tpr", mode="max", scope="last")
+    metrics = best.metrics
+    plan = PlanSpec(kind="pool", shadows=int(metrics["shadows"]), group=tune_config.group)
+    params = json.loads(metrics["attack_params"])
+    common = {"attack": metrics["attack"], "params": params, "plan": plan, "assets": tune_config.assets}
+    if dp_choice(best.config.get("dp", "none")) == "matched" and scenario in tune_config.dp_matched:
+        config = AttackConfig(**common, recipe=tune_config.dp_matched[scenario], match_targets=True)
+    else:
+        recipe = trial_recipe(best.config, tune_config, scenario, n_target)
+        config = AttackConfig(**common, recipe=_plain(to_dict(recipe)))
+    return config, {"search_tpr": float(metrics["tpr"]), "trial": best.config}
+
+
+def _plain(value: Any) -> Any:
+    """Drop ``None`` leaves so the YAML stays readable (dataclass defaults fill them back)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def config_yaml(config: AttackConfig) -> str:
+    plan = to_dict(config.plan)
+    plan["phases"] = list(plan["phases"])
+    data: dict[str, Any] = {"attack": config.attack, "params": dict(config.params), "plan": plan,
+                            "recipe": config.recipe, "normalize": config.normalize}
+    if config.match_targets:
+        data["match_targets"] = True
+    if config.assets:
+        data["assets"] = _plain(to_dict(config.assets))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneConfig,
+                   executor: Any) -> tuple[float, int]:
+    """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
+    search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
+    recipe = config.shadow_recipe(scenario.inputs.len_training)
+    got = collect_signals(scenario, config.plan, recipe, executor, only=search + held,
+                          title=f"{scenario.name} held-out", extras=config.extras())
+    return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
+
+
+def count_trial_jobs(results: Any, executor: Any) -> None:
+    """Add the jobs that trials ran and reused (each trial's last report) to ``executor``'s history, so that
+    ``farm tune``'s ``jobs: N run, M reused`` line counts them."""
+    # lazy: loads Ray
+    from farm.cluster.executor import Report
+
+    ran = reused = 0
+    for result in results:
+        metrics = result.metrics or {}
+        ran, reused = ran + int(metrics.get("jobs_ran", 0)), reused + int(metrics.get("jobs_reused", 0))
+    executor.history.append(("tune trials", Report(ran=ran, skipped=reused)))
+
+
+def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
+             scenarios: list[str] | None = None) -> str:
+    """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
+    # lazy: loads Ray
+    from farm.cluster.executor import ensure_ray
+
+    tune_config = load_tune_config(config_path)
+    out = Path(out)
+    _, loaded = load_scenarios(challenge, names=scenarios, assets=tune_config.assets)
+    ensure_ray(getattr(executor, "address", None))  # Tune needs Ray: ours (loopback) or the cluster named
+    defaults = load_attack_config(tune_config.default_attack)
+    rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
+            "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
+    for scenario in loaded:
+        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out,
+                                executor_options=executor.options())
+        count_trial_jobs(results, executor)
+        if all(r.error for r in results):
+            raise FarmError(f"{scenario}: every trial failed; first error: {results.errors[0]}")
+        best, info = best_config(results, tune_config, scenario, loaded[scenario].inputs.len_training)
+        frame = results.get_dataframe()
+        atomic_write_text(out / scenario / "best.yaml", config_yaml(best))
+        atomic_write_text(out / scenario / "trials.csv", frame.to_csv(index=False))
+        tuned, _ = held_out_score(loaded[scenario], best, tune_config, executor)
+        default, _ = held_out_score(loaded[scenario], defaults.get(scenario, defaults["*"]), tune_config, executor)
+        seconds = _search_seconds(results)
+        rows.append(f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
+                    f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | {default:.3f} | "
+                    f"{len(frame)} | {seconds:.0f} |")
+    summary = "\n".join(rows)
+    atomic_write_text(out / "summary.md", summary + "\n")
+    return summary
+
+
+def _search_seconds(results: Any) -> float:
+    """Job-seconds of the search, each trial counting its own jobs at their largest pool (shared jobs once)."""
+    seen: dict[str, float] = {}
+    for result in results:
+        if result.metrics and "train_keys" in result.metrics:
+            seen[result.metrics["train_keys"]] = float(result.metrics.get("job_seconds", 0.0))
+    return sum(seen.values())

@@ -1,0 +1,442 @@
+"""What a command will run and cost, counted before it runs: ``farm plan`` and ``--dry-run``.
+
+The jobs are built exactly as the command builds them (``farm.shadows.scenario``'s ``plan_shadows``, ``train_jobs`` and
+``infer_jobs``; ``farm.commands.make_challenge.plan``), so their counts and store keys are the real ones, but nothing is run, no
+Ray is started, and neither the population nor a tokenizer nor any weights are loaded: splits need only the
+challenge's constants. Per scenario and stage a plan gives the number of trainings or inference passes (and
+how many of them a store already holds), records per job, bytes to store, GPU-seconds at the rates of a
+``farm.spec.costs.Table``, and in total GPU-hours and the wall time on a cluster of ``gpus`` GPUs.
+
+``farm tune`` cannot be planned exactly (ASHA stops trials early; trials may share jobs): its stages are upper
+bounds, marked ``bound``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.challenge.tree import Challenge, read_challenge
+from farm.cluster.tune import split_train_models
+from farm.commands.make_challenge import challenge_jobs
+from farm.config.attack import AttackConfig, load_attack_config
+from farm.config.challenge import PopulationSpec, load_challenge_config
+from farm.config.recipes import recipe_ref
+from farm.config.tune import TuneConfig, dp_choice
+from farm.defences.seam import dp_assumptions
+from farm.errors import ConfigError
+from farm.shadows.plans import PlanSpec
+from farm.shadows.scenario import Scenario, build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
+from farm.spec.costs import (
+    ROBERTA_BASE,
+    Shape,
+    Table,
+    infer_mode,
+    logits_bytes,
+    train_mode,
+    wall_seconds,
+    weights_bytes,
+)
+from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, TokenizerJob, TrainJob
+from farm.spec.recipes import ModelSpec, Recipe, from_dict
+from farm.store.atomic import atomic_write_text
+from farm.store.store import Store
+from farm.training.data import load_population
+
+ROBERTA_VOCAB = 50_265
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of one scenario: ``jobs`` trainings (``kind`` train) or inference passes (``kind`` infer) of
+    ``records`` records each (trainings: the mean training-set size), ``sequences`` processed per job (epochs x
+    records for a training), ``bytes_per_job`` stored per job, ``seconds_per_job`` on one GPU at the table's
+    rate for ``model`` (a ``farm.spec.costs.KINDS`` row) and ``mode``. ``done``: jobs the store already holds
+    (None: no store given, or keys not computable). ``bound``: the counts are upper bounds.
+    ``privacy``: for DP-SGD trainings, what each one's epsilon is and rests on (``dp_record``); None
+    otherwise."""
+
+    scenario: str
+    name: str
+    kind: str
+    jobs: int
+    records: int
+    sequences: int
+    model: str
+    mode: str
+    bytes_per_job: int
+    seconds_per_job: float
+    done: int | None = None
+    bound: bool = False
+    privacy: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def todo(self) -> int:
+        return self.jobs - (self.done or 0)
+
+    @property
+    def gpu_seconds(self) -> float:
+        """GPU-seconds of the jobs still to run."""
+        return self.todo * self.seconds_per_job
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Every stage of a command, and the totals on ``gpus`` GPUs (one job per GPU, one queue)."""
+
+    command: str
+    stages: tuple[Stage, ...]
+    gpus: int
+    table: Table
+    notes: tuple[str, ...] = ()
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(s.gpu_seconds for s in self.stages) / 3600
+
+    @property
+    def wall_hours(self) -> float:
+        """``farm.spec.costs.wall_seconds`` of every job still to run, in hours (a lower bound)."""
+        return wall_seconds([s.seconds_per_job for s in self.stages for _ in range(s.todo)], self.gpus) / 3600
+
+    @property
+    def bytes(self) -> int:
+        """Bytes in the store once every job has run."""
+        return sum(s.jobs * s.bytes_per_job for s in self.stages)
+
+    def to_json(self) -> dict[str, Any]:
+        rates = {f"{s.model}/{s.mode}": dataclasses.asdict(self.table.rate(s.model, s.mode))
+                 for s in self.stages if s.kind != "cpu"}
+        return {"command": self.command, "gpus": self.gpus, "stages": [dataclasses.asdict(s) for s in self.stages],
+                "totals": {"trainings": sum(s.jobs for s in self.stages if s.kind == "train"),
+                           "inference_passes": sum(s.jobs for s in self.stages if s.kind == "infer"),
+                           "bytes": self.bytes, "gpu_hours": self.gpu_hours, "wall_hours": self.wall_hours},
+                "table": {"device": self.table.device, "rates": rates}, "notes": list(self.notes)}
+
+
+# --- attack -------------------------------------------------------------------------------------------------
+
+
+def attack_forecast(challenge: str | Path, configs: Mapping[str, AttackConfig], *, table: Table, gpus: int,
+                store: Store | None = None) -> Forecast:
+    """``farm attack``'s jobs for every scenario of ``challenge`` (weights not needed)."""
+    ch = read_challenge(challenge, require_weights=False)
+    stages: list[Stage] = []
+    for name, scenario in _scenarios(ch).items():
+        config = configs.get(name, configs["*"])
+        recipe = config.named_recipe()
+        if config.match_targets:  # the targets' step count; their noise (an Opacus solve) changes no count or size
+            recipe = dataclasses.replace(recipe, steps=recipe.total_steps(scenario.inputs.len_training))
+        stages += _attack_stages(scenario, config.plan, recipe, table, store,
+                                 matched=config.match_targets)
+    return Forecast("attack", tuple(stages), gpus, table, _weight_notes(ch))
+
+
+def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
+    """The scenarios as far as a plan needs them: models and the records of their challenge points. Labels are
+    placeholders, and training and membership seeds are left out (keep masks unknown): rebuilding a model's
+    training split costs a 68,221-element shuffle, and no count depends on it."""
+    inputs = challenge_inputs(ch)
+    labels = np.zeros(inputs.n_total, np.int64)
+    seeds_only = dataclasses.replace(ch, models=tuple(
+        dataclasses.replace(m, seed_training=None, seed_membership=None, solution=None) for m in ch.models))
+    return {name: build_scenario(seeds_only, name, inputs, labels) for name in names or ch.scenarios()}
+
+
+def _attack_stages(scenario: Scenario, plan: PlanSpec, recipe: Recipe, table: Table,
+                   store: Store | None, *, matched: bool = False) -> list[Stage]:
+    shadows = plan_shadows(scenario, plan)
+    trains = train_jobs(scenario, recipe, shadows)
+    shadow_infers = infer_jobs(scenario.subset([]), trains)
+    provided = infer_jobs(scenario, []) if store and _all_weights(scenario) else None
+    infer_done = None if store is None else _done(store, shadow_infers) + (_done(store, provided) if provided else 0)
+    return [_train_stage(scenario, "shadows", recipe, [s.indices.size for s in shadows], table,
+                         None if store is None else _done(store, trains), matched=matched),
+            _infer_stage(scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done)]
+
+
+def sequences_trained(recipe: Recipe, records: int) -> int:
+    """Sequences one training on ``records`` records processes: ``steps`` full batches when the recipe fixes its
+    step count (a matched shadow), else ``epochs`` passes."""
+    return recipe.steps * recipe.batch_size if recipe.steps is not None else recipe.epochs * records
+
+
+def _train_stage(scenario: Scenario, name: str, recipe: Recipe, sizes: Sequence[int], table: Table,
+                 done: int | None, *, bound: bool = False, mode: str | None = None,
+                 matched: bool = False) -> Stage:
+    shape = _shape(recipe, scenario)
+    records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
+    mode = mode or train_mode(recipe.precision, recipe.dp is not None)
+    sequences = sequences_trained(recipe, records)
+    return Stage(scenario.name, name, "train", len(sizes), records, sequences, shape.kind, mode,
+                 weights_bytes(shape), table.seconds(shape.kind, mode, sequences), done, bound,
+                 dp_record(recipe, matched=matched))
+
+
+def dp_record(recipe: Recipe, *, matched: bool = False) -> dict[str, Any] | None:
+    """What a DP-SGD training's epsilon is and rests on, as ``farm plan`` shows it beside its stage:
+    the recipe's ``epsilon`` (its target; None when it fixes ``noise_multiplier`` instead) and
+    ``delta``, the ``farm.defences.seam.dp_assumptions`` keys, and ``matched``: shadows that run the
+    targets' mechanism (their noise, solved for that epsilon on the targets' records; on their own,
+    smaller sets they spend more). None without DP."""
+    if recipe.dp is None:
+        return None
+    return {"epsilon": recipe.dp.target_epsilon, "noise_multiplier": recipe.dp.noise_multiplier,
+            "delta": recipe.dp.delta, "matched": matched, **dp_assumptions(recipe)}
+
+
+def dp_text(record: Mapping[str, Any]) -> str:
+    """A ``dp_record`` as one line: the epsilon (or the fixed noise) and, in brackets, what it
+    assumes."""
+    delta = f"delta {record['delta']:g}"
+    if record["epsilon"] is None:
+        what = f"noise multiplier {record['noise_multiplier']:g}, {delta} (no target epsilon)"
+    elif record.get("matched"):
+        what = f"the targets' noise (solved for epsilon {record['epsilon']:g} at {delta} on theirs)"
+    else:
+        what = f"epsilon {record['epsilon']:g} at {delta} per training"
+    return f"{what} ({record['assumes']})"
+
+
+def _infer_stage(scenario: Scenario, name: str, jobs: int, recipe: Recipe, table: Table, done: int | None, *,
+                 bound: bool = False) -> Stage:
+    kind, records, mode = _shape(recipe, scenario).kind, int(scenario.records.size), infer_mode("fp32")
+    return Stage(scenario.name, name, "infer", jobs, records, records, kind, mode, logits_bytes(records),
+                 table.seconds(kind, mode, records), done, bound)
+
+
+def _done(store: Store, jobs: Sequence[TokenizerJob | TrainJob | InferJob]) -> int:
+    return sum(store.complete(job.key) for job in jobs)
+
+
+def _all_weights(scenario: Scenario) -> bool:
+    return all(e.weights is not None and e.config is not None for e in scenario.models.values())
+
+
+def _weight_notes(ch: Challenge) -> tuple[str, ...]:
+    missing = sum(m.weights is None for m in ch.models)
+    if not missing:
+        return ()
+    return (f"{missing} of {len(ch.models)} provided models have no weights: the plan counts their inference "
+            "passes, but the command itself needs the weights",)
+
+
+# --- model sizes --------------------------------------------------------------------------------------------
+
+
+def _shape(recipe: Recipe, scenario: Scenario) -> Shape:
+    inputs = scenario.inputs
+    return model_shape(recipe.model, recipe.max_length, vocab=tokenizer_vocab(inputs.tokenizer),
+                       base=ref_shape(inputs.base) if inputs.base else None)
+
+
+def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | None) -> Shape:
+    """The sizes of the model a recipe trains: ``tiny`` from its settings and the tokenizer's ``vocab``,
+    ``base`` from the challenge's base model (``base``), anything else from its ``config.json`` when it is a
+    local directory, else roberta-base's."""
+    if spec.name == "tiny":
+        t = spec.tiny
+        return Shape(vocab, t.hidden_size, t.num_hidden_layers, t.intermediate_size, max_length + 3)
+    if spec.name == "base":
+        return base or ROBERTA_BASE
+    return ref_shape(PathRef(spec.name, "") if Path(spec.name).is_dir() else HubRef(spec.name))
+
+
+def ref_shape(ref: Ref) -> Shape:
+    """A model's sizes from a local directory's ``config.json``; roberta-base's for a hub name (or no config)."""
+    config = Path(ref.path) / "config.json" if isinstance(ref, PathRef) else None
+    if config is None or not config.is_file():
+        return ROBERTA_BASE
+    data = json.loads(config.read_text())
+    names = [f.name for f in dataclasses.fields(Shape) if f.name != "num_labels"]
+    return Shape(**{k: int(data[k]) for k in names if k in data})
+
+
+def tokenizer_vocab(ref: Ref) -> int:
+    """Vocabulary size of a tokenizer directory (its ``vocab.json``); roberta-base's for a hub name."""
+    vocab = Path(ref.path) / "vocab.json" if isinstance(ref, PathRef) else None
+    return len(json.loads(vocab.read_text())) if vocab is not None and vocab.is_file() else ROBERTA_VOCAB
+
+
+# --- tune ---------------------------------------------------------------------------------------------------
+
+
+def tune_forecast(challenge: str | Path, tune_config: TuneConfig, *, table: Table, gpus: int,
+              scenarios: Sequence[str] | None = None) -> Forecast:
+    """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of ``max_shadows``
+    shadows (ASHA stops many earlier; trials with equal recipes share them) at the largest ``epochs`` of the
+    space and the slowest DP variant; then the best and the default configurations are scored on the
+    held-out models."""
+
+    ch = read_challenge(challenge, require_weights=False)
+    defaults = load_attack_config(tune_config.default_attack)
+    stages: list[Stage] = []
+    for name, scenario in _scenarios(ch, scenarios).items():
+        search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
+        recipe = _slowest_trial_recipe(tune_config, name)
+        pool = plan_shadows(scenario, PlanSpec("pool", tune_config.max_shadows, tune_config.group))
+        trials = tune_config.num_samples * len(pool)
+        default = defaults.get(name, defaults["*"])
+        final = len(pool) + len(plan_shadows(scenario, default.plan))
+        sizes = [s.indices.size for s in pool]
+        stages += [_train_stage(scenario, "search shadows", recipe, sizes * tune_config.num_samples, table, None,
+                                bound=True),
+                   _infer_stage(scenario, "search inference", len(search) + trials, recipe, table, None, bound=True),
+                   _train_stage(scenario, "held-out shadows", recipe, sizes[:1] * final, table, None, bound=True),
+                   _infer_stage(scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True)]
+    notes = ("tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes share jobs",
+             *_weight_notes(ch))
+    return Forecast("tune", tuple(stages), gpus, table, notes)
+
+
+def _slowest_trial_recipe(tune_config: TuneConfig, scenario: str) -> Recipe:
+    recipe = recipe_ref(tune_config.recipe, "tune config", "recipe")
+    epochs = tune_config.space.get("epochs", {}).get("choice", [recipe.epochs])
+    recipe = dataclasses.replace(recipe, epochs=max([recipe.epochs, *epochs]))
+    dp_options = tune_config.space.get("dp", {}).get("choice", [])
+    matched = tune_config.dp_matched.get(scenario)
+    if any(o != "none" and (o != "matched" or matched) for o in dp_options):
+        dp = recipe_ref(matched, "tune config", "dp_matched").dp if matched else None
+        recipe = dataclasses.replace(recipe, dp=dp or _any_dp(dp_options), grad_clip=None,
+                                     group_by_length=False)  # as trial_recipe builds a DP trial
+    return recipe
+
+
+def _any_dp(options: Sequence[Any]) -> Any:
+
+    return next(c for o in options if not isinstance(c := dp_choice(o), str))
+
+
+# --- make-challenge -----------------------------------------------------------------------------------------
+
+
+def make_challenge_forecast(config_path: str | Path, *, table: Table, gpus: int, store: Store | None = None) -> Forecast:
+    """``farm make-challenge``'s jobs: the tokenizer (CPU), the base model, every target of every scenario.
+    Loads the population only when the config does not say its size (a ``subset`` or synthetic ``n``)."""
+
+    config = load_challenge_config(config_path)
+    size = from_dict(PopulationSpec, config.population).size
+    if size is None:
+
+        size = len(load_population(config.population))
+    p = challenge_jobs(config, size)
+    base_shape = model_shape(p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None)
+    stages = [Stage("assets", "tokenizer", "cpu", 1, size, size, "tiny", "cpu", 0, 0.0,
+                    None if store is None else _done(store, [p.tokenizer])),
+              _mini_train(p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store)]
+    for scenario in config.scenarios:
+        for role, jobs in _by_role([(t.build.jobs, f"{t.scenario}/{t.phase}/model_{t.model_id}/")
+                                    for t in p.targets if t.scenario == scenario]).items():
+            stages.append(_mini_stage(jobs, scenario, role, config.vocab_size, base_shape, table, store))
+    return Forecast("make-challenge", tuple(stages), gpus, table,
+                   ("the tokenizer and PATE's votes run on CPU: not counted",))
+
+
+def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job]]:
+    """A scenario's target jobs grouped into stages by their role in a target: the job label after the target's
+    ``prefix`` with indices dropped (``teacher_3/answers`` -> ``teacher/answers``, ``shard_0/slice_1`` ->
+    ``shard/slice``), ``targets`` for a plain target's one training; a defence's several jobs per target so count
+    as trainings, inference passes (PATE's answers) and CPU votes, each at its own size."""
+    groups: dict[str, list[Job]] = {}
+    for jobs, prefix in targets:
+        for job in jobs:
+            rest = job.label[len(prefix):] if job.label.startswith(prefix) else ""
+            groups.setdefault(re.sub(r"_\d+", "", rest) or "targets", []).append(job)
+    return groups
+
+
+def _mini_stage(jobs: Sequence[Job], scenario: str, role: str, vocab: int, base: Shape, table: Table,
+                store: Store | None) -> Stage:
+    """One stage of a scenario's target jobs of one role (all of one kind: ``_by_role``)."""
+    done = None if store is None else sum(store.complete(job.key) for job in jobs)
+    first = jobs[0]
+    if isinstance(first, TrainJob):
+        return _mini_train(first, scenario, role, [j for j in jobs if isinstance(j, TrainJob)], vocab, base, table,
+                           store)
+    if isinstance(first, InferJob):  # a teacher's logits: the teacher's shape, the base model's at mini scale
+        records = int(round(float(np.mean([j.selection.indices().size for j in jobs if isinstance(j, InferJob)]))))
+        mode = infer_mode(first.precision)
+        return Stage(scenario, role, "infer", len(jobs), records, records, base.kind, mode, logits_bytes(records),
+                     table.seconds(base.kind, mode, records), done)
+    return Stage(scenario, role, "cpu", len(jobs), 0, 0, "tiny", "cpu", 0, 0.0, done)
+
+
+def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJob], vocab: int, base: Shape | None,
+                table: Table, store: Store | None) -> Stage:
+    recipe = first.recipe
+    shape = model_shape(recipe.model, recipe.max_length, vocab=vocab, base=base)
+    records = int(round(float(np.mean([j.selection.indices().size for j in jobs]))))
+    mode = train_mode(recipe.precision, recipe.dp is not None)
+    sequences = sequences_trained(recipe, records)
+    return Stage(scenario, name, "train", len(jobs), records, sequences, shape.kind, mode, weights_bytes(shape),
+                 table.seconds(shape.kind, mode, sequences),
+                 None if store is None else _done(store, jobs), privacy=dp_record(recipe))
+
+
+# --- output -------------------------------------------------------------------------------------------------
+
+
+def format_forecast(plan: Forecast) -> str:
+    """The plan as a Markdown table plus totals (what ``farm plan`` prints)."""
+    rows = [f"# farm {plan.command}: plan (nothing has run)", "",
+            "| scenario | stage | jobs | done | records/job | sequences/job | model | mode | stored | GPU-hours |",
+            "|" + "---|" * 10]
+    for s in plan.stages:
+        jobs = f"<= {s.jobs}" if s.bound else str(s.jobs)
+        done = "-" if s.done is None else str(s.done)
+        rows.append(f"| {s.scenario} | {s.name} | {jobs} | {done} | {s.records:,} | {s.sequences:,} | {s.model} | "
+                    f"{s.mode} | {_size(s.jobs * s.bytes_per_job)} | {s.gpu_seconds / 3600:.2f} |")
+    trainings = sum(s.jobs for s in plan.stages if s.kind == "train")
+    passes = sum(s.jobs for s in plan.stages if s.kind == "infer")
+    rows += ["", f"trainings: {trainings:,}   inference passes: {passes:,}   stored: {_size(plan.bytes)}",
+             f"estimated GPU-hours (jobs not yet done): {plan.gpu_hours:.2f}   wall time on {plan.gpus} GPU(s): "
+             f"{plan.wall_hours:.2f} h (one job per GPU, perfectly packed)", "",
+             f"throughput table: {plan.table.device}"]
+    used = dict.fromkeys((s.model, s.mode) for s in plan.stages if s.kind != "cpu")
+    for model, mode in used:
+        rate = plan.table.rate(model, mode)
+        rows.append(f"  {model} {mode}: {rate.seq_per_s:,.0f} sequences/s ({rate.source})")
+    rows += [f"DP-SGD {s.scenario} {s.name}: {dp_text(s.privacy)}"
+             for s in plan.stages if s.privacy]
+    rows += [f"note: {n}" for n in plan.notes]
+    return "\n".join(rows)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+def read_table(path: str | Path | None = None) -> Table:
+    """The throughput table at ``path`` (default ``default_table_path()``, where ``farm bench`` writes); the
+    defaults alone when there is no file; ``ConfigError`` naming the file when it is invalid."""
+
+    path = Path(path) if path else default_table_path()
+    if not path.is_file():
+        return Table()
+    try:
+        return Table.from_json(json.loads(path.read_text()))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: invalid throughput table: {exc}") from exc
+
+
+def write_table(table: Table, path: str | Path | None = None) -> Path:
+
+    return atomic_write_text(Path(path) if path else default_table_path(), json.dumps(table.to_json(), indent=2) + "\n")
+
+
+def default_table_path() -> Path:
+    """``$XDG_CACHE_HOME/farm/throughput.json`` (``~/.cache`` when unset)."""
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "farm" / "throughput.json"

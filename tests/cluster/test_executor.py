@@ -1,0 +1,168 @@
+"""Executor reliability on real Ray (loopback, 2 CPUs): reruns, driver restarts, worker death, node loss."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import ray
+
+from farm.cluster.executor import Executor, ensure_ray
+from farm.errors import FarmError
+from farm.spec.recipes import Perf
+from farm.store.store import Store
+from tests.jobs_fixture import TOKENIZER, train_jobs
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def _wait_for_training_worker(timeout: float = 60.0) -> int:
+    """The pid of a Ray worker busy with a job (Ray retitles a worker ``ray::<task>`` while it runs one)."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if "ray::JobWorker.run" in " ".join(proc.info["cmdline"] or []):  # Ray's title while a task runs
+                time.sleep(0.5)  # inside the training
+                if "ray::JobWorker.run" in " ".join(proc.cmdline()):
+                    return proc.info["pid"]
+        time.sleep(0.1)
+    raise AssertionError("no worker started a training")
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_ensure_ray_refuses_a_jobs_server_address(monkeypatch, explicit):
+    def no_init(*args, **kwargs):
+        raise AssertionError("ray.init must not run")
+
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    with pytest.raises(FarmError) as info:
+        ensure_ray("https://head:8265" if explicit else None)
+    message = str(info.value)
+    assert "\n" not in message and "ray job submit" in message and "HOST:6379" in message
+    assert message.startswith("--address=https://head:8265" if explicit else "RAY_ADDRESS=http://head:8265")
+
+
+def _executor(store, **kw):
+    return Executor(store, perf=Perf(), workers=2, progress=None, **kw)
+
+
+def test_runs_then_restarted_driver_runs_nothing(local_ray, tmp_path):
+    store = Store(tmp_path / "store")
+    jobs = train_jobs(4)
+    ex = _executor(store)
+    assert ex.run([TOKENIZER]).ran == 1
+    half = ex.run(jobs[:2])
+    assert half.ran == 2
+    restarted = _executor(store)  # a new driver: finished jobs come from the store
+    report = restarted.run(jobs)
+    assert report.ran == 2 and report.skipped == 2
+    again = restarted.run([TOKENIZER, *jobs])
+    assert again.ran == 0 and again.skipped == 5
+
+
+def test_corrupt_entry_is_recomputed(local_ray, tmp_path):
+    store = Store(tmp_path / "store")
+    ex = _executor(store)
+    jobs = train_jobs(2)
+    ex.run([TOKENIZER, *jobs])
+    path = store.path(jobs[1].key, "model.safetensors")
+    good = store.fs.cat_file(path)
+    store.fs.pipe_file(path, good[:100])
+    report = ex.run(jobs)
+    assert report.ran == 1 and report.skipped == 1 and store.fs.cat_file(path) == good
+
+
+def test_worker_killed_mid_job_is_retried_with_same_results(local_ray, tmp_path):
+    clean, killed = Store(tmp_path / "clean"), Store(tmp_path / "killed")
+    jobs = train_jobs(4, epochs=20)
+    ex = _executor(clean)
+    ex.run([TOKENIZER, *jobs])
+    ex = _executor(killed)
+    ex.run([TOKENIZER])
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+    thread.start()
+    victim = _wait_for_training_worker()
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    report = box["report"]
+    assert len(report.results) == 4 and all(killed.valid(j.key) for j in jobs)
+    # the worker was lost mid-job; its job went back to the queue and finished elsewhere (jobs it had finished
+    # before it died stay finished: a worker runs several jobs)
+    assert report.lost_workers >= 1 and victim > 0
+    for job in jobs:
+        assert killed.fs.cat_file(killed.path(job.key, "model.safetensors")) == \
+            clean.fs.cat_file(clean.path(job.key, "model.safetensors"))
+
+
+def test_node_removed_mid_run_still_completes(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes()
+        store = Store(tmp_path / "store")
+        ex = _executor(store)
+        ex.run([TOKENIZER])
+        jobs = train_jobs(6, epochs=20)  # ~2 s each: both nodes are busy when one goes
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+        thread.start()
+        time.sleep(2.0)
+        cluster.remove_node(nodes[1])
+        thread.join(timeout=300)
+        assert not thread.is_alive()
+        report = box["report"]
+        assert len(report.results) == 6 and all(store.valid(j.key) for j in jobs)
+        assert report.wall_seconds > 2.0  # the run went on after the node was removed
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_path, monkeypatch):
+    """A cluster that starts with no GPU (as the example autoscaling cluster does): ``device="gpu"`` asks the
+    autoscaler for GPUs and waits; when a GPU node joins mid-run, every job runs there, none on the head's CPUs.
+
+    Ray's fake multi-node autoscaler provider starts its worker nodes on the machine's outward address (it takes
+    no node IP), and tests here stay on loopback, so a ``cluster_utils`` node added mid-run stands in for the
+    node the autoscaler would start."""
+    from ray.cluster_utils import Cluster
+
+    from farm.cluster import executor as cluster_mod
+
+    asked = []
+    monkeypatch.setattr(cluster_mod, "_request_gpus", lambda gpus: asked.append(gpus))
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        store = Store(tmp_path / "store")
+        Executor(store, progress=None, device="cpu").run([TOKENIZER])
+        ex = Executor(store, perf=Perf(), progress=None, device="gpu", workers=1)
+        jobs = train_jobs(2)
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
+        thread.start()
+        time.sleep(8.0)
+        assert thread.is_alive() and not any(store.exists(j.key) for j in jobs)  # waiting, not on the CPUs
+        assert asked == [1.0]
+        gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        report = box["report"]
+        assert report.ran == 2 and {r["node"] for r in report.results.values()} == {gpu_node.node_id}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
