@@ -34,7 +34,8 @@ import numpy as np
 from benchmarks.common import table
 from farm.attacks.intervals import bootstrap_by_model
 from farm.attacks.protocol import REPORT_ON, Scored, choose, compare, ratio_cell
-from farm.attacks.registry import Signals, needs, run_attack
+from farm.attacks.registry import needs, run_attack
+from farm.attacks.signals import Signals
 from farm.config.attack import load_attack_config
 from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import Extras, collect_many, collect_signals, load_scenarios, shadow_jobs

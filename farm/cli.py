@@ -27,11 +27,11 @@ from farm import __version__
 from farm.challenge.score_tree import format_table, plot_roc, score_tree
 from farm.challenge.submission import Expected, pack, read_predictions
 from farm.challenge.tree import read_challenge, read_constants, read_model
-from farm.cluster.tune import run_tune
 from farm.commands import dry_run as dryrun
 from farm.commands.attack import attack_challenge
 from farm.commands.dry_run import format_forecast, write_table
 from farm.commands.make_challenge import make_challenge
+from farm.commands.tune import run_tune
 from farm.config.attack import check_attack_inputs, load_attack_config
 from farm.config.challenge import load_challenge_config
 from farm.config.loading import check_scenarios, read_yaml

@@ -34,7 +34,7 @@ def test_rows_see_what_they_name():
     import numpy as np
 
     from benchmarks.scaling import ATTACKS, extras_for, sees, view
-    from farm.attacks.registry import Signals
+    from farm.attacks.signals import Signals
     from farm.shadows.scenario import Extras
     from farm.spec.queries import QueryFamily
 

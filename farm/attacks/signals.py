@@ -5,7 +5,12 @@ Arrays of logits are ``[..., n_records, 2]`` and labels ``[n_records]``. Higher 
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
+
+IN, OUT, UNKNOWN = 1, 0, -1  # membership of a model's record: known IN, known OUT, unknown
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,3 +39,90 @@ def logit_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     others = z.copy()
     np.put_along_axis(others, idx, -np.inf, axis=-1)
     return true - others.max(axis=-1)
+
+
+SOURCES = ("all", "labelled", "shadows")
+
+
+STATISTICS = ("margin", "logprob", "query_margin", "grad_norm")
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Cached signals of every model of a scenario on the records ``R`` it needs (the union of challenge points).
+
+    ``logits [M, R, 2]`` float; ``labels [R]``; ``keep [M, R]`` int8: 1 IN, 0 OUT, -1 unknown (dev/final
+    targets); ``challenge [M, P]``: column of each of a model's ``P`` challenge points in ``R`` (-1 rows for
+    shadows, which have none); ``labelled [M]``: provided models with known membership (MICO's ``train``).
+    Optional: ``query_logits [M, R, Q, 2]``: logits on ``Q`` deterministic queries of each record (the same
+    queries for every model, ``farm.spec.queries``; query 0 is the record itself by convention); ``grad_norm [M, R]``:
+    the L2 norm of the per-example gradient of the loss w.r.t. all parameters (``farm.training.grad_norm``).
+    """
+
+    logits: np.ndarray
+    labels: np.ndarray
+    keep: np.ndarray
+    challenge: np.ndarray
+    labelled: np.ndarray
+    query_logits: np.ndarray | None = None
+    grad_norm: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        m, r = self.keep.shape
+        q = self.query_logits
+        if q is not None and (q.ndim != 4 or q.shape[:2] != (m, r) or q.shape[-1] != self.logits.shape[-1]):
+            raise ValueError(f"Signals.query_logits must be [M={m}, R={r}, Q, {self.logits.shape[-1]}], got {q.shape}")
+        if self.grad_norm is not None and self.grad_norm.shape != (m, r):
+            raise ValueError(f"Signals.grad_norm must be [M={m}, R={r}], got {self.grad_norm.shape}")
+
+    @functools.cached_property
+    def logprob(self) -> np.ndarray:
+        """log p(y|x) = -CE, ``[M, R]``."""
+        return true_label_logprob(self.logits, self.labels)
+
+    @functools.cached_property
+    def prob(self) -> np.ndarray:
+        """p(y|x), ``[M, R]``."""
+        return np.exp(self.logprob)
+
+    @functools.cached_property
+    def margin(self) -> np.ndarray:
+        """LiRA's statistic z_y - z_other, ``[M, R]``."""
+        return logit_margin(self.logits, self.labels)
+
+    def statistic(self, name: str) -> np.ndarray:
+        """A per-record statistic, higher = more member-like: ``margin`` / ``logprob`` ``[M, R]``,
+        ``query_margin`` ``[M, R, Q]`` (margin of each query), ``grad_norm``: -log ||grad|| ``[M, R]``."""
+        if name in ("margin", "logprob"):
+            return self.margin if name == "margin" else self.logprob
+        if name == "query_margin":
+            return logit_margin(_need(self.query_logits, "query_logits"), self.labels[:, None])
+        if name == "grad_norm":
+            return -np.log(np.maximum(_need(self.grad_norm, "grad_norm").astype(np.float64), 1e-30))
+        raise ValueError(f"unknown statistic {name!r} (expected one of {STATISTICS})")
+
+    @functools.cached_property
+    def known(self) -> np.ndarray:
+        """``[M]``: models whose membership is known on every record (labelled models and shadows)."""
+        return (self.keep != UNKNOWN).all(axis=1)
+
+    def reference_mask(self, target: int, source: str = "all") -> np.ndarray:
+        """``[M]``: models usable as references for ``target`` (known membership, not the target), restricted to
+        ``source``: ``all``, ``labelled`` (the provided models) or ``shadows`` (the farm's own models)."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown reference source {source!r} (expected one of {SOURCES})")
+        mask = self.known.copy()
+        if source != "all":
+            mask &= self.labelled if source == "labelled" else ~self.labelled
+        mask[target] = False
+        return mask
+
+    def solution(self, model: int) -> np.ndarray:
+        """0/1 membership of a labelled model on its challenge points."""
+        return self.keep[model, self.challenge[model]].astype(np.int64)
+
+
+def _need(value: np.ndarray | None, field: str) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"this attack needs Signals.{field}, which these signals do not carry")
+    return value

@@ -35,6 +35,7 @@ from farm.defences.seam import dp_assumptions
 from farm.errors import ConfigError
 from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import Scenario, build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
+from farm.spec.coerce import from_dict
 from farm.spec.costs import (
     ROBERTA_BASE,
     Shape,
@@ -46,7 +47,7 @@ from farm.spec.costs import (
     weights_bytes,
 )
 from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, TokenizerJob, TrainJob
-from farm.spec.recipes import ModelSpec, Recipe, from_dict
+from farm.spec.recipes import ModelSpec, Recipe
 from farm.store.atomic import atomic_write_text
 from farm.store.store import Store
 from farm.training.data import load_population

@@ -17,8 +17,9 @@ from farm.config.recipes import recipe_ref
 from farm.errors import ConfigError, SpecError, require
 from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import Extras
+from farm.spec.coerce import coerce, from_dict
 from farm.spec.queries import QueryFamily
-from farm.spec.recipes import Recipe, coerce, from_dict
+from farm.spec.recipes import Recipe
 
 NORMALIZE_MODES = ("global", "rank")  # the modes of farm.challenge.submission.normalize
 

@@ -17,7 +17,8 @@ from farm.defences.pate import Pate
 from farm.defences.sisa import Sisa
 from farm.errors import ConfigError, SpecError, SplitError, require
 from farm.mico.splits import MICO_LEN_CHALLENGE, MICO_LEN_TRAINING, check_constants
-from farm.spec.recipes import Recipe, from_dict
+from farm.spec.coerce import from_dict
+from farm.spec.recipes import Recipe
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 
 from farm.errors import ConfigError, SpecError
-from farm.spec.recipes import from_dict
+from farm.spec.coerce import from_dict
 
 if TYPE_CHECKING:
     pass

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.attacks.registry import RMIA_A_GRID, RMIA_GAMMA_GRID
+from farm.attacks.rmia import RMIA_A_GRID, RMIA_GAMMA_GRID
 from farm.challenge.tree import Assets, read_challenge
 from farm.config.attack import expand_assets, load_attack_config
 from farm.config.loading import check_scenarios, config_path, read_yaml, typed
 from farm.config.recipes import load_recipe, recipe_ref
 from farm.errors import ConfigError, SpecError, require
-from farm.spec.recipes import DPConfig, Recipe, coerce, from_dict
+from farm.spec.coerce import coerce, from_dict
+from farm.spec.recipes import DPConfig, Recipe
 
 
 def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str] | None = None, *,

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from farm.attacks.registry import OUT, UNKNOWN, Signals
+from farm.attacks.signals import OUT, UNKNOWN, Signals
 from farm.challenge.tree import Assets, Challenge, ModelEntry, read_challenge
 from farm.errors import ConfigError
 from farm.mico.scorer import pooled_scores, score

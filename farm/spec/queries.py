@@ -5,7 +5,7 @@ for text the augmentations are small edits of the token sequence: ``dropout`` dr
 adjacent words, ``identity`` is the record itself. A query depends only on the record's tokens, its population
 index and the family (its seed included), never on the model or the batch, so every model -- target, labelled,
 shadow -- sees exactly the same queries: that is what makes per-query IN/OUT Gaussians meaningful
-(``farm.attacks.registry.lira`` with ``statistic="query_margin"`` on ``Signals.query_logits [M, R, Q, 2]``).
+(``farm.attacks.lira.lira`` with ``statistic="query_margin"`` on ``Signals.query_logits [M, R, Q, 2]``).
 
 A "word" is a token that starts a word plus the tokens that continue it (``word_starts``, e.g. from
 ``word_starts_from_tokens`` for RoBERTa's byte-level BPE); without it every token is a word.

@@ -1,20 +1,12 @@
 import numpy as np
 import pytest
 
-from farm.attacks.registry import (
-    ATTACKS,
-    IN,
-    OUT,
-    UNKNOWN,
-    Signals,
-    _cross_fit,
-    in_calibration,
-    lira,
-    loss,
-    reference,
-    rmia,
-    run_attack,
-)
+from farm.attacks.baselines import in_calibration, loss, reference
+from farm.attacks.lira import lira
+from farm.attacks.references import cross_fit
+from farm.attacks.registry import ATTACKS, run_attack
+from farm.attacks.rmia import rmia
+from farm.attacks.signals import IN, OUT, UNKNOWN, Signals
 from farm.mico.scorer import score
 
 
@@ -261,7 +253,7 @@ def test_rmia_fitted_on_labelled_models_is_cross_fitted_and_strong():
 def test_cross_fit_never_fits_on_a_labelled_target():
     s, _, nl, nt = synthetic(seed=11)
     targets = np.arange(nl + nt)
-    fits = _cross_fit(s, targets, folds=4, seed=0)
+    fits = cross_fit(s, targets, folds=4, seed=0)
     assert sorted(r for _, rows in fits for r in rows) == list(range(nl + nt))
     for fit, rows in fits:
         assert not set(targets[rows]) & set(fit)

@@ -1,9 +1,10 @@
 """farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and resume."""
 
 from farm.cli import main
-from farm.cluster.tune import load_tune_config, split_train_models, trial_recipe
+from farm.cluster.tune import split_train_models
 from farm.config.attack import load_attack_config
 from farm.config.loading import config_path
+from farm.config.tune import load_tune_config, trial_recipe
 from farm.shadows.scenario import load_scenarios
 
 TUNE = "tests/data/tiny-tune.yaml"

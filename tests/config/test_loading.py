@@ -108,7 +108,7 @@ def test_attack_config_checks_in_code_too():
 
 
 def test_best_yaml_round_trips(tmp_path):
-    from farm.cluster.tune import config_yaml
+    from farm.commands.tune import config_yaml
     from farm.spec.recipes import to_dict
 
     recipe = load_recipe("mini-hi")
@@ -414,7 +414,7 @@ def test_shipped_attack_configs_match_the_dp_targets():
 
 
 def test_matched_shadow_recipe_is_the_targets_mechanism_at_len_training():
-    from farm.training.train import matched_recipe, dp_schedule
+    from farm.training.train import dp_schedule, matched_recipe
 
     config = load_attack_config("attack-mini")["sst2_lo"]
     recipe = config.shadow_recipe(2920)  # the mini challenge's len_training

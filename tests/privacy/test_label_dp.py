@@ -8,8 +8,9 @@ import pytest
 
 from farm.errors import SpecError
 from farm.privacy.label_dp import flip_probability, randomized_response
+from farm.spec.coerce import from_dict
 from farm.spec.jobs import HubRef, Selection, TrainJob
-from farm.spec.recipes import LabelNoise, Recipe, canonical_key, from_dict, to_dict
+from farm.spec.recipes import LabelNoise, Recipe, canonical_key, to_dict
 
 
 def test_flip_probability_is_one_over_e_to_the_eps_plus_one():

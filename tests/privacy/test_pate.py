@@ -25,8 +25,9 @@ from farm.privacy.pate import (
     teacher_of,
     vote_counts,
 )
+from farm.spec.coerce import from_dict
 from farm.spec.jobs import Selection, StoreRef
-from farm.spec.recipes import ModelSpec, Recipe, TinyModel, from_dict
+from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
 # --- partitions --------------------------------------------------------------------------------------------------
 

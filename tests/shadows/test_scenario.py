@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from farm.attacks.registry import IN, OUT, UNKNOWN
+from farm.attacks.signals import IN, OUT, UNKNOWN
 from farm.challenge.tree import read_challenge
 from farm.errors import ConfigError
 from farm.shadows.plans import PlanSpec

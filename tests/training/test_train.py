@@ -11,7 +11,7 @@ from farm.errors import SpecError
 from farm.spec.jobs import HubRef, Selection, TrainJob
 from farm.spec.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
 from farm.training.models import read_weights
-from farm.training.train import _batches, matched_recipe, dp_schedule, poisson_batches, train
+from farm.training.train import _batches, dp_schedule, matched_recipe, poisson_batches, train
 from tests.helpers import tiny_setup
 
 TINY = ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=0.0)

@@ -1,0 +1,137 @@
+"""RMIA (Zarifzadeh et al. 2024): the target's likelihood ratio on x against population points z, with the offline a and gamma fitted on labelled models by cross-fitting. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from farm.attacks.references import cross_fit, mean_where, references
+from farm.attacks.signals import IN, OUT, Signals
+from farm.mico.scorer import score
+
+RMIA_A_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+RMIA_GAMMA_GRID = (1.0, 1.25, 1.5, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class _RmiaParts:
+    """One target's inputs to RMIA: its log p(y|.) on its challenge points ``x [P]`` and population sample
+    ``z [Z]``; mean reference p(y|.) over IN / OUT references there (NaN where a side has none); ``fill``: p_ref
+    for points with no reference at all."""
+
+    x: np.ndarray
+    z: np.ndarray
+    in_x: np.ndarray
+    out_x: np.ndarray
+    in_z: np.ndarray
+    out_z: np.ndarray
+    fill: float
+
+
+def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float] = 1.0,
+         offline_a: float | Sequence[float] = 0.3, online: bool = True, in_from: str = "all",
+         out_from: str = "all", max_population: int = 5000, seed: int = 0, objective: str = "TPR_FPR_1000",
+         folds: int = 5) -> np.ndarray:
+    """RMIA (Zarifzadeh et al. 2024): score(x) = Pr_z[ LR(x) / LR(z) > gamma ], LR(.) = p_target(y|.) / p(.).
+
+    p(.) from references (``in_from``/``out_from``): online, where a point has IN and OUT references, the
+    balanced mean (p_IN + p_OUT) / 2 (the paper averages half-IN, half-OUT references); with OUT references only
+    (always, when ``online=False``) the offline approximation ((1 + a) p_OUT + (1 - a)) / 2, ``a = offline_a``;
+    with IN only, the same linear model solved for p_OUT = (p_IN - 1 + a) / a; with none, the mean over all
+    references. ``gamma`` / ``offline_a`` given as sequences are grids: the pair maximizing
+    ``objective`` (a ``farm.mico.scorer.score`` key, ties by AUC) on the labelled models' pooled
+    leave-one-out scores is chosen, cross-fitted in ``folds`` groups of labelled models; while a
+    group is held out, its models are no reference of the models the pair is chosen on, so a
+    labelled target's own membership never steers the pair it is scored by.
+
+    Population points z: the records of the signals that are not the target's challenge points, at
+    most ``max_population`` of them drawn with an rng seeded by ``(seed, target)`` (so a target's
+    score does not depend on which other targets share the call). Which records those are depends on
+    the other models' challenge seeds only, never on the target's training set or on its keep row: z
+    is drawn independently of the target, as the paper draws it, and a target's score never changes
+    with its own keep mask (its answers). The paper's z are moreover non-members; no record is known
+    OUT of a target without its own answers, though: a record outside the target's challenge points
+    is in its training set with probability (len_training - len_challenge) / (n_total - 2
+    len_challenge), 98.7% in MICO, whichever other model it is a challenge point (or non-member) of;
+    only a labelled target's own split (its keep row) names its few OUT records, and scoring it with
+    those would use its answers and score train targets unlike dev/final ones, whose splits are
+    secret. So z here are mostly members, equally so for every target: for one target the score is
+    still a monotone function of LR(x) (the ranking of its points is unchanged), and targets stay
+    comparable under one threshold. ``ValueError`` when a target has no population point (every
+    record is one of its challenge points), rather than scores of 0.
+    """
+    a_grid, g_grid = _grid(offline_a), _grid(gamma)
+    if max_population < 1:
+        raise ValueError(f"rmia: max_population must be >= 1, got {max_population}")
+    opts = dict(in_from=in_from, out_from=out_from, max_population=max_population, seed=seed)
+    parts = {int(t): _rmia_parts(signals, int(t), **opts) for t in targets}  # type: ignore[arg-type]
+    if len(a_grid) == len(g_grid) == 1:
+        return np.stack([_rmia_score(parts[int(t)], a_grid[0], g_grid[0], online) for t in targets])
+    out = np.zeros((len(targets), signals.challenge.shape[1]))
+    labelled = np.flatnonzero(signals.labelled)
+    for fit, rows in cross_fit(signals, targets, folds, seed):
+        held = np.setdiff1d(labelled, fit)  # the group scored: no reference of the models fitted on
+        fit_parts = {int(m): _rmia_parts(signals, int(m), exclude=held,
+                                         **opts)  # type: ignore[arg-type]
+                     for m in fit}
+        table = {(a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
+                 for a in a_grid for g in g_grid}
+        a, g = _best(table, signals, fit, objective)
+        out[rows] = [_rmia_score(parts[int(targets[r])], a, g, online) for r in rows]
+    return out
+
+
+def _grid(value: float | Sequence[float]) -> list[float]:
+    values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
+    if not values:
+        raise ValueError("an RMIA parameter grid is empty")
+    return values
+
+
+def _rmia_parts(signals: Signals, t: int, *, in_from: str, out_from: str, max_population: int,
+                seed: int, exclude: np.ndarray | None = None) -> _RmiaParts:
+    """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may
+    not be references."""
+    cols = signals.challenge[t]
+    others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
+    if not others.size:
+        raise ValueError(f"rmia: model {t} has no population point (every record of the signals "
+                         "is one of its challenge points); RMIA needs records beyond them")
+    if others.size > max_population:
+        others = np.sort(np.random.default_rng([seed, t]).choice(others, max_population, replace=False))
+    both, p = np.r_[cols, others], cols.size
+    p_in = mean_where(signals.prob, signals, t, both, IN, source=in_from, exclude=exclude)
+    p_out = mean_where(signals.prob, signals, t, both, OUT, source=out_from, exclude=exclude)
+    refs = np.flatnonzero(references(signals, t, "all", exclude))
+    fill = float(signals.prob[np.ix_(refs, both)].mean()) if refs.size else 1.0
+    lp = signals.logprob[t, both]
+    return _RmiaParts(lp[:p], lp[p:], p_in[:p], p_out[:p], p_in[p:], p_out[p:], fill)
+
+
+def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.ndarray:
+    """``[P]``: fraction of population points z with log LR(x) - log LR(z) > log gamma."""
+    lr_x = parts.x - np.log(_p_ref(parts.in_x if online else None, parts.out_x, a, parts.fill))
+    lr_z = np.sort(parts.z - np.log(_p_ref(parts.in_z if online else None, parts.out_z, a, parts.fill)))
+    return np.searchsorted(lr_z, lr_x - np.log(gamma), side="left") / max(lr_z.size, 1)
+
+
+def _p_ref(p_in: np.ndarray | None, p_out: np.ndarray, a: float, fill: float) -> np.ndarray:
+    """RMIA's p(x) from mean IN / OUT reference probabilities (NaN = no reference of that side)."""
+    p_in = np.full_like(p_out, np.nan) if p_in is None else p_in
+    has_in, has_out = np.isfinite(p_in), np.isfinite(p_out)
+    offline = ((1 + a) * p_out + 1 - a) / 2
+    implied_out = np.clip((p_in - 1 + a) / a, 1e-6, 1.0) if a > 0 else p_in
+    p = np.where(has_in & has_out, (p_in + p_out) / 2, np.where(has_out, offline, (p_in + implied_out) / 2))
+    return np.maximum(np.where(has_in | has_out, p, fill), 1e-12)
+
+
+def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tuple[float, float]:
+    """The grid key whose pooled scores on the models ``fit`` maximize ``(objective, AUC)``."""
+    y = np.concatenate([signals.solution(int(m)) for m in fit])
+    key = lambda k: tuple(score(y, np.concatenate([table[k][int(m)] for m in fit]))[o]  # noqa: E731
+                          for o in (objective, "AUC"))
+    return max(table, key=key)
