@@ -192,7 +192,7 @@ def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: i
                             len_challenge=p.constants.len_challenge)
         assert split.solution is not None
         after, _ = (t.build, None) if t.forgotten is not None else forget_members(
-            before, split.challenge, split.solution, min(forget, p.constants.len_challenge), t.seeds[2])
+            before, split.challenge, split.solution, min(forget, p.constants.len_challenge), seed=t.seeds[2])
         again = redone(before, after)
         n_redone, n_all = n_redone + len(again), n_all + len(after.jobs)
         s_redone += _seconds(store, again, before)

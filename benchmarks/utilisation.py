@@ -42,7 +42,7 @@ def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[
 
     def train(i: int, label: str, epochs: int = epochs) -> TrainJob:
         sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
-        return TrainJob(pop, StoreRef(tok.key), sel, Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
+        return TrainJob(population=pop, tokenizer=StoreRef(tok.key), selection=sel, recipe=Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
                         label=label)
 
     models = [train(i, f"provided {i}", epochs=1) for i in range(provided)]  # only their inference is measured
@@ -50,7 +50,7 @@ def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[
     for s, scenario in enumerate(SCENARIOS):
         records = Selection.of(n, np.sort(rng.choice(n, union, replace=False)))
         shadow = [train(1000 * (s + 1) + i, f"{scenario} shadow {i}") for i in range(shadows)]
-        infer = [InferJob(pop, StoreRef(tok.key), StoreRef(m.key), records, max_length=32, label=f"{scenario} infer")
+        infer = [InferJob(population=pop, tokenizer=StoreRef(tok.key), model=StoreRef(m.key), selection=records, max_length=32, label=f"{scenario} infer")
                  for m in [*models, *shadow]]
         run[scenario] = [*shadow, *infer]
     return [tok], models, run

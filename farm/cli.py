@@ -139,7 +139,7 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     mdir: Path = args.model_dir
     parents = mdir.resolve().parents
     constants = read_constants(parents[2] if len(parents) > 2 else mdir)
-    entry = read_model(mdir, "", "", 0, constants, require_weights=False)
+    entry = read_model(mdir, "", "", 0, constants=constants, require_weights=False)
     seeds = {"seed_challenge": entry.seed_challenge, "seed_training": entry.seed_training,
              "seed_membership": entry.seed_membership}
     split = entry.split(constants)

@@ -15,10 +15,10 @@ def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
     recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
                     batch_size=32)
     rng = np.random.default_rng(0)
-    return [TrainJob(POP, StoreRef(TOKENIZER.key), Selection.of(300, rng.choice(300, 280, replace=False)),
-                     Recipe(**{**recipe.__dict__, "seed": i}), label=f"model_{i}") for i in range(count)]
+    return [TrainJob(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=Selection.of(300, rng.choice(300, 280, replace=False)),
+                     recipe=Recipe(**{**recipe.__dict__, "seed": i}), label=f"model_{i}") for i in range(count)]
 
 
 def infer_job(train: TrainJob) -> InferJob:
-    return InferJob(POP, StoreRef(TOKENIZER.key), StoreRef(train.key), Selection.of(300, np.arange(300)),
+    return InferJob(population=POP, tokenizer=StoreRef(TOKENIZER.key), model=StoreRef(train.key), selection=Selection.of(300, np.arange(300)),
                     label=f"infer {train.label}")

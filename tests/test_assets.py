@@ -78,7 +78,7 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
 
     (entry,) = scenario.models.values()
     handful = scenario.records[:6]
-    job = InferJob(inputs.population, inputs.tokenizer, model_ref(entry), Selection.of(inputs.n_total, handful))
+    job = InferJob(population=inputs.population, tokenizer=inputs.tokenizer, model=model_ref(entry), selection=Selection.of(inputs.n_total, handful))
     store = Store(tmp_path / "store")
     assert run_job(job, store)["ran"]
     indices, logits = logits_from_store(store, job)

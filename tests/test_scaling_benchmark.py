@@ -43,7 +43,7 @@ def test_rows_see_what_they_name():
     assert sees("stacked_wb") == ("stacked", {"query_logits", "grad_norm"})
     assert extras_for(["rmia", "stacked"], None) == Extras()
     assert extras_for(["lira_grad", "lira_queries"], QueryFamily(seed=2)) == Extras(QueryFamily(seed=2), True)
-    full = Signals(np.zeros((2, 3, 2)), np.zeros(3, np.int64), np.zeros((2, 3), np.int8), np.zeros((2, 1), np.int64),
-                   np.array([True, True]), np.zeros((2, 3, 4, 2)), np.ones((2, 3)))
+    full = Signals(logits=np.zeros((2, 3, 2)), labels=np.zeros(3, np.int64), keep=np.zeros((2, 3), np.int8), challenge=np.zeros((2, 1), np.int64),
+                   labelled=np.array([True, True]), query_logits=np.zeros((2, 3, 4, 2)), grad_norm=np.ones((2, 3)))
     assert view(full, frozenset()).query_logits is None and view(full, frozenset()).grad_norm is None
     assert view(full, frozenset({"grad_norm"})).grad_norm is full.grad_norm

@@ -53,7 +53,7 @@ POOLED_VALIDITY = ("heuristic: every point of each held-out model pooled as one 
                    "independent; not a certificate")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpsilonAudit:
     """The bound and everything behind it: threshold (score >= threshold predicts member), counts on the
     held-out points, the rates' upper bounds, and the delta and confidence used."""
@@ -113,8 +113,8 @@ def audit_epsilon(train_labels: np.ndarray, train_scores: np.ndarray, test_label
     neg, pos = int((y == 0).sum()), int(y.sum())
     alpha = (1 - confidence) / 2
     fpr_hi, fnr_hi = float(clopper_pearson_upper(fp, neg, alpha)), float(clopper_pearson_upper(fn, pos, alpha))
-    return EpsilonAudit(float(_eps(fpr_hi, fnr_hi, delta)), threshold, fp, neg, fn, pos, fpr_hi, fnr_hi, delta,
-                        confidence)
+    return EpsilonAudit(epsilon_lb=float(_eps(fpr_hi, fnr_hi, delta)), threshold=threshold, fp=fp, negatives=neg, fn=fn, positives=pos, fpr_hi=fpr_hi, fnr_hi=fnr_hi, delta=delta,
+                        confidence=confidence)
 
 
 def pick_index(key: int, n_points: int, *, seed: int = 0) -> int:

@@ -21,7 +21,7 @@ def reference(signals: Signals, targets: np.ndarray) -> np.ndarray:
     out = []
     for t in targets:
         cols = signals.challenge[t]
-        ref = mean_where(signals.prob, signals, t, cols, OUT, fallback=True)
+        ref = mean_where(signals.prob, signals, t, cols, side=OUT, fallback=True)
         out.append(signals.prob[t, cols] - ref)
     return np.stack(out)
 
@@ -33,6 +33,6 @@ def in_calibration(signals: Signals, targets: np.ndarray, *, labelled_only: bool
     out = []
     for t in targets:
         cols = signals.challenge[t]
-        ref = mean_where(signals.logprob, signals, t, cols, IN, source=source)
+        ref = mean_where(signals.logprob, signals, t, cols, side=IN, source=source)
         out.append(signals.logprob[t, cols] - np.nan_to_num(ref, nan=0.0))
     return np.stack(out)

@@ -101,7 +101,7 @@ def _replicates(y: list[np.ndarray], s: list[np.ndarray], keys: Sequence[str], n
 PhaseData = tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Paired:
     """Attack A against anchor B on the same target models (``paired_bootstrap``).
 
@@ -150,15 +150,15 @@ def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000",
     point_ratio = a / b if b else math.inf
     if min(models.values()) < MIN_MODELS:
         nan = math.nan
-        return Paired(a, b, Interval(point_ratio, nan, nan), Interval(a - b, nan, nan), per_phase, models)
+        return Paired(a=a, b=b, ratio=Interval(point_ratio, nan, nan), diff=Interval(a - b, nan, nan), per_phase=per_phase, models=models)
     reps = _paired_replicates(prepared, key, n_boot, np.random.default_rng([seed, 0x9A1D]))
     tail = (1 - level) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = reps[:, 0] / reps[:, 1]
     r_lo, r_hi = np.nanquantile(ratios, [tail, 1 - tail])
     d_lo, d_hi = np.quantile(reps[:, 0] - reps[:, 1], [tail, 1 - tail])
-    return Paired(a, b, Interval(point_ratio, float(r_lo), float(r_hi)), Interval(a - b, float(d_lo), float(d_hi)),
-                  per_phase, models)
+    return Paired(a=a, b=b, ratio=Interval(point_ratio, float(r_lo), float(r_hi)), diff=Interval(a - b, float(d_lo), float(d_hi)),
+                  per_phase=per_phase, models=models)
 
 
 def headline_bootstrap(phases: dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], *,

@@ -47,8 +47,7 @@ def references(signals: Signals, target: int, source: str,
     return mask
 
 
-def mean_where(values: np.ndarray, signals: Signals, target: int, cols: np.ndarray, side: int, *,
-                fallback: bool = False, source: str = "all",
+def mean_where(values: np.ndarray, signals: Signals, target: int, cols: np.ndarray, *, side: int, fallback: bool = False, source: str = "all",
                 exclude: np.ndarray | None = None) -> np.ndarray:
     """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``, none of
     ``exclude``) with ``keep[r, col] == side`` (NaN if none); ``fallback``: the mean over every such

@@ -17,7 +17,7 @@ RMIA_A_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 RMIA_GAMMA_GRID = (1.0, 1.25, 1.5, 2.0, 4.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _RmiaParts:
     """One target's inputs to RMIA: its log p(y|.) on its challenge points ``x [P]`` and population sample
     ``z [Z]``; mean reference p(y|.) over IN / OUT references there (NaN where a side has none); ``fill``: p_ref
@@ -104,12 +104,12 @@ def _rmia_parts(signals: Signals, t: int, *, in_from: str, out_from: str, max_po
     if others.size > max_population:
         others = np.sort(np.random.default_rng([seed, t]).choice(others, max_population, replace=False))
     both, p = np.r_[cols, others], cols.size
-    p_in = mean_where(signals.prob, signals, t, both, IN, source=in_from, exclude=exclude)
-    p_out = mean_where(signals.prob, signals, t, both, OUT, source=out_from, exclude=exclude)
+    p_in = mean_where(signals.prob, signals, t, both, side=IN, source=in_from, exclude=exclude)
+    p_out = mean_where(signals.prob, signals, t, both, side=OUT, source=out_from, exclude=exclude)
     refs = np.flatnonzero(references(signals, t, "all", exclude))
     fill = float(signals.prob[np.ix_(refs, both)].mean()) if refs.size else 1.0
     lp = signals.logprob[t, both]
-    return _RmiaParts(lp[:p], lp[p:], p_in[:p], p_out[:p], p_in[p:], p_out[p:], fill)
+    return _RmiaParts(x=lp[:p], z=lp[p:], in_x=p_in[:p], out_x=p_out[:p], in_z=p_in[p:], out_z=p_out[p:], fill=fill)
 
 
 def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.ndarray:

@@ -47,7 +47,7 @@ SOURCES = ("all", "labelled", "shadows")
 STATISTICS = ("margin", "logprob", "query_margin", "grad_norm")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Signals:
     """Cached signals of every model of a scenario on the records ``R`` it needs (the union of challenge points).
 

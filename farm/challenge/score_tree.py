@@ -15,7 +15,7 @@ from farm.mico.scorer import FPR_BOUNDS, roc_curve, score
 from farm.report.plots import roc_png
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PhaseScore:
     """The MICO score of one (scenario, phase): ``n_models`` models' points pooled under one threshold."""
 
@@ -48,7 +48,7 @@ def score_tree(predictions: Mapping[ModelKey, np.ndarray], solutions: Challenge)
         y = np.concatenate([labels[k] for k in wanted])
         s = np.concatenate([np.asarray(predictions[k], dtype=np.float64) for k in wanted])
         fpr, tpr, _ = roc_curve(y, s)
-        results.append(PhaseScore(scenario, phase, len(wanted), y.size, score(y, s), fpr, tpr))
+        results.append(PhaseScore(scenario=scenario, phase=phase, n_models=len(wanted), n_points=y.size, metrics=score(y, s), fpr=fpr, tpr=tpr))
     if problems:
         raise SubmissionError(problems)
     return results

@@ -49,7 +49,7 @@ SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChallengeConstants:
     """Split sizes of a challenge (``split_model`` argument names) and the population it is drawn from."""
 
@@ -140,7 +140,7 @@ def _check_model_dir(path: Path) -> None:
         check_weights(w)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelEntry:
     """One model folder. ``solution`` is 0/1 int64 in challenge order, or ``None`` when not
     labelled; ``forgotten`` (an unlearning challenge's ``forgotten.csv``, where the folder has one):
@@ -203,9 +203,9 @@ def read_constants(root: str | Path) -> ChallengeConstants:
         data = json.loads(path.read_text())
         population = data.get("population", {})
         return ChallengeConstants(
-            int(data["n_total"]), int(data["len_training"]), int(data["len_challenge"]), population,
-            str(data.get("tokenizer", "roberta-base")), str(data.get("base_model", "roberta-base")),
-            {str(k): dict(v) for k, v in data.get("targets", {}).items()},
+            n_total=int(data["n_total"]), len_training=int(data["len_training"]), len_challenge=int(data["len_challenge"]), population=population,
+            tokenizer=str(data.get("tokenizer", "roberta-base")), base_model=str(data.get("base_model", "roberta-base")),
+            targets={str(k): dict(v) for k, v in data.get("targets", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError, SplitError) as exc:
         raise ChallengeFormatError(f"{path}: invalid challenge.json ({exc!s})") from exc
@@ -255,7 +255,7 @@ def _read_scenario(sdir: Path, constants: ChallengeConstants, require_weights: b
             if model_id in seen:
                 raise ChallengeFormatError(f"{mdir}: duplicate model id {model_id} (also {seen[model_id]})")
             seen[model_id] = mdir
-            models.append(read_model(mdir, sdir.name, phase, model_id, constants, require_weights))
+            models.append(read_model(mdir, sdir.name, phase, model_id, constants=constants, require_weights=require_weights))
     return models
 
 
@@ -278,7 +278,7 @@ def read_model(
     scenario: str,
     phase: str,
     model_id: int,
-    constants: ChallengeConstants,
+    *, constants: ChallengeConstants,
     require_weights: bool = True,
 ) -> ModelEntry:
     """Read one model folder; its solution must agree with its ``seed_membership`` when both exist. With
@@ -295,8 +295,8 @@ def read_model(
     if (mdir / ENSEMBLE_JSON).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
         if require_weights:
             read_ensemble(mdir)
-        return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
-                          seeds["seed_membership"], solution, mdir, mdir / ENSEMBLE_JSON, forgotten)
+        return ModelEntry(scenario=scenario, phase=phase, model_id=model_id, path=mdir, seed_challenge=seeds["seed_challenge"], seed_training=seeds["seed_training"],
+                          seed_membership=seeds["seed_membership"], solution=solution, weights=mdir, config=mdir / ENSEMBLE_JSON, forgotten=forgotten)
     weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
     config = mdir / "config.json" if (mdir / "config.json").is_file() else None
     if require_weights:
@@ -306,8 +306,8 @@ def read_model(
             raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
         check_model_config(config)
         check_weights(weights)
-    return ModelEntry(scenario, phase, model_id, mdir, seeds["seed_challenge"], seeds["seed_training"],
-                      seeds["seed_membership"], solution, weights, config, forgotten)
+    return ModelEntry(scenario=scenario, phase=phase, model_id=model_id, path=mdir, seed_challenge=seeds["seed_challenge"], seed_training=seeds["seed_training"],
+                      seed_membership=seeds["seed_membership"], solution=solution, weights=weights, config=config, forgotten=forgotten)
 
 
 def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -> np.ndarray | None:

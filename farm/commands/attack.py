@@ -40,13 +40,14 @@ from farm.shadows.scenario import (
 )
 from farm.stopwatch import Stopwatch
 from farm.store.atomic import atomic_write_text
+from farm.store.runner import JobRunner
 
 MICO_EPSILON = {"sst2_inf": math.inf, "sst2_hi": 10.0, "sst2_lo": 4.0}
 MICO_DELTA = 1e-5
 log = logging.getLogger(__name__)
 
 
-def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
+def attack_scenario(scenario: Scenario, config: AttackConfig, executor: JobRunner, *,
                     target: TargetPrivacy | None = None, collected: Collected | None = None) -> ScenarioResult:
     """ChallengeJobs -> train shadows -> infer -> signals -> attack; metrics with intervals on train (leave-one-out) and
     answered phases; the epsilon audit against ``target`` (default: unknown, MICO's delta). ``collected``: the
@@ -66,8 +67,8 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: Any, *,
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
-    result = ScenarioResult(scenario.name, config, {m: v for m, v in raw.items() if m.phase != "train"}, phases,
-                            collected.trainings, collected.job_seconds, curves, baseline)
+    result = ScenarioResult(name=scenario.name, config=config, raw={m: v for m, v in raw.items() if m.phase != "train"}, phases=phases,
+                            trainings=collected.trainings, job_seconds=collected.job_seconds, curves=curves, baseline=baseline)
     for phase in phases:
         result.intervals[phase], result.counts[phase] = phase_intervals(part, phase, raw)
         result.baseline_intervals[phase] = phase_intervals(part, phase, loss)[0]
@@ -133,12 +134,12 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
     pooled = pooled_scores([raw[m] for m in fit + held])
     got = audit_epsilon(y_fit, pooled[: y_fit.size], y_held, pooled[y_fit.size:], delta=target.delta,
                         confidence=LEVEL)
-    independent, why = one_point_audit(scenario, raw, fit, held, target, seed=seed, validity=why)
-    return Audit(got, fit_on, held_out, target, independent, why)
+    independent, why = one_point_audit(scenario, raw, fit, held, target=target, seed=seed, validity=why)
+    return Audit(audit=got, fit_on=fit_on, held_out=held_out, target=target, independent=independent, independent_validity=why)
 
 
 def one_point_audit(scenario: Scenario, raw: dict[ModelId, np.ndarray], fit: list[ModelId],
-                    held: list[ModelId], target: TargetPrivacy, *, seed: int = 0,
+                    held: list[ModelId], *, target: TargetPrivacy, seed: int = 0,
                     validity: str = "") -> tuple[EpsilonAudit | None, str]:
     """The one-point-per-model bound (``farm.attacks.audit``): the threshold chosen on the ``fit`` models'
     points (scaled by their own min-max, ``farm.attacks.audit.scale_like``, so the held-out scores move
@@ -191,7 +192,7 @@ def mico_privacy(scenario: str) -> dict[str, Any]:
             **assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove")}
 
 
-def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: Any, out: str | Path,
+def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: JobRunner, out: str | Path,
                      *, answers_root: str | Path | None = None,
                      watch: Stopwatch | None = None) -> list[ScenarioResult]:
     """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``,

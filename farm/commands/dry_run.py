@@ -55,7 +55,7 @@ from farm.training.data import load_population
 ROBERTA_VOCAB = 50_265
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     """One stage of one scenario: ``jobs`` trainings (``kind`` train) or inference passes (``kind`` infer) of
     ``records`` records each (trainings: the mean training-set size), ``sequences`` processed per job (epochs x
@@ -89,7 +89,7 @@ class Stage:
         return self.todo * self.seconds_per_job
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Forecast:
     """Every stage of a command, and the totals on ``gpus`` GPUs (one job per GPU, one queue)."""
 
@@ -138,7 +138,7 @@ def attack_forecast(challenge: str | Path, configs: Mapping[str, AttackConfig], 
             recipe = dataclasses.replace(recipe, steps=recipe.total_steps(scenario.inputs.len_training))
         stages += _attack_stages(scenario, config.plan, recipe, table, store,
                                  matched=config.match_targets)
-    return Forecast("attack", tuple(stages), gpus, table, _weight_notes(ch))
+    return Forecast(command="attack", stages=tuple(stages), gpus=gpus, table=table, notes=_weight_notes(ch))
 
 
 def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
@@ -177,9 +177,9 @@ def _train_stage(scenario: Scenario, name: str, recipe: Recipe, sizes: Sequence[
     records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
     mode = mode or train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
-    return Stage(scenario.name, name, "train", len(sizes), records, sequences, shape.kind, mode,
-                 weights_bytes(shape), table.seconds(shape.kind, mode, sequences), done, bound,
-                 dp_record(recipe, matched=matched))
+    return Stage(scenario=scenario.name, name=name, kind="train", jobs=len(sizes), records=records, sequences=sequences, model=shape.kind, mode=mode,
+                 bytes_per_job=weights_bytes(shape), seconds_per_job=table.seconds(shape.kind, mode, sequences), done=done, bound=bound,
+                 privacy=dp_record(recipe, matched=matched))
 
 
 def dp_record(recipe: Recipe, *, matched: bool = False) -> dict[str, Any] | None:
@@ -210,8 +210,8 @@ def dp_text(record: Mapping[str, Any]) -> str:
 def _infer_stage(scenario: Scenario, name: str, jobs: int, recipe: Recipe, table: Table, done: int | None, *,
                  bound: bool = False) -> Stage:
     kind, records, mode = _shape(recipe, scenario).kind, int(scenario.records.size), infer_mode("fp32")
-    return Stage(scenario.name, name, "infer", jobs, records, records, kind, mode, logits_bytes(records),
-                 table.seconds(kind, mode, records), done, bound)
+    return Stage(scenario=scenario.name, name=name, kind="infer", jobs=jobs, records=records, sequences=records, model=kind, mode=mode, bytes_per_job=logits_bytes(records),
+                 seconds_per_job=table.seconds(kind, mode, records), done=done, bound=bound)
 
 
 def _done(store: Store, jobs: Sequence[TokenizerJob | TrainJob | InferJob]) -> int:
@@ -245,7 +245,7 @@ def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | N
     local directory, else roberta-base's."""
     if spec.name == "tiny":
         t = spec.tiny
-        return Shape(vocab, t.hidden_size, t.num_hidden_layers, t.intermediate_size, max_length + 3)
+        return Shape(vocab_size=vocab, hidden_size=t.hidden_size, num_hidden_layers=t.num_hidden_layers, intermediate_size=t.intermediate_size, max_position_embeddings=max_length + 3)
     if spec.name == "base":
         return base or ROBERTA_BASE
     return ref_shape(PathRef(spec.name, "") if Path(spec.name).is_dir() else HubRef(spec.name))
@@ -283,7 +283,7 @@ def tune_forecast(challenge: str | Path, tune_config: TuneConfig, *, table: Tabl
     for name, scenario in _scenarios(ch, scenarios).items():
         search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
         recipe = _slowest_trial_recipe(tune_config, name)
-        pool = plan_shadows(scenario, PlanSpec("pool", tune_config.max_shadows, tune_config.group))
+        pool = plan_shadows(scenario, PlanSpec(kind="pool", shadows=tune_config.max_shadows, group=tune_config.group))
         trials = tune_config.num_samples * len(pool)
         default = defaults.get(name, defaults["*"])
         final = len(pool) + len(plan_shadows(scenario, default.plan))
@@ -295,7 +295,7 @@ def tune_forecast(challenge: str | Path, tune_config: TuneConfig, *, table: Tabl
                    _infer_stage(scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True)]
     notes = ("tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes share jobs",
              *_weight_notes(ch))
-    return Forecast("tune", tuple(stages), gpus, table, notes)
+    return Forecast(command="tune", stages=tuple(stages), gpus=gpus, table=table, notes=notes)
 
 
 def _slowest_trial_recipe(tune_config: TuneConfig, scenario: str) -> Recipe:
@@ -330,15 +330,15 @@ def make_challenge_forecast(config_path: str | Path, *, table: Table, gpus: int,
         size = len(load_population(config.population))
     p = challenge_jobs(config, size)
     base_shape = model_shape(p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None)
-    stages = [Stage("assets", "tokenizer", "cpu", 1, size, size, "tiny", "cpu", 0, 0.0,
-                    None if store is None else _done(store, [p.tokenizer])),
+    stages = [Stage(scenario="assets", name="tokenizer", kind="cpu", jobs=1, records=size, sequences=size, model="tiny", mode="cpu", bytes_per_job=0, seconds_per_job=0.0,
+                    done=None if store is None else _done(store, [p.tokenizer])),
               _mini_train(p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store)]
     for scenario in config.scenarios:
         for role, jobs in _by_role([(t.build.jobs, f"{t.scenario}/{t.phase}/model_{t.model_id}/")
                                     for t in p.targets if t.scenario == scenario]).items():
             stages.append(_mini_stage(jobs, scenario, role, config.vocab_size, base_shape, table, store))
-    return Forecast("make-challenge", tuple(stages), gpus, table,
-                   ("the tokenizer and PATE's votes run on CPU: not counted",))
+    return Forecast(command="make-challenge", stages=tuple(stages), gpus=gpus, table=table,
+                   notes=("the tokenizer and PATE's votes run on CPU: not counted",))
 
 
 def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job]]:
@@ -365,9 +365,9 @@ def _mini_stage(jobs: Sequence[Job], scenario: str, role: str, vocab: int, base:
     if isinstance(first, InferJob):  # a teacher's logits: the teacher's shape, the base model's at mini scale
         records = int(round(float(np.mean([j.selection.indices().size for j in jobs if isinstance(j, InferJob)]))))
         mode = infer_mode(first.precision)
-        return Stage(scenario, role, "infer", len(jobs), records, records, base.kind, mode, logits_bytes(records),
-                     table.seconds(base.kind, mode, records), done)
-    return Stage(scenario, role, "cpu", len(jobs), 0, 0, "tiny", "cpu", 0, 0.0, done)
+        return Stage(scenario=scenario, name=role, kind="infer", jobs=len(jobs), records=records, sequences=records, model=base.kind, mode=mode, bytes_per_job=logits_bytes(records),
+                     seconds_per_job=table.seconds(base.kind, mode, records), done=done)
+    return Stage(scenario=scenario, name=role, kind="cpu", jobs=len(jobs), records=0, sequences=0, model="tiny", mode="cpu", bytes_per_job=0, seconds_per_job=0.0, done=done)
 
 
 def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJob], vocab: int, base: Shape | None,
@@ -377,9 +377,9 @@ def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJ
     records = int(round(float(np.mean([j.selection.indices().size for j in jobs]))))
     mode = train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
-    return Stage(scenario, name, "train", len(jobs), records, sequences, shape.kind, mode, weights_bytes(shape),
-                 table.seconds(shape.kind, mode, sequences),
-                 None if store is None else _done(store, jobs), privacy=dp_record(recipe))
+    return Stage(scenario=scenario, name=name, kind="train", jobs=len(jobs), records=records, sequences=sequences, model=shape.kind, mode=mode, bytes_per_job=weights_bytes(shape),
+                 seconds_per_job=table.seconds(shape.kind, mode, sequences),
+                 done=None if store is None else _done(store, jobs), privacy=dp_record(recipe))
 
 
 # --- output -------------------------------------------------------------------------------------------------

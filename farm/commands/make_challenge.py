@@ -51,6 +51,8 @@ from farm.mico.splits import MICO_N_TOTAL, split_model
 from farm.spec.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.spec.recipes import Recipe, canonical_key
 from farm.store.atomic import atomic_write_text
+from farm.store.runner import JobRunner
+from farm.store.store import Store
 from farm.training.data import load_population
 
 
@@ -86,13 +88,13 @@ def challenge_jobs(config: ChallengeConfig, population_size: int, *, recipe_dir:
     recipes = {scenario: load_scenario_recipe(str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
                                               "make-challenge config", f"scenarios.{scenario}")
                for scenario, name in config.scenarios.items()}
-    constants = ChallengeConstants(population_size, config.len_training, config.len_challenge, config.population,
-                                   f"{ASSETS}/tokenizer", f"{ASSETS}/base",
-                                   {scenario: privacy_record(r) for scenario, r in recipes.items()})
+    constants = ChallengeConstants(n_total=population_size, len_training=config.len_training, len_challenge=config.len_challenge, population=config.population,
+                                   tokenizer=f"{ASSETS}/tokenizer", base_model=f"{ASSETS}/base",
+                                   targets={scenario: privacy_record(r) for scenario, r in recipes.items()})
     tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
     public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
-    base = TrainJob(config.public, StoreRef(tok.key), Selection.of(public_n, np.arange(public_n)), base_recipe,
+    base = TrainJob(population=config.public, tokenizer=StoreRef(tok.key), selection=Selection.of(public_n, np.arange(public_n)), recipe=base_recipe,
                     label="base")
     rng = np.random.default_rng([config.seed, 0xC4A11])
     targets = []
@@ -104,14 +106,14 @@ def challenge_jobs(config: ChallengeConfig, population_size: int, *, recipe_dir:
                 split = split_model(*seeds, n_total=population_size, len_training=config.len_training,
                                     len_challenge=config.len_challenge)
                 members = Selection.of(population_size, split.train_set())
-                spec = TargetSpec(config.population, StoreRef(tok.key), members, seeds[1] & 0x7FFFFFFF,
-                                  StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}",
+                spec = TargetSpec(population=config.population, tokenizer=StoreRef(tok.key), selection=members, seed=seeds[1] & 0x7FFFFFFF,
+                                  base=StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}",
                                   public=config.public, public_n=public_n)
                 built, forgotten = build_target(recipe, spec), None
                 if isinstance(recipe, Sisa) and recipe.forget:
                     assert split.solution is not None
-                    built, forgotten = forget_members(built, split.challenge, split.solution, recipe.forget, seeds[2])
-                targets.append(Target(scenario, phase, model_id, seeds, built, forgotten))
+                    built, forgotten = forget_members(built, split.challenge, split.solution, recipe.forget, seed=seeds[2])
+                targets.append(Target(scenario=scenario, phase=phase, model_id=model_id, seeds=seeds, build=built, forgotten=forgotten))
                 model_id += 1
     return ChallengeJobs(constants, tok, base, targets)
 
@@ -122,7 +124,7 @@ def privacy_record(recipe: Recipe | Defence) -> dict[str, Any]:
     return recipe_privacy(recipe) if isinstance(recipe, Recipe) else recipe.privacy()
 
 
-def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> Path:
+def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner) -> Path:
     """Build (or reuse, when complete and made from the same config) ``out/challenge`` and ``out/answers``."""
 
     config = load_challenge_config(config_path)
@@ -142,7 +144,7 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: Any) -> P
     return out
 
 
-def _write_trees(out: Path, p: ChallengeJobs, store: Any, config_key: str, *, release: bool = False) -> None:
+def _write_trees(out: Path, p: ChallengeJobs, store: Store, config_key: str, *, release: bool = False) -> None:
     """Assemble ``challenge``, ``answers`` (and with ``release``, ``assets``) in a temporary folder, then rename."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".building-") as tmp:
@@ -176,7 +178,7 @@ def _model_files(model_dir: Path) -> dict[str, Path]:
     return {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}
 
 
-def _write_target(challenge: Path, answers: Path, target: Target, store: Any, cache: Path, p: ChallengeJobs, *,
+def _write_target(challenge: Path, answers: Path, target: Target, store: Store, cache: Path, p: ChallengeJobs, *,
                   scratch: Path | None = None) -> None:
     """One target's folder (a plain model, or an ensemble folder for a defence with several members) and, for a
     dev/final target, its answers. ``scratch``: write a plain model in the release layout (``farm.training.weights.as_release``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -16,6 +16,10 @@ from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import Scenario, collect_signals, load_scenarios
 from farm.spec.recipes import to_dict
 from farm.store.atomic import atomic_write_text
+from farm.store.runner import RunReport
+
+if TYPE_CHECKING:  # the type only: importing the executor loads Ray
+    from farm.cluster.executor import Executor
 
 
 def best_config(results: Any, tune_config: TuneConfig, scenario: str, n_target: int) -> tuple[AttackConfig, dict]:
@@ -55,7 +59,7 @@ def config_yaml(config: AttackConfig) -> str:
 
 
 def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneConfig,
-                   executor: Any) -> tuple[float, int]:
+                   executor: Executor) -> tuple[float, int]:
     """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
     search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
     recipe = config.shadow_recipe(scenario.inputs.len_training)
@@ -64,20 +68,17 @@ def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneCo
     return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
 
-def count_trial_jobs(results: Any, executor: Any) -> None:
+def count_trial_jobs(results: Any, executor: Executor) -> None:
     """Add the jobs that trials ran and reused (each trial's last report) to ``executor``'s history, so that
     ``farm tune``'s ``jobs: N run, M reused`` line counts them."""
-    # lazy: loads Ray
-    from farm.cluster.executor import Report
-
     ran = reused = 0
     for result in results:
         metrics = result.metrics or {}
         ran, reused = ran + int(metrics.get("jobs_ran", 0)), reused + int(metrics.get("jobs_reused", 0))
-    executor.history.append(("tune trials", Report(ran=ran, skipped=reused)))
+    executor.history.append(("tune trials", RunReport(ran=ran, skipped=reused)))
 
 
-def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out: str | Path, *,
+def run_tune(challenge: str | Path, config_path: str | Path, executor: Executor, out: str | Path, *,
              scenarios: list[str] | None = None) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
     # lazy: loads Ray
@@ -86,7 +87,7 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Any, out:
     tune_config = load_tune_config(config_path)
     out = Path(out)
     _, loaded = load_scenarios(challenge, names=scenarios, assets=tune_config.assets)
-    ensure_ray(getattr(executor, "address", None))  # Tune needs Ray: ours (loopback) or the cluster named
+    ensure_ray(executor.address)  # Tune needs Ray: ours (loopback) or the cluster named
     defaults = load_attack_config(tune_config.default_attack)
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]

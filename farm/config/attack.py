@@ -39,7 +39,7 @@ def check_attack_inputs(config: str | Path, challenge: str | Path, answers: str 
     return configs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AttackConfig:
     """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
 

@@ -34,7 +34,7 @@ class Subset:
         require(self.offset >= 0, "offset", "an integer >= 0", self.offset)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PopulationSpec:
     """The shape of a population spec (see ``farm.training.data``); a config keeps the spec itself as a plain mapping."""
 
@@ -62,7 +62,7 @@ SOURCES = ("synthetic", "file", "glue-sst2")
 LAYOUTS = ("farm", "mico")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChallengeConfig:
     """A mini challenge: population, public corpus, split constants, model counts and one recipe per scenario."""
 

@@ -71,7 +71,7 @@ DP_WORDS = ("none", "matched")
 DP_MECHANISM_KEYS = ("noise_multiplier", "max_grad_norm", "clip_scale", "sampling", "delta", "accountant")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TuneConfig:
     """A search: its space, the budget and what "DP-matched" means per scenario.
 

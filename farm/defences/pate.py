@@ -45,7 +45,7 @@ from farm.spec.jobs import InferJob, Job, Selection, StoreRef, TrainJob, VoteJob
 from farm.spec.recipes import Recipe
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pate:
     """A PATE defence (YAML ``defence: pate``): ``teachers`` teachers trained with ``recipe`` on disjoint partitions
     of a target's training records; ``queries`` public records labelled by the teachers' noisy vote (GNMax with
@@ -73,7 +73,7 @@ class Pate:
 
     def aggregation(self, seed: int) -> Aggregation:
         """The vote aggregation of the target of seed ``seed``."""
-        return Aggregation(self.sigma, self.threshold, self.sigma1, seed=mix_seeds(self.seed, seed),
+        return Aggregation(sigma=self.sigma, threshold=self.threshold, sigma1=self.sigma1, seed=mix_seeds(self.seed, seed),
                            delta=self.delta, adjacency=self.adjacency)
 
     def privacy(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class Pate:
             raise SpecError(f"{target.label}: PATE needs a public split to query (the challenge's public corpus)",
                             key="public")
         p = pate_jobs(target, self, public=target.public, public_n=target.public_n)
-        return TargetBuild(tuple(p.jobs), (p.student.key,), "single", self.privacy(), state=p)
+        return TargetBuild(jobs=tuple(p.jobs), members=(p.student.key,), aggregate="single", privacy=self.privacy(), state=p)
 
 
 @dataclass(frozen=True)
@@ -134,15 +134,15 @@ def pate_jobs(target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], publ
     except SpecError as err:  # a teacher left with no records: name the target
         raise SpecError(f"{target.label}: {err.detail}", key=err.key) from None
     n_total = target.selection.n_total
-    teachers = tuple(TrainJob(target.population, target.tokenizer, Selection.of(n_total, part),
-                              dataclasses.replace(pate.recipe, seed=mix_seeds(target.seed, i) & 0x7FFFFFFF),
-                              target.base, label=f"{target.label}/teacher_{i}") for i, part in enumerate(parts))
+    teachers = tuple(TrainJob(population=target.population, tokenizer=target.tokenizer, selection=Selection.of(n_total, part),
+                              recipe=dataclasses.replace(pate.recipe, seed=mix_seeds(target.seed, i) & 0x7FFFFFFF),
+                              base=target.base, label=f"{target.label}/teacher_{i}") for i, part in enumerate(parts))
     rng = np.random.default_rng([mix_seeds(pate.seed, target.seed), 0x9E81C])
     queried = Selection.of(public_n, np.sort(rng.choice(public_n, pate.queries, replace=False)))
-    answers = tuple(InferJob(public, target.tokenizer, StoreRef(t.key), queried, max_length=pate.recipe.max_length,
+    answers = tuple(InferJob(population=public, tokenizer=target.tokenizer, model=StoreRef(t.key), selection=queried, max_length=pate.recipe.max_length,
                              precision=pate.recipe.precision, label=f"{t.label}/answers") for t in teachers)
     votes = VoteJob(tuple(StoreRef(a.key) for a in answers), pate.aggregation(target.seed),
                     label=f"{target.label}/votes")
-    student = TrainJob(public, target.tokenizer, queried, dataclasses.replace(pate.student, seed=target.seed),
-                       target.base, labels=StoreRef(votes.key), label=f"{target.label}/student")
+    student = TrainJob(population=public, tokenizer=target.tokenizer, selection=queried, recipe=dataclasses.replace(pate.student, seed=target.seed),
+                       base=target.base, labels=StoreRef(votes.key), label=f"{target.label}/student")
     return PateJobs(teachers, answers, votes, student)

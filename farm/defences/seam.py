@@ -51,7 +51,7 @@ AGGREGATES = ("single", "mean", "vote")
 VOTE_FLOOR = 1e-3  # the least vote fraction an ensemble reports, so that log(fraction) stays finite
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetSpec:
     """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0, 2**31)``."""
 
@@ -69,7 +69,7 @@ class TargetSpec:
         require(self.public_n >= 0, "public_n", "an integer >= 0", self.public_n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetBuild:
     """The jobs of one released model and how its members answer (see the module docstring)."""
 
@@ -138,9 +138,9 @@ def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
     ``target.seed``) released as a single model."""
     if not isinstance(recipe, Recipe):
         return recipe.build(target)
-    job = TrainJob(target.population, target.tokenizer, target.selection, dataclasses.replace(recipe, seed=target.seed),
-                   target.base, label=target.label)
-    return TargetBuild((job,), (job.key,), "single", recipe_privacy(recipe))
+    job = TrainJob(population=target.population, tokenizer=target.tokenizer, selection=target.selection, recipe=dataclasses.replace(recipe, seed=target.seed),
+                   base=target.base, label=target.label)
+    return TargetBuild(jobs=(job,), members=(job.key,), aggregate="single", privacy=recipe_privacy(recipe))
 
 
 def redone(before: TargetBuild, after: TargetBuild) -> list[Job]:

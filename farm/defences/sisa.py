@@ -42,7 +42,7 @@ Layout = tuple[tuple[np.ndarray, ...], ...]  # [shard][slice] -> sorted int64 po
 _SPLIT = 0x515A  # the stream tag of a target's shard split (shuffle or keyed hash)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sisa:
     """A SISA defence config (YAML: ``defence: sisa``). ``aggregate``: ``mean`` (average the members'
     probability vectors) or ``vote`` (majority vote). ``forget``: an unlearning challenge -- each target is
@@ -128,14 +128,14 @@ def build_layout(defence: Sisa, target: TargetSpec, layout: Layout) -> TargetBui
         for r in range(len(shard)):
             if not shard[r].size:  # a slice emptied by unlearning: no checkpoint (the shard's data did not grow)
                 continue
-            job = TrainJob(target.population, target.tokenizer, Selection.of(n_total, np.concatenate(shard[: r + 1])),
-                           _checkpoint_recipe(defence.recipe, target.seed, s, r, first=first),
-                           previous, label=f"{target.label}/shard_{s}/slice_{r}")
+            job = TrainJob(population=target.population, tokenizer=target.tokenizer, selection=Selection.of(n_total, np.concatenate(shard[: r + 1])),
+                           recipe=_checkpoint_recipe(defence.recipe, target.seed, s, r, first=first),
+                           base=previous, label=f"{target.label}/shard_{s}/slice_{r}")
             jobs.append(job)
             previous, first = StoreRef(job.key), False
         members.append(jobs[-1].key)
-    return TargetBuild(tuple(jobs), tuple(members), defence.aggregate, defence.privacy(),
-                       SisaState(defence, target, layout))
+    return TargetBuild(jobs=tuple(jobs), members=tuple(members), aggregate=defence.aggregate, privacy=defence.privacy(),
+                       state=SisaState(defence, target, layout))
 
 
 def _checkpoint_recipe(recipe: Recipe, seed: int, shard: int, slice_: int, *, first: bool) -> Recipe:
@@ -168,7 +168,7 @@ def shard_of(plan: TargetBuild, index: int) -> tuple[int, int] | None:
 
 
 def forget_members(plan: TargetBuild, challenge: np.ndarray, solution: np.ndarray, count: int,
-                   seed: int) -> tuple[TargetBuild, np.ndarray]:
+                   *, seed: int) -> tuple[TargetBuild, np.ndarray]:
     """An unlearning challenge's target: ``count`` of the challenge members (``challenge``: population indices in
     challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and unlearned from ``plan``. Returns the
     unlearned plan and the 0/1 ``forgotten`` mask in challenge order (1 = trained on, then forgotten)."""

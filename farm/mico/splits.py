@@ -57,7 +57,7 @@ def mico_shuffle(seed: int, n: int) -> np.ndarray:
     return np.asarray(perm, dtype=np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSplit:
     """Population indices of one challenge model's sets; ``None`` where the seed needed is missing.
 
@@ -120,7 +120,7 @@ def split_model(
         nonmember, member = challenge[r[:m]], challenge[r[m:]]
         solution = np.zeros(2 * m, dtype=np.int64)
         solution[r[m:]] = 1
-    return ModelSplit(challenge, rest, training, evaluation, nonmember, member, solution)
+    return ModelSplit(challenge=challenge, rest=rest, training=training, evaluation=evaluation, nonmember=nonmember, member=member, solution=solution)
 
 
 def _as_int(value: object, name: str) -> int:

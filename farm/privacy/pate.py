@@ -71,7 +71,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's constants
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Aggregation:
     """How teacher votes become labels (all fields semantic: they are part of a vote job's key).
 

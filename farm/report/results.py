@@ -42,7 +42,7 @@ class TargetPrivacy:
         return self.record.get("adjacency")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Audit:
     """Empirical epsilon lower bounds (``farm.attacks.audit``) of one test: the threshold chosen on the
     models ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``; beside
@@ -59,7 +59,7 @@ class Audit:
     independent_validity: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScenarioResult:
     """Scores of one scenario: raw dev/final scores per model, metrics per phase (pooled with
     ``farm.mico.scorer.pooled_scores``), ROC curves per phase, compute spent.

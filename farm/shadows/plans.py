@@ -21,7 +21,7 @@ from farm.errors import SpecError
 PLANS = ("none", "per-target", "pool")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanSpec:
     """``kind`` in ``PLANS``; ``shadows`` (pool size, a multiple of ``group``); ``seed`` of the pool's partitions;
     ``targets`` for per-target: the phases whose models get a reference."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +26,12 @@ from farm.challenge.tree import Assets, Challenge, ModelEntry, read_challenge
 from farm.errors import ConfigError
 from farm.mico.scorer import pooled_scores, score
 from farm.shadows.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
-from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, Selection, StoreRef, TrainJob
+from farm.spec.jobs import HubRef, InferJob, PathRef, Ref, Selection, StoreRef, TrainJob
 from farm.spec.queries import QueryFamily
 from farm.spec.recipes import Recipe
 from farm.stopwatch import Stopwatch
 from farm.store.run_job import job_seconds
+from farm.store.runner import JobRunner
 from farm.store.store import Store, fingerprint
 from farm.training.data import load_population
 
@@ -51,7 +52,7 @@ class ModelId:
         return f"{self.scenario}/{self.phase}/model_{self.model_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChallengeInputs:
     """What every job of one challenge shares: the population spec, tokenizer and base model (pinned), the
     population size and the targets' training-set size (``len_training``: where a matched shadow's mechanism is
@@ -64,7 +65,7 @@ class ChallengeInputs:
     len_training: int
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Scenario:
     """One scenario's provided models and what is known about them; ``signals`` once collected.
 
@@ -143,13 +144,13 @@ class Scenario:
         keep = np.concatenate([self.keep, np.stack(shadow_keep) if n else np.zeros((0, self.records.size), np.int8)])
         columns = np.concatenate([self.columns, np.full((n, self.columns.shape[1]), -1, np.int64)])
         labelled = np.array([m.phase == "train" for m in self.models] + [False] * n)
-        return replace(self, signals=Signals(logits, self.labels, keep, columns, labelled, query_logits, grad_norm))
+        return replace(self, signals=Signals(logits=logits, labels=self.labels, keep=keep, challenge=columns, labelled=labelled, query_logits=query_logits, grad_norm=grad_norm))
 
 
 Span = tuple[float, float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Mechanism:
     """How a set of shadows was trained, as their training metadata (``farm.json``, kept in each store manifest)
     records it. Values that may differ between shadows of one set (their sizes differ slightly) are
@@ -183,8 +184,8 @@ def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int 
     if not metas:
         return None
     span = lambda values: (min(values), max(values))  # noqa: E731
-    base = Mechanism(len(metas), span([m["n_train"] for m in metas]), int(metas[0]["recipe"]["batch_size"]),
-                     span([m["steps"] for m in metas]), matched_n=matched_n)
+    base = Mechanism(shadows=len(metas), n_train=span([m["n_train"] for m in metas]), batch_size=int(metas[0]["recipe"]["batch_size"]),
+                     steps=span([m["steps"] for m in metas]), matched_n=matched_n)
     dp = [m["dp"] for m in metas if "dp" in m]
     if not dp:
         return base
@@ -192,14 +193,6 @@ def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int 
                    sampling=str(metas[0]["recipe"]["dp"]["sampling"]), sample_rate=span([d["sample_rate"] for d in dp]),
                    epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]),
                    accountant=metas[0]["recipe"]["dp"].get("accountant"))
-
-
-class JobRunner(Protocol):
-    """What ``collect_signals`` needs of an executor (``farm.cluster.executor.Executor``): run jobs into a store."""
-
-    store: Store
-
-    def run(self, jobs: Sequence[Job], *, title: str = ...) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -245,15 +238,15 @@ def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | Non
                           f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
                           f"need n_total = {inputs.n_total}")
     with watch.stage("scheduling"):  # splits, unions and keep masks of every model
-        return ch, {name: build_scenario(ch, name, inputs, labels, answers) for name in names or ch.scenarios()}
+        return ch, {name: build_scenario(ch, name, inputs, labels, answers=answers) for name in names or ch.scenarios()}
 
 
 def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeInputs:
     """The challenge's shared inputs (with ``assets`` applied); a tokenizer or base model found on disk is pinned
     by its fingerprint."""
     c = (assets or Assets()).apply(ch.root, ch.constants)
-    return ChallengeInputs(pin_population(c.population), pin(c.locate(ch.root, c.tokenizer)),
-                           pin(c.locate(ch.root, c.base_model)), c.n_total, c.len_training)
+    return ChallengeInputs(population=pin_population(c.population), tokenizer=pin(c.locate(ch.root, c.tokenizer)),
+                           base=pin(c.locate(ch.root, c.base_model)), n_total=c.n_total, len_training=c.len_training)
 
 
 def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +264,7 @@ def pin(ref: str) -> Ref:
 
 
 def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np.ndarray,
-                   answers: Challenge | None = None) -> Scenario:
+                   *, answers: Challenge | None = None) -> Scenario:
     """Scenario ``name`` of ``ch``: splits, records, keep masks, solutions (``labels``: the population's)."""
     entries = ch.select(name)
     ids = [ModelId(m.scenario, m.phase, m.model_id) for m in entries]
@@ -288,8 +281,8 @@ def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np
         known = set(ids)
         solutions.update({i: m.solution for m in answers.select(name)
                           if m.solution is not None and (i := ModelId(m.scenario, m.phase, m.model_id)) in known})
-    return Scenario(name, inputs, dict(zip(ids, entries)), records, np.asarray(labels)[records], np.stack(keep),
-                    columns, solutions)
+    return Scenario(name=name, inputs=inputs, models=dict(zip(ids, entries)), records=records, labels=np.asarray(labels)[records], keep=np.stack(keep),
+                    columns=columns, solutions=solutions)
 
 
 def plan_shadows(scenario: Scenario, plan: PlanSpec) -> list[Shadow]:
@@ -306,8 +299,8 @@ def train_jobs(scenario: Scenario, recipe: Recipe, shadows: Sequence[Shadow]) ->
     """One training per shadow; shadow ``i`` trains with seed ``recipe.seed * 100003 + i``."""
     inputs = scenario.inputs
     base = inputs.base if recipe.model.name == "base" else None
-    return [TrainJob(inputs.population, inputs.tokenizer, Selection.of(inputs.n_total, s.indices),
-                     replace(recipe, seed=recipe.seed * 100_003 + i), base, label=f"{scenario.name}/{s.name}")
+    return [TrainJob(population=inputs.population, tokenizer=inputs.tokenizer, selection=Selection.of(inputs.n_total, s.indices),
+                     recipe=replace(recipe, seed=recipe.seed * 100_003 + i), base=base, label=f"{scenario.name}/{s.name}")
             for i, s in enumerate(shadows)]
 
 
@@ -338,7 +331,7 @@ def infer_jobs(scenario: Scenario, trains: Sequence[TrainJob], extras: Extras = 
     sel = Selection.of(inputs.n_total, scenario.records)
     refs: list[tuple[str, Ref]] = [(str(m), model_ref(e)) for m, e in scenario.models.items()]
     refs += [(f"infer {t.label}", StoreRef(t.key)) for t in trains]
-    return [InferJob(inputs.population, inputs.tokenizer, ref, sel, label=label, queries=extras.queries,
+    return [InferJob(population=inputs.population, tokenizer=inputs.tokenizer, model=ref, selection=sel, label=label, queries=extras.queries,
                      grad_norm=extras.grad_norm) for label, ref in refs]
 
 
@@ -384,10 +377,10 @@ def collect_many(planned: Sequence[ShadowJobs], executor: JobRunner, *, title: s
     start = time.perf_counter()
     report = executor.run([*trains, *infers], title=title)
     wall = time.perf_counter() - start
-    ran = getattr(report, "results", {}) or {}
+    ran = report.results
     spent = {kind: sum(float(ran[j.key].get("seconds", 0.0)) for j in jobs if ran.get(j.key, {}).get("ran"))
              for kind, jobs in (("training", trains), ("inference", infers))}
-    checks = float(getattr(report, "check_seconds", 0.0))
+    checks = report.check_seconds
     watch.add("scheduling", checks)
     for kind, seconds in spent.items():
         watch.add_jobs(kind, seconds)

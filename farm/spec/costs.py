@@ -43,7 +43,7 @@ ESTIMATE = "estimate (H100 SXM, from FLOPs; see farm.spec.costs)"
 TABLE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Shape:
     """A RoBERTa sequence classifier's sizes (HF ``RobertaConfig`` names), for counting parameters."""
 

@@ -119,7 +119,7 @@ class TokenizerJob:
         return canonical_key("tokenizer", {"population": pop, "vocab_size": self.vocab_size})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainJob:
     """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model name ``base``.
 
@@ -150,7 +150,7 @@ class TrainJob:
         return canonical_key("train", payload)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InferJob:
     """Logits of ``model`` on ``selection`` of ``population`` (rows in sorted index order).
 

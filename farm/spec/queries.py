@@ -21,7 +21,7 @@ import numpy as np
 KINDS = ("identity", "dropout", "swap")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueryFamily:
     """The queries every record gets: ``kinds[q]`` for query ``q`` (keep ``identity`` first so that query 0 is
     the record itself); ``drop_rate``: chance a word is dropped by ``dropout`` (at least one word stays);

@@ -56,7 +56,7 @@ class ModelSpec:
         require(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "a fraction in [0, 1)", self.dropout)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DPConfig:
     """DP-SGD with Opacus. Exactly one of ``target_epsilon`` / ``noise_multiplier``; ``delta`` is required.
 
@@ -110,7 +110,7 @@ class LabelNoise:
         require(self.epsilon > 0, "epsilon", "a number > 0 (label-DP epsilon)", self.epsilon)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer: betas
     (0.9, 0.999), eps 1e-8), no warm-up.

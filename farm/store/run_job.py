@@ -27,7 +27,7 @@ from farm.store.store import Store
 from farm.training.data import Population, Tokenized, load_population, tokenize
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     """Per-worker caches keyed by canonical JSON of their inputs. ``perf`` applies to every job it runs."""
 

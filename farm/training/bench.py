@@ -26,7 +26,7 @@ from farm.spec.recipes import DPConfig, ModelSpec, Perf, Recipe
 from farm.training.data import Tokenized
 
 log = logging.getLogger(__name__)
-SHAPES = {"tiny": Shape(4_096, 64, 2, 256, 70), "roberta-base": Shape()}
+SHAPES = {"tiny": Shape(vocab_size=4_096, hidden_size=64, num_hidden_layers=2, intermediate_size=256, max_position_embeddings=70), "roberta-base": Shape()}
 HEADS = {"tiny": 2, "roberta-base": 12}
 INFER_REPEATS = 4
 RUNS = 2

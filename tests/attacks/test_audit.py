@@ -110,7 +110,7 @@ def test_one_point_per_model_bound_by_hand():
 
     scenario, raw, fit, held = _one_point_case()
     target = TargetPrivacy(None, 1e-5, "test")
-    got, why = one_point_audit(scenario, raw, fit, held, target, validity="because")
+    got, why = one_point_audit(scenario, raw, fit, held, target=target, validity="because")
     assert why == "because" and got.threshold == pytest.approx(0.8)
     assert (got.fp, got.negatives, got.fn, got.positives) == (0, 10, 1, 10)  # one trial per model
     assert got.fpr_hi == pytest.approx(0.308497, abs=1e-6)
@@ -123,7 +123,7 @@ def test_one_point_per_model_needs_both_labels_among_the_picks():
     from farm.report.results import TargetPrivacy
 
     scenario, raw, fit, held = _one_point_case()
-    got, why = one_point_audit(scenario, raw, fit, held[:10], TargetPrivacy(None, 1e-5, "test"))
+    got, why = one_point_audit(scenario, raw, fit, held[:10], target=TargetPrivacy(None, 1e-5, "test"))
     assert got is None and why == "not computed: the 10 picked points hold no non-member"
 
 

@@ -26,7 +26,7 @@ def synthetic(seed=0, n_records=400, n_labelled=12, n_shadows=8, n_targets=6, p=
     keep[n_labelled : n_labelled + n_targets] = UNKNOWN
     labelled = np.zeros(m, bool)
     labelled[:n_labelled] = True
-    return Signals(logits, np.zeros(n_records, np.int64), keep, challenge, labelled), truth, n_labelled, n_targets
+    return Signals(logits=logits, labels=np.zeros(n_records, np.int64), keep=keep, challenge=challenge, labelled=labelled), truth, n_labelled, n_targets
 
 
 def _auc(signals, truth, targets, scores):
@@ -58,7 +58,7 @@ def test_in_calibration_by_hand():
     margins = np.array([[2.0, -1.0], [1.0, 0.0], [3.0, 1.0]])
     logits = np.stack([margins, np.zeros_like(margins)], axis=-1)
     keep = np.array([[UNKNOWN, UNKNOWN], [IN, OUT], [IN, IN]], dtype=np.int8)
-    s = Signals(logits, np.zeros(2, np.int64), keep, np.array([[0, 1], [-1, -1], [-1, -1]]), np.array([0, 1, 1], bool))
+    s = Signals(logits=logits, labels=np.zeros(2, np.int64), keep=keep, challenge=np.array([[0, 1], [-1, -1], [-1, -1]]), labelled=np.array([0, 1, 1], bool))
     lp = -np.log1p(np.exp(-margins))
     expected = [lp[0, 0] - (lp[1, 0] + lp[2, 0]) / 2, lp[0, 1] - lp[2, 1]]
     np.testing.assert_allclose(in_calibration(s, np.array([0]))[0], expected)
@@ -77,14 +77,14 @@ def test_a_labelled_target_is_never_its_own_reference():
     logits = s.logits.copy()
     others = np.setdiff1d(np.arange(logits.shape[1]), s.challenge[t])
     logits[t, others, 0] += 3.0
-    moved = Signals(logits, s.labels, s.keep, s.challenge, s.labelled)
+    moved = Signals(logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled)
     for name in ("in_calibration", "lira_online"):
         np.testing.assert_allclose(run_attack(name, moved, np.array([t])), before[name])
     assert not np.allclose(run_attack("rmia", moved, np.array([t])), before["rmia"])
     # Its own membership (its keep row: answers and the rest) enters nothing.
     keep = s.keep.copy()
     keep[t] = 1 - keep[t]
-    flipped = Signals(s.logits, s.labels, keep, s.challenge, s.labelled)
+    flipped = Signals(logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled)
     for name in before:
         np.testing.assert_array_equal(run_attack(name, flipped, np.array([t])), before[name])
 
@@ -102,7 +102,7 @@ def test_rmia_score_of_a_target_does_not_change_with_its_own_keep_mask(name):
         before = run_attack(name, s, np.array([t]))
         keep = s.keep.copy()
         keep[t] = 1 - keep[t]
-        flipped = Signals(s.logits, s.labels, keep, s.challenge, s.labelled)
+        flipped = Signals(logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled)
         after = run_attack(name, flipped, np.array([t]))
         np.testing.assert_array_equal(after, before)
 
@@ -146,7 +146,7 @@ def test_offline_lira_uses_no_in_references():
     a = lira(s, targets, online=False)
     logits = s.logits.copy()
     logits[s.keep == IN] += 5.0  # IN references change; offline scores must not
-    moved = Signals(logits, s.labels, s.keep, s.challenge, s.labelled)
+    moved = Signals(logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled)
     np.testing.assert_allclose(lira(moved, targets, online=False), a)
     assert OUT == 0
 
@@ -196,7 +196,7 @@ def test_per_example_variance_wins_when_noise_differs_per_record():
     keep[nl : 2 * nl] = UNKNOWN
     labelled = np.zeros(m, bool)
     labelled[:nl] = True
-    s = Signals(np.stack([margin, np.zeros_like(margin)], -1), np.zeros(r, np.int64), keep, challenge, labelled)
+    s = Signals(logits=np.stack([margin, np.zeros_like(margin)], -1), labels=np.zeros(r, np.int64), keep=keep, challenge=challenge, labelled=labelled)
     targets = np.arange(nl, 2 * nl)
     per = _auc(s, truth, targets, lira(s, targets, fixed_variance=False, min_count=8))
     fixed = _auc(s, truth, targets, lira(s, targets, fixed_variance=True))
@@ -208,8 +208,8 @@ def _prob_signals(target, refs, keep):
     probs = np.array([target, *refs])
     logits = np.stack([np.log(probs), np.log1p(-probs)], axis=-1)
     challenge = np.array([[0, 1]] + [[-1, -1]] * len(refs))
-    return Signals(logits, np.zeros(probs.shape[1], np.int64), np.array(keep, np.int8), challenge,
-                   np.array([False] * probs.shape[0]))
+    return Signals(logits=logits, labels=np.zeros(probs.shape[1], np.int64), keep=np.array(keep, np.int8), challenge=challenge,
+                   labelled=np.array([False] * probs.shape[0]))
 
 
 def test_rmia_by_hand():

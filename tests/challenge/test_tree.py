@@ -34,7 +34,7 @@ def test_mico_constants_without_json(tmp_path):
 
 
 def test_write_read_roundtrip_constants(tmp_path):
-    c = ChallengeConstants(100, 80, 10, {"source": "synthetic", "seed": 3})
+    c = ChallengeConstants(n_total=100, len_training=80, len_challenge=10, population={"source": "synthetic", "seed": 3})
     write_constants(tmp_path, c)
     assert read_constants(tmp_path) == c
 
@@ -157,8 +157,8 @@ def test_answers_tree_skips_weight_checks(tiny_answers):
 
 
 def test_base_model_weights_in_assets_checked(tiny_challenge, tmp_path):
-    c = ChallengeConstants(TINY.n_total, TINY.len_training, TINY.len_challenge, TINY.population,
-                           "roberta-base", "assets/base")
+    c = ChallengeConstants(n_total=TINY.n_total, len_training=TINY.len_training, len_challenge=TINY.len_challenge, population=TINY.population,
+                           tokenizer="roberta-base", base_model="assets/base")
     write_constants(tiny_challenge, c)
     (tiny_challenge / "assets" / "base").mkdir(parents=True)
     bomb = write_pickle_bomb(tiny_challenge / "assets" / "base" / "pytorch_model.bin", tmp_path / "code-ran")

@@ -150,7 +150,7 @@ def test_make_challenge_plan_counts_every_defence_job():
 def test_roberta_base_sizes():
     assert ROBERTA_BASE.params == 124_647_170 and ROBERTA_BASE.kind == "roberta-base"
     assert 498e6 < weights_bytes(ROBERTA_BASE) < 499e6
-    assert Shape(4096, 64, 2, 256, 70).kind == "tiny"
+    assert Shape(vocab_size=4096, hidden_size=64, num_hidden_layers=2, intermediate_size=256, max_position_embeddings=70).kind == "tiny"
     assert logits_bytes(1000) == 16_000
 
 

@@ -17,14 +17,14 @@ POP = {"source": "synthetic", "n": 300, "seed": 0}
 
 
 def target(seed=5):
-    return TargetSpec(POP, StoreRef("tok"), Selection.of(300, np.arange(280)), seed, StoreRef("base"), "s/model_0")
+    return TargetSpec(population=POP, tokenizer=StoreRef("tok"), selection=Selection.of(300, np.arange(280)), seed=seed, base=StoreRef("base"), label="s/model_0")
 
 
 def test_plain_recipe_is_one_training_released_as_itself():
     recipe = load_recipe("mini-inf")
     plan = build_target(recipe, target())
-    job = TrainJob(POP, StoreRef("tok"), Selection.of(300, np.arange(280)), recipe.__class__(**{**recipe.__dict__,
-                   "seed": 5}), StoreRef("base"))
+    job = TrainJob(population=POP, tokenizer=StoreRef("tok"), selection=Selection.of(300, np.arange(280)), recipe=recipe.__class__(**{**recipe.__dict__,
+                   "seed": 5}), base=StoreRef("base"))
     assert plan.jobs == (job,) and plan.members == (job.key,) and plan.aggregate == "single"  # keys as before
     assert plan.privacy == recipe_privacy(recipe) == {"epsilon": "inf"}
 
@@ -32,11 +32,11 @@ def test_plain_recipe_is_one_training_released_as_itself():
 def test_defence_plan_contract_is_checked():
     job = build_target(load_recipe("mini-inf"), target()).jobs[0]
     with pytest.raises(SpecError, match="members"):
-        TargetBuild((job,), ("not-a-job-key",), "mean", {})
+        TargetBuild(jobs=(job,), members=("not-a-job-key",), aggregate="mean", privacy={})
     with pytest.raises(SpecError, match="exactly one member"):
-        TargetBuild((job, job), (job.key, job.key), "single", {})
+        TargetBuild(jobs=(job, job), members=(job.key, job.key), aggregate="single", privacy={})
     with pytest.raises(SpecError, match="aggregate"):
-        TargetBuild((job,), (job.key,), "median", {})
+        TargetBuild(jobs=(job,), members=(job.key,), aggregate="median", privacy={})
 
 
 @pytest.mark.parametrize("name", ["sisa-s5-r1", "sisa-s5-r5"])
@@ -85,7 +85,7 @@ def test_forgetting_more_than_the_challenge_members_fails_at_load(tmp_path):
 
 
 def test_redone_lists_new_keys_only():
-    sisa = Sisa(load_recipe("mini-inf"), shards=2, slices=2)
+    sisa = Sisa(recipe=load_recipe("mini-inf"), shards=2, slices=2)
     before = build_target(sisa, target())
     after = build_target(sisa, target(seed=6))
     assert redone(before, before) == [] and len(redone(before, after)) == 4

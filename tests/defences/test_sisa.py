@@ -19,7 +19,7 @@ MEMBERS = np.random.default_rng(0).choice(300, 280, replace=False)
 
 
 def target(seed=3):
-    return TargetSpec(POP, StoreRef(TOKENIZER.key), Selection.of(300, MEMBERS), seed, None, "sisa")
+    return TargetSpec(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=Selection.of(300, MEMBERS), seed=seed, base=None, label="sisa")
 
 
 @pytest.mark.parametrize("shards, slices", [(1, 1), (5, 1), (3, 4), (7, 5)])
@@ -43,7 +43,7 @@ def test_split_refuses_empty_slices():
 
 
 def test_checkpoints_chain_through_base():
-    plan = build_target(Sisa(TINY, shards=2, slices=3), target())
+    plan = build_target(Sisa(recipe=TINY, shards=2, slices=3), target())
     assert len(plan.jobs) == 6 and plan.aggregate == "mean"
     first, second, third = plan.jobs[:3]
     assert first.recipe.model.name == "tiny" and first.base is None  # the member recipe as it starts
@@ -55,7 +55,7 @@ def test_checkpoints_chain_through_base():
 
 
 def test_unlearning_keeps_unaffected_shards_and_prefixes():
-    plan = build_target(Sisa(TINY, shards=3, slices=4), target())
+    plan = build_target(Sisa(recipe=TINY, shards=3, slices=4), target())
     record = int(plan.state.layout[1][2][0])
     assert shard_of(plan, record) == (1, 2)
     after = unlearn(plan, [record, 299 if 299 not in MEMBERS else -1])  # a never-trained index is ignored
@@ -65,7 +65,7 @@ def test_unlearning_keeps_unaffected_shards_and_prefixes():
 
 
 def test_unlearning_a_whole_slice_drops_its_checkpoint():
-    plan = build_target(Sisa(TINY, shards=2, slices=3), target())
+    plan = build_target(Sisa(recipe=TINY, shards=2, slices=3), target())
     after = unlearn(plan, plan.state.layout[0][0])
     labels = [j.label for j in after.jobs if "shard_0" in j.label]
     assert labels == ["sisa/shard_0/slice_1", "sisa/shard_0/slice_2"] and after.jobs[0].recipe.model.name == "tiny"
@@ -74,7 +74,7 @@ def test_unlearning_a_whole_slice_drops_its_checkpoint():
 
 
 def test_forget_members_draws_challenge_members():
-    plan = build_target(Sisa(TINY, shards=2, slices=1), target())
+    plan = build_target(Sisa(recipe=TINY, shards=2, slices=1), target())
     challenge = MEMBERS[:20]
     solution = np.r_[np.ones(10, np.int64), np.zeros(10, np.int64)]
     after, mask = forget_members(plan, challenge, solution, 3, seed=-5)
@@ -93,13 +93,13 @@ def test_dp_members_with_several_slices_are_refused_at_load(tmp_path):
 
     dp = Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-5))
     with pytest.raises(SpecError, match="slices: expected 1 with a DP member recipe") as info:
-        Sisa(dp, shards=2, slices=3)
+        Sisa(recipe=dp, shards=2, slices=3)
     assert info.value.key == "slices"
     bad = tmp_path / "bad.yaml"
     bad.write_text("defence: sisa\nrecipe: mini-lo\nshards: 2\nslices: 2\n")
     with pytest.raises(ConfigError, match=f"{bad}: slices: expected 1 with a DP member recipe"):
         load_defence(bad)
-    assert Sisa(TINY, shards=2, slices=3).slices == 3  # without DP, slicing is SISA's business
+    assert Sisa(recipe=TINY, shards=2, slices=3).slices == 3  # without DP, slicing is SISA's business
 
 
 def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
@@ -109,7 +109,7 @@ def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
     records."""
     dp = DPConfig(target_epsilon=4.0, delta=1e-5, sampling="shuffle")
     member = dataclasses.replace(TINY, dp=dp, group_by_length=False)
-    defence = Sisa(member, shards=4, slices=1, aggregate="vote")
+    defence = Sisa(recipe=member, shards=4, slices=1, aggregate="vote")
     record = defence.privacy()
     assert record == {
         "epsilon": 4.0, "delta": 1e-5, "accountant": "prv", "sampling": "shuffle",
@@ -152,7 +152,7 @@ def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):
 
     store = Store(tmp_path / "store")
     executor = Executor(store, workers=2, progress=None)
-    plan = build_target(Sisa(TINY, shards=2, slices=2), target())
+    plan = build_target(Sisa(recipe=TINY, shards=2, slices=2), target())
     first = executor.run([TOKENIZER, *plan.jobs])
     assert first.ran == 5
     late = unlearn(plan, [int(plan.state.layout[1][1][0])])  # shard 1, last slice: one checkpoint redone

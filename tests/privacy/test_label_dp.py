@@ -53,9 +53,9 @@ def test_recipe_option_is_typed_and_keyed():
     with pytest.raises(SpecError, match="label_noise.epsilon"):
         from_dict(Recipe, {"label_noise": {"epsilon": 0}})
     pop, sel = {"source": "synthetic", "n": 10}, Selection.of(10, np.arange(5))
-    plain = TrainJob(pop, HubRef("t"), sel, Recipe())
-    noisy = TrainJob(pop, HubRef("t"), sel, recipe)
-    other = TrainJob(pop, HubRef("t"), sel, dataclasses.replace(recipe, label_noise=LabelNoise(epsilon=2.0)))
+    plain = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=Recipe())
+    noisy = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=recipe)
+    other = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=dataclasses.replace(recipe, label_noise=LabelNoise(epsilon=2.0)))
     assert len({plain.key, noisy.key, other.key}) == 3
     # a recipe without label noise keeps the key it had before the field existed
     before = {k: v for k, v in to_dict(Recipe()).items() if k != "label_noise"}

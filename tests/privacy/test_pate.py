@@ -159,15 +159,15 @@ def test_gnmax_without_noise_is_the_plurality_vote():
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 20, (500, 3))
     assert np.array_equal(gnmax(counts, 0.0, rng), counts.argmax(axis=1))
-    assert np.array_equal(Aggregation(0.0).labels(counts), counts.argmax(axis=1))
+    assert np.array_equal(Aggregation(sigma=0.0).labels(counts), counts.argmax(axis=1))
 
 
 def test_gnmax_noise_is_seeded_and_flips_close_votes_only():
     counts = np.tile([[60, 40]], (2000, 1))
-    labels = Aggregation(5.0, seed=1).labels(counts)
-    assert np.array_equal(labels, Aggregation(5.0, seed=1).labels(counts))
+    labels = Aggregation(sigma=5.0, seed=1).labels(counts)
+    assert np.array_equal(labels, Aggregation(sigma=5.0, seed=1).labels(counts))
     # P(noisy 40 > noisy 60) = P(N(0, 2 * 25) > 20) = 1 - Phi(20 / sqrt(50)): about 0.0023
-    assert (labels == 1).mean() < 0.01 and (Aggregation(30.0, seed=1).labels(counts) == 1).mean() > 0.2
+    assert (labels == 1).mean() < 0.01 and (Aggregation(sigma=30.0, seed=1).labels(counts) == 1).mean() > 0.2
 
 
 def test_confident_gnmax_answers_only_confident_queries():
@@ -175,7 +175,7 @@ def test_confident_gnmax_answers_only_confident_queries():
     labels = confident_gnmax(counts, threshold=8, sigma1=1e-6, sigma2=1e-6, seed=0)
     assert labels[:50].tolist() == [0] * 50 and labels[50:].tolist() == [-1] * 50
     assert (confident_gnmax(counts, threshold=100, sigma1=1.0, sigma2=1.0, seed=0) == -1).all()
-    agg = Aggregation(1e-6, threshold=8, sigma1=1e-6, seed=2)
+    agg = Aggregation(sigma=1e-6, threshold=8, sigma1=1e-6, seed=2)
     assert np.array_equal(agg.labels(counts), labels)
 
 
@@ -196,7 +196,7 @@ def test_accountant_matches_a_hand_computed_case():
     assert balle15 == pytest.approx(0.9375 + 8.8048753 / 14 - 0.0689929, abs=1e-6)  # 1.497427
     eps, order = rdp_epsilon(orders, pate_rdp(orders, queries=100, answered=100, sigma=40.0), delta)
     assert (eps, order) == (pytest.approx(balle15), 15.0)
-    full = Aggregation(40.0, delta=delta).epsilon(queries=100, answered=100)  # over all of ORDERS
+    full = Aggregation(sigma=40.0, delta=delta).epsilon(queries=100, answered=100)  # over all of ORDERS
     assert full <= balle15 < classic[15.0] and full == pytest.approx(balle15, abs=0.03)
 
 
@@ -221,14 +221,14 @@ def test_accountant_under_substitution_matches_a_hand_computed_case():
     conf = {adj: pate_rdp(np.array([1.0, 2.0]), queries=1000, answered=300, sigma=20.0, sigma1=10.0,
                           adjacency=adj).tolist() for adj in ("add/remove", "substitution")}
     assert conf == {"add/remove": [5.75, 11.5], "substitution": [23.0, 46.0]}
-    sub = Aggregation(40.0, adjacency="substitution").epsilon(queries=100, answered=100)
-    half = Aggregation(20.0).epsilon(queries=100, answered=100)  # sigma / 2 under add/remove
+    sub = Aggregation(sigma=40.0, adjacency="substitution").epsilon(queries=100, answered=100)
+    half = Aggregation(sigma=20.0).epsilon(queries=100, answered=100)  # sigma / 2 under add/remove
     assert sub == pytest.approx(half, rel=1e-12)
-    assert sub > Aggregation(40.0).epsilon(queries=100, answered=100)
+    assert sub > Aggregation(sigma=40.0).epsilon(queries=100, answered=100)
     with pytest.raises(SpecError, match="adjacency"):
         pate_rdp(orders, queries=1, answered=1, sigma=1.0, adjacency="replace-one")
     with pytest.raises(SpecError, match="adjacency"):
-        Aggregation(1.0, adjacency="replace-one")
+        Aggregation(sigma=1.0, adjacency="replace-one")
 
 def test_accountant_equals_opacus():
     from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
@@ -265,7 +265,7 @@ def test_accountant_equals_dp_accounting(adjacency, sensitivity):
     for noise, count in [(10.0 / sensitivity, 1000), (20.0 / (sensitivity * math.sqrt(2)), 300)]:
         event = dp_accounting.GaussianDpEvent(noise)
         accountant.compose(dp_accounting.SelfComposedDpEvent(event, count))
-    agg = Aggregation(20.0, threshold=40.0, sigma1=10.0, adjacency=adjacency)
+    agg = Aggregation(sigma=20.0, threshold=40.0, sigma1=10.0, adjacency=adjacency)
     ours = agg.epsilon(queries=1000, answered=300)
     assert ours == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-9)
     expected = {"add/remove": 20.859187, "substitution": 53.901693}[adjacency]
@@ -309,10 +309,10 @@ def test_vote_histograms_of_neighbouring_datasets_stay_within_the_sensitivity(te
 def test_accountant_edges():
     assert rdp_epsilon(np.asarray(ORDERS), pate_rdp(np.asarray(ORDERS), queries=5, answered=0, sigma=1.0),
                        1e-5)[0] == 0.0
-    assert math.isinf(Aggregation(0.0).epsilon(queries=3, answered=3))
+    assert math.isinf(Aggregation(sigma=0.0).epsilon(queries=3, answered=3))
     assert gaussian_rdp(np.array([2.0]), 1.0).tolist() == [1.0]
-    more = Aggregation(5.0).epsilon(queries=100, answered=100)
-    assert Aggregation(5.0).epsilon(queries=100, answered=50) < more < Aggregation(4.0).epsilon(queries=100,
+    more = Aggregation(sigma=5.0).epsilon(queries=100, answered=100)
+    assert Aggregation(sigma=5.0).epsilon(queries=100, answered=50) < more < Aggregation(sigma=4.0).epsilon(queries=100,
                                                                                                answered=100)
     with pytest.raises(SpecError, match="answered"):
         pate_rdp(np.asarray(ORDERS), queries=2, answered=3, sigma=1.0)
@@ -343,14 +343,14 @@ def test_pate_config_checks():
 
 def test_privacy_record():
     pate = from_dict(Pate, {"recipe": {}, "student": {}, "teachers": 10, "sigma": 40, "queries": 100})
-    epsilon = Aggregation(40.0).epsilon(queries=100, answered=100)
+    epsilon = Aggregation(sigma=40.0).epsilon(queries=100, answered=100)
     assert pate.privacy() == {"epsilon": pytest.approx(epsilon), "delta": 1e-5, "defence": "pate",
                               "teachers": 10, "sigma": 40.0, "queries": 100, "sampling": "none",
                               "accountant": "pate-rdp", "adjacency": "add/remove",
                               "assumes": "pate-rdp accountant, add/remove adjacency"}
     sub = from_dict(Pate, {"recipe": {}, "student": {}, "teachers": 10, "sigma": 40, "queries": 100,
                            "adjacency": "substitution"})
-    half = Aggregation(20.0).epsilon(queries=100, answered=100)  # sigma / 2: twice the sensitivity
+    half = Aggregation(sigma=20.0).epsilon(queries=100, answered=100)  # sigma / 2: twice the sensitivity
     assert sub.privacy() == {**pate.privacy(), "adjacency": "substitution",
                              "assumes": "pate-rdp accountant, substitution adjacency",
                              "epsilon": pytest.approx(half)}
@@ -409,7 +409,7 @@ PUBLIC = {"source": "synthetic", "n": 200, "seed": 5}
 def _tiny_pate():
     recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=1, learning_rate=1e-3,
                     batch_size=32)
-    return Pate(recipe, recipe, teachers=3, sigma=0.5, queries=40)
+    return Pate(recipe=recipe, student=recipe, teachers=3, sigma=0.5, queries=40)
 
 
 def _target():
@@ -498,13 +498,13 @@ def test_pate_plans_through_the_defence_seam():
 
     pate = load_pate("tests/data/tiny-pate.yaml")
     members = Selection.of(300, np.arange(280))
-    spec = TargetSpec(POP, StoreRef(TOKENIZER.key), members, 11, None, "t", public=PUBLIC, public_n=200)
+    spec = TargetSpec(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=members, seed=11, base=None, label="t", public=PUBLIC, public_n=200)
     dplan = build_target(pate, spec)
     assert dplan.aggregate == "single" and dplan.members == (dplan.state.student.key,)
     assert [type(j).__name__ for j in dplan.jobs].count("VoteJob") == 1 and len(dplan.jobs) == 3 + 3 + 1 + 1
     assert dplan.privacy == pate.privacy()
     with pytest.raises(SpecError, match="public"):
-        build_target(pate, TargetSpec(POP, StoreRef(TOKENIZER.key), members, 11, None, "t"))
+        build_target(pate, TargetSpec(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=members, seed=11, base=None, label="t"))
     config = load_challenge_config("tests/data/tiny-mini-pate.yaml")
     p = challenge_jobs(config, 300)
     students = [t.build.state.student for t in p.targets if t.scenario == "sst2_pate"]

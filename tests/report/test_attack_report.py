@@ -177,7 +177,7 @@ def test_target_privacy_recorded_in_challenge_json(tmp_path):
     from farm.spec.recipes import DPConfig, Recipe
 
     targets = {"sst2_inf": recorded(Recipe()), "sst2_lo": recorded(Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-6)))}
-    write_constants(tmp_path, ChallengeConstants(60, 40, 5, {"source": "test"}, targets=targets))
+    write_constants(tmp_path, ChallengeConstants(n_total=60, len_training=40, len_challenge=5, population={"source": "test"}, targets=targets))
     assert math.isinf(target_privacy(tmp_path, "sst2_inf").epsilon)
     lo = target_privacy(tmp_path, "sst2_lo")
     assert (lo.epsilon, lo.delta, lo.source) == (4.0, 1e-6, "challenge.json")
@@ -232,8 +232,8 @@ def test_shadows_mechanism_line_says_what_its_epsilon_assumes():
     from farm.report.attack_report import mechanism_text
     from farm.shadows.scenario import Mechanism
 
-    m = Mechanism(2, (100, 100), 32, (9, 9), (0.7, 0.7), 1.0, "shuffle", (0.32, 0.32), (5.0, 5.0),
-                  1e-5, accountant="prv")
+    m = Mechanism(shadows=2, n_train=(100, 100), batch_size=32, steps=(9, 9), noise_multiplier=(0.7, 0.7), clip=1.0, sampling="shuffle", sample_rate=(0.32, 0.32), epsilon=(5.0, 5.0),
+                  delta=1e-5, accountant="prv")
     assert mechanism_text(m).endswith(
         "epsilon spent 5.00 (delta 1e-05), as accounted for Poisson sampling; the run used "
         "shuffled batches (prv accountant, add/remove adjacency)")

@@ -28,6 +28,7 @@ from farm.shadows.scenario import (
 )
 from farm.spec.jobs import HubRef, InferJob, Job, PathRef, StoreRef
 from farm.spec.recipes import Recipe
+from farm.store.runner import RunReport
 from farm.store.store import Store
 
 N_TOTAL = 60  # tests/conftest.py TINY
@@ -37,7 +38,7 @@ def _scenario(challenge, answers=None, name="sst2_inf"):
     ch = read_challenge(challenge)
     labels = np.arange(N_TOTAL) % 2
     ans = read_challenge(answers, require_weights=False) if answers else None
-    return build_scenario(ch, name, challenge_inputs(ch), labels, ans)
+    return build_scenario(ch, name, challenge_inputs(ch), labels, answers=ans)
 
 
 @dataclass
@@ -48,7 +49,7 @@ class FakeExecutor:
     titles: list[str] = field(default_factory=list)
     models: dict[str, int] = field(default_factory=dict)
 
-    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> None:
+    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> RunReport:
         self.titles.append(title)
         for job in jobs:
             if isinstance(job, InferJob):
@@ -63,6 +64,7 @@ class FakeExecutor:
                 self.store.put_arrays(job.key, arrays, {"seconds": 1.0})
             else:
                 self.store.put_arrays(job.key, {}, {"seconds": 2.0})
+        return RunReport()
 
 
 def test_models_are_keyed_by_identity_with_keep_masks(tiny_challenge, tiny_answers):

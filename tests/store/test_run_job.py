@@ -93,8 +93,8 @@ def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
     spec = {"source": "synthetic", "n": 400, "seed": 0}
     family = QueryFamily(kinds=("identity", "dropout", "swap"))
     records = np.array([3, 50, 51, 399])
-    plain = InferJob(spec, PathRef(str(tmp_path / "tok"), "t" * 64), PathRef(str(tmp_path / "m"), "m" * 64),
-                     Selection.of(400, records))
+    plain = InferJob(population=spec, tokenizer=PathRef(str(tmp_path / "tok"), "t" * 64), model=PathRef(str(tmp_path / "m"), "m" * 64),
+                     selection=Selection.of(400, records))
     job = dataclasses.replace(plain, queries=family, grad_norm=True)
     store, ctx = Store(tmp_path / "store"), Context(perf=Perf(device="cpu"))
     assert run_job(job, store, ctx)["ran"] and not store.exists(plain.key)

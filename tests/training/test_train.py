@@ -231,7 +231,7 @@ def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
     tight = _run(tmp_path, "tight", dataclasses.replace(recipe, grad_clip=1e-3))[2]
     assert _close(free, loose, atol=0) and not _close(free, tight)
     sel = Selection.of(N, np.arange(N))
-    keys = {TrainJob({"source": "synthetic", "n": N}, HubRef("t"), sel, dataclasses.replace(recipe, grad_clip=c)).key
+    keys = {TrainJob(population={"source": "synthetic", "n": N}, tokenizer=HubRef("t"), selection=sel, recipe=dataclasses.replace(recipe, grad_clip=c)).key
             for c in (None, 1.0, 0.5)}
     assert len(keys) == 3
     with pytest.raises(SpecError, match="grad_clip"):
