@@ -31,8 +31,9 @@ class ConfigError(FarmError):
 
 
 class SpecError(FarmError, ValueError):
-    """A job spec or option dataclass is invalid. ``key``: the dotted path of the field at fault (``dp.delta``,
-    ``params.gamma``; empty when unknown), ``detail``: what was expected; ``str()`` reads ``key: detail``."""
+    """A job spec or option dataclass is invalid. ``key``: the dotted path of the field at fault
+    (``dp.delta``, ``params.gamma``; empty when unknown), ``detail``: what was expected;
+    ``str()`` reads ``key: detail``."""
 
     def __init__(self, detail: str, *, key: str = "") -> None:
         self.key, self.detail = key, detail
@@ -41,6 +42,17 @@ class SpecError(FarmError, ValueError):
 
 class StoreError(FarmError):
     """A store entry is missing, corrupt or unreadable."""
+
+
+class ClusterError(FarmError):
+    """A run on the cluster cannot go on: jobs are left that no worker is there to run, or no worker
+    could be placed in time; the message names the jobs, or the resources each worker asked for."""
+
+
+class QueueError(ClusterError, ValueError):
+    """The job queue (``farm.cluster.queue``) was used against its contract: a key added twice, a
+    job started that is not ready, a job finished that is not running, ...; the message names the
+    key and its state."""
 
 
 def require(ok: bool, key: str, expected: str, got: Any = None) -> None:

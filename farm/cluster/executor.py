@@ -1,20 +1,21 @@
-"""The executor: one queue of frozen job specs feeding long-lived Ray actors, one per GPU (or CPU slot).
+"""The executor: one queue of frozen job specs feeding long-lived Ray actors, one per GPU (or CPU).
 
-Every job a run needs (all scenarios, trainings and inference passes) goes into ONE queue; a job becomes ready
-when the jobs whose artifacts it reads (``store:`` inputs) are done, so inference of a shadow starts as soon as
-that shadow is trained, while other trainings still run. Each ``JobWorker`` actor keeps its process, CUDA
-context and ``farm.store.run_job.Context`` (tokenized populations, tokenizers, base weights) for the whole run, and is fed
-one job at a time, with the next job already queued behind it so it never waits for the driver.
+Every job a run needs (all scenarios, trainings and inference passes) goes into ONE queue; a job
+becomes ready when the jobs whose artifacts it reads (``store:`` inputs) are done, so inference of a
+shadow starts as soon as that shadow is trained, while other trainings still run. Each ``JobWorker``
+actor keeps its process, CUDA context and ``farm.store.run_job.Context`` (tokenized populations,
+tokenizers, base weights) for the whole run, and is fed one job at a time, with the next job already
+queued behind it so it never waits for the driver.
 
-Faults: when a worker or its node dies, its in-flight job goes back to the queue and a replacement actor is
-asked for; the run goes on with the survivors (it never waits for the replacement to be placed), and
-``run_job`` skips whatever is already in the store, so only unfinished work is redone. A lost driver reruns
-nothing that finished: jobs whose key holds a complete store entry are never sent. Workers write results to
-the store; calls return only keys and timings (a few hundred bytes).
+Faults: when a worker or its node dies, its in-flight job goes back to the queue and a replacement
+actor is asked for; the run goes on with the survivors (it never waits for the replacement to be
+placed), and ``run_job`` skips whatever is already in the store, so only unfinished work is redone.
+A lost driver reruns nothing that finished: jobs whose key holds a complete store entry are never
+sent. Workers write results to the store; calls return only keys and timings (a few hundred bytes).
 
-Devices: ``auto`` uses GPUs when the cluster has some now, else CPUs (a laptop); ``gpu`` asks the autoscaler for
-GPUs (``ray.autoscaler.sdk.request_resources``) and waits for them, never falling back to CPUs; ``cpu`` never
-uses GPUs.
+Devices: ``auto`` uses GPUs when the cluster has some now, else CPUs (a laptop); ``gpu`` asks the
+autoscaler for GPUs (``ray.autoscaler.sdk.request_resources``) and waits for them, never falling
+back to CPUs; ``cpu`` never uses GPUs.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from ray import ObjectRef
+from ray.actor import ActorHandle
 
-from farm.errors import FarmError
+from farm.cluster.queue import JobQueue
+from farm.errors import ClusterError, FarmError
 from farm.spec.jobs import Job, StoreRef
 from farm.spec.recipes import Perf, to_dict
 from farm.store.run_job import Context, run_job
@@ -39,67 +42,76 @@ log = logging.getLogger(__name__)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Connect to Ray: ``address`` (or ``RAY_ADDRESS``, as under ``ray job submit``) if given, else start a
-    private local instance bound to loopback. An ``http(s)://`` address (the Ray Jobs / dashboard server, what
-    ``ray job submit`` users export) is no cluster address: ``FarmError`` in one line, before anything starts."""
+    """Connect to Ray: ``address`` (or ``RAY_ADDRESS``, as under ``ray job submit``) if given, else
+    start a private local instance bound to loopback. An ``http(s)://`` address (the Ray Jobs /
+    dashboard server, what ``ray job submit`` users export) is no cluster address: ``FarmError`` in
+    one line, before anything starts."""
     address = check_address(address)
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, log_to_driver=False)
     else:  # a private single-machine instance on loopback; FARM_RAY_TMPDIR picks its session folder
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1", _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 log_to_driver=False, _node_ip_address="127.0.0.1",
+                 _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
 
 
 def check_address(address: str | None = None) -> str | None:
-    """The cluster address to use (``address``, else ``RAY_ADDRESS``, else None: a private local instance),
-    checked without connecting: ``FarmError`` in one line for an ``http(s)://`` (Ray Jobs) address."""
+    """The cluster address to use (``address``, else ``RAY_ADDRESS``, else None: a private local
+    instance), checked without connecting: ``FarmError`` in one line for an ``http(s)://`` (Ray
+    Jobs) address."""
     source = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address.startswith(("http://", "https://")):
-        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster address: submit the "
-                        f"run with `ray job submit --address {address} -- farm ...` (see ray_jobs/), or give the "
-                        "cluster's GCS address (HOST:6379) or `auto`")
+        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster "
+                        f"address: submit the run with `ray job submit --address {address} -- farm "
+                        "...` (see ray_jobs/), or give the cluster's GCS address (HOST:6379) or "
+                        "`auto`")
     return address
 
 
 class JobWorker:
-    """A long-lived worker: one process (and, on a GPU, one CUDA context) that runs jobs one after another,
-    keeping its ``Context`` caches across them."""
+    """A long-lived worker: one process (and, on a GPU, one CUDA context) that runs jobs one after
+    another, keeping its ``Context`` caches across them."""
 
     def __init__(self, store_uri: str, perf: dict, threads: int):
-        # lazy: loads torch
-        import torch
+        # lazy: loads torch, in the worker process only
+        from farm.training.runtime import setup_worker
 
-
-        torch.set_num_threads(max(1, threads))
-        _quiet()
+        setup_worker(threads)
         self.store = Store(store_uri)
         self.ctx = Context(perf=Perf(**perf))
 
     def run(self, job: Job) -> dict:
-        """Run one job (idempotent: a stored job is skipped); a small dict of key, timings, pid and node."""
+        """Run one job (idempotent: a stored job is skipped); a small dict of key, timings, pid and
+        node."""
 
         try:
             node = ray.get_runtime_context().get_node_id()
             return {**run_job(job, self.store, self.ctx), "pid": os.getpid(), "node": node}
         finally:
-            _free_accelerator_memory()
+            # lazy: loads torch (already loaded in a worker)
+            from farm.training.runtime import free_accelerator_memory
+
+            free_accelerator_memory()
 
     @ray.method(concurrency_group="io")
     def prefetch(self, job: Job) -> None:
-        """Read the next job's model weights (in the worker's I/O thread) while ``run`` computes the current one."""
+        """Read the next job's model weights (in the worker's I/O thread) while ``run`` computes the
+        current one."""
         self.ctx.prefetch(job, self.store)
 
 
 # Two concurrency groups: ``run`` one job at a time (the default group), ``prefetch`` beside it.
-_ACTOR = ray.remote(max_restarts=0, concurrency_groups={"io": 1})(JobWorker)  # type: ignore[call-overload]
+_ACTOR = ray.remote(  # type: ignore[call-overload]
+    max_restarts=0, concurrency_groups={"io": 1})(JobWorker)
 
 
 @dataclass
 class Report:
-    """What a run did: results per key, how many jobs ran or were reused (already stored), and slot occupancy."""
+    """What a run did: results per key, how many jobs ran or were reused (already stored), and slot
+    occupancy."""
 
     results: dict[str, dict] = field(default_factory=dict)
     ran: int = 0
@@ -108,7 +120,7 @@ class Report:
     workers: int = 0
     busy_seconds: float = 0.0  # sum over jobs of their seconds inside a worker
     lost_workers: int = 0
-    startup_seconds: float = 0.0  # from the start of the run until every worker of the pool had started
+    startup_seconds: float = 0.0  # from the run's start until every worker of the pool had started
     live_seconds: float = 0.0  # sum over workers of the time from their start to the end of the run
     check_seconds: float = 0.0  # the store's "is it done?" checks before anything is queued
 
@@ -124,10 +136,11 @@ class Report:
 
 @dataclass
 class Executor:
-    """Runs jobs on a pool of ``JobWorker`` actors, each reserving ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs
-    (``None``: 1 on GPUs, fractions allowed). ``workers`` caps the pool (default: every slot the cluster has, or
-    for ``device="gpu"`` on a cluster with no GPU yet, as many as there are ready jobs, up to 8, requested from
-    the autoscaler). ``device``: ``auto``, ``gpu`` or ``cpu`` (see the module docstring)."""
+    """Runs jobs on a pool of ``JobWorker`` actors, each reserving ``cpus_per_job`` CPUs and
+    ``gpus_per_job`` GPUs (``None``: 1 on GPUs, fractions allowed). ``workers`` caps the pool
+    (default: every slot the cluster has, or for ``device="gpu"`` on a cluster with no GPU yet, as
+    many as there are ready jobs, up to 8, requested from the autoscaler). ``device``: ``auto``,
+    ``gpu`` or ``cpu`` (see the module docstring)."""
 
     store: Store
     perf: Perf = field(default_factory=Perf)
@@ -138,8 +151,10 @@ class Executor:
     gpu_wait_s: float = 3600.0
     progress: Callable[[str], None] | None = log.info  # one line per finished job; None: silent
     history: list[tuple[str, Report]] = field(default_factory=list)
-    address: str | None = None  # where to connect (``ensure_ray``) the first time there is work: a rerun whose
-    # jobs are all stored never starts or joins Ray
+    # where to connect (``ensure_ray``) the first time there is work: a rerun whose jobs are all
+    # stored never starts or joins Ray
+    address: str | None = None
+
     def __post_init__(self) -> None:
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
@@ -148,7 +163,8 @@ class Executor:
         """The settings another process needs to build an equivalent executor (a Tune trial does):
         ``Executor(store, **executor.options())``."""
         return {"perf": self.perf, "workers": self.workers, "cpus_per_job": self.cpus_per_job,
-                "gpus_per_job": self.gpus_per_job, "device": self.device, "gpu_wait_s": self.gpu_wait_s}
+                "gpus_per_job": self.gpus_per_job, "device": self.device,
+                "gpu_wait_s": self.gpu_wait_s}
 
     @property
     def ran(self) -> int:
@@ -161,7 +177,8 @@ class Executor:
         return sum(r.skipped for _, r in self.history)
 
     def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> Report:
-        """Run every job not yet in the store, in dependency order, streaming completions with progress."""
+        """Run every job not yet in the store, in dependency order, streaming completions with
+        progress."""
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
@@ -185,115 +202,120 @@ class Executor:
     def pool_size(self, ready: int, gpus: float) -> int:
         """How many workers to start for ``ready`` jobs."""
         resources = ray.cluster_resources()
-        slots = int(resources.get("GPU", 0) / gpus) if gpus else int(resources.get("CPU", 1) / self.cpus_per_job)
+        if gpus:
+            slots = int(resources.get("GPU", 0) / gpus)
+        else:
+            slots = int(resources.get("CPU", 1) / self.cpus_per_job)
         if self.workers:
             return self.workers
-        if gpus and slots == 0:  # GPUs asked for (device gpu, or --gpus-per-job) on a cluster with none yet
+        if gpus and slots == 0:  # GPUs asked for (device gpu, --gpus-per-job); the cluster has none
             return max(1, min(ready, 8))
         return max(1, slots)
 
 
 class _Pool:
-    """One run's actors and its dependency-aware queue (driver side). Jobs go only to actors that have started
+    """One run's actors, and the Ray side of its job queue (driver side): the calls in flight and
+    the actors being placed. Which job runs next, what a finished job releases and what a lost
+    worker leaves to redo is the ``JobQueue``'s business. Jobs go only to actors that have started
     (a replacement or a GPU worker the autoscaler has not placed yet holds no job hostage)."""
 
     def __init__(self, executor: Executor, report: Report, title: str, t0: float):
         self.ex, self.report, self.title, self.t0 = executor, report, title, t0
         self.cpus, self.gpus = executor.resources()
         self.args = (executor.store.uri, to_dict(executor.perf), int(max(1, executor.cpus_per_job)))
-        self.live: dict[Any, int] = {}  # started actor -> calls outstanding
-        self.since: dict[Any, float] = {}  # started actor -> when it started
-        self.starting: dict[Any, Any] = {}  # ready ref -> actor being placed
-        self.inflight: dict[Any, tuple[Any, Job]] = {}  # call ref -> (actor, job)
+        self.queue: JobQueue[ActorHandle] = JobQueue()  # jobs by key; a worker is its actor
+        self.jobs: dict[str, Job] = {}  # key -> job, for the jobs of this run
+        self.started: dict[ActorHandle, float] = {}  # started actor -> when it started
+        self.starting: dict[ObjectRef, ActorHandle] = {}  # ready ref -> actor being placed
+        self.inflight: dict[ObjectRef, str] = {}  # call ref -> key of the job it runs
         self.replacements = 0
 
     def drain(self, todo: dict[str, Job]) -> None:
-        unmet = {key: {d for d in job_inputs(job) if d in todo} for key, job in todo.items()}
-        dependents: dict[str, list[str]] = {}
-        for key, inputs in unmet.items():
-            for d in inputs:
-                dependents.setdefault(d, []).append(key)
+        self.jobs = dict(todo)
+        for key, job in todo.items():  # needs already in the store are met
+            self.queue.add(key, needs=[d for d in job_inputs(job) if d in todo])
         size = self.ex.pool_size(len(todo), self.gpus)
         if self.gpus and (self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
-            _request_gpus(size * self.gpus)  # an autoscaling cluster starts GPU workers; a fixed one ignores it
+            # an autoscaling cluster starts GPU workers; a fixed one ignores it
+            _request_gpus(size * self.gpus)
         for _ in range(size):
             self._start_actor()
         self.report.workers = size
         try:
-            self._loop(dict(todo), [k for k in todo if not unmet[k]], unmet, dependents)
+            self._loop()
         finally:
             end = time.perf_counter()
-            self.report.live_seconds += sum(end - t for t in self.since.values())
-            for actor in [*self.live, *self.starting.values()]:  # a run's workers end with it: another
-                ray.kill(actor, no_restart=True)  # executor (a Tune trial) may need the slots next
+            self.report.live_seconds += sum(end - t for t in self.started.values())
+            # a run's workers end with it: another executor (a Tune trial) may need the slots
+            for actor in [*self.started, *self.starting.values()]:
+                ray.kill(actor, no_restart=True)
 
     def _start_actor(self) -> None:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "scheduling_strategy": "DEFAULT"}
-        actor: Any = _ACTOR.options(**options).remote(*self.args)
+        actor: ActorHandle = _ACTOR.options(**options).remote(*self.args)
         self.starting[actor.__ray_ready__.remote()] = actor
 
-    def _loop(self, pending: dict[str, Job], ready: list[str], unmet: dict[str, set[str]],
-              dependents: dict[str, list[str]]) -> None:
-        """Until every job is done: feed started workers, collect one result, release the jobs it unblocks."""
+    def _loop(self) -> None:
+        """Until every job is done: feed started workers, collect one result, tell the queue."""
         waited = time.perf_counter()
-        while pending:
-            self._feed(ready, pending)
+        while not self.queue.idle:
+            self._feed()
             refs = [*self.inflight, *self.starting]
             if not refs:
-                raise RuntimeError(f"{len(pending)} jobs cannot run and no worker is left: {sorted(pending)[:3]}")
+                pending = self.queue.pending()
+                raise ClusterError(f"{len(pending)} jobs cannot run and no worker is left: "
+                                   f"{pending[:3]}")
             finished, _ = ray.wait(refs, num_returns=1, timeout=60.0)
             if not finished:
-                if not self.live and time.perf_counter() - waited > self.ex.gpu_wait_s:
-                    raise RuntimeError(f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
+                if not self.started and time.perf_counter() - waited > self.ex.gpu_wait_s:
+                    raise ClusterError(f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
                                        f"(needs {self.cpus} CPU, {self.gpus} GPU each)")
                 continue
             ref = finished[0]
             if ref in self.starting:
                 self._started(ref)
                 continue
-            actor, job = self.inflight.pop(ref)
-            self.live[actor] = self.live.get(actor, 1) - 1
+            key = self.inflight.pop(ref)
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
-                self._lost(actor, job, ready)
+                self._lost(self.queue.worker(key), key)
                 continue
             self._record(result)
-            pending.pop(job.key)
-            for key in dependents.get(job.key, ()):
-                unmet[key].discard(job.key)
-                if not unmet[key]:
-                    ready.append(key)
+            self.queue.finish(key)
 
-    def _started(self, ref: Any) -> None:
+    def _started(self, ref: ObjectRef) -> None:
         actor = self.starting.pop(ref)
         try:
             ray.get(ref)
         except ray.exceptions.RayActorError:
             self.report.lost_workers += 1
             return
-        self.live[actor] = 0
-        self.since[actor] = time.perf_counter()
-        if len(self.live) >= self.report.workers and not self.report.startup_seconds:
+        self.started[actor] = time.perf_counter()
+        if len(self.started) >= self.report.workers and not self.report.startup_seconds:
             self.report.startup_seconds = time.perf_counter() - self.t0
 
-    def _feed(self, ready: list[str], pending: dict[str, Job]) -> None:
+    def _feed(self) -> None:
         """Keep two calls on every started actor: the next job waits behind the running one."""
+        queue = self.queue
         for depth in (1, 2):
-            for actor in list(self.live):
-                while ready and self.live[actor] < depth:
-                    job = pending[ready.pop(0)]
-                    self.inflight[actor.run.remote(job)] = (actor, job)
-                    if self.live[actor]:  # queued behind a running job: stream its weights in meanwhile
+            for actor in list(self.started):
+                while (key := queue.next_ready()) is not None and queue.load(actor) < depth:
+                    behind = queue.load(actor) > 0  # queued behind a running job
+                    queue.start(key, worker=actor)
+                    job = self.jobs[key]
+                    self.inflight[actor.run.remote(job)] = key
+                    if behind:  # stream its weights in while the running job computes
                         actor.prefetch.remote(job)
-                    self.live[actor] += 1
 
-    def _lost(self, dead: Any, job: Job, ready: list[str]) -> None:
-        """A worker died (its process or node): requeue its jobs, drop it, ask for a replacement."""
-        lost = [ref for ref, (actor, _) in self.inflight.items() if actor is dead]
-        ready[:0] = [job.key, *[self.inflight.pop(ref)[1].key for ref in lost]]
-        self.live.pop(dead, None)
-        self.report.live_seconds += time.perf_counter() - self.since.pop(dead, time.perf_counter())
+    def _lost(self, dead: ActorHandle, key: str) -> None:
+        """A worker died (its process or node): requeue its jobs (``key``, whose call reported it,
+        first), drop it, ask for a replacement."""
+        requeued = set(self.queue.requeue(dead, first=key))
+        for ref in [ref for ref, job_key in self.inflight.items() if job_key in requeued]:
+            del self.inflight[ref]
+        now = time.perf_counter()
+        self.report.live_seconds += now - self.started.pop(dead, now)
         self.report.lost_workers += 1
         if self.replacements < 4 * max(1, self.report.workers):
             self.replacements += 1
@@ -307,8 +329,9 @@ class _Pool:
         if self.ex.progress is not None:
             elapsed = time.perf_counter() - self.t0
             label = result["label"] or result["key"][:12]
-            self.ex.progress(f"[{self.title}] {len(report.results)} done, {len(self.inflight)} queued on workers: "
-                             f"{label} {result['seconds']:.1f}s (elapsed {elapsed:.0f}s)")
+            self.ex.progress(f"[{self.title}] {len(report.results)} done, {len(self.inflight)} "
+                             f"queued on workers: {label} {result['seconds']:.1f}s "
+                             f"(elapsed {elapsed:.0f}s)")
 
 
 def _request_gpus(gpus: float) -> None:
@@ -319,31 +342,9 @@ def _request_gpus(gpus: float) -> None:
     request_resources(bundles=[{"GPU": 1}] * max(1, int(round(gpus))))
 
 
-def _free_accelerator_memory() -> None:
-    # lazy: loads torch
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def job_inputs(job: Job) -> list[str]:
-    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run, labels, logits)."""
+    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run, labels,
+    logits)."""
     refs = [getattr(job, name, None) for name in ("tokenizer", "base", "model", "labels")]
     refs += list(getattr(job, "logits", ()))  # a VoteJob's teachers
     return [r.key for r in refs if isinstance(r, StoreRef)]
-
-
-def _quiet() -> None:
-    """Silence per-job progress bars and warnings of HF/Opacus inside workers."""
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore")
-    try:
-        # lazy: loads torch
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass

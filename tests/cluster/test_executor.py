@@ -1,4 +1,5 @@
-"""Executor reliability on real Ray (loopback, 2 CPUs): reruns, driver restarts, worker death, node loss."""
+"""Executor reliability on real Ray (loopback, 2 CPUs): reruns, driver restarts, worker death,
+node loss."""
 
 import os
 import signal
@@ -8,8 +9,8 @@ import time
 import pytest
 import ray
 
-from farm.cluster.executor import Executor, ensure_ray
-from farm.errors import FarmError
+from farm.cluster.executor import Executor, Report, _Pool, ensure_ray
+from farm.errors import ClusterError, FarmError
 from farm.spec.recipes import Perf
 from farm.store.store import Store
 from tests.jobs_fixture import TOKENIZER, train_jobs
@@ -18,13 +19,15 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def _wait_for_training_worker(timeout: float = 60.0) -> int:
-    """The pid of a Ray worker busy with a job (Ray retitles a worker ``ray::<task>`` while it runs one)."""
+    """The pid of a Ray worker busy with a job (Ray retitles a worker ``ray::<task>`` while it
+    runs one)."""
     import psutil
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         for proc in psutil.process_iter(["pid", "cmdline"]):
-            if "ray::JobWorker.run" in " ".join(proc.info["cmdline"] or []):  # Ray's title while a task runs
+            # Ray's title while a task runs
+            if "ray::JobWorker.run" in " ".join(proc.info["cmdline"] or []):
                 time.sleep(0.5)  # inside the training
                 if "ray::JobWorker.run" in " ".join(proc.cmdline()):
                     return proc.info["pid"]
@@ -44,7 +47,21 @@ def test_ensure_ray_refuses_a_jobs_server_address(monkeypatch, explicit):
         ensure_ray("https://head:8265" if explicit else None)
     message = str(info.value)
     assert "\n" not in message and "ray job submit" in message and "HOST:6379" in message
-    assert message.startswith("--address=https://head:8265" if explicit else "RAY_ADDRESS=http://head:8265")
+    expected = "--address=https://head:8265" if explicit else "RAY_ADDRESS=http://head:8265"
+    assert message.startswith(expected)
+
+
+def test_jobs_no_worker_can_run_raise_a_cluster_error(tmp_path):
+    """No worker started or being placed, and jobs left (here one ready and one waiting for a job
+    that is not in the run): a ``ClusterError`` naming them, not a wait forever. Ray is not
+    started: no actor is asked for."""
+    ex = Executor(Store(tmp_path / "store"), device="cpu", progress=None)
+    pool = _Pool(ex, Report(), "stuck", time.perf_counter())
+    pool.queue.add("b", needs=["gone"])
+    pool.queue.add("a")
+    expected = r"^2 jobs cannot run and no worker is left: \['a', 'b'\]$"
+    with pytest.raises(ClusterError, match=expected):
+        pool._loop()
 
 
 def _executor(store, **kw):
@@ -93,8 +110,8 @@ def test_worker_killed_mid_job_is_retried_with_same_results(local_ray, tmp_path)
     assert not thread.is_alive()
     report = box["report"]
     assert len(report.results) == 4 and all(killed.valid(j.key) for j in jobs)
-    # the worker was lost mid-job; its job went back to the queue and finished elsewhere (jobs it had finished
-    # before it died stay finished: a worker runs several jobs)
+    # the worker was lost mid-job; its job went back to the queue and finished elsewhere (jobs it
+    # had finished before it died stay finished: a worker runs several jobs)
     assert report.lost_workers >= 1 and victim > 0
     for job in jobs:
         assert killed.fs.cat_file(killed.path(job.key, "model.safetensors")) == \
@@ -106,7 +123,8 @@ def test_node_removed_mid_run_still_completes(tmp_path):
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 0, "include_dashboard": False})
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
     try:
         ray.init(address=cluster.address, log_to_driver=False)
@@ -131,12 +149,13 @@ def test_node_removed_mid_run_still_completes(tmp_path):
 
 
 def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_path, monkeypatch):
-    """A cluster that starts with no GPU (as the example autoscaling cluster does): ``device="gpu"`` asks the
-    autoscaler for GPUs and waits; when a GPU node joins mid-run, every job runs there, none on the head's CPUs.
+    """A cluster that starts with no GPU (as the example autoscaling cluster does): ``device="gpu"``
+    asks the autoscaler for GPUs and waits; when a GPU node joins mid-run, every job runs there,
+    none on the head's CPUs.
 
-    Ray's fake multi-node autoscaler provider starts its worker nodes on the machine's outward address (it takes
-    no node IP), and tests here stay on loopback, so a ``cluster_utils`` node added mid-run stands in for the
-    node the autoscaler would start."""
+    Ray's fake multi-node autoscaler provider starts its worker nodes on the machine's outward
+    address (it takes no node IP), and tests here stay on loopback, so a ``cluster_utils`` node
+    added mid-run stands in for the node the autoscaler would start."""
     from ray.cluster_utils import Cluster
 
     from farm.cluster import executor as cluster_mod
@@ -145,7 +164,8 @@ def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_p
     monkeypatch.setattr(cluster_mod, "_request_gpus", lambda gpus: asked.append(gpus))
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 2, "include_dashboard": False})
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         store = Store(tmp_path / "store")
@@ -156,13 +176,15 @@ def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_p
         thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))
         thread.start()
         time.sleep(8.0)
-        assert thread.is_alive() and not any(store.exists(j.key) for j in jobs)  # waiting, not on the CPUs
+        # waiting, not running on the CPUs
+        assert thread.is_alive() and not any(store.exists(j.key) for j in jobs)
         assert asked == [1.0]
         gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
         thread.join(timeout=240)
         assert not thread.is_alive()
         report = box["report"]
-        assert report.ran == 2 and {r["node"] for r in report.results.values()} == {gpu_node.node_id}
+        ran_on = {r["node"] for r in report.results.values()}
+        assert report.ran == 2 and ran_on == {gpu_node.node_id}
     finally:
         ray.shutdown()
         cluster.shutdown()
