@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default=None, help="comma-separated subset")
     args = parser.parse_args()
     ensure_ray()
-    executor = Executor(Store(args.store), progress=None)
+    executor = Executor(store=Store(args.store), progress=None)
     names = args.scenarios.split(",") if args.scenarios else None
     _, scenarios = load_scenarios(args.challenge, answers_root=args.answers, names=names)
     out = []

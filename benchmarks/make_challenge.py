@@ -33,7 +33,7 @@ def main() -> None:
     ensure_ray()
     import ray
 
-    executor = Executor(Store(out / "store"), workers=args.workers, progress=None)
+    executor = Executor(store=Store(out / "store"), workers=args.workers, progress=None)
     start = time.perf_counter()
     make_challenge(args.config, out, executor)
     total = time.perf_counter() - start

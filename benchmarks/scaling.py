@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     configs = load_attack_config(args.config)
     ensure_ray()
-    executor = Executor(Store(args.store), progress=None)
+    executor = Executor(store=Store(args.store), progress=None)
     names = args.scenarios.split(",") if args.scenarios else None
     _, scenarios = load_scenarios(args.challenge, answers_root=args.answers, names=names)
     results: list[dict] = []

@@ -81,7 +81,7 @@ def main() -> None:
         cluster.wait_for_nodes()
         store = Store(args.store or Path(tempfile.mkdtemp(prefix="farm-util-")) / "store")
         tok, models, run = plan(args.n, args.shadows, args.provided, args.epochs, args.union)
-        ex = Executor(store, perf=Perf(), progress=None, device="gpu")
+        ex = Executor(store=store, perf=Perf(), progress=None, device="gpu")
         ex.run([*tok, *models], title="setup: tokenizer and provided models")
         jobs = [j for scenario in SCENARIOS for j in run[scenario]]
         by_key = {j.key: j for j in jobs}

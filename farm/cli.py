@@ -223,7 +223,7 @@ def _executor(args: argparse.Namespace, default_store: Path):
     from farm.cluster.executor import Executor, check_address
 
     address = check_address(args.address)  # refused now if wrong; Ray starts (or is joined) only when a job must run
-    return Executor(Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
+    return Executor(store=Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
                     gpus_per_job=args.gpus_per_job, device=args.device, address=address)
 
 

@@ -110,7 +110,7 @@ def tiny_built(tmp_path_factory):
     if started:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        make_challenge("tests/data/tiny-mini.yaml", out, Executor(Store(out / "store"), progress=None))
+        make_challenge("tests/data/tiny-mini.yaml", out, Executor(store=Store(out / "store"), progress=None))
     finally:
         if started:
             ray.shutdown()

@@ -36,6 +36,7 @@ from farm.errors import ClusterError, FarmError
 from farm.spec.jobs import Job, StoreRef
 from farm.spec.recipes import Perf, to_dict
 from farm.store.run_job import Context, run_job
+from farm.store.runner import RunReport
 from farm.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -108,33 +109,7 @@ _ACTOR = ray.remote(  # type: ignore[call-overload]
     max_restarts=0, concurrency_groups={"io": 1})(JobWorker)
 
 
-@dataclass
-class Report:
-    """What a run did: results per key, how many jobs ran or were reused (already stored), and slot
-    occupancy."""
-
-    results: dict[str, dict] = field(default_factory=dict)
-    ran: int = 0
-    skipped: int = 0
-    wall_seconds: float = 0.0
-    workers: int = 0
-    busy_seconds: float = 0.0  # sum over jobs of their seconds inside a worker
-    lost_workers: int = 0
-    startup_seconds: float = 0.0  # from the run's start until every worker of the pool had started
-    live_seconds: float = 0.0  # sum over workers of the time from their start to the end of the run
-    check_seconds: float = 0.0  # the store's "is it done?" checks before anything is queued
-
-    @property
-    def job_seconds(self) -> float:
-        return sum(r["seconds"] for r in self.results.values() if r.get("ran"))
-
-    @property
-    def utilisation(self) -> float:
-        """busy worker-seconds / (workers x wall)."""
-        return self.busy_seconds / max(self.workers * self.wall_seconds, 1e-9)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class Executor:
     """Runs jobs on a pool of ``JobWorker`` actors, each reserving ``cpus_per_job`` CPUs and
     ``gpus_per_job`` GPUs (``None``: 1 on GPUs, fractions allowed). ``workers`` caps the pool
@@ -150,7 +125,7 @@ class Executor:
     device: str = "auto"
     gpu_wait_s: float = 3600.0
     progress: Callable[[str], None] | None = log.info  # one line per finished job; None: silent
-    history: list[tuple[str, Report]] = field(default_factory=list)
+    history: list[tuple[str, RunReport]] = field(default_factory=list)
     # where to connect (``ensure_ray``) the first time there is work: a rerun whose jobs are all
     # stored never starts or joins Ray
     address: str | None = None
@@ -161,7 +136,7 @@ class Executor:
 
     def options(self) -> dict[str, Any]:
         """The settings another process needs to build an equivalent executor (a Tune trial does):
-        ``Executor(store, **executor.options())``."""
+        ``Executor(store=store, **executor.options())``."""
         return {"perf": self.perf, "workers": self.workers, "cpus_per_job": self.cpus_per_job,
                 "gpus_per_job": self.gpus_per_job, "device": self.device,
                 "gpu_wait_s": self.gpu_wait_s}
@@ -176,13 +151,13 @@ class Executor:
         """Jobs found complete in the store so far (all calls)."""
         return sum(r.skipped for _, r in self.history)
 
-    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> Report:
+    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> RunReport:
         """Run every job not yet in the store, in dependency order, streaming completions with
         progress."""
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
-        report = Report(skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start)
+        report = RunReport(skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start)
         if todo:
             ensure_ray(self.address)
             _Pool(self, report, title, start).drain(todo)
@@ -219,7 +194,7 @@ class _Pool:
     worker leaves to redo is the ``JobQueue``'s business. Jobs go only to actors that have started
     (a replacement or a GPU worker the autoscaler has not placed yet holds no job hostage)."""
 
-    def __init__(self, executor: Executor, report: Report, title: str, t0: float):
+    def __init__(self, executor: Executor, report: RunReport, title: str, t0: float):
         self.ex, self.report, self.title, self.t0 = executor, report, title, t0
         self.cpus, self.gpus = executor.resources()
         self.args = (executor.store.uri, to_dict(executor.perf), int(max(1, executor.cpus_per_job)))

@@ -60,7 +60,7 @@ def best_attack(scenario: Scenario, targets: list[ModelId], attacks: list[str]) 
     return best
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Objective:
     """Everything a trial needs, shipped once to the trial actors with ``tune.with_parameters``."""
 
@@ -81,7 +81,7 @@ class Objective:
         scenario = scenarios[self.scenario]
         search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
         recipe = trial_recipe(params, self.tune_config, self.scenario, scenario.inputs.len_training)
-        executor = Executor(Store(self.store_uri), progress=None, **self.executor_options)
+        executor = Executor(store=Store(self.store_uri), progress=None, **self.executor_options)
         for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
             plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
             got = collect_signals(scenario, plan, recipe, executor, only=search, title="trial")
@@ -109,7 +109,7 @@ def search_space(space: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig, store_uri: str,
-                  out: Path, *, progress: Callable[[str], None] | None = None,
+                  *, out: Path, progress: Callable[[str], None] | None = None,
                   executor_options: dict[str, Any] | None = None) -> Any:
     """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
     ``progress`` gets a line per trial result as it arrives (default: the ``farm.cluster.tune`` logger, INFO)."""
@@ -119,8 +119,8 @@ def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig,
     # lazy: loads Ray
     from ray.tune.schedulers import ASHAScheduler
 
-    objective = Objective(str(Path(challenge).resolve()), store_uri, scenario, tune_config,
-                          dict(executor_options or {}))
+    objective = Objective(challenge=str(Path(challenge).resolve()), store_uri=store_uri, scenario=scenario, tune_config=tune_config,
+                          executor_options=dict(executor_options or {}))
     trainable = tune.with_resources(objective, {"cpu": 0.01})
     storage = (out / "ray_results").resolve()
     progress = progress or logging.getLogger(__name__).info

@@ -92,7 +92,7 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Executor,
     rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
             "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
     for scenario in loaded:
-        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out,
+        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out=out,
                                 executor_options=executor.options())
         count_trial_jobs(results, executor)
         if all(r.error for r in results):

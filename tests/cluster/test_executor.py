@@ -9,9 +9,10 @@ import time
 import pytest
 import ray
 
-from farm.cluster.executor import Executor, Report, _Pool, ensure_ray
+from farm.cluster.executor import Executor, _Pool, ensure_ray
 from farm.errors import ClusterError, FarmError
 from farm.spec.recipes import Perf
+from farm.store.runner import RunReport
 from farm.store.store import Store
 from tests.jobs_fixture import TOKENIZER, train_jobs
 
@@ -55,8 +56,8 @@ def test_jobs_no_worker_can_run_raise_a_cluster_error(tmp_path):
     """No worker started or being placed, and jobs left (here one ready and one waiting for a job
     that is not in the run): a ``ClusterError`` naming them, not a wait forever. Ray is not
     started: no actor is asked for."""
-    ex = Executor(Store(tmp_path / "store"), device="cpu", progress=None)
-    pool = _Pool(ex, Report(), "stuck", time.perf_counter())
+    ex = Executor(store=Store(tmp_path / "store"), device="cpu", progress=None)
+    pool = _Pool(ex, RunReport(), "stuck", time.perf_counter())
     pool.queue.add("b", needs=["gone"])
     pool.queue.add("a")
     expected = r"^2 jobs cannot run and no worker is left: \['a', 'b'\]$"
@@ -65,7 +66,7 @@ def test_jobs_no_worker_can_run_raise_a_cluster_error(tmp_path):
 
 
 def _executor(store, **kw):
-    return Executor(store, perf=Perf(), workers=2, progress=None, **kw)
+    return Executor(store=store, perf=Perf(), workers=2, progress=None, **kw)
 
 
 def test_runs_then_restarted_driver_runs_nothing(local_ray, tmp_path):
@@ -169,8 +170,8 @@ def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_p
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         store = Store(tmp_path / "store")
-        Executor(store, progress=None, device="cpu").run([TOKENIZER])
-        ex = Executor(store, perf=Perf(), progress=None, device="gpu", workers=1)
+        Executor(store=store, progress=None, device="cpu").run([TOKENIZER])
+        ex = Executor(store=store, perf=Perf(), progress=None, device="gpu", workers=1)
         jobs = train_jobs(2)
         box = {}
         thread = threading.Thread(target=lambda: box.setdefault("report", ex.run(jobs)))

@@ -151,7 +151,7 @@ def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):
     from farm.store.store import Store
 
     store = Store(tmp_path / "store")
-    executor = Executor(store, workers=2, progress=None)
+    executor = Executor(store=store, workers=2, progress=None)
     plan = build_target(Sisa(recipe=TINY, shards=2, slices=2), target())
     first = executor.run([TOKENIZER, *plan.jobs])
     assert first.ran == 5

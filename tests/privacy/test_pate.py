@@ -458,7 +458,7 @@ def test_tiny_pate_run_through_the_executor(local_ray, tmp_path):
 
     store = Store(tmp_path / "store")
     plan = pate_jobs(_target(), _tiny_pate(), public=PUBLIC, public_n=200)
-    first = Executor(store, perf=Perf(), workers=2, progress=None)
+    first = Executor(store=store, perf=Perf(), workers=2, progress=None)
     first.run([TOKENIZER, *plan.jobs])
     assert first.ran == 1 + 3 + 3 + 1 + 1  # tokenizer, teachers, their answers, the vote, the student
     votes = store.get_arrays(plan.votes.key)
@@ -470,7 +470,7 @@ def test_tiny_pate_run_through_the_executor(local_ray, tmp_path):
     assert meta["adjacency"] == "add/remove"
     student = json.loads((store.get_dir(plan.student.key, tmp_path / "cache") / "farm.json").read_text())
     assert student["n_train"] == answered
-    rerun = Executor(store, perf=Perf(), workers=2, progress=None)
+    rerun = Executor(store=store, perf=Perf(), workers=2, progress=None)
     rerun.run([TOKENIZER, *plan.jobs])
     assert (rerun.ran, rerun.reused) == (0, 9)
 

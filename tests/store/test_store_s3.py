@@ -53,7 +53,7 @@ def test_store_on_s3_shared_by_ray_workers(s3_env, monkeypatch):
         store = Store(f"s3://{BUCKET}/store")
         trains = train_jobs(2)
         jobs = [TOKENIZER, *trains, *(infer_job(t) for t in trains)]
-        first = Executor(store, progress=None, workers=2).run(jobs)
+        first = Executor(store=store, progress=None, workers=2).run(jobs)
         assert first.ran == 5 and {r["pid"] for r in first.results.values()} - {os.getpid()}  # in workers
         assert all(store.complete(j.key) and not store.verify(j.key) for j in jobs)
         stamps = [f["stamp"] for f in store.manifest(trains[0].key)["files"].values()]
@@ -62,7 +62,7 @@ def test_store_on_s3_shared_by_ray_workers(s3_env, monkeypatch):
         for name in ("open", "cat_file", "cat"):
             real = getattr(store.fs, name)
             monkeypatch.setattr(store.fs, name, lambda p, *a, _real=real, **k: read.append(str(p)) or _real(p, *a, **k))
-        again = Executor(store, progress=None, workers=2).run(jobs)  # a new driver: everything from the bucket
+        again = Executor(store=store, progress=None, workers=2).run(jobs)  # a new driver: everything from the bucket
         assert again.ran == 0 and again.skipped == 5
         assert read and [p for p in read if not p.endswith("manifest.json")] == []  # manifests only, no artifact
         assert store.get_arrays(infer_job(trains[0]).key)["logits"].shape == (300, 2)
