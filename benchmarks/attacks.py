@@ -34,12 +34,14 @@ def rows_for(scenario: str) -> list[tuple[str, str, dict, PlanSpec, str]]:
     none, per = PlanSpec(), PlanSpec(kind="per-target")
     pool = {k: PlanSpec(kind="pool", shadows=k, group=2) for k in (2, 4)}
     matched = MATCHED[scenario]
-    rows = [("loss (baseline)", "loss", {}, none, "mini-inf"),
-            ("reference, per-target (runner-up)", "reference", {}, per, "mini-inf"),
-            ("in_calibration (winner)", "in_calibration", {}, none, "mini-inf"),
-            ("learned, provided models", "learned", {}, none, "mini-inf"),
-            ("rmia, provided models", "rmia", {}, none, "mini-inf"),
-            ("lira offline, provided models", "lira_offline", {}, none, "mini-inf")]
+    rows = [
+        ("loss (baseline)", "loss", {}, none, "mini-inf"),
+        ("reference, per-target (runner-up)", "reference", {}, per, "mini-inf"),
+        ("in_calibration (winner)", "in_calibration", {}, none, "mini-inf"),
+        ("learned, provided models", "learned", {}, none, "mini-inf"),
+        ("rmia, provided models", "rmia", {}, none, "mini-inf"),
+        ("lira offline, provided models", "lira_offline", {}, none, "mini-inf"),
+    ]
     for k, plan in pool.items():
         for kind, recipe in (("plain", "mini-inf"), ("DP-matched", matched)):
             if kind == "DP-matched" and recipe == "mini-inf":
@@ -65,22 +67,36 @@ def main() -> None:
     for name, scenario in scenarios.items():
         cache: dict[tuple[PlanSpec, str], Collected] = {}
         for row, attack, params, plan, recipe in rows_for(name):
-            if (plan, recipe) not in cache:  # DP-matched rows run the targets' mechanism at the targets' n
+            if (
+                plan,
+                recipe,
+            ) not in cache:  # DP-matched rows run the targets' mechanism at the targets' n
                 shadow = load_recipe(recipe)
                 if recipe != "mini-inf":
                     shadow = matched_recipe(shadow, scenario.inputs.len_training)
                 cache[plan, recipe] = collect_signals(scenario, plan, shadow, executor)
             got = cache[plan, recipe]
             part = got.scenario
-            raw = dict(zip(part.ids, run_attack(attack, got.signals, np.arange(len(part.ids)), **params)))
+            raw = dict(
+                zip(part.ids, run_attack(attack, got.signals, np.arange(len(part.ids)), **params))
+            )
             ids = [m for m in part.ids if m.phase in ("dev", "final")]
             y = np.concatenate([part.solutions[m] for m in ids])
             metrics = score(y, pooled_scores([raw[m] for m in ids]))
             loo = part.score("train", raw)
-            out.append({"scenario": name, "row": row, "TPR@0.1": metrics["TPR_FPR_1000"],
-                        "TPR@0.01": metrics["TPR_FPR_100"], "AUC": metrics["AUC"],
-                        "train LOO TPR@0.1": loo["TPR_FPR_1000"] if loo else float("nan"),
-                        "trainings": got.trainings, "cpu_s": got.job_seconds, "points": y.size})
+            out.append(
+                {
+                    "scenario": name,
+                    "row": row,
+                    "TPR@0.1": metrics["TPR_FPR_1000"],
+                    "TPR@0.01": metrics["TPR_FPR_100"],
+                    "AUC": metrics["AUC"],
+                    "train LOO TPR@0.1": loo["TPR_FPR_1000"] if loo else float("nan"),
+                    "trainings": got.trainings,
+                    "cpu_s": got.job_seconds,
+                    "points": y.size,
+                }
+            )
             print(table([out[-1]]).splitlines()[-1], flush=True)
     print(table(out))
 

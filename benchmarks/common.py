@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SST2 = Path(os.environ.get("FARM_SST2_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"))
+SST2 = Path(
+    os.environ.get(
+        "FARM_SST2_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+    )
+)
 
 
 def sst2_population():
@@ -39,5 +43,9 @@ def table(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
-        lines.append("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+        lines.append(
+            "| "
+            + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+            + " |"
+        )
     return "\n".join(lines)

@@ -58,12 +58,22 @@ GLUE_TRAIN, GLUE_ALL = 67_349, 68_221  # GLUE SST-2: train rows, then 872 valida
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="defences-sst2", help="make-challenge config, one scenario per setting")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", default="defences-sst2", help="make-challenge config, one scenario per setting"
+    )
     parser.add_argument("--attack", default="attack-defences", help="attack config for farm attack")
-    parser.add_argument("--out", type=Path, required=True, help="working folder (challenge, store, attack, results)")
-    parser.add_argument("--settings", default=None, help="comma-separated scenario names (default: all)")
-    parser.add_argument("--forget", type=int, default=20, help="members forgotten per target for the SISA cost")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="working folder (challenge, store, attack, results)"
+    )
+    parser.add_argument(
+        "--settings", default=None, help="comma-separated scenario names (default: all)"
+    )
+    parser.add_argument(
+        "--forget", type=int, default=20, help="members forgotten per target for the SISA cost"
+    )
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     from farm.cli import main as farm
@@ -74,8 +84,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     built, attack = args.out / "built", args.out / "attack"
     if farm(["make-challenge", "--config", str(config_file), "--out", str(built), *workers]) != 0:
         raise SystemExit("make-challenge failed")
-    if farm(["attack", "--challenge", str(built / "challenge"), "--answers", str(built / "answers"), "--config",
-             args.attack, "--out", str(attack), "--store", str(built / "store"), *workers]) != 0:
+    if (
+        farm(
+            [
+                "attack",
+                "--challenge",
+                str(built / "challenge"),
+                "--answers",
+                str(built / "answers"),
+                "--config",
+                args.attack,
+                "--out",
+                str(attack),
+                "--store",
+                str(built / "store"),
+                *workers,
+            ]
+        )
+        != 0
+    ):
         raise SystemExit("farm attack failed")
     rows = results(config_file, built, attack, forget=args.forget)
     text = table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
@@ -120,14 +147,22 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
         targets = [t for t in p.targets if t.scenario == scenario]
         m = metrics[scenario]
         head = headline(attack / "scores.parquet", scenario)
-        row: dict[str, Any] = {"setting": scenario, "test_acc": accuracy[scenario],
-                               **{f"{p} TPR@0.1FPR": _with_interval(m["phases"][p], "TPR@0.1FPR")
-                                  for p in REPORT_ON if p in m["phases"]},
-                               "TPR@0.1FPR dev+final [95%]": f"{head.value:.3f} {head.cell()}",
-                               **_audit_cells(m.get("epsilon_audit") or {}),
-                               "eps": _epsilon(ch.constants.targets[scenario]),
-                               "train_s": float(np.mean([job_seconds(store, list(t.build.jobs)) for t in targets])),
-                               "unlearn": "-", "forgetting": "-", "_tpr": head.value}
+        row: dict[str, Any] = {
+            "setting": scenario,
+            "test_acc": accuracy[scenario],
+            **{
+                f"{p} TPR@0.1FPR": _with_interval(m["phases"][p], "TPR@0.1FPR")
+                for p in REPORT_ON
+                if p in m["phases"]
+            },
+            "TPR@0.1FPR dev+final [95%]": f"{head.value:.3f} {head.cell()}",
+            **_audit_cells(m.get("epsilon_audit") or {}),
+            "eps": _epsilon(ch.constants.targets[scenario]),
+            "train_s": float(np.mean([job_seconds(store, list(t.build.jobs)) for t in targets])),
+            "unlearn": "-",
+            "forgetting": "-",
+            "_tpr": head.value,
+        }
         if isinstance(targets[0].build.state, SisaState):
             row["unlearn"] = _unlearning_cost(targets, store, p, forget)
             if targets[0].forgotten is not None:
@@ -145,7 +180,9 @@ def headline(scores_parquet: Path, scenario: str, *, n_boot: int = 1000) -> Inte
     scores = pd.read_parquet(scores_parquet)
     phases = {}
     for phase in REPORT_ON:
-        rows = scores[(scores.scenario == scenario) & (scores.phase == phase) & scores.label.notna()]
+        rows = scores[
+            (scores.scenario == scenario) & (scores.phase == phase) & scores.label.notna()
+        ]
         if rows.empty:
             continue
         models = [g for _, g in rows.groupby("model", sort=True)]
@@ -157,7 +194,9 @@ def headline(scores_parquet: Path, scenario: str, *, n_boot: int = 1000) -> Inte
 
 def _with_interval(phase: dict[str, Any], name: str) -> str:
     value, iv = phase["metrics"][name], phase["intervals"].get(name)
-    known = iv and iv.get("lo") is not None and iv.get("hi") is not None  # metrics.json: NaN ends as null
+    known = (
+        iv and iv.get("lo") is not None and iv.get("hi") is not None
+    )  # metrics.json: NaN ends as null
     return f"{value:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]" if known else f"{value:.3f} [n<5 models]"
 
 
@@ -166,8 +205,10 @@ def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
     points share its training run, so they are not independent trials) and the one whose trials are
     independent (one point per held-out model)."""
     independent = audit.get("one_point_per_model") or {}
-    return {"eps_lb heuristic": audit.get("epsilon_lb_heuristic", audit.get("epsilon_lb")),
-            "eps_lb valid": independent.get("epsilon_lb")}
+    return {
+        "eps_lb heuristic": audit.get("epsilon_lb_heuristic", audit.get("epsilon_lb")),
+        "eps_lb valid": independent.get("epsilon_lb"),
+    }
 
 
 def _epsilon(record: dict[str, Any]) -> str:
@@ -188,11 +229,24 @@ def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: i
     for t in targets:
         state: SisaState = t.build.state
         before = build_target(state.defence, state.target)
-        split = split_model(*t.seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
-                            len_challenge=p.constants.len_challenge)
+        split = split_model(
+            *t.seeds,
+            n_total=p.constants.n_total,
+            len_training=p.constants.len_training,
+            len_challenge=p.constants.len_challenge,
+        )
         assert split.solution is not None
-        after, _ = (t.build, None) if t.forgotten is not None else forget_members(
-            before, split.challenge, split.solution, min(forget, p.constants.len_challenge), seed=t.seeds[2])
+        after, _ = (
+            (t.build, None)
+            if t.forgotten is not None
+            else forget_members(
+                before,
+                split.challenge,
+                split.solution,
+                min(forget, p.constants.len_challenge),
+                seed=t.seeds[2],
+            )
+        )
         again = redone(before, after)
         n_redone, n_all = n_redone + len(again), n_all + len(after.jobs)
         s_redone += _seconds(store, again, before)
@@ -203,7 +257,9 @@ def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: i
 def _seconds(store: Any, jobs: list[Any], before: TargetBuild) -> float:
     """Job-seconds of ``jobs``: stored, or for a job never run that of the job of ``before`` with its label."""
     by_label = {j.label: j for j in before.jobs}
-    return sum(job_seconds(store, [j if store.complete(j.key) else by_label[j.label]]) for j in jobs)
+    return sum(
+        job_seconds(store, [j if store.complete(j.key) else by_label[j.label]]) for j in jobs
+    )
 
 
 def _forgetting(built: Path, attack: Path, scenario: str, ch: Any) -> str:
@@ -236,13 +292,25 @@ def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]
     else:
         full = load_population({k: v for k, v in spec.items() if k != "subset"})
         rows = np.arange(GLUE_TRAIN, len(full)) if len(full) == GLUE_ALL else np.arange(len(full))
-        rows = np.setdiff1d(rows, np.concatenate([_subset_rows(s, len(full)) for s in (spec, config.public)]))
-        test = Population(tuple(full.sentences[i] for i in rows), full.labels[rows], {"rows": "held out"})
+        rows = np.setdiff1d(
+            rows, np.concatenate([_subset_rows(s, len(full)) for s in (spec, config.public)])
+        )
+        test = Population(
+            tuple(full.sentences[i] for i in rows), full.labels[rows], {"rows": "held out"}
+        )
     tokens = tokenize(test, load_tokenizer(challenge / "assets" / "tokenizer"), 67)
     idx = np.arange(len(test.labels))
-    return {scenario: float(np.mean([(logits_of(m.path, tokens, idx).argmax(1) == test.labels).mean()
-                                     for m in ch.select(scenario)]))
-            for scenario in config.scenarios}
+    return {
+        scenario: float(
+            np.mean(
+                [
+                    (logits_of(m.path, tokens, idx).argmax(1) == test.labels).mean()
+                    for m in ch.select(scenario)
+                ]
+            )
+        )
+        for scenario in config.scenarios
+    }
 
 
 def _subset_rows(spec: dict[str, Any], n: int) -> np.ndarray:
@@ -252,7 +320,7 @@ def _subset_rows(spec: dict[str, Any], n: int) -> np.ndarray:
         return np.arange(n)
     perm = np.random.default_rng(int(subset.get("seed", 0))).permutation(n)
     offset = int(subset.get("offset", 0))
-    return perm[offset: offset + int(subset["n"])]
+    return perm[offset : offset + int(subset["n"])]
 
 
 def privacy_utility_png(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -263,14 +331,29 @@ def privacy_utility_png(rows: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    colours = {"plain": "black", "dp": "tab:blue", "sisa": "tab:green", "pate": "tab:red", "rr": "tab:purple"}
+    colours = {
+        "plain": "black",
+        "dp": "tab:blue",
+        "sisa": "tab:green",
+        "pate": "tab:red",
+        "rr": "tab:purple",
+    }
     for r in rows:
         family = r["setting"].split("_")[0]
         ax.scatter(r["_tpr"], r["test_acc"], color=colours.get(family, "grey"), s=30)
-        ax.annotate(r["setting"], (r["_tpr"], r["test_acc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            r["setting"],
+            (r["_tpr"], r["test_acc"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     ax.axvline(0.1, color="grey", linestyle="--", linewidth=1, label="chance (TPR = FPR = 0.1)")
-    ax.set(xlabel="TPR@0.1FPR (attack power: lower is more private)", ylabel="test accuracy",
-           title="Defences on SST-2 (mini): privacy vs utility")
+    ax.set(
+        xlabel="TPR@0.1FPR (attack power: lower is more private)",
+        ylabel="test accuracy",
+        title="Defences on SST-2 (mini): privacy vs utility",
+    )
     ax.legend(loc="lower right", fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -25,9 +25,15 @@ def roberta_base_like(tok, out: Path) -> Path:
     """roberta-base's architecture (12 x 768, 125M parameters with its vocabulary), random weights."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    config = RobertaConfig(vocab_size=len(tok), max_position_embeddings=514, pad_token_id=tok.pad_token_id,
-                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, type_vocab_size=1,
-                           num_labels=2)
+    config = RobertaConfig(
+        vocab_size=len(tok),
+        max_position_embeddings=514,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        type_vocab_size=1,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     RobertaForSequenceClassification(config).save_pretrained(out)
     return out
@@ -55,11 +61,20 @@ def main() -> None:
         perf = Perf(micro_batch=args.micro_batch, grad_sample_mode=mode if mode != "-" else "ghost")
         with timer() as t:
             train(tokens, idx, recipe, out_dir=work / f"{name}-{mode}", tokenizer=tok, perf=perf)
-        rows.append({"recipe": name, "clipping": mode, "seconds": t["seconds"], "seq/s": args.records / t["seconds"]})
+        rows.append(
+            {
+                "recipe": name,
+                "clipping": mode,
+                "seconds": t["seconds"],
+                "seq/s": args.records / t["seconds"],
+            }
+        )
     for r in rows:
         r["cost_vs_plain"] = r["seconds"] / rows[0]["seconds"]
-    print(f"records={args.records} dp_batch={args.dp_batch} micro_batch={args.micro_batch} "
-          f"device={'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"records={args.records} dp_batch={args.dp_batch} micro_batch={args.micro_batch} "
+        f"device={'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
     print(table(rows))
 
 

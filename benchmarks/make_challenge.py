@@ -40,15 +40,35 @@ def main() -> None:
     rows = []
     for title, rep in executor.history:
         ideal = rep.job_seconds / max(rep.workers, 1)
-        rows.append({"stage": title, "jobs": rep.ran, "workers": rep.workers, "wall_s": rep.wall_seconds,
-                     "sum_job_s": rep.job_seconds, "ideal_s": ideal, "overhead": rep.wall_seconds / ideal - 1})
+        rows.append(
+            {
+                "stage": title,
+                "jobs": rep.ran,
+                "workers": rep.workers,
+                "wall_s": rep.wall_seconds,
+                "sum_job_s": rep.job_seconds,
+                "ideal_s": ideal,
+                "overhead": rep.wall_seconds / ideal - 1,
+            }
+        )
     wall = sum(r["wall_s"] for r in rows)
     ideal = sum(r["ideal_s"] for r in rows)
-    rows.append({"stage": "all", "jobs": sum(r["jobs"] for r in rows), "workers": "-", "wall_s": wall,
-                 "sum_job_s": sum(r["sum_job_s"] for r in rows), "ideal_s": ideal, "overhead": wall / ideal - 1})
+    rows.append(
+        {
+            "stage": "all",
+            "jobs": sum(r["jobs"] for r in rows),
+            "workers": "-",
+            "wall_s": wall,
+            "sum_job_s": sum(r["sum_job_s"] for r in rows),
+            "ideal_s": ideal,
+            "overhead": wall / ideal - 1,
+        }
+    )
     mem = _cluster_peak_mib(ray)
-    print(f"config={args.config} total={total:.1f}s (incl. population load and tree writing) "
-          f"driver_peak_rss={peak_rss_mib():.0f}MiB workers_peak_rss_sum={mem:.0f}MiB")
+    print(
+        f"config={args.config} total={total:.1f}s (incl. population load and tree writing) "
+        f"driver_peak_rss={peak_rss_mib():.0f}MiB workers_peak_rss_sum={mem:.0f}MiB"
+    )
     print(table(rows))
 
 

@@ -41,25 +41,46 @@ def main() -> None:
     tokens = tokenize(pop, tok, 67)
     test = np.arange(67_349, 68_221)
     perm = np.random.default_rng(0).permutation(67_349)
-    base_idx, train_idx = perm[: args.base_records], perm[args.base_records : args.base_records + args.records]
+    base_idx, train_idx = (
+        perm[: args.base_records],
+        perm[args.base_records : args.base_records + args.records],
+    )
     with timer() as t:
         base = train(tokens, base_idx, BASE_RECIPE, out_dir=work / "base", tokenizer=tok)
-    rows = [{"model": f"base ({args.base_records} disjoint records)",
-             "test_acc": accuracy(base, tokens, pop.labels, test),
-             "train_acc": accuracy(base, tokens, pop.labels, train_idx), "seconds": t["seconds"], "epsilon": "-"}]
+    rows = [
+        {
+            "model": f"base ({args.base_records} disjoint records)",
+            "test_acc": accuracy(base, tokens, pop.labels, test),
+            "train_acc": accuracy(base, tokens, pop.labels, train_idx),
+            "seconds": t["seconds"],
+            "epsilon": "-",
+        }
+    ]
     for name in ("mini-inf", "mini-hi", "mini-lo"):
         for mode in ("ghost", "hooks") if name != "mini-inf" else ("-",):
             recipe = load_recipe(name)
             perf = Perf(grad_sample_mode=mode) if mode != "-" else Perf()
             with timer() as t:
-                out = train(tokens, train_idx, recipe, out_dir=work / f"{name}-{mode}", tokenizer=tok, base=base,
-                            perf=perf)
+                out = train(
+                    tokens,
+                    train_idx,
+                    recipe,
+                    out_dir=work / f"{name}-{mode}",
+                    tokenizer=tok,
+                    base=base,
+                    perf=perf,
+                )
             meta = json.loads((out / "farm.json").read_text())
             eps = meta.get("dp", {}).get("epsilon")
-            rows.append({"model": f"{name} ({mode})" if mode != "-" else name,
-                         "test_acc": accuracy(out, tokens, pop.labels, test),
-                         "train_acc": accuracy(out, tokens, pop.labels, train_idx), "seconds": t["seconds"],
-                         "epsilon": f"{eps:.2f}" if eps else "-"})
+            rows.append(
+                {
+                    "model": f"{name} ({mode})" if mode != "-" else name,
+                    "test_acc": accuracy(out, tokens, pop.labels, test),
+                    "train_acc": accuracy(out, tokens, pop.labels, train_idx),
+                    "seconds": t["seconds"],
+                    "epsilon": f"{eps:.2f}" if eps else "-",
+                }
+            )
     plain = rows[1]["seconds"]
     for r in rows[1:]:
         r["cost_vs_plain"] = r["seconds"] / plain

@@ -41,12 +41,26 @@ from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import Extras, collect_many, collect_signals, load_scenarios, shadow_jobs
 from farm.spec.queries import QueryFamily
 
-ATTACKS = ("lira_farm", "lira_online", "lira_queries", "lira_grad", "rmia", "rmia_fit", "stacked", "stacked_wb")
+ATTACKS = (
+    "lira_farm",
+    "lira_online",
+    "lira_queries",
+    "lira_grad",
+    "rmia",
+    "rmia_fit",
+    "stacked",
+    "stacked_wb",
+)
 WHITE_BOX = frozenset({"query_logits", "grad_norm"})
-VARIANTS = {"stacked_wb": ("stacked", WHITE_BOX)}  # row name -> (attack, the optional signals it sees)
+VARIANTS = {
+    "stacked_wb": ("stacked", WHITE_BOX)
+}  # row name -> (attack, the optional signals it sees)
 RUNNER_UP = "runner-up: reference, 1 per target"
-ANCHORS = (("loss", "loss", {}, "none"), ("winner: in_calibration", "in_calibration", {}, "none"),
-           (RUNNER_UP, "reference", {}, "per-target"))
+ANCHORS = (
+    ("loss", "loss", {}, "none"),
+    ("winner: in_calibration", "in_calibration", {}, "none"),
+    (RUNNER_UP, "reference", {}, "per-target"),
+)
 
 
 def sees(name: str) -> tuple[str, frozenset[str]]:
@@ -63,12 +77,16 @@ def extras_for(names: list[str], queries: QueryFamily | None) -> Extras:
 def view(signals: Signals, fields: frozenset[str]) -> Signals:
     """``signals`` without the optional fields outside ``fields``, so an attack whose features use whatever the
     signals carry (``learned``, ``stacked``) is measured on what its row says."""
-    return dataclasses.replace(signals, query_logits=signals.query_logits if "query_logits" in fields else None,
-                               grad_norm=signals.grad_norm if "grad_norm" in fields else None)
+    return dataclasses.replace(
+        signals,
+        query_logits=signals.query_logits if "query_logits" in fields else None,
+        grad_norm=signals.grad_norm if "grad_norm" in fields else None,
+    )
 
 
-def scored(label: str, attack: str, params: dict, k: int | str, collected,
-           signals: Signals | None = None) -> Scored:
+def scored(
+    label: str, attack: str, params: dict, k: int | str, collected, signals: Signals | None = None
+) -> Scored:
     """One candidate's pooled scores on every labelled phase (train: leave-one-out; dev, final: answered),
     on ``signals`` (default: the collected ones)."""
     part = collected.scenario
@@ -89,8 +107,13 @@ def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000
     """The table row of one candidate: its leave-one-out figure (what the protocol chooses on), dev and final
     with their 95% intervals over target models, the dev+final mean and its paired ratio to the winner's IN
     calibration."""
-    row = {"scenario": scenario, "attack": candidate.name, "K": candidate.k, "trainings": candidate.trainings,
-           "LOO train": candidate.figure("train")}
+    row = {
+        "scenario": scenario,
+        "attack": candidate.name,
+        "K": candidate.k,
+        "trainings": candidate.trainings,
+        "LOO train": candidate.figure("train"),
+    }
     for phase in REPORT_ON:
         if phase in candidate.scores:
             iv = bootstrap_by_model(candidate.labels[phase], candidate.scores[phase], n_boot=n_boot)
@@ -100,15 +123,23 @@ def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000
     return row
 
 
-def verdicts(scenario: str, candidates: list[Scored], anchors: dict[str, Scored], *, n_boot: int = 1000) -> dict:
+def verdicts(
+    scenario: str, candidates: list[Scored], anchors: dict[str, Scored], *, n_boot: int = 1000
+) -> dict:
     """The protocol's row for one scenario: the candidate chosen on the labelled models' leave-one-out scores
     within the runner-up's training budget (one training per dev/final target), then scored once on dev and
     final against each anchor, paired."""
     runner_up = anchors[RUNNER_UP]
     chosen = choose(candidates, budget=runner_up.trainings)
-    row = {"scenario": scenario, "chosen (LOO)": f"{chosen.name}, K={chosen.k}", "trainings": chosen.trainings,
-           "LOO train": chosen.figure("train"), "dev": chosen.figure("dev"), "final": chosen.figure("final"),
-           "TPR@0.1FPR (mean)": chosen.headline()}
+    row = {
+        "scenario": scenario,
+        "chosen (LOO)": f"{chosen.name}, K={chosen.k}",
+        "trainings": chosen.trainings,
+        "LOO train": chosen.figure("train"),
+        "dev": chosen.figure("dev"),
+        "final": chosen.figure("final"),
+        "TPR@0.1FPR (mean)": chosen.headline(),
+    }
     for label, anchor in anchors.items():
         row[f"vs {label.split(':')[0]}"] = ratio_cell(compare(chosen, anchor, n_boot=n_boot))
     return row
@@ -155,19 +186,29 @@ def warm_up(scenarios: dict, configs: dict, plain, k_max: int, extras, executor)
     for name, scenario in scenarios.items():
         config = configs.get(name, configs["*"])
         recipe = config.shadow_recipe(scenario.inputs.len_training)
-        pool = dataclasses.replace(config.plan, kind="pool", shadows=k_max, group=2) if k_max else PlanSpec(kind="none")
-        planned += [shadow_jobs(scenario, pool, recipe, extras=extras),
-                    shadow_jobs(scenario, PlanSpec(kind="none"), recipe),
-                    shadow_jobs(scenario, PlanSpec(kind="per-target"), plain)]
+        pool = (
+            dataclasses.replace(config.plan, kind="pool", shadows=k_max, group=2)
+            if k_max
+            else PlanSpec(kind="none")
+        )
+        planned += [
+            shadow_jobs(scenario, pool, recipe, extras=extras),
+            shadow_jobs(scenario, PlanSpec(kind="none"), recipe),
+            shadow_jobs(scenario, PlanSpec(kind="per-target"), plain),
+        ]
     collect_many(planned, executor, title="scaling: every shadow and inference")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--challenge", type=Path, required=True)
     parser.add_argument("--answers", type=Path, required=True)
     parser.add_argument("--store", required=True)
-    parser.add_argument("--config", default="attack-mini-sst2", help="attack config giving each scenario's shadows")
+    parser.add_argument(
+        "--config", default="attack-mini-sst2", help="attack config giving each scenario's shadows"
+    )
     parser.add_argument("--ks", default="0,2,4,8,16", help="comma-separated K values (even)")
     parser.add_argument("--attacks", default=",".join(ATTACKS))
     parser.add_argument("--scenarios", default=None)
@@ -186,12 +227,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     chosen: list[dict] = []
     plain = configs.get("sst2_inf", configs["*"]).named_recipe()
     ks = [int(x) for x in args.ks.split(",")]
-    warm_up(scenarios, configs, plain, max(ks), extras_for(args.attacks.split(","), configs["*"].queries), executor)
+    warm_up(
+        scenarios,
+        configs,
+        plain,
+        max(ks),
+        extras_for(args.attacks.split(","), configs["*"].queries),
+        executor,
+    )
     for name, scenario in scenarios.items():
         config = configs.get(name, configs["*"])
         recipe = config.shadow_recipe(scenario.inputs.len_training)
         anchors = {}
-        for label, attack, params, kind in ANCHORS:  # the runner-up trained its references with the plain recipe
+        for (
+            label,
+            attack,
+            params,
+            kind,
+        ) in ANCHORS:  # the runner-up trained its references with the plain recipe
             shadow = plain if kind == "per-target" else recipe
             got = collect_signals(scenario, PlanSpec(kind=kind), shadow, executor)
             anchors[label] = scored(label, attack, params, kind, got)
@@ -201,13 +254,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         extras = extras_for(names, config.queries)
         candidates: list[Scored] = []
         for k in ks:
-            plan = dataclasses.replace(config.plan, kind="pool", shadows=k, group=2) if k else PlanSpec(kind="none")
+            plan = (
+                dataclasses.replace(config.plan, kind="pool", shadows=k, group=2)
+                if k
+                else PlanSpec(kind="none")
+            )
             got = collect_signals(scenario, plan, recipe, executor, extras=extras)
             for row_name in names:
                 attack, fields = sees(row_name)
                 candidates.append(scored(row_name, attack, {}, k, got, view(got.signals, fields)))
                 results.append(rows(name, candidates[-1], winner, n_boot=args.n_boot))
-            print(table(results[-len(names):]), flush=True)
+            print(table(results[-len(names) :]), flush=True)
         chosen.append(verdicts(name, candidates, anchors, n_boot=args.n_boot))
     print(table(results))
     print("\nChosen on the labelled models (leave-one-out), then scored once on dev and final:\n")

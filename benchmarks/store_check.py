@@ -20,7 +20,9 @@ from farm.store.store import Store
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mb", type=int, default=499, help="weights per entry, MB (roberta-base fp32: 499)")
+    parser.add_argument(
+        "--mb", type=int, default=499, help="weights per entry, MB (roberta-base fp32: 499)"
+    )
     parser.add_argument("--entries", type=int, default=3)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="farm-storecheck-"))
@@ -38,8 +40,18 @@ def main() -> None:
     start = time.perf_counter()
     assert not any(store.verify(k) for k in keys)
     verify = (time.perf_counter() - start) / len(keys)
-    print(table([{"MB per entry": args.mb, "complete() s/entry": complete, "verify() s/entry": verify,
-                  "ratio": verify / complete}]))
+    print(
+        table(
+            [
+                {
+                    "MB per entry": args.mb,
+                    "complete() s/entry": complete,
+                    "verify() s/entry": verify,
+                    "ratio": verify / complete,
+                }
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

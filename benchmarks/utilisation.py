@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: nodes on loopback
+os.environ.setdefault(
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"
+)  # before Ray is imported: nodes on loopback
 
 import argparse  # noqa: E402
 import tempfile
@@ -32,26 +34,49 @@ from farm.spec.recipes import ModelSpec, Perf, Recipe, TinyModel
 SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
 
 
-def plan(n: int, shadows: int, provided: int, epochs: int, union: int) -> tuple[list, list, dict[str, list]]:
+def plan(
+    n: int, shadows: int, provided: int, epochs: int, union: int
+) -> tuple[list, list, dict[str, list]]:
     """(tokenizer + provided trainings to prepare, provided models, per-scenario jobs of the measured run)."""
     pop = {"source": "synthetic", "n": n, "seed": 1}
     tok = TokenizerJob(pop, vocab_size=800, label="tokenizer")
     rng = np.random.default_rng(0)
-    recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
-                    batch_size=32, max_length=32)
+    recipe = Recipe(
+        model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)),
+        epochs=epochs,
+        learning_rate=1e-3,
+        batch_size=32,
+        max_length=32,
+    )
 
     def train(i: int, label: str, epochs: int = epochs) -> TrainJob:
         sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
-        return TrainJob(population=pop, tokenizer=StoreRef(tok.key), selection=sel, recipe=Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
-                        label=label)
+        return TrainJob(
+            population=pop,
+            tokenizer=StoreRef(tok.key),
+            selection=sel,
+            recipe=Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
+            label=label,
+        )
 
-    models = [train(i, f"provided {i}", epochs=1) for i in range(provided)]  # only their inference is measured
+    models = [
+        train(i, f"provided {i}", epochs=1) for i in range(provided)
+    ]  # only their inference is measured
     run: dict[str, list] = {}
     for s, scenario in enumerate(SCENARIOS):
         records = Selection.of(n, np.sort(rng.choice(n, union, replace=False)))
         shadow = [train(1000 * (s + 1) + i, f"{scenario} shadow {i}") for i in range(shadows)]
-        infer = [InferJob(population=pop, tokenizer=StoreRef(tok.key), model=StoreRef(m.key), selection=records, max_length=32, label=f"{scenario} infer")
-                 for m in [*models, *shadow]]
+        infer = [
+            InferJob(
+                population=pop,
+                tokenizer=StoreRef(tok.key),
+                model=StoreRef(m.key),
+                selection=records,
+                max_length=32,
+                label=f"{scenario} infer",
+            )
+            for m in [*models, *shadow]
+        ]
         run[scenario] = [*shadow, *infer]
     return [tok], models, run
 
@@ -61,7 +86,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--gpus-per-node", type=int, default=4)
     parser.add_argument("--shadows", type=int, default=4, help="shadow trainings per scenario")
-    parser.add_argument("--provided", type=int, default=12, help="provided models inferred in every scenario")
+    parser.add_argument(
+        "--provided", type=int, default=12, help="provided models inferred in every scenario"
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--n", type=int, default=3000, help="population records")
     parser.add_argument("--union", type=int, default=150, help="records per inference pass")
@@ -73,7 +100,9 @@ def main() -> None:
     from farm.cluster.executor import Executor
     from farm.store.store import Store
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
     for _ in range(args.nodes):
         cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
     try:
@@ -90,16 +119,30 @@ def main() -> None:
         wall = time.perf_counter() - start
         slots = args.nodes * args.gpus_per_node
         trains = sum(isinstance(j, TrainJob) for j in jobs)
-        train_s = sum(r["seconds"] for k, r in report.results.items() if isinstance(by_key[k], TrainJob))
+        train_s = sum(
+            r["seconds"] for k, r in report.results.items() if isinstance(by_key[k], TrainJob)
+        )
         ideal = report.job_seconds / slots
-        print(table([{
-            "slots": slots, "trainings": trains, "inference passes": len(jobs) - trains,
-            "job_s": report.job_seconds, "inference share": 1 - train_s / report.job_seconds, "wall_s": wall,
-            "sum(job)/slots": ideal,
-            "utilisation": report.utilisation, "overhead": wall / ideal - 1,
-            "workers start-up_s": report.startup_seconds,
-            "utilisation of started workers": report.busy_seconds / max(report.live_seconds, 1e-9),
-        }]))
+        print(
+            table(
+                [
+                    {
+                        "slots": slots,
+                        "trainings": trains,
+                        "inference passes": len(jobs) - trains,
+                        "job_s": report.job_seconds,
+                        "inference share": 1 - train_s / report.job_seconds,
+                        "wall_s": wall,
+                        "sum(job)/slots": ideal,
+                        "utilisation": report.utilisation,
+                        "overhead": wall / ideal - 1,
+                        "workers start-up_s": report.startup_seconds,
+                        "utilisation of started workers": report.busy_seconds
+                        / max(report.live_seconds, 1e-9),
+                    }
+                ]
+            )
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()

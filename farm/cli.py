@@ -70,8 +70,12 @@ def setup_logging(verbosity: int) -> None:
     verbose = "%(asctime)s %(name)s %(levelname)s: %(message)s"
     handler.setFormatter(logging.Formatter(verbose if verbosity > 0 else "%(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
-    logger.propagate = False  # a library that configures the root logger (Opacus does) must not print it twice
-    logger.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
+    logger.propagate = (
+        False  # a library that configures the root logger (Opacus does) must not print it twice
+    )
+    logger.setLevel(
+        logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    )
 
 
 def _version() -> str:
@@ -79,7 +83,6 @@ def _version() -> str:
     try:
         return version(DISTRIBUTION)
     except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
-
         return f"{__version__} (not installed)"
 
 
@@ -108,11 +111,15 @@ def _quiet() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="farm", description="Shadow-model farm for membership inference.",
+        prog="farm",
+        description="Shadow-model farm for membership inference.",
         epilog=f"Shipped configs (give a name or a path): {', '.join(shipped())}. Shipped recipes (by name in "
-        f"configs): {', '.join(shipped('recipe'))}.")
+        f"configs): {', '.join(shipped('recipe'))}.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more progress output (stderr)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more progress output (stderr)"
+    )
     parser.add_argument("-q", "--quiet", action="count", default=0, help="progress: warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:
@@ -140,8 +147,11 @@ def _cmd_splits(args: argparse.Namespace) -> int:
     parents = mdir.resolve().parents
     constants = read_constants(parents[2] if len(parents) > 2 else mdir)
     entry = read_model(mdir, "", "", 0, constants=constants, require_weights=False)
-    seeds = {"seed_challenge": entry.seed_challenge, "seed_training": entry.seed_training,
-             "seed_membership": entry.seed_membership}
+    seeds = {
+        "seed_challenge": entry.seed_challenge,
+        "seed_training": entry.seed_training,
+        "seed_membership": entry.seed_membership,
+    }
     split = entry.split(constants)
     json.dump({"seeds": seeds, "constants": constants.to_json(), **split.as_dict()}, sys.stdout)
     sys.stdout.write("\n")
@@ -159,8 +169,12 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
     p.add_argument("--solutions", type=Path, required=True, metavar="TREE")
-    p.add_argument("--plot-dir", type=Path, default=Path("."), help="where ROC PNGs go (default: .)")
-    p.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON to this file")
+    p.add_argument(
+        "--plot-dir", type=Path, default=Path("."), help="where ROC PNGs go (default: .)"
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, help="also write the metrics as JSON to this file"
+    )
     p.set_defaults(handler=_cmd_score)
 
 
@@ -169,12 +183,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
     solutions = read_challenge(args.solutions, require_weights=False)
     rows = score_tree(read_predictions(args.pred_root), solutions)
     if not rows:
-        raise SubmissionError([f"{args.pred_root}: no predictions for any labelled model of {args.solutions}"])
+        raise SubmissionError(
+            [f"{args.pred_root}: no predictions for any labelled model of {args.solutions}"]
+        )
     print(format_table(rows))
     plots = plot_roc(rows, args.plot_dir)
-    wrote: dict[str, object] = {"ROC plots": ", ".join(str(p) for p in plots) or "none (no labelled phase)"}
+    wrote: dict[str, object] = {
+        "ROC plots": ", ".join(str(p) for p in plots) or "none (no labelled phase)"
+    }
     if args.json:
-        payload = [{"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics} for r in rows]
+        payload = [
+            {"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics}
+            for r in rows
+        ]
         wrote["metrics JSON"] = atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     _wrote(**wrote)
     return 0
@@ -191,7 +212,13 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="ZIP")
-    p.add_argument("--challenge", type=Path, default=None, metavar="TREE", help="challenge whose models to expect")
+    p.add_argument(
+        "--challenge",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="challenge whose models to expect",
+    )
     p.set_defaults(handler=_cmd_pack)
 
 
@@ -208,23 +235,47 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=None, help="artifact store: a directory or fsspec URI (default: OUT/store)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--workers", type=int, default=None, help="parallel jobs (default: one per CPU, or per GPU)")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="artifact store: a directory or fsspec URI (default: OUT/store)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="parallel jobs (default: one per CPU, or per GPU)"
+    )
     p.add_argument("--cpus-per-job", type=float, default=1.0)
-    p.add_argument("--gpus-per-job", type=float, default=None, help="default: 1 on GPU clusters, else 0")
-    p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto",
-                   help="auto: GPUs when the cluster has some, else CPUs; gpu: ask the autoscaler for GPUs and wait "
-                   "(never falls back to CPUs); cpu: never use GPUs")
+    p.add_argument(
+        "--gpus-per-job", type=float, default=None, help="default: 1 on GPU clusters, else 0"
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "gpu", "cpu"),
+        default="auto",
+        help="auto: GPUs when the cluster has some, else CPUs; gpu: ask the autoscaler for GPUs and wait "
+        "(never falls back to CPUs); cpu: never use GPUs",
+    )
 
 
 def _executor(args: argparse.Namespace, default_store: Path):
     # lazy: loads Ray
     from farm.cluster.executor import Executor, check_address
 
-    address = check_address(args.address)  # refused now if wrong; Ray starts (or is joined) only when a job must run
-    return Executor(store=Store(args.store or default_store), workers=args.workers, cpus_per_job=args.cpus_per_job,
-                    gpus_per_job=args.gpus_per_job, device=args.device, address=address)
+    address = check_address(
+        args.address
+    )  # refused now if wrong; Ray starts (or is joined) only when a job must run
+    return Executor(
+        store=Store(args.store or default_store),
+        workers=args.workers,
+        cpus_per_job=args.cpus_per_job,
+        gpus_per_job=args.gpus_per_job,
+        device=args.device,
+        address=address,
+    )
 
 
 def _jobs_line(executor: Executor) -> None:
@@ -242,7 +293,12 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
         "seed_challenge only) and OUT/answers (dev/final seeds and solution.csv). Reuses a complete tree "
         "made from the same config.",
     )
-    p.add_argument("--config", type=_config, required=True, help="mini challenge config: a path or a shipped name")
+    p.add_argument(
+        "--config",
+        type=_config,
+        required=True,
+        help="mini challenge config: a path or a shipped name",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_executor_args(p)
     _add_dry_run(p)
@@ -272,8 +328,12 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
         "OUT/predictions/, OUT/submission.zip (validated), OUT/report.md and OUT/roc_<scenario>.png.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
-    p.add_argument("--config", type=_config, required=True, help="attack config: a path or a shipped name")
-    p.add_argument("--answers", type=Path, default=None, help="answers tree with dev/final solutions (mini)")
+    p.add_argument(
+        "--config", type=_config, required=True, help="attack config: a path or a shipped name"
+    )
+    p.add_argument(
+        "--answers", type=Path, default=None, help="answers tree with dev/final solutions (mini)"
+    )
     p.add_argument("--out", type=Path, default=Path("farm-attack"), metavar="DIR")
     _add_executor_args(p)
     _add_dry_run(p)
@@ -286,7 +346,9 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, "attack", args.out / "store")
     executor = _executor(args, args.out / "store")
-    results = attack_challenge(args.challenge, configs, executor, args.out, answers_root=args.answers)
+    results = attack_challenge(
+        args.challenge, configs, executor, args.out, answers_root=args.answers
+    )
     print(score_table(results))
     _wrote_attack(args.out, executor.store.uri)
     _jobs_line(executor)
@@ -295,9 +357,15 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 def _wrote_attack(out: Path, store: str) -> None:
     plots = sorted(out.glob("roc_*.png"))
-    _wrote(predictions=out / "predictions", submission=out / "submission.zip", report=out / "report.md",
-           metrics=out / "metrics.json", scores=out / "scores.parquet",
-           ROC_plots=", ".join(str(p) for p in plots) or "none (no labelled phase)", store=store)
+    _wrote(
+        predictions=out / "predictions",
+        submission=out / "submission.zip",
+        report=out / "report.md",
+        metrics=out / "metrics.json",
+        scores=out / "scores.parquet",
+        ROC_plots=", ".join(str(p) for p in plots) or "none (no labelled phase)",
+        store=store,
+    )
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -309,8 +377,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "OUT/roc_<scenario>.png. Prints the score table. Needs no GPU and no download.",
     )
     p.add_argument("--out", type=Path, default=Path("farm-demo"), metavar="DIR")
-    p.add_argument("--config", type=_config, default="mini", help="mini challenge config (default: mini)")
-    p.add_argument("--attack-config", type=_config, default="attack-mini", help="default: attack-mini")
+    p.add_argument(
+        "--config", type=_config, default="mini", help="mini challenge config (default: mini)"
+    )
+    p.add_argument(
+        "--attack-config", type=_config, default="attack-mini", help="default: attack-mini"
+    )
     _add_executor_args(p)
     p.set_defaults(handler=_cmd_demo)
 
@@ -319,11 +391,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     mini = load_challenge_config(args.config)  # both configs checked in full before Ray starts
     configs = load_attack_config(args.attack_config)
-    check_scenarios(args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios))
+    check_scenarios(
+        args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios)
+    )
     executor = _executor(args, args.out / "store")
     make_challenge(args.config, args.out, executor)
-    results = attack_challenge(args.out / "challenge", configs, executor, args.out,
-                               answers_root=args.out / "answers")
+    results = attack_challenge(
+        args.out / "challenge", configs, executor, args.out, answers_root=args.out / "answers"
+    )
     print(score_table(results))
     _wrote(challenge=args.out / "challenge", answers=args.out / "answers")
     _wrote_attack(args.out, executor.store.uri)
@@ -344,7 +419,9 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         "Dev/final answers are never read.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
-    p.add_argument("--config", type=_config, required=True, help="tune config: a path or a shipped name")
+    p.add_argument(
+        "--config", type=_config, required=True, help="tune config: a path or a shipped name"
+    )
     p.add_argument("--out", type=Path, default=Path("farm-tune"), metavar="DIR")
     p.add_argument("--scenarios", default=None, help="comma-separated subset of scenarios")
     _add_executor_args(p)
@@ -360,9 +437,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         return _dry_run(args, "tune", args.out / "store")
     executor = _executor(args, args.out / "store")
     print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
-    best = [p for p in sorted(args.out.glob("*/best.yaml")) if scenarios is None or p.parent.name in scenarios]
-    _wrote(best_configs=", ".join(str(p) for p in best), trials=args.out / "<scenario>" / "trials.csv",
-           summary=args.out / "summary.md", Tune_runs=args.out / "ray_results", store=executor.store.uri)
+    best = [
+        p
+        for p in sorted(args.out.glob("*/best.yaml"))
+        if scenarios is None or p.parent.name in scenarios
+    ]
+    _wrote(
+        best_configs=", ".join(str(p) for p in best),
+        trials=args.out / "<scenario>" / "trials.csv",
+        summary=args.out / "summary.md",
+        Tune_runs=args.out / "ray_results",
+        store=executor.store.uri,
+    )
     _jobs_line(executor)
     return 0
 
@@ -394,20 +480,38 @@ def _cmd_store_verify(args: argparse.Namespace) -> int:
 
 
 def _add_dry_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true",
-                   help="check the inputs and print the plan (as farm plan, 8 GPUs), run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the inputs and print the plan (as farm plan, 8 GPUs), run nothing",
+    )
 
 
 def _dry_run(args: argparse.Namespace, command: str, default_store: Path) -> int:
 
-    plan = _plan(command, args.config, getattr(args, "challenge", None), store=args.store or default_store,
-                 gpus=8, table=None, scenarios=getattr(args, "scenarios", None))
+    plan = _plan(
+        command,
+        args.config,
+        getattr(args, "challenge", None),
+        store=args.store or default_store,
+        gpus=8,
+        table=None,
+        scenarios=getattr(args, "scenarios", None),
+    )
     print(format_forecast(plan))
     return 0
 
 
-def _plan(command: str, config: Path, challenge: Path | None, *, store: str | Path | None, gpus: int,
-          table: Path | None, scenarios: str | None):
+def _plan(
+    command: str,
+    config: Path,
+    challenge: Path | None,
+    *,
+    store: str | Path | None,
+    gpus: int,
+    table: Path | None,
+    scenarios: str | None,
+):
     """The ``farm.commands.dry_run`` plan of ``command``; a store is opened only when it exists (a plan writes nothing)."""
 
     opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None
@@ -418,8 +522,12 @@ def _plan(command: str, config: Path, challenge: Path | None, *, store: str | Pa
         raise ConfigError(f"{config}: an {command} config needs --challenge TREE to plan")
     if command == "tune":
         names = scenarios.split(",") if scenarios else None
-        return dryrun.tune_forecast(challenge, load_tune_config(config), table=rates, gpus=gpus, scenarios=names)
-    return dryrun.attack_forecast(challenge, load_attack_config(config), table=rates, gpus=gpus, store=opened)
+        return dryrun.tune_forecast(
+            challenge, load_tune_config(config), table=rates, gpus=gpus, scenarios=names
+        )
+    return dryrun.attack_forecast(
+        challenge, load_attack_config(config), table=rates, gpus=gpus, store=opened
+    )
 
 
 def _add_plan(sub: argparse._SubParsersAction) -> None:
@@ -433,11 +541,19 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         "--gpus GPUs, from the throughput table (--table, else the one farm bench wrote, else the documented "
         "estimates of farm.spec.costs). Starts no Ray, loads no data, writes nothing.",
     )
-    p.add_argument("--config", type=_config, required=True, help="attack, tune or make-challenge config")
-    p.add_argument("--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)")
+    p.add_argument(
+        "--config", type=_config, required=True, help="attack, tune or make-challenge config"
+    )
+    p.add_argument(
+        "--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)"
+    )
     p.add_argument("--store", default=None, help="count the jobs this store already holds")
-    p.add_argument("--gpus", type=int, default=8, help="cluster size for the wall time (default: 8)")
-    p.add_argument("--table", type=Path, default=None, help="throughput table JSON (default: farm bench's)")
+    p.add_argument(
+        "--gpus", type=int, default=8, help="cluster size for the wall time (default: 8)"
+    )
+    p.add_argument(
+        "--table", type=Path, default=None, help="throughput table JSON (default: farm bench's)"
+    )
     p.add_argument("--scenarios", default=None, help="tune: comma-separated subset of scenarios")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(handler=_cmd_plan)
@@ -454,8 +570,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     elif command == "tune":
         scenarios = args.scenarios.split(",") if args.scenarios else None
         check_tune_inputs(args.config, args.challenge, scenarios, require_weights=False)
-    plan = _plan(command, args.config, args.challenge, store=args.store, gpus=args.gpus, table=args.table,
-                 scenarios=args.scenarios)
+    plan = _plan(
+        command,
+        args.config,
+        args.challenge,
+        store=args.store,
+        gpus=args.gpus,
+        table=args.table,
+        scenarios=args.scenarios,
+    )
     print(json.dumps(plan.to_json(), indent=2) if args.json else format_forecast(plan))
     return 0
 
@@ -471,7 +594,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "as JSON to --table (default: $XDG_CACHE_HOME/farm/throughput.json, which farm plan reads).",
     )
     p.add_argument("--full", action="store_true", help="also measure roberta-base")
-    p.add_argument("--sequences", type=int, default=384, help="sequences per measurement (default: 384)")
+    p.add_argument(
+        "--sequences", type=int, default=384, help="sequences per measurement (default: 384)"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--table", type=Path, default=None, help="where to write the table JSON")
     p.set_defaults(handler=_cmd_bench)
@@ -479,7 +604,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
 
-    table = bench(["tiny", "roberta-base"] if args.full else ["tiny"], sequences=args.sequences, device=args.device)
+    table = bench(
+        ["tiny", "roberta-base"] if args.full else ["tiny"],
+        sequences=args.sequences,
+        device=args.device,
+    )
     print("| model | mode | sequences/s |\n|---|---|---|")
     for kind, modes in table.rates.items():
         for mode, rate in modes.items():
@@ -489,8 +618,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_splits, _add_score, _add_pack, _add_make_challenge, _add_attack, _add_demo, _add_tune, _add_plan,
-    _add_bench, _add_store,
+    _add_splits,
+    _add_score,
+    _add_pack,
+    _add_make_challenge,
+    _add_attack,
+    _add_demo,
+    _add_tune,
+    _add_plan,
+    _add_bench,
+    _add_store,
 ]
 
 if __name__ == "__main__":

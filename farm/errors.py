@@ -58,7 +58,9 @@ class QueueError(ClusterError, ValueError):
 def require(ok: bool, key: str, expected: str, got: Any = None) -> None:
     """``SpecError`` naming ``key`` (relative to the object checked) unless ``ok``."""
     if not ok:
-        raise SpecError(f"expected {expected}" + ("" if got is None else f", got {shown(got)}"), key=key)
+        raise SpecError(
+            f"expected {expected}" + ("" if got is None else f", got {shown(got)}"), key=key
+        )
 
 
 def shown(value: Any) -> str:

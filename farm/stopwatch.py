@@ -44,7 +44,10 @@ class Stopwatch:
         order = [s for s in STAGES if s in self.seconds] + sorted(set(self.seconds) - set(STAGES))
         wall = {s: round(self.seconds[s], 3) for s in order}
         wall["total"] = round(sum(self.seconds.values()), 3)
-        return {"wall_seconds": wall, "job_seconds": {k: round(v, 3) for k, v in sorted(self.job_seconds.items())}}
+        return {
+            "wall_seconds": wall,
+            "job_seconds": {k: round(v, 3) for k, v in sorted(self.job_seconds.items())},
+        }
 
     def line(self) -> str:
         """One human line: ``reading 1.2s, fingerprinting 0.3s, ...``."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before any import of ray: stay on loopback
+os.environ.setdefault(
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"
+)  # before any import of ray: stay on loopback
 
 from pathlib import Path  # noqa: E402
 
@@ -14,11 +16,15 @@ from safetensors.numpy import save_file  # noqa: E402
 
 from farm.challenge.tree import ChallengeConstants, write_constants, write_model  # noqa: E402
 
-TINY = ChallengeConstants(n_total=60, len_training=40, len_challenge=5, population={"source": "test"})
+TINY = ChallengeConstants(
+    n_total=60, len_training=40, len_challenge=5, population={"source": "test"}
+)
 SCENARIOS = ("sst2_hi", "sst2_inf", "sst2_lo")
 
 
-def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=TINY, weights=True) -> Path:
+def make_tree(
+    root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=TINY, weights=True
+) -> Path:
     """A MICO-layout tree. ``answers=False``: a challenge (dev/final hold only seed_challenge and weights);
     ``answers=True``: labels for every model, no weights."""
     write_constants(root, constants)
@@ -29,8 +35,12 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
         src = root.parent / f".src_{root.name}"
         src.mkdir(parents=True, exist_ok=True)
         (src / "config.json").write_text('{"model_type": "roberta"}')
-        save_file({"w": np.zeros((2, 2), np.float32)}, str(src / "model.safetensors"))  # a real, tiny file
-        (src / "model.safetensors").chmod(0o644)  # safetensors writes 0600; a released tree is world-readable
+        save_file(
+            {"w": np.zeros((2, 2), np.float32)}, str(src / "model.safetensors")
+        )  # a real, tiny file
+        (src / "model.safetensors").chmod(
+            0o644
+        )  # safetensors writes 0600; a released tree is world-readable
         files = {"config.json": src / "config.json", "model.safetensors": src / "model.safetensors"}
     for scenario in SCENARIOS:
         model_id = 0
@@ -42,8 +52,12 @@ def make_tree(root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=
                 if labelled:
                     from farm.mico.splits import split_model
 
-                    split = split_model(*seeds, n_total=constants.n_total, len_training=constants.len_training,
-                                        len_challenge=constants.len_challenge)
+                    split = split_model(
+                        *seeds,
+                        n_total=constants.n_total,
+                        len_training=constants.len_training,
+                        len_challenge=constants.len_challenge,
+                    )
                 write_model(
                     root / scenario / phase / f"model_{model_id}",
                     seed_challenge=seeds[0],
@@ -70,7 +84,9 @@ def write_pickle_bomb(path: Path, marker: Path) -> Path:
     """A ``pytorch_model.bin`` look-alike whose plain unpickling would create ``marker``."""
     import pickle
 
-    path.write_bytes(pickle.dumps({"w": _TouchOnUnpickle(marker)}, protocol=2))  # torch.save's protocol
+    path.write_bytes(
+        pickle.dumps({"w": _TouchOnUnpickle(marker)}, protocol=2)
+    )  # torch.save's protocol
     return path
 
 
@@ -110,7 +126,9 @@ def tiny_built(tmp_path_factory):
     if started:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        make_challenge("tests/data/tiny-mini.yaml", out, Executor(store=Store(out / "store"), progress=None))
+        make_challenge(
+            "tests/data/tiny-mini.yaml", out, Executor(store=Store(out / "store"), progress=None)
+        )
     finally:
         if started:
             ray.shutdown()

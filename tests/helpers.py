@@ -37,7 +37,11 @@ def kill_ray_instance(temp_dir: str, pid: int) -> None:
 
     import psutil
 
-    victims = [p for p in psutil.process_iter(["pid", "cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
+    victims = [
+        p
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if temp_dir in " ".join(p.info["cmdline"] or [])
+    ]
     for p in victims:
         try:
             p.kill()

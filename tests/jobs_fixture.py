@@ -12,13 +12,30 @@ TOKENIZER = TokenizerJob(POP, vocab_size=500, label="tokenizer")
 
 
 def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
-    recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=epochs, learning_rate=1e-3,
-                    batch_size=32)
+    recipe = Recipe(
+        model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)),
+        epochs=epochs,
+        learning_rate=1e-3,
+        batch_size=32,
+    )
     rng = np.random.default_rng(0)
-    return [TrainJob(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=Selection.of(300, rng.choice(300, 280, replace=False)),
-                     recipe=Recipe(**{**recipe.__dict__, "seed": i}), label=f"model_{i}") for i in range(count)]
+    return [
+        TrainJob(
+            population=POP,
+            tokenizer=StoreRef(TOKENIZER.key),
+            selection=Selection.of(300, rng.choice(300, 280, replace=False)),
+            recipe=Recipe(**{**recipe.__dict__, "seed": i}),
+            label=f"model_{i}",
+        )
+        for i in range(count)
+    ]
 
 
 def infer_job(train: TrainJob) -> InferJob:
-    return InferJob(population=POP, tokenizer=StoreRef(TOKENIZER.key), model=StoreRef(train.key), selection=Selection.of(300, np.arange(300)),
-                    label=f"infer {train.label}")
+    return InferJob(
+        population=POP,
+        tokenizer=StoreRef(TOKENIZER.key),
+        model=StoreRef(train.key),
+        selection=Selection.of(300, np.arange(300)),
+        label=f"infer {train.label}",
+    )

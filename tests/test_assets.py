@@ -44,7 +44,9 @@ def release_tree(tmp_path_factory):
     sentences = _glue_folder(tmp / "SST-2")
     roberta = train_tokenizer(list(sentences[:2000]), tmp / "roberta-base", vocab_size=1000)
     torch.manual_seed(0)
-    config = RobertaConfig(num_labels=2)  # roberta-base's shape: 12 layers, hidden 768, vocabulary 50,265
+    config = RobertaConfig(
+        num_labels=2
+    )  # roberta-base's shape: 12 layers, hidden 768, vocabulary 50,265
     model = RobertaForSequenceClassification(config).eval()
     mdir = tmp / "mico" / "sst2_inf" / "train" / "model_0"
     mdir.mkdir(parents=True)
@@ -62,23 +64,36 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     config = tmp_path / "attack.yaml"
-    config.write_text(f"attack: loss\nrecipe: mico-inf\nassets:\n  base_model: {roberta}\n"
-                      f"  population: {{source: file, path: {glue}}}\n")
+    config.write_text(
+        f"attack: loss\nrecipe: mico-inf\nassets:\n  base_model: {roberta}\n"
+        f"  population: {{source: file, path: {glue}}}\n"
+    )
     assets = check_attack_inputs(config, tree)["*"].assets
-    assert assets == Assets(base_model=str(roberta), population={"source": "file", "path": str(glue)})
-    assert read_challenge(tree).constants.len_training == MICO_LEN_TRAINING  # no challenge.json: MICO's constants
+    assert assets == Assets(
+        base_model=str(roberta), population={"source": "file", "path": str(glue)}
+    )
+    assert (
+        read_challenge(tree).constants.len_training == MICO_LEN_TRAINING
+    )  # no challenge.json: MICO's constants
 
     _, scenarios = load_scenarios(tree, assets=assets)
     scenario = scenarios["sst2_inf"]
     inputs = scenario.inputs
     assert (inputs.n_total, inputs.len_training) == (MICO_N_TOTAL, MICO_LEN_TRAINING)
-    assert isinstance(inputs.tokenizer, PathRef) and inputs.tokenizer.path == str(roberta)  # base_model's folder
+    assert isinstance(inputs.tokenizer, PathRef) and inputs.tokenizer.path == str(
+        roberta
+    )  # base_model's folder
     assert isinstance(inputs.base, PathRef) and inputs.population["path"] == str(glue)
     assert scenario.records.size == 200 and scenario.keep.shape == (1, 200)
 
     (entry,) = scenario.models.values()
     handful = scenario.records[:6]
-    job = InferJob(population=inputs.population, tokenizer=inputs.tokenizer, model=model_ref(entry), selection=Selection.of(inputs.n_total, handful))
+    job = InferJob(
+        population=inputs.population,
+        tokenizer=inputs.tokenizer,
+        model=model_ref(entry),
+        selection=Selection.of(inputs.n_total, handful),
+    )
     store = Store(tmp_path / "store")
     assert run_job(job, store)["ran"]
     indices, logits = logits_from_store(store, job)
@@ -103,9 +118,18 @@ def test_assets_are_checked(release_tree, tmp_path):
         Assets(base_model=str(tmp_path / "half")).apply(tree, read_challenge(tree).constants)
     (tmp_path / "mini").mkdir()
     (tmp_path / "mini" / "challenge.json").write_text("{}")
-    with pytest.raises(ChallengeFormatError, match="assets replace MICO's defaults for a release tree only"):
+    with pytest.raises(
+        ChallengeFormatError, match="assets replace MICO's defaults for a release tree only"
+    ):
         Assets(base_model=str(roberta)).apply(tmp_path / "mini", read_challenge(tree).constants)
     short = tmp_path / "short.tsv"
     short.write_text("sentence\tlabel\na fine film\t1\n")
-    with pytest.raises(ConfigError, match="has 1 records; the challenge's splits need n_total = 68221"):
-        load_scenarios(tree, assets=Assets(base_model=str(roberta), population={"source": "file", "path": str(short)}))
+    with pytest.raises(
+        ConfigError, match="has 1 records; the challenge's splits need n_total = 68221"
+    ):
+        load_scenarios(
+            tree,
+            assets=Assets(
+                base_model=str(roberta), population={"source": "file", "path": str(short)}
+            ),
+        )

@@ -17,8 +17,13 @@ def _informative_predictions(answers_root, seed=0):
     """Scores that carry the answers' membership plus noise, for every model of the answers tree."""
     rng = np.random.default_rng(seed)
     ch = read_challenge(answers_root, require_weights=False)
-    return {(m.scenario, m.phase, m.model_id): np.clip(0.3 * m.solution + 0.7 * rng.random(m.solution.size), 0, 1)
-            for m in ch.models if m.phase != "train"}
+    return {
+        (m.scenario, m.phase, m.model_id): np.clip(
+            0.3 * m.solution + 0.7 * rng.random(m.solution.size), 0, 1
+        )
+        for m in ch.models
+        if m.phase != "train"
+    }
 
 
 def test_splits_json(tiny_challenge, capsys):
@@ -46,14 +51,43 @@ def test_pack_then_score_roundtrip(tmp_path, tiny_challenge, tiny_answers, capsy
     preds = _informative_predictions(tiny_answers)
     write_predictions(tmp_path / "pred", preds)
     zip_path = tmp_path / "submission.zip"
-    assert main(["pack", str(tmp_path / "pred"), "-o", str(zip_path), "--challenge", str(tiny_challenge)]) == 0
+    assert (
+        main(
+            [
+                "pack",
+                str(tmp_path / "pred"),
+                "-o",
+                str(zip_path),
+                "--challenge",
+                str(tiny_challenge),
+            ]
+        )
+        == 0
+    )
     assert zip_path.exists()
     plots = tmp_path / "plots"
-    assert main(["score", str(zip_path), "--solutions", str(tiny_answers), "--plot-dir", str(plots),
-                 "--json", str(tmp_path / "scores.json")]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(zip_path),
+                "--solutions",
+                str(tiny_answers),
+                "--plot-dir",
+                str(plots),
+                "--json",
+                str(tmp_path / "scores.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| sst2_inf | dev | 2 | 20 |" in out and "TPR_FPR_1000" in out
-    assert sorted(p.name for p in plots.iterdir()) == ["roc_sst2_hi.png", "roc_sst2_inf.png", "roc_sst2_lo.png"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "roc_sst2_hi.png",
+        "roc_sst2_inf.png",
+        "roc_sst2_lo.png",
+    ]
     assert (plots / "roc_sst2_inf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads((tmp_path / "scores.json").read_text())
     assert len(rows) == 6 and all(r["AUC"] > 0.5 for r in rows)
@@ -64,7 +98,19 @@ def test_pack_missing_model_fails_cleanly(tmp_path, tiny_challenge, tiny_answers
     del preds[("sst2_hi", "final", 6)]
     write_predictions(tmp_path / "pred", preds)
     zip_path = tmp_path / "submission.zip"
-    assert main(["pack", str(tmp_path / "pred"), "-o", str(zip_path), "--challenge", str(tiny_challenge)]) == 1
+    assert (
+        main(
+            [
+                "pack",
+                str(tmp_path / "pred"),
+                "-o",
+                str(zip_path),
+                "--challenge",
+                str(tiny_challenge),
+            ]
+        )
+        == 1
+    )
     assert "missing sst2_hi/final/model_6/prediction.csv" in capsys.readouterr().err
     assert not zip_path.exists()
 
@@ -78,8 +124,19 @@ def test_pack_default_expects_mico(tmp_path, tiny_answers, capsys):
 def test_score_rejects_nan_prediction(tmp_path, tiny_answers, capsys):
     write_predictions(tmp_path / "pred", _informative_predictions(tiny_answers))
     (tmp_path / "pred/sst2_inf/dev/model_4/prediction.csv").write_text("nan," * 9 + "nan\n")
-    assert main(["score", str(tmp_path / "pred"), "--solutions", str(tiny_answers),
-                 "--plot-dir", str(tmp_path / "plots")]) == 1
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "pred"),
+                "--solutions",
+                str(tiny_answers),
+                "--plot-dir",
+                str(tmp_path / "plots"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "sst2_inf/dev/model_4/prediction.csv: 10 NaN value(s)" in err
 
@@ -92,7 +149,9 @@ def test_score_unreadable_zip(tmp_path, tiny_answers, capsys):
 
 @pytest.mark.parametrize("command", ["splits", "score", "pack"])
 def test_help_says_what_it_reads_and_writes(command):
-    result = subprocess.run([sys.executable, "-m", "farm.cli", command, "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "farm.cli", command, "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "Reads" in result.stdout
 
 
@@ -108,12 +167,27 @@ def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
     (mdir / "model.safetensors").unlink()
     marker = tmp_path / "code-ran"
     bomb = write_pickle_bomb(mdir / "pytorch_model.bin", marker)
-    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'ray' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'ray' not in sys.modules; sys.exit(rc)"
+    )
     # what must not happen (Ray started, a job run, the pickle's code run, output written), not wall-clock time
-    result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
-                             "tests/data/tiny-attack.yaml", "--out", str(tmp_path / "out")], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            "tests/data/tiny-attack.yaml",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert f"{bomb}: refused" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -126,17 +200,55 @@ def test_outputs_have_ordinary_permissions(tmp_path, capsys):
         tree = make_tree(tmp_path / "challenge")
         answers = make_tree(tmp_path / "answers", answers=True, weights=False)
         write_predictions(tmp_path / "pred", _informative_predictions(answers))
-        assert main(["pack", str(tmp_path / "pred"), "-o", str(tmp_path / "s.zip"), "--challenge", str(tree)]) == 0
-        assert main(["score", str(tmp_path / "s.zip"), "--solutions", str(answers), "--plot-dir",
-                     str(tmp_path / "plots"), "--json", str(tmp_path / "m.json")]) == 0
+        assert (
+            main(
+                [
+                    "pack",
+                    str(tmp_path / "pred"),
+                    "-o",
+                    str(tmp_path / "s.zip"),
+                    "--challenge",
+                    str(tree),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "score",
+                    str(tmp_path / "s.zip"),
+                    "--solutions",
+                    str(answers),
+                    "--plot-dir",
+                    str(tmp_path / "plots"),
+                    "--json",
+                    str(tmp_path / "m.json"),
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(old)
     out = capsys.readouterr().out
-    assert f"submission: {tmp_path / 's.zip'}" in out and f"metrics JSON: {tmp_path / 'm.json'}" in out
+    assert (
+        f"submission: {tmp_path / 's.zip'}" in out and f"metrics JSON: {tmp_path / 'm.json'}" in out
+    )
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     kinds = {p.name for p in files}
-    assert {"challenge.json", "seed_challenge", "prediction.csv", "s.zip", "m.json", "roc_sst2_inf.png"} <= kinds
-    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if stat.S_IMODE(p.stat().st_mode) != 0o644} == {}
+    assert {
+        "challenge.json",
+        "seed_challenge",
+        "prediction.csv",
+        "s.zip",
+        "m.json",
+        "roc_sst2_inf.png",
+    } <= kinds
+    assert {
+        str(p): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in files
+        if stat.S_IMODE(p.stat().st_mode) != 0o644
+    } == {}
     dirs = [p for p in tmp_path.rglob("*") if p.is_dir()]
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o755 for p in dirs)
 
@@ -151,9 +263,23 @@ def test_version(capsys):
 
 def test_unknown_config_name_is_refused_by_the_parser(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        main(["attack", "--challenge", str(tmp_path), "--config", "attack-mni", "--out", str(tmp_path / "o")])
+        main(
+            [
+                "attack",
+                "--challenge",
+                str(tmp_path),
+                "--config",
+                "attack-mni",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "attack-mni: no shipped config of that name" in err and "attack-mini" in err
+    assert (
+        info.value.code == 2
+        and "attack-mni: no shipped config of that name" in err
+        and "attack-mini" in err
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -164,7 +290,10 @@ def test_jobs_server_address_is_refused_in_one_line(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
     assert main(["make-challenge", "--config", "mini", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("farm make-challenge: error: RAY_ADDRESS=http://head:8265 is a Ray Jobs") and "\n" not in err
+    assert (
+        err.startswith("farm make-challenge: error: RAY_ADDRESS=http://head:8265 is a Ray Jobs")
+        and "\n" not in err
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -179,26 +308,51 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
             setup_logging(verbosity)
             progress.info("[jobs 1/2] done")
             err = capsys.readouterr().err
-            assert err.count("[jobs 1/2] done") == int(shown), (verbosity, err)  # one handler, never two
+            assert err.count("[jobs 1/2] done") == int(shown), (
+                verbosity,
+                err,
+            )  # one handler, never two
             assert ("farm.cluster.executor INFO" in err) == (verbosity > 0)
     finally:
         setup_logging(0)
 
 
 def test_attack_dry_run_prints_the_plan_and_runs_nothing(tiny_challenge, tmp_path):
-    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'ray' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'ray' not in sys.modules; sys.exit(rc)"
+    )
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
-                             "tests/data/tiny-attack.yaml", "--out", str(out), "--dry-run"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            "tests/data/tiny-attack.yaml",
+            "--out",
+            str(out),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    assert "| sst2_inf | shadows | 2 | - |" in result.stdout and "trainings: 6   inference passes: 27" in result.stdout
+    assert (
+        "| sst2_inf | shadows | 2 | - |" in result.stdout
+        and "trainings: 6   inference passes: 27" in result.stdout
+    )
     assert not out.exists()
 
 
 def test_make_challenge_dry_run_writes_nothing(tmp_path, capsys):
-    assert main(["make-challenge", "--config", "mini", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert (
+        main(["make-challenge", "--config", "mini", "--out", str(tmp_path / "out"), "--dry-run"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| sst2_lo | targets | 16 |" in text and "| assets | base model | 1 |" in text
     assert not (tmp_path / "out").exists()
@@ -206,10 +360,17 @@ def test_make_challenge_dry_run_writes_nothing(tmp_path, capsys):
 
 def test_plan_of_a_tune_config_gives_upper_bounds(tmp_path, capsys):
     tree = make_tree(tmp_path / "tree", counts=(8, 2, 2))
-    assert main(["plan", "--config", "tune-mini", "--challenge", str(tree), "--json", "--gpus", "2"]) == 0
+    assert (
+        main(["plan", "--config", "tune-mini", "--challenge", str(tree), "--json", "--gpus", "2"])
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out)
-    search = next(s for s in plan["stages"] if s["scenario"] == "sst2_hi" and s["name"] == "search shadows")
-    assert search["bound"] and search["jobs"] == 6 * 4 and search["mode"] == "train_dp"  # 6 trials x 4 shadows
+    search = next(
+        s for s in plan["stages"] if s["scenario"] == "sst2_hi" and s["name"] == "search shadows"
+    )
+    assert (
+        search["bound"] and search["jobs"] == 6 * 4 and search["mode"] == "train_dp"
+    )  # 6 trials x 4 shadows
     assert plan["command"] == "tune" and plan["gpus"] == 2
 
 
@@ -221,11 +382,17 @@ def test_plan_needs_a_challenge_for_an_attack_config(capsys):
 def test_bench_writes_a_measured_table(tmp_path, capsys):
     from farm.commands.dry_run import read_table
 
-    assert main(["bench", "--sequences", "48", "--device", "cpu", "--table", str(tmp_path / "t.json")]) == 0
+    assert (
+        main(["bench", "--sequences", "48", "--device", "cpu", "--table", str(tmp_path / "t.json")])
+        == 0
+    )
     assert "| tiny | train_dp |" in capsys.readouterr().out
     table = read_table(tmp_path / "t.json")
     assert table.device.startswith("cpu") and set(table.rates) == {"tiny"}
-    assert all(r.seq_per_s > 0 and r.source.startswith("measured on cpu") for r in table.rates["tiny"].values())
+    assert all(
+        r.seq_per_s > 0 and r.source.startswith("measured on cpu")
+        for r in table.rates["tiny"].values()
+    )
 
 
 def test_store_verify_refuses_a_missing_store_and_writes_nothing(tmp_path, capsys):

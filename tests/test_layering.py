@@ -25,13 +25,23 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "farm"
 ORDER = ("pure", "effects", "ray", "top")
 RINGS = {
-    "farm": "pure", "farm.errors": "pure", "farm.stopwatch": "pure",
-    "farm.mico": "pure", "farm.privacy": "pure", "farm.spec": "pure", "farm.attacks": "pure",
+    "farm": "pure",
+    "farm.errors": "pure",
+    "farm.stopwatch": "pure",
+    "farm.mico": "pure",
+    "farm.privacy": "pure",
+    "farm.spec": "pure",
+    "farm.attacks": "pure",
     "farm.defences": "pure",
-    "farm.challenge": "effects", "farm.store": "effects", "farm.training": "effects",
-    "farm.config": "effects", "farm.shadows": "effects", "farm.report": "effects",
+    "farm.challenge": "effects",
+    "farm.store": "effects",
+    "farm.training": "effects",
+    "farm.config": "effects",
+    "farm.shadows": "effects",
+    "farm.report": "effects",
     "farm.cluster": "ray",
-    "farm.commands": "top", "farm.cli": "top",
+    "farm.commands": "top",
+    "farm.cli": "top",
 }
 # Modules held to a lower ring than their package's.
 STRICTER = {"farm.shadows.plans": "pure", "farm.cluster.queue": "pure"}
@@ -77,7 +87,7 @@ def imports(path: Path, name: str = "farm.x", known: set[str] | None = None) -> 
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
-        here = lines[node.lineno - 1] + "\n" + "\n".join(lines[node.lineno - 1: node.end_lineno])
+        here = lines[node.lineno - 1] + "\n" + "\n".join(lines[node.lineno - 1 : node.end_lineno])
         above = lines[node.lineno - 2] if node.lineno > 1 else ""
         commented = "#" in here or above.lstrip().startswith("#")
         lazy = id(node) in lazy_nodes
@@ -102,8 +112,9 @@ def ring_of(module: str) -> str:
 
 
 def _package(module: str) -> str:
-    return next((p for p in RINGS if p != "farm" and (module == p or module.startswith(p + "."))),
-                "farm")
+    return next(
+        (p for p in RINGS if p != "farm" and (module == p or module.startswith(p + "."))), "farm"
+    )
 
 
 def violations(path: Path, module: str, known: set[str] | None = None) -> list[str]:
@@ -199,26 +210,38 @@ def test_there_are_no_import_cycles():
 
 def test_every_function_level_import_says_why():
     known = set(all_modules())
-    silent = [f"{path.relative_to(PACKAGE.parent)}:{imp.line} {imp.module}"
-              for name, path in all_modules().items() for imp in imports(path, name, known)
-              if imp.lazy and not imp.commented]
+    silent = [
+        f"{path.relative_to(PACKAGE.parent)}:{imp.line} {imp.module}"
+        for name, path in all_modules().items()
+        for imp in imports(path, name, known)
+        if imp.lazy and not imp.commented
+    ]
     assert not silent, "move to the top or comment why not:\n" + "\n".join(silent)
 
 
 def test_the_checker_fails_a_pure_module_that_imports_anything_non_pure(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import os\nimport numpy as np\nfrom farm.errors import SpecError\n"
-                   "from farm.mico import scorer\nimport yaml\n"
-                   "def f():\n    import torch\n    from farm.commands import attack\n"
-                   "class C:\n    def g(self):\n        from farm.store.store import Store\n"
-                   "        import farm.training.infer\n"
-                   "if True:\n    from transformers import AutoModel\n")
+    bad.write_text(
+        "import os\nimport numpy as np\nfrom farm.errors import SpecError\n"
+        "from farm.mico import scorer\nimport yaml\n"
+        "def f():\n    import torch\n    from farm.commands import attack\n"
+        "class C:\n    def g(self):\n        from farm.store.store import Store\n"
+        "        import farm.training.infer\n"
+        "if True:\n    from transformers import AutoModel\n"
+    )
     found = violations(bad, "farm.mico.scorer")
-    assert found == ["bad.py:5 imports yaml", "bad.py:7 imports torch",
-                     "bad.py:8 imports farm.commands.attack", "bad.py:11 imports farm.store.store",
-                     "bad.py:12 imports farm.training.infer", "bad.py:14 imports transformers"]
-    assert violations(bad, "farm.commands.attack") == ["bad.py:7 imports torch",
-                                                       "bad.py:14 imports transformers"]
+    assert found == [
+        "bad.py:5 imports yaml",
+        "bad.py:7 imports torch",
+        "bad.py:8 imports farm.commands.attack",
+        "bad.py:11 imports farm.store.store",
+        "bad.py:12 imports farm.training.infer",
+        "bad.py:14 imports transformers",
+    ]
+    assert violations(bad, "farm.commands.attack") == [
+        "bad.py:7 imports torch",
+        "bad.py:14 imports transformers",
+    ]
     assert violations(bad, "farm.training.train") == ["bad.py:8 imports farm.commands.attack"]
     ray = tmp_path / "ray_user.py"
     ray.write_text("def f():\n    import ray.tune\n")
@@ -232,16 +255,21 @@ def test_the_checker_finds_cycles_and_silent_lazy_imports(tmp_path):
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     lazy = tmp_path / "lazy.py"
-    lazy.write_text("def f():\n    import ray  # Ray loads only when a run starts\n"
-                    "    from farm.errors import SpecError\n")
+    lazy.write_text(
+        "def f():\n    import ray  # Ray loads only when a run starts\n"
+        "    from farm.errors import SpecError\n"
+    )
     got = [(i.module, i.lazy, i.commented) for i in imports(lazy)]
     assert got == [("ray", True, True), ("farm.errors", True, False)]
 
 
 def test_import_farm_is_light():
-    code = ("import sys, farm, farm.cli, farm.commands.attack, farm.commands.dry_run, farm.cluster.tune, "
-            "farm.shadows.scenario, farm.config.loading, farm.challenge.tree, farm.report.attack_report; "
-            "print('torch' in sys.modules, 'ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, farm, farm.cli, farm.commands.attack, farm.commands.dry_run, farm.cluster.tune, "
+        "farm.shadows.scenario, farm.config.loading, farm.challenge.tree, farm.report.attack_report; "
+        "print('torch' in sys.modules, 'ray' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]

@@ -10,14 +10,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install -e '.[dev]')")
+@pytest.mark.skipif(
+    shutil.which("ruff") is None, reason="ruff not installed (pip install -e '.[dev]')"
+)
 def test_ruff():
-    result = subprocess.run(["ruff", "check", "farm", "tests", "benchmarks", "ray_jobs"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["ruff", "check", "farm", "tests", "benchmarks", "ray_jobs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy():
     pytest.importorskip("mypy")
-    result = subprocess.run([sys.executable, "-m", "mypy", "farm"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "farm"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

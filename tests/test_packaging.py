@@ -53,39 +53,74 @@ print(json.dumps(loaded))
 
 
 def _run(cmd: list, cwd: Path, env: dict) -> str:
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     pytest.importorskip("setuptools", minversion="77")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     env["PIP_NO_INDEX"], env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1", "1"
-    env.setdefault("FARM_SST2_DIR", str(ROOT.parent / "shared" / "data" / "sst2"))  # mini-sst2 reads it
+    env.setdefault(
+        "FARM_SST2_DIR", str(ROOT.parent / "shared" / "data" / "sst2")
+    )  # mini-sst2 reads it
     src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
     src.mkdir()
     for name in SHIPPED:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if name == "farm" else {}))
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
-          src], tmp_path, env)
+        copy(
+            ROOT / name,
+            src / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if name == "farm" else {}),
+        )
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            tmp_path / "dist",
+            src,
+        ],
+        tmp_path,
+        env,
+    )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"farm/config/shipped/attack/attack-mini.yaml", "farm/config/shipped/recipes/mini-inf.yaml",
-            "farm/config/shipped/defences/sisa-s5-r1.yaml"} <= set(names)
+    assert {
+        "farm/config/shipped/attack/attack-mini.yaml",
+        "farm/config/shipped/recipes/mini-inf.yaml",
+        "farm/config/shipped/defences/sisa-s5-r1.yaml",
+    } <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path, env)
+    _run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
+        tmp_path,
+        env,
+    )
     python, command = venv / "bin" / "python", venv / "bin" / "farm"
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], tmp_path, env)
-    site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env).strip()
+    site = _run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env
+    ).strip()
 
     work = tmp_path / "elsewhere"
     work.mkdir()
     assert _run([command, "--version"], work, env).strip() == f"farm {farm.__version__}"
     assert "attack-mini" in _run([command, "demo", "--help"], work, env)
     loaded = json.loads(_run([python, "-c", LOAD_ALL, site], work, env))
-    recipes, configs = (len(list(d.glob("*.yaml"))) for d in (ROOT / "farm/configs/recipes", ROOT / "farm/configs"))
+    recipes, configs = (
+        len(list(d.glob("*.yaml"))) for d in (ROOT / "farm/configs/recipes", ROOT / "farm/configs")
+    )
     assert (len(loaded["recipes"]), len(loaded["configs"])) == (recipes, configs), loaded

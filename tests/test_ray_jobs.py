@@ -34,12 +34,25 @@ def head():
     temp = tempfile.mkdtemp(prefix="farm-ray-", dir="/tmp")
     port, dash, agent, agent_grpc, runtime, metrics = _free_ports(6)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
-    cmd = ["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--dashboard-agent-listen-port={agent}",
-           f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={runtime}",
-           f"--metrics-export-port={metrics}", f"--temp-dir={temp}", "--block"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        "ray",
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime}",
+        f"--metrics-export-port={metrics}",
+        f"--temp-dir={temp}",
+        "--block",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         yield f"http://127.0.0.1:{dash}", env
     finally:
@@ -48,9 +61,21 @@ def head():
 
 
 def _submit(address, env, *entrypoint, timeout=600):
-    cmd = ["ray", "job", "submit", "--address", address, "--working-dir", str(ROOT),
-           "--runtime-env-json", '{"excludes": [".git/", "farm-demo/"]}', "--entrypoint-num-cpus", "0", "--",
-           *entrypoint]
+    cmd = [
+        "ray",
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        str(ROOT),
+        "--runtime-env-json",
+        '{"excludes": [".git/", "farm-demo/"]}',
+        "--entrypoint-num-cpus",
+        "0",
+        "--",
+        *entrypoint,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -64,8 +89,16 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
         assert time.time() < deadline, probe.stderr[-2000:]
         time.sleep(3)
     out = tmp_path / "mini"
-    result = _submit(address, env, sys.executable, "ray_jobs/make_challenge.py", "--config",
-                     "tests/data/tiny-mini.yaml", "--out", str(out))
+    result = _submit(
+        address,
+        env,
+        sys.executable,
+        "ray_jobs/make_challenge.py",
+        "--config",
+        "tests/data/tiny-mini.yaml",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"challenge: {out / 'challenge'}" in result.stdout
     assert "succeeded" in (result.stdout + result.stderr).lower()

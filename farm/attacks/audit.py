@@ -48,9 +48,11 @@ from scipy import stats
 from farm.mico.scorer import check_scores
 
 AUDIT_ADJACENCY = "substitution"
-POOLED_VALIDITY = ("heuristic: every point of each held-out model pooled as one Clopper-Pearson "
-                   "trial, but the points of one model share its training run, so they are not "
-                   "independent; not a certificate")
+POOLED_VALIDITY = (
+    "heuristic: every point of each held-out model pooled as one Clopper-Pearson "
+    "trial, but the points of one model share its training run, so they are not "
+    "independent; not a certificate"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +86,15 @@ def clopper_pearson_upper(k: np.ndarray | int, n: np.ndarray | int, alpha: float
     return np.where(k >= n, 1.0, upper)
 
 
-def epsilon_lower_bound(fp: np.ndarray | int, negatives: int, fn: np.ndarray | int, positives: int, *,
-                        delta: float, confidence: float = 0.95) -> np.ndarray:
+def epsilon_lower_bound(
+    fp: np.ndarray | int,
+    negatives: int,
+    fn: np.ndarray | int,
+    positives: int,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+) -> np.ndarray:
     """eps_lb (natural log units, >= 0) from ``fp`` false positives among ``negatives`` non-members and ``fn``
     false negatives among ``positives`` members (arrays broadcast: one bound per threshold)."""
     alpha = (1 - confidence) / 2
@@ -94,27 +103,51 @@ def epsilon_lower_bound(fp: np.ndarray | int, negatives: int, fn: np.ndarray | i
     return _eps(fpr_hi, fnr_hi, delta)
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray, *, delta: float, confidence: float = 0.95) -> float:
+def choose_threshold(
+    labels: np.ndarray, scores: np.ndarray, *, delta: float, confidence: float = 0.95
+) -> float:
     """The score threshold (predict member when score >= it) with the largest ``epsilon_lower_bound`` on these
     points; ties go to the highest threshold. ``labels`` 0/1 (1 = member), ``scores`` finite, higher = member."""
     y, s = _check(labels, scores)
     cand = np.unique(s)[::-1]
     fp, fn = _errors(y, s, cand)
-    eps = epsilon_lower_bound(fp, int((y == 0).sum()), fn, int(y.sum()), delta=delta, confidence=confidence)
+    eps = epsilon_lower_bound(
+        fp, int((y == 0).sum()), fn, int(y.sum()), delta=delta, confidence=confidence
+    )
     return float(cand[int(np.argmax(eps))])
 
 
-def audit_epsilon(train_labels: np.ndarray, train_scores: np.ndarray, test_labels: np.ndarray,
-                  test_scores: np.ndarray, *, delta: float, confidence: float = 0.95) -> EpsilonAudit:
+def audit_epsilon(
+    train_labels: np.ndarray,
+    train_scores: np.ndarray,
+    test_labels: np.ndarray,
+    test_scores: np.ndarray,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+) -> EpsilonAudit:
     """Choose the threshold on the train points, count errors on the test points, bound epsilon there."""
     threshold = choose_threshold(train_labels, train_scores, delta=delta, confidence=confidence)
     y, s = _check(test_labels, test_scores)
     fp, fn = (int(v[0]) for v in _errors(y, s, np.array([threshold])))
     neg, pos = int((y == 0).sum()), int(y.sum())
     alpha = (1 - confidence) / 2
-    fpr_hi, fnr_hi = float(clopper_pearson_upper(fp, neg, alpha)), float(clopper_pearson_upper(fn, pos, alpha))
-    return EpsilonAudit(epsilon_lb=float(_eps(fpr_hi, fnr_hi, delta)), threshold=threshold, fp=fp, negatives=neg, fn=fn, positives=pos, fpr_hi=fpr_hi, fnr_hi=fnr_hi, delta=delta,
-                        confidence=confidence)
+    fpr_hi, fnr_hi = (
+        float(clopper_pearson_upper(fp, neg, alpha)),
+        float(clopper_pearson_upper(fn, pos, alpha)),
+    )
+    return EpsilonAudit(
+        epsilon_lb=float(_eps(fpr_hi, fnr_hi, delta)),
+        threshold=threshold,
+        fp=fp,
+        negatives=neg,
+        fn=fn,
+        positives=pos,
+        fpr_hi=fpr_hi,
+        fnr_hi=fnr_hi,
+        delta=delta,
+        confidence=confidence,
+    )
 
 
 def pick_index(key: int, n_points: int, *, seed: int = 0) -> int:

@@ -25,8 +25,14 @@ BASE: dict[str, Attack] = {
     "lira": lira,
     # LiRA online with what the farm has: IN from the labelled models (~99 per MICO point: per-example
     # variance), OUT from the shadows (pooled variance until a point has 16 OUT shadows).
-    "lira_farm": functools.partial(lira, online=True, in_from="labelled", out_from="shadows",
-                                   fixed_variance=False, min_count=16),
+    "lira_farm": functools.partial(
+        lira,
+        online=True,
+        in_from="labelled",
+        out_from="shadows",
+        fixed_variance=False,
+        min_count=16,
+    ),
     "lira_queries": functools.partial(lira, statistic="query_margin"),
     "lira_grad": functools.partial(lira, statistic="grad_norm"),
     "rmia": rmia,

@@ -26,7 +26,9 @@ def reference(signals: Signals, targets: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def in_calibration(signals: Signals, targets: np.ndarray, *, labelled_only: bool = True) -> np.ndarray:
+def in_calibration(
+    signals: Signals, targets: np.ndarray, *, labelled_only: bool = True
+) -> np.ndarray:
     """Winner: -CE_target(x) minus the mean -CE over references that had x IN (labelled models only, as the
     winner did, unless ``labelled_only=False``). Points with no IN reference are left uncalibrated."""
     source = "labelled" if labelled_only else "all"

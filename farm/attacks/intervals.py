@@ -40,7 +40,11 @@ class Interval:
 
     def cell(self, digits: int = 3) -> str:
         """``[lo, hi]`` for a table cell, or ``[n<5 models]`` where no interval was computed."""
-        return f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}]" if self.known else f"[n<{MIN_MODELS} models]"
+        return (
+            f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
+            if self.known
+            else f"[n<{MIN_MODELS} models]"
+        )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -49,12 +53,22 @@ class Interval:
 def counts(labels: Sequence[np.ndarray]) -> dict[str, int]:
     """``{"models", "members", "non_members"}`` behind a pooled figure; ``labels`` are 0/1 arrays, one per model."""
     y = np.concatenate([np.ravel(a) for a in labels]) if len(labels) else np.zeros(0, np.int64)
-    return {"models": len(labels), "members": int((y == 1).sum()), "non_members": int((y == 0).sum())}
+    return {
+        "models": len(labels),
+        "members": int((y == 1).sum()),
+        "non_members": int((y == 0).sum()),
+    }
 
 
-def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], *,
-                       keys: Sequence[str] = INTERVAL_KEYS, n_boot: int = 1000, level: float = 0.95,
-                       seed: int = 0) -> dict[str, Interval]:
+def bootstrap_by_model(
+    labels: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    *,
+    keys: Sequence[str] = INTERVAL_KEYS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
     """95% (``level``) bootstrap intervals over models for the ``score`` keys ``keys``.
 
     ``labels[m]`` (0/1, 1 = member) and ``scores[m]`` (finite, higher = member) are model ``m``'s points; the
@@ -62,8 +76,10 @@ def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray
     models the intervals' ends are NaN (no interval; see the module docstring).
     """
     if len(labels) != len(scores) or not labels:
-        raise ValueError(f"need one score array per label array and at least one model, got "
-                         f"{len(labels)} labels and {len(scores)} scores")
+        raise ValueError(
+            f"need one score array per label array and at least one model, got "
+            f"{len(labels)} labels and {len(scores)} scores"
+        )
     y = [np.ravel(a).astype(np.int64) for a in labels]
     s = [np.ravel(a).astype(np.float64) for a in scores]
     point = score(np.concatenate(y), np.concatenate(s))
@@ -71,12 +87,21 @@ def bootstrap_by_model(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray
         return {k: Interval(float(point[k]), math.nan, math.nan) for k in keys}
     reps = _replicates(y, s, keys, n_boot, np.random.default_rng([seed, 0xB007]))
     tail = (1 - level) / 2
-    lo, hi = np.quantile(reps, [tail, 1 - tail], axis=0) if reps.size else (np.full(len(keys), np.nan),) * 2
+    lo, hi = (
+        np.quantile(reps, [tail, 1 - tail], axis=0)
+        if reps.size
+        else (np.full(len(keys), np.nan),) * 2
+    )
     return {k: Interval(float(point[k]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)}
 
 
-def _replicates(y: list[np.ndarray], s: list[np.ndarray], keys: Sequence[str], n_boot: int,
-                rng: np.random.Generator) -> np.ndarray:
+def _replicates(
+    y: list[np.ndarray],
+    s: list[np.ndarray],
+    keys: Sequence[str],
+    n_boot: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """``[n_boot, len(keys)]`` metrics of resampled model pools (at most ``10 * n_boot`` draws). The points are
     sorted once; a resample is a count per model (``roc_of_sorted`` weights each point by its model's count),
     which gives exactly the metrics of the concatenated resample, without concatenating or sorting it."""
@@ -130,8 +155,14 @@ class Paired:
         return "better" if self.ratio.lo > 1.0 else "worse"
 
 
-def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000", n_boot: int = 1000,
-                     level: float = 0.95, seed: int = 0) -> Paired:
+def paired_bootstrap(
+    phases: dict[str, PhaseData],
+    *,
+    key: str = "TPR_FPR_1000",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Paired:
     """A paired model bootstrap of attack A against anchor B.
 
     ``phases[phase] = (labels, scores_a, scores_b)``: per target model of the phase, its 0/1 solution and the two
@@ -150,20 +181,38 @@ def paired_bootstrap(phases: dict[str, PhaseData], *, key: str = "TPR_FPR_1000",
     point_ratio = a / b if b else math.inf
     if min(models.values()) < MIN_MODELS:
         nan = math.nan
-        return Paired(a=a, b=b, ratio=Interval(point_ratio, nan, nan), diff=Interval(a - b, nan, nan), per_phase=per_phase, models=models)
+        return Paired(
+            a=a,
+            b=b,
+            ratio=Interval(point_ratio, nan, nan),
+            diff=Interval(a - b, nan, nan),
+            per_phase=per_phase,
+            models=models,
+        )
     reps = _paired_replicates(prepared, key, n_boot, np.random.default_rng([seed, 0x9A1D]))
     tail = (1 - level) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = reps[:, 0] / reps[:, 1]
     r_lo, r_hi = np.nanquantile(ratios, [tail, 1 - tail])
     d_lo, d_hi = np.quantile(reps[:, 0] - reps[:, 1], [tail, 1 - tail])
-    return Paired(a=a, b=b, ratio=Interval(point_ratio, float(r_lo), float(r_hi)), diff=Interval(a - b, float(d_lo), float(d_hi)),
-                  per_phase=per_phase, models=models)
+    return Paired(
+        a=a,
+        b=b,
+        ratio=Interval(point_ratio, float(r_lo), float(r_hi)),
+        diff=Interval(a - b, float(d_lo), float(d_hi)),
+        per_phase=per_phase,
+        models=models,
+    )
 
 
-def headline_bootstrap(phases: dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], *,
-                       key: str = "TPR_FPR_1000", n_boot: int = 1000, level: float = 0.95,
-                       seed: int = 0) -> Interval:
+def headline_bootstrap(
+    phases: dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+    *,
+    key: str = "TPR_FPR_1000",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """One attack's headline (the mean of its per-phase figures, each phase pooled under its own threshold) with
     a bootstrap interval that resamples every phase's models jointly; ``phases[phase] = (labels, scores)``, one
     array per model. NaN ends when a phase has fewer than ``MIN_MODELS`` models."""
@@ -183,15 +232,21 @@ def _prepare(phases: dict, key: str) -> tuple[dict[str, tuple[float, ...]], dict
     figures, prepared = {}, {}
     for phase, (labels, *sides) in phases.items():
         if not labels or any(len(side) != len(labels) for side in sides):
-            raise ValueError(f"{phase}: need one score array per model for each attack and at least one model")
+            raise ValueError(
+                f"{phase}: need one score array per model for each attack and at least one model"
+            )
         y = [np.ravel(v).astype(np.int64) for v in labels]
         flat = [[np.ravel(v).astype(np.float64) for v in side] for side in sides]
-        figures[phase] = tuple(float(score(np.concatenate(y), np.concatenate(f))[key]) for f in flat)
+        figures[phase] = tuple(
+            float(score(np.concatenate(y), np.concatenate(f))[key]) for f in flat
+        )
         prepared[phase] = (y, [_sorted_pool(y, f) for f in flat])
     return figures, prepared
 
 
-def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted_pool(
+    y: list[np.ndarray], s: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One phase's points sorted by score (descending): scores, labels and each point's model index."""
     scores, labels = np.concatenate(s), np.concatenate(y)
     model = np.repeat(np.arange(len(y)), [v.size for v in y])
@@ -199,7 +254,9 @@ def _sorted_pool(y: list[np.ndarray], s: list[np.ndarray]) -> tuple[np.ndarray, 
     return scores[order], labels[order], model[order]
 
 
-def _paired_replicates(prepared: dict, key: str, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def _paired_replicates(
+    prepared: dict, key: str, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
     """``[n_boot, sides]`` headlines (A, B, or A alone) of resampled model pools: per replicate and phase, one
     draw of models shared by every side (a draw lacking members or non-members is redrawn)."""
     sides = len(next(iter(prepared.values()))[1])
@@ -213,6 +270,8 @@ def _paired_replicates(prepared: dict, key: str, n_boot: int, rng: np.random.Gen
                 counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
                 if counts @ pos and counts @ neg:
                     break
-            figures.append([score_roc(*roc_of_sorted(sc, lab, counts[mod])[:2])[key] for sc, lab, mod in pools])
+            figures.append(
+                [score_roc(*roc_of_sorted(sc, lab, counts[mod])[:2])[key] for sc, lab, mod in pools]
+            )
         out[i] = np.mean(figures, axis=0)
     return out

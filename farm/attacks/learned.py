@@ -28,19 +28,31 @@ def features(signals: Signals, targets: np.ndarray, *, stack: Sequence[str] = ()
         lira(signals, targets, online=False),
     ]
     if signals.grad_norm is not None:
-        parts += [loss(signals, targets, statistic="grad_norm"), lira(signals, targets, statistic="grad_norm")]
+        parts += [
+            loss(signals, targets, statistic="grad_norm"),
+            lira(signals, targets, statistic="grad_norm"),
+        ]
     if signals.query_logits is not None:
         parts.append(lira(signals, targets, statistic="query_margin"))
     for name in stack:
         if name not in BASE:  # the learned attacks, or a name no attack has
-            raise ValueError(f"stack holds only attacks that score from the signals alone "
-                             f"({', '.join(BASE)}), got {name!r}")
+            raise ValueError(
+                f"stack holds only attacks that score from the signals alone "
+                f"({', '.join(BASE)}), got {name!r}"
+            )
         parts.append(BASE[name](signals, targets))
     return np.nan_to_num(np.stack(parts, axis=-1), nan=0.0, posinf=50.0, neginf=-50.0)
 
 
-def learned(signals: Signals, targets: np.ndarray, *, folds: int = 5, seed: int = 0, stack: Sequence[str] = (),
-            classifier: str = "boosting") -> np.ndarray:
+def learned(
+    signals: Signals,
+    targets: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    stack: Sequence[str] = (),
+    classifier: str = "boosting",
+) -> np.ndarray:
     """Shokri et al.'s learned attack, and stacking: a classifier on ``features`` (with the scores of the attacks
     in ``stack``) of labelled models' points; ``classifier``: ``boosting`` (gradient-boosted trees) or
     ``logistic`` (standardized logistic regression, the usual stacker).

@@ -8,8 +8,17 @@ from scipy import stats
 from farm.attacks.signals import IN, OUT, Signals
 
 
-def lira(signals: Signals, targets: np.ndarray, *, online: bool = True, fixed_variance: bool = True,
-         min_count: int = 2, in_from: str = "all", out_from: str = "all", statistic: str = "margin") -> np.ndarray:
+def lira(
+    signals: Signals,
+    targets: np.ndarray,
+    *,
+    online: bool = True,
+    fixed_variance: bool = True,
+    min_count: int = 2,
+    in_from: str = "all",
+    out_from: str = "all",
+    statistic: str = "margin",
+) -> np.ndarray:
     """LiRA (Carlini et al. 2022): Gaussians of ``statistic`` (default the logit margin) under IN and OUT references.
 
     Online: log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out). Offline: log Phi((phi - mu_out) / s_out), a
@@ -37,13 +46,23 @@ def lira(signals: Signals, targets: np.ndarray, *, online: bool = True, fixed_va
     return np.stack(out)
 
 
-def _gauss(phi: np.ndarray, signals: Signals, target: int, cols: np.ndarray, side: int, source: str, fixed: bool,
-           min_count: int) -> tuple[np.ndarray, np.ndarray]:
+def _gauss(
+    phi: np.ndarray,
+    signals: Signals,
+    target: int,
+    cols: np.ndarray,
+    side: int,
+    source: str,
+    fixed: bool,
+    min_count: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``phi[r, cols(, q)]`` over ``side`` references: ``[P]`` or ``[P, Q]``
     (NaN mean where none). The pooled deviation is per query, over points; 1 where it cannot be estimated."""
     refs = np.flatnonzero(signals.reference_mask(target, source))
     v = phi[np.ix_(refs, cols)]
-    k = (signals.keep[np.ix_(refs, cols)] == side).reshape(refs.size, cols.size, *([1] * (v.ndim - 2)))
+    k = (signals.keep[np.ix_(refs, cols)] == side).reshape(
+        refs.size, cols.size, *([1] * (v.ndim - 2))
+    )
     count = k.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = np.where(count > 0, (v * k).sum(0) / count, np.nan)
@@ -52,7 +71,11 @@ def _gauss(phi: np.ndarray, signals: Signals, target: int, cols: np.ndarray, sid
         pooled = np.sqrt(dev2.sum(0) / np.maximum(dof, 1))
         per = np.sqrt(dev2 / np.maximum(count - 1, 1))
     pooled = np.where(np.isfinite(pooled) & (pooled > 0), pooled, 1.0)
-    sd = np.broadcast_to(pooled, mu.shape) if fixed else np.where(count >= min_count, np.maximum(per, 1e-3), pooled)
+    sd = (
+        np.broadcast_to(pooled, mu.shape)
+        if fixed
+        else np.where(count >= min_count, np.maximum(per, 1e-3), pooled)
+    )
     return mu, sd
 
 
@@ -61,10 +84,14 @@ def _fill_means(mu_in: np.ndarray, mu_out: np.ndarray) -> tuple[np.ndarray, np.n
     points with neither get the mean of all means (0 if none)."""
     both = np.isfinite(mu_in) & np.isfinite(mu_out)
     n_both = both.sum(0)
-    gap = np.where(n_both > 0, np.where(both, mu_in - mu_out, 0.0).sum(0) / np.maximum(n_both, 1), 1.0)
+    gap = np.where(
+        n_both > 0, np.where(both, mu_in - mu_out, 0.0).sum(0) / np.maximum(n_both, 1), 1.0
+    )
     filled_in = np.where(np.isfinite(mu_in), mu_in, mu_out + gap)
     mu_out = np.where(np.isfinite(mu_out), mu_out, mu_in - gap)
     mu_in = filled_in
     known = np.isfinite(mu_out)
-    fill = np.where(known.any(0), np.where(known, mu_out, 0.0).sum(0) / np.maximum(known.sum(0), 1), 0.0)
+    fill = np.where(
+        known.any(0), np.where(known, mu_out, 0.0).sum(0) / np.maximum(known.sum(0), 1), 0.0
+    )
     return np.where(np.isfinite(mu_in), mu_in, fill + gap), np.where(known, mu_out, fill)

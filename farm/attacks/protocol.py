@@ -44,15 +44,18 @@ class Scored:
         """The phase's pooled figure (one threshold over all its models), NaN when the phase is absent."""
         if phase not in self.scores:
             return float("nan")
-        return float(score(np.concatenate(self.labels[phase]), np.concatenate(self.scores[phase]))[key])
+        return float(
+            score(np.concatenate(self.labels[phase]), np.concatenate(self.scores[phase]))[key]
+        )
 
     def headline(self, phases: Sequence[str] = REPORT_ON, key: str = KEY) -> float:
         """The mean of the phases' figures (MICO: dev and final, each under its own threshold)."""
         return float(np.mean([self.figure(p, key) for p in phases if p in self.scores]))
 
 
-def choose(candidates: Sequence[Scored], *, on: str = SELECT_ON, budget: int | None = None,
-           key: str = KEY) -> Scored:
+def choose(
+    candidates: Sequence[Scored], *, on: str = SELECT_ON, budget: int | None = None, key: str = KEY
+) -> Scored:
     """The candidate with the best figure on phase ``on`` (the labelled models' leave-one-out scores), among
     those using at most ``budget`` trainings; ties go to fewer trainings, then to the earlier candidate. Reads no
     other phase, so dev and final answers cannot steer it. ``ValueError`` when no candidate qualifies."""
@@ -63,15 +66,23 @@ def choose(candidates: Sequence[Scored], *, on: str = SELECT_ON, budget: int | N
     return pool[best]
 
 
-def compare(a: Scored, b: Scored, *, phases: Sequence[str] = REPORT_ON, n_boot: int = 1000,
-            seed: int = 0, key: str = KEY) -> Paired:
+def compare(
+    a: Scored,
+    b: Scored,
+    *,
+    phases: Sequence[str] = REPORT_ON,
+    n_boot: int = 1000,
+    seed: int = 0,
+    key: str = KEY,
+) -> Paired:
     """``a`` against anchor ``b`` on the same target models of ``phases`` (those both scored), paired."""
     shared = [p for p in phases if p in a.scores and p in b.scores]
     if not shared:
         raise ValueError(f"{a.name} and {b.name} share no scored phase among {list(phases)}")
     for p in shared:
         same = len(a.labels[p]) == len(b.labels[p]) and all(
-            np.array_equal(x, y) for x, y in zip(a.labels[p], b.labels[p]))
+            np.array_equal(x, y) for x, y in zip(a.labels[p], b.labels[p])
+        )
         if not same:
             raise ValueError(f"{a.name} and {b.name} are not scored on the same models of {p}")
     data = {p: (a.labels[p], a.scores[p], b.scores[p]) for p in shared}

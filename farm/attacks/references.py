@@ -9,7 +9,9 @@ import numpy as np
 from farm.attacks.signals import UNKNOWN, Signals
 
 
-def cross_fit(signals: Signals, targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def cross_fit(
+    signals: Signals, targets: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(fit, rows)`` pairs: labelled models to fit on, and the rows of ``targets`` scored by that fit.
 
     Labelled models fall in ``max(2, folds)`` seeded groups; a labelled target is scored by the fit on the other
@@ -17,14 +19,18 @@ def cross_fit(signals: Signals, targets: np.ndarray, folds: int, seed: int) -> l
     """
     labelled = np.flatnonzero(signals.labelled)
     if labelled.size < 2:
-        raise ValueError(f"fitting an attack needs at least 2 labelled models, found {labelled.size}")
+        raise ValueError(
+            f"fitting an attack needs at least 2 labelled models, found {labelled.size}"
+        )
     order = np.random.default_rng(seed).permutation(labelled.size)
     fold = {int(labelled[i]): int(rank % max(2, folds)) for rank, i in enumerate(order)}
     groups: dict[int, list[int]] = {}
     for row, t in enumerate(targets):
         groups.setdefault(fold.get(int(t), -1), []).append(row)
-    return [(np.array([m for m in labelled if fold[int(m)] != g]), np.array(rows))
-            for g, rows in sorted(groups.items())]
+    return [
+        (np.array([m for m in labelled if fold[int(m)] != g]), np.array(rows))
+        for g, rows in sorted(groups.items())
+    ]
 
 
 def holding_out(signals: Signals, models: np.ndarray) -> Signals:
@@ -38,8 +44,9 @@ def holding_out(signals: Signals, models: np.ndarray) -> Signals:
     return replace(signals, keep=keep, labelled=labelled)
 
 
-def references(signals: Signals, target: int, source: str,
-                exclude: np.ndarray | None) -> np.ndarray:
+def references(
+    signals: Signals, target: int, source: str, exclude: np.ndarray | None
+) -> np.ndarray:
     """``Signals.reference_mask`` less the models ``exclude``."""
     mask = signals.reference_mask(target, source)
     if exclude is not None:
@@ -47,8 +54,17 @@ def references(signals: Signals, target: int, source: str,
     return mask
 
 
-def mean_where(values: np.ndarray, signals: Signals, target: int, cols: np.ndarray, *, side: int, fallback: bool = False, source: str = "all",
-                exclude: np.ndarray | None = None) -> np.ndarray:
+def mean_where(
+    values: np.ndarray,
+    signals: Signals,
+    target: int,
+    cols: np.ndarray,
+    *,
+    side: int,
+    fallback: bool = False,
+    source: str = "all",
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
     """Mean of ``values[r, cols]`` over references r of ``target`` (from ``source``, none of
     ``exclude``) with ``keep[r, col] == side`` (NaN if none); ``fallback``: the mean over every such
     reference there instead of NaN."""

@@ -56,5 +56,3 @@ def run_attack(name: str, signals: Signals, targets: np.ndarray, **params: objec
     if name not in ATTACKS:
         raise KeyError(f"unknown attack {name!r} (expected one of {sorted(ATTACKS)})")
     return ATTACKS[name](signals, targets, **params)
-
-

@@ -32,10 +32,20 @@ class _RmiaParts:
     fill: float
 
 
-def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float] = 1.0,
-         offline_a: float | Sequence[float] = 0.3, online: bool = True, in_from: str = "all",
-         out_from: str = "all", max_population: int = 5000, seed: int = 0, objective: str = "TPR_FPR_1000",
-         folds: int = 5) -> np.ndarray:
+def rmia(
+    signals: Signals,
+    targets: np.ndarray,
+    *,
+    gamma: float | Sequence[float] = 1.0,
+    offline_a: float | Sequence[float] = 0.3,
+    online: bool = True,
+    in_from: str = "all",
+    out_from: str = "all",
+    max_population: int = 5000,
+    seed: int = 0,
+    objective: str = "TPR_FPR_1000",
+    folds: int = 5,
+) -> np.ndarray:
     """RMIA (Zarifzadeh et al. 2024): score(x) = Pr_z[ LR(x) / LR(z) > gamma ], LR(.) = p_target(y|.) / p(.).
 
     p(.) from references (``in_from``/``out_from``): online, where a point has IN and OUT references, the
@@ -75,11 +85,15 @@ def rmia(signals: Signals, targets: np.ndarray, *, gamma: float | Sequence[float
     labelled = np.flatnonzero(signals.labelled)
     for fit, rows in cross_fit(signals, targets, folds, seed):
         held = np.setdiff1d(labelled, fit)  # the group scored: no reference of the models fitted on
-        fit_parts = {int(m): _rmia_parts(signals, int(m), exclude=held,
-                                         **opts)  # type: ignore[arg-type]
-                     for m in fit}
-        table = {(a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
-                 for a in a_grid for g in g_grid}
+        fit_parts = {
+            int(m): _rmia_parts(signals, int(m), exclude=held, **opts)  # type: ignore[arg-type]
+            for m in fit
+        }
+        table = {
+            (a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
+            for a in a_grid
+            for g in g_grid
+        }
         a, g = _best(table, signals, fit, objective)
         out[rows] = [_rmia_score(parts[int(targets[r])], a, g, online) for r in rows]
     return out
@@ -92,30 +106,52 @@ def _grid(value: float | Sequence[float]) -> list[float]:
     return values
 
 
-def _rmia_parts(signals: Signals, t: int, *, in_from: str, out_from: str, max_population: int,
-                seed: int, exclude: np.ndarray | None = None) -> _RmiaParts:
+def _rmia_parts(
+    signals: Signals,
+    t: int,
+    *,
+    in_from: str,
+    out_from: str,
+    max_population: int,
+    seed: int,
+    exclude: np.ndarray | None = None,
+) -> _RmiaParts:
     """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may
     not be references."""
     cols = signals.challenge[t]
     others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
     if not others.size:
-        raise ValueError(f"rmia: model {t} has no population point (every record of the signals "
-                         "is one of its challenge points); RMIA needs records beyond them")
+        raise ValueError(
+            f"rmia: model {t} has no population point (every record of the signals "
+            "is one of its challenge points); RMIA needs records beyond them"
+        )
     if others.size > max_population:
-        others = np.sort(np.random.default_rng([seed, t]).choice(others, max_population, replace=False))
+        others = np.sort(
+            np.random.default_rng([seed, t]).choice(others, max_population, replace=False)
+        )
     both, p = np.r_[cols, others], cols.size
     p_in = mean_where(signals.prob, signals, t, both, side=IN, source=in_from, exclude=exclude)
     p_out = mean_where(signals.prob, signals, t, both, side=OUT, source=out_from, exclude=exclude)
     refs = np.flatnonzero(references(signals, t, "all", exclude))
     fill = float(signals.prob[np.ix_(refs, both)].mean()) if refs.size else 1.0
     lp = signals.logprob[t, both]
-    return _RmiaParts(x=lp[:p], z=lp[p:], in_x=p_in[:p], out_x=p_out[:p], in_z=p_in[p:], out_z=p_out[p:], fill=fill)
+    return _RmiaParts(
+        x=lp[:p],
+        z=lp[p:],
+        in_x=p_in[:p],
+        out_x=p_out[:p],
+        in_z=p_in[p:],
+        out_z=p_out[p:],
+        fill=fill,
+    )
 
 
 def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.ndarray:
     """``[P]``: fraction of population points z with log LR(x) - log LR(z) > log gamma."""
     lr_x = parts.x - np.log(_p_ref(parts.in_x if online else None, parts.out_x, a, parts.fill))
-    lr_z = np.sort(parts.z - np.log(_p_ref(parts.in_z if online else None, parts.out_z, a, parts.fill)))
+    lr_z = np.sort(
+        parts.z - np.log(_p_ref(parts.in_z if online else None, parts.out_z, a, parts.fill))
+    )
     return np.searchsorted(lr_z, lr_x - np.log(gamma), side="left") / max(lr_z.size, 1)
 
 
@@ -125,13 +161,17 @@ def _p_ref(p_in: np.ndarray | None, p_out: np.ndarray, a: float, fill: float) ->
     has_in, has_out = np.isfinite(p_in), np.isfinite(p_out)
     offline = ((1 + a) * p_out + 1 - a) / 2
     implied_out = np.clip((p_in - 1 + a) / a, 1e-6, 1.0) if a > 0 else p_in
-    p = np.where(has_in & has_out, (p_in + p_out) / 2, np.where(has_out, offline, (p_in + implied_out) / 2))
+    p = np.where(
+        has_in & has_out, (p_in + p_out) / 2, np.where(has_out, offline, (p_in + implied_out) / 2)
+    )
     return np.maximum(np.where(has_in | has_out, p, fill), 1e-12)
 
 
 def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tuple[float, float]:
     """The grid key whose pooled scores on the models ``fit`` maximize ``(objective, AUC)``."""
     y = np.concatenate([signals.solution(int(m)) for m in fit])
-    key = lambda k: tuple(score(y, np.concatenate([table[k][int(m)] for m in fit]))[o]  # noqa: E731
-                          for o in (objective, "AUC"))
+    key = lambda k: tuple(
+        score(y, np.concatenate([table[k][int(m)] for m in fit]))[o]  # noqa: E731
+        for o in (objective, "AUC")
+    )
     return max(table, key=key)

@@ -23,7 +23,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def true_label_logprob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """log p(y|x) = -cross-entropy, shape ``logits.shape[:-1]``."""
     logp = log_softmax(logits)
-    return np.take_along_axis(logp, np.broadcast_to(labels[..., None], logp.shape[:-1] + (1,)), axis=-1)[..., 0]
+    return np.take_along_axis(
+        logp, np.broadcast_to(labels[..., None], logp.shape[:-1] + (1,)), axis=-1
+    )[..., 0]
 
 
 def true_label_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -70,10 +72,16 @@ class Signals:
     def __post_init__(self) -> None:
         m, r = self.keep.shape
         q = self.query_logits
-        if q is not None and (q.ndim != 4 or q.shape[:2] != (m, r) or q.shape[-1] != self.logits.shape[-1]):
-            raise ValueError(f"Signals.query_logits must be [M={m}, R={r}, Q, {self.logits.shape[-1]}], got {q.shape}")
+        if q is not None and (
+            q.ndim != 4 or q.shape[:2] != (m, r) or q.shape[-1] != self.logits.shape[-1]
+        ):
+            raise ValueError(
+                f"Signals.query_logits must be [M={m}, R={r}, Q, {self.logits.shape[-1]}], got {q.shape}"
+            )
         if self.grad_norm is not None and self.grad_norm.shape != (m, r):
-            raise ValueError(f"Signals.grad_norm must be [M={m}, R={r}], got {self.grad_norm.shape}")
+            raise ValueError(
+                f"Signals.grad_norm must be [M={m}, R={r}], got {self.grad_norm.shape}"
+            )
 
     @functools.cached_property
     def logprob(self) -> np.ndarray:

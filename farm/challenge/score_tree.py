@@ -28,13 +28,19 @@ class PhaseScore:
     tpr: np.ndarray
 
 
-def score_tree(predictions: Mapping[ModelKey, np.ndarray], solutions: Challenge) -> list[PhaseScore]:
+def score_tree(
+    predictions: Mapping[ModelKey, np.ndarray], solutions: Challenge
+) -> list[PhaseScore]:
     """Score every (scenario, phase) of ``predictions`` that ``solutions`` labels.
 
     Within a scored phase every labelled model must have a prediction of the right length; a missing or
     unlabelled one raises ``SubmissionError`` naming it. Phases without any labelled model are skipped.
     """
-    labels = {(m.scenario, m.phase, m.model_id): m.solution for m in solutions.models if m.solution is not None}
+    labels = {
+        (m.scenario, m.phase, m.model_id): m.solution
+        for m in solutions.models
+        if m.solution is not None
+    }
     results: list[PhaseScore] = []
     problems: list[str] = []
     for (scenario, phase), keys in group_keys(predictions).items():
@@ -48,7 +54,17 @@ def score_tree(predictions: Mapping[ModelKey, np.ndarray], solutions: Challenge)
         y = np.concatenate([labels[k] for k in wanted])
         s = np.concatenate([np.asarray(predictions[k], dtype=np.float64) for k in wanted])
         fpr, tpr, _ = roc_curve(y, s)
-        results.append(PhaseScore(scenario=scenario, phase=phase, n_models=len(wanted), n_points=y.size, metrics=score(y, s), fpr=fpr, tpr=tpr))
+        results.append(
+            PhaseScore(
+                scenario=scenario,
+                phase=phase,
+                n_models=len(wanted),
+                n_points=y.size,
+                metrics=score(y, s),
+                fpr=fpr,
+                tpr=tpr,
+            )
+        )
     if problems:
         raise SubmissionError(problems)
     return results
@@ -87,7 +103,10 @@ def plot_roc(rows: list[PhaseScore], out_dir: str | Path) -> list[Path]:
     written = []
     for scenario in sorted({r.scenario for r in rows}):
         curves = {
-            f"{r.phase} (TPR@0.1FPR={r.metrics['TPR_FPR_1000']:.3f}, AUC={r.metrics['AUC']:.3f})": (r.fpr, r.tpr)
+            f"{r.phase} (TPR@0.1FPR={r.metrics['TPR_FPR_1000']:.3f}, AUC={r.metrics['AUC']:.3f})": (
+                r.fpr,
+                r.tpr,
+            )
             for r in rows
             if r.scenario == scenario
         }

@@ -44,11 +44,17 @@ class Expected:
     @classmethod
     def from_challenge(cls, challenge: Challenge) -> Expected:
         """Every dev and final model of ``challenge``."""
-        keys = {(m.scenario, m.phase, m.model_id) for m in challenge.models if m.phase in ("dev", "final")}
+        keys = {
+            (m.scenario, m.phase, m.model_id)
+            for m in challenge.models
+            if m.phase in ("dev", "final")
+        }
         return cls(frozenset(keys), 2 * challenge.constants.len_challenge)
 
 
-def normalize(scores: Mapping[ModelKey, np.ndarray], *, mode: str = "global") -> dict[ModelKey, np.ndarray]:
+def normalize(
+    scores: Mapping[ModelKey, np.ndarray], *, mode: str = "global"
+) -> dict[ModelKey, np.ndarray]:
     """Map raw scores to [0, 1], order-preserving within each group.
 
     ``global``: one min-max per (scenario, phase) over all its models (MICO's winner); ``rank``: per model,
@@ -60,7 +66,9 @@ def normalize(scores: Mapping[ModelKey, np.ndarray], *, mode: str = "global") ->
     if mode != "global":
         raise ValueError(f"unknown normalization mode {mode!r} (expected 'global' or 'rank')")
     out: dict[ModelKey, np.ndarray] = {}
-    for keys in group_keys(scores).values():  # the farm's one pooled-score rule (farm.mico.scorer.pooled_scores)
+    for keys in group_keys(
+        scores
+    ).values():  # the farm's one pooled-score rule (farm.mico.scorer.pooled_scores)
         parts = [np.asarray(scores[k], dtype=np.float64) for k in keys]
         pooled = pooled_scores(parts)
         bounds = np.cumsum([0] + [p.size for p in parts])
@@ -90,7 +98,9 @@ def write_predictions(root: str | Path, predictions: Mapping[ModelKey, np.ndarra
     paths = []
     for (scenario, phase, model_id), values in sorted(predictions.items()):
         path = Path(root) / scenario / phase / f"model_{model_id}" / PREDICTION
-        paths.append(atomic_write_text(path, format_row(np.asarray(values, dtype=np.float64)) + "\n"))
+        paths.append(
+            atomic_write_text(path, format_row(np.asarray(values, dtype=np.float64)) + "\n")
+        )
     return paths
 
 
@@ -144,7 +154,9 @@ def pack(source: str | Path, out: str | Path, expected: Expected) -> Path:
             archive.writestr(f"{ZIP_PREFIX}/{name}", files[name])
     data = buffer.getvalue()
     if len(data) > MAX_ZIP_BYTES:
-        raise SubmissionError([f"{out}: zip would be {len(data)} bytes, over the {MAX_ZIP_BYTES}-byte limit"])
+        raise SubmissionError(
+            [f"{out}: zip would be {len(data)} bytes, over the {MAX_ZIP_BYTES}-byte limit"]
+        )
     return atomic_write_bytes(out, data)
 
 
@@ -152,7 +164,11 @@ def _collect(source: Path) -> tuple[dict[str, bytes], list[str]]:
     """Files of a directory or zip keyed by path relative to the tree root (leading ``sst2/`` removed)."""
     if source.is_dir():
         base = source / ZIP_PREFIX if (source / ZIP_PREFIX).is_dir() else source
-        files = {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+        files = {
+            p.relative_to(base).as_posix(): p.read_bytes()
+            for p in sorted(base.rglob("*"))
+            if p.is_file()
+        }
         return files, []
     if not source.exists():
         raise SubmissionError([f"{source}: no such file or directory"])
@@ -162,7 +178,9 @@ def _collect(source: Path) -> tuple[dict[str, bytes], list[str]]:
 def _collect_zip(source: Path) -> tuple[dict[str, bytes], list[str]]:
     problems: list[str] = []
     if source.stat().st_size > MAX_ZIP_BYTES:
-        problems.append(f"{source}: {source.stat().st_size} bytes, over the {MAX_ZIP_BYTES}-byte limit")
+        problems.append(
+            f"{source}: {source.stat().st_size} bytes, over the {MAX_ZIP_BYTES}-byte limit"
+        )
     try:
         with zipfile.ZipFile(source) as archive:
             infos = archive.infolist()

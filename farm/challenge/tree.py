@@ -42,8 +42,13 @@ ENSEMBLE_JSON = "ensemble.json"
 FORGOTTEN_CSV = "forgotten.csv"  # an unlearning challenge: 0/1 in challenge order, 1 = a member the target forgot
 ENSEMBLE_AGGREGATES = ("mean", "vote")
 _MEMBER_RE = re.compile(r"^member_\d+$")
-ASSETS = "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
-MICO_POPULATION = {"source": "glue-sst2", "description": "GLUE SST-2 train then validation (68,221 records)"}
+ASSETS = (
+    "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
+)
+MICO_POPULATION = {
+    "source": "glue-sst2",
+    "description": "GLUE SST-2 train then validation (68,221 records)",
+}
 _MODEL_RE = re.compile(r"^model_(\d+)$")
 SCENARIO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -59,7 +64,9 @@ class ChallengeConstants:
     population: Mapping = field(default_factory=lambda: dict(MICO_POPULATION))
     tokenizer: str = "roberta-base"
     base_model: str = "roberta-base"
-    targets: Mapping = field(default_factory=dict)  # scenario -> {"epsilon": float or "inf", "delta": float}
+    targets: Mapping = field(
+        default_factory=dict
+    )  # scenario -> {"epsilon": float or "inf", "delta": float}
 
     def __post_init__(self) -> None:
         check_constants(self.n_total, self.len_training, self.len_challenge)
@@ -73,7 +80,9 @@ class ChallengeConstants:
             "tokenizer": self.tokenizer,
             "base_model": self.base_model,
         }
-        if self.targets:  # the privacy the targets were trained with, public as MICO's scenario names are
+        if (
+            self.targets
+        ):  # the privacy the targets were trained with, public as MICO's scenario names are
             data["targets"] = {k: dict(v) for k, v in self.targets.items()}
         return data
 
@@ -101,8 +110,12 @@ class Assets:
         for name in ("base_model", "tokenizer"):
             value = getattr(self, name)
             require(value is None or bool(value.strip()), name, "a local directory", value)
-        require(self.population is None or "source" in self.population, "population",
-                "a population spec with a source, such as {source: file, path: /data/SST-2}", self.population)
+        require(
+            self.population is None or "source" in self.population,
+            "population",
+            "a population spec with a source, such as {source: file, path: /data/SST-2}",
+            self.population,
+        )
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.base_model, self.tokenizer, self.population))
@@ -114,18 +127,27 @@ class Assets:
         if not self:
             return constants
         if (Path(root) / CHALLENGE_JSON).exists():
-            raise ChallengeFormatError(f"{Path(root) / CHALLENGE_JSON}: this tree names its own population, tokenizer "
-                                       "and base model; assets replace MICO's defaults for a release tree only")
+            raise ChallengeFormatError(
+                f"{Path(root) / CHALLENGE_JSON}: this tree names its own population, tokenizer "
+                "and base model; assets replace MICO's defaults for a release tree only"
+            )
         tokenizer = self.tokenizer or self.base_model
         for name, ref in (("base_model", self.base_model), ("tokenizer", tokenizer)):
             if ref is not None and not Path(ref).is_dir():
-                raise ChallengeFormatError(f"{ref}: assets.{name}: not a directory (expected a local "
-                                           f"{'roberta-base' if name == 'base_model' else 'tokenizer'} directory)")
+                raise ChallengeFormatError(
+                    f"{ref}: assets.{name}: not a directory (expected a local "
+                    f"{'roberta-base' if name == 'base_model' else 'tokenizer'} directory)"
+                )
         if self.base_model is not None:
             _check_model_dir(Path(self.base_model))
-        return replace(constants, population=dict(self.population or constants.population),
-                       tokenizer=str(Path(tokenizer).resolve()) if tokenizer else constants.tokenizer,
-                       base_model=str(Path(self.base_model).resolve()) if self.base_model else constants.base_model)
+        return replace(
+            constants,
+            population=dict(self.population or constants.population),
+            tokenizer=str(Path(tokenizer).resolve()) if tokenizer else constants.tokenizer,
+            base_model=str(Path(self.base_model).resolve())
+            if self.base_model
+            else constants.base_model,
+        )
 
 
 def _check_model_dir(path: Path) -> None:
@@ -135,7 +157,9 @@ def _check_model_dir(path: Path) -> None:
     check_model_config(path / "config.json")
     weights = [path / w for w in WEIGHT_FILES if (path / w).is_file()]
     if not weights:
-        raise ChallengeFormatError(f"{path}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+        raise ChallengeFormatError(
+            f"{path}: no weights file (expected one of {', '.join(WEIGHT_FILES)})"
+        )
     for w in weights:
         check_weights(w)
 
@@ -203,8 +227,12 @@ def read_constants(root: str | Path) -> ChallengeConstants:
         data = json.loads(path.read_text())
         population = data.get("population", {})
         return ChallengeConstants(
-            n_total=int(data["n_total"]), len_training=int(data["len_training"]), len_challenge=int(data["len_challenge"]), population=population,
-            tokenizer=str(data.get("tokenizer", "roberta-base")), base_model=str(data.get("base_model", "roberta-base")),
+            n_total=int(data["n_total"]),
+            len_training=int(data["len_training"]),
+            len_challenge=int(data["len_challenge"]),
+            population=population,
+            tokenizer=str(data.get("tokenizer", "roberta-base")),
+            base_model=str(data.get("base_model", "roberta-base")),
             targets={str(k): dict(v) for k, v in data.get("targets", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError, SplitError) as exc:
@@ -241,21 +269,36 @@ def _check_assets(root: Path, constants: ChallengeConstants) -> None:
                 check_weights(root / ref / name)
 
 
-def _read_scenario(sdir: Path, constants: ChallengeConstants, require_weights: bool) -> list[ModelEntry]:
+def _read_scenario(
+    sdir: Path, constants: ChallengeConstants, require_weights: bool
+) -> list[ModelEntry]:
     if not SCENARIO_RE.match(sdir.name):
         raise ChallengeFormatError(f"{sdir}: unexpected scenario folder name")
     entries = list(_visible(sdir))
     for p in entries:
         if p.name not in PHASES or not p.is_dir():
-            raise ChallengeFormatError(f"{p}: unexpected name in scenario folder (expected {', '.join(PHASES)})")
+            raise ChallengeFormatError(
+                f"{p}: unexpected name in scenario folder (expected {', '.join(PHASES)})"
+            )
     seen: dict[int, Path] = {}
     models: list[ModelEntry] = []
     for phase in (p for p in PHASES if (sdir / p).is_dir()):
         for model_id, mdir in _model_dirs(sdir / phase):
             if model_id in seen:
-                raise ChallengeFormatError(f"{mdir}: duplicate model id {model_id} (also {seen[model_id]})")
+                raise ChallengeFormatError(
+                    f"{mdir}: duplicate model id {model_id} (also {seen[model_id]})"
+                )
             seen[model_id] = mdir
-            models.append(read_model(mdir, sdir.name, phase, model_id, constants=constants, require_weights=require_weights))
+            models.append(
+                read_model(
+                    mdir,
+                    sdir.name,
+                    phase,
+                    model_id,
+                    constants=constants,
+                    require_weights=require_weights,
+                )
+            )
     return models
 
 
@@ -264,7 +307,9 @@ def _model_dirs(phase_dir: Path) -> list[tuple[int, Path]]:
     for p in _visible(phase_dir):
         match = _MODEL_RE.match(p.name)
         if not match or not p.is_dir():
-            raise ChallengeFormatError(f"{p}: unexpected name in phase folder (expected model_<id> folders)")
+            raise ChallengeFormatError(
+                f"{p}: unexpected name in phase folder (expected model_<id> folders)"
+            )
         found.append((int(match.group(1)), p))
     ids = [i for i, _ in found]
     if len(set(ids)) != len(ids):
@@ -278,12 +323,15 @@ def read_model(
     scenario: str,
     phase: str,
     model_id: int,
-    *, constants: ChallengeConstants,
+    *,
+    constants: ChallengeConstants,
     require_weights: bool = True,
 ) -> ModelEntry:
     """Read one model folder; its solution must agree with its ``seed_membership`` when both exist. With
     ``require_weights``, ``config.json`` must be a JSON object and the weights must load safely (``check_weights``)."""
-    seeds = {name: read_seed(mdir / name) if (mdir / name).exists() else None for name in SEED_FILES}
+    seeds = {
+        name: read_seed(mdir / name) if (mdir / name).exists() else None for name in SEED_FILES
+    }
     if seeds["seed_challenge"] is None:
         raise ChallengeFormatError(f"{mdir / 'seed_challenge'}: missing seed file")
     solution = read_solution(mdir / "solution.csv", 2 * constants.len_challenge)
@@ -292,22 +340,48 @@ def read_model(
         if not np.array_equal(solution, expected):
             raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
     forgotten = read_forgotten(mdir, solution, 2 * constants.len_challenge)
-    if (mdir / ENSEMBLE_JSON).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
+    if (
+        mdir / ENSEMBLE_JSON
+    ).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
         if require_weights:
             read_ensemble(mdir)
-        return ModelEntry(scenario=scenario, phase=phase, model_id=model_id, path=mdir, seed_challenge=seeds["seed_challenge"], seed_training=seeds["seed_training"],
-                          seed_membership=seeds["seed_membership"], solution=solution, weights=mdir, config=mdir / ENSEMBLE_JSON, forgotten=forgotten)
+        return ModelEntry(
+            scenario=scenario,
+            phase=phase,
+            model_id=model_id,
+            path=mdir,
+            seed_challenge=seeds["seed_challenge"],
+            seed_training=seeds["seed_training"],
+            seed_membership=seeds["seed_membership"],
+            solution=solution,
+            weights=mdir,
+            config=mdir / ENSEMBLE_JSON,
+            forgotten=forgotten,
+        )
     weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
     config = mdir / "config.json" if (mdir / "config.json").is_file() else None
     if require_weights:
         if weights is None:
-            raise ChallengeFormatError(f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+            raise ChallengeFormatError(
+                f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})"
+            )
         if config is None:
             raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
         check_model_config(config)
         check_weights(weights)
-    return ModelEntry(scenario=scenario, phase=phase, model_id=model_id, path=mdir, seed_challenge=seeds["seed_challenge"], seed_training=seeds["seed_training"],
-                      seed_membership=seeds["seed_membership"], solution=solution, weights=weights, config=config, forgotten=forgotten)
+    return ModelEntry(
+        scenario=scenario,
+        phase=phase,
+        model_id=model_id,
+        path=mdir,
+        seed_challenge=seeds["seed_challenge"],
+        seed_training=seeds["seed_training"],
+        seed_membership=seeds["seed_membership"],
+        solution=solution,
+        weights=weights,
+        config=config,
+        forgotten=forgotten,
+    )
 
 
 def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -> np.ndarray | None:
@@ -317,8 +391,9 @@ def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -
     path = mdir / FORGOTTEN_CSV
     forgotten = read_solution(path, expected_len)
     if forgotten is not None and solution is not None and bool((forgotten > solution).any()):
-        raise ChallengeFormatError(f"{path}: marks a non-member as forgotten "
-                                   "(only members can be unlearned)")
+        raise ChallengeFormatError(
+            f"{path}: marks a non-member as forgotten (only members can be unlearned)"
+        )
     return forgotten
 
 
@@ -330,14 +405,23 @@ def read_ensemble(mdir: Path) -> tuple[list[Path], str]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ChallengeFormatError(f"{path}: invalid ensemble description, expected JSON ({exc})") from exc
+        raise ChallengeFormatError(
+            f"{path}: invalid ensemble description, expected JSON ({exc})"
+        ) from exc
     members = data.get("members") if isinstance(data, dict) else None
-    if not (isinstance(members, list) and members and all(isinstance(m, str) and _MEMBER_RE.match(m)
-                                                          for m in members)):
-        raise ChallengeFormatError(f"{path}: expected members: a non-empty list of member_<i> folder names")
+    if not (
+        isinstance(members, list)
+        and members
+        and all(isinstance(m, str) and _MEMBER_RE.match(m) for m in members)
+    ):
+        raise ChallengeFormatError(
+            f"{path}: expected members: a non-empty list of member_<i> folder names"
+        )
     aggregate = data.get("aggregate")
     if aggregate not in ENSEMBLE_AGGREGATES:
-        raise ChallengeFormatError(f"{path}: expected aggregate: {' or '.join(ENSEMBLE_AGGREGATES)}, got {aggregate!r}")
+        raise ChallengeFormatError(
+            f"{path}: expected aggregate: {' or '.join(ENSEMBLE_AGGREGATES)}, got {aggregate!r}"
+        )
     folders = [mdir / m for m in members]
     for folder in folders:
         if not folder.is_dir():
@@ -353,7 +437,10 @@ def write_ensemble(mdir: str | Path, members: list[Mapping[str, Path]], aggregat
     names = [f"member_{i}" for i in range(len(members))]
     for name, files in zip(names, members):
         write_model_files(mdir / name, files)
-    atomic_write_text(mdir / ENSEMBLE_JSON, json.dumps({"members": names, "aggregate": aggregate}, indent=2) + "\n")
+    atomic_write_text(
+        mdir / ENSEMBLE_JSON,
+        json.dumps({"members": names, "aggregate": aggregate}, indent=2) + "\n",
+    )
     return mdir
 
 
@@ -424,7 +511,9 @@ def read_solution(path: Path, expected_len: int) -> np.ndarray | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ChallengeFormatError(f"{path}: unreadable ({exc})") from exc
     if len(cells) != expected_len:
-        raise ChallengeFormatError(f"{path}: expected {expected_len} values in one row, found {len(cells)}")
+        raise ChallengeFormatError(
+            f"{path}: expected {expected_len} values in one row, found {len(cells)}"
+        )
     bad = [c for c in cells if c not in ("0", "1")]
     if bad:
         raise ChallengeFormatError(f"{path}: values must be 0 or 1, found {bad[0]!r}")
@@ -441,7 +530,9 @@ def membership_solution(seed_membership: int, len_challenge: int) -> np.ndarray:
 
 def write_constants(root: str | Path, constants: ChallengeConstants) -> Path:
     """Write ``<root>/challenge.json`` atomically."""
-    return atomic_write_text(Path(root) / CHALLENGE_JSON, json.dumps(constants.to_json(), indent=2) + "\n")
+    return atomic_write_text(
+        Path(root) / CHALLENGE_JSON, json.dumps(constants.to_json(), indent=2) + "\n"
+    )
 
 
 def write_model(
@@ -459,7 +550,9 @@ def write_model(
         if value is not None:
             atomic_write_text(mdir / name, f"{int(value)}\n")
     if solution is not None:
-        atomic_write_text(mdir / "solution.csv", format_row(np.asarray(solution, dtype=np.int64)) + "\n")
+        atomic_write_text(
+            mdir / "solution.csv", format_row(np.asarray(solution, dtype=np.int64)) + "\n"
+        )
     return write_model_files(mdir, model_files or {})
 
 

@@ -53,9 +53,14 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     if address:
         ray.init(address=address, log_to_driver=False)
     else:  # a private single-machine instance on loopback; FARM_RAY_TMPDIR picks its session folder
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 log_to_driver=False, _node_ip_address="127.0.0.1",
-                 _temp_dir=os.environ.get("FARM_RAY_TMPDIR"))
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=os.environ.get("FARM_RAY_TMPDIR"),
+        )
 
 
 def check_address(address: str | None = None) -> str | None:
@@ -65,10 +70,12 @@ def check_address(address: str | None = None) -> str | None:
     source = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address.startswith(("http://", "https://")):
-        raise FarmError(f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster "
-                        f"address: submit the run with `ray job submit --address {address} -- farm "
-                        "...` (see ray_jobs/), or give the cluster's GCS address (HOST:6379) or "
-                        "`auto`")
+        raise FarmError(
+            f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster "
+            f"address: submit the run with `ray job submit --address {address} -- farm "
+            "...` (see ray_jobs/), or give the cluster's GCS address (HOST:6379) or "
+            "`auto`"
+        )
     return address
 
 
@@ -106,7 +113,8 @@ class JobWorker:
 
 # Two concurrency groups: ``run`` one job at a time (the default group), ``prefetch`` beside it.
 _ACTOR = ray.remote(  # type: ignore[call-overload]
-    max_restarts=0, concurrency_groups={"io": 1})(JobWorker)
+    max_restarts=0, concurrency_groups={"io": 1}
+)(JobWorker)
 
 
 @dataclass(kw_only=True)
@@ -137,9 +145,14 @@ class Executor:
     def options(self) -> dict[str, Any]:
         """The settings another process needs to build an equivalent executor (a Tune trial does):
         ``Executor(store=store, **executor.options())``."""
-        return {"perf": self.perf, "workers": self.workers, "cpus_per_job": self.cpus_per_job,
-                "gpus_per_job": self.gpus_per_job, "device": self.device,
-                "gpu_wait_s": self.gpu_wait_s}
+        return {
+            "perf": self.perf,
+            "workers": self.workers,
+            "cpus_per_job": self.cpus_per_job,
+            "gpus_per_job": self.gpus_per_job,
+            "device": self.device,
+            "gpu_wait_s": self.gpu_wait_s,
+        }
 
     @property
     def ran(self) -> int:
@@ -157,7 +170,9 @@ class Executor:
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
-        report = RunReport(skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start)
+        report = RunReport(
+            skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start
+        )
         if todo:
             ensure_ray(self.address)
             _Pool(self, report, title, start).drain(todo)
@@ -238,13 +253,16 @@ class _Pool:
             refs = [*self.inflight, *self.starting]
             if not refs:
                 pending = self.queue.pending()
-                raise ClusterError(f"{len(pending)} jobs cannot run and no worker is left: "
-                                   f"{pending[:3]}")
+                raise ClusterError(
+                    f"{len(pending)} jobs cannot run and no worker is left: {pending[:3]}"
+                )
             finished, _ = ray.wait(refs, num_returns=1, timeout=60.0)
             if not finished:
                 if not self.started and time.perf_counter() - waited > self.ex.gpu_wait_s:
-                    raise ClusterError(f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
-                                       f"(needs {self.cpus} CPU, {self.gpus} GPU each)")
+                    raise ClusterError(
+                        f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
+                        f"(needs {self.cpus} CPU, {self.gpus} GPU each)"
+                    )
                 continue
             ref = finished[0]
             if ref in self.starting:
@@ -304,9 +322,11 @@ class _Pool:
         if self.ex.progress is not None:
             elapsed = time.perf_counter() - self.t0
             label = result["label"] or result["key"][:12]
-            self.ex.progress(f"[{self.title}] {len(report.results)} done, {len(self.inflight)} "
-                             f"queued on workers: {label} {result['seconds']:.1f}s "
-                             f"(elapsed {elapsed:.0f}s)")
+            self.ex.progress(
+                f"[{self.title}] {len(report.results)} done, {len(self.inflight)} "
+                f"queued on workers: {label} {result['seconds']:.1f}s "
+                f"(elapsed {elapsed:.0f}s)"
+            )
 
 
 def _request_gpus(gpus: float) -> None:

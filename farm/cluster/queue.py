@@ -154,8 +154,10 @@ class JobQueue(Generic[W]):
         keys = [key for key, running_on in self.running.items() if running_on == worker]
         if first is not None:
             if first not in keys:
-                raise QueueError(f"job {first} is not running on worker {worker!r} "
-                                 f"({self.state(first).value}): it cannot be requeued from it")
+                raise QueueError(
+                    f"job {first} is not running on worker {worker!r} "
+                    f"({self.state(first).value}): it cannot be requeued from it"
+                )
             keys.remove(first)
             keys.insert(0, first)
         for key in keys:
@@ -203,8 +205,13 @@ class JobQueue(Generic[W]):
         breaks it."""
         homes: dict[str, list[State]] = {key: [] for key in self.needs}
         groups: list[tuple[State, Iterable[str]]] = [
-            (State.WAITING, self.waiting), (State.READY, self.ready), (State.RUNNING, self.running),
-            (State.DONE, self.done), (State.FAILED, self.failed), (State.BLOCKED, self.blocked)]
+            (State.WAITING, self.waiting),
+            (State.READY, self.ready),
+            (State.RUNNING, self.running),
+            (State.DONE, self.done),
+            (State.FAILED, self.failed),
+            (State.BLOCKED, self.blocked),
+        ]
         for state, keys in groups:
             for key in keys:
                 if key not in homes:
@@ -212,8 +219,10 @@ class JobQueue(Generic[W]):
                 homes[key].append(state)
         for key, states in homes.items():
             if len(states) != 1:
-                raise QueueError(f"job {key} is in {len(states)} states, not 1: "
-                                 f"{[state.value for state in states]}")
+                raise QueueError(
+                    f"job {key} is in {len(states)} states, not 1: "
+                    f"{[state.value for state in states]}"
+                )
             self._check_needs(key, states[0])
         inverse = {(need, key) for key, needs in self.needs.items() for need in needs}
         listed = [(need, key) for need, keys in self.dependents.items() for key in keys]
@@ -226,19 +235,25 @@ class JobQueue(Generic[W]):
         lost = [need for need in needs if need in self.failed or need in self.blocked]
         if state is State.BLOCKED:
             if not lost or self.blocked[key] not in self.failed:
-                raise QueueError(f"job {key} is blocked by {self.blocked[key]}, yet its needs "
-                                 f"failed or blocked are {lost}")
+                raise QueueError(
+                    f"job {key} is blocked by {self.blocked[key]}, yet its needs "
+                    f"failed or blocked are {lost}"
+                )
             return
         if lost:
-            raise QueueError(f"job {key} is {state.value} though its needs {lost} failed or are "
-                             "blocked")
+            raise QueueError(
+                f"job {key} is {state.value} though its needs {lost} failed or are blocked"
+            )
         unmet = {need for need in needs if need not in self.done}
         if state is State.WAITING and (not unmet or self.waiting[key] != unmet):
-            raise QueueError(f"job {key} waits on {sorted(self.waiting[key])}, not on its needs "
-                             f"not done {sorted(unmet)}")
+            raise QueueError(
+                f"job {key} waits on {sorted(self.waiting[key])}, not on its needs "
+                f"not done {sorted(unmet)}"
+            )
         if state is not State.WAITING and unmet:
-            raise QueueError(f"job {key} is {state.value} before its needs {sorted(unmet)} are "
-                             "done")
+            raise QueueError(
+                f"job {key} is {state.value} before its needs {sorted(unmet)} are done"
+            )
 
     def _cycle(self, key: str, needs: tuple[str, ...]) -> list[str]:
         """A path ``key -> ... -> key`` through ``needs`` and the needs of the jobs added, or

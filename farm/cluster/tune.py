@@ -28,11 +28,15 @@ from farm.shadows.scenario import ModelId, Scenario, collect_signals, load_scena
 from farm.store.store import Store
 
 
-def split_train_models(scenario: Scenario, held_out: float, seed: int) -> tuple[list[ModelId], list[ModelId]]:
+def split_train_models(
+    scenario: Scenario, held_out: float, seed: int
+) -> tuple[list[ModelId], list[ModelId]]:
     """Search and held-out labelled ``train`` models (each in row order); at least 2 in each part."""
     labelled = scenario.phase("train")
     if len(labelled) < 4:
-        raise ConfigError(f"{scenario.name}: need at least 4 labelled train models to tune, found {len(labelled)}")
+        raise ConfigError(
+            f"{scenario.name}: need at least 4 labelled train models to tune, found {len(labelled)}"
+        )
     order = np.random.default_rng([seed, 0x7E57]).permutation(len(labelled))
     n_held = min(max(2, int(round(held_out * len(labelled)))), len(labelled) - 2)
     held = {labelled[i] for i in order[:n_held]}
@@ -49,7 +53,9 @@ def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, param
     return float(score(y, pooled_scores(list(s)))["TPR_FPR_1000"])
 
 
-def best_attack(scenario: Scenario, targets: list[ModelId], attacks: list[str]) -> tuple[str, dict, float]:
+def best_attack(
+    scenario: Scenario, targets: list[ModelId], attacks: list[str]
+) -> tuple[str, dict, float]:
     """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled, leave-one-out)."""
     best: tuple[str, dict, float] = ("loss", {}, -1.0)
     for name in attacks:
@@ -68,7 +74,9 @@ class Objective:
     store_uri: str
     scenario: str
     tune_config: TuneConfig
-    executor_options: dict[str, Any] = field(default_factory=dict)  # the driver's executor flags (``--device`` ...)
+    executor_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # the driver's executor flags (``--device`` ...)
 
     def __call__(self, params: dict) -> None:
         # lazy: loads Ray
@@ -77,18 +85,31 @@ class Objective:
         # lazy: loads Ray
         from farm.cluster.executor import Executor
 
-        _, scenarios = load_scenarios(self.challenge, names=[self.scenario], assets=self.tune_config.assets)
+        _, scenarios = load_scenarios(
+            self.challenge, names=[self.scenario], assets=self.tune_config.assets
+        )
         scenario = scenarios[self.scenario]
         search, _ = split_train_models(scenario, self.tune_config.held_out, self.tune_config.seed)
         recipe = trial_recipe(params, self.tune_config, self.scenario, scenario.inputs.len_training)
         executor = Executor(store=Store(self.store_uri), progress=None, **self.executor_options)
-        for k in range(self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group):
+        for k in range(
+            self.tune_config.group, self.tune_config.max_shadows + 1, self.tune_config.group
+        ):
             plan = PlanSpec(kind="pool", shadows=k, group=self.tune_config.group)
             got = collect_signals(scenario, plan, recipe, executor, only=search, title="trial")
             name, attack_params, tpr = best_attack(got.scenario, search, self.tune_config.attacks)
-            tune.report({"tpr": tpr, "shadows": k, "attack": name, "attack_params": json.dumps(attack_params),
-                         "job_seconds": got.job_seconds, "train_keys": ",".join(k[:16] for k in got.train_keys),
-                         "jobs_ran": executor.ran, "jobs_reused": executor.reused})
+            tune.report(
+                {
+                    "tpr": tpr,
+                    "shadows": k,
+                    "attack": name,
+                    "attack_params": json.dumps(attack_params),
+                    "job_seconds": got.job_seconds,
+                    "train_keys": ",".join(k[:16] for k in got.train_keys),
+                    "jobs_ran": executor.ran,
+                    "jobs_reused": executor.reused,
+                }
+            )
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -98,19 +119,28 @@ def search_space(space: dict[str, Any]) -> dict[str, Any]:
 
     domains = {}
     for name, spec in space.items():
-        (kind, values), = spec.items()
+        ((kind, values),) = spec.items()
         if kind == "choice":
             domains[name] = tune.choice(list(values))
         elif kind in ("loguniform", "uniform"):
             domains[name] = getattr(tune, kind)(float(values[0]), float(values[1]))
         else:
-            raise ConfigError(f"space.{name}: unknown domain {kind!r} (choice, loguniform, uniform)")
+            raise ConfigError(
+                f"space.{name}: unknown domain {kind!r} (choice, loguniform, uniform)"
+            )
     return domains
 
 
-def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig, store_uri: str,
-                  *, out: Path, progress: Callable[[str], None] | None = None,
-                  executor_options: dict[str, Any] | None = None) -> Any:
+def tune_scenario(
+    challenge: str | Path,
+    scenario: str,
+    tune_config: TuneConfig,
+    store_uri: str,
+    *,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    executor_options: dict[str, Any] | None = None,
+) -> Any:
     """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
     ``progress`` gets a line per trial result as it arrives (default: the ``farm.cluster.tune`` logger, INFO)."""
     # lazy: loads Ray
@@ -119,27 +149,45 @@ def tune_scenario(challenge: str | Path, scenario: str, tune_config: TuneConfig,
     # lazy: loads Ray
     from ray.tune.schedulers import ASHAScheduler
 
-    objective = Objective(challenge=str(Path(challenge).resolve()), store_uri=store_uri, scenario=scenario, tune_config=tune_config,
-                          executor_options=dict(executor_options or {}))
+    objective = Objective(
+        challenge=str(Path(challenge).resolve()),
+        store_uri=store_uri,
+        scenario=scenario,
+        tune_config=tune_config,
+        executor_options=dict(executor_options or {}),
+    )
     trainable = tune.with_resources(objective, {"cpu": 0.01})
     storage = (out / "ray_results").resolve()
     progress = progress or logging.getLogger(__name__).info
     path = storage / f"tune_{scenario}"
     if tune.Tuner.can_restore(str(path)):
         progress(f"[tune {scenario}] resuming {path}")
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True, restart_errored=False)
+        tuner = tune.Tuner.restore(
+            str(path), trainable=trainable, resume_errored=True, restart_errored=False
+        )
         return tuner.fit()
     steps = tune_config.max_shadows // tune_config.group
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=steps, grace_period=1, reduction_factor=2)
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=steps, grace_period=1, reduction_factor=2
+    )
     tuner = tune.Tuner(
         trainable,
         param_space=search_space(tune_config.space),
-        tune_config=tune.TuneConfig(metric="tpr", mode="max", num_samples=tune_config.num_samples,
-                                    scheduler=scheduler, search_alg=_searcher(tune_config),
-                                    max_concurrent_trials=tune_config.max_concurrent,
-                                    time_budget_s=tune_config.time_budget_s),
-        run_config=tune.RunConfig(name=f"tune_{scenario}", storage_path=str(storage), verbose=0,
-                                  callbacks=[_trial_progress(scenario, progress)]),
+        tune_config=tune.TuneConfig(
+            metric="tpr",
+            mode="max",
+            num_samples=tune_config.num_samples,
+            scheduler=scheduler,
+            search_alg=_searcher(tune_config),
+            max_concurrent_trials=tune_config.max_concurrent,
+            time_budget_s=tune_config.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune_{scenario}",
+            storage_path=str(storage),
+            verbose=0,
+            callbacks=[_trial_progress(scenario, progress)],
+        ),
     )
     return tuner.fit()
 
@@ -150,10 +198,14 @@ def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:
     from ray import tune
 
     class TrialProgress(tune.Callback):
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            progress(f"[tune {scenario}] trial {trial.trial_id} step {result.get('training_iteration')}: "
-                     f"TPR@0.1FPR {float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
-                     f"{result.get('shadows')} shadows)")
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
+            progress(
+                f"[tune {scenario}] trial {trial.trial_id} step {result.get('training_iteration')}: "
+                f"TPR@0.1FPR {float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
+                f"{result.get('shadows')} shadows)"
+            )
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             progress(f"[tune {scenario}] trial {trial.trial_id} failed")
@@ -168,5 +220,3 @@ def _searcher(tune_config: TuneConfig) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch(seed=tune_config.seed)
-
-

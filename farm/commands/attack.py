@@ -47,15 +47,22 @@ MICO_DELTA = 1e-5
 log = logging.getLogger(__name__)
 
 
-def attack_scenario(scenario: Scenario, config: AttackConfig, executor: JobRunner, *,
-                    target: TargetPrivacy | None = None, collected: Collected | None = None) -> ScenarioResult:
+def attack_scenario(
+    scenario: Scenario,
+    config: AttackConfig,
+    executor: JobRunner,
+    *,
+    target: TargetPrivacy | None = None,
+    collected: Collected | None = None,
+) -> ScenarioResult:
     """ChallengeJobs -> train shadows -> infer -> signals -> attack; metrics with intervals on train (leave-one-out) and
     answered phases; the epsilon audit against ``target`` (default: unknown, MICO's delta). ``collected``: the
     scenario's signals when already collected (``attack_challenge`` collects every scenario's in one queue)."""
     n_target = scenario.inputs.len_training
     if collected is None:
-        collected = collect_signals(scenario, config.plan, config.shadow_recipe(n_target), executor,
-                                    extras=config.extras())
+        collected = collect_signals(
+            scenario, config.plan, config.shadow_recipe(n_target), executor, extras=config.extras()
+        )
     part, signals = collected.scenario, collected.signals
     rows = np.arange(len(part.ids))
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
@@ -67,8 +74,16 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: JobRunne
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
-    result = ScenarioResult(name=scenario.name, config=config, raw={m: v for m, v in raw.items() if m.phase != "train"}, phases=phases,
-                            trainings=collected.trainings, job_seconds=collected.job_seconds, curves=curves, baseline=baseline)
+    result = ScenarioResult(
+        name=scenario.name,
+        config=config,
+        raw={m: v for m, v in raw.items() if m.phase != "train"},
+        phases=phases,
+        trainings=collected.trainings,
+        job_seconds=collected.job_seconds,
+        curves=curves,
+        baseline=baseline,
+    )
     for phase in phases:
         result.intervals[phase], result.counts[phase] = phase_intervals(part, phase, raw)
         result.baseline_intervals[phase] = phase_intervals(part, phase, loss)[0]
@@ -76,13 +91,20 @@ def attack_scenario(scenario: Scenario, config: AttackConfig, executor: JobRunne
     result.records = {m: part.challenge(m) for m in part.ids}
     result.solutions = dict(part.solutions)
     result.audit = audit_scenario(part, raw, target or unknown_privacy())
-    result.mechanism = shadow_mechanism(executor.store, collected.train_keys,
-                                        matched_n=n_target if config.match_targets else None)
+    result.mechanism = shadow_mechanism(
+        executor.store, collected.train_keys, matched_n=n_target if config.match_targets else None
+    )
     return result
 
 
-def phase_intervals(scenario: Scenario, phase: str, raw: dict[ModelId, np.ndarray], *, n_boot: int = N_BOOT,
-                    seed: int = 0) -> tuple[dict[str, Interval], dict[str, int]]:
+def phase_intervals(
+    scenario: Scenario,
+    phase: str,
+    raw: dict[ModelId, np.ndarray],
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> tuple[dict[str, Interval], dict[str, int]]:
     """``LEVEL`` bootstrap intervals over the labelled models of ``phase`` and their counts, on the scores
     ``Scenario.pooled`` pools (so each interval's value is the report's figure). The phase must be labelled."""
     ids = [m for m in scenario.phase(phase) if m in scenario.solutions]
@@ -94,8 +116,9 @@ def phase_intervals(scenario: Scenario, phase: str, raw: dict[ModelId, np.ndarra
     return bootstrap_by_model(labels, scores, n_boot=n_boot, level=LEVEL, seed=seed), counts(labels)
 
 
-def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: TargetPrivacy, *,
-                   seed: int = 0) -> Audit | None:
+def audit_scenario(
+    scenario: Scenario, raw: dict[ModelId, np.ndarray], target: TargetPrivacy, *, seed: int = 0
+) -> Audit | None:
     """The empirical epsilon lower bound at ``LEVEL``: threshold chosen on the ``train`` models' leave-one-out
     scores, errors counted on held-out models -- the answered dev/final models when there are any, else a seeded
     held-out half of the train models (the threshold then comes from the other half). Scores of both sides are
@@ -107,11 +130,13 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
         fit, held = train, answered
         fit_on = f"train ({len(fit)} models, leave-one-out)"
         held_out = f"answered {'/'.join(sorted({m.phase for m in held}, key=PHASES.index))} ({len(held)} models)"
-        why = ("independent trials: one point per held-out model at an index drawn from (seed "
-               f"{seed}, model id) alone, so its membership is the model's own coin flip; held-"
-               "out models are trained independently and are no attack's references (their "
-               "membership is unknown to it), and the threshold and score scale are fixed on the"
-               " train models alone")
+        why = (
+            "independent trials: one point per held-out model at an index drawn from (seed "
+            f"{seed}, model id) alone, so its membership is the model's own coin flip; held-"
+            "out models are trained independently and are no attack's references (their "
+            "membership is unknown to it), and the threshold and score scale are fixed on the"
+            " train models alone"
+        )
     else:
         if len(train) < 2:
             return None
@@ -121,10 +146,12 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
         held = [m for i, m in enumerate(train) if i in half]
         fit_on = f"train, seeded half ({len(fit)} models, leave-one-out)"
         held_out = f"train, the other half (seed {seed}, {len(held)} models, leave-one-out)"
-        why = (f"heuristic: one point per held-out model at an index drawn from (seed {seed}, "
-               "model id), but held-out train models are references in each other's (and the fit"
-               " half's) leave-one-out scores, so the trials are not strictly independent; "
-               "answers for dev/final models give independent ones")
+        why = (
+            f"heuristic: one point per held-out model at an index drawn from (seed {seed}, "
+            "model id), but held-out train models are references in each other's (and the fit"
+            " half's) leave-one-out scores, so the trials are not strictly independent; "
+            "answers for dev/final models give independent ones"
+        )
     if not fit:
         return None
     y_fit = np.concatenate([scenario.solutions[m] for m in fit])
@@ -132,15 +159,37 @@ def audit_scenario(scenario: Scenario, raw: dict[ModelId, np.ndarray], target: T
     if len(np.unique(y_fit)) < 2 or len(np.unique(y_held)) < 2:
         return None
     pooled = pooled_scores([raw[m] for m in fit + held])
-    got = audit_epsilon(y_fit, pooled[: y_fit.size], y_held, pooled[y_fit.size:], delta=target.delta,
-                        confidence=LEVEL)
-    independent, why = one_point_audit(scenario, raw, fit, held, target=target, seed=seed, validity=why)
-    return Audit(audit=got, fit_on=fit_on, held_out=held_out, target=target, independent=independent, independent_validity=why)
+    got = audit_epsilon(
+        y_fit,
+        pooled[: y_fit.size],
+        y_held,
+        pooled[y_fit.size :],
+        delta=target.delta,
+        confidence=LEVEL,
+    )
+    independent, why = one_point_audit(
+        scenario, raw, fit, held, target=target, seed=seed, validity=why
+    )
+    return Audit(
+        audit=got,
+        fit_on=fit_on,
+        held_out=held_out,
+        target=target,
+        independent=independent,
+        independent_validity=why,
+    )
 
 
-def one_point_audit(scenario: Scenario, raw: dict[ModelId, np.ndarray], fit: list[ModelId],
-                    held: list[ModelId], *, target: TargetPrivacy, seed: int = 0,
-                    validity: str = "") -> tuple[EpsilonAudit | None, str]:
+def one_point_audit(
+    scenario: Scenario,
+    raw: dict[ModelId, np.ndarray],
+    fit: list[ModelId],
+    held: list[ModelId],
+    *,
+    target: TargetPrivacy,
+    seed: int = 0,
+    validity: str = "",
+) -> tuple[EpsilonAudit | None, str]:
     """The one-point-per-model bound (``farm.attacks.audit``): the threshold chosen on the ``fit`` models'
     points (scaled by their own min-max, ``farm.attacks.audit.scale_like``, so the held-out scores move
     neither the scale nor the threshold), then exactly one trial per ``held`` model, its point at
@@ -154,14 +203,17 @@ def one_point_audit(scenario: Scenario, raw: dict[ModelId, np.ndarray], fit: lis
     if len(np.unique(y)) < 2:
         side = "non-member" if y.size and y[0] == 1 else "member"
         return None, f"not computed: the {y.size} picked points hold no {side}"
-    got = audit_epsilon(y_fit, scale_like(fit_raw, fit_raw), y, s, delta=target.delta,
-                        confidence=LEVEL)
+    got = audit_epsilon(
+        y_fit, scale_like(fit_raw, fit_raw), y, s, delta=target.delta, confidence=LEVEL
+    )
     return got, validity
 
 
 def unknown_privacy() -> TargetPrivacy:
     """Targets whose recipe the tree does not record: epsilon unknown, the audit at MICO's delta."""
-    return TargetPrivacy(None, MICO_DELTA, "unknown: the tree records no target recipe (delta: MICO's 1e-5)")
+    return TargetPrivacy(
+        None, MICO_DELTA, "unknown: the tree records no target recipe (delta: MICO's 1e-5)"
+    )
 
 
 def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
@@ -170,13 +222,15 @@ def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
     (``farm.commands.make_challenge``) records its targets' epsilon and delta in ``challenge.json``; otherwise epsilon is unknown
     (the audit uses delta 1e-5)."""
     if not (Path(challenge_root) / CHALLENGE_JSON).exists() and scenario in MICO_EPSILON:
-        return TargetPrivacy(MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2",
-                             mico_privacy(scenario))
+        return TargetPrivacy(
+            MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2", mico_privacy(scenario)
+        )
     recorded = read_constants(challenge_root).targets.get(scenario)
     if recorded and recorded.get("epsilon") is not None:
         epsilon = math.inf if recorded["epsilon"] == "inf" else float(recorded["epsilon"])
-        return TargetPrivacy(epsilon, float(recorded.get("delta", MICO_DELTA)), "challenge.json",
-                             dict(recorded))
+        return TargetPrivacy(
+            epsilon, float(recorded.get("delta", MICO_DELTA)), "challenge.json", dict(recorded)
+        )
     return unknown_privacy()
 
 
@@ -188,32 +242,61 @@ def mico_privacy(scenario: str) -> dict[str, Any]:
     epsilon = MICO_EPSILON[scenario]
     if math.isinf(epsilon):
         return {"epsilon": "inf"}
-    return {"epsilon": epsilon, "delta": MICO_DELTA,
-            **assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove")}
+    return {
+        "epsilon": epsilon,
+        "delta": MICO_DELTA,
+        **assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove"),
+    }
 
 
-def attack_challenge(challenge_root: str | Path, configs: dict[str, AttackConfig], executor: JobRunner, out: str | Path,
-                     *, answers_root: str | Path | None = None,
-                     watch: Stopwatch | None = None) -> list[ScenarioResult]:
+def attack_challenge(
+    challenge_root: str | Path,
+    configs: dict[str, AttackConfig],
+    executor: JobRunner,
+    out: str | Path,
+    *,
+    answers_root: str | Path | None = None,
+    watch: Stopwatch | None = None,
+) -> list[ScenarioResult]:
     """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``,
     ``out/scores.parquet`` and, last, ``out/stages.json``: the seconds of each stage (``farm.stopwatch``)."""
 
     watch = watch or Stopwatch()
-    ch, scenarios = load_scenarios(challenge_root, answers_root=answers_root, assets=configs["*"].assets,
-                                   watch=watch)
+    ch, scenarios = load_scenarios(
+        challenge_root, answers_root=answers_root, assets=configs["*"].assets, watch=watch
+    )
     chosen = {name: configs.get(name, configs["*"]) for name in scenarios}
     with watch.stage("scheduling"):
-        planned = [shadow_jobs(s, chosen[name].plan, chosen[name].shadow_recipe(s.inputs.len_training),
-                             extras=chosen[name].extras()) for name, s in scenarios.items()]
-    collected = collect_many(planned, executor, title="shadows and inference, all scenarios", watch=watch)
+        planned = [
+            shadow_jobs(
+                s,
+                chosen[name].plan,
+                chosen[name].shadow_recipe(s.inputs.len_training),
+                extras=chosen[name].extras(),
+            )
+            for name, s in scenarios.items()
+        ]
+    collected = collect_many(
+        planned, executor, title="shadows and inference, all scenarios", watch=watch
+    )
     with watch.stage("scoring"):
-        results = [attack_scenario(s, chosen[name], executor, target=target_privacy(challenge_root, name),
-                                   collected=got) for (name, s), got in zip(scenarios.items(), collected)]
+        results = [
+            attack_scenario(
+                s,
+                chosen[name],
+                executor,
+                target=target_privacy(challenge_root, name),
+                collected=got,
+            )
+            for (name, s), got in zip(scenarios.items(), collected)
+        ]
     out = Path(out)
     with watch.stage("writing"):
         predictions = {}
         for r in results:
-            predictions.update(normalize({m.as_tuple(): v for m, v in r.raw.items()}, mode=r.config.normalize))
+            predictions.update(
+                normalize({m.as_tuple(): v for m, v in r.raw.items()}, mode=r.config.normalize)
+            )
         write_predictions(out / "predictions", predictions)
         pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
         write_report(out, results, challenge_root)

@@ -34,7 +34,14 @@ from farm.config.tune import TuneConfig, dp_choice
 from farm.defences.seam import dp_assumptions
 from farm.errors import ConfigError
 from farm.shadows.plans import PlanSpec
-from farm.shadows.scenario import Scenario, build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
+from farm.shadows.scenario import (
+    Scenario,
+    build_scenario,
+    challenge_inputs,
+    infer_jobs,
+    plan_shadows,
+    train_jobs,
+)
 from farm.spec.coerce import from_dict
 from farm.spec.costs import (
     ROBERTA_BASE,
@@ -106,7 +113,10 @@ class Forecast:
     @property
     def wall_hours(self) -> float:
         """``farm.spec.costs.wall_seconds`` of every job still to run, in hours (a lower bound)."""
-        return wall_seconds([s.seconds_per_job for s in self.stages for _ in range(s.todo)], self.gpus) / 3600
+        return (
+            wall_seconds([s.seconds_per_job for s in self.stages for _ in range(s.todo)], self.gpus)
+            / 3600
+        )
 
     @property
     def bytes(self) -> int:
@@ -114,31 +124,56 @@ class Forecast:
         return sum(s.jobs * s.bytes_per_job for s in self.stages)
 
     def to_json(self) -> dict[str, Any]:
-        rates = {f"{s.model}/{s.mode}": dataclasses.asdict(self.table.rate(s.model, s.mode))
-                 for s in self.stages if s.kind != "cpu"}
-        return {"command": self.command, "gpus": self.gpus, "stages": [dataclasses.asdict(s) for s in self.stages],
-                "totals": {"trainings": sum(s.jobs for s in self.stages if s.kind == "train"),
-                           "inference_passes": sum(s.jobs for s in self.stages if s.kind == "infer"),
-                           "bytes": self.bytes, "gpu_hours": self.gpu_hours, "wall_hours": self.wall_hours},
-                "table": {"device": self.table.device, "rates": rates}, "notes": list(self.notes)}
+        rates = {
+            f"{s.model}/{s.mode}": dataclasses.asdict(self.table.rate(s.model, s.mode))
+            for s in self.stages
+            if s.kind != "cpu"
+        }
+        return {
+            "command": self.command,
+            "gpus": self.gpus,
+            "stages": [dataclasses.asdict(s) for s in self.stages],
+            "totals": {
+                "trainings": sum(s.jobs for s in self.stages if s.kind == "train"),
+                "inference_passes": sum(s.jobs for s in self.stages if s.kind == "infer"),
+                "bytes": self.bytes,
+                "gpu_hours": self.gpu_hours,
+                "wall_hours": self.wall_hours,
+            },
+            "table": {"device": self.table.device, "rates": rates},
+            "notes": list(self.notes),
+        }
 
 
 # --- attack -------------------------------------------------------------------------------------------------
 
 
-def attack_forecast(challenge: str | Path, configs: Mapping[str, AttackConfig], *, table: Table, gpus: int,
-                store: Store | None = None) -> Forecast:
+def attack_forecast(
+    challenge: str | Path,
+    configs: Mapping[str, AttackConfig],
+    *,
+    table: Table,
+    gpus: int,
+    store: Store | None = None,
+) -> Forecast:
     """``farm attack``'s jobs for every scenario of ``challenge`` (weights not needed)."""
     ch = read_challenge(challenge, require_weights=False)
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
         recipe = config.named_recipe()
-        if config.match_targets:  # the targets' step count; their noise (an Opacus solve) changes no count or size
-            recipe = dataclasses.replace(recipe, steps=recipe.total_steps(scenario.inputs.len_training))
-        stages += _attack_stages(scenario, config.plan, recipe, table, store,
-                                 matched=config.match_targets)
-    return Forecast(command="attack", stages=tuple(stages), gpus=gpus, table=table, notes=_weight_notes(ch))
+        if (
+            config.match_targets
+        ):  # the targets' step count; their noise (an Opacus solve) changes no count or size
+            recipe = dataclasses.replace(
+                recipe, steps=recipe.total_steps(scenario.inputs.len_training)
+            )
+        stages += _attack_stages(
+            scenario, config.plan, recipe, table, store, matched=config.match_targets
+        )
+    return Forecast(
+        command="attack", stages=tuple(stages), gpus=gpus, table=table, notes=_weight_notes(ch)
+    )
 
 
 def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
@@ -147,21 +182,50 @@ def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, S
     training split costs a 68,221-element shuffle, and no count depends on it."""
     inputs = challenge_inputs(ch)
     labels = np.zeros(inputs.n_total, np.int64)
-    seeds_only = dataclasses.replace(ch, models=tuple(
-        dataclasses.replace(m, seed_training=None, seed_membership=None, solution=None) for m in ch.models))
-    return {name: build_scenario(seeds_only, name, inputs, labels) for name in names or ch.scenarios()}
+    seeds_only = dataclasses.replace(
+        ch,
+        models=tuple(
+            dataclasses.replace(m, seed_training=None, seed_membership=None, solution=None)
+            for m in ch.models
+        ),
+    )
+    return {
+        name: build_scenario(seeds_only, name, inputs, labels) for name in names or ch.scenarios()
+    }
 
 
-def _attack_stages(scenario: Scenario, plan: PlanSpec, recipe: Recipe, table: Table,
-                   store: Store | None, *, matched: bool = False) -> list[Stage]:
+def _attack_stages(
+    scenario: Scenario,
+    plan: PlanSpec,
+    recipe: Recipe,
+    table: Table,
+    store: Store | None,
+    *,
+    matched: bool = False,
+) -> list[Stage]:
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
     shadow_infers = infer_jobs(scenario.subset([]), trains)
     provided = infer_jobs(scenario, []) if store and _all_weights(scenario) else None
-    infer_done = None if store is None else _done(store, shadow_infers) + (_done(store, provided) if provided else 0)
-    return [_train_stage(scenario, "shadows", recipe, [s.indices.size for s in shadows], table,
-                         None if store is None else _done(store, trains), matched=matched),
-            _infer_stage(scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done)]
+    infer_done = (
+        None
+        if store is None
+        else _done(store, shadow_infers) + (_done(store, provided) if provided else 0)
+    )
+    return [
+        _train_stage(
+            scenario,
+            "shadows",
+            recipe,
+            [s.indices.size for s in shadows],
+            table,
+            None if store is None else _done(store, trains),
+            matched=matched,
+        ),
+        _infer_stage(
+            scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done
+        ),
+    ]
 
 
 def sequences_trained(recipe: Recipe, records: int) -> int:
@@ -170,16 +234,37 @@ def sequences_trained(recipe: Recipe, records: int) -> int:
     return recipe.steps * recipe.batch_size if recipe.steps is not None else recipe.epochs * records
 
 
-def _train_stage(scenario: Scenario, name: str, recipe: Recipe, sizes: Sequence[int], table: Table,
-                 done: int | None, *, bound: bool = False, mode: str | None = None,
-                 matched: bool = False) -> Stage:
+def _train_stage(
+    scenario: Scenario,
+    name: str,
+    recipe: Recipe,
+    sizes: Sequence[int],
+    table: Table,
+    done: int | None,
+    *,
+    bound: bool = False,
+    mode: str | None = None,
+    matched: bool = False,
+) -> Stage:
     shape = _shape(recipe, scenario)
     records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
     mode = mode or train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
-    return Stage(scenario=scenario.name, name=name, kind="train", jobs=len(sizes), records=records, sequences=sequences, model=shape.kind, mode=mode,
-                 bytes_per_job=weights_bytes(shape), seconds_per_job=table.seconds(shape.kind, mode, sequences), done=done, bound=bound,
-                 privacy=dp_record(recipe, matched=matched))
+    return Stage(
+        scenario=scenario.name,
+        name=name,
+        kind="train",
+        jobs=len(sizes),
+        records=records,
+        sequences=sequences,
+        model=shape.kind,
+        mode=mode,
+        bytes_per_job=weights_bytes(shape),
+        seconds_per_job=table.seconds(shape.kind, mode, sequences),
+        done=done,
+        bound=bound,
+        privacy=dp_record(recipe, matched=matched),
+    )
 
 
 def dp_record(recipe: Recipe, *, matched: bool = False) -> dict[str, Any] | None:
@@ -190,8 +275,13 @@ def dp_record(recipe: Recipe, *, matched: bool = False) -> dict[str, Any] | None
     smaller sets they spend more). None without DP."""
     if recipe.dp is None:
         return None
-    return {"epsilon": recipe.dp.target_epsilon, "noise_multiplier": recipe.dp.noise_multiplier,
-            "delta": recipe.dp.delta, "matched": matched, **dp_assumptions(recipe)}
+    return {
+        "epsilon": recipe.dp.target_epsilon,
+        "noise_multiplier": recipe.dp.noise_multiplier,
+        "delta": recipe.dp.delta,
+        "matched": matched,
+        **dp_assumptions(recipe),
+    }
 
 
 def dp_text(record: Mapping[str, Any]) -> str:
@@ -207,11 +297,35 @@ def dp_text(record: Mapping[str, Any]) -> str:
     return f"{what} ({record['assumes']})"
 
 
-def _infer_stage(scenario: Scenario, name: str, jobs: int, recipe: Recipe, table: Table, done: int | None, *,
-                 bound: bool = False) -> Stage:
-    kind, records, mode = _shape(recipe, scenario).kind, int(scenario.records.size), infer_mode("fp32")
-    return Stage(scenario=scenario.name, name=name, kind="infer", jobs=jobs, records=records, sequences=records, model=kind, mode=mode, bytes_per_job=logits_bytes(records),
-                 seconds_per_job=table.seconds(kind, mode, records), done=done, bound=bound)
+def _infer_stage(
+    scenario: Scenario,
+    name: str,
+    jobs: int,
+    recipe: Recipe,
+    table: Table,
+    done: int | None,
+    *,
+    bound: bool = False,
+) -> Stage:
+    kind, records, mode = (
+        _shape(recipe, scenario).kind,
+        int(scenario.records.size),
+        infer_mode("fp32"),
+    )
+    return Stage(
+        scenario=scenario.name,
+        name=name,
+        kind="infer",
+        jobs=jobs,
+        records=records,
+        sequences=records,
+        model=kind,
+        mode=mode,
+        bytes_per_job=logits_bytes(records),
+        seconds_per_job=table.seconds(kind, mode, records),
+        done=done,
+        bound=bound,
+    )
 
 
 def _done(store: Store, jobs: Sequence[TokenizerJob | TrainJob | InferJob]) -> int:
@@ -226,8 +340,10 @@ def _weight_notes(ch: Challenge) -> tuple[str, ...]:
     missing = sum(m.weights is None for m in ch.models)
     if not missing:
         return ()
-    return (f"{missing} of {len(ch.models)} provided models have no weights: the plan counts their inference "
-            "passes, but the command itself needs the weights",)
+    return (
+        f"{missing} of {len(ch.models)} provided models have no weights: the plan counts their inference "
+        "passes, but the command itself needs the weights",
+    )
 
 
 # --- model sizes --------------------------------------------------------------------------------------------
@@ -235,8 +351,12 @@ def _weight_notes(ch: Challenge) -> tuple[str, ...]:
 
 def _shape(recipe: Recipe, scenario: Scenario) -> Shape:
     inputs = scenario.inputs
-    return model_shape(recipe.model, recipe.max_length, vocab=tokenizer_vocab(inputs.tokenizer),
-                       base=ref_shape(inputs.base) if inputs.base else None)
+    return model_shape(
+        recipe.model,
+        recipe.max_length,
+        vocab=tokenizer_vocab(inputs.tokenizer),
+        base=ref_shape(inputs.base) if inputs.base else None,
+    )
 
 
 def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | None) -> Shape:
@@ -245,7 +365,13 @@ def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | N
     local directory, else roberta-base's."""
     if spec.name == "tiny":
         t = spec.tiny
-        return Shape(vocab_size=vocab, hidden_size=t.hidden_size, num_hidden_layers=t.num_hidden_layers, intermediate_size=t.intermediate_size, max_position_embeddings=max_length + 3)
+        return Shape(
+            vocab_size=vocab,
+            hidden_size=t.hidden_size,
+            num_hidden_layers=t.num_hidden_layers,
+            intermediate_size=t.intermediate_size,
+            max_position_embeddings=max_length + 3,
+        )
     if spec.name == "base":
         return base or ROBERTA_BASE
     return ref_shape(PathRef(spec.name, "") if Path(spec.name).is_dir() else HubRef(spec.name))
@@ -264,14 +390,24 @@ def ref_shape(ref: Ref) -> Shape:
 def tokenizer_vocab(ref: Ref) -> int:
     """Vocabulary size of a tokenizer directory (its ``vocab.json``); roberta-base's for a hub name."""
     vocab = Path(ref.path) / "vocab.json" if isinstance(ref, PathRef) else None
-    return len(json.loads(vocab.read_text())) if vocab is not None and vocab.is_file() else ROBERTA_VOCAB
+    return (
+        len(json.loads(vocab.read_text()))
+        if vocab is not None and vocab.is_file()
+        else ROBERTA_VOCAB
+    )
 
 
 # --- tune ---------------------------------------------------------------------------------------------------
 
 
-def tune_forecast(challenge: str | Path, tune_config: TuneConfig, *, table: Table, gpus: int,
-              scenarios: Sequence[str] | None = None) -> Forecast:
+def tune_forecast(
+    challenge: str | Path,
+    tune_config: TuneConfig,
+    *,
+    table: Table,
+    gpus: int,
+    scenarios: Sequence[str] | None = None,
+) -> Forecast:
     """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of ``max_shadows``
     shadows (ASHA stops many earlier; trials with equal recipes share them) at the largest ``epochs`` of the
     space and the slowest DP variant; then the best and the default configurations are scored on the
@@ -283,18 +419,38 @@ def tune_forecast(challenge: str | Path, tune_config: TuneConfig, *, table: Tabl
     for name, scenario in _scenarios(ch, scenarios).items():
         search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
         recipe = _slowest_trial_recipe(tune_config, name)
-        pool = plan_shadows(scenario, PlanSpec(kind="pool", shadows=tune_config.max_shadows, group=tune_config.group))
+        pool = plan_shadows(
+            scenario,
+            PlanSpec(kind="pool", shadows=tune_config.max_shadows, group=tune_config.group),
+        )
         trials = tune_config.num_samples * len(pool)
         default = defaults.get(name, defaults["*"])
         final = len(pool) + len(plan_shadows(scenario, default.plan))
         sizes = [s.indices.size for s in pool]
-        stages += [_train_stage(scenario, "search shadows", recipe, sizes * tune_config.num_samples, table, None,
-                                bound=True),
-                   _infer_stage(scenario, "search inference", len(search) + trials, recipe, table, None, bound=True),
-                   _train_stage(scenario, "held-out shadows", recipe, sizes[:1] * final, table, None, bound=True),
-                   _infer_stage(scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True)]
-    notes = ("tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes share jobs",
-             *_weight_notes(ch))
+        stages += [
+            _train_stage(
+                scenario,
+                "search shadows",
+                recipe,
+                sizes * tune_config.num_samples,
+                table,
+                None,
+                bound=True,
+            ),
+            _infer_stage(
+                scenario, "search inference", len(search) + trials, recipe, table, None, bound=True
+            ),
+            _train_stage(
+                scenario, "held-out shadows", recipe, sizes[:1] * final, table, None, bound=True
+            ),
+            _infer_stage(
+                scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True
+            ),
+        ]
+    notes = (
+        "tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes share jobs",
+        *_weight_notes(ch),
+    )
     return Forecast(command="tune", stages=tuple(stages), gpus=gpus, table=table, notes=notes)
 
 
@@ -306,8 +462,9 @@ def _slowest_trial_recipe(tune_config: TuneConfig, scenario: str) -> Recipe:
     matched = tune_config.dp_matched.get(scenario)
     if any(o != "none" and (o != "matched" or matched) for o in dp_options):
         dp = recipe_ref(matched, "tune config", "dp_matched").dp if matched else None
-        recipe = dataclasses.replace(recipe, dp=dp or _any_dp(dp_options), grad_clip=None,
-                                     group_by_length=False)  # as trial_recipe builds a DP trial
+        recipe = dataclasses.replace(
+            recipe, dp=dp or _any_dp(dp_options), grad_clip=None, group_by_length=False
+        )  # as trial_recipe builds a DP trial
     return recipe
 
 
@@ -319,26 +476,56 @@ def _any_dp(options: Sequence[Any]) -> Any:
 # --- make-challenge -----------------------------------------------------------------------------------------
 
 
-def make_challenge_forecast(config_path: str | Path, *, table: Table, gpus: int, store: Store | None = None) -> Forecast:
+def make_challenge_forecast(
+    config_path: str | Path, *, table: Table, gpus: int, store: Store | None = None
+) -> Forecast:
     """``farm make-challenge``'s jobs: the tokenizer (CPU), the base model, every target of every scenario.
     Loads the population only when the config does not say its size (a ``subset`` or synthetic ``n``)."""
 
     config = load_challenge_config(config_path)
     size = from_dict(PopulationSpec, config.population).size
     if size is None:
-
         size = len(load_population(config.population))
     p = challenge_jobs(config, size)
-    base_shape = model_shape(p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None)
-    stages = [Stage(scenario="assets", name="tokenizer", kind="cpu", jobs=1, records=size, sequences=size, model="tiny", mode="cpu", bytes_per_job=0, seconds_per_job=0.0,
-                    done=None if store is None else _done(store, [p.tokenizer])),
-              _mini_train(p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store)]
+    base_shape = model_shape(
+        p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None
+    )
+    stages = [
+        Stage(
+            scenario="assets",
+            name="tokenizer",
+            kind="cpu",
+            jobs=1,
+            records=size,
+            sequences=size,
+            model="tiny",
+            mode="cpu",
+            bytes_per_job=0,
+            seconds_per_job=0.0,
+            done=None if store is None else _done(store, [p.tokenizer]),
+        ),
+        _mini_train(
+            p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store
+        ),
+    ]
     for scenario in config.scenarios:
-        for role, jobs in _by_role([(t.build.jobs, f"{t.scenario}/{t.phase}/model_{t.model_id}/")
-                                    for t in p.targets if t.scenario == scenario]).items():
-            stages.append(_mini_stage(jobs, scenario, role, config.vocab_size, base_shape, table, store))
-    return Forecast(command="make-challenge", stages=tuple(stages), gpus=gpus, table=table,
-                   notes=("the tokenizer and PATE's votes run on CPU: not counted",))
+        for role, jobs in _by_role(
+            [
+                (t.build.jobs, f"{t.scenario}/{t.phase}/model_{t.model_id}/")
+                for t in p.targets
+                if t.scenario == scenario
+            ]
+        ).items():
+            stages.append(
+                _mini_stage(jobs, scenario, role, config.vocab_size, base_shape, table, store)
+            )
+    return Forecast(
+        command="make-challenge",
+        stages=tuple(stages),
+        gpus=gpus,
+        table=table,
+        notes=("the tokenizer and PATE's votes run on CPU: not counted",),
+    )
 
 
 def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job]]:
@@ -349,37 +536,102 @@ def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job
     groups: dict[str, list[Job]] = {}
     for jobs, prefix in targets:
         for job in jobs:
-            rest = job.label[len(prefix):] if job.label.startswith(prefix) else ""
+            rest = job.label[len(prefix) :] if job.label.startswith(prefix) else ""
             groups.setdefault(re.sub(r"_\d+", "", rest) or "targets", []).append(job)
     return groups
 
 
-def _mini_stage(jobs: Sequence[Job], scenario: str, role: str, vocab: int, base: Shape, table: Table,
-                store: Store | None) -> Stage:
+def _mini_stage(
+    jobs: Sequence[Job],
+    scenario: str,
+    role: str,
+    vocab: int,
+    base: Shape,
+    table: Table,
+    store: Store | None,
+) -> Stage:
     """One stage of a scenario's target jobs of one role (all of one kind: ``_by_role``)."""
     done = None if store is None else sum(store.complete(job.key) for job in jobs)
     first = jobs[0]
     if isinstance(first, TrainJob):
-        return _mini_train(first, scenario, role, [j for j in jobs if isinstance(j, TrainJob)], vocab, base, table,
-                           store)
-    if isinstance(first, InferJob):  # a teacher's logits: the teacher's shape, the base model's at mini scale
-        records = int(round(float(np.mean([j.selection.indices().size for j in jobs if isinstance(j, InferJob)]))))
+        return _mini_train(
+            first,
+            scenario,
+            role,
+            [j for j in jobs if isinstance(j, TrainJob)],
+            vocab,
+            base,
+            table,
+            store,
+        )
+    if isinstance(
+        first, InferJob
+    ):  # a teacher's logits: the teacher's shape, the base model's at mini scale
+        records = int(
+            round(
+                float(
+                    np.mean([j.selection.indices().size for j in jobs if isinstance(j, InferJob)])
+                )
+            )
+        )
         mode = infer_mode(first.precision)
-        return Stage(scenario=scenario, name=role, kind="infer", jobs=len(jobs), records=records, sequences=records, model=base.kind, mode=mode, bytes_per_job=logits_bytes(records),
-                     seconds_per_job=table.seconds(base.kind, mode, records), done=done)
-    return Stage(scenario=scenario, name=role, kind="cpu", jobs=len(jobs), records=0, sequences=0, model="tiny", mode="cpu", bytes_per_job=0, seconds_per_job=0.0, done=done)
+        return Stage(
+            scenario=scenario,
+            name=role,
+            kind="infer",
+            jobs=len(jobs),
+            records=records,
+            sequences=records,
+            model=base.kind,
+            mode=mode,
+            bytes_per_job=logits_bytes(records),
+            seconds_per_job=table.seconds(base.kind, mode, records),
+            done=done,
+        )
+    return Stage(
+        scenario=scenario,
+        name=role,
+        kind="cpu",
+        jobs=len(jobs),
+        records=0,
+        sequences=0,
+        model="tiny",
+        mode="cpu",
+        bytes_per_job=0,
+        seconds_per_job=0.0,
+        done=done,
+    )
 
 
-def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJob], vocab: int, base: Shape | None,
-                table: Table, store: Store | None) -> Stage:
+def _mini_train(
+    first: TrainJob,
+    scenario: str,
+    name: str,
+    jobs: Sequence[TrainJob],
+    vocab: int,
+    base: Shape | None,
+    table: Table,
+    store: Store | None,
+) -> Stage:
     recipe = first.recipe
     shape = model_shape(recipe.model, recipe.max_length, vocab=vocab, base=base)
     records = int(round(float(np.mean([j.selection.indices().size for j in jobs]))))
     mode = train_mode(recipe.precision, recipe.dp is not None)
     sequences = sequences_trained(recipe, records)
-    return Stage(scenario=scenario, name=name, kind="train", jobs=len(jobs), records=records, sequences=sequences, model=shape.kind, mode=mode, bytes_per_job=weights_bytes(shape),
-                 seconds_per_job=table.seconds(shape.kind, mode, sequences),
-                 done=None if store is None else _done(store, jobs), privacy=dp_record(recipe))
+    return Stage(
+        scenario=scenario,
+        name=name,
+        kind="train",
+        jobs=len(jobs),
+        records=records,
+        sequences=sequences,
+        model=shape.kind,
+        mode=mode,
+        bytes_per_job=weights_bytes(shape),
+        seconds_per_job=table.seconds(shape.kind, mode, sequences),
+        done=None if store is None else _done(store, jobs),
+        privacy=dp_record(recipe),
+    )
 
 
 # --- output -------------------------------------------------------------------------------------------------
@@ -387,26 +639,36 @@ def _mini_train(first: TrainJob, scenario: str, name: str, jobs: Sequence[TrainJ
 
 def format_forecast(plan: Forecast) -> str:
     """The plan as a Markdown table plus totals (what ``farm plan`` prints)."""
-    rows = [f"# farm {plan.command}: plan (nothing has run)", "",
-            "| scenario | stage | jobs | done | records/job | sequences/job | model | mode | stored | GPU-hours |",
-            "|" + "---|" * 10]
+    rows = [
+        f"# farm {plan.command}: plan (nothing has run)",
+        "",
+        "| scenario | stage | jobs | done | records/job | sequences/job | model | mode | stored | GPU-hours |",
+        "|" + "---|" * 10,
+    ]
     for s in plan.stages:
         jobs = f"<= {s.jobs}" if s.bound else str(s.jobs)
         done = "-" if s.done is None else str(s.done)
-        rows.append(f"| {s.scenario} | {s.name} | {jobs} | {done} | {s.records:,} | {s.sequences:,} | {s.model} | "
-                    f"{s.mode} | {_size(s.jobs * s.bytes_per_job)} | {s.gpu_seconds / 3600:.2f} |")
+        rows.append(
+            f"| {s.scenario} | {s.name} | {jobs} | {done} | {s.records:,} | {s.sequences:,} | {s.model} | "
+            f"{s.mode} | {_size(s.jobs * s.bytes_per_job)} | {s.gpu_seconds / 3600:.2f} |"
+        )
     trainings = sum(s.jobs for s in plan.stages if s.kind == "train")
     passes = sum(s.jobs for s in plan.stages if s.kind == "infer")
-    rows += ["", f"trainings: {trainings:,}   inference passes: {passes:,}   stored: {_size(plan.bytes)}",
-             f"estimated GPU-hours (jobs not yet done): {plan.gpu_hours:.2f}   wall time on {plan.gpus} GPU(s): "
-             f"{plan.wall_hours:.2f} h (one job per GPU, perfectly packed)", "",
-             f"throughput table: {plan.table.device}"]
+    rows += [
+        "",
+        f"trainings: {trainings:,}   inference passes: {passes:,}   stored: {_size(plan.bytes)}",
+        f"estimated GPU-hours (jobs not yet done): {plan.gpu_hours:.2f}   wall time on {plan.gpus} GPU(s): "
+        f"{plan.wall_hours:.2f} h (one job per GPU, perfectly packed)",
+        "",
+        f"throughput table: {plan.table.device}",
+    ]
     used = dict.fromkeys((s.model, s.mode) for s in plan.stages if s.kind != "cpu")
     for model, mode in used:
         rate = plan.table.rate(model, mode)
         rows.append(f"  {model} {mode}: {rate.seq_per_s:,.0f} sequences/s ({rate.source})")
-    rows += [f"DP-SGD {s.scenario} {s.name}: {dp_text(s.privacy)}"
-             for s in plan.stages if s.privacy]
+    rows += [
+        f"DP-SGD {s.scenario} {s.name}: {dp_text(s.privacy)}" for s in plan.stages if s.privacy
+    ]
     rows += [f"note: {n}" for n in plan.notes]
     return "\n".join(rows)
 
@@ -434,10 +696,16 @@ def read_table(path: str | Path | None = None) -> Table:
 
 def write_table(table: Table, path: str | Path | None = None) -> Path:
 
-    return atomic_write_text(Path(path) if path else default_table_path(), json.dumps(table.to_json(), indent=2) + "\n")
+    return atomic_write_text(
+        Path(path) if path else default_table_path(), json.dumps(table.to_json(), indent=2) + "\n"
+    )
 
 
 def default_table_path() -> Path:
     """``$XDG_CACHE_HOME/farm/throughput.json`` (``~/.cache`` when unset)."""
 
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "farm" / "throughput.json"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "farm"
+        / "throughput.json"
+    )

@@ -65,7 +65,9 @@ class Target(NamedTuple):
     model_id: int
     seeds: tuple[int, ...]
     build: TargetBuild
-    forgotten: np.ndarray | None = None  # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
+    forgotten: np.ndarray | None = (
+        None  # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
+    )
 
 
 @dataclass(frozen=True)
@@ -82,38 +84,80 @@ class ChallengeJobs:
         return [job for t in self.targets for job in t.build.jobs]
 
 
-def challenge_jobs(config: ChallengeConfig, population_size: int, *, recipe_dir: Path | None = None) -> ChallengeJobs:
+def challenge_jobs(
+    config: ChallengeConfig, population_size: int, *, recipe_dir: Path | None = None
+) -> ChallengeJobs:
     """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``. A
     scenario's recipe may be a defence (``farm.defences.seam``): its targets are then planned by it."""
-    recipes = {scenario: load_scenario_recipe(str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
-                                              "make-challenge config", f"scenarios.{scenario}")
-               for scenario, name in config.scenarios.items()}
-    constants = ChallengeConstants(n_total=population_size, len_training=config.len_training, len_challenge=config.len_challenge, population=config.population,
-                                   tokenizer=f"{ASSETS}/tokenizer", base_model=f"{ASSETS}/base",
-                                   targets={scenario: privacy_record(r) for scenario, r in recipes.items()})
+    recipes = {
+        scenario: load_scenario_recipe(
+            str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
+            "make-challenge config",
+            f"scenarios.{scenario}",
+        )
+        for scenario, name in config.scenarios.items()
+    }
+    constants = ChallengeConstants(
+        n_total=population_size,
+        len_training=config.len_training,
+        len_challenge=config.len_challenge,
+        population=config.population,
+        tokenizer=f"{ASSETS}/tokenizer",
+        base_model=f"{ASSETS}/base",
+        targets={scenario: privacy_record(r) for scenario, r in recipes.items()},
+    )
     tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
     public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
-    base = TrainJob(population=config.public, tokenizer=StoreRef(tok.key), selection=Selection.of(public_n, np.arange(public_n)), recipe=base_recipe,
-                    label="base")
+    base = TrainJob(
+        population=config.public,
+        tokenizer=StoreRef(tok.key),
+        selection=Selection.of(public_n, np.arange(public_n)),
+        recipe=base_recipe,
+        label="base",
+    )
     rng = np.random.default_rng([config.seed, 0xC4A11])
     targets = []
     for scenario, recipe in recipes.items():
         model_id = 0
         for phase in PHASES:
             for _ in range(config.models[phase]):
-                seeds = tuple(int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64))
-                split = split_model(*seeds, n_total=population_size, len_training=config.len_training,
-                                    len_challenge=config.len_challenge)
+                seeds = tuple(
+                    int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)
+                )
+                split = split_model(
+                    *seeds,
+                    n_total=population_size,
+                    len_training=config.len_training,
+                    len_challenge=config.len_challenge,
+                )
                 members = Selection.of(population_size, split.train_set())
-                spec = TargetSpec(population=config.population, tokenizer=StoreRef(tok.key), selection=members, seed=seeds[1] & 0x7FFFFFFF,
-                                  base=StoreRef(base.key), label=f"{scenario}/{phase}/model_{model_id}",
-                                  public=config.public, public_n=public_n)
+                spec = TargetSpec(
+                    population=config.population,
+                    tokenizer=StoreRef(tok.key),
+                    selection=members,
+                    seed=seeds[1] & 0x7FFFFFFF,
+                    base=StoreRef(base.key),
+                    label=f"{scenario}/{phase}/model_{model_id}",
+                    public=config.public,
+                    public_n=public_n,
+                )
                 built, forgotten = build_target(recipe, spec), None
                 if isinstance(recipe, Sisa) and recipe.forget:
                     assert split.solution is not None
-                    built, forgotten = forget_members(built, split.challenge, split.solution, recipe.forget, seed=seeds[2])
-                targets.append(Target(scenario=scenario, phase=phase, model_id=model_id, seeds=seeds, build=built, forgotten=forgotten))
+                    built, forgotten = forget_members(
+                        built, split.challenge, split.solution, recipe.forget, seed=seeds[2]
+                    )
+                targets.append(
+                    Target(
+                        scenario=scenario,
+                        phase=phase,
+                        model_id=model_id,
+                        seeds=seeds,
+                        build=built,
+                        forgotten=forgotten,
+                    )
+                )
                 model_id += 1
     return ChallengeJobs(constants, tok, base, targets)
 
@@ -134,8 +178,10 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
         return out
     population_size = len(load_population(config.population))
     if config.layout == "mico" and population_size != MICO_N_TOTAL:
-        raise ConfigError(f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all of "
-                          f"GLUE SST-2, train then validation); population has {population_size:,}")
+        raise ConfigError(
+            f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all of "
+            f"GLUE SST-2, train then validation); population has {population_size:,}"
+        )
     p = challenge_jobs(config, population_size)
     executor.run([p.tokenizer], title="tokenizer")
     executor.run([p.base], title="base model")
@@ -144,11 +190,17 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
     return out
 
 
-def _write_trees(out: Path, p: ChallengeJobs, store: Store, config_key: str, *, release: bool = False) -> None:
+def _write_trees(
+    out: Path, p: ChallengeJobs, store: Store, config_key: str, *, release: bool = False
+) -> None:
     """Assemble ``challenge``, ``answers`` (and with ``release``, ``assets``) in a temporary folder, then rename."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".building-") as tmp:
-        challenge, answers, assets = Path(tmp) / "challenge", Path(tmp) / "answers", Path(tmp) / "assets"
+        challenge, answers, assets = (
+            Path(tmp) / "challenge",
+            Path(tmp) / "answers",
+            Path(tmp) / "assets",
+        )
         for root in (challenge, answers):
             if release:
                 root.mkdir()
@@ -159,53 +211,101 @@ def _write_trees(out: Path, p: ChallengeJobs, store: Store, config_key: str, *, 
         keep = shutil.ignore_patterns("manifest.json")
         if release:  # roberta-base's stand-in: one directory with the tokenizer files, config.json and weights
             shutil.copytree(store.get_dir(p.tokenizer.key, cache), assets / "base", ignore=keep)
-            shutil.copytree(store.get_dir(p.base.key, cache), assets / "base", ignore=keep, dirs_exist_ok=True)
+            shutil.copytree(
+                store.get_dir(p.base.key, cache), assets / "base", ignore=keep, dirs_exist_ok=True
+            )
         else:
-            shutil.copytree(store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer", ignore=keep)
-            shutil.copytree(store.get_dir(p.base.key, cache), challenge / ASSETS / "base", ignore=keep)
+            shutil.copytree(
+                store.get_dir(p.tokenizer.key, cache), challenge / ASSETS / "tokenizer", ignore=keep
+            )
+            shutil.copytree(
+                store.get_dir(p.base.key, cache), challenge / ASSETS / "base", ignore=keep
+            )
         for target in p.targets:
-            _write_target(challenge, answers, target, store, cache, p, scratch=Path(tmp) / "bin" if release else None)
+            _write_target(
+                challenge,
+                answers,
+                target,
+                store,
+                cache,
+                p,
+                scratch=Path(tmp) / "bin" if release else None,
+            )
         (challenge / ".complete").write_text(config_key + "\n")
         names = ("challenge", "answers", "assets") if release else ("challenge", "answers")
         for name in names:
             if (out / name).exists():
                 shutil.rmtree(out / name)
-        for name in reversed(names):  # the challenge last: its .complete marker says the rest is there
+        for name in reversed(
+            names
+        ):  # the challenge last: its .complete marker says the rest is there
             (Path(tmp) / name).rename(out / name)
 
 
 def _model_files(model_dir: Path) -> dict[str, Path]:
-    return {"config.json": model_dir / "config.json", "model.safetensors": model_dir / "model.safetensors"}
+    return {
+        "config.json": model_dir / "config.json",
+        "model.safetensors": model_dir / "model.safetensors",
+    }
 
 
-def _write_target(challenge: Path, answers: Path, target: Target, store: Store, cache: Path, p: ChallengeJobs, *,
-                  scratch: Path | None = None) -> None:
+def _write_target(
+    challenge: Path,
+    answers: Path,
+    target: Target,
+    store: Store,
+    cache: Path,
+    p: ChallengeJobs,
+    *,
+    scratch: Path | None = None,
+) -> None:
     """One target's folder (a plain model, or an ensemble folder for a defence with several members) and, for a
     dev/final target, its answers. ``scratch``: write a plain model in the release layout (``farm.training.weights.as_release``)."""
     # lazy: loads torch
     from farm.training.weights import as_release
 
     scenario, phase, model_id, seeds, built, forgotten = target
-    split = split_model(*seeds, n_total=p.constants.n_total, len_training=p.constants.len_training,
-                        len_challenge=p.constants.len_challenge)
+    split = split_model(
+        *seeds,
+        n_total=p.constants.n_total,
+        len_training=p.constants.len_training,
+        len_challenge=p.constants.len_challenge,
+    )
     labelled = phase == "train"
     name = f"model_{model_id}"
-    mdir = write_model(challenge / scenario / phase / name, seed_challenge=seeds[0],
-                       seed_training=seeds[1] if labelled else None, seed_membership=seeds[2] if labelled else None,
-                       solution=split.solution if labelled else None)
+    mdir = write_model(
+        challenge / scenario / phase / name,
+        seed_challenge=seeds[0],
+        seed_training=seeds[1] if labelled else None,
+        seed_membership=seeds[2] if labelled else None,
+        solution=split.solution if labelled else None,
+    )
     members = [store.get_dir(key, cache) for key in built.members]
     if built.aggregate == "single":
-        write_model_files(mdir, as_release(members[0], scratch) if scratch else _model_files(members[0]))
+        write_model_files(
+            mdir, as_release(members[0], scratch) if scratch else _model_files(members[0])
+        )
     else:
         write_ensemble(mdir, [_model_files(m) for m in members], built.aggregate)
     if not labelled:
-        write_model(answers / scenario / phase / name, seed_challenge=seeds[0], seed_training=seeds[1],
-                    seed_membership=seeds[2], solution=split.solution)
-    if forgotten is not None:  # beside the solution: the attacker's for train models, the answers' otherwise
-        atomic_write_text((mdir if labelled else answers / scenario / phase / name) / FORGOTTEN_CSV,
-                          format_row(forgotten) + "\n")
+        write_model(
+            answers / scenario / phase / name,
+            seed_challenge=seeds[0],
+            seed_training=seeds[1],
+            seed_membership=seeds[2],
+            solution=split.solution,
+        )
+    if (
+        forgotten is not None
+    ):  # beside the solution: the attacker's for train models, the answers' otherwise
+        atomic_write_text(
+            (mdir if labelled else answers / scenario / phase / name) / FORGOTTEN_CSV,
+            format_row(forgotten) + "\n",
+        )
 
 
 def _complete(out: Path, config_key: str) -> bool:
     marker = out / "challenge" / ".complete"
-    return marker.is_file() and marker.read_text().strip() == config_key and (out / "answers").is_dir()
+    return (
+        marker.is_file() and marker.read_text().strip() == config_key and (out / "answers").is_dir()
+    )

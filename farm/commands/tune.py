@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # the type only: importing the executor loads Ray
     from farm.cluster.executor import Executor
 
 
-def best_config(results: Any, tune_config: TuneConfig, scenario: str, n_target: int) -> tuple[AttackConfig, dict]:
+def best_config(
+    results: Any, tune_config: TuneConfig, scenario: str, n_target: int
+) -> tuple[AttackConfig, dict]:
     """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config`` consumes): a ``matched``
     trial becomes the scenario's ``dp_matched`` recipe with ``match_targets``, any other its recipe inline.
     ``n_target``: the targets' training-set size (``trial_recipe``)."""
@@ -30,7 +32,12 @@ def best_config(results: Any, tune_config: TuneConfig, scenario: str, n_target: 
     metrics = best.metrics
     plan = PlanSpec(kind="pool", shadows=int(metrics["shadows"]), group=tune_config.group)
     params = json.loads(metrics["attack_params"])
-    common = {"attack": metrics["attack"], "params": params, "plan": plan, "assets": tune_config.assets}
+    common = {
+        "attack": metrics["attack"],
+        "params": params,
+        "plan": plan,
+        "assets": tune_config.assets,
+    }
     if dp_choice(best.config.get("dp", "none")) == "matched" and scenario in tune_config.dp_matched:
         config = AttackConfig(**common, recipe=tune_config.dp_matched[scenario], match_targets=True)
     else:
@@ -49,8 +56,13 @@ def _plain(value: Any) -> Any:
 def config_yaml(config: AttackConfig) -> str:
     plan = to_dict(config.plan)
     plan["phases"] = list(plan["phases"])
-    data: dict[str, Any] = {"attack": config.attack, "params": dict(config.params), "plan": plan,
-                            "recipe": config.recipe, "normalize": config.normalize}
+    data: dict[str, Any] = {
+        "attack": config.attack,
+        "params": dict(config.params),
+        "plan": plan,
+        "recipe": config.recipe,
+        "normalize": config.normalize,
+    }
     if config.match_targets:
         data["match_targets"] = True
     if config.assets:
@@ -58,13 +70,21 @@ def config_yaml(config: AttackConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def held_out_score(scenario: Scenario, config: AttackConfig, tune_config: TuneConfig,
-                   executor: Executor) -> tuple[float, int]:
+def held_out_score(
+    scenario: Scenario, config: AttackConfig, tune_config: TuneConfig, executor: Executor
+) -> tuple[float, int]:
     """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
     search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
     recipe = config.shadow_recipe(scenario.inputs.len_training)
-    got = collect_signals(scenario, config.plan, recipe, executor, only=search + held,
-                          title=f"{scenario.name} held-out", extras=config.extras())
+    got = collect_signals(
+        scenario,
+        config.plan,
+        recipe,
+        executor,
+        only=search + held,
+        title=f"{scenario.name} held-out",
+        extras=config.extras(),
+    )
     return targets_score(got.scenario, held, config.attack, dict(config.params)), got.trainings
 
 
@@ -74,12 +94,21 @@ def count_trial_jobs(results: Any, executor: Executor) -> None:
     ran = reused = 0
     for result in results:
         metrics = result.metrics or {}
-        ran, reused = ran + int(metrics.get("jobs_ran", 0)), reused + int(metrics.get("jobs_reused", 0))
+        ran, reused = (
+            ran + int(metrics.get("jobs_ran", 0)),
+            reused + int(metrics.get("jobs_reused", 0)),
+        )
     executor.history.append(("tune trials", RunReport(ran=ran, skipped=reused)))
 
 
-def run_tune(challenge: str | Path, config_path: str | Path, executor: Executor, out: str | Path, *,
-             scenarios: list[str] | None = None) -> str:
+def run_tune(
+    challenge: str | Path,
+    config_path: str | Path,
+    executor: Executor,
+    out: str | Path,
+    *,
+    scenarios: list[str] | None = None,
+) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
     # lazy: loads Ray
     from farm.cluster.executor import ensure_ray
@@ -89,24 +118,39 @@ def run_tune(challenge: str | Path, config_path: str | Path, executor: Executor,
     _, loaded = load_scenarios(challenge, names=scenarios, assets=tune_config.assets)
     ensure_ray(executor.address)  # Tune needs Ray: ours (loopback) or the cluster named
     defaults = load_attack_config(tune_config.default_attack)
-    rows = ["| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
-            "held-out TPR@0.1 default | trials | search job-seconds |", "|" + "---|" * 9]
+    rows = [
+        "| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
+        "held-out TPR@0.1 default | trials | search job-seconds |",
+        "|" + "---|" * 9,
+    ]
     for scenario in loaded:
-        results = tune_scenario(challenge, scenario, tune_config, executor.store.uri, out=out,
-                                executor_options=executor.options())
+        results = tune_scenario(
+            challenge,
+            scenario,
+            tune_config,
+            executor.store.uri,
+            out=out,
+            executor_options=executor.options(),
+        )
         count_trial_jobs(results, executor)
         if all(r.error for r in results):
             raise FarmError(f"{scenario}: every trial failed; first error: {results.errors[0]}")
-        best, info = best_config(results, tune_config, scenario, loaded[scenario].inputs.len_training)
+        best, info = best_config(
+            results, tune_config, scenario, loaded[scenario].inputs.len_training
+        )
         frame = results.get_dataframe()
         atomic_write_text(out / scenario / "best.yaml", config_yaml(best))
         atomic_write_text(out / scenario / "trials.csv", frame.to_csv(index=False))
         tuned, _ = held_out_score(loaded[scenario], best, tune_config, executor)
-        default, _ = held_out_score(loaded[scenario], defaults.get(scenario, defaults["*"]), tune_config, executor)
+        default, _ = held_out_score(
+            loaded[scenario], defaults.get(scenario, defaults["*"]), tune_config, executor
+        )
         seconds = _search_seconds(results)
-        rows.append(f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
-                    f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | {default:.3f} | "
-                    f"{len(frame)} | {seconds:.0f} |")
+        rows.append(
+            f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
+            f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | {default:.3f} | "
+            f"{len(frame)} | {seconds:.0f} |"
+        )
     summary = "\n".join(rows)
     atomic_write_text(out / "summary.md", summary + "\n")
     return summary

@@ -24,8 +24,13 @@ from farm.spec.recipes import Recipe
 NORMALIZE_MODES = ("global", "rank")  # the modes of farm.challenge.submission.normalize
 
 
-def check_attack_inputs(config: str | Path, challenge: str | Path, answers: str | Path | None = None, *,
-                        require_weights: bool = True) -> dict[str, AttackConfig]:
+def check_attack_inputs(
+    config: str | Path,
+    challenge: str | Path,
+    answers: str | Path | None = None,
+    *,
+    require_weights: bool = True,
+) -> dict[str, AttackConfig]:
     """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the challenge
     tree (seeds, ``config.json``, weights safely loadable; seeds only without ``require_weights``, for a plan),
     the answers tree, and that every scenario override names a scenario of the challenge. Returns the configs."""
@@ -68,7 +73,12 @@ class AttackConfig:
     def __post_init__(self) -> None:
         require(self.attack in ATTACKS, "attack", f"one of {', '.join(ATTACKS)}", self.attack)
         object.__setattr__(self, "params", attack_params(self.attack, self.params))
-        require(self.normalize in NORMALIZE_MODES, "normalize", " or ".join(NORMALIZE_MODES), self.normalize)
+        require(
+            self.normalize in NORMALIZE_MODES,
+            "normalize",
+            " or ".join(NORMALIZE_MODES),
+            self.normalize,
+        )
         for i, phase in enumerate(self.plan.phases):
             require(phase in PHASES, f"plan.phases[{i}]", f"one of {', '.join(PHASES)}", phase)
         if isinstance(self.recipe, Mapping):
@@ -92,7 +102,9 @@ class AttackConfig:
         if not self.match_targets:
             return recipe
         if n_target is None:
-            raise ConfigError("attack config: match_targets: the targets' training-set size is needed")
+            raise ConfigError(
+                "attack config: match_targets: the targets' training-set size is needed"
+            )
         # lazy: loads torch
         from farm.training.train import matched_recipe
 
@@ -107,8 +119,15 @@ def attack_params(attack: str, params: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in params.items():
         if name not in declared:
-            expected = f"one of {', '.join(declared)}" if declared else "none: the attack takes no parameters"
-            raise SpecError(f"unknown parameter of attack {attack!r} (expected {expected})", key=f"params.{name}")
+            expected = (
+                f"one of {', '.join(declared)}"
+                if declared
+                else "none: the attack takes no parameters"
+            )
+            raise SpecError(
+                f"unknown parameter of attack {attack!r} (expected {expected})",
+                key=f"params.{name}",
+            )
         out[name] = coerce(declared[name], value, f"params.{name}")
     return out
 
@@ -120,8 +139,11 @@ def _keyword_params(attack: str) -> dict[str, Any]:
     fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
     base = fn.func if isinstance(fn, functools.partial) else fn
     hints = typing.get_type_hints(base)
-    return {p.name: hints.get(p.name, Any) for p in inspect.signature(base).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed}
+    return {
+        p.name: hints.get(p.name, Any)
+        for p in inspect.signature(base).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in fixed
+    }
 
 
 def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
@@ -132,16 +154,22 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     data = read_yaml(path)
     overrides = data.pop("scenarios", None) or {}
     if not isinstance(overrides, Mapping):
-        raise ConfigError(f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}")
+        raise ConfigError(
+            f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}"
+        )
     if isinstance(data.get("assets"), Mapping):
         data["assets"] = expand_assets(data["assets"])
     configs = {"*": _attack_config(data, path, "")}
     for name, extra in overrides.items():
         if extra is not None and not isinstance(extra, Mapping):
-            raise ConfigError(f"{path}: scenarios.{name}: expected a mapping of overrides, got {extra!r}")
+            raise ConfigError(
+                f"{path}: scenarios.{name}: expected a mapping of overrides, got {extra!r}"
+            )
         if extra and "assets" in extra:
-            raise ConfigError(f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them at "
-                              "the top level)")
+            raise ConfigError(
+                f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them at "
+                "the top level)"
+            )
         configs[str(name)] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
     return configs
 
@@ -152,7 +180,11 @@ def expand_assets(assets: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(assets)
 
     def local(value: Any) -> Any:
-        return str(Path(expand_vars(value)).expanduser().resolve()) if isinstance(value, str) else value
+        return (
+            str(Path(expand_vars(value)).expanduser().resolve())
+            if isinstance(value, str)
+            else value
+        )
 
     for key in ("base_model", "tokenizer"):
         if key in out:

@@ -47,8 +47,18 @@ class PopulationSpec:
 
     def __post_init__(self) -> None:
         require(self.source in SOURCES, "source", " or ".join(SOURCES), self.source)
-        require(self.source != "synthetic" or (self.n or 0) >= 1, "n", "an integer >= 1 (synthetic records)", self.n)
-        require(self.source != "file" or bool(self.path), "path", "a file or folder (source: file)", self.path)
+        require(
+            self.source != "synthetic" or (self.n or 0) >= 1,
+            "n",
+            "an integer >= 1 (synthetic records)",
+            self.n,
+        )
+        require(
+            self.source != "file" or bool(self.path),
+            "path",
+            "a file or folder (source: file)",
+            self.path,
+        )
 
     @property
     def size(self) -> int | None:
@@ -81,26 +91,42 @@ class ChallengeConfig:
     def __post_init__(self) -> None:
         require(self.layout in LAYOUTS, "layout", " or ".join(LAYOUTS), self.layout)
         if self.layout == "mico":
-            require((self.len_training, self.len_challenge) == (MICO_LEN_TRAINING, MICO_LEN_CHALLENGE),
-                    "len_training", f"MICO's constants with layout: mico (len_training {MICO_LEN_TRAINING}, "
-                    f"len_challenge {MICO_LEN_CHALLENGE}: a release tree has no challenge.json to name others)",
-                    (self.len_training, self.len_challenge))
+            require(
+                (self.len_training, self.len_challenge) == (MICO_LEN_TRAINING, MICO_LEN_CHALLENGE),
+                "len_training",
+                f"MICO's constants with layout: mico (len_training {MICO_LEN_TRAINING}, "
+                f"len_challenge {MICO_LEN_CHALLENGE}: a release tree has no challenge.json to name others)",
+                (self.len_training, self.len_challenge),
+            )
         population = from_dict(PopulationSpec, self.population, "population")
         public = from_dict(PopulationSpec, self.public, "public")
-        require(public.size is not None, "public.n", "the public corpus size (public.n, or public.subset.n)")
+        require(
+            public.size is not None,
+            "public.n",
+            "the public corpus size (public.n, or public.subset.n)",
+        )
         if population.size is not None:
             try:
                 check_constants(population.size, self.len_training, self.len_challenge)
             except SplitError as exc:
-                raise SpecError(f"{exc} (population size {population.size})", key="len_training") from exc
-        require(set(self.models) == set(PHASES), "models", f"a count for each of {', '.join(PHASES)}",
-                self.models)
+                raise SpecError(
+                    f"{exc} (population size {population.size})", key="len_training"
+                ) from exc
+        require(
+            set(self.models) == set(PHASES),
+            "models",
+            f"a count for each of {', '.join(PHASES)}",
+            self.models,
+        )
         for phase, count in self.models.items():
             require(count >= 0, f"models.{phase}", "an integer >= 0", count)
         require(bool(self.scenarios), "scenarios", "at least one scenario name mapped to a recipe")
         for name in self.scenarios:
-            require(bool(SCENARIO_RE.match(name)) and name != ASSETS, f"scenarios.{name}",
-                    f"a scenario folder name (letters, digits, _.-; not {ASSETS!r})")
+            require(
+                bool(SCENARIO_RE.match(name)) and name != ASSETS,
+                f"scenarios.{name}",
+                f"a scenario folder name (letters, digits, _.-; not {ASSETS!r})",
+            )
         require(self.vocab_size >= 300, "vocab_size", "an integer >= 300", self.vocab_size)
         from_dict(Recipe, self.base_recipe, "base_recipe")
 
@@ -112,7 +138,11 @@ def load_challenge_config(path: str | Path) -> ChallengeConfig:
     data = read_yaml(path)
     for key in ("population", "public"):
         spec = data.get(key)
-        if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
+        if (
+            isinstance(spec, dict)
+            and spec.get("source") == "file"
+            and isinstance(spec.get("path"), str)
+        ):
             spec["path"] = str(Path(expand_vars(spec["path"])).expanduser().resolve())
     config = typed(ChallengeConfig, data, path)
     for key in ("population", "public"):
@@ -122,10 +152,14 @@ def load_challenge_config(path: str | Path) -> ChallengeConfig:
     for scenario, name in config.scenarios.items():
         recipe = load_scenario_recipe(name, path, f"scenarios.{scenario}")
         if isinstance(recipe, Sisa) and recipe.forget > config.len_challenge:
-            raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
-                              f"target, more than the {config.len_challenge} each has (len_challenge)")
+            raise ConfigError(
+                f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
+                f"target, more than the {config.len_challenge} each has (len_challenge)"
+            )
         public_n = from_dict(PopulationSpec, config.public).size or 0
         if isinstance(recipe, Pate) and recipe.queries > public_n:
-            raise ConfigError(f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public queries "
-                              f"per target, more than the public corpus's {public_n} records (public)")
+            raise ConfigError(
+                f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public queries "
+                f"per target, more than the public corpus's {public_n} records (public)"
+            )
     return config

@@ -32,8 +32,10 @@ T = TypeVar("T")
 Kind = Literal["config", "recipe"]
 # The shipped YAML (package data) by kind: a config is one of three kinds, each in its own folder; a
 # recipe is a training recipe or a defence that stands in for one (``load_scenario_recipe``).
-FOLDERS: dict[str, tuple[str, ...]] = {"config": ("challenge", "attack", "tune"),
-                                       "recipe": ("recipes", "defences")}
+FOLDERS: dict[str, tuple[str, ...]] = {
+    "config": ("challenge", "attack", "tune"),
+    "recipe": ("recipes", "defences"),
+}
 
 
 def shipped(kind: Kind = "config") -> dict[str, Path]:
@@ -68,6 +70,7 @@ def expand_vars(text: str) -> str:
     >>> expand_vars("${FARM_TEST_UNSET_VAR:-a/b}/c")
     'a/b/c'
     """
+
     def one(match: re.Match) -> str:
         value = os.environ.get(match["name"], match["default"])
         if value is None:
@@ -86,14 +89,20 @@ def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
     path = Path(name_or_path)
     if path.suffix or path.name != str(name_or_path):
         folder = "configs/recipes" if kind == "recipe" else "configs"
-        if not path.exists() and path.suffix == ".yaml" and path.parent.as_posix() == folder \
-                and path.stem in shipped(kind):
+        if (
+            not path.exists()
+            and path.suffix == ".yaml"
+            and path.parent.as_posix() == folder
+            and path.stem in shipped(kind)
+        ):
             return shipped(kind)[path.stem]
         return path
     known = shipped(kind)
     if str(name_or_path) not in known:
-        raise ConfigError(f"{name_or_path}: no shipped {kind} of that name (known: {', '.join(sorted(known))}); "
-                          "give a path to a YAML file instead")
+        raise ConfigError(
+            f"{name_or_path}: no shipped {kind} of that name (known: {', '.join(sorted(known))}); "
+            "give a path to a YAML file instead"
+        )
     return known[str(name_or_path)]
 
 
@@ -107,9 +116,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or exc})") from exc
+        raise ConfigError(
+            f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or exc})"
+        ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -125,13 +138,13 @@ def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios:
     """``ConfigError`` unless each scenario ``names`` (keys under ``key`` in ``path``) is one of ``scenarios``."""
     for name in names:
         if name not in scenarios:
-            raise ConfigError(f"{path}: {key}.{name}: no such scenario in the challenge (expected one of "
-                              f"{', '.join(scenarios)})")
+            raise ConfigError(
+                f"{path}: {key}.{name}: no such scenario in the challenge (expected one of "
+                f"{', '.join(scenarios)})"
+            )
 
 
 # --- attack configs -----------------------------------------------------------------------------------------
 
 
 # --- tune configs -------------------------------------------------------------------------------------------
-
-

@@ -28,7 +28,9 @@ def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Reci
     target = _recipe_path(ref)
     if target is None or not target.is_file():
         names = ", ".join(shipped("recipe"))
-        raise ConfigError(f"{path}: {key}: no recipe {ref!r} (expected a recipe name ({names}) or a .yaml file)")
+        raise ConfigError(
+            f"{path}: {key}: no recipe {ref!r} (expected a recipe name ({names}) or a .yaml file)"
+        )
     try:
         return load_recipe(target)
     except ConfigError as exc:
@@ -42,7 +44,9 @@ def _recipe_path(name_or_path: str | Path) -> Path | None:
     return shipped("recipe").get(str(name_or_path))
 
 
-def load_scenario_recipe(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Recipe | Defence:
+def load_scenario_recipe(
+    ref: str | Mapping[str, Any], path: str | Path, key: str
+) -> Recipe | Defence:
     """What config ``path`` names at ``key`` as a scenario's target recipe: a plain recipe (``recipe_ref``) or a
     defence (a recipe name, ``.yaml`` path or inline mapping with a top-level ``defence:`` key; see
     ``farm.defences.seam``). ``ConfigError`` naming ``path`` and ``key`` (and the defence file) when it is invalid."""
@@ -66,16 +70,18 @@ def load_defence(name_or_path: str | Path) -> Defence:
 
 def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
     """A defence config from its mapping (``defence:`` names its class in ``farm.defences.registry.registry``), its member
-    ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe reference (a name, a
-``.yaml`` path relative to the working directory, or a mapping); ``ConfigError`` naming
-    ``source`` and the key."""
+        ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe reference (a name, a
+    ``.yaml`` path relative to the working directory, or a mapping); ``ConfigError`` naming
+        ``source`` and the key."""
     data = dict(data)
     classes = registry()
     name = data.pop("defence", None)
     if name not in classes:
         raise ConfigError(f"{source}: defence: expected one of {', '.join(classes)}, got {name!r}")
     if "recipe" not in data:
-        raise ConfigError(f"{source}: recipe: missing (the recipe of the defence's member models, e.g. mini-inf)")
+        raise ConfigError(
+            f"{source}: recipe: missing (the recipe of the defence's member models, e.g. mini-inf)"
+        )
     for key in _recipe_fields(classes[name]):  # recipe:, and PATE's student:, named like any recipe
         if key in data:
             data[key] = to_dict(recipe_ref(data[key], source, key))
@@ -98,7 +104,11 @@ def _defence_data(ref: str | Mapping[str, Any]) -> tuple[dict[str, Any], Path | 
     has a ``defence:`` key), else None (a plain recipe reference, or a missing file: ``recipe_ref`` reports it)."""
     if isinstance(ref, Mapping):
         return (dict(ref), None) if "defence" in ref else None
-    target = Path(ref) if Path(ref).suffix or Path(ref).name != str(ref) else shipped("recipe").get(str(ref))
+    target = (
+        Path(ref)
+        if Path(ref).suffix or Path(ref).name != str(ref)
+        else shipped("recipe").get(str(ref))
+    )
     if target is None or not target.is_file():
         return None
     data = read_yaml(target)

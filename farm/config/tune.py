@@ -21,8 +21,13 @@ from farm.spec.coerce import coerce, from_dict
 from farm.spec.recipes import DPConfig, Recipe
 
 
-def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str] | None = None, *,
-                      require_weights: bool = True) -> TuneConfig:
+def check_tune_inputs(
+    config: str | Path,
+    challenge: str | Path,
+    only: list[str] | None = None,
+    *,
+    require_weights: bool = True,
+) -> TuneConfig:
     """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and default attack
     config), the challenge tree (seeds only without ``require_weights``), and the scenario names of
     ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``). Returns the tune config."""
@@ -32,11 +37,15 @@ def check_tune_inputs(config: str | Path, challenge: str | Path, only: list[str]
     check_scenarios(config, "dp_matched", tune_config.dp_matched, scenarios)
     tune_config.assets.apply(ch.root, ch.constants)
     defaults = load_attack_config(tune_config.default_attack)
-    check_scenarios(tune_config.default_attack, "scenarios", [n for n in defaults if n != "*"], scenarios)
+    check_scenarios(
+        tune_config.default_attack, "scenarios", [n for n in defaults if n != "*"], scenarios
+    )
     for name in only or []:
         if name not in scenarios:
-            raise ConfigError(f"--scenarios: no scenario {name!r} in {challenge} (expected one of "
-                              f"{', '.join(scenarios)})")
+            raise ConfigError(
+                f"--scenarios: no scenario {name!r} in {challenge} (expected one of "
+                f"{', '.join(scenarios)})"
+            )
     return tune_config
 
 
@@ -51,15 +60,28 @@ ATTACK_GRID: dict[str, list[dict]] = {
     # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need Signals.query_logits / grad_norm,
     # which the driver collects when an attack config names them (AttackConfig.extras) but trials do not (Q
     # forward passes, a backward pass per record): not in the grid.
-    "lira_farm": [{}],  # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
-    "rmia_offline": [{"offline_a": 0.3},  # RMIA offline: a fixed, then a and gamma fitted on the labelled models
-                     {"offline_a": list(RMIA_A_GRID), "gamma": list(RMIA_GAMMA_GRID)}],
-    "rmia_fit": [{}],  # RMIA with a and gamma cross-fitted on the labelled models (its grids are fixed in ATTACKS)
+    "lira_farm": [
+        {}
+    ],  # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
+    "rmia_offline": [
+        {"offline_a": 0.3},  # RMIA offline: a fixed, then a and gamma fitted on the labelled models
+        {"offline_a": list(RMIA_A_GRID), "gamma": list(RMIA_GAMMA_GRID)},
+    ],
+    "rmia_fit": [
+        {}
+    ],  # RMIA with a and gamma cross-fitted on the labelled models (its grids are fixed in ATTACKS)
     "stacked": [{}],  # logistic stacker on features plus rmia and lira_farm, cross-fitted
 }
 
 
-SPACE_KEYS = ("learning_rate", "epochs", "steps", "batch_size", "max_length", "dp")  # recipe fields a trial may set
+SPACE_KEYS = (
+    "learning_rate",
+    "epochs",
+    "steps",
+    "batch_size",
+    "max_length",
+    "dp",
+)  # recipe fields a trial may set
 
 
 DOMAINS = ("choice", "loguniform", "uniform")
@@ -68,7 +90,14 @@ DOMAINS = ("choice", "loguniform", "uniform")
 DP_WORDS = ("none", "matched")
 
 
-DP_MECHANISM_KEYS = ("noise_multiplier", "max_grad_norm", "clip_scale", "sampling", "delta", "accountant")
+DP_MECHANISM_KEYS = (
+    "noise_multiplier",
+    "max_grad_norm",
+    "clip_scale",
+    "sampling",
+    "delta",
+    "accountant",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,17 +141,25 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         require(self.group >= 2, "group", "an integer >= 2", self.group)
-        require(self.max_shadows >= self.group and self.max_shadows % self.group == 0, "max_shadows",
-                f"a positive multiple of group ({self.group})", self.max_shadows)
+        require(
+            self.max_shadows >= self.group and self.max_shadows % self.group == 0,
+            "max_shadows",
+            f"a positive multiple of group ({self.group})",
+            self.max_shadows,
+        )
         require(0 < self.held_out < 1, "held_out", "a fraction in (0, 1)", self.held_out)
         require(self.search in ("optuna", "random"), "search", "optuna or random", self.search)
         require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
         require(self.max_concurrent >= 1, "max_concurrent", "an integer >= 1", self.max_concurrent)
-        require(self.time_budget_s > 0, "time_budget_s", "a number of seconds > 0", self.time_budget_s)
+        require(
+            self.time_budget_s > 0, "time_budget_s", "a number of seconds > 0", self.time_budget_s
+        )
         require(bool(self.attacks), "attacks", "at least one attack")
         for i, name in enumerate(self.attacks):
             require(name in ATTACK_GRID, f"attacks[{i}]", f"one of {', '.join(ATTACK_GRID)}", name)
-        object.__setattr__(self, "space", {name: _domain(name, spec) for name, spec in self.space.items()})
+        object.__setattr__(
+            self, "space", {name: _domain(name, spec) for name, spec in self.space.items()}
+        )
 
 
 def _domain(name: str, spec: Any) -> dict[str, list]:
@@ -130,16 +167,20 @@ def _domain(name: str, spec: Any) -> dict[str, list]:
     key = f"space.{name}"
     require(name in SPACE_KEYS, key, f"a key among {', '.join(SPACE_KEYS)}")
     if not (isinstance(spec, Mapping) and len(spec) == 1):
-        raise SpecError("expected one domain: {choice: [...]}, {loguniform: [low, high]} or {uniform: [low, high]}",
-                        key=key)
-    (kind, values), = spec.items()
+        raise SpecError(
+            "expected one domain: {choice: [...]}, {loguniform: [low, high]} or {uniform: [low, high]}",
+            key=key,
+        )
+    ((kind, values),) = spec.items()
     require(kind in DOMAINS, f"{key}.{kind}", f"a domain among {', '.join(DOMAINS)}")
     key = f"{key}.{kind}"
     require(isinstance(values, list) and bool(values), key, "a non-empty list", values)
     if kind == "choice":
         return {kind: [_space_value(name, v, f"{key}[{i}]") for i, v in enumerate(values)]}
     numeric = name != "dp" and _recipe_types()[name] is float
-    require(numeric, key, f"choice (a {kind} range only suits a real-valued key such as learning_rate)")
+    require(
+        numeric, key, f"choice (a {kind} range only suits a real-valued key such as learning_rate)"
+    )
     require(len(values) == 2, key, "[low, high]", values)
     low, high = (_space_value(name, v, f"{key}[{i}]") for i, v in enumerate(values))
     require(low < high, key, "low < high", values)
@@ -170,14 +211,22 @@ def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
         except ValueError as exc:
             raise SpecError(f"invalid JSON DP settings ({exc})", key=key) from exc
     if not isinstance(value, Mapping):
-        raise SpecError(f"expected none, matched or a mapping of DP settings such as {{noise_multiplier: 0.5, "
-                        f"max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}", key=key)
+        raise SpecError(
+            f"expected none, matched or a mapping of DP settings such as {{noise_multiplier: 0.5, "
+            f"max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}",
+            key=key,
+        )
     for name in value:
         if name not in DP_MECHANISM_KEYS:
-            raise SpecError(f"a searched DP variant describes a mechanism: expected keys among "
-                            f"{', '.join(DP_MECHANISM_KEYS)} (matched: the targets' own)", key=f"{key}.{name}")
+            raise SpecError(
+                f"a searched DP variant describes a mechanism: expected keys among "
+                f"{', '.join(DP_MECHANISM_KEYS)} (matched: the targets' own)",
+                key=f"{key}.{name}",
+            )
     if "noise_multiplier" not in value:
-        raise SpecError("missing (a searched DP variant fixes its noise)", key=f"{key}.noise_multiplier")
+        raise SpecError(
+            "missing (a searched DP variant fixes its noise)", key=f"{key}.noise_multiplier"
+        )
     return from_dict(DPConfig, value, key)
 
 
@@ -197,7 +246,9 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     file references become absolute, since trials run elsewhere."""
     path = config_path(path)
     data = read_yaml(path)
-    absolute = lambda ref: str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref  # noqa: E731
+    absolute = lambda ref: (
+        str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref
+    )  # noqa: E731
     for key in ("recipe", "default_attack"):
         if key in data:
             data[key] = absolute(data[key])
@@ -209,7 +260,9 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     recipe_ref(config.recipe, path, "recipe")
     for scenario, name in config.dp_matched.items():
         if recipe_ref(name, path, f"dp_matched.{scenario}").dp is None:
-            raise ConfigError(f"{path}: dp_matched.{scenario}: recipe {name!r} has no dp block (expected a DP recipe)")
+            raise ConfigError(
+                f"{path}: dp_matched.{scenario}: recipe {name!r} has no dp block (expected a DP recipe)"
+            )
     try:
         load_attack_config(config.default_attack)
     except ConfigError as exc:
@@ -227,7 +280,9 @@ def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str, n_target:
 
         return matched_recipe(load_recipe(tune_config.dp_matched[scenario]), n_target)
     recipe = load_recipe(tune_config.recipe)
-    recipe = dataclasses.replace(recipe, **{k: params[k] for k in SPACE_KEYS if k in params and k != "dp"})
+    recipe = dataclasses.replace(
+        recipe, **{k: params[k] for k in SPACE_KEYS if k in params and k != "dp"}
+    )
     if isinstance(choice, DPConfig):
         return dataclasses.replace(recipe, dp=choice, grad_clip=None, group_by_length=False)
     return dataclasses.replace(recipe, dp=None)

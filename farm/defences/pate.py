@@ -73,8 +73,14 @@ class Pate:
 
     def aggregation(self, seed: int) -> Aggregation:
         """The vote aggregation of the target of seed ``seed``."""
-        return Aggregation(sigma=self.sigma, threshold=self.threshold, sigma1=self.sigma1, seed=mix_seeds(self.seed, seed),
-                           delta=self.delta, adjacency=self.adjacency)
+        return Aggregation(
+            sigma=self.sigma,
+            threshold=self.threshold,
+            sigma1=self.sigma1,
+            seed=mix_seeds(self.seed, seed),
+            delta=self.delta,
+            adjacency=self.adjacency,
+        )
 
     def privacy(self) -> dict[str, Any]:
         """What ``challenge.json`` records of PATE targets: the epsilon (at ``delta``) of ``queries`` answers, an upper
@@ -84,20 +90,38 @@ class Pate:
         subsampled, ``adjacency``). The teachers' own training is not private: only the student is
         released."""
         epsilon = self.aggregation(0).epsilon(queries=self.queries, answered=self.queries)
-        out = {"epsilon": epsilon, "delta": self.delta, "defence": "pate", "teachers": self.teachers,
-               "sigma": self.sigma, "queries": self.queries,
-               **assumptions(accountant="pate-rdp", sampling=None, adjacency=self.adjacency)}
-        return out if self.threshold is None else {**out, "threshold": self.threshold, "sigma1": self.sigma1}
+        out = {
+            "epsilon": epsilon,
+            "delta": self.delta,
+            "defence": "pate",
+            "teachers": self.teachers,
+            "sigma": self.sigma,
+            "queries": self.queries,
+            **assumptions(accountant="pate-rdp", sampling=None, adjacency=self.adjacency),
+        }
+        return (
+            out
+            if self.threshold is None
+            else {**out, "threshold": self.threshold, "sigma1": self.sigma1}
+        )
 
     def build(self, target: TargetSpec) -> TargetBuild:
         """The defence seam's plan (``farm.defences.seam``): ``pate_jobs`` on the target's public split, released as the
         student alone (aggregate ``single``); ``state`` is the ``PateJobs``. ``SpecError`` when the target has no
         public split (``TargetSpec.public``) or it is smaller than ``queries``."""
         if target.public is None or target.public_n < 1:
-            raise SpecError(f"{target.label}: PATE needs a public split to query (the challenge's public corpus)",
-                            key="public")
+            raise SpecError(
+                f"{target.label}: PATE needs a public split to query (the challenge's public corpus)",
+                key="public",
+            )
         p = pate_jobs(target, self, public=target.public, public_n=target.public_n)
-        return TargetBuild(jobs=tuple(p.jobs), members=(p.student.key,), aggregate="single", privacy=self.privacy(), state=p)
+        return TargetBuild(
+            jobs=tuple(p.jobs),
+            members=(p.student.key,),
+            aggregate="single",
+            privacy=self.privacy(),
+            state=p,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +143,9 @@ class PateJobs:
         return StoreRef(self.student.key)
 
 
-def pate_jobs(target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], public_n: int) -> PateJobs:
+def pate_jobs(
+    target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], public_n: int
+) -> PateJobs:
     """The PATE jobs that stand in for ``target`` (see the module docstring). ``public``: the public population
     spec, of ``public_n`` records, of which ``pate.queries`` are drawn (seeded by the target's seed). Teachers and
     student read the target's tokenizer and start from its base model; teacher ``i`` trains with ``pate.recipe`` and
@@ -127,22 +153,52 @@ def pate_jobs(target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], publ
     seed. ``SpecError`` when a teacher's partition would be empty (``farm.privacy.pate.partition``) or
     ``pate.queries > public_n``."""
     if pate.queries > public_n:
-        raise SpecError(f"{target.label}: {pate.queries} queries asked of a public split of {public_n} records",
-                        key="queries")
+        raise SpecError(
+            f"{target.label}: {pate.queries} queries asked of a public split of {public_n} records",
+            key="queries",
+        )
     try:
         parts = partition(target.selection.indices(), pate.teachers, [pate.seed, target.seed])
     except SpecError as err:  # a teacher left with no records: name the target
         raise SpecError(f"{target.label}: {err.detail}", key=err.key) from None
     n_total = target.selection.n_total
-    teachers = tuple(TrainJob(population=target.population, tokenizer=target.tokenizer, selection=Selection.of(n_total, part),
-                              recipe=dataclasses.replace(pate.recipe, seed=mix_seeds(target.seed, i) & 0x7FFFFFFF),
-                              base=target.base, label=f"{target.label}/teacher_{i}") for i, part in enumerate(parts))
+    teachers = tuple(
+        TrainJob(
+            population=target.population,
+            tokenizer=target.tokenizer,
+            selection=Selection.of(n_total, part),
+            recipe=dataclasses.replace(pate.recipe, seed=mix_seeds(target.seed, i) & 0x7FFFFFFF),
+            base=target.base,
+            label=f"{target.label}/teacher_{i}",
+        )
+        for i, part in enumerate(parts)
+    )
     rng = np.random.default_rng([mix_seeds(pate.seed, target.seed), 0x9E81C])
     queried = Selection.of(public_n, np.sort(rng.choice(public_n, pate.queries, replace=False)))
-    answers = tuple(InferJob(population=public, tokenizer=target.tokenizer, model=StoreRef(t.key), selection=queried, max_length=pate.recipe.max_length,
-                             precision=pate.recipe.precision, label=f"{t.label}/answers") for t in teachers)
-    votes = VoteJob(tuple(StoreRef(a.key) for a in answers), pate.aggregation(target.seed),
-                    label=f"{target.label}/votes")
-    student = TrainJob(population=public, tokenizer=target.tokenizer, selection=queried, recipe=dataclasses.replace(pate.student, seed=target.seed),
-                       base=target.base, labels=StoreRef(votes.key), label=f"{target.label}/student")
+    answers = tuple(
+        InferJob(
+            population=public,
+            tokenizer=target.tokenizer,
+            model=StoreRef(t.key),
+            selection=queried,
+            max_length=pate.recipe.max_length,
+            precision=pate.recipe.precision,
+            label=f"{t.label}/answers",
+        )
+        for t in teachers
+    )
+    votes = VoteJob(
+        tuple(StoreRef(a.key) for a in answers),
+        pate.aggregation(target.seed),
+        label=f"{target.label}/votes",
+    )
+    student = TrainJob(
+        population=public,
+        tokenizer=target.tokenizer,
+        selection=queried,
+        recipe=dataclasses.replace(pate.student, seed=target.seed),
+        base=target.base,
+        labels=StoreRef(votes.key),
+        label=f"{target.label}/student",
+    )
     return PateJobs(teachers, answers, votes, student)

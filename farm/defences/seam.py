@@ -82,8 +82,12 @@ class TargetBuild:
     def __post_init__(self) -> None:
         require(self.aggregate in AGGREGATES, "aggregate", " or ".join(AGGREGATES), self.aggregate)
         require(bool(self.members), "members", "at least one member")
-        require(self.aggregate != "single" or len(self.members) == 1, "members", "exactly one member (single)",
-                len(self.members))
+        require(
+            self.aggregate != "single" or len(self.members) == 1,
+            "members",
+            "exactly one member (single)",
+            len(self.members),
+        )
         keys = {job.key for job in self.jobs}
         missing = [m for m in self.members if m not in keys]
         require(not missing, "members", "keys of jobs of the plan", missing[:1])
@@ -115,12 +119,20 @@ def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"epsilon": "inf"}
     if recipe.dp is not None:
-        out = {"epsilon": recipe.dp.target_epsilon, "delta": recipe.dp.delta,
-               **dp_assumptions(recipe)}
+        out = {
+            "epsilon": recipe.dp.target_epsilon,
+            "delta": recipe.dp.delta,
+            **dp_assumptions(recipe),
+        }
     noise = recipe.label_noise
     if noise is None:
         return out
-    return {**out, "label_dp": "label-DP", "label_epsilon": noise.epsilon, "mechanism": noise.mechanism}
+    return {
+        **out,
+        "label_dp": "label-DP",
+        "label_epsilon": noise.epsilon,
+        "mechanism": noise.mechanism,
+    }
 
 
 def dp_assumptions(recipe: Recipe) -> dict[str, str]:
@@ -129,8 +141,9 @@ def dp_assumptions(recipe: Recipe) -> dict[str, str]:
     added or removed)."""
     require(recipe.dp is not None, "dp", "a dp block (a DP-SGD recipe)")
     assert recipe.dp is not None
-    return assumptions(accountant=recipe.dp.accountant, sampling=recipe.dp.sampling,
-                       adjacency="add/remove")
+    return assumptions(
+        accountant=recipe.dp.accountant, sampling=recipe.dp.sampling, adjacency="add/remove"
+    )
 
 
 def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
@@ -138,9 +151,17 @@ def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
     ``target.seed``) released as a single model."""
     if not isinstance(recipe, Recipe):
         return recipe.build(target)
-    job = TrainJob(population=target.population, tokenizer=target.tokenizer, selection=target.selection, recipe=dataclasses.replace(recipe, seed=target.seed),
-                   base=target.base, label=target.label)
-    return TargetBuild(jobs=(job,), members=(job.key,), aggregate="single", privacy=recipe_privacy(recipe))
+    job = TrainJob(
+        population=target.population,
+        tokenizer=target.tokenizer,
+        selection=target.selection,
+        recipe=dataclasses.replace(recipe, seed=target.seed),
+        base=target.base,
+        label=target.label,
+    )
+    return TargetBuild(
+        jobs=(job,), members=(job.key,), aggregate="single", privacy=recipe_privacy(recipe)
+    )
 
 
 def redone(before: TargetBuild, after: TargetBuild) -> list[Job]:

@@ -60,10 +60,13 @@ class Sisa:
         require(self.shards >= 1, "shards", "an integer >= 1", self.shards)
         require(self.slices >= 1, "slices", "an integer >= 1", self.slices)
         require(self.aggregate in ("mean", "vote"), "aggregate", "mean or vote", self.aggregate)
-        require(self.recipe.dp is None or self.slices == 1, "slices",
-                "1 with a DP member recipe (a record of an early slice is trained in every later "
-                "checkpoint of its shard, so one checkpoint's epsilon is not the ensemble's)",
-                self.slices)
+        require(
+            self.recipe.dp is None or self.slices == 1,
+            "slices",
+            "1 with a DP member recipe (a record of an early slice is trained in every later "
+            "checkpoint of its shard, so one checkpoint's epsilon is not the ensemble's)",
+            self.slices,
+        )
 
     def privacy(self) -> dict[str, Any]:
         """SISA itself gives no DP guarantee: epsilon is infinite without a DP member recipe. With
@@ -77,11 +80,21 @@ class Sisa:
         dp = self.recipe.dp
         base: dict[str, Any] = {"epsilon": "inf"}
         if dp is not None:
-            base = {"epsilon": dp.target_epsilon, "delta": dp.delta, **dp_assumptions(self.recipe),
-                    "composition": "parallel over disjoint shards (a keyed hash of each record picks "
-                                   "its shard): each record is trained in one shard's one training; each "
-                                   "shard's size is taken as public, as DP-SGD takes n"}
-        out = {**base, "defence": "sisa", "shards": self.shards, "slices": self.slices, "aggregate": self.aggregate}
+            base = {
+                "epsilon": dp.target_epsilon,
+                "delta": dp.delta,
+                **dp_assumptions(self.recipe),
+                "composition": "parallel over disjoint shards (a keyed hash of each record picks "
+                "its shard): each record is trained in one shard's one training; each "
+                "shard's size is taken as public, as DP-SGD takes n",
+            }
+        out = {
+            **base,
+            "defence": "sisa",
+            "shards": self.shards,
+            "slices": self.slices,
+            "aggregate": self.aggregate,
+        }
         return {**out, "forget": self.forget} if self.forget else out
 
     def build(self, target: TargetSpec) -> TargetBuild:
@@ -109,10 +122,14 @@ def split(indices: np.ndarray, shards: int, slices: int, seed: int) -> Layout:
     (sizes differ by at most one); a partition of ``indices``. ``SpecError`` when a slice would be empty."""
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size < shards * slices:
-        raise SpecError(f"{indices.size} records cannot fill {shards} shards x {slices} slices", key="shards")
+        raise SpecError(
+            f"{indices.size} records cannot fill {shards} shards x {slices} slices", key="shards"
+        )
     perm = np.random.default_rng([seed, _SPLIT]).permutation(indices)
-    return tuple(tuple(np.sort(part) for part in np.array_split(shard, slices))
-                 for shard in np.array_split(perm, shards))
+    return tuple(
+        tuple(np.sort(part) for part in np.array_split(shard, slices))
+        for shard in np.array_split(perm, shards)
+    )
 
 
 def build_layout(defence: Sisa, target: TargetSpec, layout: Layout) -> TargetBuild:
@@ -126,19 +143,33 @@ def build_layout(defence: Sisa, target: TargetSpec, layout: Layout) -> TargetBui
         previous: Ref | None = target.base
         first = True
         for r in range(len(shard)):
-            if not shard[r].size:  # a slice emptied by unlearning: no checkpoint (the shard's data did not grow)
+            if not shard[
+                r
+            ].size:  # a slice emptied by unlearning: no checkpoint (the shard's data did not grow)
                 continue
-            job = TrainJob(population=target.population, tokenizer=target.tokenizer, selection=Selection.of(n_total, np.concatenate(shard[: r + 1])),
-                           recipe=_checkpoint_recipe(defence.recipe, target.seed, s, r, first=first),
-                           base=previous, label=f"{target.label}/shard_{s}/slice_{r}")
+            job = TrainJob(
+                population=target.population,
+                tokenizer=target.tokenizer,
+                selection=Selection.of(n_total, np.concatenate(shard[: r + 1])),
+                recipe=_checkpoint_recipe(defence.recipe, target.seed, s, r, first=first),
+                base=previous,
+                label=f"{target.label}/shard_{s}/slice_{r}",
+            )
             jobs.append(job)
             previous, first = StoreRef(job.key), False
         members.append(jobs[-1].key)
-    return TargetBuild(jobs=tuple(jobs), members=tuple(members), aggregate=defence.aggregate, privacy=defence.privacy(),
-                       state=SisaState(defence, target, layout))
+    return TargetBuild(
+        jobs=tuple(jobs),
+        members=tuple(members),
+        aggregate=defence.aggregate,
+        privacy=defence.privacy(),
+        state=SisaState(defence, target, layout),
+    )
 
 
-def _checkpoint_recipe(recipe: Recipe, seed: int, shard: int, slice_: int, *, first: bool) -> Recipe:
+def _checkpoint_recipe(
+    recipe: Recipe, seed: int, shard: int, slice_: int, *, first: bool
+) -> Recipe:
     """The member recipe for checkpoint ``slice_`` of ``shard``: its own seed, and unless it is the shard's
     ``first`` checkpoint it starts from the previous one (model ``base``, which the job's ``base`` names)."""
     job_seed = int(np.random.default_rng([seed, shard, slice_, 0x515A]).integers(2**31))
@@ -154,7 +185,10 @@ def unlearn(plan: TargetBuild, forget: Iterable[int]) -> TargetBuild:
     if not isinstance(state, SisaState):
         raise SpecError("not a SISA plan (nothing to unlearn from)", key="state")
     forget = np.asarray(sorted(set(int(i) for i in forget)), dtype=np.int64)
-    layout = tuple(tuple(np.setdiff1d(part, forget, assume_unique=True) for part in shard) for shard in state.layout)
+    layout = tuple(
+        tuple(np.setdiff1d(part, forget, assume_unique=True) for part in shard)
+        for shard in state.layout
+    )
     return build_layout(state.defence, state.target, layout)
 
 
@@ -167,22 +201,26 @@ def shard_of(plan: TargetBuild, index: int) -> tuple[int, int] | None:
     return None
 
 
-def forget_members(plan: TargetBuild, challenge: np.ndarray, solution: np.ndarray, count: int,
-                   *, seed: int) -> tuple[TargetBuild, np.ndarray]:
+def forget_members(
+    plan: TargetBuild, challenge: np.ndarray, solution: np.ndarray, count: int, *, seed: int
+) -> tuple[TargetBuild, np.ndarray]:
     """An unlearning challenge's target: ``count`` of the challenge members (``challenge``: population indices in
     challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and unlearned from ``plan``. Returns the
     unlearned plan and the 0/1 ``forgotten`` mask in challenge order (1 = trained on, then forgotten)."""
     members = np.flatnonzero(np.asarray(solution) == 1)
     if count > members.size:
         raise SpecError(f"cannot forget {count} of {members.size} challenge members", key="forget")
-    chosen = np.random.default_rng([seed & 0x7FFFFFFF, 0xF0E6]).choice(members, size=count, replace=False)
+    chosen = np.random.default_rng([seed & 0x7FFFFFFF, 0xF0E6]).choice(
+        members, size=count, replace=False
+    )
     mask = np.zeros(len(solution), dtype=np.int64)
     mask[chosen] = 1
     return unlearn(plan, np.asarray(challenge)[chosen]), mask
 
 
-def forgetting_rates(scores: np.ndarray, solution: np.ndarray, forgotten: np.ndarray,
-                     max_fpr: float = 0.1) -> dict[str, float]:
+def forgetting_rates(
+    scores: np.ndarray, solution: np.ndarray, forgotten: np.ndarray, max_fpr: float = 0.1
+) -> dict[str, float]:
     """How an attack sees an unlearning challenge's three groups of points, at one threshold: the highest one that
     flags (score strictly above it) fewer than ``max_fpr`` of the never-seen points (``solution`` 0). Returns the
     flagged fraction of ``kept`` members (solution 1, not forgotten), of ``forgotten`` members and of ``never``
@@ -190,11 +228,17 @@ def forgetting_rates(scores: np.ndarray, solution: np.ndarray, forgotten: np.nda
     over models as the caller likes; higher score = more likely a member. A forgotten point that an attack flags
     as often as a kept one was not forgotten as far as it can tell."""
     scores, solution, forgotten = (np.asarray(a) for a in (scores, solution, forgotten))
-    groups = {"kept": (solution == 1) & (forgotten == 0), "forgotten": forgotten == 1, "never": solution == 0}
+    groups = {
+        "kept": (solution == 1) & (forgotten == 0),
+        "forgotten": forgotten == 1,
+        "never": solution == 0,
+    }
     never = np.sort(scores[groups["never"]])[::-1]
     if not never.size:
         raise SpecError("no never-seen points to set the threshold on", key="solution")
-    allowed = max(0, int(np.ceil(max_fpr * never.size)) - 1)  # false positives strictly below max_fpr
+    allowed = max(
+        0, int(np.ceil(max_fpr * never.size)) - 1
+    )  # false positives strictly below max_fpr
     threshold = never[min(allowed, never.size - 1)]
     out: dict[str, float] = {}
     for name, mask in groups.items():

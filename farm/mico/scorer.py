@@ -44,8 +44,9 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     return roc_of_sorted(scores[order], labels[order].astype(np.int64))
 
 
-def roc_of_sorted(scores: np.ndarray, labels: np.ndarray,
-                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_of_sorted(
+    scores: np.ndarray, labels: np.ndarray, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``roc_curve`` of points already sorted by ``scores`` descending (int 0/1 ``labels``). ``counts``: how many
     times each point is in the pool (non-negative ints; None: once each), so a bootstrap resample is a weighting
     of one sorted array: the result equals ``roc_curve`` of the pool with each point repeated ``counts`` times

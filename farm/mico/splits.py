@@ -86,7 +86,11 @@ class ModelSplit:
 
 def check_constants(n_total: int, len_training: int, len_challenge: int) -> None:
     """Raise ``SplitError`` unless ``0 < m <= len_training - m <= n_total - 2m`` holds (as integers)."""
-    for name, value in (("n_total", n_total), ("len_training", len_training), ("len_challenge", len_challenge)):
+    for name, value in (
+        ("n_total", n_total),
+        ("len_training", len_training),
+        ("len_challenge", len_challenge),
+    ):
         _as_int(value, name)
     if len_challenge < 1:
         raise SplitError(f"len_challenge must be >= 1, got {len_challenge}")
@@ -120,7 +124,15 @@ def split_model(
         nonmember, member = challenge[r[:m]], challenge[r[m:]]
         solution = np.zeros(2 * m, dtype=np.int64)
         solution[r[m:]] = 1
-    return ModelSplit(challenge=challenge, rest=rest, training=training, evaluation=evaluation, nonmember=nonmember, member=member, solution=solution)
+    return ModelSplit(
+        challenge=challenge,
+        rest=rest,
+        training=training,
+        evaluation=evaluation,
+        nonmember=nonmember,
+        member=member,
+        solution=solution,
+    )
 
 
 def _as_int(value: object, name: str) -> int:

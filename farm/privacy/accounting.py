@@ -23,15 +23,24 @@ def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dic
     'prv accountant, Poisson sampling, add/remove adjacency'
     """
     require(adjacency in ADJACENCIES, "adjacency", " or ".join(ADJACENCIES), adjacency)
-    require(sampling in (None, "poisson", "shuffle"), "sampling", "poisson, shuffle or null", sampling)
+    require(
+        sampling in (None, "poisson", "shuffle"), "sampling", "poisson, shuffle or null", sampling
+    )
     if sampling == "shuffle":
-        line = (f"as accounted for Poisson sampling; the run used shuffled batches ({accountant} accountant, "
-                f"{adjacency} adjacency)")
+        line = (
+            f"as accounted for Poisson sampling; the run used shuffled batches ({accountant} accountant, "
+            f"{adjacency} adjacency)"
+        )
     elif sampling == "poisson":
         line = f"{accountant} accountant, Poisson sampling, {adjacency} adjacency"
     else:
         line = f"{accountant} accountant, {adjacency} adjacency"
-    return {"accountant": accountant, "sampling": sampling or "none", "adjacency": adjacency, "assumes": line}
+    return {
+        "accountant": accountant,
+        "sampling": sampling or "none",
+        "adjacency": adjacency,
+        "assumes": line,
+    }
 
 
 def describe_epsilon(privacy: Mapping[str, Any]) -> str:
@@ -46,4 +55,8 @@ def describe_epsilon(privacy: Mapping[str, Any]) -> str:
     if eps is None or eps == "inf":
         return "inf" if eps == "inf" else "unknown"
     text = f"{float(eps):.3g}"
-    return f"{text} ({privacy['assumes']})" if privacy.get("assumes") else f"{text} (assumptions not recorded)"
+    return (
+        f"{text} ({privacy['assumes']})"
+        if privacy.get("assumes")
+        else f"{text} (assumptions not recorded)"
+    )

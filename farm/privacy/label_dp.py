@@ -32,8 +32,14 @@ def randomized_response(labels: np.ndarray, epsilon: float, seed: int) -> np.nda
     ``flip_probability(epsilon)``. Record ``i``'s coin is the ``i``-th draw of a stream seeded by ``seed`` alone, so
     it does not depend on which other records are trained on. Returns a new int64 array."""
     labels = np.asarray(labels, dtype=np.int64)
-    require(bool(np.isin(labels, (0, 1)).all()), "labels", "binary labels (0 or 1) for randomized response")
-    flip = np.random.default_rng([seed & (2**63 - 1), _TAG]).random(labels.size) < flip_probability(epsilon)
+    require(
+        bool(np.isin(labels, (0, 1)).all()),
+        "labels",
+        "binary labels (0 or 1) for randomized response",
+    )
+    flip = np.random.default_rng([seed & (2**63 - 1), _TAG]).random(labels.size) < flip_probability(
+        epsilon
+    )
     return np.where(flip, 1 - labels, labels)
 
 

@@ -60,8 +60,16 @@ from farm.errors import SpecError, require
 from farm.privacy.accounting import ADJACENCIES
 
 # RDP orders: Opacus' DEFAULT_ALPHAS, then larger ones for large noise (few answered queries, sigma >> 1).
-ORDERS: tuple[float, ...] = (*(1 + x / 10 for x in range(1, 100)), *map(float, range(12, 64)),
-                             80.0, 100.0, 128.0, 256.0, 512.0, 1024.0)
+ORDERS: tuple[float, ...] = (
+    *(1 + x / 10 for x in range(1, 100)),
+    *map(float, range(12, 64)),
+    80.0,
+    100.0,
+    128.0,
+    256.0,
+    512.0,
+    1024.0,
+)
 _PARTITION, _THRESHOLD, _GNMAX = 0x7EAC4E, 0x7412E5, 0x6E3A
 # how many teachers' data one neighbouring dataset changes, by adjacency (``ADJACENCIES``),
 # given a partition that places each record by its own id (``partition``)
@@ -91,11 +99,16 @@ class Aggregation:
     adjacency: str = "add/remove"
 
     def __post_init__(self) -> None:
-        require(self.adjacency in ADJACENCIES, "adjacency", " or ".join(ADJACENCIES),
-                self.adjacency)
+        require(
+            self.adjacency in ADJACENCIES, "adjacency", " or ".join(ADJACENCIES), self.adjacency
+        )
         require(self.sigma >= 0, "sigma", "a number >= 0", self.sigma)
-        require((self.threshold is None) == (self.sigma1 is None), "sigma1",
-                "given together with threshold (confident-GNMax) or not at all", self.sigma1)
+        require(
+            (self.threshold is None) == (self.sigma1 is None),
+            "sigma1",
+            "given together with threshold (confident-GNMax) or not at all",
+            self.sigma1,
+        )
         require(self.sigma1 is None or self.sigma1 > 0, "sigma1", "a number > 0", self.sigma1)
         require(0 < self.delta < 1, "delta", "a probability in (0, 1), such as 1.0e-5", self.delta)
 
@@ -104,14 +117,21 @@ class Aggregation:
         if self.threshold is None:
             return gnmax(counts, self.sigma, np.random.default_rng([self.seed, _GNMAX]))
         assert self.sigma1 is not None
-        return confident_gnmax(counts, threshold=self.threshold, sigma1=self.sigma1, sigma2=self.sigma,
-                               seed=self.seed)
+        return confident_gnmax(
+            counts, threshold=self.threshold, sigma1=self.sigma1, sigma2=self.sigma, seed=self.seed
+        )
 
     def epsilon(self, *, queries: int, answered: int) -> float:
         """The (epsilon at ``delta``) of ``queries`` queries of which ``answered`` were answered,
         for neighbouring datasets of ``adjacency`` (data-independent RDP, ``pate_rdp``)."""
-        rdp = pate_rdp(np.asarray(ORDERS), queries=queries, answered=answered, sigma=self.sigma,
-                       sigma1=self.sigma1, adjacency=self.adjacency)
+        rdp = pate_rdp(
+            np.asarray(ORDERS),
+            queries=queries,
+            answered=answered,
+            sigma=self.sigma,
+            sigma1=self.sigma1,
+            adjacency=self.adjacency,
+        )
         return rdp_epsilon(np.asarray(ORDERS), rdp, self.delta)[0]
 
 
@@ -163,14 +183,21 @@ def partition(indices: np.ndarray, teachers: int, seed: int | Sequence[int]) -> 
     [[2, 4, 6, 7, 9], [5], [0, 1, 3, 8]]
     """
     indices = np.unique(np.asarray(indices, dtype=np.int64))
-    require(1 <= teachers <= max(1, indices.size), "teachers", f"an integer in [1, {indices.size}]",
-            teachers)
+    require(
+        1 <= teachers <= max(1, indices.size),
+        "teachers",
+        f"an integer in [1, {indices.size}]",
+        teachers,
+    )
     owner = teacher_of(indices, teachers, seed)
     sizes = np.bincount(owner, minlength=teachers)
     if not sizes.all():
-        raise SpecError(f"{teachers} teachers over {indices.size} records leave teacher "
-                        f"{int(np.argmin(sizes))} with no records (partition sizes are binomial); "
-                        "use fewer teachers", key="teachers")
+        raise SpecError(
+            f"{teachers} teachers over {indices.size} records leave teacher "
+            f"{int(np.argmin(sizes))} with no records (partition sizes are binomial); "
+            "use fewer teachers",
+            key="teachers",
+        )
     # a stable sort of sorted indices: each teacher's group stays sorted
     grouped = indices[np.argsort(owner, kind="stable")]
     return np.split(grouped, np.cumsum(sizes)[:-1])
@@ -180,7 +207,9 @@ def vote_counts(votes: np.ndarray, n_classes: int) -> np.ndarray:
     """``[n_queries, n_classes]`` int64 histogram of teacher votes ``[n_teachers, n_queries]`` (class ids)."""
     votes = np.asarray(votes, dtype=np.int64)
     require(votes.ndim == 2, "votes", "a [n_teachers, n_queries] array of class ids", votes.shape)
-    require(bool(((votes >= 0) & (votes < n_classes)).all()), "votes", f"class ids in [0, {n_classes})")
+    require(
+        bool(((votes >= 0) & (votes < n_classes)).all()), "votes", f"class ids in [0, {n_classes})"
+    )
     counts = np.zeros((votes.shape[1], n_classes), dtype=np.int64)
     for teacher in votes:
         counts[np.arange(votes.shape[1]), teacher] += 1
@@ -195,14 +224,17 @@ def gnmax(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
     return np.argmax(noisy, axis=1).astype(np.int64)
 
 
-def confident_gnmax(counts: np.ndarray, *, threshold: float, sigma1: float, sigma2: float,
-                    seed: int | Sequence[int]) -> np.ndarray:
+def confident_gnmax(
+    counts: np.ndarray, *, threshold: float, sigma1: float, sigma2: float, seed: int | Sequence[int]
+) -> np.ndarray:
     """Confident-GNMax (Papernot et al. 2018, Alg. 1): query ``q`` is answered, by ``gnmax`` with ``sigma2``, only
     when ``max_c counts[q, c] + N(0, sigma1^2) >= threshold``; ``-1`` marks the others. The threshold noise and the
     GNMax noise come from two streams of ``seed`` (each query's draws do not depend on which others are answered)."""
     counts = np.asarray(counts, dtype=np.float64)
     seeds = [seed] if isinstance(seed, int) else list(seed)
-    check = counts.max(axis=1) + np.random.default_rng([*seeds, _THRESHOLD]).normal(0.0, sigma1, counts.shape[0])
+    check = counts.max(axis=1) + np.random.default_rng([*seeds, _THRESHOLD]).normal(
+        0.0, sigma1, counts.shape[0]
+    )
     labels = gnmax(counts, sigma2, np.random.default_rng([*seeds, _GNMAX]))
     return np.where(check >= threshold, labels, -1).astype(np.int64)
 
@@ -216,16 +248,24 @@ def gaussian_rdp(orders: np.ndarray, noise_multiplier: float) -> np.ndarray:
     return orders / (2 * noise_multiplier**2)
 
 
-def pate_rdp(orders: np.ndarray, *, queries: int, answered: int, sigma: float,
-             sigma1: float | None = None, adjacency: str = "add/remove") -> np.ndarray:
+def pate_rdp(
+    orders: np.ndarray,
+    *,
+    queries: int,
+    answered: int,
+    sigma: float,
+    sigma1: float | None = None,
+    adjacency: str = "add/remove",
+) -> np.ndarray:
     """Data-independent RDP of PATE's aggregation, composed over queries, for neighbouring datasets
     of ``adjacency``, where k = ``ADJACENCY_TEACHERS[adjacency]`` teachers' data differ (1
     add/remove, 2 substitution): ``answered`` GNMax answers with noise ``sigma`` (L2 sensitivity k
     sqrt(2): ``alpha k^2 / sigma^2`` each) plus, for confident-GNMax (``sigma1`` given), the
     threshold check of all ``queries`` (sensitivity k: ``alpha k^2 / (2 sigma1^2)`` each)."""
     require(0 <= answered <= queries, "answered", f"an integer in [0, queries={queries}]", answered)
-    require(adjacency in ADJACENCY_TEACHERS, "adjacency", " or ".join(ADJACENCY_TEACHERS),
-            adjacency)
+    require(
+        adjacency in ADJACENCY_TEACHERS, "adjacency", " or ".join(ADJACENCY_TEACHERS), adjacency
+    )
     k = ADJACENCY_TEACHERS[adjacency]
     orders = np.asarray(orders, dtype=np.float64)
     # gaussian_rdp(orders, sigma / (k sqrt(2))), written so that k = 1 gives alpha / sigma^2 exactly
@@ -245,14 +285,18 @@ def rdp_epsilon(orders: np.ndarray, rdp: np.ndarray, delta: float) -> tuple[floa
     if not rdp.any():
         return 0.0, math.nan
     with np.errstate(invalid="ignore"):
-        eps = rdp - (math.log(delta) + np.log(orders)) / (orders - 1) + np.log((orders - 1) / orders)
+        eps = (
+            rdp - (math.log(delta) + np.log(orders)) / (orders - 1) + np.log((orders - 1) / orders)
+        )
     if np.isnan(eps).all() or np.isinf(eps).all():
         return math.inf, math.nan
     best = int(np.nanargmin(eps))
     return max(0.0, float(eps[best])), float(orders[best])
 
 
-
 def mix_seeds(*seeds: int) -> int:
     """One non-negative 63-bit seed from several (a SeedSequence hash: stable across processes)."""
-    return int(np.random.SeedSequence([s & (2**63 - 1) for s in seeds]).generate_state(1, np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([s & (2**63 - 1) for s in seeds]).generate_state(1, np.uint64)[0]
+        >> 1
+    )

@@ -26,9 +26,21 @@ from farm.report.plots import roc_png
 from farm.report.results import LEVEL, N_BOOT, Audit, ScenarioResult, TargetPrivacy
 from farm.store.atomic import atomic_write_bytes, atomic_write_text
 
-COLUMNS = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC", "MIA", "accuracy")  # scorer keys, in table order
+COLUMNS = (
+    "TPR_FPR_1000",
+    "TPR_FPR_100",
+    "TPR_FPR_10",
+    "AUC",
+    "MIA",
+    "accuracy",
+)  # scorer keys, in table order
 COUNTS = ("models", "members", "non_members")
-ASSUMPTION_KEYS = ("accountant", "sampling", "adjacency", "assumes")  # farm.privacy.accounting.assumptions
+ASSUMPTION_KEYS = (
+    "accountant",
+    "sampling",
+    "adjacency",
+    "assumes",
+)  # farm.privacy.accounting.assumptions
 SCORE_COLUMNS = ("scenario", "phase", "model", "record", "score", "label")  # scores.parquet
 
 
@@ -36,10 +48,16 @@ def score_table(results: list[ScenarioResult]) -> str:
     """One row per scenario and phase (``train`` is leave-one-out over the labelled models), then the loss
     baseline: the models, members and non-members pooled, and each metric with its 95% interval where computed."""
     names = [READABLE_NAMES[c] for c in COLUMNS]
-    lines = ["| scenario | phase | attack | plan | models | members | non-members | " + " | ".join(names) + " |",
-             "|" + "---|" * (7 + len(COLUMNS))]
+    lines = [
+        "| scenario | phase | attack | plan | models | members | non-members | "
+        + " | ".join(names)
+        + " |",
+        "|" + "---|" * (7 + len(COLUMNS)),
+    ]
     for r in results:
-        plan = r.config.plan.kind + (f" K={r.config.plan.shadows}" if r.config.plan.kind == "pool" else "")
+        plan = r.config.plan.kind + (
+            f" K={r.config.plan.shadows}" if r.config.plan.kind == "pool" else ""
+        )
         for phase, metrics in r.phases.items():
             label = f"{phase} (leave-one-out)" if phase == "train" else phase
             n = " | ".join(str(r.counts[phase][k]) if phase in r.counts else "" for k in COUNTS)
@@ -52,8 +70,9 @@ def score_table(results: list[ScenarioResult]) -> str:
 
 
 def _cells(metrics: dict[str, float], intervals: dict[str, Interval]) -> str:
-    return " | ".join(f"{metrics[c]:.3f}" + (f" {intervals[c].cell()}" if c in intervals else "")
-                      for c in COLUMNS)
+    return " | ".join(
+        f"{metrics[c]:.3f}" + (f" {intervals[c].cell()}" if c in intervals else "") for c in COLUMNS
+    )
 
 
 def audit_table(results: list[ScenarioResult]) -> str:
@@ -61,11 +80,14 @@ def audit_table(results: list[ScenarioResult]) -> str:
     same as a substitution epsilon, then the empirical lower bounds: one point per model
     (independent trials) and pooled (heuristic), with the counts behind each. Below the table, why
     each row's trials are (not) independent."""
-    lines = ["| scenario | targets trained with | as substitution (group privacy) | δ | "
-             f"ε lower bound, one point per model ({LEVEL:.0%}) | "
-             "its FP / non-members, FN / members | "
-             f"ε lower bound, pooled (heuristic, {LEVEL:.0%}) | threshold chosen on | "
-             "applied to | FP / non-members | FN / members |", "|" + "---|" * 11]
+    lines = [
+        "| scenario | targets trained with | as substitution (group privacy) | δ | "
+        f"ε lower bound, one point per model ({LEVEL:.0%}) | "
+        "its FP / non-members, FN / members | "
+        f"ε lower bound, pooled (heuristic, {LEVEL:.0%}) | threshold chosen on | "
+        "applied to | FP / non-members | FN / members |",
+        "|" + "---|" * 11,
+    ]
     notes = []
     for r in results:
         a = r.audit
@@ -75,9 +97,11 @@ def audit_table(results: list[ScenarioResult]) -> str:
         e, one = a.audit, a.independent
         bound = f"{one.epsilon_lb:.3f}" if one else "not computed"
         trials = f"{one.fp} / {one.negatives}, {one.fn} / {one.positives}" if one else ""
-        lines.append(f"| {r.name} | {_target(a.target)} | {_substitution(a.target)} | "
-                     f"{e.delta:g} | {bound} | {trials} | {e.epsilon_lb:.3f} | {a.fit_on} | "
-                     f"{a.held_out} | {e.fp} / {e.negatives} | {e.fn} / {e.positives} |")
+        lines.append(
+            f"| {r.name} | {_target(a.target)} | {_substitution(a.target)} | "
+            f"{e.delta:g} | {bound} | {trials} | {e.epsilon_lb:.3f} | {a.fit_on} | "
+            f"{a.held_out} | {e.fp} / {e.negatives} | {e.fn} / {e.positives} |"
+        )
         notes.append(f"- {r.name}, one point per model: {a.independent_validity}.")
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -108,11 +132,16 @@ def _substitution(t: TargetPrivacy) -> str:
 def mechanism_lines(results: list[Any]) -> list[str]:
     """One line per scenario: how its shadows were trained (``farm.shadows.scenario.Mechanism``) and the epsilon they
     spent on their own records."""
-    return [f"- {r.name}: {mechanism_text(r.mechanism)}" for r in results if getattr(r, "mechanism", None)]
+    return [
+        f"- {r.name}: {mechanism_text(r.mechanism)}"
+        for r in results
+        if getattr(r, "mechanism", None)
+    ]
 
 
 def mechanism_text(m: Any) -> str:
     """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024, 198 steps, ...``."""
+
     def span(v: tuple, f: str) -> str:
         low, high = format(v[0], f), format(v[1], f)
         return low if low == high else f"{low}-{high}"
@@ -120,16 +149,21 @@ def mechanism_text(m: Any) -> str:
     shadows = f"{m.shadows} shadow{'' if m.shadows == 1 else 's'}"
     text = f"{shadows} on {span(m.n_train, ',')} records: "
     if m.matched_n:
-        text = f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, " \
-               f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
+        text = (
+            f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, "
+            f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
+        )
     if m.noise_multiplier is None:
         return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
-    assumed = assumptions(accountant=m.accountant or "unrecorded", sampling=m.sampling,
-                          adjacency="add/remove")
-    return text + (f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
-                   f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
-                   f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} "
-                   f"(delta {m.delta:g}), {assumed['assumes']}")
+    assumed = assumptions(
+        accountant=m.accountant or "unrecorded", sampling=m.sampling, adjacency="add/remove"
+    )
+    return text + (
+        f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
+        f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
+        f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} "
+        f"(delta {m.delta:g}), {assumed['assumes']}"
+    )
 
 
 def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
@@ -138,32 +172,57 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
     for r in results:
         curves = {_curve_label(r, phase): c for phase, c in r.curves.items()}
         if curves:
-            pngs.append(roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}"))
-    compute = ["| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |", "|---|---|---|"]
+            pngs.append(
+                roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}")
+            )
+    compute = [
+        "| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |",
+        "|---|---|---|",
+    ]
     compute += [f"| {r.name} | {r.trainings} | {r.job_seconds:.1f} |" for r in results]
-    text = [f"# Attack report: {challenge_root}", "", "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
-            "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
-            f"as `normalize: global` writes them). Brackets: {LEVEL:.0%} percentile bootstrap intervals over "
-            f"models (models drawn with replacement, their points pooled, {N_BOOT} resamples); models, members "
-            "and non-members: what each row pools.", "", score_table(results), "",
-            "## Empirical ε lower bound", "",
-            "A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' leave-one-out "
-            "scores and applied to held-out models; Clopper-Pearson upper bounds on its FPR and FNR there give, "
-            "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
-            f"({LEVEL:.0%} confidence, both rates jointly; `farm.attacks.audit`). *One point per model*: "
-            "each held-out model contributes one trial, the point at an index drawn from a seed "
-            "and its model id alone (so its membership is that model's own coin flip); "
-            "independently trained models give independent trials, as Clopper-Pearson needs "
-            "(Jagielski et al. 2020). It is weak with few models. *Pooled*: every held-out point"
-            " a trial; the points of one model share its training run, so they are not "
-            "independent: a heuristic figure, not a certificate. Adjacency: the membership game "
-            "swaps a member for a non-member at a fixed training-set size, so both bounds are on"
-            " a **substitution** ε; the targets' ε (Opacus' accountants) is add/remove, and by "
-            "group privacy an add/remove (ε, δ) guarantee is (2ε, (1 + e^ε)δ) under "
-            "substitution: the column a bound can be held against.", "",
-            audit_table(results), "",
-            "## Compute", "", *compute, "", "## Shadows", "", *(mechanism_lines(results) or ["(none trained)"]), "",
-            "## ROC curves", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
+    text = [
+        f"# Attack report: {challenge_root}",
+        "",
+        "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
+        "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
+        f"as `normalize: global` writes them). Brackets: {LEVEL:.0%} percentile bootstrap intervals over "
+        f"models (models drawn with replacement, their points pooled, {N_BOOT} resamples); models, members "
+        "and non-members: what each row pools.",
+        "",
+        score_table(results),
+        "",
+        "## Empirical ε lower bound",
+        "",
+        "A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' leave-one-out "
+        "scores and applied to held-out models; Clopper-Pearson upper bounds on its FPR and FNR there give, "
+        "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
+        f"({LEVEL:.0%} confidence, both rates jointly; `farm.attacks.audit`). *One point per model*: "
+        "each held-out model contributes one trial, the point at an index drawn from a seed "
+        "and its model id alone (so its membership is that model's own coin flip); "
+        "independently trained models give independent trials, as Clopper-Pearson needs "
+        "(Jagielski et al. 2020). It is weak with few models. *Pooled*: every held-out point"
+        " a trial; the points of one model share its training run, so they are not "
+        "independent: a heuristic figure, not a certificate. Adjacency: the membership game "
+        "swaps a member for a non-member at a fixed training-set size, so both bounds are on"
+        " a **substitution** ε; the targets' ε (Opacus' accountants) is add/remove, and by "
+        "group privacy an add/remove (ε, δ) guarantee is (2ε, (1 + e^ε)δ) under "
+        "substitution: the column a bound can be held against.",
+        "",
+        audit_table(results),
+        "",
+        "## Compute",
+        "",
+        *compute,
+        "",
+        "## Shadows",
+        "",
+        *(mechanism_lines(results) or ["(none trained)"]),
+        "",
+        "## ROC curves",
+        "",
+        *[f"![{p.stem}]({p.name})" for p in pngs],
+        "",
+    ]
     return atomic_write_text(out / "report.md", "\n".join(text))
 
 
@@ -180,30 +239,51 @@ def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> d
     Non-finite numbers become null."""
     scenarios = {}
     for r in results:
-        phases = {p: _phase_json(m, r.intervals.get(p, {}), r.counts.get(p), p) for p, m in r.phases.items()}
-        baseline = {p: _phase_json(m, r.baseline_intervals.get(p, {}), r.counts.get(p), p)
-                    for p, m in r.baseline.items()}
+        phases = {
+            p: _phase_json(m, r.intervals.get(p, {}), r.counts.get(p), p)
+            for p, m in r.phases.items()
+        }
+        baseline = {
+            p: _phase_json(m, r.baseline_intervals.get(p, {}), r.counts.get(p), p)
+            for p, m in r.baseline.items()
+        }
         scenarios[r.name] = {
-            "attack": r.config.attack, "params": dict(r.config.params), "plan": dataclasses.asdict(r.config.plan),
-            "normalize": r.config.normalize, "phases": phases, "baseline": {"attack": "loss", "phases": baseline},
+            "attack": r.config.attack,
+            "params": dict(r.config.params),
+            "plan": dataclasses.asdict(r.config.plan),
+            "normalize": r.config.normalize,
+            "phases": phases,
+            "baseline": {"attack": "loss", "phases": baseline},
             "epsilon_audit": _audit_json(r.audit) if r.audit else None,
             "compute": {"shadow_trainings": r.trainings, "job_seconds": r.job_seconds},
         }
-    return _clean({
-        "challenge": str(challenge_root), "level": LEVEL,
-        "bootstrap": {"unit": "model", "resamples": N_BOOT, "seed": 0},
-        "pooling": "farm.mico.scorer.pooled_scores: one min-max per scenario and phase, NaN -> 0.5",
-        "scenarios": scenarios,
-        "compute": {"shadow_trainings": sum(r.trainings for r in results),
-                    "job_seconds": sum(r.job_seconds for r in results)},
-    })
+    return _clean(
+        {
+            "challenge": str(challenge_root),
+            "level": LEVEL,
+            "bootstrap": {"unit": "model", "resamples": N_BOOT, "seed": 0},
+            "pooling": "farm.mico.scorer.pooled_scores: one min-max per scenario and phase, NaN -> 0.5",
+            "scenarios": scenarios,
+            "compute": {
+                "shadow_trainings": sum(r.trainings for r in results),
+                "job_seconds": sum(r.job_seconds for r in results),
+            },
+        }
+    )
 
 
-def _phase_json(metrics: dict[str, float], intervals: dict[str, Interval], counts: dict[str, int] | None,
-                phase: str) -> dict[str, Any]:
-    return {"leave_one_out": phase == "train", **(counts or {}),
-            "metrics": {READABLE_NAMES.get(k, k): v for k, v in metrics.items()},
-            "intervals": {READABLE_NAMES.get(k, k): iv.to_dict() for k, iv in intervals.items()}}
+def _phase_json(
+    metrics: dict[str, float],
+    intervals: dict[str, Interval],
+    counts: dict[str, int] | None,
+    phase: str,
+) -> dict[str, Any]:
+    return {
+        "leave_one_out": phase == "train",
+        **(counts or {}),
+        "metrics": {READABLE_NAMES.get(k, k): v for k, v in metrics.items()},
+        "intervals": {READABLE_NAMES.get(k, k): iv.to_dict() for k, iv in intervals.items()},
+    }
 
 
 def _audit_json(a: Audit) -> dict[str, Any]:
@@ -212,23 +292,40 @@ def _audit_json(a: Audit) -> dict[str, Any]:
     ``one_point_per_model``: the bound from independent trials with its own ``validity``;
     ``adjacency``; the targets' privacy with its assumptions."""
     t, eps = a.target, a.target.epsilon
-    one = {**(a.independent.to_dict() if a.independent else {"epsilon_lb": None}),
-           "trials": a.independent.negatives + a.independent.positives if a.independent else 0,
-           "validity": a.independent_validity}
-    target = {"epsilon": "inf" if eps is not None and math.isinf(eps) else eps, "delta": t.delta,
-              "source": t.source, **{k: t.record[k] for k in ASSUMPTION_KEYS if k in t.record}}
+    one = {
+        **(a.independent.to_dict() if a.independent else {"epsilon_lb": None}),
+        "trials": a.independent.negatives + a.independent.positives if a.independent else 0,
+        "validity": a.independent_validity,
+    }
+    target = {
+        "epsilon": "inf" if eps is not None and math.isinf(eps) else eps,
+        "delta": t.delta,
+        "source": t.source,
+        **{k: t.record[k] for k in ASSUMPTION_KEYS if k in t.record},
+    }
     if eps is not None and math.isfinite(eps) and "assumes" not in target:
         target["assumes"] = "assumptions not recorded"
     as_sub = None
     if eps is not None and math.isfinite(eps):
-        sub = ((eps, t.delta) if t.adjacency == "substitution"
-               else substitution_privacy(eps, t.delta))
+        sub = (
+            (eps, t.delta) if t.adjacency == "substitution" else substitution_privacy(eps, t.delta)
+        )
         as_sub = {"epsilon": sub[0], "delta": sub[1]}
-    adjacency = {"audit": AUDIT_ADJACENCY, "targets": t.adjacency or "not recorded",
-                 "targets_as_substitution": as_sub}
-    return {**a.audit.to_dict(), "epsilon_lb_heuristic": a.audit.epsilon_lb,
-            "validity": POOLED_VALIDITY, "one_point_per_model": one, "adjacency": adjacency,
-            "fit_on": a.fit_on, "held_out": a.held_out, "target": target}
+    adjacency = {
+        "audit": AUDIT_ADJACENCY,
+        "targets": t.adjacency or "not recorded",
+        "targets_as_substitution": as_sub,
+    }
+    return {
+        **a.audit.to_dict(),
+        "epsilon_lb_heuristic": a.audit.epsilon_lb,
+        "validity": POOLED_VALIDITY,
+        "one_point_per_model": one,
+        "adjacency": adjacency,
+        "fit_on": a.fit_on,
+        "held_out": a.held_out,
+        "target": target,
+    }
 
 
 def _clean(value: Any) -> Any:
@@ -262,10 +359,20 @@ def scores_frame(results: list[ScenarioResult]) -> Any:
         scores = {**r.train_scores, **r.raw}
         for m, records in r.records.items():
             known = r.solutions.get(m)
-            frames.append(pd.DataFrame({
-                "scenario": m.scenario, "phase": m.phase, "model": np.full(records.size, m.model_id, np.int64),
-                "record": records.astype(np.int64), "score": np.asarray(scores[m], np.float64),
-                "label": pd.array(known if known is not None else [None] * records.size, dtype="Int8")}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "scenario": m.scenario,
+                        "phase": m.phase,
+                        "model": np.full(records.size, m.model_id, np.int64),
+                        "record": records.astype(np.int64),
+                        "score": np.asarray(scores[m], np.float64),
+                        "label": pd.array(
+                            known if known is not None else [None] * records.size, dtype="Int8"
+                        ),
+                    }
+                )
+            )
     if not frames:
         return pd.DataFrame({c: [] for c in SCORE_COLUMNS})
     return pd.concat(frames, ignore_index=True)[list(SCORE_COLUMNS)]

@@ -78,7 +78,9 @@ class ScenarioResult:
     trainings: int
     job_seconds: float
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # the loss attack on the same phases
+    baseline: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # the loss attack on the same phases
     intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     baseline_intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)

@@ -35,9 +35,13 @@ class PlanSpec:
     def __post_init__(self) -> None:
         if self.kind not in PLANS:
             raise SpecError(f"expected one of {', '.join(PLANS)}, got {self.kind!r}", key="kind")
-        if self.kind == "pool" and (self.shadows < self.group or self.shadows % self.group or self.group < 2):
-            raise SpecError(f"expected a positive multiple of group ({self.group}, itself >= 2), got {self.shadows}",
-                            key="shadows")
+        if self.kind == "pool" and (
+            self.shadows < self.group or self.shadows % self.group or self.group < 2
+        ):
+            raise SpecError(
+                f"expected a positive multiple of group ({self.group}, itself >= 2), got {self.shadows}",
+                key="shadows",
+            )
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,19 @@ def pool_shadows(n_total: int, union: np.ndarray, spec: PlanSpec) -> list[Shadow
         parts = np.random.default_rng([spec.seed, g]).permutation(union.size) % spec.group
         for j in range(spec.group):
             out = union[parts == j]
-            shadows.append(Shadow(f"pool{spec.seed}_s{g * spec.group + j}", np.setdiff1d(everything, out)))
+            shadows.append(
+                Shadow(f"pool{spec.seed}_s{g * spec.group + j}", np.setdiff1d(everything, out))
+            )
     return shadows
 
 
 def per_target_shadows(n_total: int, targets: dict[int, np.ndarray]) -> list[Shadow]:
     """One shadow per target id, trained on its ``rest`` (every record but its challenge points)."""
     everything = np.arange(n_total)
-    return [Shadow(f"ref_model_{i}", np.setdiff1d(everything, ch), target=i) for i, ch in sorted(targets.items())]
+    return [
+        Shadow(f"ref_model_{i}", np.setdiff1d(everything, ch), target=i)
+        for i, ch in sorted(targets.items())
+    ]
 
 
 def keep_row(indices: np.ndarray, records: np.ndarray) -> np.ndarray:

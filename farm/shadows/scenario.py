@@ -25,7 +25,14 @@ from farm.attacks.signals import OUT, UNKNOWN, Signals
 from farm.challenge.tree import Assets, Challenge, ModelEntry, read_challenge
 from farm.errors import ConfigError
 from farm.mico.scorer import pooled_scores, score
-from farm.shadows.plans import PlanSpec, Shadow, keep_row, per_target_shadows, pool_shadows, union_of_challenges
+from farm.shadows.plans import (
+    PlanSpec,
+    Shadow,
+    keep_row,
+    per_target_shadows,
+    pool_shadows,
+    union_of_challenges,
+)
 from farm.spec.jobs import HubRef, InferJob, PathRef, Ref, Selection, StoreRef, TrainJob
 from farm.spec.queries import QueryFamily
 from farm.spec.recipes import Recipe
@@ -117,34 +124,62 @@ class Scenario:
             raise KeyError(f"{self.name}: no models {sorted(map(str, missing))}")
         rows = [i for i, m in enumerate(self.models) if m in wanted]
         ids = [self.ids[i] for i in rows]
-        return replace(self, models={m: self.models[m] for m in ids}, keep=self.keep[rows],
-                       columns=self.columns[rows], solutions={m: s for m, s in self.solutions.items() if m in wanted},
-                       signals=None)
+        return replace(
+            self,
+            models={m: self.models[m] for m in ids},
+            keep=self.keep[rows],
+            columns=self.columns[rows],
+            solutions={m: s for m, s in self.solutions.items() if m in wanted},
+            signals=None,
+        )
 
-    def pooled(self, phase: str, raw: Mapping[ModelId, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    def pooled(
+        self, phase: str, raw: Mapping[ModelId, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(solutions, scores)`` of every model of ``phase`` with a known solution, concatenated in row order
         and pooled under ``farm.mico.scorer.pooled_scores`` (one threshold, as MICO scores). ``raw``: scores in
         challenge order per model. None when no model of the phase is labelled."""
         ids = [m for m in self.phase(phase) if m in self.solutions]
         if not ids:
             return None
-        return np.concatenate([self.solutions[m] for m in ids]), pooled_scores([raw[m] for m in ids])
+        return np.concatenate([self.solutions[m] for m in ids]), pooled_scores(
+            [raw[m] for m in ids]
+        )
 
     def score(self, phase: str, raw: Mapping[ModelId, np.ndarray]) -> dict[str, float] | None:
         """MICO metrics of ``phase`` (``farm.mico.scorer.score`` of ``pooled``); None when it is unlabelled."""
         got = self.pooled(phase, raw)
         return score(*got) if got else None
 
-    def with_signals(self, logits: np.ndarray, shadows: Sequence[Shadow], *, query_logits: np.ndarray | None = None,
-                     grad_norm: np.ndarray | None = None) -> Scenario:
+    def with_signals(
+        self,
+        logits: np.ndarray,
+        shadows: Sequence[Shadow],
+        *,
+        query_logits: np.ndarray | None = None,
+        grad_norm: np.ndarray | None = None,
+    ) -> Scenario:
         """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of ``shadows``; optionally
         ``query_logits [M + S, R, Q, 2]`` and ``grad_norm [M + S, R]`` in the same row order."""
         n = len(shadows)
         shadow_keep = [keep_row(s.indices, self.records) for s in shadows]
-        keep = np.concatenate([self.keep, np.stack(shadow_keep) if n else np.zeros((0, self.records.size), np.int8)])
+        keep = np.concatenate(
+            [self.keep, np.stack(shadow_keep) if n else np.zeros((0, self.records.size), np.int8)]
+        )
         columns = np.concatenate([self.columns, np.full((n, self.columns.shape[1]), -1, np.int64)])
         labelled = np.array([m.phase == "train" for m in self.models] + [False] * n)
-        return replace(self, signals=Signals(logits=logits, labels=self.labels, keep=keep, challenge=columns, labelled=labelled, query_logits=query_logits, grad_norm=grad_norm))
+        return replace(
+            self,
+            signals=Signals(
+                logits=logits,
+                labels=self.labels,
+                keep=keep,
+                challenge=columns,
+                labelled=labelled,
+                query_logits=query_logits,
+                grad_norm=grad_norm,
+            ),
+        )
 
 
 Span = tuple[float, float]
@@ -177,22 +212,35 @@ class Mechanism:
     accountant: str | None = None
 
 
-def shadow_mechanism(store: Store, train_keys: Sequence[str], *, matched_n: int | None = None) -> Mechanism | None:
+def shadow_mechanism(
+    store: Store, train_keys: Sequence[str], *, matched_n: int | None = None
+) -> Mechanism | None:
     """The ``Mechanism`` of the shadows trained under ``train_keys`` (read from their manifests; no weight byte),
     or ``None`` without shadows."""
     metas = [store.manifest(key)["meta"]["train"] for key in train_keys]
     if not metas:
         return None
     span = lambda values: (min(values), max(values))  # noqa: E731
-    base = Mechanism(shadows=len(metas), n_train=span([m["n_train"] for m in metas]), batch_size=int(metas[0]["recipe"]["batch_size"]),
-                     steps=span([m["steps"] for m in metas]), matched_n=matched_n)
+    base = Mechanism(
+        shadows=len(metas),
+        n_train=span([m["n_train"] for m in metas]),
+        batch_size=int(metas[0]["recipe"]["batch_size"]),
+        steps=span([m["steps"] for m in metas]),
+        matched_n=matched_n,
+    )
     dp = [m["dp"] for m in metas if "dp" in m]
     if not dp:
         return base
-    return replace(base, noise_multiplier=span([d["noise_multiplier"] for d in dp]), clip=float(dp[0]["clip"]),
-                   sampling=str(metas[0]["recipe"]["dp"]["sampling"]), sample_rate=span([d["sample_rate"] for d in dp]),
-                   epsilon=span([d["epsilon"] for d in dp]), delta=float(dp[0]["delta"]),
-                   accountant=metas[0]["recipe"]["dp"].get("accountant"))
+    return replace(
+        base,
+        noise_multiplier=span([d["noise_multiplier"] for d in dp]),
+        clip=float(dp[0]["clip"]),
+        sampling=str(metas[0]["recipe"]["dp"]["sampling"]),
+        sample_rate=span([d["sample_rate"] for d in dp]),
+        epsilon=span([d["epsilon"] for d in dp]),
+        delta=float(dp[0]["delta"]),
+        accountant=metas[0]["recipe"]["dp"].get("accountant"),
+    )
 
 
 @dataclass(frozen=True)
@@ -210,9 +258,14 @@ class Collected:
         return self.scenario.signals
 
 
-def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | None = None,
-                   names: Sequence[str] | None = None, assets: Assets | None = None,
-                   watch: Stopwatch | None = None) -> tuple[Challenge, dict[str, Scenario]]:
+def load_scenarios(
+    challenge_root: str | Path,
+    *,
+    answers_root: str | Path | None = None,
+    names: Sequence[str] | None = None,
+    assets: Assets | None = None,
+    watch: Stopwatch | None = None,
+) -> tuple[Challenge, dict[str, Scenario]]:
     """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin its
     inputs (``assets``: local copies in place of a release tree's hub defaults) and every provided model (content
     fingerprints, cached across runs by ``farm.store.store``), load the population's labels (``ConfigError`` unless it
@@ -225,7 +278,9 @@ def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | Non
         answers = read_challenge(answers_root, require_weights=False) if answers_root else None
     unknown = sorted(set(names or ()) - set(ch.scenarios()))
     if unknown:
-        raise ConfigError(f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})")
+        raise ConfigError(
+            f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})"
+        )
     with watch.stage("fingerprinting"):
         inputs = challenge_inputs(ch, assets)
         for entry in ch.select():
@@ -234,19 +289,29 @@ def load_scenarios(challenge_root: str | Path, *, answers_root: str | Path | Non
     with watch.stage("reading"):
         labels = load_population(inputs.population).labels
     if labels.size != inputs.n_total:
-        raise ConfigError(f"{challenge_root}: the population ({inputs.population.get('source')} "
-                          f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
-                          f"need n_total = {inputs.n_total}")
+        raise ConfigError(
+            f"{challenge_root}: the population ({inputs.population.get('source')} "
+            f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
+            f"need n_total = {inputs.n_total}"
+        )
     with watch.stage("scheduling"):  # splits, unions and keep masks of every model
-        return ch, {name: build_scenario(ch, name, inputs, labels, answers=answers) for name in names or ch.scenarios()}
+        return ch, {
+            name: build_scenario(ch, name, inputs, labels, answers=answers)
+            for name in names or ch.scenarios()
+        }
 
 
 def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeInputs:
     """The challenge's shared inputs (with ``assets`` applied); a tokenizer or base model found on disk is pinned
     by its fingerprint."""
     c = (assets or Assets()).apply(ch.root, ch.constants)
-    return ChallengeInputs(population=pin_population(c.population), tokenizer=pin(c.locate(ch.root, c.tokenizer)),
-                           base=pin(c.locate(ch.root, c.base_model)), n_total=c.n_total, len_training=c.len_training)
+    return ChallengeInputs(
+        population=pin_population(c.population),
+        tokenizer=pin(c.locate(ch.root, c.tokenizer)),
+        base=pin(c.locate(ch.root, c.base_model)),
+        n_total=c.n_total,
+        len_training=c.len_training,
+    )
 
 
 def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,15 +328,25 @@ def pin(ref: str) -> Ref:
     return PathRef(ref, fingerprint(ref)) if Path(ref).exists() else HubRef(ref)
 
 
-def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np.ndarray,
-                   *, answers: Challenge | None = None) -> Scenario:
+def build_scenario(
+    ch: Challenge,
+    name: str,
+    inputs: ChallengeInputs,
+    labels: np.ndarray,
+    *,
+    answers: Challenge | None = None,
+) -> Scenario:
     """Scenario ``name`` of ``ch``: splits, records, keep masks, solutions (``labels``: the population's)."""
     entries = ch.select(name)
     ids = [ModelId(m.scenario, m.phase, m.model_id) for m in entries]
     splits = [m.split(ch.constants) for m in entries]
     records = union_of_challenges([s.challenge for s in splits])
-    keep = [keep_row(np.sort(s.train_set()), records) if s.member is not None and s.training is not None
-            else np.full(records.size, UNKNOWN, np.int8) for s in splits]
+    keep = [
+        keep_row(np.sort(s.train_set()), records)
+        if s.member is not None and s.training is not None
+        else np.full(records.size, UNKNOWN, np.int8)
+        for s in splits
+    ]
     columns = np.stack([np.searchsorted(records, s.challenge) for s in splits]).astype(np.int64)
     for row, cols, entry in zip(keep, columns, entries):  # unlearned members: OUT from now on
         if entry.forgotten is not None and (row != UNKNOWN).all():
@@ -279,10 +354,24 @@ def build_scenario(ch: Challenge, name: str, inputs: ChallengeInputs, labels: np
     solutions = {i: m.solution for i, m in zip(ids, entries) if m.solution is not None}
     if answers is not None:
         known = set(ids)
-        solutions.update({i: m.solution for m in answers.select(name)
-                          if m.solution is not None and (i := ModelId(m.scenario, m.phase, m.model_id)) in known})
-    return Scenario(name=name, inputs=inputs, models=dict(zip(ids, entries)), records=records, labels=np.asarray(labels)[records], keep=np.stack(keep),
-                    columns=columns, solutions=solutions)
+        solutions.update(
+            {
+                i: m.solution
+                for m in answers.select(name)
+                if m.solution is not None
+                and (i := ModelId(m.scenario, m.phase, m.model_id)) in known
+            }
+        )
+    return Scenario(
+        name=name,
+        inputs=inputs,
+        models=dict(zip(ids, entries)),
+        records=records,
+        labels=np.asarray(labels)[records],
+        keep=np.stack(keep),
+        columns=columns,
+        solutions=solutions,
+    )
 
 
 def plan_shadows(scenario: Scenario, plan: PlanSpec) -> list[Shadow]:
@@ -299,9 +388,17 @@ def train_jobs(scenario: Scenario, recipe: Recipe, shadows: Sequence[Shadow]) ->
     """One training per shadow; shadow ``i`` trains with seed ``recipe.seed * 100003 + i``."""
     inputs = scenario.inputs
     base = inputs.base if recipe.model.name == "base" else None
-    return [TrainJob(population=inputs.population, tokenizer=inputs.tokenizer, selection=Selection.of(inputs.n_total, s.indices),
-                     recipe=replace(recipe, seed=recipe.seed * 100_003 + i), base=base, label=f"{scenario.name}/{s.name}")
-            for i, s in enumerate(shadows)]
+    return [
+        TrainJob(
+            population=inputs.population,
+            tokenizer=inputs.tokenizer,
+            selection=Selection.of(inputs.n_total, s.indices),
+            recipe=replace(recipe, seed=recipe.seed * 100_003 + i),
+            base=base,
+            label=f"{scenario.name}/{s.name}",
+        )
+        for i, s in enumerate(shadows)
+    ]
 
 
 @dataclass(frozen=True)
@@ -320,19 +417,35 @@ class Extras:
         fields = set(fields)
         unknown = fields - {"query_logits", "grad_norm"}
         if unknown:
-            raise ValueError(f"no inference computes Signals fields {sorted(unknown)} (query_logits, grad_norm)")
-        return cls(queries or QueryFamily() if "query_logits" in fields else None, "grad_norm" in fields)
+            raise ValueError(
+                f"no inference computes Signals fields {sorted(unknown)} (query_logits, grad_norm)"
+            )
+        return cls(
+            queries or QueryFamily() if "query_logits" in fields else None, "grad_norm" in fields
+        )
 
 
-def infer_jobs(scenario: Scenario, trains: Sequence[TrainJob], extras: Extras = Extras()) -> list[InferJob]:
+def infer_jobs(
+    scenario: Scenario, trains: Sequence[TrainJob], extras: Extras = Extras()
+) -> list[InferJob]:
     """Logits (and ``extras``) on the scenario's records of each of its models (row order), then of each
     trained shadow."""
     inputs = scenario.inputs
     sel = Selection.of(inputs.n_total, scenario.records)
     refs: list[tuple[str, Ref]] = [(str(m), model_ref(e)) for m, e in scenario.models.items()]
     refs += [(f"infer {t.label}", StoreRef(t.key)) for t in trains]
-    return [InferJob(population=inputs.population, tokenizer=inputs.tokenizer, model=ref, selection=sel, label=label, queries=extras.queries,
-                     grad_norm=extras.grad_norm) for label, ref in refs]
+    return [
+        InferJob(
+            population=inputs.population,
+            tokenizer=inputs.tokenizer,
+            model=ref,
+            selection=sel,
+            label=label,
+            queries=extras.queries,
+            grad_norm=extras.grad_norm,
+        )
+        for label, ref in refs
+    ]
 
 
 def model_ref(entry: ModelEntry) -> PathRef:
@@ -353,8 +466,14 @@ class ShadowJobs:
     infers: tuple[InferJob, ...]
 
 
-def shadow_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *, only: Sequence[ModelId] | None = None,
-              extras: Extras = Extras()) -> ShadowJobs:
+def shadow_jobs(
+    scenario: Scenario,
+    plan: PlanSpec,
+    recipe: Recipe,
+    *,
+    only: Sequence[ModelId] | None = None,
+    extras: Extras = Extras(),
+) -> ShadowJobs:
     """ChallengeJobs's shadows (over all of ``scenario``) trained with ``recipe``; inference of the models ``only`` (default:
     every model) and of the shadows, computing ``extras`` too (e.g. ``AttackConfig.extras()``: what the attack
     needs). Builds job specs only: nothing runs, no input is read."""
@@ -364,8 +483,13 @@ def shadow_jobs(scenario: Scenario, plan: PlanSpec, recipe: Recipe, *, only: Seq
     return ShadowJobs(part, tuple(shadows), tuple(trains), tuple(infer_jobs(part, trains, extras)))
 
 
-def collect_many(planned: Sequence[ShadowJobs], executor: JobRunner, *, title: str = "jobs",
-                 watch: Stopwatch | None = None) -> list[Collected]:
+def collect_many(
+    planned: Sequence[ShadowJobs],
+    executor: JobRunner,
+    *,
+    title: str = "jobs",
+    watch: Stopwatch | None = None,
+) -> list[Collected]:
     """Run the jobs of every plan in ONE executor call (one queue: a GPU never waits for another scenario's
     stage to end), then read each part's signals from the store. Jobs already in the store are not run again.
     ``watch`` gets the queue's wall time split into ``training`` and ``inference`` by their shares of the
@@ -378,28 +502,57 @@ def collect_many(planned: Sequence[ShadowJobs], executor: JobRunner, *, title: s
     report = executor.run([*trains, *infers], title=title)
     wall = time.perf_counter() - start
     ran = report.results
-    spent = {kind: sum(float(ran[j.key].get("seconds", 0.0)) for j in jobs if ran.get(j.key, {}).get("ran"))
-             for kind, jobs in (("training", trains), ("inference", infers))}
+    spent = {
+        kind: sum(
+            float(ran[j.key].get("seconds", 0.0)) for j in jobs if ran.get(j.key, {}).get("ran")
+        )
+        for kind, jobs in (("training", trains), ("inference", infers))
+    }
     checks = report.check_seconds
     watch.add("scheduling", checks)
     for kind, seconds in spent.items():
         watch.add_jobs(kind, seconds)
-        watch.add(kind, (wall - checks) * seconds / max(sum(spent.values()), 1e-9) if any(spent.values())
-                  else 0.0)
+        watch.add(
+            kind,
+            (wall - checks) * seconds / max(sum(spent.values()), 1e-9)
+            if any(spent.values())
+            else 0.0,
+        )
     out = []
     with watch.stage("reading"):
         for p in planned:
-            arrays = [executor.store.get_arrays(job.key) for job in p.infers]  # each file checked as it is read
-            extra = {name: np.stack([a[name] for a in arrays]) for name in ("query_logits", "grad_norm")
-                     if arrays and name in arrays[0]}
-            scenario = p.part.with_signals(np.stack([a["logits"] for a in arrays]), list(p.shadows), **extra)
-            out.append(Collected(scenario, len(p.trains), job_seconds(executor.store, [*p.trains, *p.infers]),
-                                 tuple(t.key for t in p.trains)))
+            arrays = [
+                executor.store.get_arrays(job.key) for job in p.infers
+            ]  # each file checked as it is read
+            extra = {
+                name: np.stack([a[name] for a in arrays])
+                for name in ("query_logits", "grad_norm")
+                if arrays and name in arrays[0]
+            }
+            scenario = p.part.with_signals(
+                np.stack([a["logits"] for a in arrays]), list(p.shadows), **extra
+            )
+            out.append(
+                Collected(
+                    scenario,
+                    len(p.trains),
+                    job_seconds(executor.store, [*p.trains, *p.infers]),
+                    tuple(t.key for t in p.trains),
+                )
+            )
     return out
 
 
-def collect_signals(scenario: Scenario, plan: PlanSpec, recipe: Recipe, executor: JobRunner, *,
-                    only: Sequence[ModelId] | None = None, title: str = "", extras: Extras = Extras()) -> Collected:
+def collect_signals(
+    scenario: Scenario,
+    plan: PlanSpec,
+    recipe: Recipe,
+    executor: JobRunner,
+    *,
+    only: Sequence[ModelId] | None = None,
+    title: str = "",
+    extras: Extras = Extras(),
+) -> Collected:
     """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``, with the
     optional fields ``extras`` asks for filled."""
     planned = shadow_jobs(scenario, plan, recipe, only=only, extras=extras)

@@ -24,11 +24,15 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise SpecError(f"expected a mapping of {cls.__name__} settings, got {shown(data)}", key=where)
+        raise SpecError(
+            f"expected a mapping of {cls.__name__} settings, got {shown(data)}", key=where
+        )
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for name in data:
         if name not in fields:
-            raise SpecError(f"unknown key (expected one of {', '.join(fields)})", key=_join(where, str(name)))
+            raise SpecError(
+                f"unknown key (expected one of {', '.join(fields)})", key=_join(where, str(name))
+            )
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required and name not in data:
@@ -60,7 +64,11 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
         if value is None:
             raise SpecError(f"expected {_name(tp)}, got null", key=key)
         return from_dict(tp, value, key)  # type: ignore[arg-type]
-    if origin in (list, tuple, Sequence):  # Sequence[float] (an attack's grid): a YAML list, never a string
+    if origin in (
+        list,
+        tuple,
+        Sequence,
+    ):  # Sequence[float] (an attack's grid): a YAML list, never a string
         if not isinstance(value, list | tuple):
             raise SpecError(f"expected {_name(tp)}, got {shown(value)}", key=key)
         items = [coerce(args[0] if args else Any, v, f"{key}[{i}]") for i, v in enumerate(value)]
@@ -108,7 +116,13 @@ def _is_mapping_type(tp: Any) -> bool:
     return dataclasses.is_dataclass(tp) or typing.get_origin(tp) in (dict, Mapping)
 
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+}
 
 
 def _name(tp: Any) -> str:

@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("roberta-base", "tiny")
-MODES = ("train_fp32", "train_bf16", "train_tf32", "train_dp", "infer_fp32", "infer_bf16", "infer_tf32")
+MODES = (
+    "train_fp32",
+    "train_bf16",
+    "train_tf32",
+    "train_dp",
+    "infer_fp32",
+    "infer_bf16",
+    "infer_tf32",
+)
 ESTIMATE = "estimate (H100 SXM, from FLOPs; see farm.spec.costs)"
 TABLE_VERSION = 1
 
@@ -59,7 +67,9 @@ class Shape:
     def params(self) -> int:
         """Parameters of ``RobertaForSequenceClassification`` with these sizes (roberta-base: 124,647,170)."""
         h, i = self.hidden_size, self.intermediate_size
-        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h
+        embeddings = (
+            self.vocab_size + self.max_position_embeddings + self.type_vocab_size
+        ) * h + 2 * h
         layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h
         head = h * h + h + h * self.num_labels + self.num_labels
         return embeddings + self.num_hidden_layers * layer + head
@@ -106,10 +116,24 @@ def _estimates(**rates: float) -> dict[str, Rate]:
 
 
 DEFAULTS: Mapping[str, Mapping[str, Rate]] = {
-    "roberta-base": _estimates(train_fp32=1_330, train_bf16=7_350, train_tf32=3_680, train_dp=665,
-                               infer_fp32=4_970, infer_bf16=36_700, infer_tf32=18_400),
-    "tiny": _estimates(train_fp32=15_000, train_bf16=15_000, train_tf32=15_000, train_dp=5_000,
-                       infer_fp32=100_000, infer_bf16=100_000, infer_tf32=100_000),
+    "roberta-base": _estimates(
+        train_fp32=1_330,
+        train_bf16=7_350,
+        train_tf32=3_680,
+        train_dp=665,
+        infer_fp32=4_970,
+        infer_bf16=36_700,
+        infer_tf32=18_400,
+    ),
+    "tiny": _estimates(
+        train_fp32=15_000,
+        train_bf16=15_000,
+        train_tf32=15_000,
+        train_dp=5_000,
+        infer_fp32=100_000,
+        infer_bf16=100_000,
+        infer_tf32=100_000,
+    ),
 }
 
 
@@ -130,9 +154,14 @@ class Table:
         return sequences / self.rate(kind, mode).seq_per_s
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": TABLE_VERSION, "device": self.device,
-                "rates": {k: {m: {"seq_per_s": r.seq_per_s, "source": r.source} for m, r in modes.items()}
-                          for k, modes in self.rates.items()}}
+        return {
+            "version": TABLE_VERSION,
+            "device": self.device,
+            "rates": {
+                k: {m: {"seq_per_s": r.seq_per_s, "source": r.source} for m, r in modes.items()}
+                for k, modes in self.rates.items()
+            },
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Table:
@@ -147,9 +176,13 @@ class Table:
             for mode, entry in dict(modes).items():
                 value = entry.get("seq_per_s") if isinstance(entry, Mapping) else None
                 if mode not in MODES or not isinstance(value, int | float) or value <= 0:
-                    raise ValueError(f"rates.{kind}.{mode}: expected a mode among {', '.join(MODES)} with "
-                                     f"seq_per_s > 0, got {entry!r}")
-                rates.setdefault(kind, {})[mode] = Rate(float(value), str(entry.get("source", "measured")))
+                    raise ValueError(
+                        f"rates.{kind}.{mode}: expected a mode among {', '.join(MODES)} with "
+                        f"seq_per_s > 0, got {entry!r}"
+                    )
+                rates.setdefault(kind, {})[mode] = Rate(
+                    float(value), str(entry.get("source", "measured"))
+                )
         return cls(str(data.get("device", "unknown")), rates)
 
 

@@ -49,7 +49,9 @@ class Selection:
             raise SpecError(f"selection indices must lie in [0, {n_total})")
         mask = np.zeros(n_total, dtype=bool)
         mask[indices] = True
-        return cls(int(n_total), base64.b64encode(zlib.compress(np.packbits(mask).tobytes(), 9)).decode())
+        return cls(
+            int(n_total), base64.b64encode(zlib.compress(np.packbits(mask).tobytes(), 9)).decode()
+        )
 
     def indices(self) -> np.ndarray:
         """Sorted int64 indices."""
@@ -101,8 +103,10 @@ def _check_refs(job: Any, *names: str) -> None:
     for name in names:
         value = getattr(job, name)
         if value is not None and not isinstance(value, REF_TYPES):
-            raise SpecError(f"{type(job).__name__}.{name} must be a StoreRef, PathRef or HubRef, "
-                            f"got {type(value).__name__} {value!r}")
+            raise SpecError(
+                f"{type(job).__name__}.{name} must be a StoreRef, PathRef or HubRef, "
+                f"got {type(value).__name__} {value!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,20 @@ class TrainJob:
     def __post_init__(self) -> None:
         _check_refs(self, "tokenizer", "base")
         if self.labels is not None and not isinstance(self.labels, StoreRef):
-            raise SpecError(f"TrainJob.labels must be a StoreRef (a vote job's entry), got {self.labels!r}")
+            raise SpecError(
+                f"TrainJob.labels must be a StoreRef (a vote job's entry), got {self.labels!r}"
+            )
 
     @property
     def key(self) -> str:
         pop = population_identity(self.population)
-        payload = {"population": pop, "tokenizer": self.tokenizer.token, "selection": to_dict(self.selection),
-                   "recipe": recipe_identity(self.recipe), "base": self.base.token if self.base else None}
+        payload = {
+            "population": pop,
+            "tokenizer": self.tokenizer.token,
+            "selection": to_dict(self.selection),
+            "recipe": recipe_identity(self.recipe),
+            "base": self.base.token if self.base else None,
+        }
         if self.labels is not None:
             payload["labels"] = self.labels.token
         return canonical_key("train", payload)
@@ -176,18 +187,33 @@ class InferJob:
     def __post_init__(self) -> None:
         _check_refs(self, "tokenizer", "model")
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
-        require(self.queries is None or isinstance(self.queries, QueryFamily), "queries", "a QueryFamily or None",
-                self.queries)
+        require(
+            self.queries is None or isinstance(self.queries, QueryFamily),
+            "queries",
+            "a QueryFamily or None",
+            self.queries,
+        )
 
     @property
     def key(self) -> str:
         pop = population_identity(self.population)
-        extra: dict[str, Any] = {"queries": to_dict(self.queries)} if self.queries is not None else {}
+        extra: dict[str, Any] = (
+            {"queries": to_dict(self.queries)} if self.queries is not None else {}
+        )
         if self.grad_norm:
             extra["grad_norm"] = True
-        return canonical_key("infer", {"population": pop, "tokenizer": self.tokenizer.token,
-                                       "model": self.model.token, "selection": to_dict(self.selection),
-                                       "max_length": self.max_length, "precision": self.precision, **extra})
+        return canonical_key(
+            "infer",
+            {
+                "population": pop,
+                "tokenizer": self.tokenizer.token,
+                "model": self.model.token,
+                "selection": to_dict(self.selection),
+                "max_length": self.max_length,
+                "precision": self.precision,
+                **extra,
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -208,12 +234,16 @@ class VoteJob:
 
     def __post_init__(self) -> None:
         if not self.logits or not all(isinstance(r, StoreRef) for r in self.logits):
-            raise SpecError(f"VoteJob.logits must be a non-empty tuple of StoreRef, got {self.logits!r}")
+            raise SpecError(
+                f"VoteJob.logits must be a non-empty tuple of StoreRef, got {self.logits!r}"
+            )
 
     @property
     def key(self) -> str:
-        return canonical_key("votes", {"logits": [r.token for r in self.logits],
-                                       "aggregation": to_dict(self.aggregation)})
+        return canonical_key(
+            "votes",
+            {"logits": [r.token for r in self.logits], "aggregation": to_dict(self.aggregation)},
+        )
 
 
 Job = TokenizerJob | TrainJob | InferJob | VoteJob

@@ -28,7 +28,16 @@ class QueryFamily:
     ``swaps``: adjacent word pairs swapped by ``swap``; ``special``: tokens kept in place at each end (the
     tokenizer's ``<s>`` and ``</s>``); ``seed``: with the record index and ``q``, seeds each perturbation."""
 
-    kinds: tuple[str, ...] = ("identity", "dropout", "swap", "dropout", "swap", "dropout", "swap", "dropout")
+    kinds: tuple[str, ...] = (
+        "identity",
+        "dropout",
+        "swap",
+        "dropout",
+        "swap",
+        "dropout",
+        "swap",
+        "dropout",
+    )
     drop_rate: float = 0.1
     swaps: int = 1
     special: int = 1
@@ -37,24 +46,37 @@ class QueryFamily:
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
         if not self.kinds or bad:
-            raise ValueError(f"QueryFamily.kinds must be a non-empty tuple of {KINDS}, got {self.kinds!r}")
+            raise ValueError(
+                f"QueryFamily.kinds must be a non-empty tuple of {KINDS}, got {self.kinds!r}"
+            )
         if not 0 <= self.drop_rate < 1 or self.swaps < 1 or self.special < 0 or self.seed < 0:
-            raise ValueError("QueryFamily needs 0 <= drop_rate < 1, swaps >= 1, special >= 0 and seed >= 0")
+            raise ValueError(
+                "QueryFamily needs 0 <= drop_rate < 1, swaps >= 1, special >= 0 and seed >= 0"
+            )
 
     @property
     def n_queries(self) -> int:
         return len(self.kinds)
 
 
-def perturb(ids: Sequence[int] | np.ndarray, family: QueryFamily, *, record: int,
-            word_starts: np.ndarray | None = None) -> list[np.ndarray]:
+def perturb(
+    ids: Sequence[int] | np.ndarray,
+    family: QueryFamily,
+    *,
+    record: int,
+    word_starts: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """The ``family.n_queries`` queries (int32 token-id arrays) of the record ``ids`` at population index
     ``record``; query ``q`` draws from ``numpy.random.default_rng([family.seed, record, q])``, so the result is
     the same in every call and process. ``word_starts`` (bool, like ``ids``) marks tokens that begin a word."""
     ids = np.asarray(ids, dtype=np.int32)
     k = family.special
     head, body, tail = ids[:k], ids[k : max(k, ids.size - k)], ids[max(k, ids.size - k) :]
-    starts = np.ones(body.size, bool) if word_starts is None else np.asarray(word_starts, bool)[k : k + body.size]
+    starts = (
+        np.ones(body.size, bool)
+        if word_starts is None
+        else np.asarray(word_starts, bool)[k : k + body.size]
+    )
     words = np.split(body, np.flatnonzero(starts)[1:]) if body.size else []
     out = []
     for q, kind in enumerate(family.kinds):
@@ -64,12 +86,18 @@ def perturb(ids: Sequence[int] | np.ndarray, family: QueryFamily, *, record: int
     return out
 
 
-def queries_of(ids: Sequence[np.ndarray], records: Sequence[int], family: QueryFamily,
-               word_starts: Sequence[np.ndarray] | None = None) -> list[list[np.ndarray]]:
+def queries_of(
+    ids: Sequence[np.ndarray],
+    records: Sequence[int],
+    family: QueryFamily,
+    word_starts: Sequence[np.ndarray] | None = None,
+) -> list[list[np.ndarray]]:
     """Queries of many records, grouped by query: ``out[q][i]`` is query ``q`` of record ``records[i]`` (whose
     tokens are ``ids[i]``), ready to be batched as one tokenized population per query."""
-    per_record = [perturb(x, family, record=r, word_starts=None if word_starts is None else word_starts[i])
-                  for i, (x, r) in enumerate(zip(ids, records))]
+    per_record = [
+        perturb(x, family, record=r, word_starts=None if word_starts is None else word_starts[i])
+        for i, (x, r) in enumerate(zip(ids, records))
+    ]
     return [[qs[q] for qs in per_record] for q in range(family.n_queries)]
 
 
@@ -81,7 +109,9 @@ def word_starts_from_tokens(tokens: Sequence[str], *, marker: str = "\u0120") ->
     return starts
 
 
-def _edit(words: list[np.ndarray], kind: str, family: QueryFamily, rng: np.random.Generator) -> list[np.ndarray]:
+def _edit(
+    words: list[np.ndarray], kind: str, family: QueryFamily, rng: np.random.Generator
+) -> list[np.ndarray]:
     if kind == "identity" or not words:
         return words
     if kind == "dropout":

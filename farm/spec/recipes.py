@@ -33,8 +33,12 @@ class TinyModel:
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
             require(value > 0, name, "a positive integer", value)
-        require(self.hidden_size % self.num_attention_heads == 0, "hidden_size",
-                f"a multiple of num_attention_heads ({self.num_attention_heads})", self.hidden_size)
+        require(
+            self.hidden_size % self.num_attention_heads == 0,
+            "hidden_size",
+            f"a multiple of num_attention_heads ({self.num_attention_heads})",
+            self.hidden_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,18 @@ class ModelSpec:
     dropout: float | None = None  # None: the model's default (MICO kept roberta-base's 0.1)
 
     def __post_init__(self) -> None:
-        require(bool(self.name), "name", "a model name (roberta-base, tiny, base or a directory)", self.name)
-        require(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", "a fraction in [0, 1)", self.dropout)
+        require(
+            bool(self.name),
+            "name",
+            "a model name (roberta-base, tiny, base or a directory)",
+            self.name,
+        )
+        require(
+            self.dropout is None or 0.0 <= self.dropout < 1.0,
+            "dropout",
+            "a fraction in [0, 1)",
+            self.dropout,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,16 +93,35 @@ class DPConfig:
     accountant: str = "prv"
 
     def __post_init__(self) -> None:
-        require((self.target_epsilon is None) != (self.noise_multiplier is None), "noise_multiplier",
-                "exactly one of target_epsilon and noise_multiplier")
-        require(self.target_epsilon is None or self.target_epsilon > 0, "target_epsilon", "> 0", self.target_epsilon)
-        require(self.noise_multiplier is None or self.noise_multiplier >= 0, "noise_multiplier", ">= 0",
-                self.noise_multiplier)
+        require(
+            (self.target_epsilon is None) != (self.noise_multiplier is None),
+            "noise_multiplier",
+            "exactly one of target_epsilon and noise_multiplier",
+        )
+        require(
+            self.target_epsilon is None or self.target_epsilon > 0,
+            "target_epsilon",
+            "> 0",
+            self.target_epsilon,
+        )
+        require(
+            self.noise_multiplier is None or self.noise_multiplier >= 0,
+            "noise_multiplier",
+            ">= 0",
+            self.noise_multiplier,
+        )
         require(0 < self.delta < 1, "delta", "a probability in (0, 1), such as 1.0e-5", self.delta)
         require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)
         require(self.clip_scale > 0, "clip_scale", "> 0", self.clip_scale)
-        require(self.sampling in ("shuffle", "poisson"), "sampling", "shuffle or poisson", self.sampling)
-        require(self.accountant in ("prv", "rdp", "gdp"), "accountant", "prv, rdp or gdp", self.accountant)
+        require(
+            self.sampling in ("shuffle", "poisson"), "sampling", "shuffle or poisson", self.sampling
+        )
+        require(
+            self.accountant in ("prv", "rdp", "gdp"),
+            "accountant",
+            "prv, rdp or gdp",
+            self.accountant,
+        )
 
     @property
     def clip(self) -> float:
@@ -106,7 +139,12 @@ class LabelNoise:
     mechanism: str = "randomized_response"
 
     def __post_init__(self) -> None:
-        require(self.mechanism in LABEL_MECHANISMS, "mechanism", " or ".join(LABEL_MECHANISMS), self.mechanism)
+        require(
+            self.mechanism in LABEL_MECHANISMS,
+            "mechanism",
+            " or ".join(LABEL_MECHANISMS),
+            self.mechanism,
+        )
         require(self.epsilon > 0, "epsilon", "a number > 0 (label-DP epsilon)", self.epsilon)
 
 
@@ -161,26 +199,46 @@ class Recipe:
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
         require(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         require(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
-        require(self.schedule in ("constant", "linear"), "schedule", "constant or linear", self.schedule)
+        require(
+            self.schedule in ("constant", "linear"), "schedule", "constant or linear", self.schedule
+        )
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.max_length >= 4, "max_length", "an integer >= 4", self.max_length)
         require(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
-        require(self.steps is None or self.steps >= 1, "steps", "an integer >= 1 (or null: epochs decide)",
-                self.steps)
-        require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "a number > 0 (or null: no clip)",
-                self.grad_clip)
-        require(self.grad_clip is None or self.dp is None, "grad_clip",
-                "null with a dp block (DP-SGD clips per example: dp.max_grad_norm)", self.grad_clip)
+        require(
+            self.steps is None or self.steps >= 1,
+            "steps",
+            "an integer >= 1 (or null: epochs decide)",
+            self.steps,
+        )
+        require(
+            self.grad_clip is None or self.grad_clip > 0,
+            "grad_clip",
+            "a number > 0 (or null: no clip)",
+            self.grad_clip,
+        )
+        require(
+            self.grad_clip is None or self.dp is None,
+            "grad_clip",
+            "null with a dp block (DP-SGD clips per example: dp.max_grad_norm)",
+            self.grad_clip,
+        )
         if self.group_by_length is None:
             object.__setattr__(self, "group_by_length", self.dp is None)
-        require(not (self.group_by_length and self.dp is not None), "group_by_length",
-                "false with a dp block: length-grouped batches are data-dependent, and no DP "
-                "accountant covers them", self.group_by_length)
+        require(
+            not (self.group_by_length and self.dp is not None),
+            "group_by_length",
+            "false with a dp block: length-grouped batches are data-dependent, and no DP "
+            "accountant covers them",
+            self.group_by_length,
+        )
 
     def total_steps(self, n: int) -> int:
         """Optimizer steps on ``n`` records: ``steps`` when set, else ``epochs x ceil(n / batch_size)`` (the last
         batch of an epoch partial, as HF's Trainer)."""
-        return self.steps if self.steps is not None else self.epochs * math.ceil(n / self.batch_size)
+        return (
+            self.steps if self.steps is not None else self.epochs * math.ceil(n / self.batch_size)
+        )
 
 
 @dataclass(frozen=True)
@@ -197,8 +255,12 @@ class Perf:
     def __post_init__(self) -> None:
         require(self.micro_batch >= 1, "micro_batch", "an integer >= 1", self.micro_batch)
         require(self.infer_batch >= 1, "infer_batch", "an integer >= 1", self.infer_batch)
-        require(self.grad_sample_mode in ("ghost", "hooks"), "grad_sample_mode", "ghost or hooks",
-                self.grad_sample_mode)
+        require(
+            self.grad_sample_mode in ("ghost", "hooks"),
+            "grad_sample_mode",
+            "ghost or hooks",
+            self.grad_sample_mode,
+        )
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -217,7 +279,7 @@ def recipe_identity(recipe: Recipe) -> dict[str, Any]:
 
 def canonical_key(kind: str, payload: Mapping[str, Any]) -> str:
     """sha256 of canonical JSON of ``payload`` with the kind and spec version (never ``hash()``)."""
-    text = json.dumps({"kind": kind, "v": SPEC_VERSION, **payload}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(
+        {"kind": kind, "v": SPEC_VERSION, **payload}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode()).hexdigest()
-
-

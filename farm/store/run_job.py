@@ -21,7 +21,17 @@ import numpy as np
 
 from farm.errors import SpecError
 from farm.privacy.pate import vote_counts
-from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, StoreRef, TokenizerJob, TrainJob, VoteJob
+from farm.spec.jobs import (
+    HubRef,
+    InferJob,
+    Job,
+    PathRef,
+    Ref,
+    StoreRef,
+    TokenizerJob,
+    TrainJob,
+    VoteJob,
+)
 from farm.spec.recipes import Perf
 from farm.store.store import Store
 from farm.training.data import Population, Tokenized, load_population, tokenize
@@ -36,7 +46,9 @@ class Context:
     _populations: dict[str, Population] = field(default_factory=dict)
     _tokenizers: dict[Ref, Any] = field(default_factory=dict)
     _tokens: dict[tuple[str, Ref, int], Tokenized] = field(default_factory=dict)
-    _weights: dict[str, tuple[threading.Event, dict]] = field(default_factory=dict)  # model dir -> prefetched
+    _weights: dict[str, tuple[threading.Event, dict]] = field(
+        default_factory=dict
+    )  # model dir -> prefetched
 
     def prefetch(self, job: Job, store: Store) -> None:
         """Read the weights an inference job will need (fetching a remote store entry first) into memory, so that
@@ -81,10 +93,14 @@ class Context:
             self._tokenizers[ref] = load_tokenizer(self.resolve(ref, store))
         return self._tokenizers[ref]
 
-    def tokens(self, population: dict, tokenizer_ref: Ref, max_length: int, store: Store) -> Tokenized:
+    def tokens(
+        self, population: dict, tokenizer_ref: Ref, max_length: int, store: Store
+    ) -> Tokenized:
         k = (json.dumps(population, sort_keys=True), tokenizer_ref, max_length)
         if k not in self._tokens:
-            self._tokens[k] = tokenize(self.population(population), self.tokenizer(tokenizer_ref, store), max_length)
+            self._tokens[k] = tokenize(
+                self.population(population), self.tokenizer(tokenizer_ref, store), max_length
+            )
         return self._tokens[k]
 
     @property
@@ -124,7 +140,9 @@ def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="farm-job-") as tmp:
         meta = _RUNNERS[type(job)](job, store, ctx, Path(tmp))
-        meta.update({"label": job.label, "kind": type(job).__name__, "seconds": time.perf_counter() - start})
+        meta.update(
+            {"label": job.label, "kind": type(job).__name__, "seconds": time.perf_counter() - start}
+        )
         if "arrays" in meta:  # inference and votes: arrays, stored as .npy files
             store.put_arrays(key, meta.pop("arrays"), meta)
         else:
@@ -136,7 +154,9 @@ def _run_tokenizer(job: TokenizerJob, store: Store, ctx: Context, tmp: Path) -> 
     # lazy: loads torch
     from farm.training.models import train_tokenizer
 
-    train_tokenizer(list(ctx.population(dict(job.population)).sentences), tmp / "out", vocab_size=job.vocab_size)
+    train_tokenizer(
+        list(ctx.population(dict(job.population)).sentences), tmp / "out", vocab_size=job.vocab_size
+    )
     return {}
 
 
@@ -146,17 +166,28 @@ def _run_train(job: TrainJob, store: Store, ctx: Context, tmp: Path) -> dict:
 
     tokens = ctx.tokens(dict(job.population), job.tokenizer, job.recipe.max_length, store)
     if job.recipe.model.name == "base" and job.base is None:
-        raise SpecError(f"{job.label or job.key}: recipe uses model 'base' but the job names no base model")
+        raise SpecError(
+            f"{job.label or job.key}: recipe uses model 'base' but the job names no base model"
+        )
     base = ctx.resolve(job.base, store) if job.base else None
     indices = job.selection.indices()
     if job.labels is not None:  # PATE's student: the ensemble's answers are its labels
         tokens, indices = given_labels(tokens, indices, store.get_arrays(job.labels.key))
-    out = train(tokens, indices, job.recipe, out_dir=tmp / "out",
-                tokenizer=ctx.tokenizer(job.tokenizer, store), base=base, perf=ctx.perf)
+    out = train(
+        tokens,
+        indices,
+        job.recipe,
+        out_dir=tmp / "out",
+        tokenizer=ctx.tokenizer(job.tokenizer, store),
+        base=base,
+        perf=ctx.perf,
+    )
     return {"train": json.loads((out / "farm.json").read_text())}
 
 
-def given_labels(tokens: Tokenized, indices: np.ndarray, votes: dict[str, np.ndarray]) -> tuple[Tokenized, np.ndarray]:
+def given_labels(
+    tokens: Tokenized, indices: np.ndarray, votes: dict[str, np.ndarray]
+) -> tuple[Tokenized, np.ndarray]:
     """``tokens`` labelled by a vote job's entry (``indices``, ``labels``; ``-1``: unanswered), and the records of
     ``indices`` that were answered. ``SpecError`` when the vote covers none of them."""
     answered = votes["indices"][votes["labels"] >= 0]
@@ -175,15 +206,21 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
     indices = entries[0]["indices"]
     if any(not np.array_equal(e["indices"], indices) for e in entries):
         raise SpecError(f"{job.label or job.key}: the teachers' logits cover different records")
-    counts = vote_counts(np.stack([e["logits"].argmax(axis=1) for e in entries]), entries[0]["logits"].shape[1])
+    counts = vote_counts(
+        np.stack([e["logits"].argmax(axis=1) for e in entries]), entries[0]["logits"].shape[1]
+    )
     labels = job.aggregation.labels(counts)
     answered = int((labels >= 0).sum())
-    return {"arrays": {"indices": indices, "labels": labels, "counts": counts},
-            "queries": int(indices.size), "answered": answered, "delta": job.aggregation.delta,
-            "adjacency": job.aggregation.adjacency,
-            "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered),
-            "epsilon_kind": "data-dependent tally of the answered queries, not a guarantee (which answered "
-                            "depends on the data); the guarantee charges every query: challenge.json"}
+    return {
+        "arrays": {"indices": indices, "labels": labels, "counts": counts},
+        "queries": int(indices.size),
+        "answered": answered,
+        "delta": job.aggregation.delta,
+        "adjacency": job.aggregation.adjacency,
+        "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered),
+        "epsilon_kind": "data-dependent tally of the answered queries, not a guarantee (which answered "
+        "depends on the data); the guarantee charges every query: challenge.json",
+    }
 
 
 def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
@@ -195,14 +232,26 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
     indices = job.selection.indices()
     model_dir = ctx.resolve(job.model, store)
     tokenizer = ctx.tokenizer(job.tokenizer, store) if job.queries is not None else None
-    arrays = infer_arrays(model_dir, tokens, indices, perf=ctx.perf, precision=job.precision,
-                          weights=ctx.take_weights(model_dir), queries=job.queries, tokenizer=tokenizer,
-                          grad_norm=job.grad_norm)
+    arrays = infer_arrays(
+        model_dir,
+        tokens,
+        indices,
+        perf=ctx.perf,
+        precision=job.precision,
+        weights=ctx.take_weights(model_dir),
+        queries=job.queries,
+        tokenizer=tokenizer,
+        grad_norm=job.grad_norm,
+    )
     return {"arrays": {**arrays, "indices": indices}, "n": int(indices.size)}
 
 
-_RUNNERS: dict[type, Any] = {TokenizerJob: _run_tokenizer, TrainJob: _run_train, InferJob: _run_infer,
-                             VoteJob: _run_votes}
+_RUNNERS: dict[type, Any] = {
+    TokenizerJob: _run_tokenizer,
+    TrainJob: _run_train,
+    InferJob: _run_infer,
+    VoteJob: _run_votes,
+}
 
 
 def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarray]:
@@ -214,4 +263,3 @@ def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarr
 def job_seconds(store: Store, jobs: list[Any]) -> float:
     """Seconds the stored results of ``jobs`` took to compute (as recorded in their manifests)."""
     return float(sum(store.manifest(job.key)["meta"].get("seconds", 0.0) for job in jobs))
-

@@ -70,7 +70,9 @@ class Store:
         try:
             return json.loads(self.fs.cat_file(self.path(key, MANIFEST)))
         except (FileNotFoundError, ValueError, OSError) as exc:
-            raise StoreError(f"{self.path(key, MANIFEST)}: missing or unreadable manifest ({exc})") from exc
+            raise StoreError(
+                f"{self.path(key, MANIFEST)}: missing or unreadable manifest ({exc})"
+            ) from exc
 
     def verify(self, key: str) -> list[str]:
         """Problems with entry ``key`` (empty when every file matches its recorded checksum and size)."""
@@ -94,7 +96,7 @@ class Store:
         return self.exists(key) and not self.verify(key)
 
     def complete(self, key: str) -> bool:
-        """"Is it done?" from metadata only: the manifest exists and every file has its recorded size. A file whose
+        """ "Is it done?" from metadata only: the manifest exists and every file has its recorded size. A file whose
         stamp (mtime/ETag) differs from the recorded one sends the entry to the full ``verify``."""
         try:
             files = self.manifest(key)["files"]
@@ -106,7 +108,10 @@ class Store:
             return False
         if any(int(infos[name].get("size", -1)) != want["size"] for name, want in files.items()):
             return False
-        if all(want.get("stamp") is not None and _stamp(infos[name]) == want["stamp"] for name, want in files.items()):
+        if all(
+            want.get("stamp") is not None and _stamp(infos[name]) == want["stamp"]
+            for name, want in files.items()
+        ):
             return True
         return not self.verify(key)
 
@@ -126,7 +131,11 @@ class Store:
     def put_dir(self, key: str, local_dir: str | Path, meta: dict | None = None) -> str:
         """Store every file of ``local_dir`` (recursively) as entry ``key``; the manifest goes last."""
         local_dir = Path(local_dir)
-        files = {p.relative_to(local_dir).as_posix(): p for p in sorted(local_dir.rglob("*")) if p.is_file()}
+        files = {
+            p.relative_to(local_dir).as_posix(): p
+            for p in sorted(local_dir.rglob("*"))
+            if p.is_file()
+        }
         return self._put(key, {name: p.read_bytes for name, p in files.items()}, meta)
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -> str:
@@ -154,7 +163,9 @@ class Store:
             except (FileNotFoundError, OSError) as exc:
                 raise StoreError(f"{self.path(key, name)}: missing ({exc})") from exc
             if hashlib.sha256(data).hexdigest() != files[name]["sha256"]:
-                raise StoreError(f"{self.path(key, name)}: checksum mismatch (corrupt or truncated)")
+                raise StoreError(
+                    f"{self.path(key, name)}: checksum mismatch (corrupt or truncated)"
+                )
             out[name[:-4]] = np.load(io.BytesIO(data), allow_pickle=False)
         return out
 
@@ -177,7 +188,11 @@ class Store:
         return target
 
     def _check(self, key: str, check: bool) -> None:
-        problems = self.verify(key) if check else ([] if self.exists(key) else [f"{self.path(key)}: no entry"])
+        problems = (
+            self.verify(key)
+            if check
+            else ([] if self.exists(key) else [f"{self.path(key)}: no entry"])
+        )
         if problems:
             raise StoreError("; ".join(problems))
 
@@ -187,7 +202,11 @@ class Store:
             data = read()
             self._write(self.path(key, name), data)
             stamp = _stamp(self.fs.info(self.path(key, name)))
-            entry["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "stamp": stamp}
+            entry["files"][name] = {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "stamp": stamp,
+            }
         self._write(self.path(key, MANIFEST), json.dumps(entry, indent=1, sort_keys=True).encode())
         return key
 
@@ -275,7 +294,9 @@ class FileDigests:
             return cached
         self.misses += 1
         digest = file_sha256(path)
-        if time.time_ns() - st.st_mtime_ns > _RACY_NS:  # as git does: a just-written file may change within its stamp
+        if (
+            time.time_ns() - st.st_mtime_ns > _RACY_NS
+        ):  # as git does: a just-written file may change within its stamp
             self._insert(row, digest)
         return digest
 
@@ -285,8 +306,10 @@ class FileDigests:
             try:
                 self.db.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(self.db, timeout=30, check_same_thread=False)
-                con.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime INTEGER, "
-                            "sha256 TEXT, PRIMARY KEY (path, size, mtime))")
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS digests (path TEXT, size INTEGER, mtime INTEGER, "
+                    "sha256 TEXT, PRIMARY KEY (path, size, mtime))"
+                )
                 self._con = con
             except (OSError, sqlite3.Error):
                 self._failed = True
@@ -296,7 +319,9 @@ class FileDigests:
         con = self._connect()
         if con is None:
             return None
-        got = con.execute("SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime=?", row).fetchone()
+        got = con.execute(
+            "SELECT sha256 FROM digests WHERE path=? AND size=? AND mtime=?", row
+        ).fetchone()
         return got[0] if got else None
 
     def _insert(self, row: tuple, digest: str) -> None:

@@ -26,7 +26,16 @@ from farm.spec.recipes import DPConfig, ModelSpec, Perf, Recipe
 from farm.training.data import Tokenized
 
 log = logging.getLogger(__name__)
-SHAPES = {"tiny": Shape(vocab_size=4_096, hidden_size=64, num_hidden_layers=2, intermediate_size=256, max_position_embeddings=70), "roberta-base": Shape()}
+SHAPES = {
+    "tiny": Shape(
+        vocab_size=4_096,
+        hidden_size=64,
+        num_hidden_layers=2,
+        intermediate_size=256,
+        max_position_embeddings=70,
+    ),
+    "roberta-base": Shape(),
+}
 HEADS = {"tiny": 2, "roberta-base": 12}
 INFER_REPEATS = 4
 RUNS = 2
@@ -43,9 +52,18 @@ def bench(kinds: Sequence[str], *, sequences: int = 384, device: str = "auto") -
         for kind in kinds:
             model_dir = _random_model(kind, Path(tmp) / kind)
             tokens = random_tokens(sequences, SHAPES[kind].vocab_size)
-            rates[kind] = {mode: Rate(round(_measure(mode, model_dir, tokens, Path(tmp), device), 1),
-                                      f"measured on {where}") for mode in MODES}
-            log.debug("bench %s: %s", kind, ", ".join(f"{m} {r.seq_per_s:,.0f}/s" for m, r in rates[kind].items()))
+            rates[kind] = {
+                mode: Rate(
+                    round(_measure(mode, model_dir, tokens, Path(tmp), device), 1),
+                    f"measured on {where}",
+                )
+                for mode in MODES
+            }
+            log.debug(
+                "bench %s: %s",
+                kind,
+                ", ".join(f"{m} {r.seq_per_s:,.0f}/s" for m, r in rates[kind].items()),
+            )
     return Table(where, rates)
 
 
@@ -53,7 +71,9 @@ def random_tokens(n: int, vocab: int, seed: int = 0) -> Tokenized:
     """``n`` records of random ids in ``[5, vocab)`` framed by ``<s>``/``</s>`` (0, 2), lengths like SST-2's."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(np.round(rng.lognormal(np.log(22), 0.5, n)), 4, 67).astype(np.int64)
-    ids = tuple(np.concatenate([[0], rng.integers(5, vocab, k - 2), [2]]).astype(np.int32) for k in lengths)
+    ids = tuple(
+        np.concatenate([[0], rng.integers(5, vocab, k - 2), [2]]).astype(np.int32) for k in lengths
+    )
     return Tokenized(ids, lengths, rng.integers(0, 2, n), pad_id=1)
 
 
@@ -72,10 +92,16 @@ def _random_model(kind: str, out: Path) -> Path:
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     s = SHAPES[kind]
-    config = RobertaConfig(vocab_size=s.vocab_size, hidden_size=s.hidden_size, num_hidden_layers=s.num_hidden_layers,
-                           num_attention_heads=HEADS[kind], intermediate_size=s.intermediate_size,
-                           max_position_embeddings=s.max_position_embeddings, type_vocab_size=1,
-                           num_labels=2)  # type: ignore[call-arg]
+    config = RobertaConfig(
+        vocab_size=s.vocab_size,
+        hidden_size=s.hidden_size,
+        num_hidden_layers=s.num_hidden_layers,
+        num_attention_heads=HEADS[kind],
+        intermediate_size=s.intermediate_size,
+        max_position_embeddings=s.max_position_embeddings,
+        type_vocab_size=1,
+        num_labels=2,
+    )  # type: ignore[call-arg]
     RobertaForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
     return out
 
@@ -101,9 +127,21 @@ def _train(variant: str, model_dir: Path, tokens: Tokenized, out: Path, device: 
     from farm.training.train import train
 
     dp = DPConfig(noise_multiplier=1.0, delta=1e-5) if variant == "dp" else None
-    recipe = Recipe(model=ModelSpec(name=str(model_dir)), epochs=1, batch_size=96, dp=dp,
-                    precision="fp32" if variant == "dp" else variant)
-    trained = train(tokens, np.arange(len(tokens)), recipe, out_dir=out, tokenizer=None, perf=Perf(device=device))
+    recipe = Recipe(
+        model=ModelSpec(name=str(model_dir)),
+        epochs=1,
+        batch_size=96,
+        dp=dp,
+        precision="fp32" if variant == "dp" else variant,
+    )
+    trained = train(
+        tokens,
+        np.arange(len(tokens)),
+        recipe,
+        out_dir=out,
+        tokenizer=None,
+        perf=Perf(device=device),
+    )
     return float(json.loads((trained / "farm.json").read_text())["seconds"])
 
 

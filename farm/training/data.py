@@ -47,7 +47,6 @@ def load_population(spec: Mapping[str, Any], *, base_dir: str | Path | None = No
     """Build the population a spec describes; relative file paths resolve against ``base_dir``."""
     source = spec.get("source")
     if source == "synthetic":
-
         sentences, labels = synthetic_corpus(int(spec["n"]), int(spec.get("seed", 0)))
     elif source == "glue-sst2":
         sentences, labels = _load_glue_sst2()
@@ -57,16 +56,22 @@ def load_population(spec: Mapping[str, Any], *, base_dir: str | Path | None = No
         sentences, labels = _load_path(path)
     else:
         raise ConfigError(f"population source must be synthetic, glue-sst2 or file, got {source!r}")
-    sentences, labels = _subset(list(sentences), np.asarray(labels, dtype=np.int64), spec.get("subset"))
+    sentences, labels = _subset(
+        list(sentences), np.asarray(labels, dtype=np.int64), spec.get("subset")
+    )
     return Population(tuple(sentences), labels, dict(spec))
 
 
-def _subset(sentences: list[str], labels: np.ndarray, subset: Mapping | None) -> tuple[list[str], np.ndarray]:
+def _subset(
+    sentences: list[str], labels: np.ndarray, subset: Mapping | None
+) -> tuple[list[str], np.ndarray]:
     if not subset:
         return sentences, labels
     n, offset = int(subset["n"]), int(subset.get("offset", 0))
     if not 0 < n <= len(sentences) - offset or offset < 0:
-        raise ConfigError(f"population subset n={n} offset={offset} must fit in {len(sentences)} records")
+        raise ConfigError(
+            f"population subset n={n} offset={offset} must fit in {len(sentences)} records"
+        )
     perm = np.random.default_rng(int(subset.get("seed", 0))).permutation(len(sentences))
     keep = np.sort(perm[offset : offset + n])
     return [sentences[i] for i in keep], labels[keep]
@@ -103,7 +108,11 @@ def _from_dataset_dict(ds: Any, where: str) -> tuple[list[str], np.ndarray]:
 def _load_path(path: Path) -> tuple[list[str], np.ndarray]:
     if path.is_dir() and (path / "train.tsv").is_file():
         s1, y1 = _load_table(path / "train.tsv")
-        s2, y2 = _load_table(path / "dev.tsv") if (path / "dev.tsv").is_file() else ([], np.zeros(0, np.int64))
+        s2, y2 = (
+            _load_table(path / "dev.tsv")
+            if (path / "dev.tsv").is_file()
+            else ([], np.zeros(0, np.int64))
+        )
         return s1 + s2, np.concatenate([y1, y2])
     if path.is_dir():
         # lazy: datasets loads pyarrow and its hub client only when a dataset is read
@@ -122,15 +131,22 @@ def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
     # lazy: pandas loads only to write or read a table
     import pandas as pd
 
-    readers = {".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3, dtype=str, keep_default_na=False),
-               ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False), ".parquet": pd.read_parquet}
+    readers = {
+        ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3, dtype=str, keep_default_na=False),
+        ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False),
+        ".parquet": pd.read_parquet,
+    }
     if path.suffix not in readers:
-        raise ConfigError(f"{path}: unsupported population file type (expected .tsv, .csv or .parquet)")
+        raise ConfigError(
+            f"{path}: unsupported population file type (expected .tsv, .csv or .parquet)"
+        )
     frame = readers[path.suffix](path)
     text = next((c for c in TEXT_COLUMNS if c in frame.columns), None)
     if text is None or "label" not in frame.columns:
-        raise ConfigError(f"{path}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), "
-                          f"found {list(frame.columns)}")
+        raise ConfigError(
+            f"{path}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), "
+            f"found {list(frame.columns)}"
+        )
     try:
         labels = frame["label"].astype(np.int64).to_numpy()
     except ValueError as exc:
@@ -166,7 +182,12 @@ def length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int) ->
 
 
 def shuffled_bucketed(
-    indices: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator, *, window: int = 50
+    indices: np.ndarray,
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    window: int = 50,
 ) -> Iterator[np.ndarray]:
     """One epoch of random fixed-size batches that are grouped by length.
 

@@ -20,8 +20,9 @@ import numpy as np
 from farm.training.data import length_buckets, pad_batch
 
 
-def per_example_grad_norms(model: Any, input_ids: Any, attention_mask: Any, labels: Any, *,
-                           method: str = "vmap") -> np.ndarray:
+def per_example_grad_norms(
+    model: Any, input_ids: Any, attention_mask: Any, labels: Any, *, method: str = "vmap"
+) -> np.ndarray:
     """``[B]`` L2 norms of the per-example loss gradients of a right-padded batch of ``B`` records.
 
     Records are regrouped by length and run unpadded (so no attention mask is needed: Hugging Face's mask
@@ -38,26 +39,45 @@ def per_example_grad_norms(model: Any, input_ids: Any, attention_mask: Any, labe
         rows = np.flatnonzero(lengths == n)
         ids, y = input_ids[rows, : int(n)], labels[rows]
         if not bool(attention_mask[rows, : int(n)].all()):
-            raise ValueError("per_example_grad_norms needs right-padded batches (mask 1...1 0...0 per row)")
-        out[rows] = _vmap_norms(model, ids, y) if method == "vmap" else [_one_norm(model, ids[i : i + 1],
-                                                                                 y[i : i + 1])
-                                                                       for i in range(rows.size)]
+            raise ValueError(
+                "per_example_grad_norms needs right-padded batches (mask 1...1 0...0 per row)"
+            )
+        out[rows] = (
+            _vmap_norms(model, ids, y)
+            if method == "vmap"
+            else [_one_norm(model, ids[i : i + 1], y[i : i + 1]) for i in range(rows.size)]
+        )
     return out
 
 
-def grad_norms_of(model_dir: str | Path, tokens: Any, indices: np.ndarray, *, device: str = "auto",
-                  batch_size: int = 8, method: str = "vmap") -> np.ndarray:
+def grad_norms_of(
+    model_dir: str | Path,
+    tokens: Any,
+    indices: np.ndarray,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+    method: str = "vmap",
+) -> np.ndarray:
     """float64 ``[len(indices)]`` per-example gradient norms of the saved classifier at ``model_dir`` on
     population ``indices`` (``tokens``: a ``farm.training.data.Tokenized``), length-bucketed like inference."""
     # lazy: loads torch
     from farm.training.models import load_model
 
-    return model_grad_norms(load_model(model_dir), tokens, indices, device=device, batch_size=batch_size,
-                            method=method)
+    return model_grad_norms(
+        load_model(model_dir), tokens, indices, device=device, batch_size=batch_size, method=method
+    )
 
 
-def model_grad_norms(model: Any, tokens: Any, indices: np.ndarray, *, device: str = "auto", batch_size: int = 8,
-                     method: str = "vmap") -> np.ndarray:
+def model_grad_norms(
+    model: Any,
+    tokens: Any,
+    indices: np.ndarray,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+    method: str = "vmap",
+) -> np.ndarray:
     """``grad_norms_of`` for a classifier already loaded (moved to ``device``, put in eval mode)."""
     # lazy: loads torch
     import torch
@@ -87,7 +107,9 @@ def _vmap_norms(model: Any, ids: Any, y: Any) -> np.ndarray:
     buffers = dict(model.named_buffers())
 
     def loss(p: dict, one_ids: Any, one_y: Any) -> Any:
-        logits = functional_call(model, (p, buffers), args=(), kwargs={"input_ids": one_ids[None]}).logits
+        logits = functional_call(
+            model, (p, buffers), args=(), kwargs={"input_ids": one_ids[None]}
+        ).logits
         return torch.nn.functional.cross_entropy(logits.float(), one_y[None])
 
     grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, ids, y)
@@ -102,6 +124,8 @@ def _one_norm(model: Any, ids: Any, y: Any) -> float:
     model.zero_grad(set_to_none=True)
     logits = model(input_ids=ids).logits
     torch.nn.functional.cross_entropy(logits.float(), y).backward()
-    total = sum(float(p.grad.double().pow(2).sum()) for p in model.parameters() if p.grad is not None)
+    total = sum(
+        float(p.grad.double().pow(2).sum()) for p in model.parameters() if p.grad is not None
+    )
     model.zero_grad(set_to_none=True)
     return float(np.sqrt(total))

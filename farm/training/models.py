@@ -37,13 +37,27 @@ def train_tokenizer(sentences: list[str], out_dir: str | Path, *, vocab_size: in
     from transformers import RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(sentences, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
-                            show_progress=False)
-    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")),
-                                                      ("<s>", bpe.token_to_id("<s>")))
-    tok = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                               cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                               model_max_length=512)
+    bpe.train_from_iterator(
+        sentences,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    bpe._tokenizer.post_processor = RobertaProcessing(
+        ("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>"))
+    )
+    tok = RobertaTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
     return _atomic_dir(Path(out_dir), tok.save_pretrained)
 
 
@@ -59,14 +73,24 @@ def is_local(name_or_path: str | Path) -> bool:
     """Whether a model or tokenizer reference names a local directory: it exists, or it is written as a path
     (absolute, ``./``, ``../``, ``~``). Anything else (``roberta-base``, ``org/name``) is a hub name."""
     text = str(name_or_path)
-    return Path(text).expanduser().exists() or text.startswith(("/", "./", "../", "~")) or text in (".", "..")
+    return (
+        Path(text).expanduser().exists()
+        or text.startswith(("/", "./", "../", "~"))
+        or text in (".", "..")
+    )
 
 
 def hub_options(name_or_path: str | Path) -> dict[str, Any]:
     """``from_pretrained`` options: ``local_files_only`` for a local directory, and for a hub name when
     ``HF_HUB_OFFLINE`` is set (then only the local Hugging Face cache is read). Nothing reaches a hub unless the
     reference is a hub name and the hub is allowed."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+        "off",
+    )
     return {"local_files_only": is_local(name_or_path) or offline}
 
 
@@ -83,14 +107,20 @@ def _from_pretrained(load: Any, name_or_path: str | Path, what: str, **kwargs: A
     except (OSError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         if local:
-            raise ConfigError(f"{ref}: cannot load the {what} from this local directory ({reason})") from exc
+            raise ConfigError(
+                f"{ref}: cannot load the {what} from this local directory ({reason})"
+            ) from exc
         if options["local_files_only"]:
-            raise ConfigError(f"{ref}: a hub name, but HF_HUB_OFFLINE is set and the {what} is not in the local "
-                              "Hugging Face cache; name a local directory instead (config: assets)") from exc
+            raise ConfigError(
+                f"{ref}: a hub name, but HF_HUB_OFFLINE is set and the {what} is not in the local "
+                "Hugging Face cache; name a local directory instead (config: assets)"
+            ) from exc
         raise ConfigError(f"{ref}: cannot load the {what} from the hub ({reason})") from exc
 
 
-def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | Path | None = None) -> torch.nn.Module:
+def init_model(
+    spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | Path | None = None
+) -> torch.nn.Module:
     """A 2-label classifier to start training from, with SDPA attention:
 
     ``tiny``: a small RoBERTa from config (random init, seeded by the caller); ``base``: the challenge's own
@@ -99,16 +129,29 @@ def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | 
     when it has none).
     """
     # lazy: loads torch
-    from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+    from transformers import (
+        AutoModelForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
 
-    overrides: dict[str, Any] = {} if spec.dropout is None else {"hidden_dropout_prob": spec.dropout,
-                                                 "attention_probs_dropout_prob": spec.dropout}
+    overrides: dict[str, Any] = (
+        {}
+        if spec.dropout is None
+        else {"hidden_dropout_prob": spec.dropout, "attention_probs_dropout_prob": spec.dropout}
+    )
     if spec.name != "tiny":
         if spec.name == "base" and base is None:
             raise ValueError("model name 'base' needs the challenge's base model directory")
         source = str(base) if spec.name == "base" else spec.name
-        return _from_pretrained(AutoModelForSequenceClassification.from_pretrained, source, "model", num_labels=2,
-                                attn_implementation="sdpa", **overrides)
+        return _from_pretrained(
+            AutoModelForSequenceClassification.from_pretrained,
+            source,
+            "model",
+            num_labels=2,
+            attn_implementation="sdpa",
+            **overrides,
+        )
     config = RobertaConfig(  # type: ignore[call-arg]
         vocab_size=len(tokenizer),
         hidden_size=spec.tiny.hidden_size,
@@ -127,7 +170,9 @@ def init_model(spec: ModelSpec, tokenizer: Any, *, max_length: int, base: str | 
     return RobertaForSequenceClassification(config)
 
 
-def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+def load_model(
+    model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None = None
+) -> torch.nn.Module:
     """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``, or
     an ensemble folder (``ensemble.json``, ``farm.challenge.tree.read_ensemble``) as one ``Ensemble`` (``weights``
     unused then).
@@ -147,10 +192,14 @@ def load_model(model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None
         raise ChallengeFormatError(f"{model_dir / 'config.json'}: missing model config")
     config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
-    missing, _ = model.load_state_dict(read_weights(model_dir) if weights is None else weights, strict=False)
+    missing, _ = model.load_state_dict(
+        read_weights(model_dir) if weights is None else weights, strict=False
+    )
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing:
-        raise ChallengeFormatError(f"{model_dir}: weights lack {len(missing)} parameter(s), e.g. {missing[0]}")
+        raise ChallengeFormatError(
+            f"{model_dir}: weights lack {len(missing)} parameter(s), e.g. {missing[0]}"
+        )
     return model.eval()
 
 
@@ -174,10 +223,16 @@ class Ensemble(torch.nn.Module):
         # lazy: loads torch
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        logits = torch.stack([m(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-                              for m in self.members])  # [members, batch, labels]
+        logits = torch.stack(
+            [
+                m(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+                for m in self.members
+            ]
+        )  # [members, batch, labels]
         if self.aggregate == "mean":
-            out = torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(len(self.members))
+            out = torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(
+                len(self.members)
+            )
         else:
             votes = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float().mean(0)
             out = torch.log(votes.clamp_min(VOTE_FLOOR))
@@ -196,12 +251,21 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         if pickled.is_file():
             return torch.load(pickled, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt files raise many types; report the file
-        raise ChallengeFormatError(f"{safe if safe.is_file() else pickled}: unreadable weights ({exc})") from exc
-    raise ChallengeFormatError(f"{model_dir}: no weights file (expected model.safetensors or pytorch_model.bin)")
+        raise ChallengeFormatError(
+            f"{safe if safe.is_file() else pickled}: unreadable weights ({exc})"
+        ) from exc
+    raise ChallengeFormatError(
+        f"{model_dir}: no weights file (expected model.safetensors or pytorch_model.bin)"
+    )
 
 
-def save_model(model: torch.nn.Module, out_dir: str | Path, *, tokenizer: Any = None,
-               metadata: dict | None = None) -> Path:
+def save_model(
+    model: torch.nn.Module,
+    out_dir: str | Path,
+    *,
+    tokenizer: Any = None,
+    metadata: dict | None = None,
+) -> Path:
     """Save an HF directory atomically (temporary sibling, then rename); ``metadata`` goes to ``farm.json``."""
 
     def write(tmp: str) -> None:

@@ -22,7 +22,9 @@ NEGATIVE = (
     "messy weak lifeless forced hollow annoying dreary sloppy painful ugly cheap empty incoherent stale "
     "pretentious plodding listless inept murky trite grating overlong mediocre dismal soggy"
 ).split()
-POS_VERBS = "works succeeds delights shines soars charms sparkles resonates satisfies entertains".split()
+POS_VERBS = (
+    "works succeeds delights shines soars charms sparkles resonates satisfies entertains".split()
+)
 NEG_VERBS = "fails drags stumbles sinks bores disappoints falters collapses grates annoys".split()
 NOUNS = (
     "film movie story plot script cast performance direction dialogue ending soundtrack comedy drama thriller "
@@ -39,7 +41,9 @@ NEGATIONS = ("not", "never", "hardly", "far from")
 SYLLABLES = "ka ro mi ta ne lu sa vo ri pe zu da fi mo ke la no be ti gu".split()
 
 
-def synthetic_corpus(n: int, seed: int, *, label_noise: float = 0.08) -> tuple[list[str], np.ndarray]:
+def synthetic_corpus(
+    n: int, seed: int, *, label_noise: float = 0.08
+) -> tuple[list[str], np.ndarray]:
     """``n`` (sentence, label) records from ``seed``; identical for identical arguments on every platform.
 
     Labels: 1 = positive. ``label_noise`` is the fraction of labels flipped after generation.
@@ -72,7 +76,9 @@ def _record(rng: np.random.Generator, names: list[str]) -> tuple[str, float]:
             words.append("but")
             polarity *= 0.4  # what follows "but" weighs more
         else:
-            words += [FILLER[int(rng.integers(len(FILLER)))] for _ in range(int(rng.integers(1, 4)))]
+            words += [
+                FILLER[int(rng.integers(len(FILLER)))] for _ in range(int(rng.integers(1, 4)))
+            ]
     if polarity == 0.0:
         phrase, polarity = _sentiment_phrase(rng)
         words = phrase + words

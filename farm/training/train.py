@@ -64,7 +64,9 @@ def dp_schedule(n: int, recipe: Recipe) -> DPSchedule:
     sigma = recipe.dp.noise_multiplier
     if sigma is None:
         assert recipe.dp.target_epsilon is not None
-        sigma = _noise_for(recipe.dp.target_epsilon, recipe.dp.delta, q, steps, recipe.dp.accountant)
+        sigma = _noise_for(
+            recipe.dp.target_epsilon, recipe.dp.delta, q, steps, recipe.dp.accountant
+        )
     return DPSchedule(float(sigma), q, steps)
 
 
@@ -94,8 +96,15 @@ def _noise_for(epsilon: float, delta: float, q: float, steps: int, accountant: s
     # lazy: loads torch
     from opacus.accountants.utils import get_noise_multiplier
 
-    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=q, steps=steps,
-                                      accountant=accountant))
+    return float(
+        get_noise_multiplier(
+            target_epsilon=epsilon,
+            target_delta=delta,
+            sample_rate=q,
+            steps=steps,
+            accountant=accountant,
+        )
+    )
 
 
 def train(
@@ -120,27 +129,51 @@ def train(
     device = resolve_device(perf.device)
     indices = np.asarray(indices, dtype=np.int64)
     if recipe.label_noise is not None:  # label DP: the loop sees only the noisy labels
-        tokens = dataclasses.replace(tokens, labels=noisy_labels(tokens.labels, recipe.label_noise, recipe.seed))
-    model = init_model(recipe.model, tokenizer, max_length=recipe.max_length, base=base).to(device).train()
-    optimizer: Any = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        tokens = dataclasses.replace(
+            tokens, labels=noisy_labels(tokens.labels, recipe.label_noise, recipe.seed)
+        )
+    model = (
+        init_model(recipe.model, tokenizer, max_length=recipe.max_length, base=base)
+        .to(device)
+        .train()
+    )
+    optimizer: Any = torch.optim.AdamW(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
     criterion: Any = torch.nn.CrossEntropyLoss()
     dp_plan = dp_schedule(indices.size, recipe) if recipe.dp else None
     if recipe.dp and dp_plan:
-        model, optimizer, criterion = _make_private(model, optimizer, indices.size, recipe, dp_plan, perf)
+        model, optimizer, criterion = _make_private(
+            model, optimizer, indices.size, recipe, dp_plan, perf
+        )
     schedule = _schedule(optimizer, recipe, recipe.total_steps(indices.size))
     seen = steps = 0
     with matmul_precision(recipe.precision):
         for batch in _batches(tokens, indices, recipe, rng):
-            _step(model, optimizer, criterion, tokens, batch, perf, device, private=dp_plan is not None,
-                  precision=recipe.precision, grad_clip=recipe.grad_clip)
+            _step(
+                model,
+                optimizer,
+                criterion,
+                tokens,
+                batch,
+                perf,
+                device,
+                private=dp_plan is not None,
+                precision=recipe.precision,
+                grad_clip=recipe.grad_clip,
+            )
             schedule.step()
             seen, steps = seen + batch.size, steps + 1
     module = getattr(model, "_module", model).eval()
-    meta = _metadata(recipe, indices.size, steps, seen, time.perf_counter() - start, device, dp_plan)
+    meta = _metadata(
+        recipe, indices.size, steps, seen, time.perf_counter() - start, device, dp_plan
+    )
     return save_model(module, out_dir, tokenizer=tokenizer, metadata=meta)
 
 
-def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _batches(
+    tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """``recipe.total_steps(n)`` logical batches: Poisson (DP, ``q = batch / n``) or epochs of shuffled fixed-size
     batches (optionally length-grouped), each epoch ending with its partial batch; with ``recipe.steps`` set, the
     epochs continue until that many batches have been drawn (the last epoch cut short)."""
@@ -151,8 +184,9 @@ def _batches(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.ran
     yield from itertools.islice(_epochs(tokens, indices, recipe, rng), total)
 
 
-def poisson_batches(indices: np.ndarray, q: float, steps: int,
-                    rng: np.random.Generator) -> Iterator[np.ndarray]:
+def poisson_batches(
+    indices: np.ndarray, q: float, steps: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """``steps`` Poisson-sampled batches of ``indices``: each batch holds each index independently
     with probability ``q`` (so batch sizes vary, and a batch may be empty), as the DP accountant
     assumes."""
@@ -160,18 +194,33 @@ def poisson_batches(indices: np.ndarray, q: float, steps: int,
         yield indices[rng.random(indices.size) < q]
 
 
-def _epochs(tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _epochs(
+    tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """Shuffled fixed-size batches, one epoch after another, without end."""
     while True:
         if recipe.group_by_length:
             yield from shuffled_bucketed(indices, tokens.lengths, recipe.batch_size, rng)
         else:
             perm = rng.permutation(indices)
-            yield from (perm[i : i + recipe.batch_size] for i in range(0, perm.size, recipe.batch_size))
+            yield from (
+                perm[i : i + recipe.batch_size] for i in range(0, perm.size, recipe.batch_size)
+            )
 
 
-def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: np.ndarray, perf: Perf,
-          device: torch.device, *, private: bool, precision: str = "fp32", grad_clip: float | None = None) -> None:
+def _step(
+    model: Any,
+    optimizer: Any,
+    criterion: Any,
+    tokens: Tokenized,
+    batch: np.ndarray,
+    perf: Perf,
+    device: torch.device,
+    *,
+    private: bool,
+    precision: str = "fp32",
+    grad_clip: float | None = None,
+) -> None:
     """One optimizer step on a logical batch, accumulated over micro-batches of at most ``perf.micro_batch``.
 
     Plain: each micro-batch loss is weighted by its share so the update is the batch mean; ``grad_clip`` clips the
@@ -203,7 +252,9 @@ def _step(model: Any, optimizer: Any, criterion: Any, tokens: Tokenized, batch: 
         optimizer.zero_grad(set_to_none=True)
 
 
-def _make_private(model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPSchedule, perf: Perf) -> tuple:
+def _make_private(
+    model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPSchedule, perf: Perf
+) -> tuple:
     """Wrap model, optimizer and criterion with Opacus; batches are drawn by ``_batches``, not Opacus."""
     # lazy: loads torch
     from opacus import PrivacyEngine
@@ -212,16 +263,25 @@ def _make_private(model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPSc
     from torch.utils.data import DataLoader, TensorDataset
 
     assert recipe.dp is not None
-    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=recipe.batch_size)  # sets expected batch
+    loader = DataLoader(
+        TensorDataset(torch.arange(n)), batch_size=recipe.batch_size
+    )  # sets expected batch
     engine = PrivacyEngine(accountant=recipe.dp.accountant)
     wrapped = engine.make_private(
-        module=model, optimizer=optimizer, criterion=torch.nn.CrossEntropyLoss(), data_loader=loader,
-        noise_multiplier=plan.noise_multiplier, max_grad_norm=recipe.dp.clip, poisson_sampling=False,
+        module=model,
+        optimizer=optimizer,
+        criterion=torch.nn.CrossEntropyLoss(),
+        data_loader=loader,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=recipe.dp.clip,
+        poisson_sampling=False,
         grad_sample_mode=perf.grad_sample_mode,
     )
     model, optimizer = wrapped[0], wrapped[1]
     criterion = wrapped[2] if perf.grad_sample_mode == "ghost" else torch.nn.CrossEntropyLoss()
-    optimizer.expected_batch_size = recipe.batch_size  # Opacus derives int(n / len(loader)); use the true B
+    optimizer.expected_batch_size = (
+        recipe.batch_size
+    )  # Opacus derives int(n / len(loader)); use the true B
     return model, optimizer, criterion
 
 
@@ -268,20 +328,41 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _metadata(recipe: Recipe, n: int, steps: int, seen: int, seconds: float, device: torch.device,
-              plan: DPSchedule | None) -> dict:
+def _metadata(
+    recipe: Recipe,
+    n: int,
+    steps: int,
+    seen: int,
+    seconds: float,
+    device: torch.device,
+    plan: DPSchedule | None,
+) -> dict:
     """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier, clip, logical batch,
     sampling, steps) with the epsilon it spends on its own ``n`` records (``q = batch / n``, the
     steps taken) and what that epsilon rests on (``farm.defences.seam.dp_assumptions``: accountant,
     sampling, add/remove adjacency)."""
-    meta = {"recipe": to_dict(recipe), "n_train": n, "steps": steps, "examples_seen": seen,
-            "seconds": round(seconds, 3), "sequences_per_second": round(seen / max(seconds, 1e-9), 2),
-            "device": device.type}
+    meta = {
+        "recipe": to_dict(recipe),
+        "n_train": n,
+        "steps": steps,
+        "examples_seen": seen,
+        "seconds": round(seconds, 3),
+        "sequences_per_second": round(seen / max(seconds, 1e-9), 2),
+        "device": device.type,
+    }
     if plan is not None and recipe.dp is not None:
-        meta["dp"] = {"noise_multiplier": plan.noise_multiplier, "sample_rate": plan.sample_rate,
-                      "accounted_steps": plan.steps, "clip": recipe.dp.clip, "batch_size": recipe.batch_size,
-                      "sampling": recipe.dp.sampling, "accountant": recipe.dp.accountant,
-                      "epsilon": DPSchedule(plan.noise_multiplier, plan.sample_rate, steps).epsilon(recipe.dp),
-                      "delta": recipe.dp.delta,
-                      **dp_assumptions(recipe)}
+        meta["dp"] = {
+            "noise_multiplier": plan.noise_multiplier,
+            "sample_rate": plan.sample_rate,
+            "accounted_steps": plan.steps,
+            "clip": recipe.dp.clip,
+            "batch_size": recipe.batch_size,
+            "sampling": recipe.dp.sampling,
+            "accountant": recipe.dp.accountant,
+            "epsilon": DPSchedule(plan.noise_multiplier, plan.sample_rate, steps).epsilon(
+                recipe.dp
+            ),
+            "delta": recipe.dp.delta,
+            **dp_assumptions(recipe),
+        }
     return meta

@@ -17,13 +17,19 @@ def check_pickled(path: str) -> None:
     tensors is refused before it runs, and no tensor data is read."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the refusal below says it all
+            warnings.simplefilter(
+                "ignore"
+            )  # torch warns about pickle protocols; the refusal below says it all
             state = torch.load(path, map_location="meta", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ChallengeFormatError(f"{path}: refused: not loadable with torch.load(weights_only=True), so it may "
-                                   f"run code when unpickled ({_reason(exc)})") from exc
+        raise ChallengeFormatError(
+            f"{path}: refused: not loadable with torch.load(weights_only=True), so it may "
+            f"run code when unpickled ({_reason(exc)})"
+        ) from exc
     if not isinstance(state, dict):
-        raise ChallengeFormatError(f"{path}: expected a state dict of tensors, found {type(state).__name__}")
+        raise ChallengeFormatError(
+            f"{path}: expected a state dict of tensors, found {type(state).__name__}"
+        )
 
 
 def _reason(exc: Exception) -> str:

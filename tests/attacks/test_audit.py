@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from farm.attacks.audit import audit_epsilon, choose_threshold, clopper_pearson_upper, epsilon_lower_bound
+from farm.attacks.audit import (
+    audit_epsilon,
+    choose_threshold,
+    clopper_pearson_upper,
+    epsilon_lower_bound,
+)
 
 
 def test_perfect_test_on_100_and_100_points_by_hand():
@@ -27,7 +32,9 @@ def test_half_tpr_at_zero_fpr_by_hand():
     """
     assert float(clopper_pearson_upper(500, 1000, 0.025)) == pytest.approx(0.531451, abs=1e-6)
     assert float(clopper_pearson_upper(0, 1000, 0.025)) == pytest.approx(0.0036821, abs=1e-7)
-    assert float(epsilon_lower_bound(0, 1000, 500, 1000, delta=1e-5)) == pytest.approx(4.84614, abs=1e-5)
+    assert float(epsilon_lower_bound(0, 1000, 500, 1000, delta=1e-5)) == pytest.approx(
+        4.84614, abs=1e-5
+    )
 
 
 def test_chance_level_and_hopeless_cases_give_zero():
@@ -56,7 +63,11 @@ def test_threshold_is_chosen_on_train_and_counted_on_test():
     assert (got.threshold, got.fp, got.negatives, got.fn, got.positives) == (1.0, 2, 10, 1, 10)
     assert got.fpr_hi == pytest.approx(stats.beta.ppf(0.975, 3, 8))
     assert got.fnr_hi == pytest.approx(stats.beta.ppf(0.975, 2, 9))
-    expected = max(np.log((1 - 1e-5 - got.fpr_hi) / got.fnr_hi), np.log((1 - 1e-5 - got.fnr_hi) / got.fpr_hi), 0)
+    expected = max(
+        np.log((1 - 1e-5 - got.fpr_hi) / got.fnr_hi),
+        np.log((1 - 1e-5 - got.fnr_hi) / got.fpr_hi),
+        0,
+    )
     assert got.epsilon_lb == pytest.approx(expected)
     assert set(got.to_dict()) >= {"epsilon_lb", "threshold", "delta", "confidence"}
 
@@ -123,7 +134,9 @@ def test_one_point_per_model_needs_both_labels_among_the_picks():
     from farm.report.results import TargetPrivacy
 
     scenario, raw, fit, held = _one_point_case()
-    got, why = one_point_audit(scenario, raw, fit, held[:10], target=TargetPrivacy(None, 1e-5, "test"))
+    got, why = one_point_audit(
+        scenario, raw, fit, held[:10], target=TargetPrivacy(None, 1e-5, "test")
+    )
     assert got is None and why == "not computed: the 10 picked points hold no non-member"
 
 

@@ -110,13 +110,19 @@ def test_paired_bootstrap_headline_is_the_mean_of_per_phase_figures():
     rng = np.random.default_rng(2)
     phases = {"dev": _paired_phase(rng, 6), "final": _paired_phase(rng, 7)}
     got = paired_bootstrap(phases, n_boot=100)
-    want = {p: tuple(score(np.concatenate(y), np.concatenate(s))["TPR_FPR_1000"] for s in (a, b))
-            for p, (y, a, b) in phases.items()}
+    want = {
+        p: tuple(score(np.concatenate(y), np.concatenate(s))["TPR_FPR_1000"] for s in (a, b))
+        for p, (y, a, b) in phases.items()
+    }
     assert got.per_phase == want and got.models == {"dev": 6, "final": 7}
-    assert got.a == np.mean([v[0] for v in want.values()]) and got.b == np.mean([v[1] for v in want.values()])
+    assert got.a == np.mean([v[0] for v in want.values()]) and got.b == np.mean(
+        [v[1] for v in want.values()]
+    )
     assert got.ratio.value == got.a / got.b and got.diff.value == got.a - got.b
     assert got.ratio.lo <= got.ratio.value <= got.ratio.hi and got.verdict() == "better"
-    few = paired_bootstrap({"dev": _paired_phase(rng, 4), "final": _paired_phase(rng, 9)}, n_boot=50)
+    few = paired_bootstrap(
+        {"dev": _paired_phase(rng, 4), "final": _paired_phase(rng, 9)}, n_boot=50
+    )
     assert not few.ratio.known and not few.diff.known and few.within_noise
 
 
@@ -126,8 +132,10 @@ def test_paired_ratio_interval_covers_the_true_ratio_at_about_95_percent():
     rng = np.random.default_rng(3)
     truth_y, truth_a, truth_b = _paired_phase(rng, 3000)
     y = np.concatenate(truth_y)
-    true_ratio = (score(y, np.concatenate(truth_a))["TPR_FPR_1000"]
-                  / score(y, np.concatenate(truth_b))["TPR_FPR_1000"])
+    true_ratio = (
+        score(y, np.concatenate(truth_a))["TPR_FPR_1000"]
+        / score(y, np.concatenate(truth_b))["TPR_FPR_1000"]
+    )
     covered = 0
     for i in range(80):
         phases = {"dev": _paired_phase(rng, 12), "final": _paired_phase(rng, 12)}

@@ -23,13 +23,22 @@ def test_choose_reads_only_the_labelled_models():
     weak, strong = _candidate("weak", 0.5, seed=1), _candidate("strong", 2.0, seed=2)
     assert choose([weak, strong]).name == "strong"
     # dev/final answers that favour the weak one change nothing: the choice never reads them
-    flipped = dataclasses.replace(weak, scores={**weak.scores, "dev": [10.0 * y for y in weak.labels["dev"]],
-                                                "final": [10.0 * y for y in weak.labels["final"]]})
+    flipped = dataclasses.replace(
+        weak,
+        scores={
+            **weak.scores,
+            "dev": [10.0 * y for y in weak.labels["dev"]],
+            "final": [10.0 * y for y in weak.labels["final"]],
+        },
+    )
     assert flipped.headline() > strong.headline() and choose([flipped, strong]).name == "strong"
 
 
 def test_choose_respects_the_budget_and_breaks_ties_by_cost():
-    cheap, costly = _candidate("cheap", 1.0, seed=3, trainings=4), _candidate("costly", 3.0, seed=4, trainings=40)
+    cheap, costly = (
+        _candidate("cheap", 1.0, seed=3, trainings=4),
+        _candidate("costly", 3.0, seed=4, trainings=40),
+    )
     assert choose([cheap, costly], budget=16).name == "cheap"
     twin = dataclasses.replace(cheap, name="twin", trainings=2)
     assert choose([cheap, twin]).name == "twin"

@@ -26,7 +26,18 @@ def synthetic(seed=0, n_records=400, n_labelled=12, n_shadows=8, n_targets=6, p=
     keep[n_labelled : n_labelled + n_targets] = UNKNOWN
     labelled = np.zeros(m, bool)
     labelled[:n_labelled] = True
-    return Signals(logits=logits, labels=np.zeros(n_records, np.int64), keep=keep, challenge=challenge, labelled=labelled), truth, n_labelled, n_targets
+    return (
+        Signals(
+            logits=logits,
+            labels=np.zeros(n_records, np.int64),
+            keep=keep,
+            challenge=challenge,
+            labelled=labelled,
+        ),
+        truth,
+        n_labelled,
+        n_targets,
+    )
 
 
 def _auc(signals, truth, targets, scores):
@@ -49,7 +60,9 @@ def test_learned_attack_on_unseen_models():
     s, truth, nl, nt = synthetic(seed=1)
     targets = np.arange(nl, nl + nt)
     assert _auc(s, truth, targets, run_attack("learned", s, targets)) > 0.8
-    labelled = np.arange(nl)  # cross-fitted: each labelled target scored by a classifier that never saw it
+    labelled = np.arange(
+        nl
+    )  # cross-fitted: each labelled target scored by a classifier that never saw it
     assert _auc(s, truth, labelled, run_attack("learned", s, labelled)) > 0.75
 
 
@@ -58,33 +71,47 @@ def test_in_calibration_by_hand():
     margins = np.array([[2.0, -1.0], [1.0, 0.0], [3.0, 1.0]])
     logits = np.stack([margins, np.zeros_like(margins)], axis=-1)
     keep = np.array([[UNKNOWN, UNKNOWN], [IN, OUT], [IN, IN]], dtype=np.int8)
-    s = Signals(logits=logits, labels=np.zeros(2, np.int64), keep=keep, challenge=np.array([[0, 1], [-1, -1], [-1, -1]]), labelled=np.array([0, 1, 1], bool))
+    s = Signals(
+        logits=logits,
+        labels=np.zeros(2, np.int64),
+        keep=keep,
+        challenge=np.array([[0, 1], [-1, -1], [-1, -1]]),
+        labelled=np.array([0, 1, 1], bool),
+    )
     lp = -np.log1p(np.exp(-margins))
     expected = [lp[0, 0] - (lp[1, 0] + lp[2, 0]) / 2, lp[0, 1] - lp[2, 1]]
     np.testing.assert_allclose(in_calibration(s, np.array([0]))[0], expected)
     p = np.exp(lp)
-    np.testing.assert_allclose(reference(s, np.array([0]))[0], [p[0, 0] - (p[1, 0] + p[2, 0]) / 2,
-                                                                 p[0, 1] - p[1, 1]])
+    np.testing.assert_allclose(
+        reference(s, np.array([0]))[0], [p[0, 0] - (p[1, 0] + p[2, 0]) / 2, p[0, 1] - p[1, 1]]
+    )
 
 
 def test_a_labelled_target_is_never_its_own_reference():
     s, truth, nl, _ = synthetic(seed=2)
     t = 0
     assert not s.reference_mask(t)[t]
-    before = {name: run_attack(name, s, np.array([t])) for name in ("in_calibration", "lira_online", "rmia")}
+    before = {
+        name: run_attack(name, s, np.array([t]))
+        for name in ("in_calibration", "lira_online", "rmia")
+    }
     # The target's own statistic outside its challenge set (its label's logit raised by 3) enters no
     # reference statistic; RMIA reads it there (its population points z): it moves RMIA only.
     logits = s.logits.copy()
     others = np.setdiff1d(np.arange(logits.shape[1]), s.challenge[t])
     logits[t, others, 0] += 3.0
-    moved = Signals(logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled)
+    moved = Signals(
+        logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled
+    )
     for name in ("in_calibration", "lira_online"):
         np.testing.assert_allclose(run_attack(name, moved, np.array([t])), before[name])
     assert not np.allclose(run_attack("rmia", moved, np.array([t])), before["rmia"])
     # Its own membership (its keep row: answers and the rest) enters nothing.
     keep = s.keep.copy()
     keep[t] = 1 - keep[t]
-    flipped = Signals(logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled)
+    flipped = Signals(
+        logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled
+    )
     for name in before:
         np.testing.assert_array_equal(run_attack(name, flipped, np.array([t])), before[name])
 
@@ -102,7 +129,9 @@ def test_rmia_score_of_a_target_does_not_change_with_its_own_keep_mask(name):
         before = run_attack(name, s, np.array([t]))
         keep = s.keep.copy()
         keep[t] = 1 - keep[t]
-        flipped = Signals(logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled)
+        flipped = Signals(
+            logits=s.logits, labels=s.labels, keep=keep, challenge=s.challenge, labelled=s.labelled
+        )
         after = run_attack(name, flipped, np.array([t]))
         np.testing.assert_array_equal(after, before)
 
@@ -137,7 +166,15 @@ def test_unknown_attack_name():
     s, *_ = synthetic()
     with pytest.raises(KeyError, match="unknown attack"):
         run_attack("nope", s, np.array([0]))
-    assert set(ATTACKS) >= {"loss", "reference", "in_calibration", "lira_online", "lira_offline", "rmia", "learned"}
+    assert set(ATTACKS) >= {
+        "loss",
+        "reference",
+        "in_calibration",
+        "lira_online",
+        "lira_offline",
+        "rmia",
+        "learned",
+    }
 
 
 def test_offline_lira_uses_no_in_references():
@@ -146,14 +183,23 @@ def test_offline_lira_uses_no_in_references():
     a = lira(s, targets, online=False)
     logits = s.logits.copy()
     logits[s.keep == IN] += 5.0  # IN references change; offline scores must not
-    moved = Signals(logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled)
+    moved = Signals(
+        logits=logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled
+    )
     np.testing.assert_allclose(lira(moved, targets, online=False), a)
     assert OUT == 0
 
 
 def _with(s, **fields):
-    base = dict(logits=s.logits, labels=s.labels, keep=s.keep, challenge=s.challenge, labelled=s.labelled,
-                query_logits=s.query_logits, grad_norm=s.grad_norm)
+    base = dict(
+        logits=s.logits,
+        labels=s.labels,
+        keep=s.keep,
+        challenge=s.challenge,
+        labelled=s.labelled,
+        query_logits=s.query_logits,
+        grad_norm=s.grad_norm,
+    )
     return Signals(**(base | fields))
 
 
@@ -168,7 +214,9 @@ def test_lira_takes_in_from_labelled_and_out_from_shadows():
     shadow = np.zeros(s.keep.shape[0], bool)
     shadow[nl + nt :] = True
     logits = s.logits.copy()
-    logits[(s.keep == IN) & shadow[:, None]] += 7.0  # shadows' IN side and labelled models' OUT side are unused
+    logits[(s.keep == IN) & shadow[:, None]] += (
+        7.0  # shadows' IN side and labelled models' OUT side are unused
+    )
     logits[(s.keep == OUT) & s.labelled[:, None]] -= 7.0
     np.testing.assert_allclose(run_attack("lira_farm", _with(s, logits=logits), targets), before)
     assert _auc(s, truth, targets, before) > _auc(s, truth, targets, loss(s, targets)) + 0.1
@@ -196,7 +244,13 @@ def test_per_example_variance_wins_when_noise_differs_per_record():
     keep[nl : 2 * nl] = UNKNOWN
     labelled = np.zeros(m, bool)
     labelled[:nl] = True
-    s = Signals(logits=np.stack([margin, np.zeros_like(margin)], -1), labels=np.zeros(r, np.int64), keep=keep, challenge=challenge, labelled=labelled)
+    s = Signals(
+        logits=np.stack([margin, np.zeros_like(margin)], -1),
+        labels=np.zeros(r, np.int64),
+        keep=keep,
+        challenge=challenge,
+        labelled=labelled,
+    )
     targets = np.arange(nl, 2 * nl)
     per = _auc(s, truth, targets, lira(s, targets, fixed_variance=False, min_count=8))
     fixed = _auc(s, truth, targets, lira(s, targets, fixed_variance=True))
@@ -208,8 +262,13 @@ def _prob_signals(target, refs, keep):
     probs = np.array([target, *refs])
     logits = np.stack([np.log(probs), np.log1p(-probs)], axis=-1)
     challenge = np.array([[0, 1]] + [[-1, -1]] * len(refs))
-    return Signals(logits=logits, labels=np.zeros(probs.shape[1], np.int64), keep=np.array(keep, np.int8), challenge=challenge,
-                   labelled=np.array([False] * probs.shape[0]))
+    return Signals(
+        logits=logits,
+        labels=np.zeros(probs.shape[1], np.int64),
+        keep=np.array(keep, np.int8),
+        challenge=challenge,
+        labelled=np.array([False] * probs.shape[0]),
+    )
 
 
 def test_rmia_by_hand():
@@ -222,8 +281,11 @@ def test_rmia_by_hand():
     Online: p(.) = (p_in + p_out) / 2 -> 0.825, 0.75, 0.85, 0.65; LR -> 1.0909, 0.8, 0.941176, 0.769231;
     gamma 1: x0 -> 1.0; x1: 0.8 / 0.941 < 1, 0.8 / 0.769 = 1.04 > 1 -> 0.5.
     """
-    s = _prob_signals([0.9, 0.6, 0.8, 0.5], [[0.7, 0.6, 0.8, 0.4], [0.95, 0.9, 0.9, 0.9]],
-                      [[UNKNOWN] * 4, [OUT] * 4, [IN] * 4])
+    s = _prob_signals(
+        [0.9, 0.6, 0.8, 0.5],
+        [[0.7, 0.6, 0.8, 0.4], [0.95, 0.9, 0.9, 0.9]],
+        [[UNKNOWN] * 4, [OUT] * 4, [IN] * 4],
+    )
     t = np.array([0])
     np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.0), [[1.0, 0.0]])
     np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.25), [[0.5, 0.0]])
@@ -233,7 +295,10 @@ def test_rmia_by_hand():
 def test_rmia_score_of_a_target_does_not_depend_on_the_other_targets():
     s, truth, nl, nt = synthetic(seed=9)
     targets = np.arange(nl + nt)
-    for params in ({"max_population": 50}, {"max_population": 50, "offline_a": (0.2, 0.8), "gamma": (1.0, 2.0)}):
+    for params in (
+        {"max_population": 50},
+        {"max_population": 50, "offline_a": (0.2, 0.8), "gamma": (1.0, 2.0)},
+    ):
         together = rmia(s, targets, **params)
         for i in (0, nl, nl + nt - 1):
             np.testing.assert_array_equal(rmia(s, targets[i : i + 1], **params)[0], together[i])
@@ -284,10 +349,13 @@ def test_several_queries_combine_like_lira_augmentations():
 def test_white_box_gradient_norm_is_a_statistic():
     s, truth, nl, nt = synthetic(seed=13)
     targets = np.arange(nl, nl + nt)
-    g = _with(s, grad_norm=np.exp(-s.margin))  # -log ||g|| = margin: the white-box attacks mirror the margin ones
+    g = _with(
+        s, grad_norm=np.exp(-s.margin)
+    )  # -log ||g|| = margin: the white-box attacks mirror the margin ones
     np.testing.assert_allclose(run_attack("lira_grad", g, targets), lira(s, targets))
-    np.testing.assert_allclose(run_attack("gradient", g, targets), np.stack([s.margin[t, s.challenge[t]]
-                                                                             for t in targets]))
+    np.testing.assert_allclose(
+        run_attack("gradient", g, targets), np.stack([s.margin[t, s.challenge[t]] for t in targets])
+    )
     with pytest.raises(ValueError, match="grad_norm"):
         run_attack("gradient", s, targets)
     with pytest.raises(ValueError, match="grad_norm"):
@@ -296,7 +364,9 @@ def test_white_box_gradient_norm_is_a_statistic():
 
 def test_stacked_attack_on_unseen_models():
     s, truth, nl, nt = synthetic(seed=14)
-    s = _with(s, grad_norm=np.exp(-s.margin + np.random.default_rng(0).normal(0, 1, s.margin.shape)))
+    s = _with(
+        s, grad_norm=np.exp(-s.margin + np.random.default_rng(0).normal(0, 1, s.margin.shape))
+    )
     targets = np.arange(nl, nl + nt)
     assert _auc(s, truth, targets, run_attack("stacked", s, targets)) > 0.8
     assert _auc(s, truth, np.arange(nl), run_attack("stacked", s, np.arange(nl))) > 0.75
@@ -311,9 +381,22 @@ def test_needs_names_the_optional_signals_an_attack_reads():
     assert needs("lira_grad") == needs("gradient") == {"grad_norm"}
     assert needs("lira", {"statistic": "query_margin"}) == {"query_logits"}
     assert needs("loss", {"statistic": "grad_norm"}) == {"grad_norm"}
-    assert needs("stacked") == needs("learned") == frozenset()  # their features use extras only when present
-    assert needs("stacked", {"stack": ("lira_queries", "lira_grad")}) == {"query_logits", "grad_norm"}
+    assert (
+        needs("stacked") == needs("learned") == frozenset()
+    )  # their features use extras only when present
+    assert needs("stacked", {"stack": ("lira_queries", "lira_grad")}) == {
+        "query_logits",
+        "grad_norm",
+    }
     logits_only = {name for name in ATTACKS if not needs(name)}
-    assert logits_only >= {"loss", "reference", "in_calibration", "lira_online", "lira_farm", "rmia", "rmia_fit"}
+    assert logits_only >= {
+        "loss",
+        "reference",
+        "in_calibration",
+        "lira_online",
+        "lira_farm",
+        "rmia",
+        "rmia_fit",
+    }
     with pytest.raises(KeyError, match="unknown attack"):
         needs("nope")

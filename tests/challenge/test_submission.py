@@ -3,7 +3,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from farm.challenge.submission import Expected, normalize, pack, read_predictions, validate, write_predictions
+from farm.challenge.submission import (
+    Expected,
+    normalize,
+    pack,
+    read_predictions,
+    validate,
+    write_predictions,
+)
 from farm.challenge.tree import read_challenge
 from farm.errors import SubmissionError
 
@@ -11,20 +18,31 @@ from farm.errors import SubmissionError
 def _preds(challenge_root, seed=0):
     ch = read_challenge(challenge_root)
     rng = np.random.default_rng(seed)
-    return {(m.scenario, m.phase, m.model_id): rng.random(10) for m in ch.models if m.phase != "train"}, ch
+    return {
+        (m.scenario, m.phase, m.model_id): rng.random(10) for m in ch.models if m.phase != "train"
+    }, ch
 
 
 def test_normalize_global_minmax_per_phase():
-    raw = {("s", "dev", 0): np.array([1.0, 3.0]), ("s", "dev", 1): np.array([5.0, 2.0]),
-           ("s", "final", 2): np.array([10.0, 20.0])}
+    raw = {
+        ("s", "dev", 0): np.array([1.0, 3.0]),
+        ("s", "dev", 1): np.array([5.0, 2.0]),
+        ("s", "final", 2): np.array([10.0, 20.0]),
+    }
     out = normalize(raw)
-    assert out[("s", "dev", 0)].tolist() == [0.0, 0.5] and out[("s", "dev", 1)].tolist() == [1.0, 0.25]
+    assert out[("s", "dev", 0)].tolist() == [0.0, 0.5] and out[("s", "dev", 1)].tolist() == [
+        1.0,
+        0.25,
+    ]
     assert out[("s", "final", 2)].tolist() == [0.0, 1.0]
 
 
 def test_normalize_edge_cases_never_nan():
-    raw = {("s", "dev", 0): np.array([np.nan, np.inf, -np.inf, 1.0, 3.0]), ("s", "final", 1): np.full(3, 7.0),
-           ("s", "dev", 2): np.array([np.nan, np.nan])}
+    raw = {
+        ("s", "dev", 0): np.array([np.nan, np.inf, -np.inf, 1.0, 3.0]),
+        ("s", "final", 1): np.full(3, 7.0),
+        ("s", "dev", 2): np.array([np.nan, np.nan]),
+    }
     for mode in ("global", "rank"):
         out = normalize(raw, mode=mode)
         for v in out.values():
@@ -76,8 +94,13 @@ def test_validate_reports_every_problem(tmp_path, tiny_challenge):
     problems = validate(root, Expected.from_challenge(ch))
     text = "\n".join(problems)
     assert len(problems) == 5
-    for needle in ("missing sst2_inf/dev/model_3", "expected 10 values, found 2", "outside [0, 1]", "NaN",
-                   "unexpected entry sst2_lo/final/model_99"):
+    for needle in (
+        "missing sst2_inf/dev/model_3",
+        "expected 10 values, found 2",
+        "outside [0, 1]",
+        "NaN",
+        "unexpected entry sst2_lo/final/model_99",
+    ):
         assert needle in text
     with pytest.raises(SubmissionError) as info:
         pack(root, tmp_path / "sub.zip", Expected.from_challenge(ch))

@@ -18,7 +18,9 @@ def test_read_tree_order_and_contents(tiny_challenge):
     assert all(m.solution is not None and m.seed_training is not None for m in train)
     dev = ch.select("sst2_lo", "dev")
     assert all(m.solution is None and m.seed_training is None for m in dev)
-    assert all(m.weights.name == "model.safetensors" and m.config.name == "config.json" for m in ch.models)
+    assert all(
+        m.weights.name == "model.safetensors" and m.config.name == "config.json" for m in ch.models
+    )
     split = train[0].split(ch.constants)
     assert np.array_equal(split.solution, train[0].solution)
 
@@ -34,7 +36,12 @@ def test_mico_constants_without_json(tmp_path):
 
 
 def test_write_read_roundtrip_constants(tmp_path):
-    c = ChallengeConstants(n_total=100, len_training=80, len_challenge=10, population={"source": "synthetic", "seed": 3})
+    c = ChallengeConstants(
+        n_total=100,
+        len_training=80,
+        len_challenge=10,
+        population={"source": "synthetic", "seed": 3},
+    )
     write_constants(tmp_path, c)
     assert read_constants(tmp_path) == c
 
@@ -54,12 +61,24 @@ def _model(root, scenario="sst2_inf", phase="train", i=0):
     "mutate, message",
     [
         (lambda m: (m / "seed_challenge").unlink(), "seed_challenge: missing seed file"),
-        (lambda m: (m / "seed_training").write_text("12.5\n"), "seed_training: seed must be one decimal integer"),
-        (lambda m: (m / "seed_membership").write_text("abc"), "seed_membership: seed must be one decimal integer"),
+        (
+            lambda m: (m / "seed_training").write_text("12.5\n"),
+            "seed_training: seed must be one decimal integer",
+        ),
+        (
+            lambda m: (m / "seed_membership").write_text("abc"),
+            "seed_membership: seed must be one decimal integer",
+        ),
         (lambda m: (m / "seed_challenge").write_text(str(2**64)), "outside the int64 range"),
         (lambda m: (m / "solution.csv").write_text("0,1,0\n"), "solution.csv: expected 10 values"),
-        (lambda m: (m / "solution.csv").write_text("0,1,0,1,0,1,0,1,0,2\n"), "values must be 0 or 1"),
-        (lambda m: (m / "solution.csv").write_text("1,1,1,1,1,0,0,0,0,0\n"), "disagrees with seed_membership"),
+        (
+            lambda m: (m / "solution.csv").write_text("0,1,0,1,0,1,0,1,0,2\n"),
+            "values must be 0 or 1",
+        ),
+        (
+            lambda m: (m / "solution.csv").write_text("1,1,1,1,1,0,0,0,0,0\n"),
+            "disagrees with seed_membership",
+        ),
         (lambda m: (m / "model.safetensors").unlink(), "no weights file"),
         (lambda m: (m / "config.json").unlink(), "config.json: missing model config"),
     ],
@@ -74,7 +93,9 @@ def test_bad_model_folder(tiny_challenge, mutate, message):
 
 def test_unexpected_name_in_scenario(tiny_challenge):
     (tiny_challenge / "sst2_inf" / "test").mkdir()
-    with pytest.raises(ChallengeFormatError, match="sst2_inf/test: unexpected name in scenario folder"):
+    with pytest.raises(
+        ChallengeFormatError, match="sst2_inf/test: unexpected name in scenario folder"
+    ):
         read_challenge(tiny_challenge)
 
 
@@ -85,19 +106,25 @@ def test_unexpected_name_in_phase(tiny_challenge):
 
 
 def test_duplicate_model_id_across_phases(tiny_challenge):
-    shutil.copytree(_model(tiny_challenge, phase="dev", i=3), _model(tiny_challenge, phase="final", i=3))
+    shutil.copytree(
+        _model(tiny_challenge, phase="dev", i=3), _model(tiny_challenge, phase="final", i=3)
+    )
     with pytest.raises(ChallengeFormatError, match="duplicate model id 3"):
         read_challenge(tiny_challenge)
 
 
 def test_duplicate_model_id_padded(tiny_challenge):
-    shutil.copytree(_model(tiny_challenge, phase="dev", i=3), tiny_challenge / "sst2_inf" / "dev" / "model_03")
+    shutil.copytree(
+        _model(tiny_challenge, phase="dev", i=3), tiny_challenge / "sst2_inf" / "dev" / "model_03"
+    )
     with pytest.raises(ChallengeFormatError, match="duplicate model id 3"):
         read_challenge(tiny_challenge)
 
 
 def test_bad_challenge_json(tiny_challenge):
-    (tiny_challenge / "challenge.json").write_text('{"n_total": 10, "len_training": 50, "len_challenge": 5}')
+    (tiny_challenge / "challenge.json").write_text(
+        '{"n_total": 10, "len_training": 50, "len_challenge": 5}'
+    )
     with pytest.raises(ChallengeFormatError, match="challenge.json: invalid"):
         read_challenge(tiny_challenge)
 
@@ -114,7 +141,9 @@ def _swap_weights(mdir, name):
 
 def test_pickle_weights_refused_before_they_run(tiny_challenge, tmp_path):
     marker = tmp_path / "code-ran"
-    bomb = write_pickle_bomb(_swap_weights(_model(tiny_challenge, phase="dev", i=3), "pytorch_model.bin"), marker)
+    bomb = write_pickle_bomb(
+        _swap_weights(_model(tiny_challenge, phase="dev", i=3), "pytorch_model.bin"), marker
+    )
     with pytest.raises(ChallengeFormatError) as info:
         read_challenge(tiny_challenge)
     message = str(info.value)
@@ -157,11 +186,19 @@ def test_answers_tree_skips_weight_checks(tiny_answers):
 
 
 def test_base_model_weights_in_assets_checked(tiny_challenge, tmp_path):
-    c = ChallengeConstants(n_total=TINY.n_total, len_training=TINY.len_training, len_challenge=TINY.len_challenge, population=TINY.population,
-                           tokenizer="roberta-base", base_model="assets/base")
+    c = ChallengeConstants(
+        n_total=TINY.n_total,
+        len_training=TINY.len_training,
+        len_challenge=TINY.len_challenge,
+        population=TINY.population,
+        tokenizer="roberta-base",
+        base_model="assets/base",
+    )
     write_constants(tiny_challenge, c)
     (tiny_challenge / "assets" / "base").mkdir(parents=True)
-    bomb = write_pickle_bomb(tiny_challenge / "assets" / "base" / "pytorch_model.bin", tmp_path / "code-ran")
+    bomb = write_pickle_bomb(
+        tiny_challenge / "assets" / "base" / "pytorch_model.bin", tmp_path / "code-ran"
+    )
     with pytest.raises(ChallengeFormatError, match="refused"):
         read_challenge(tiny_challenge)
     assert not (tmp_path / "code-ran").exists() and bomb.exists()
@@ -171,7 +208,9 @@ def _ensemble(mdir, n=2, aggregate="mean"):
     """Turn model folder ``mdir`` into an ensemble of ``n`` copies of its own weights."""
     from farm.challenge.tree import write_ensemble
 
-    files = {name: mdir.parent / f".{mdir.name}-{name}" for name in ("config.json", "model.safetensors")}
+    files = {
+        name: mdir.parent / f".{mdir.name}-{name}" for name in ("config.json", "model.safetensors")
+    }
     for name, keep in files.items():
         (mdir / name).rename(keep)
     return write_ensemble(mdir, [files] * n, aggregate)
@@ -182,7 +221,9 @@ def test_ensemble_folder_is_a_model(tiny_challenge):
 
     mdir = _ensemble(_model(tiny_challenge, phase="dev", i=3), n=3, aggregate="vote")
     entry = next(m for m in read_challenge(tiny_challenge).models if m.path == mdir)
-    assert entry.weights == mdir and entry.config == mdir / "ensemble.json"  # pinned by the whole folder
+    assert (
+        entry.weights == mdir and entry.config == mdir / "ensemble.json"
+    )  # pinned by the whole folder
     folders, aggregate = read_ensemble(mdir)
     assert [f.name for f in folders] == ["member_0", "member_1", "member_2"] and aggregate == "vote"
 
@@ -196,12 +237,18 @@ def test_ensemble_member_pickle_refused_before_it_runs(tiny_challenge, tmp_path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"members": ["member_0"], "aggregate": "median"}', "expected aggregate: mean or vote"),
-    ('{"members": ["../model_0"], "aggregate": "mean"}', "member_<i> folder names"),
-    ('{"members": ["member_0", "member_7"], "aggregate": "mean"}', "member_7: missing ensemble member folder"),
-    ("[1, 2", "invalid ensemble description"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"members": ["member_0"], "aggregate": "median"}', "expected aggregate: mean or vote"),
+        ('{"members": ["../model_0"], "aggregate": "mean"}', "member_<i> folder names"),
+        (
+            '{"members": ["member_0", "member_7"], "aggregate": "mean"}',
+            "member_7: missing ensemble member folder",
+        ),
+        ("[1, 2", "invalid ensemble description"),
+    ],
+)
 def test_bad_ensemble_description(tiny_challenge, text, message):
     mdir = _ensemble(_model(tiny_challenge, phase="dev", i=3))
     (mdir / "ensemble.json").write_text(text)

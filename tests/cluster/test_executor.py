@@ -115,8 +115,9 @@ def test_worker_killed_mid_job_is_retried_with_same_results(local_ray, tmp_path)
     # had finished before it died stay finished: a worker runs several jobs)
     assert report.lost_workers >= 1 and victim > 0
     for job in jobs:
-        assert killed.fs.cat_file(killed.path(job.key, "model.safetensors")) == \
-            clean.fs.cat_file(clean.path(job.key, "model.safetensors"))
+        assert killed.fs.cat_file(killed.path(job.key, "model.safetensors")) == clean.fs.cat_file(
+            clean.path(job.key, "model.safetensors")
+        )
 
 
 def test_node_removed_mid_run_still_completes(tmp_path):
@@ -124,8 +125,9 @@ def test_node_removed_mid_run_still_completes(tmp_path):
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
     try:
         ray.init(address=cluster.address, log_to_driver=False)
@@ -165,8 +167,9 @@ def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_p
     monkeypatch.setattr(cluster_mod, "_request_gpus", lambda gpus: asked.append(gpus))
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}
+    )
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         store = Store(tmp_path / "store")

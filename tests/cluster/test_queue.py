@@ -26,8 +26,9 @@ def _queue(jobs: dict[str, list[str]]) -> JobQueue[str]:
 def _assert_invariant(queue: JobQueue[str]) -> None:
     """The invariant of the module docstring, tested here on the fields (independently of
     ``JobQueue.check``), then by ``JobQueue.check`` itself."""
-    homes = Counter([*queue.waiting, *queue.ready, *queue.running, *queue.done, *queue.failed,
-                     *queue.blocked])
+    homes = Counter(
+        [*queue.waiting, *queue.ready, *queue.running, *queue.done, *queue.failed, *queue.blocked]
+    )
     assert set(homes) == set(queue.needs), "a key is in no state, or in a state without being added"
     assert all(count == 1 for count in homes.values()), f"keys in two states: {homes}"
     for key, needs in queue.needs.items():
@@ -42,8 +43,9 @@ def _assert_invariant(queue: JobQueue[str]) -> None:
         else:
             assert not not_done, f"{key} left waiting before {not_done} were done"
     pairs = [(need, key) for need, keys in queue.dependents.items() for key in keys]
-    assert sorted(pairs) == sorted((need, key) for key, needs in queue.needs.items()
-                                   for need in needs)
+    assert sorted(pairs) == sorted(
+        (need, key) for key, needs in queue.needs.items() for need in needs
+    )
     assert queue.idle == (not queue.waiting and not queue.ready and not queue.running)
     assert queue.pending() == sorted([*queue.waiting, *queue.ready, *queue.running])
     for worker in set(queue.running.values()):
@@ -130,17 +132,26 @@ def _bad_uses() -> list[tuple[str, Callable[[JobQueue[str]], object], str]]:
     """(name, call on the queue of ``_queue_for_bad_use``, what the message must say)."""
     return [
         ("add twice", lambda q: q.add("ready"), "ready is already in the queue (ready)"),
-        ("needs itself", lambda q: q.add("new", needs=["new"]),
-         "job new needs itself, it could never run: new -> new"),
-        ("start waiting", lambda q: q.start("waiting", worker="w1"),
-         "cannot start job waiting: it is waiting, not ready"),
+        (
+            "needs itself",
+            lambda q: q.add("new", needs=["new"]),
+            "job new needs itself, it could never run: new -> new",
+        ),
+        (
+            "start waiting",
+            lambda q: q.start("waiting", worker="w1"),
+            "cannot start job waiting: it is waiting, not ready",
+        ),
         ("start running", lambda q: q.start("running", worker="w1"), "it is running, not ready"),
         ("start unknown", lambda q: q.start("ghost", worker="w1"), "job ghost is not in the queue"),
         ("finish ready", lambda q: q.finish("ready"), "cannot finish job ready: it is ready"),
         ("finish twice", lambda q: q.finish("done"), "cannot finish job done: it is done"),
         ("fail blocked", lambda q: q.fail("blocked"), "cannot fail job blocked: it is blocked"),
-        ("requeue from another worker", lambda q: q.requeue("w1", first="running"),
-         "job running is not running on worker 'w1' (running)"),
+        (
+            "requeue from another worker",
+            lambda q: q.requeue("w1", first="running"),
+            "job running is not running on worker 'w1' (running)",
+        ),
         ("worker of a done job", lambda q: q.worker("done"), "it is done, not running"),
         ("state of unknown", lambda q: q.state("ghost"), "job ghost is not in the queue"),
     ]
@@ -148,8 +159,16 @@ def _bad_uses() -> list[tuple[str, Callable[[JobQueue[str]], object], str]]:
 
 def _queue_for_bad_use() -> JobQueue[str]:
     """One key in each state (``blocked`` through ``failed``); ``running`` runs on w0."""
-    queue = _queue({"done": [], "failed": [], "running": [], "ready": [], "blocked": ["failed"],
-                    "waiting": ["running"]})
+    queue = _queue(
+        {
+            "done": [],
+            "failed": [],
+            "running": [],
+            "ready": [],
+            "blocked": ["failed"],
+            "waiting": ["running"],
+        }
+    )
     for key in ("done", "failed", "running"):
         queue.start(key, worker="w0")
     queue.finish("done")
@@ -169,17 +188,28 @@ def test_bad_use_raises_a_queue_error_and_changes_nothing(name, call, message):
     assert queue == before
 
 
-@pytest.mark.parametrize("corrupt,message", [
-    (lambda q: q.done.add("ready"), "ready is in 2 states"),
-    (lambda q: q.ready.append("ready"), "ready is in 2 states"),
-    (lambda q: q.running.pop("running"), "running is in 0 states"),
-    (lambda q: q.ready.append("ghost"), "ghost is ready but was never added"),
-    (lambda q: (q.ready.remove("ready"), q.waiting.__setitem__("ready", {"x"})), "waits on ['x']"),
-    (lambda q: (q.waiting.pop("waiting"), q.ready.append("waiting")),
-     "waiting is ready before its needs ['running'] are done"),
-    (lambda q: (q.blocked.pop("blocked"), q.ready.append("blocked")), "though its needs"),
-    (lambda q: q.dependents["running"].append("ready"), "dependents is not the inverse of needs"),
-])
+@pytest.mark.parametrize(
+    "corrupt,message",
+    [
+        (lambda q: q.done.add("ready"), "ready is in 2 states"),
+        (lambda q: q.ready.append("ready"), "ready is in 2 states"),
+        (lambda q: q.running.pop("running"), "running is in 0 states"),
+        (lambda q: q.ready.append("ghost"), "ghost is ready but was never added"),
+        (
+            lambda q: (q.ready.remove("ready"), q.waiting.__setitem__("ready", {"x"})),
+            "waits on ['x']",
+        ),
+        (
+            lambda q: (q.waiting.pop("waiting"), q.ready.append("waiting")),
+            "waiting is ready before its needs ['running'] are done",
+        ),
+        (lambda q: (q.blocked.pop("blocked"), q.ready.append("blocked")), "though its needs"),
+        (
+            lambda q: q.dependents["running"].append("ready"),
+            "dependents is not the inverse of needs",
+        ),
+    ],
+)
 def test_check_finds_a_broken_invariant(corrupt, message):
     queue = _queue_for_bad_use()
     queue.check()
@@ -192,8 +222,11 @@ def test_check_finds_a_broken_invariant(corrupt, message):
 def test_a_cycle_is_refused_when_its_last_job_is_added():
     queue = _queue({"b": ["a"], "c": ["b", "x"], "d": ["c"]})
     before = copy.deepcopy(queue)
-    with pytest.raises(QueueError, match=r"^job a needs itself, it could never run: "
-                                         r"a -> d -> c -> b -> a$"):
+    with pytest.raises(
+        QueueError,
+        match=r"^job a needs itself, it could never run: "
+        r"a -> d -> c -> b -> a$",
+    ):
         queue.add("a", needs=["tok", "d"])
     assert queue == before
     assert queue.add("a", needs=["tok"]) is State.WAITING  # without the cycle it is fine

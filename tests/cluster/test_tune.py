@@ -21,19 +21,43 @@ def test_split_is_disjoint_and_stable(tiny_built):
 
 def test_trial_recipe_variants():
     config = load_tune_config(TUNE)
-    plain = trial_recipe({"learning_rate": 2e-3, "epochs": 2, "dp": "none"}, config, "sst2_inf", 2920)
+    plain = trial_recipe(
+        {"learning_rate": 2e-3, "epochs": 2, "dp": "none"}, config, "sst2_inf", 2920
+    )
     assert plain.learning_rate == 2e-3 and plain.epochs == 2 and plain.dp is None
-    noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}}, config, "sst2_inf",
-                         2920)
+    noisy = trial_recipe(
+        {"dp": {"noise_multiplier": 0.7, "max_grad_norm": 0.5, "delta": 1e-5}},
+        config,
+        "sst2_inf",
+        2920,
+    )
     assert noisy.dp.noise_multiplier == 0.7 and noisy.dp.max_grad_norm == 0.5
-    matched = trial_recipe({"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo", 2920)
-    assert matched.dp.target_epsilon is None and matched.steps == 3 * 61  # the targets' mechanism (mini-lo at 2,920)
+    matched = trial_recipe(
+        {"dp": "matched"}, load_tune_config(config_path("tune-mini")), "sst2_lo", 2920
+    )
+    assert (
+        matched.dp.target_epsilon is None and matched.steps == 3 * 61
+    )  # the targets' mechanism (mini-lo at 2,920)
 
 
 def test_tune_writes_best_yaml_that_attack_consumes(local_ray, tiny_built, tmp_path, capsys):
     out = tmp_path / "tune"
-    assert main(["tune", "--challenge", str(tiny_built / "challenge"), "--config", TUNE, "--out", str(out),
-                 "--store", str(tiny_built / "store")]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--challenge",
+                str(tiny_built / "challenge"),
+                "--config",
+                TUNE,
+                "--out",
+                str(out),
+                "--store",
+                str(tiny_built / "store"),
+            ]
+        )
+        == 0
+    )
     summary = capsys.readouterr().out
     assert "| sst2_inf |" in summary and "held-out TPR@0.1 tuned" in summary
     best = out / "sst2_inf" / "best.yaml"
@@ -42,13 +66,30 @@ def test_tune_writes_best_yaml_that_attack_consumes(local_ray, tiny_built, tmp_p
     trials = (out / "sst2_inf" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 3
     assert (out / "ray_results" / "tune_sst2_inf").is_dir()  # Ray's standard results layout
-    assert main(["attack", "--challenge", str(tiny_built / "challenge"), "--config", str(best), "--out",
-                 str(tmp_path / "attack"), "--store", str(tiny_built / "store")]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--challenge",
+                str(tiny_built / "challenge"),
+                "--config",
+                str(best),
+                "--out",
+                str(tmp_path / "attack"),
+                "--store",
+                str(tiny_built / "store"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "attack" / "submission.zip").is_file()
 
 
 def test_bad_tune_config(tmp_path, capsys):
     bad = tmp_path / "t.yaml"
     bad.write_text("space: {}\nmax_shadows: 3\ngroup: 2\n")
-    assert main(["tune", "--challenge", "nowhere", "--config", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert (
+        main(["tune", "--challenge", "nowhere", "--config", str(bad), "--out", str(tmp_path / "o")])
+        == 1
+    )
     assert "t.yaml" in capsys.readouterr().err

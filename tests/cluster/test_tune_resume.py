@@ -17,11 +17,29 @@ TUNE = "tests/data/tiny-tune.yaml"
 def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
     out = tmp_path / "tune"
     temp = f"/tmp/farm-tune-{os.getpid()}"
-    env = {**os.environ, "FARM_RAY_TMPDIR": temp, "TUNE_GLOBAL_CHECKPOINT_S": "0"}  # save state every step
-    cmd = [sys.executable, "-m", "farm.cli", "tune", "--challenge", str(tiny_built / "challenge"), "--config", TUNE,
-           "--out", str(out), "--store", str(tmp_path / "store")]  # a fresh store: trials must train
+    env = {
+        **os.environ,
+        "FARM_RAY_TMPDIR": temp,
+        "TUNE_GLOBAL_CHECKPOINT_S": "0",
+    }  # save state every step
+    cmd = [
+        sys.executable,
+        "-m",
+        "farm.cli",
+        "tune",
+        "--challenge",
+        str(tiny_built / "challenge"),
+        "--config",
+        TUNE,
+        "--out",
+        str(out),
+        "--store",
+        str(tmp_path / "store"),
+    ]  # a fresh store: trials must train
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     experiment = out / "ray_results" / "tune_sst2_inf"
     try:
         deadline = time.time() + 300

@@ -11,7 +11,17 @@ from farm.challenge.tree import write_model
 from farm.cli import main
 from farm.commands.dry_run import attack_forecast, make_challenge_forecast, read_table, write_table
 from farm.config.attack import load_attack_config
-from farm.spec.costs import DEFAULTS, MODES, ROBERTA_BASE, Rate, Shape, Table, logits_bytes, wall_seconds, weights_bytes
+from farm.spec.costs import (
+    DEFAULTS,
+    MODES,
+    ROBERTA_BASE,
+    Rate,
+    Shape,
+    Table,
+    logits_bytes,
+    wall_seconds,
+    weights_bytes,
+)
 
 
 def _mico_seed_tree(root, per_phase=(100, 50, 50)):
@@ -23,9 +33,12 @@ def _mico_seed_tree(root, per_phase=(100, 50, 50)):
             for _ in range(count):
                 seeds = [int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)]
                 labelled = phase == "train"
-                write_model(root / scenario / phase / f"model_{model_id}", seed_challenge=seeds[0],
-                            seed_training=seeds[1] if labelled else None,
-                            seed_membership=seeds[2] if labelled else None)
+                write_model(
+                    root / scenario / phase / f"model_{model_id}",
+                    seed_challenge=seeds[0],
+                    seed_training=seeds[1] if labelled else None,
+                    seed_membership=seeds[2] if labelled else None,
+                )
                 model_id += 1
     return root
 
@@ -47,47 +60,91 @@ def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
     tree = _mico_seed_tree(tmp_path / "mico")
     config = tmp_path / "pool-24.yaml"
     config.write_text(POOL_24)
-    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-            "assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; "
-            "sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code, "plan", "--challenge", str(tree), "--config", str(config),
-                             "--json", "--table", str(tmp_path / "none.json")], capture_output=True, text=True)
+    code = (
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+        "assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; "
+        "sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "plan",
+            "--challenge",
+            str(tree),
+            "--config",
+            str(config),
+            "--json",
+            "--table",
+            str(tmp_path / "none.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     stages = {(s["scenario"], s["name"]): s for s in plan["stages"]}
     for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
         shadows, infer = stages[scenario, "shadows"], stages[scenario, "inference"]
-        assert shadows["jobs"] == 24 and shadows["model"] == "roberta-base" and shadows["bytes_per_job"] > 490e6
-        assert infer["jobs"] == 200 + 24 and 20_000 < infer["records"] < 40_000  # the union of challenge points
+        assert (
+            shadows["jobs"] == 24
+            and shadows["model"] == "roberta-base"
+            and shadows["bytes_per_job"] > 490e6
+        )
+        assert (
+            infer["jobs"] == 200 + 24 and 20_000 < infer["records"] < 40_000
+        )  # the union of challenge points
         # pool of groups of 2: each shadow leaves out half the union
         assert abs(shadows["records"] - (68_221 - infer["records"] / 2)) < 200
         # inf: 3 epochs; hi/lo shadows run the targets' mechanism: 3 x ceil(67,349 / 1024) = 198 batches of 1024
         want = 3 * shadows["records"] if scenario == "sst2_inf" else 198 * 1024
         assert shadows["sequences"] == want
-    assert stages["sst2_hi", "shadows"]["mode"] == "train_dp" and stages["sst2_inf", "shadows"]["mode"] == "train_fp32"
+    assert (
+        stages["sst2_hi", "shadows"]["mode"] == "train_dp"
+        and stages["sst2_inf", "shadows"]["mode"] == "train_fp32"
+    )
     # the DP shadows' mechanism and what its epsilon rests on, beside the stage (MICO's shuffles)
     assert stages["sst2_inf", "shadows"]["privacy"] is None
     assert stages["sst2_hi", "inference"]["privacy"] is None
     assert stages["sst2_lo", "shadows"]["privacy"] == {
-        "epsilon": 4.0, "noise_multiplier": None, "delta": 1e-5, "matched": True,
-        "accountant": "prv", "sampling": "shuffle", "adjacency": "add/remove",
+        "epsilon": 4.0,
+        "noise_multiplier": None,
+        "delta": 1e-5,
+        "matched": True,
+        "accountant": "prv",
+        "sampling": "shuffle",
+        "adjacency": "add/remove",
         "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
-                   "(prv accountant, add/remove adjacency)"}
+        "(prv accountant, add/remove adjacency)",
+    }
     assert plan["totals"]["trainings"] == 72 and plan["totals"]["inference_passes"] == 672
-    assert plan["totals"]["gpu_hours"] > 0 and plan["totals"]["wall_hours"] < plan["totals"]["gpu_hours"]
+    assert (
+        plan["totals"]["gpu_hours"] > 0
+        and plan["totals"]["wall_hours"] < plan["totals"]["gpu_hours"]
+    )
     assert all("estimate" in r["source"] for r in plan["table"]["rates"].values())
     assert "600 of 600 provided models have no weights" in plan["notes"][0]
 
 
 def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp_path):
     from farm.challenge.tree import read_challenge
-    from farm.shadows.scenario import build_scenario, challenge_inputs, infer_jobs, plan_shadows, train_jobs
+    from farm.shadows.scenario import (
+        build_scenario,
+        challenge_inputs,
+        infer_jobs,
+        plan_shadows,
+        train_jobs,
+    )
     from farm.store.store import Store
 
     configs = load_attack_config("tests/data/tiny-attack.yaml")
     store = Store(tmp_path / "store")
     empty = attack_forecast(tiny_challenge, configs, table=Table(), gpus=2, store=store)
-    assert {(s.name, s.jobs, s.done) for s in empty.stages} == {("shadows", 2, 0), ("inference", 7 + 2, 0)}
+    assert {(s.name, s.jobs, s.done) for s in empty.stages} == {
+        ("shadows", 2, 0),
+        ("inference", 7 + 2, 0),
+    }
     ch = read_challenge(tiny_challenge)
     scenario = build_scenario(ch, "sst2_inf", challenge_inputs(ch), np.zeros(60, np.int64))
     config = configs["*"]
@@ -96,8 +153,10 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
     (tmp_path / "dummy" / "x").write_text("x")
     for job in (trains[0], infer_jobs(scenario, trains)[0], infer_jobs(scenario, trains)[-1]):
         store.put_dir(job.key, tmp_path / "dummy")
-    got = {(s.scenario, s.name): s for s in attack_forecast(tiny_challenge, configs, table=Table(), gpus=2,
-                                                        store=store).stages}
+    got = {
+        (s.scenario, s.name): s
+        for s in attack_forecast(tiny_challenge, configs, table=Table(), gpus=2, store=store).stages
+    }
     # the fixture's provided models share one weights file, hence one inference key: 7 of them + 1 shadow
     assert got["sst2_inf", "shadows"].done == 1 and got["sst2_inf", "inference"].done == 7 + 1
     assert got["sst2_hi", "shadows"].done == 0
@@ -109,7 +168,9 @@ def test_make_challenge_plan_counts_every_target(tmp_path):
     stages = {(s.scenario, s.name): s for s in plan.stages}
     assert stages["assets", "tokenizer"].kind == "cpu" and stages["assets", "base model"].jobs == 1
     assert [stages[s, "targets"].jobs for s in ("sst2_hi", "sst2_inf", "sst2_lo")] == [16, 16, 16]
-    assert all(s.model == "tiny" and s.bytes_per_job < 5e6 for s in plan.stages if s.kind == "train")
+    assert all(
+        s.model == "tiny" and s.bytes_per_job < 5e6 for s in plan.stages if s.kind == "train"
+    )
 
 
 def test_plan_prints_what_each_dp_epsilon_assumes(capsys):
@@ -118,15 +179,18 @@ def test_plan_prints_what_each_dp_epsilon_assumes(capsys):
     as accounted)."""
     assert main(["plan", "--config", "mini", "--table", "/nonexistent/none.json"]) == 0
     out = capsys.readouterr().out
-    assert ("DP-SGD sst2_lo targets: epsilon 4 at delta 1e-05 per training (as accounted for "
-            "Poisson sampling; the run used shuffled batches (prv accountant, add/remove "
-            "adjacency))") in out.splitlines()
+    assert (
+        "DP-SGD sst2_lo targets: epsilon 4 at delta 1e-05 per training (as accounted for "
+        "Poisson sampling; the run used shuffled batches (prv accountant, add/remove "
+        "adjacency))"
+    ) in out.splitlines()
     assert "DP-SGD sst2_inf" not in out
     plan = make_challenge_forecast("defences-sst2", table=Table(), gpus=1)
     dp = {s.scenario: s.privacy for s in plan.stages if s.privacy}
     assert {name: r["assumes"] for name, r in dp.items()} == {
         "dp_e4": "prv accountant, Poisson sampling, add/remove adjacency",
-        "dp_e10": "prv accountant, Poisson sampling, add/remove adjacency"}
+        "dp_e10": "prv accountant, Poisson sampling, add/remove adjacency",
+    }
     assert (dp["dp_e4"]["epsilon"], dp["dp_e10"]["epsilon"]) == (4.0, 10.0)
     assert plan.to_json()["stages"][0]["privacy"] is None  # a field added to every stage of --json
 
@@ -136,21 +200,43 @@ def test_make_challenge_plan_counts_every_defence_job():
     stages = {(s.scenario, s.name): s for s in plan.stages}
     assert stages["sst2_inf", "targets"].jobs == 4
     teachers, answers = stages["sst2_pate", "teacher"], stages["sst2_pate", "teacher/answers"]
-    assert (teachers.kind, teachers.jobs, teachers.records) == ("train", 12, 93)  # 3 teachers of 280 records x 4
-    assert (answers.kind, answers.jobs, answers.records) == ("infer", 12, 40)  # each teacher on the 40 queries
+    assert (teachers.kind, teachers.jobs, teachers.records) == (
+        "train",
+        12,
+        93,
+    )  # 3 teachers of 280 records x 4
+    assert (answers.kind, answers.jobs, answers.records) == (
+        "infer",
+        12,
+        40,
+    )  # each teacher on the 40 queries
     assert (stages["sst2_pate", "votes"].kind, stages["sst2_pate", "votes"].jobs) == ("cpu", 4)
     assert (stages["sst2_pate", "student"].jobs, stages["sst2_pate", "student"].records) == (4, 40)
     totals = plan.to_json()["totals"]
     assert (totals["trainings"], totals["inference_passes"]) == (1 + 4 + 12 + 4, 12)
-    sisa = {s.name: s for s in make_challenge_forecast("tests/data/tiny-mini-sisa.yaml", table=Table(), gpus=1).stages
-            if s.scenario == "sst2_sisa"}
+    sisa = {
+        s.name: s
+        for s in make_challenge_forecast(
+            "tests/data/tiny-mini-sisa.yaml", table=Table(), gpus=1
+        ).stages
+        if s.scenario == "sst2_sisa"
+    }
     assert list(sisa) == ["shard/slice"] and sisa["shard/slice"].jobs == 6 * 2
 
 
 def test_roberta_base_sizes():
     assert ROBERTA_BASE.params == 124_647_170 and ROBERTA_BASE.kind == "roberta-base"
     assert 498e6 < weights_bytes(ROBERTA_BASE) < 499e6
-    assert Shape(vocab_size=4096, hidden_size=64, num_hidden_layers=2, intermediate_size=256, max_position_embeddings=70).kind == "tiny"
+    assert (
+        Shape(
+            vocab_size=4096,
+            hidden_size=64,
+            num_hidden_layers=2,
+            intermediate_size=256,
+            max_position_embeddings=70,
+        ).kind
+        == "tiny"
+    )
     assert logits_bytes(1000) == 16_000
 
 
@@ -167,7 +253,10 @@ def test_table_roundtrip_and_fallback_to_estimates(tmp_path):
     assert back == measured
     assert back.rate("tiny", "train_fp32").seq_per_s == 123.0
     assert back.rate("roberta-base", "train_bf16") == DEFAULTS["roberta-base"]["train_bf16"]
-    assert set(DEFAULTS["roberta-base"]) == set(MODES) and "estimate" in DEFAULTS["roberta-base"]["infer_fp32"].source
+    assert (
+        set(DEFAULTS["roberta-base"]) == set(MODES)
+        and "estimate" in DEFAULTS["roberta-base"]["infer_fp32"].source
+    )
     assert read_table(tmp_path / "absent.json") == Table()
 
 

@@ -27,10 +27,20 @@ def test_release_layout_writes_micos_shape(tiny_built, tmp_path):
     assert not (challenge / CHALLENGE_JSON).exists() and not (answers / CHALLENGE_JSON).exists()
     assert not (challenge / "assets").exists()
     train = challenge / "sst2_inf" / "train" / "model_0"
-    assert sorted(f.name for f in train.iterdir()) == ["config.json", "pytorch_model.bin", "seed_challenge",
-                                                       "seed_membership", "seed_training", "solution.csv"]
+    assert sorted(f.name for f in train.iterdir()) == [
+        "config.json",
+        "pytorch_model.bin",
+        "seed_challenge",
+        "seed_membership",
+        "seed_training",
+        "solution.csv",
+    ]
     dev = challenge / "sst2_inf" / "dev" / "model_4"
-    assert sorted(f.name for f in dev.iterdir()) == ["config.json", "pytorch_model.bin", "seed_challenge"]
+    assert sorted(f.name for f in dev.iterdir()) == [
+        "config.json",
+        "pytorch_model.bin",
+        "seed_challenge",
+    ]
     assert (answers / "sst2_inf" / "dev" / "model_4" / "solution.csv").is_file()
     check_weights(dev / "pytorch_model.bin")  # loads with weights_only, as every reader does
     stored = Store(tiny_built / "store").get_dir(p.targets[4].build.members[0], tmp_path / "cache")
@@ -51,9 +61,14 @@ def test_release_layout_needs_micos_constants():
 
 
 def test_the_rehearsal_config_is_shipped_and_found_by_its_documented_path(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no configs/ folder here: the documented path names the shipped file
+    monkeypatch.chdir(
+        tmp_path
+    )  # no configs/ folder here: the documented path names the shipped file
     assert config_path("configs/mico-rehearsal.yaml") == shipped()["mico-rehearsal"]
-    assert config_path("configs/recipes/rehearsal-hi.yaml", "recipe") == shipped("recipe")["rehearsal-hi"]
+    assert (
+        config_path("configs/recipes/rehearsal-hi.yaml", "recipe")
+        == shipped("recipe")["rehearsal-hi"]
+    )
     assert config_path("configs/nope.yaml") == Path("configs/nope.yaml")
     data = read_yaml(shipped()["mico-rehearsal"])
     assert data["layout"] == "mico" and data["models"] == {"train": 100, "dev": 50, "final": 50}

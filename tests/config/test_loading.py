@@ -27,7 +27,9 @@ DATA = ROOT / "tests" / "data"
 # --- every shipped config loads -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(n for n in shipped("recipe") if not is_defence(n)))  # see test_defences
+@pytest.mark.parametrize(
+    "name", sorted(n for n in shipped("recipe") if not is_defence(n))
+)  # see test_defences
 def test_recipes_load_by_name_and_path(name):
     recipe = load_recipe(name)
     assert recipe == load_recipe(SHIPPED / "recipes" / f"{name}.yaml")
@@ -38,22 +40,31 @@ MINI_CONFIGS = sorted((SHIPPED / "challenge").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", [*MINI_CONFIGS, DATA / "tiny-mini.yaml"], ids=lambda p: p.name)
 def test_mini_configs_load(path):
-    load_challenge_config(path)  # recipes of its scenarios and population files are checked by the loader
+    load_challenge_config(
+        path
+    )  # recipes of its scenarios and population files are checked by the loader
 
 
-@pytest.mark.parametrize("path", [*sorted((SHIPPED / "attack").glob("*.yaml")), DATA / "tiny-attack.yaml"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((SHIPPED / "attack").glob("*.yaml")), DATA / "tiny-attack.yaml"],
+    ids=lambda p: p.name,
+)
 def test_attack_configs_load(path):
     configs = load_attack_config(path)
     assert all(c.named_recipe() for c in configs.values())
 
 
-@pytest.mark.parametrize("path", [*sorted((SHIPPED / "tune").glob("*.yaml")), DATA / "tiny-tune.yaml"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((SHIPPED / "tune").glob("*.yaml")), DATA / "tiny-tune.yaml"],
+    ids=lambda p: p.name,
+)
 def test_tune_configs_load(path):
     config = load_tune_config(path)
     load_attack_config(config.default_attack)
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
+
 
 @pytest.mark.parametrize("name", ["mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal"])
 def test_mini_configs_load_by_name(name):
@@ -63,7 +74,9 @@ def test_mini_configs_load_by_name(name):
         load_recipe(recipe)
 
 
-@pytest.mark.parametrize("name", ["attack-mini", "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal"])
+@pytest.mark.parametrize(
+    "name", ["attack-mini", "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal"]
+)
 def test_attack_configs_load_by_name(name):
     configs = load_attack_config(name)
     assert all(c.named_recipe() for c in configs.values())
@@ -80,7 +93,9 @@ def test_tune_configs_load_by_name(name):
 
 
 def test_learning_rate_5e_5_is_the_float_it_means(tmp_path):
-    (tmp_path / "r.yaml").write_text("learning_rate: 5e-5\nepochs: 2\ndp: {target_epsilon: 8, delta: 1e-5}\n")
+    (tmp_path / "r.yaml").write_text(
+        "learning_rate: 5e-5\nepochs: 2\ndp: {target_epsilon: 8, delta: 1e-5}\n"
+    )
     assert yaml.safe_load("x: 5e-5")["x"] == "5e-5"  # YAML 1.1 reads it as a string
     recipe = load_recipe(tmp_path / "r.yaml")
     assert recipe.learning_rate == 5e-5 and isinstance(recipe.learning_rate, float)
@@ -89,9 +104,13 @@ def test_learning_rate_5e_5_is_the_float_it_means(tmp_path):
 
 def test_attack_params_checked_against_the_signature():
     assert attack_params("rmia", {"gamma": 2, "seed": 3}) == {"gamma": 2.0, "seed": 3}
-    with pytest.raises(SpecError, match=r"params.gama: unknown parameter of attack 'rmia' \(expected one of gamma"):
+    with pytest.raises(
+        SpecError, match=r"params.gama: unknown parameter of attack 'rmia' \(expected one of gamma"
+    ):
         attack_params("rmia", {"gama": 2})
-    with pytest.raises(SpecError, match="params.online: unknown parameter"):  # fixed by the lira_online variant
+    with pytest.raises(
+        SpecError, match="params.online: unknown parameter"
+    ):  # fixed by the lira_online variant
         attack_params("lira_online", {"online": False})
     with pytest.raises(SpecError, match="params.fixed_variance: expected true or false"):
         attack_params("lira_offline", {"fixed_variance": "yes"})
@@ -112,17 +131,26 @@ def test_best_yaml_round_trips(tmp_path):
     from farm.spec.recipes import to_dict
 
     recipe = load_recipe("mini-hi")
-    config = AttackConfig(attack="rmia", params={"gamma": 1.0}, plan=PlanSpec(kind="pool", shadows=4),
-                          recipe=to_dict(recipe))
+    config = AttackConfig(
+        attack="rmia",
+        params={"gamma": 1.0},
+        plan=PlanSpec(kind="pool", shadows=4),
+        recipe=to_dict(recipe),
+    )
     (tmp_path / "best.yaml").write_text(config_yaml(config))
     loaded = load_attack_config(tmp_path / "best.yaml")["*"]
-    assert loaded.shadow_recipe() == recipe and loaded.plan == config.plan and loaded.params == {"gamma": 1.0}
+    assert (
+        loaded.shadow_recipe() == recipe
+        and loaded.plan == config.plan
+        and loaded.params == {"gamma": 1.0}
+    )
 
 
 def test_dp_variants_are_mappings():
     assert dp_choice("none") == "none" and dp_choice("matched") == "matched"
     assert dp_choice({"noise_multiplier": 0.5, "max_grad_norm": 2, "delta": 1e-5}) == DPConfig(
-        noise_multiplier=0.5, max_grad_norm=2.0, delta=1e-5)
+        noise_multiplier=0.5, max_grad_norm=2.0, delta=1e-5
+    )
     with pytest.raises(SpecError, match="expected none, matched or a mapping of DP settings"):
         dp_choice("sigma=0.5, clip=1.0")
     config = load_tune_config(DATA / "tiny-tune.yaml")
@@ -133,9 +161,21 @@ def test_dp_variants_are_mappings():
 
 
 def test_every_shipped_file_is_tested():
-    assert set(shipped()) == {"mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal", "attack-mini",
-                              "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal", "tune-mini",
-                              "tune-mini-sst2", "tune-mico", "defences-sst2", "attack-defences"}
+    assert set(shipped()) == {
+        "mini",
+        "mini-sst2",
+        "mini-sst2-scale",
+        "mico-rehearsal",
+        "attack-mini",
+        "attack-mini-sst2",
+        "attack-mico",
+        "attack-mico-rehearsal",
+        "tune-mini",
+        "tune-mini-sst2",
+        "tune-mico",
+        "defences-sst2",
+        "attack-defences",
+    }
     assert {p.stem for p in SHIPPED.rglob("*.yaml")} == set(shipped()) | set(shipped("recipe"))
 
 
@@ -166,6 +206,7 @@ class _Started(Exception):
 
 def _run(monkeypatch, capsys, argv: list[str], out: Path) -> str:
     """Run the CLI with an executor that must never be built; return its one-line error."""
+
     def no_executor(*_args, **_kwargs):
         raise _Started
 
@@ -181,7 +222,9 @@ def _run(monkeypatch, capsys, argv: list[str], out: Path) -> str:
     return err
 
 
-ATTACK_BASE = "attack: rmia\nplan: {kind: pool, shadows: 2, group: 2}\nrecipe: tests/data/tiny-recipe.yaml\n"
+ATTACK_BASE = (
+    "attack: rmia\nplan: {kind: pool, shadows: 2, group: 2}\nrecipe: tests/data/tiny-recipe.yaml\n"
+)
 BAD_ATTACK = [  # (YAML appended to ATTACK_BASE: later keys win, key expected in the message)
     ("attack: lira_onlin", "attack"),
     ("params: {gama: 2}", "params.gama"),
@@ -197,11 +240,19 @@ BAD_ATTACK = [  # (YAML appended to ATTACK_BASE: later keys win, key expected in
     ("recipe: {group_by_length: maybe}", "recipe.group_by_length"),
     ("recipe: {dp: {noise_multiplier: 0.5, max_grad_norm: 1.0}}", "recipe.dp.delta"),
     ("recipe: {dp: {noise_multiplier: 0.5, delta: 2}}", "recipe.dp.delta"),
-    ("recipe: {dp: {noise_multiplier: 0.5, target_epsilon: 4, delta: 1.0e-5}}", "recipe.dp.noise_multiplier"),
+    (
+        "recipe: {dp: {noise_multiplier: 0.5, target_epsilon: 4, delta: 1.0e-5}}",
+        "recipe.dp.noise_multiplier",
+    ),
     ("recipe: {dp: 'sigma=0.5, clip=1.0'}", "recipe.dp"),
-    ("recipe: {group_by_length: true, dp: {noise_multiplier: 0.5, delta: 1.0e-5}}",
-     "recipe.group_by_length"),
-    ("recipe: {model: {name: base, tiny: {hidden_size: 30, num_attention_heads: 4}}}", "recipe.model.tiny.hidden_size"),
+    (
+        "recipe: {group_by_length: true, dp: {noise_multiplier: 0.5, delta: 1.0e-5}}",
+        "recipe.group_by_length",
+    ),
+    (
+        "recipe: {model: {name: base, tiny: {hidden_size: 30, num_attention_heads: 4}}}",
+        "recipe.model.tiny.hidden_size",
+    ),
     ("recipe: {model: {name: base, dropuot: 0.1}}", "recipe.model.dropuot"),
     ("plan: {kind: pool, shadows: 3, group: 2}", "plan.shadows"),
     ("plan: {kind: pools}", "plan.kind"),
@@ -224,12 +275,18 @@ BAD_ATTACK = [  # (YAML appended to ATTACK_BASE: later keys win, key expected in
 
 
 @pytest.mark.parametrize("extra, key", BAD_ATTACK, ids=[k for _, k in BAD_ATTACK])
-def test_bad_attack_config_fails_before_ray(tiny_challenge, tmp_path, monkeypatch, capsys, extra, key):
+def test_bad_attack_config_fails_before_ray(
+    tiny_challenge, tmp_path, monkeypatch, capsys, extra, key
+):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + extra + "\n")
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["attack", "--challenge", str(tiny_challenge), "--config", str(bad), "--out",
-                                      str(out)], out)
+    err = _run(
+        monkeypatch,
+        capsys,
+        ["attack", "--challenge", str(tiny_challenge), "--config", str(bad), "--out", str(out)],
+        out,
+    )
     assert f"{bad}: {key}" in err
 
 
@@ -237,37 +294,88 @@ def test_bad_recipe_file_named_by_an_attack_config(tiny_challenge, tmp_path, mon
     (tmp_path / "r.yaml").write_text("epochs: 3\nlearning_rte: 0.1\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"attack: loss\nrecipe: {tmp_path / 'r.yaml'}\n")
-    err = _run(monkeypatch, capsys, ["attack", "--challenge", str(tiny_challenge), "--config", str(bad), "--out",
-                                      str(tmp_path / "out")], tmp_path / "out")
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        tmp_path / "out",
+    )
     assert f"{bad}: recipe: recipe " in err and "r.yaml: learning_rte: unknown key" in err
 
 
-@pytest.mark.parametrize("text, what", [("- attack\n- loss\n", "top level"), ("attack: [loss\n", "invalid YAML")])
+@pytest.mark.parametrize(
+    "text, what", [("- attack\n- loss\n", "top level"), ("attack: [loss\n", "invalid YAML")]
+)
 def test_unreadable_attack_config(tiny_challenge, tmp_path, monkeypatch, capsys, text, what):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    err = _run(monkeypatch, capsys, ["attack", "--challenge", str(tiny_challenge), "--config", str(bad), "--out",
-                                      str(tmp_path / "out")], tmp_path / "out")
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        tmp_path / "out",
+    )
     assert str(bad) in err and what in err
 
 
 def test_missing_config_file(tiny_challenge, tmp_path, monkeypatch, capsys):
     missing = tmp_path / "nope.yaml"
-    err = _run(monkeypatch, capsys, ["attack", "--challenge", str(tiny_challenge), "--config", str(missing),
-                                      "--out", str(tmp_path / "out")], tmp_path / "out")
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            str(missing),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        tmp_path / "out",
+    )
     assert f"{missing}: cannot read" in err
 
 
 def test_good_attack_config_reaches_the_executor(tiny_challenge, tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_executor", lambda *a, **k: (_ for _ in ()).throw(_Started()))
     with pytest.raises(_Started):
-        cli.main(["attack", "--challenge", str(tiny_challenge), "--config", str(DATA / "tiny-attack.yaml"),
-                  "--out", str(tmp_path / "out")])
+        cli.main(
+            [
+                "attack",
+                "--challenge",
+                str(tiny_challenge),
+                "--config",
+                str(DATA / "tiny-attack.yaml"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 TUNE_BASE = {
-    "space": {"learning_rate": {"loguniform": [5.0e-4, 3.0e-3]},
-              "dp": {"choice": ["none", {"noise_multiplier": 0.5, "max_grad_norm": 1.0, "delta": 1.0e-5}]}},
+    "space": {
+        "learning_rate": {"loguniform": [5.0e-4, 3.0e-3]},
+        "dp": {
+            "choice": ["none", {"noise_multiplier": 0.5, "max_grad_norm": 1.0, "delta": 1.0e-5}]
+        },
+    },
     "recipe": "tests/data/tiny-recipe.yaml",
     "default_attack": "tests/data/tiny-attack.yaml",
 }
@@ -300,20 +408,39 @@ BAD_TUNE = [  # (top-level keys replacing TUNE_BASE's, key expected in the messa
 
 
 @pytest.mark.parametrize("change, key", BAD_TUNE, ids=[k for _, k in BAD_TUNE])
-def test_bad_tune_config_fails_before_ray(tiny_challenge, tmp_path, monkeypatch, capsys, change, key):
+def test_bad_tune_config_fails_before_ray(
+    tiny_challenge, tmp_path, monkeypatch, capsys, change, key
+):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**TUNE_BASE, **change}))
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["tune", "--challenge", str(tiny_challenge), "--config", str(bad), "--out",
-                                      str(out)], out)
+    err = _run(
+        monkeypatch,
+        capsys,
+        ["tune", "--challenge", str(tiny_challenge), "--config", str(bad), "--out", str(out)],
+        out,
+    )
     assert f"{bad}: {key}" in err
 
 
 def test_tune_unknown_scenario_option(tiny_challenge, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["tune", "--challenge", str(tiny_challenge), "--config",
-                                      str(DATA / "tiny-tune.yaml"), "--out", str(out), "--scenarios", "sst2_nope"],
-               out)
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "tune",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            str(DATA / "tiny-tune.yaml"),
+            "--out",
+            str(out),
+            "--scenarios",
+            "sst2_nope",
+        ],
+        out,
+    )
     assert "--scenarios: no scenario 'sst2_nope'" in err
 
 
@@ -343,29 +470,36 @@ def test_bad_mini_config_fails_before_ray(tmp_path, monkeypatch, capsys, change,
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**MINI_BASE, **change}))
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)], out)
+    err = _run(
+        monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)], out
+    )
     assert f"{bad}: {key}" in err
 
 
-def test_dp_recipe_with_length_grouping_fails_make_challenge_before_ray(tmp_path, monkeypatch,
-                                                                        capsys):
+def test_dp_recipe_with_length_grouping_fails_make_challenge_before_ray(
+    tmp_path, monkeypatch, capsys
+):
     """Length-grouped batches are data-dependent and no DP accountant covers them: a scenario recipe
     with both is one error line naming the config, the recipe file and the key; nothing runs or is
     written (``_run``: exit 1, one line, no output folder, Ray not started)."""
     recipe = tmp_path / "grouped-dp.yaml"
-    recipe.write_text("model: {name: base}\nbatch_size: 32\ngroup_by_length: true\n"
-                      "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n")
+    recipe.write_text(
+        "model: {name: base}\nbatch_size: 32\ngroup_by_length: true\n"
+        "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**MINI_BASE, "scenarios": {"sst2_lo": str(recipe)}}))
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)],
-               out)
+    err = _run(
+        monkeypatch, capsys, ["make-challenge", "--config", str(bad), "--out", str(out)], out
+    )
     assert f"{bad}: scenarios.sst2_lo" in err
     assert f"{recipe}: group_by_length: expected false with a dp block" in err
     assert "no DP accountant covers them" in err
     omitted = tmp_path / "dp.yaml"  # a DP recipe that omits the key does not group
-    omitted.write_text("model: {name: base}\nbatch_size: 32\n"
-                       "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n")
+    omitted.write_text(
+        "model: {name: base}\nbatch_size: 32\ndp: {target_epsilon: 4.0, delta: 1.0e-5}\n"
+    )
     loaded = load_recipe(omitted)
     assert loaded.group_by_length is False and loaded.dp.sampling == "poisson"
     assert load_recipe("mini-inf").group_by_length is True  # without DP: as before (same key)
@@ -375,26 +509,67 @@ def test_demo_checks_both_configs_before_ray(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + "attack: lira_onlin\n")
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["demo", "--config", str(DATA / "tiny-mini.yaml"), "--attack-config", str(bad),
-                                      "--out", str(out)], out)
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "demo",
+            "--config",
+            str(DATA / "tiny-mini.yaml"),
+            "--attack-config",
+            str(bad),
+            "--out",
+            str(out),
+        ],
+        out,
+    )
     assert f"{bad}: attack" in err
 
 
 def test_demo_checks_scenario_overrides_against_the_mini_config(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    err = _run(monkeypatch, capsys, ["demo", "--config", str(DATA / "tiny-mini.yaml"), "--attack-config",
-                                      str(SHIPPED / "attack" / "attack-mini.yaml"), "--out", str(out)], out)
+    err = _run(
+        monkeypatch,
+        capsys,
+        [
+            "demo",
+            "--config",
+            str(DATA / "tiny-mini.yaml"),
+            "--attack-config",
+            str(SHIPPED / "attack" / "attack-mini.yaml"),
+            "--out",
+            str(out),
+        ],
+        out,
+    )
     assert "attack-mini.yaml: scenarios.sst2_hi: no such scenario" in err
 
 
 def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + "params: {gama: 2}\n")
-    code = ("import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'ray' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'ray' not in sys.modules; sys.exit(rc)"
+    )
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, "attack", "--challenge", str(tiny_challenge), "--config",
-                             str(bad), "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "attack",
+            "--challenge",
+            str(tiny_challenge),
+            "--config",
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert time.perf_counter() - start < 5
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert f"{bad}: params.gama: unknown parameter of attack 'rmia'" in result.stderr
@@ -407,7 +582,11 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
 def test_shipped_attack_configs_match_the_dp_targets():
     for name in ("attack-mico", "attack-mini", "attack-mini-sst2"):
         configs = load_attack_config(name)
-        assert configs["sst2_hi"].match_targets and configs["sst2_lo"].match_targets and not configs["*"].match_targets
+        assert (
+            configs["sst2_hi"].match_targets
+            and configs["sst2_lo"].match_targets
+            and not configs["*"].match_targets
+        )
         assert configs["sst2_lo"].named_recipe().dp.target_epsilon == 4.0
     with pytest.raises(ConfigError, match="training-set size"):
         load_attack_config("attack-mini")["sst2_lo"].shadow_recipe()
@@ -420,7 +599,10 @@ def test_matched_shadow_recipe_is_the_targets_mechanism_at_len_training():
     recipe = config.shadow_recipe(2920)  # the mini challenge's len_training
     target = load_recipe("mini-lo")
     assert recipe == matched_recipe(target, 2920) and recipe.steps == 3 * 61
-    assert recipe.dp.noise_multiplier == dp_schedule(2920, target).noise_multiplier and recipe.dp.target_epsilon is None
+    assert (
+        recipe.dp.noise_multiplier == dp_schedule(2920, target).noise_multiplier
+        and recipe.dp.target_epsilon is None
+    )
     assert load_attack_config("attack-mini")["*"].shadow_recipe(2920) == load_recipe("mini-inf-6ep")
 
 
@@ -430,26 +612,37 @@ def test_match_targets_and_assets_are_checked(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="a.yaml: match_targets: expected true or false"):
         load_attack_config(bad)
     bad.write_text("recipe: mini-inf\nscenarios:\n  sst2_hi: {assets: {base_model: /x}}\n")
-    with pytest.raises(ConfigError, match="scenarios.sst2_hi.assets: assets belong to the whole challenge"):
+    with pytest.raises(
+        ConfigError, match="scenarios.sst2_hi.assets: assets belong to the whole challenge"
+    ):
         load_attack_config(bad)
     bad.write_text("recipe: mini-inf\nassets: {base: /x}\n")
     with pytest.raises(ConfigError, match="a.yaml: assets.base: unknown key"):
         load_attack_config(bad)
     monkeypatch.setenv("FARM_TEST_ROBERTA", str(tmp_path / "rb"))
     good = tmp_path / "g.yaml"
-    good.write_text("recipe: mini-inf\nassets:\n  base_model: ${FARM_TEST_ROBERTA}\n"
-                    "  population: {source: file, path: data/sst2}\n")
+    good.write_text(
+        "recipe: mini-inf\nassets:\n  base_model: ${FARM_TEST_ROBERTA}\n"
+        "  population: {source: file, path: data/sst2}\n"
+    )
     assets = load_attack_config(good)["*"].assets
     assert assets.base_model == str(tmp_path / "rb") and assets.tokenizer is None
     assert Path(assets.population["path"]).is_absolute() and assets.population["source"] == "file"
 
 
 def test_searched_dp_variants_describe_a_mechanism():
-    with pytest.raises(SpecError, match="dp.target_epsilon: a searched DP variant describes a mechanism"):
+    with pytest.raises(
+        SpecError, match="dp.target_epsilon: a searched DP variant describes a mechanism"
+    ):
         dp_choice({"target_epsilon": 4.0, "delta": 1e-5})
     with pytest.raises(SpecError, match="dp.noise_multiplier: missing"):
         dp_choice({"max_grad_norm": 1.0, "delta": 1e-5})
-    assert dp_choice({"noise_multiplier": 0.5, "clip_scale": 64, "sampling": "poisson", "delta": 1e-5}).clip == 64
+    assert (
+        dp_choice(
+            {"noise_multiplier": 0.5, "clip_scale": 64, "sampling": "poisson", "delta": 1e-5}
+        ).clip
+        == 64
+    )
 
 
 def test_matched_trials_ignore_trial_hyperparameters():
@@ -457,14 +650,20 @@ def test_matched_trials_ignore_trial_hyperparameters():
 
     config = load_tune_config("tune-mini")
     params = {"learning_rate": 2e-3, "epochs": 6, "batch_size": 16, "dp": "matched"}
-    assert trial_recipe(params, config, "sst2_lo", 2920) == matched_recipe(load_recipe("mini-lo"), 2920)
+    assert trial_recipe(params, config, "sst2_lo", 2920) == matched_recipe(
+        load_recipe("mini-lo"), 2920
+    )
     plain = trial_recipe({**params, "dp": "none"}, config, "sst2_lo", 2920)
     assert (plain.learning_rate, plain.epochs, plain.batch_size, plain.dp) == (2e-3, 6, 16, None)
-    noisy = trial_recipe({**params, "dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, config, "sst2_lo", 2920)
+    noisy = trial_recipe(
+        {**params, "dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, config, "sst2_lo", 2920
+    )
     assert noisy.batch_size == 16 and noisy.dp.noise_multiplier == 0.7
     mico = load_tune_config("tune-mico")
     noisy = trial_recipe({"dp": {"noise_multiplier": 0.7, "delta": 1e-5}}, mico, "sst2_inf", 67_349)
-    assert noisy.grad_clip is None and load_recipe(mico.recipe).grad_clip == 1.0  # DP clips per example
+    assert (
+        noisy.grad_clip is None and load_recipe(mico.recipe).grad_clip == 1.0
+    )  # DP clips per example
 
 
 def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
@@ -472,14 +671,19 @@ def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
     from farm.spec.queries import QueryFamily
 
     path = tmp_path / "a.yaml"
-    path.write_text("attack: lira_queries\nqueries: {kinds: [identity, swap], seed: 3}\n"
-                    "scenarios: {sst2_hi: {attack: lira_grad}, sst2_lo: {attack: loss}}\n")
+    path.write_text(
+        "attack: lira_queries\nqueries: {kinds: [identity, swap], seed: 3}\n"
+        "scenarios: {sst2_hi: {attack: lira_grad}, sst2_lo: {attack: loss}}\n"
+    )
     configs = load_attack_config(path)
     family = QueryFamily(kinds=("identity", "swap"), seed=3)
     assert configs["*"].queries == family and configs["*"].extras() == Extras(queries=family)
     assert configs["sst2_hi"].extras() == Extras(grad_norm=True)
     assert configs["sst2_lo"].extras() == Extras()  # logits-only attacks keep plain inference jobs
     assert load_attack_config(DATA / "tiny-attack.yaml")["*"].extras() == Extras()
-    for name in ("attack-mini", "attack-mini-sst2"):  # farm demo and the benchmark: logits-only inference
+    for name in (
+        "attack-mini",
+        "attack-mini-sst2",
+    ):  # farm demo and the benchmark: logits-only inference
         assert all(c.extras() == Extras() for c in load_attack_config(name).values())
     assert AttackConfig(attack="lira_queries").extras() == Extras(queries=QueryFamily())

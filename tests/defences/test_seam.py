@@ -17,15 +17,29 @@ POP = {"source": "synthetic", "n": 300, "seed": 0}
 
 
 def target(seed=5):
-    return TargetSpec(population=POP, tokenizer=StoreRef("tok"), selection=Selection.of(300, np.arange(280)), seed=seed, base=StoreRef("base"), label="s/model_0")
+    return TargetSpec(
+        population=POP,
+        tokenizer=StoreRef("tok"),
+        selection=Selection.of(300, np.arange(280)),
+        seed=seed,
+        base=StoreRef("base"),
+        label="s/model_0",
+    )
 
 
 def test_plain_recipe_is_one_training_released_as_itself():
     recipe = load_recipe("mini-inf")
     plan = build_target(recipe, target())
-    job = TrainJob(population=POP, tokenizer=StoreRef("tok"), selection=Selection.of(300, np.arange(280)), recipe=recipe.__class__(**{**recipe.__dict__,
-                   "seed": 5}), base=StoreRef("base"))
-    assert plan.jobs == (job,) and plan.members == (job.key,) and plan.aggregate == "single"  # keys as before
+    job = TrainJob(
+        population=POP,
+        tokenizer=StoreRef("tok"),
+        selection=Selection.of(300, np.arange(280)),
+        recipe=recipe.__class__(**{**recipe.__dict__, "seed": 5}),
+        base=StoreRef("base"),
+    )
+    assert (
+        plan.jobs == (job,) and plan.members == (job.key,) and plan.aggregate == "single"
+    )  # keys as before
     assert plan.privacy == recipe_privacy(recipe) == {"epsilon": "inf"}
 
 
@@ -53,33 +67,56 @@ def test_make_challenge_config_accepts_a_defence():
     assert config.scenarios == {"sst2_sisa": "tests/data/tiny-sisa.yaml"}
 
 
-@pytest.mark.parametrize("body, message", [
-    ("defence: sisa\nrecipe: mini-inf\nshards: 0\n", "bad.yaml: shards: expected an integer >= 1, got 0"),
-    ("defence: sisa\nrecipe: mini-inf\naggregate: median\n", "bad.yaml: aggregate: expected mean or vote"),
-    ("defence: sisa\nrecipe: mini-inf\nshard: 5\n", "bad.yaml: shard"),
-    ("defence: sisa\nrecipe: mini-inf\nslices: two\n", "bad.yaml: slices: expected an integer"),
-    ("defence: sisa\nrecipe: mini-inf\nforget: -1\n", "bad.yaml: forget: expected an integer >= 0"),
-    ("defence: sisa\n", "bad.yaml: recipe: missing"),
-    ("defence: sisa\nrecipe: no-such-recipe\n", "bad.yaml: recipe: no recipe 'no-such-recipe'"),
-    ("defence: sisa\nrecipe: {epochs: 0}\n", "bad.yaml: recipe.epochs: expected an integer >= 1"),
-    ("defence: shield\nrecipe: mini-inf\n", "bad.yaml: defence: expected one of sisa"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            "defence: sisa\nrecipe: mini-inf\nshards: 0\n",
+            "bad.yaml: shards: expected an integer >= 1, got 0",
+        ),
+        (
+            "defence: sisa\nrecipe: mini-inf\naggregate: median\n",
+            "bad.yaml: aggregate: expected mean or vote",
+        ),
+        ("defence: sisa\nrecipe: mini-inf\nshard: 5\n", "bad.yaml: shard"),
+        ("defence: sisa\nrecipe: mini-inf\nslices: two\n", "bad.yaml: slices: expected an integer"),
+        (
+            "defence: sisa\nrecipe: mini-inf\nforget: -1\n",
+            "bad.yaml: forget: expected an integer >= 0",
+        ),
+        ("defence: sisa\n", "bad.yaml: recipe: missing"),
+        ("defence: sisa\nrecipe: no-such-recipe\n", "bad.yaml: recipe: no recipe 'no-such-recipe'"),
+        (
+            "defence: sisa\nrecipe: {epochs: 0}\n",
+            "bad.yaml: recipe.epochs: expected an integer >= 1",
+        ),
+        ("defence: shield\nrecipe: mini-inf\n", "bad.yaml: defence: expected one of sisa"),
+    ],
+)
 def test_bad_defence_fails_at_load_in_one_line(tmp_path, body, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(body)
     config = tmp_path / "mini.yaml"
-    config.write_text((DATA / "tiny-mini-sisa.yaml").read_text().replace("tests/data/tiny-sisa.yaml", str(bad)))
+    config.write_text(
+        (DATA / "tiny-mini-sisa.yaml").read_text().replace("tests/data/tiny-sisa.yaml", str(bad))
+    )
     with pytest.raises(ConfigError) as info:
         load_challenge_config(config)
     text = str(info.value)
-    assert "\n" not in text and text.startswith(f"{config}: scenarios.sst2_sisa: defence") and message in text
+    assert (
+        "\n" not in text
+        and text.startswith(f"{config}: scenarios.sst2_sisa: defence")
+        and message in text
+    )
 
 
 def test_forgetting_more_than_the_challenge_members_fails_at_load(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("defence: sisa\nrecipe: mini-inf\nforget: 11\n")
     config = tmp_path / "mini.yaml"
-    config.write_text((DATA / "tiny-mini-sisa.yaml").read_text().replace("tests/data/tiny-sisa.yaml", str(bad)))
+    config.write_text(
+        (DATA / "tiny-mini-sisa.yaml").read_text().replace("tests/data/tiny-sisa.yaml", str(bad))
+    )
     with pytest.raises(ConfigError, match="forgets 11 members per target, more than the 10"):
         load_challenge_config(config)
 
@@ -97,7 +134,11 @@ def test_label_noise_recipes_record_their_label_dp_epsilon():
 
     rr = load_recipe("mini-rr-e1")
     record = privacy_record(rr)
-    assert record == {"epsilon": "inf", "label_dp": "label-DP", "label_epsilon": 1.0,
-                      "mechanism": "randomized_response"}  # labels only: no record-level bound
+    assert record == {
+        "epsilon": "inf",
+        "label_dp": "label-DP",
+        "label_epsilon": 1.0,
+        "mechanism": "randomized_response",
+    }  # labels only: no record-level bound
     assert recipe_privacy(load_recipe("mini-inf")) == {"epsilon": "inf"}
     assert registry()["pate"].__name__ == "Pate"

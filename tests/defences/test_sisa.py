@@ -13,13 +13,24 @@ from farm.spec.jobs import Selection, StoreRef
 from farm.spec.recipes import DPConfig, ModelSpec, Recipe, TinyModel
 from tests.jobs_fixture import POP, TOKENIZER
 
-TINY = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=1, learning_rate=1e-3,
-              batch_size=32)
+TINY = Recipe(
+    model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)),
+    epochs=1,
+    learning_rate=1e-3,
+    batch_size=32,
+)
 MEMBERS = np.random.default_rng(0).choice(300, 280, replace=False)
 
 
 def target(seed=3):
-    return TargetSpec(population=POP, tokenizer=StoreRef(TOKENIZER.key), selection=Selection.of(300, MEMBERS), seed=seed, base=None, label="sisa")
+    return TargetSpec(
+        population=POP,
+        tokenizer=StoreRef(TOKENIZER.key),
+        selection=Selection.of(300, MEMBERS),
+        seed=seed,
+        base=None,
+        label="sisa",
+    )
 
 
 @pytest.mark.parametrize("shards, slices", [(1, 1), (5, 1), (3, 4), (7, 5)])
@@ -28,7 +39,9 @@ def test_split_is_a_seeded_partition(shards, slices):
     parts = [part for shard in layout for part in shard]
     assert len(layout) == shards and all(len(shard) == slices for shard in layout)
     everything = np.concatenate(parts)
-    assert everything.size == MEMBERS.size and np.array_equal(np.sort(everything), np.sort(MEMBERS))  # disjoint, all
+    assert everything.size == MEMBERS.size and np.array_equal(
+        np.sort(everything), np.sort(MEMBERS)
+    )  # disjoint, all
     sizes = [part.size for part in parts]
     assert max(sizes) - min(sizes) <= 1
     again = split(MEMBERS, shards, slices, seed=11)
@@ -46,11 +59,15 @@ def test_checkpoints_chain_through_base():
     plan = build_target(Sisa(recipe=TINY, shards=2, slices=3), target())
     assert len(plan.jobs) == 6 and plan.aggregate == "mean"
     first, second, third = plan.jobs[:3]
-    assert first.recipe.model.name == "tiny" and first.base is None  # the member recipe as it starts
+    assert (
+        first.recipe.model.name == "tiny" and first.base is None
+    )  # the member recipe as it starts
     assert second.base == StoreRef(first.key) and second.recipe.model.name == "base"
     assert third.base == StoreRef(second.key) and plan.members == (third.key, plan.jobs[5].key)
     layout = plan.state.layout
-    assert np.array_equal(second.selection.indices(), np.sort(np.concatenate(layout[0][:2])))  # slices 0..1
+    assert np.array_equal(
+        second.selection.indices(), np.sort(np.concatenate(layout[0][:2]))
+    )  # slices 0..1
     assert len({job.recipe.seed for job in plan.jobs}) == 6
 
 
@@ -58,7 +75,9 @@ def test_unlearning_keeps_unaffected_shards_and_prefixes():
     plan = build_target(Sisa(recipe=TINY, shards=3, slices=4), target())
     record = int(plan.state.layout[1][2][0])
     assert shard_of(plan, record) == (1, 2)
-    after = unlearn(plan, [record, 299 if 299 not in MEMBERS else -1])  # a never-trained index is ignored
+    after = unlearn(
+        plan, [record, 299 if 299 not in MEMBERS else -1]
+    )  # a never-trained index is ignored
     changed = [(j.label) for j in redone(plan, after)]
     assert changed == ["sisa/shard_1/slice_2", "sisa/shard_1/slice_3"]
     assert shard_of(after, record) is None and after.members[0] == plan.members[0]
@@ -68,7 +87,10 @@ def test_unlearning_a_whole_slice_drops_its_checkpoint():
     plan = build_target(Sisa(recipe=TINY, shards=2, slices=3), target())
     after = unlearn(plan, plan.state.layout[0][0])
     labels = [j.label for j in after.jobs if "shard_0" in j.label]
-    assert labels == ["sisa/shard_0/slice_1", "sisa/shard_0/slice_2"] and after.jobs[0].recipe.model.name == "tiny"
+    assert (
+        labels == ["sisa/shard_0/slice_1", "sisa/shard_0/slice_2"]
+        and after.jobs[0].recipe.model.name == "tiny"
+    )
     with pytest.raises(SpecError, match="shard 0 holds no records"):
         unlearn(plan, np.concatenate(plan.state.layout[0]))
 
@@ -99,7 +121,9 @@ def test_dp_members_with_several_slices_are_refused_at_load(tmp_path):
     bad.write_text("defence: sisa\nrecipe: mini-lo\nshards: 2\nslices: 2\n")
     with pytest.raises(ConfigError, match=f"{bad}: slices: expected 1 with a DP member recipe"):
         load_defence(bad)
-    assert Sisa(recipe=TINY, shards=2, slices=3).slices == 3  # without DP, slicing is SISA's business
+    assert (
+        Sisa(recipe=TINY, shards=2, slices=3).slices == 3
+    )  # without DP, slicing is SISA's business
 
 
 def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
@@ -112,14 +136,21 @@ def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
     defence = Sisa(recipe=member, shards=4, slices=1, aggregate="vote")
     record = defence.privacy()
     assert record == {
-        "epsilon": 4.0, "delta": 1e-5, "accountant": "prv", "sampling": "shuffle",
+        "epsilon": 4.0,
+        "delta": 1e-5,
+        "accountant": "prv",
+        "sampling": "shuffle",
         "adjacency": "add/remove",
         "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
-                   "(prv accountant, add/remove adjacency)",
+        "(prv accountant, add/remove adjacency)",
         "composition": "parallel over disjoint shards (a keyed hash of each record picks its "
-                       "shard): each record is trained in one shard's one training; each shard's size is "
-                       "taken as public, as DP-SGD takes n",
-        "defence": "sisa", "shards": 4, "slices": 1, "aggregate": "vote"}
+        "shard): each record is trained in one shard's one training; each shard's size is "
+        "taken as public, as DP-SGD takes n",
+        "defence": "sisa",
+        "shards": 4,
+        "slices": 1,
+        "aggregate": "vote",
+    }
     plan = build_target(defence, target())
     assert plan.privacy == record and len(plan.jobs) == 4
     assert all(job.recipe.dp == dp for job in plan.jobs)  # target eps 4, solved at each shard's n
@@ -137,9 +168,20 @@ def test_forgetting_rates_by_hand():
     scores = np.array([9, 8, 7, 1, 6, 0.5, 5, 4, 3, 2, 1, 0], dtype=float)
     solution = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     forgotten = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0])
-    rates = forgetting_rates(scores, solution, forgotten, max_fpr=0.2)  # 1 of 6 never-seen may pass (1/6 < 0.2)
-    assert rates == {"kept": 0.75, "n_kept": 4, "forgotten": 0.5, "n_forgotten": 2, "never": 1 / 6, "n_never": 6}
-    assert forgetting_rates(scores, solution, forgotten, max_fpr=0.1)["never"] == 0.0  # threshold 5: 9, 8, 7, 6
+    rates = forgetting_rates(
+        scores, solution, forgotten, max_fpr=0.2
+    )  # 1 of 6 never-seen may pass (1/6 < 0.2)
+    assert rates == {
+        "kept": 0.75,
+        "n_kept": 4,
+        "forgotten": 0.5,
+        "n_forgotten": 2,
+        "never": 1 / 6,
+        "n_never": 6,
+    }
+    assert (
+        forgetting_rates(scores, solution, forgotten, max_fpr=0.1)["never"] == 0.0
+    )  # threshold 5: 9, 8, 7, 6
 
 
 # --- on the executor -------------------------------------------------------------------------------------------
@@ -155,16 +197,22 @@ def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):
     plan = build_target(Sisa(recipe=TINY, shards=2, slices=2), target())
     first = executor.run([TOKENIZER, *plan.jobs])
     assert first.ran == 5
-    late = unlearn(plan, [int(plan.state.layout[1][1][0])])  # shard 1, last slice: one checkpoint redone
+    late = unlearn(
+        plan, [int(plan.state.layout[1][1][0])]
+    )  # shard 1, last slice: one checkpoint redone
     again = executor.run(list(late.jobs))
     assert (again.ran, again.skipped) == (1, 3)
-    early = unlearn(late, [int(plan.state.layout[0][0][0])])  # shard 0, first slice: both its checkpoints
+    early = unlearn(
+        late, [int(plan.state.layout[0][0][0])]
+    )  # shard 0, first slice: both its checkpoints
     third = executor.run(list(early.jobs))
     assert (third.ran, third.skipped) == (2, 2)
     assert 0 < job_seconds(store, redone(late, early)) < job_seconds(store, list(early.jobs))
     from farm.training.models import load_model
 
-    load_model(store.get_dir(early.members[0], tmp_path / "cache"))  # a checkpoint trained from its predecessor
+    load_model(
+        store.get_dir(early.members[0], tmp_path / "cache")
+    )  # a checkpoint trained from its predecessor
 
 
 def test_sisa_unlearning_challenge_is_attacked_unchanged(local_ray, tmp_path, capsys):
@@ -176,22 +224,51 @@ def test_sisa_unlearning_challenge_is_attacked_unchanged(local_ray, tmp_path, ca
     from farm.cli import main
 
     out = tmp_path / "built"
-    assert main(["make-challenge", "--config", "tests/data/tiny-mini-sisa.yaml", "--out", str(out)]) == 0
+    assert (
+        main(["make-challenge", "--config", "tests/data/tiny-mini-sisa.yaml", "--out", str(out)])
+        == 0
+    )
     ch = read_challenge(out / "challenge")
     dev = ch.select("sst2_sisa", "dev")[0]
-    assert json.loads((dev.path / "ensemble.json").read_text()) == {"members": ["member_0", "member_1"],
-                                                                     "aggregate": "mean"}
-    assert not (dev.path / "forgotten.csv").exists()  # the attacker cannot see what a dev target forgot
+    assert json.loads((dev.path / "ensemble.json").read_text()) == {
+        "members": ["member_0", "member_1"],
+        "aggregate": "mean",
+    }
+    assert not (
+        dev.path / "forgotten.csv"
+    ).exists()  # the attacker cannot see what a dev target forgot
     recorded = ch.constants.targets["sst2_sisa"]
-    assert recorded["defence"] == "sisa" and recorded["forget"] == 3 and recorded["epsilon"] == "inf"
+    assert (
+        recorded["defence"] == "sisa" and recorded["forget"] == 3 and recorded["epsilon"] == "inf"
+    )
     attack = tmp_path / "attack"
-    assert main(["attack", "--challenge", str(out / "challenge"), "--config", "tests/data/tiny-attack.yaml",
-                 "--answers", str(out / "answers"), "--out", str(attack), "--store", str(out / "store")]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--challenge",
+                str(out / "challenge"),
+                "--config",
+                "tests/data/tiny-attack.yaml",
+                "--answers",
+                str(out / "answers"),
+                "--out",
+                str(attack),
+                "--store",
+                str(out / "store"),
+            ]
+        )
+        == 0
+    )
     assert "| sst2_sisa | dev |" in capsys.readouterr().out
     scores = pd.read_parquet(attack / "scores.parquet")
     pooled = {"scores": [], "solution": [], "forgotten": []}
     for model in ch.select("sst2_sisa"):
-        folder = (out / "challenge" if model.phase == "train" else out / "answers") / "sst2_sisa" / model.phase
+        folder = (
+            (out / "challenge" if model.phase == "train" else out / "answers")
+            / "sst2_sisa"
+            / model.phase
+        )
         mdir = folder / f"model_{model.model_id}"
         forgotten = read_solution(mdir / "forgotten.csv", 20)
         assert forgotten is not None and forgotten.sum() == 3
@@ -202,4 +279,3 @@ def test_sisa_unlearning_challenge_is_attacked_unchanged(local_ray, tmp_path, ca
     rates = forgetting_rates(*(np.concatenate(v) for v in pooled.values()), max_fpr=0.5)
     assert rates["n_forgotten"] == 18 and rates["n_kept"] == 42 and rates["n_never"] == 60
     assert 0 <= rates["never"] < 0.5
-

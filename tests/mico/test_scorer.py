@@ -31,7 +31,9 @@ def test_score_matches_sklearn_with_ties(seed):
         assert ours[key] == pytest.approx(ref[key], abs=1e-12), key
     fpr, tpr, thr = roc_curve(y, s)
     sk_fpr, sk_tpr, sk_thr = sk_roc_curve(y, s)
-    assert np.array_equal(fpr, sk_fpr) and np.array_equal(tpr, sk_tpr) and np.array_equal(thr, sk_thr)
+    assert (
+        np.array_equal(fpr, sk_fpr) and np.array_equal(tpr, sk_tpr) and np.array_equal(thr, sk_thr)
+    )
 
 
 def test_strict_fpr_bound():
@@ -69,8 +71,16 @@ def test_pooled_scores_nan_rule_is_the_submissions():
     pooled = pooled_scores(parts)
     # min-max over finite values [-1, 3]; NaN is uninformative (0.5); +inf -> 1 and -inf -> 0
     np.testing.assert_array_equal(pooled, [0.3, 0.5, 1.0, 1.0, 0.0, 0.0, 0.3])
-    group = normalize({("s", "dev", 0): parts[0], ("s", "dev", 1): parts[1]})  # one (scenario, phase) group
-    np.testing.assert_array_equal(pooled, np.concatenate([group["s", "dev", 0], group["s", "dev", 1]]))
-    assert pooled_scores([np.array([2.0, np.nan]), np.array([2.0])]).tolist() == [0.5, 0.5, 0.5]  # constant
+    group = normalize(
+        {("s", "dev", 0): parts[0], ("s", "dev", 1): parts[1]}
+    )  # one (scenario, phase) group
+    np.testing.assert_array_equal(
+        pooled, np.concatenate([group["s", "dev", 0], group["s", "dev", 1]])
+    )
+    assert pooled_scores([np.array([2.0, np.nan]), np.array([2.0])]).tolist() == [
+        0.5,
+        0.5,
+        0.5,
+    ]  # constant
     assert pooled_scores([np.array([np.nan, np.nan])]).tolist() == [0.5, 0.5]
     assert pooled_scores([]).shape == (0,)

@@ -5,8 +5,20 @@ from farm.errors import SplitError
 from farm.mico.splits import mico_shuffle, mt19937_raw, split_model
 from tests.oracle import MT19937, swap_shuffle
 
-SEEDS = [0, 1, 5489, 2**31 - 1, 2**32 - 1, 2**32, 2**32 + 7, -1, -(2**63), 2**63 - 1, 123456789012345678,
-         -987654321098765432]
+SEEDS = [
+    0,
+    1,
+    5489,
+    2**31 - 1,
+    2**32 - 1,
+    2**32,
+    2**32 + 7,
+    -1,
+    -(2**63),
+    2**63 - 1,
+    123456789012345678,
+    -987654321098765432,
+]
 
 
 def test_mt19937_reference_outputs():
@@ -85,12 +97,15 @@ def test_split_model_missing_seeds():
         s.train_set()
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(n_total=10, len_training=3, len_challenge=4),
-    dict(n_total=10, len_training=9, len_challenge=2),
-    dict(n_total=10, len_training=5, len_challenge=0),
-    dict(n_total=10.0, len_training=5, len_challenge=1),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_total=10, len_training=3, len_challenge=4),
+        dict(n_total=10, len_training=9, len_challenge=2),
+        dict(n_total=10, len_training=5, len_challenge=0),
+        dict(n_total=10.0, len_training=5, len_challenge=1),
+    ],
+)
 def test_split_model_inconsistent_sizes(kwargs):
     with pytest.raises(SplitError):
         split_model(1, 2, 3, **kwargs)

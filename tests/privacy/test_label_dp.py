@@ -26,7 +26,9 @@ def test_flips_at_the_right_rate(epsilon):
     labels = np.random.default_rng(1).integers(0, 2, n)
     out = randomized_response(labels, epsilon, seed=3)
     rate, p = float((out != labels).mean()), flip_probability(epsilon)
-    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)  # a 5-sigma bound (seeded: it never flakes)
+    assert abs(rate - p) < 5 * math.sqrt(
+        p * (1 - p) / n
+    )  # a 5-sigma bound (seeded: it never flakes)
     assert set(np.unique(out)) <= {0, 1}
     assert np.array_equal(out, randomized_response(labels, epsilon, seed=3))
     assert not np.array_equal(out, randomized_response(labels, epsilon, seed=4))
@@ -55,12 +57,25 @@ def test_recipe_option_is_typed_and_keyed():
     pop, sel = {"source": "synthetic", "n": 10}, Selection.of(10, np.arange(5))
     plain = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=Recipe())
     noisy = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=recipe)
-    other = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=dataclasses.replace(recipe, label_noise=LabelNoise(epsilon=2.0)))
+    other = TrainJob(
+        population=pop,
+        tokenizer=HubRef("t"),
+        selection=sel,
+        recipe=dataclasses.replace(recipe, label_noise=LabelNoise(epsilon=2.0)),
+    )
     assert len({plain.key, noisy.key, other.key}) == 3
     # a recipe without label noise keeps the key it had before the field existed
     before = {k: v for k, v in to_dict(Recipe()).items() if k != "label_noise"}
-    assert plain.key == canonical_key("train", {"population": pop, "tokenizer": "t", "selection": to_dict(sel),
-                                                "recipe": before, "base": None})
+    assert plain.key == canonical_key(
+        "train",
+        {
+            "population": pop,
+            "tokenizer": "t",
+            "selection": to_dict(sel),
+            "recipe": before,
+            "base": None,
+        },
+    )
 
 
 def test_training_sees_the_noisy_labels(tmp_path, monkeypatch):
@@ -71,9 +86,18 @@ def test_training_sees_the_noisy_labels(tmp_path, monkeypatch):
     _, tok, tokens = tiny_setup()
     seen: list[np.ndarray] = []
     real = farm.training.train.pad_batch
-    monkeypatch.setattr(farm.training.train, "pad_batch", lambda t, b: seen.append(t.labels) or real(t, b))
-    recipe = Recipe(model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), epochs=1, batch_size=100,
-                    label_noise=LabelNoise(epsilon=0.5), seed=5)
+    monkeypatch.setattr(
+        farm.training.train, "pad_batch", lambda t, b: seen.append(t.labels) or real(t, b)
+    )
+    recipe = Recipe(
+        model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)),
+        epochs=1,
+        batch_size=100,
+        label_noise=LabelNoise(epsilon=0.5),
+        seed=5,
+    )
     farm.training.train.train(tokens, np.arange(300), recipe, out_dir=tmp_path / "m", tokenizer=tok)
-    assert seen and all(np.array_equal(s, randomized_response(tokens.labels, 0.5, seed=5)) for s in seen)
+    assert seen and all(
+        np.array_equal(s, randomized_response(tokens.labels, 0.5, seed=5)) for s in seen
+    )
     assert not np.array_equal(seen[0], tokens.labels)

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from farm.errors import SpecError
-from farm.shadows.plans import PlanSpec, keep_row, per_target_shadows, pool_shadows, union_of_challenges
+from farm.shadows.plans import (
+    PlanSpec,
+    keep_row,
+    per_target_shadows,
+    pool_shadows,
+    union_of_challenges,
+)
 
 
 def test_pool_is_balanced_and_extendable():
@@ -16,8 +22,11 @@ def test_pool_is_balanced_and_extendable():
         assert a.name == b.name and np.array_equal(a.indices, b.indices)
     others = np.setdiff1d(np.arange(1000), union)
     assert all(np.isin(others, s.indices).all() for s in big)  # everything outside U stays IN
-    assert all(s.indices.size == 1000 - union.size // 2 or abs(s.indices.size - (1000 - union.size / 2)) <= 1
-               for s in big)
+    assert all(
+        s.indices.size == 1000 - union.size // 2
+        or abs(s.indices.size - (1000 - union.size / 2)) <= 1
+        for s in big
+    )
 
 
 def test_pool_group_of_four():
@@ -33,8 +42,10 @@ def test_per_target_rest():
     assert shadows[1].indices.tolist() == [0, 3, 4, 5, 6, 7, 8, 9]
 
 
-@pytest.mark.parametrize("kwargs", [dict(kind="bogus"), dict(kind="pool", shadows=3, group=2),
-                                    dict(kind="pool", shadows=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(kind="bogus"), dict(kind="pool", shadows=3, group=2), dict(kind="pool", shadows=0)],
+)
 def test_bad_plans(kwargs):
     with pytest.raises(SpecError):
         PlanSpec(**kwargs)

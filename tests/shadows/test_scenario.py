@@ -55,10 +55,14 @@ class FakeExecutor:
             if isinstance(job, InferJob):
                 idx = job.selection.indices()
                 row = self.models.setdefault(job.model.token, len(self.models))
-                logits = np.stack([1000.0 * row + idx, np.zeros(idx.size)], axis=1).astype(np.float32)
+                logits = np.stack([1000.0 * row + idx, np.zeros(idx.size)], axis=1).astype(
+                    np.float32
+                )
                 arrays = {"indices": idx, "logits": logits}
                 if job.queries is not None:  # query q: the logits plus q
-                    arrays["query_logits"] = logits[:, None] + np.arange(job.queries.n_queries)[None, :, None]
+                    arrays["query_logits"] = (
+                        logits[:, None] + np.arange(job.queries.n_queries)[None, :, None]
+                    )
                 if job.grad_norm:
                     arrays["grad_norm"] = 1.0 + row + idx / 1000.0
                 self.store.put_arrays(job.key, arrays, {"seconds": 1.0})
@@ -69,13 +73,32 @@ class FakeExecutor:
 
 def test_models_are_keyed_by_identity_with_keep_masks(tiny_challenge, tiny_answers):
     sc = _scenario(tiny_challenge, tiny_answers)
-    assert sc.ids == [ModelId("sst2_inf", p, i) for p, i in
-                      [("train", 0), ("train", 1), ("train", 2), ("dev", 3), ("dev", 4), ("final", 5), ("final", 6)]]
-    assert str(sc.ids[3]) == "sst2_inf/dev/model_3" and sc.ids[3].as_tuple() == ("sst2_inf", "dev", 3)
-    assert sc.records.tolist() == sorted(set(sc.records.tolist())) and sc.labels.tolist() == (sc.records % 2).tolist()
+    assert sc.ids == [
+        ModelId("sst2_inf", p, i)
+        for p, i in [
+            ("train", 0),
+            ("train", 1),
+            ("train", 2),
+            ("dev", 3),
+            ("dev", 4),
+            ("final", 5),
+            ("final", 6),
+        ]
+    ]
+    assert str(sc.ids[3]) == "sst2_inf/dev/model_3" and sc.ids[3].as_tuple() == (
+        "sst2_inf",
+        "dev",
+        3,
+    )
+    assert (
+        sc.records.tolist() == sorted(set(sc.records.tolist()))
+        and sc.labels.tolist() == (sc.records % 2).tolist()
+    )
     assert sc.keep.shape == (7, sc.records.size) and sc.columns.shape == (7, 10)
     assert (sc.keep[3:] == UNKNOWN).all() and set(np.unique(sc.keep[:3])) <= {IN, OUT}
-    for m in sc.phase("train"):  # a labelled model's keep mask on its challenge points is its solution
+    for m in sc.phase(
+        "train"
+    ):  # a labelled model's keep mask on its challenge points is its solution
         np.testing.assert_array_equal(sc.keep[sc.row(m), sc.columns[sc.row(m)]], sc.solutions[m])
     assert set(sc.solutions) == set(sc.ids)  # answers label dev and final
     assert set(_scenario(tiny_challenge).solutions) == set(sc.phase("train"))
@@ -119,12 +142,25 @@ def test_collect_signals_stacks_models_then_shadows(tiny_challenge, tmp_path):
     only = sc.phase("train")[::2]
     got = collect_signals(sc, plan, Recipe(), executor, only=only, title="t")
     part, signals = got.scenario, got.signals
-    assert part.ids == only and executor.titles == ["t"]  # one queue: trainings and inference in one call
-    assert signals.logits.shape == (4, sc.records.size, 2) and got.trainings == 2 and len(got.train_keys) == 2
+    assert part.ids == only and executor.titles == [
+        "t"
+    ]  # one queue: trainings and inference in one call
+    assert (
+        signals.logits.shape == (4, sc.records.size, 2)
+        and got.trainings == 2
+        and len(got.train_keys) == 2
+    )
     assert got.job_seconds == 2 * 2.0 + 4 * 1.0
-    np.testing.assert_array_equal(signals.logits[:, :, 0] % 1000, np.broadcast_to(sc.records, (4, sc.records.size)))
+    np.testing.assert_array_equal(
+        signals.logits[:, :, 0] % 1000, np.broadcast_to(sc.records, (4, sc.records.size))
+    )
     np.testing.assert_array_equal(signals.keep[:2], sc.keep[[0, 2]])
-    assert (signals.challenge[2:] == -1).all() and signals.labelled.tolist() == [True, True, False, False]
+    assert (signals.challenge[2:] == -1).all() and signals.labelled.tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
     np.testing.assert_array_equal(signals.solution(1), sc.solutions[only[1]])
     # shadows are planned over the whole scenario: the same trainings whatever part is inferred
     whole = collect_signals(sc, plan, Recipe(), executor)
@@ -140,7 +176,9 @@ def test_per_target_plan_serves_the_phases_it_names(tiny_challenge, tmp_path):
     got = collect_signals(sc, PlanSpec(kind="per-target", phases=("dev",)), Recipe(), executor)
     assert got.trainings == 2
     shadow_keep = got.signals.keep[7:]
-    for row, m in zip(shadow_keep, sc.phase("dev")):  # each reference leaves its target's challenge points out
+    for row, m in zip(
+        shadow_keep, sc.phase("dev")
+    ):  # each reference leaves its target's challenge points out
         assert (row[sc.columns[sc.row(m)]] == OUT).all()
 
 
@@ -158,13 +196,19 @@ def test_collect_signals_fills_the_extras_asked_for(tiny_challenge, tmp_path):
     plain = collect_signals(sc, plan, Recipe(), executor)
     assert plain.signals.query_logits is None and plain.signals.grad_norm is None
     family = QueryFamily(kinds=("identity", "swap", "dropout"))
-    got = collect_signals(sc, plan, Recipe(), executor, extras=Extras(queries=family, grad_norm=True))
+    got = collect_signals(
+        sc, plan, Recipe(), executor, extras=Extras(queries=family, grad_norm=True)
+    )
     signals, r = got.signals, sc.records.size
     assert signals.query_logits is not None and signals.query_logits.shape == (9, r, 3, 2)
-    np.testing.assert_array_equal(signals.query_logits[:, :, 0], signals.logits)  # rows line up with the logits
+    np.testing.assert_array_equal(
+        signals.query_logits[:, :, 0], signals.logits
+    )  # rows line up with the logits
     assert signals.grad_norm is not None and signals.grad_norm.shape == (9, r)
     np.testing.assert_allclose(signals.grad_norm % 1, (signals.logits[:, :, 0] % 1000) / 1000)
-    assert got.train_keys == plain.train_keys  # extras change inference, never the shadows' trainings
+    assert (
+        got.train_keys == plain.train_keys
+    )  # extras change inference, never the shadows' trainings
     plain_keys = {j.key for j in infer_jobs(sc, [])}
     assert plain_keys.isdisjoint(j.key for j in infer_jobs(sc, [], Extras(grad_norm=True)))
 
@@ -176,7 +220,9 @@ def test_extras_needed_by_an_attack():
     assert Extras.needed(needs("lira_online")) == Extras()
     assert Extras.needed(needs("lira_queries")) == Extras(queries=QueryFamily())
     assert Extras.needed(needs("lira_queries"), QueryFamily(seed=3)).queries == QueryFamily(seed=3)
-    assert Extras.needed(needs("gradient"), QueryFamily(seed=3)) == Extras(grad_norm=True)  # no queries needed
+    assert Extras.needed(needs("gradient"), QueryFamily(seed=3)) == Extras(
+        grad_norm=True
+    )  # no queries needed
     with pytest.raises(ValueError, match="hidden"):
         Extras.needed({"hidden"})
 

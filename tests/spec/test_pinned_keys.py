@@ -25,19 +25,29 @@ def test_make_challenge_keys_of_the_mini_challenge(mini):
     assert mini.base.key == "4310405a3242f7dfad0b89cb5aabb9b4376c9dcc19d5998ac8b2c1d5cd29fa9f"
     first = mini.targets[0]
     assert (first.scenario, first.phase, first.model_id) == ("sst2_inf", "train", 0)
-    assert first.build.jobs[0].key == "01ac196e9450d8bc9f0cbe24dccd851ac1e71b987e5b9866a4a3a082d40d05e2"
+    assert (
+        first.build.jobs[0].key
+        == "01ac196e9450d8bc9f0cbe24dccd851ac1e71b987e5b9866a4a3a082d40d05e2"
+    )
     dp = next(t for t in mini.targets if t.scenario == "sst2_hi")
-    assert dp.build.jobs[0].key == "d487425ed312946796715d0bf83c20628f17fb63c4f7889abf3c0bb6cfb23bb2"
+    assert (
+        dp.build.jobs[0].key == "d487425ed312946796715d0bf83c20628f17fb63c4f7889abf3c0bb6cfb23bb2"
+    )
 
 
 def test_an_inference_key(mini):
-    job = InferJob(population=mini.tokenizer.population, tokenizer=StoreRef(mini.tokenizer.key),
-                   model=StoreRef(mini.targets[0].build.jobs[0].key),
-                   selection=Selection.of(3000, np.arange(10)))
+    job = InferJob(
+        population=mini.tokenizer.population,
+        tokenizer=StoreRef(mini.tokenizer.key),
+        model=StoreRef(mini.targets[0].build.jobs[0].key),
+        selection=Selection.of(3000, np.arange(10)),
+    )
     assert job.key == "63f4e00f25897081f68dc523456e590cf2da840f71c1649aa9a010d2246914d9"
 
 
-@pytest.mark.skipif(not SHARED_SST2.exists(), reason="needs ../shared/data/sst2 (defences-sst2 reads it)")
+@pytest.mark.skipif(
+    not SHARED_SST2.exists(), reason="needs ../shared/data/sst2 (defences-sst2 reads it)"
+)
 def test_defence_keys(monkeypatch):
     monkeypatch.setenv("FARM_SST2_DIR", str(SHARED_SST2))
     built = challenge_jobs(load_challenge_config("defences-sst2"), 1000)
@@ -45,4 +55,7 @@ def test_defence_keys(monkeypatch):
     assert votes.key == "bb1d6268f0b67164c5a12bc9da48a7c6321377925b9a79c811271fc90ad52f7a"
     sisa = next(t for t in built.targets if "sisa" in t.scenario)
     assert sisa.scenario == "sisa_s1_r1"
-    assert sisa.build.jobs[-1].key == "3e5cb6f681ef07b7e13621a436105c2574fe7de018369b2b225c2b3cd4612dae"
+    assert (
+        sisa.build.jobs[-1].key
+        == "3e5cb6f681ef07b7e13621a436105c2574fe7de018369b2b225c2b3cd4612dae"
+    )

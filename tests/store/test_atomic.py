@@ -46,6 +46,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_make_temp_dir_is_new_and_ordinary(tmp_path, umask_022):
-    first, second = make_temp_dir(tmp_path / "p", prefix=".x-"), make_temp_dir(tmp_path / "p", prefix=".x-")
+    first, second = (
+        make_temp_dir(tmp_path / "p", prefix=".x-"),
+        make_temp_dir(tmp_path / "p", prefix=".x-"),
+    )
     assert first != second and first.name.startswith(".x-") and not any(first.iterdir())
     assert _mode(first) == 0o755

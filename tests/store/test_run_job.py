@@ -21,7 +21,11 @@ def test_run_job_is_idempotent_and_recomputes_corrupt_entries(tmp_path):
     infer = infer_job(train)
     run_job(infer, store, ctx)
     indices, logits = logits_from_store(store, infer)
-    assert indices.tolist() == list(range(300)) and logits.shape == (300, 2) and logits.dtype == np.float32
+    assert (
+        indices.tolist() == list(range(300))
+        and logits.shape == (300, 2)
+        and logits.dtype == np.float32
+    )
     weights = store.path(train.key, "model.safetensors")
     data = store.fs.cat_file(weights)
     store.fs.pipe_file(weights, data[: len(data) // 3])  # truncate
@@ -66,7 +70,9 @@ def test_prefetched_weights_are_used_once_and_not_read_again(tmp_path, monkeypat
     monkeypatch.setattr(models, "read_weights", lambda d: reads.append(d) or real(d))
     ctx.prefetch(job, store)
     assert len(reads) == 1
-    assert run_job(job, store, ctx)["ran"] and len(reads) == 1  # the prefetched state dict, not a second read
+    assert (
+        run_job(job, store, ctx)["ran"] and len(reads) == 1
+    )  # the prefetched state dict, not a second read
     assert ctx._weights == {}
 
 
@@ -93,17 +99,29 @@ def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
     spec = {"source": "synthetic", "n": 400, "seed": 0}
     family = QueryFamily(kinds=("identity", "dropout", "swap"))
     records = np.array([3, 50, 51, 399])
-    plain = InferJob(population=spec, tokenizer=PathRef(str(tmp_path / "tok"), "t" * 64), model=PathRef(str(tmp_path / "m"), "m" * 64),
-                     selection=Selection.of(400, records))
+    plain = InferJob(
+        population=spec,
+        tokenizer=PathRef(str(tmp_path / "tok"), "t" * 64),
+        model=PathRef(str(tmp_path / "m"), "m" * 64),
+        selection=Selection.of(400, records),
+    )
     job = dataclasses.replace(plain, queries=family, grad_norm=True)
     store, ctx = Store(tmp_path / "store"), Context(perf=Perf(device="cpu"))
     assert run_job(job, store, ctx)["ran"] and not store.exists(plain.key)
     arrays = store.get_arrays(job.key)
     assert arrays["query_logits"].shape == (4, 3, 2) and arrays["grad_norm"].shape == (4,)
     tokens = tokenize(pop, tok, 67)
-    np.testing.assert_allclose(arrays["logits"], logits_of(tmp_path / "m", tokens, records), atol=1e-5)
-    np.testing.assert_array_equal(arrays["query_logits"][:, 0], arrays["logits"])  # query 0 is the record itself
-    np.testing.assert_allclose(arrays["grad_norm"], grad_norms_of(tmp_path / "m", tokens, records, device="cpu"),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        arrays["logits"], logits_of(tmp_path / "m", tokens, records), atol=1e-5
+    )
+    np.testing.assert_array_equal(
+        arrays["query_logits"][:, 0], arrays["logits"]
+    )  # query 0 is the record itself
+    np.testing.assert_allclose(
+        arrays["grad_norm"], grad_norms_of(tmp_path / "m", tokens, records, device="cpu"), rtol=1e-5
+    )
     run_job(plain, store, ctx)
-    assert set(store.get_arrays(plain.key)) == {"indices", "logits"}  # a plain job computes nothing more
+    assert set(store.get_arrays(plain.key)) == {
+        "indices",
+        "logits",
+    }  # a plain job computes nothing more

@@ -17,8 +17,11 @@ def store(request, tmp_path):
 def test_arrays_roundtrip_and_verify(store):
     key = "ab" + "0" * 62
     assert not store.exists(key)
-    store.put_arrays(key, {"logits": np.arange(6, dtype=np.float32).reshape(3, 2), "indices": np.arange(3)},
-                     {"n": 3})
+    store.put_arrays(
+        key,
+        {"logits": np.arange(6, dtype=np.float32).reshape(3, 2), "indices": np.arange(3)},
+        {"n": 3},
+    )
     assert store.exists(key) and store.valid(key) and store.verify(key) == []
     arrays = store.get_arrays(key)
     assert arrays["logits"].dtype == np.float32 and arrays["indices"].tolist() == [0, 1, 2]
@@ -33,7 +36,9 @@ def test_dir_roundtrip(store, tmp_path):
     key = "cd" + "1" * 62
     store.put_dir(key, src)
     got = store.get_dir(key, tmp_path / "cache")
-    assert (got / "a.txt").read_text() == "hello" and (got / "sub" / "b.bin").read_bytes() == b"\0\1\2"
+    assert (got / "a.txt").read_text() == "hello" and (
+        got / "sub" / "b.bin"
+    ).read_bytes() == b"\0\1\2"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
@@ -69,7 +74,9 @@ def test_fingerprint_tracks_content(tmp_path):
     assert fingerprint(tmp_path / "d") != a
 
 
-def test_complete_reads_no_artifact_bytes_and_verify_catches_same_size_corruption(tmp_path, monkeypatch):
+def test_complete_reads_no_artifact_bytes_and_verify_catches_same_size_corruption(
+    tmp_path, monkeypatch
+):
     import os
 
     store = Store(tmp_path / "store")
@@ -83,8 +90,12 @@ def test_complete_reads_no_artifact_bytes_and_verify_catches_same_size_corruptio
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     opened = []
     real_open = store.fs.open
-    monkeypatch.setattr(store.fs, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
-    assert store.complete(key) and [p for p in opened if not p.endswith("manifest.json")] == []  # metadata only
+    monkeypatch.setattr(
+        store.fs, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k)
+    )
+    assert (
+        store.complete(key) and [p for p in opened if not p.endswith("manifest.json")] == []
+    )  # metadata only
     assert "w.npy" in store.verify(key)[0] and store.verify_all() == {key: store.verify(key)}
     with pytest.raises(StoreError, match="w.npy"):  # a load checks what it reads
         store.get_arrays(key)
@@ -120,5 +131,7 @@ def test_fingerprint_is_cached_across_processes_and_independent_of_location(tmp_
     shutil.copytree(tmp_path / "d", tmp_path / "moved")
     assert fingerprint(tmp_path / "d") == fingerprint(tmp_path / "moved")
     store_mod.FileDigests._instances.clear()  # a new process: only the SQLite cache remains
-    monkeypatch.setattr(store_mod, "file_sha256", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed")))
+    monkeypatch.setattr(
+        store_mod, "file_sha256", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed"))
+    )
     fingerprint(tmp_path / "d")

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from farm.errors import ConfigError
-from farm.training.data import length_buckets, load_population, pad_batch, shuffled_bucketed, tokenize
+from farm.training.data import (
+    length_buckets,
+    load_population,
+    pad_batch,
+    shuffled_bucketed,
+    tokenize,
+)
 from tests.helpers import SHARED_SST2, tiny_setup
 
 
@@ -13,7 +19,9 @@ def test_synthetic_is_deterministic_and_realistic():
     assert a.sentences == b.sentences and np.array_equal(a.labels, b.labels)
     assert a.sentences != c.sentences
     words = np.array([len(s.split()) for s in a.sentences])
-    assert 1 <= words.min() and words.max() >= 30 and 5 <= np.median(words) <= 12  # SST-2-like long tail
+    assert (
+        1 <= words.min() and words.max() >= 30 and 5 <= np.median(words) <= 12
+    )  # SST-2-like long tail
     assert 0.4 < a.labels.mean() < 0.6
     assert len(set(a.sentences)) > 0.95 * len(a)
 
@@ -21,7 +29,9 @@ def test_synthetic_is_deterministic_and_realistic():
 def _write_tables(tmp_path):
     import pandas as pd
 
-    frame = pd.DataFrame({"sentence": ["good film ", "bad film", "a, quoted \"one\""], "label": [1, 0, 1]})
+    frame = pd.DataFrame(
+        {"sentence": ["good film ", "bad film", 'a, quoted "one"'], "label": [1, 0, 1]}
+    )
     rows = [f"{y}\t{s}" for s, y in zip(frame["sentence"], frame["label"])]
     (tmp_path / "p.tsv").write_text("label\tsentence\n" + "\n".join(rows) + "\n")
     frame.to_csv(tmp_path / "p.csv", index=False)
@@ -39,13 +49,25 @@ def test_file_sources(tmp_path, name):
 def test_hf_dataset_dict_dir_is_train_then_validation(tmp_path):
     import datasets
 
-    dd = datasets.DatasetDict({
-        "validation": datasets.Dataset.from_dict({"sentence": ["v0 ", "v1 "], "label": [0, 1], "idx": [0, 1]}),
-        "train": datasets.Dataset.from_dict({"sentence": ["t0 ", "t1 ", "t2 "], "label": [1, 1, 0], "idx": [0, 1, 2]}),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "validation": datasets.Dataset.from_dict(
+                {"sentence": ["v0 ", "v1 "], "label": [0, 1], "idx": [0, 1]}
+            ),
+            "train": datasets.Dataset.from_dict(
+                {"sentence": ["t0 ", "t1 ", "t2 "], "label": [1, 1, 0], "idx": [0, 1, 2]}
+            ),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "glue"))
     pop = load_population({"source": "file", "path": str(tmp_path / "glue")})
-    assert pop.sentences == ("t0 ", "t1 ", "t2 ", "v0 ", "v1 ")  # trailing spaces kept, as HF's copy has them
+    assert pop.sentences == (
+        "t0 ",
+        "t1 ",
+        "t2 ",
+        "v0 ",
+        "v1 ",
+    )  # trailing spaces kept, as HF's copy has them
     assert pop.labels.tolist() == [1, 1, 0, 0, 1]
 
 
@@ -54,9 +76,18 @@ def test_glue_offline_gives_clear_error(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    code = "from farm.training.data import load_population; load_population({'source': 'glue-sst2'})"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    code = (
+        "from farm.training.data import load_population; load_population({'source': 'glue-sst2'})"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
     assert "GLUE SST-2 is neither in the local datasets cache nor reachable" in result.stderr
 
@@ -70,18 +101,23 @@ def test_shared_sst2_folder_is_mico_population():
 
 
 def test_subset_keeps_population_order(tmp_path):
-    pop = load_population({"source": "synthetic", "n": 100, "seed": 0, "subset": {"n": 10, "seed": 1}})
+    pop = load_population(
+        {"source": "synthetic", "n": 100, "seed": 0, "subset": {"n": 10, "seed": 1}}
+    )
     full = load_population({"source": "synthetic", "n": 100, "seed": 0})
     assert len(pop) == 10 and all(s in full.sentences for s in pop.sentences)
     positions = [full.sentences.index(s) for s in pop.sentences]
     assert positions == sorted(positions)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"source": "nope"}, "population source must be"),
-    ({"source": "file", "path": "/no/such/file.tsv"}, "population file not found"),
-    ({"source": "synthetic", "n": 10, "subset": {"n": 20}}, "subset n=20 offset=0"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"source": "nope"}, "population source must be"),
+        ({"source": "file", "path": "/no/such/file.tsv"}, "population file not found"),
+        ({"source": "synthetic", "n": 10, "subset": {"n": 20}}, "subset n=20 offset=0"),
+    ],
+)
 def test_bad_population_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
         load_population(spec)
@@ -100,7 +136,9 @@ def test_batches_cover_every_index_once():
     assert np.array_equal(np.sort(np.concatenate(batches)), idx)
     assert max(b.size for b in batches) == 32
     spread = np.mean([np.ptp(tokens.lengths[b]) for b in batches])
-    random_spread = np.mean([np.ptp(tokens.lengths[np.random.default_rng(1).choice(idx, 32)]) for _ in range(20)])
+    random_spread = np.mean(
+        [np.ptp(tokens.lengths[np.random.default_rng(1).choice(idx, 32)]) for _ in range(20)]
+    )
     assert spread < random_spread / 2  # grouped by length
     assert np.array_equal(np.sort(np.concatenate(length_buckets(idx, tokens.lengths, 50))), idx)
 

@@ -10,7 +10,9 @@ from tests.helpers import tiny_setup
 
 def _tiny(tok, dropout=None):
     torch.manual_seed(0)
-    return init_model(ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=dropout), tok, max_length=67)
+    return init_model(
+        ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=dropout), tok, max_length=67
+    )
 
 
 def test_tokenizer_is_a_normal_hf_tokenizer(tmp_path):
@@ -29,11 +31,17 @@ def test_saved_model_loads_with_from_pretrained(tmp_path):
     _, tok, _ = tiny_setup()
     model = _tiny(tok).eval()
     out = save_model(model, tmp_path / "m", tokenizer=tok, metadata={"k": 1})
-    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file() and (out / "farm.json").is_file()
+    assert (
+        (out / "config.json").is_file()
+        and (out / "model.safetensors").is_file()
+        and (out / "farm.json").is_file()
+    )
     again = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
     ids = torch.tensor([tok("a good film")["input_ids"]])
     assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-6)
-    assert torch.allclose(load_model(out)(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-6)
+    assert torch.allclose(
+        load_model(out)(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-6
+    )
 
 
 def test_pytorch_model_bin_is_loaded_weights_only(tmp_path):
@@ -44,7 +52,9 @@ def test_pytorch_model_bin_is_loaded_weights_only(tmp_path):
     (out / "model.safetensors").unlink()
     torch.save(state, out / "pytorch_model.bin")
     ids = torch.tensor([tok("bad plot")["input_ids"]])
-    assert torch.allclose(load_model(out)(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6)
+    assert torch.allclose(
+        load_model(out)(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6
+    )
 
 
 def test_malicious_pickle_is_refused(tmp_path):
@@ -81,8 +91,15 @@ def test_local_pretrained_directory_like_roberta_base(tmp_path):
     from transformers import RobertaConfig, RobertaModel
 
     _, tok, _ = tiny_setup()
-    config = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=80, pad_token_id=1)
+    config = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        pad_token_id=1,
+    )
     RobertaModel(config).save_pretrained(tmp_path / "encoder")
     model = init_model(ModelSpec(name=str(tmp_path / "encoder"), dropout=0.0), tok, max_length=67)
     assert model.config.num_labels == 2 and model.config.hidden_dropout_prob == 0.0
@@ -106,7 +123,10 @@ def test_local_directories_never_reach_a_hub(tmp_path, monkeypatch):
     assert is_local(tmp_path / "tok") and is_local("./not/here") and not is_local("roberta-base")
     assert hub_options(tmp_path / "tok") == {"local_files_only": True}
     assert hub_options("roberta-base") == {"local_files_only": False}
-    assert load_tokenizer(tmp_path / "tok")("a good film")["input_ids"] == tok("a good film")["input_ids"]
+    assert (
+        load_tokenizer(tmp_path / "tok")("a good film")["input_ids"]
+        == tok("a good film")["input_ids"]
+    )
     with pytest.raises(ConfigError, match="no such directory"):
         load_tokenizer(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -120,10 +140,14 @@ def test_a_hub_name_offline_fails_in_one_line(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_options("roberta-base") == {"local_files_only": True}
-    with pytest.raises(ConfigError, match="farm-test/not-cached: a hub name, but HF_HUB_OFFLINE is set") as info:
+    with pytest.raises(
+        ConfigError, match="farm-test/not-cached: a hub name, but HF_HUB_OFFLINE is set"
+    ) as info:
         load_tokenizer("farm-test/not-cached")
     assert "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set and the model is not in the local"):
+    with pytest.raises(
+        ConfigError, match="HF_HUB_OFFLINE is set and the model is not in the local"
+    ):
         init_model(ModelSpec(name="farm-test/not-cached"), None, max_length=67)
 
 
@@ -137,7 +161,9 @@ def test_ensemble_folder_loads_as_one_classifier(tmp_path, aggregate):
     members = []
     for seed in range(3):
         torch.manual_seed(seed)
-        model = init_model(ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), tok, max_length=67).eval()
+        model = init_model(
+            ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)), tok, max_length=67
+        ).eval()
         members.append(save_model(model, tmp_path / f"m{seed}"))
     files = [{n: m / n for n in ("config.json", "model.safetensors")} for m in members]
     ensemble = load_model(write_ensemble(tmp_path / "ens", files, aggregate))

@@ -29,10 +29,16 @@ def _close(a, b, atol=1e-5):
 
 
 def test_plain_run_records_recipe_and_learns(tmp_path):
-    recipe = Recipe(model=dataclasses.replace(TINY, dropout=None), epochs=4, learning_rate=3e-3, batch_size=20)
+    recipe = Recipe(
+        model=dataclasses.replace(TINY, dropout=None), epochs=4, learning_rate=3e-3, batch_size=20
+    )
     out, meta, _ = _run(tmp_path, "plain", recipe)
     assert meta["recipe"] == dataclasses.asdict(recipe)
-    assert meta["steps"] == 4 * math.ceil(N / 20) and meta["examples_seen"] == 4 * N and "dp" not in meta
+    assert (
+        meta["steps"] == 4 * math.ceil(N / 20)
+        and meta["examples_seen"] == 4 * N
+        and "dp" not in meta
+    )
     from farm.training.infer import logits_of
 
     pop, _, tokens = tiny_setup()
@@ -56,7 +62,9 @@ def test_micro_batches_accumulate_to_the_same_update(tmp_path):
 
 def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
     """DP is a wrap of the same loop: sigma = 0 and a clip no gradient reaches give the plain model."""
-    plain = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=30, group_by_length=False)  # B divides N:
+    plain = Recipe(
+        model=TINY, epochs=1, learning_rate=1e-3, batch_size=30, group_by_length=False
+    )  # B divides N:
     # Opacus averages by the expected batch size, so a partial last batch would differ by design
     dp = DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=1e6, sampling="shuffle")
     private = dataclasses.replace(plain, dp=dp)  # shuffle: plain's batches
@@ -66,9 +74,13 @@ def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
 
 
 def test_ghost_and_hooks_clip_identically(tmp_path):
-    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=40,
-                    dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=0.05,
-                                sampling="shuffle"))
+    recipe = Recipe(
+        model=TINY,
+        epochs=1,
+        learning_rate=1e-3,
+        batch_size=40,
+        dp=DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=0.05, sampling="shuffle"),
+    )
     ghost = _run(tmp_path, "ghost", recipe, Perf(micro_batch=16, grad_sample_mode="ghost"))[2]
     hooks = _run(tmp_path, "hooks", recipe, Perf(micro_batch=64, grad_sample_mode="hooks"))[2]
     plain = _run(tmp_path, "plain", dataclasses.replace(recipe, dp=None))[2]
@@ -87,8 +99,9 @@ def test_dp_run_records_steps_noise_and_epsilon(tmp_path):
     assert meta["dp"]["clip"] == 1.0 and meta["dp"]["delta"] == 1e-5
     assert meta["dp"]["batch_size"] == 30 and meta["dp"]["sampling"] == "shuffle"
     assert meta["dp"]["adjacency"] == "add/remove" and meta["dp"]["accountant"] == "prv"
-    assert meta["dp"]["assumes"].startswith("as accounted for Poisson sampling; the run used "
-                                            "shuffled batches")
+    assert meta["dp"]["assumes"].startswith(
+        "as accounted for Poisson sampling; the run used shuffled batches"
+    )
 
 
 def test_mico_clip_scale_and_noise(tmp_path):
@@ -97,7 +110,9 @@ def test_mico_clip_scale_and_noise(tmp_path):
     plan = dp_schedule(67_349, recipe)
     assert plan.steps == 198 and plan.sample_rate == pytest.approx(1024 / 67_349)
     assert plan.noise_multiplier == pytest.approx(0.689, abs=0.01)
-    assert dp_schedule(67_349, load_recipe("mico-hi")).noise_multiplier == pytest.approx(0.502, abs=0.01)
+    assert dp_schedule(67_349, load_recipe("mico-hi")).noise_multiplier == pytest.approx(
+        0.502, abs=0.01
+    )
 
 
 def test_poisson_batches_include_each_record_at_rate_q():
@@ -142,15 +157,23 @@ def test_poisson_dp_training_spends_what_an_independent_accountant_says(tmp_path
     import dp_accounting as dpa
     from dp_accounting import pld, rdp
 
-    recipe = Recipe(model=TINY, epochs=2, learning_rate=1e-3, batch_size=30,
-                    dp=DPConfig(target_epsilon=4.0, delta=1e-5))
+    recipe = Recipe(
+        model=TINY,
+        epochs=2,
+        learning_rate=1e-3,
+        batch_size=30,
+        dp=DPConfig(target_epsilon=4.0, delta=1e-5),
+    )
     assert recipe.dp.sampling == "poisson" and recipe.group_by_length is False
     _, meta, _ = _run(tmp_path, "poisson", recipe, Perf(micro_batch=16))
     assert meta["steps"] == meta["dp"]["accounted_steps"] == 2 * math.ceil(N / 30) == 20
     assert abs(meta["examples_seen"] - 20 * 30) < 5 * math.sqrt(20 * N * 0.1 * 0.9)  # Bin(6000, q)
     assert {k: meta["dp"][k] for k in ("sampling", "accountant", "adjacency", "assumes")} == {
-        "sampling": "poisson", "accountant": "prv", "adjacency": "add/remove",
-        "assumes": "prv accountant, Poisson sampling, add/remove adjacency"}
+        "sampling": "poisson",
+        "accountant": "prv",
+        "adjacency": "add/remove",
+        "assumes": "prv accountant, Poisson sampling, add/remove adjacency",
+    }
     step = dpa.PoissonSampledDpEvent(30 / N, dpa.GaussianDpEvent(meta["dp"]["noise_multiplier"]))
     event = dpa.SelfComposedDpEvent(step, meta["steps"])
     oracle = pld.PLDAccountant(dpa.NeighboringRelation.ADD_OR_REMOVE_ONE)
@@ -166,10 +189,17 @@ def test_poisson_dp_training_spends_what_an_independent_accountant_says(tmp_path
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
 def test_empty_poisson_batches_take_noise_only_steps(tmp_path, mode):
     """q = 1/300: about a third of the Poisson batches are empty; each still takes one (noise-only) DP step."""
-    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=1,
-                    dp=DPConfig(noise_multiplier=1.0, delta=1e-5, max_grad_norm=1.0, sampling="poisson"))
+    recipe = Recipe(
+        model=TINY,
+        epochs=1,
+        learning_rate=1e-3,
+        batch_size=1,
+        dp=DPConfig(noise_multiplier=1.0, delta=1e-5, max_grad_norm=1.0, sampling="poisson"),
+    )
     out, meta, after = _run(tmp_path, f"empty-{mode}", recipe, Perf(grad_sample_mode=mode))
-    assert meta["steps"] == N and 200 < meta["examples_seen"] < 400  # ~110 of the 300 batches are empty
+    assert (
+        meta["steps"] == N and 200 < meta["examples_seen"] < 400
+    )  # ~110 of the 300 batches are empty
     assert all(torch.isfinite(v).all() for v in after.values())
 
 
@@ -184,7 +214,11 @@ def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):
     _, _, tokens = tiny_setup()
     exact = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"))
     half = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"), precision="bf16")
-    assert half.dtype == np.float32 and not np.array_equal(exact, half) and np.allclose(exact, half, atol=0.1)
+    assert (
+        half.dtype == np.float32
+        and not np.array_equal(exact, half)
+        and np.allclose(exact, half, atol=0.1)
+    )
     same = logits_of(fp32[0], tokens, np.arange(50), perf=Perf(device="cpu"), precision="tf32")
     assert np.array_equal(exact, same)  # TF32 is a CUDA matmul mode: on CPU tf32 computes fp32
 
@@ -198,30 +232,56 @@ def test_matched_shadows_run_the_mico_targets_mechanism():
         target = load_recipe(name)
         matched = matched_recipe(target, n_target)
         assert matched.steps == 198 == 3 * math.ceil(n_target / 1024)
-        assert matched.dp.target_epsilon is None and matched.dp.noise_multiplier == pytest.approx(sigma, abs=0.005)
-        same = ("batch_size", "learning_rate", "schedule", "epochs", "max_length", "model", "group_by_length")
+        assert matched.dp.target_epsilon is None and matched.dp.noise_multiplier == pytest.approx(
+            sigma, abs=0.005
+        )
+        same = (
+            "batch_size",
+            "learning_rate",
+            "schedule",
+            "epochs",
+            "max_length",
+            "model",
+            "group_by_length",
+        )
         assert all(getattr(matched, f) == getattr(target, f) for f in same)
-        assert (matched.dp.clip, matched.dp.sampling, matched.dp.delta) == (pytest.approx(6.4), "shuffle", 1e-5)
+        assert (matched.dp.clip, matched.dp.sampling, matched.dp.delta) == (
+            pytest.approx(6.4),
+            "shuffle",
+            1e-5,
+        )
         at_target = dp_schedule(n_target, matched)
-        assert at_target == dp_schedule(n_target, target)  # exactly the targets' plan: sigma, q, steps
+        assert at_target == dp_schedule(
+            n_target, target
+        )  # exactly the targets' plan: sigma, q, steps
         assert at_target.sample_rate == pytest.approx(1024 / n_target)
         shadow = dp_schedule(n_shadow, matched)
         assert (shadow.noise_multiplier, shadow.steps) == (at_target.noise_multiplier, 198)
         assert shadow.sample_rate == pytest.approx(1024 / n_shadow)
-        assert at_target.epsilon(matched.dp) == pytest.approx(eps, abs=0.05)  # within the solver's tolerance
-        assert shadow.epsilon(matched.dp) > 1.15 * eps  # the same mechanism on fewer records spends more (4.9, 11.9)
+        assert at_target.epsilon(matched.dp) == pytest.approx(
+            eps, abs=0.05
+        )  # within the solver's tolerance
+        assert (
+            shadow.epsilon(matched.dp) > 1.15 * eps
+        )  # the same mechanism on fewer records spends more (4.9, 11.9)
 
 
 def test_matched_non_dp_recipe_keeps_the_targets_steps():
     matched = matched_recipe(load_recipe("mico-inf"), 67_349)
-    assert matched.steps == 3 * math.ceil(67_349 / 96) and matched.total_steps(52_000) == matched.steps
+    assert (
+        matched.steps == 3 * math.ceil(67_349 / 96) and matched.total_steps(52_000) == matched.steps
+    )
     assert matched.dp is None and matched.grad_clip == 1.0
 
 
 def test_steps_override_epochs_by_cycling_shuffled_epochs(tmp_path):
-    recipe = Recipe(model=TINY, epochs=1, steps=7, learning_rate=1e-3, batch_size=64, group_by_length=False)
+    recipe = Recipe(
+        model=TINY, epochs=1, steps=7, learning_rate=1e-3, batch_size=64, group_by_length=False
+    )
     _, meta, _ = _run(tmp_path, "steps", recipe)
-    assert meta["steps"] == 7 and meta["examples_seen"] == N + 2 * 64  # one epoch (5 batches, last partial) + 2
+    assert (
+        meta["steps"] == 7 and meta["examples_seen"] == N + 2 * 64
+    )  # one epoch (5 batches, last partial) + 2
 
 
 def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
@@ -231,8 +291,15 @@ def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
     tight = _run(tmp_path, "tight", dataclasses.replace(recipe, grad_clip=1e-3))[2]
     assert _close(free, loose, atol=0) and not _close(free, tight)
     sel = Selection.of(N, np.arange(N))
-    keys = {TrainJob(population={"source": "synthetic", "n": N}, tokenizer=HubRef("t"), selection=sel, recipe=dataclasses.replace(recipe, grad_clip=c)).key
-            for c in (None, 1.0, 0.5)}
+    keys = {
+        TrainJob(
+            population={"source": "synthetic", "n": N},
+            tokenizer=HubRef("t"),
+            selection=sel,
+            recipe=dataclasses.replace(recipe, grad_clip=c),
+        ).key
+        for c in (None, 1.0, 0.5)
+    }
     assert len(keys) == 3
     with pytest.raises(SpecError, match="grad_clip"):
         dataclasses.replace(recipe, grad_clip=1.0, dp=DPConfig(noise_multiplier=1.0, delta=1e-5))
