@@ -1,8 +1,10 @@
-"""Every attack side by side on a mini challenge with answers (the ``mini-sst2`` benchmark challenge).
+"""Every attack side by side on a mini challenge with answers (the ``mini-sst2`` benchmark
+challenge).
 
-Per scenario and row: TPR@0.1FPR over dev+final pooled under one threshold (the MICO scorer's rule: FPR strictly
-below 0.1), TPR@0.01FPR, AUC, the number of shadow trainings and the CPU-seconds of the row's jobs (trainings and
-inference passes; jobs shared between rows are counted in each). Also the held-out-free ``train`` LOO score.
+Per scenario and row: TPR@0.1FPR over dev+final pooled under one threshold (the MICO scorer's rule:
+FPR strictly below 0.1), TPR@0.01FPR, AUC, the number of shadow trainings and the CPU-seconds of the
+row's jobs (trainings and inference passes; jobs shared between rows are counted in each). Also the
+held-out-free ``train`` LOO score.
 
     farm make-challenge --config mini-sst2 --out /tmp/msst2
     python -m benchmarks.attacks --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \

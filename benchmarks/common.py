@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: SST-2 location, a tokenizer trained on it, a Markdown table printer."""
+"""Shared pieces of the benchmarks: SST-2 location, a tokenizer trained on it, a Markdown table
+printer."""
 
 from __future__ import annotations
 

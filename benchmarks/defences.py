@@ -1,34 +1,40 @@
-"""The defence comparison (issue 14, section 4): privacy and utility of plain training, DP-SGD, SISA, PATE and
-randomized response on SST-2 at mini scale, audited by the farm's attack.
+"""The defence comparison (issue 14, section 4): privacy and utility of plain training, DP-SGD,
+SISA, PATE and randomized response on SST-2 at mini scale, audited by the farm's attack.
 
-One make-challenge config (``farm/configs/defences-sst2.yaml``) holds one scenario per setting (``plain``,
-``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; defence and recipe YAMLs under
-``farm/configs/recipes/def-*``). The benchmark builds it with ``farm make-challenge``, attacks it with ``farm
-attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled train targets are its
-references), then adds per setting:
+One make-challenge config (``farm/configs/defences-sst2.yaml``) holds one scenario per setting
+(``plain``, ``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; defence and recipe YAMLs
+under ``farm/configs/recipes/def-*``). The benchmark builds it with ``farm make-challenge``, attacks
+it with ``farm attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled
+train targets are its references), then adds per setting:
 
-* ``test_acc``: accuracy of the released models as the attacker sees them (SISA's ensemble, PATE's student),
-  averaged over every target of the setting, on GLUE SST-2 validation rows in neither the population nor the
-  public corpus (a synthetic population: a fresh synthetic corpus);
-* TPR@0.1FPR on dev and on final (each under its own threshold, 95% bootstrap intervals over target models,
-  none from fewer than 5), and the headline, their mean, with an interval resampling both phases' models jointly
-  (``farm.attacks.protocol``; the attack is fixed, so nothing is chosen with answers);
-* the empirical epsilon lower bounds of the attack's audit (``metrics.json``): ``eps_lb heuristic`` pools a
-  model's points as if independent; ``eps_lb valid`` uses one point per held-out model (independent trials);
-* ``eps``: the theoretical epsilon that ``challenge.json`` records with what it assumes (accountant, sampling,
-  adjacency: ``farm.privacy.accounting.describe_epsilon``; ``inf`` without one; randomized response: its label-DP
-  epsilon, which bounds nothing about membership);
-* ``train_s``: job-seconds of one target's training (every job of its plan, from the store's metadata);
-* SISA: ``unlearn``: jobs and job-seconds redone to forget ``--forget`` challenge members per target against a
-  full retrain (``farm.defences.sisa.unlearn``, ``farm.defences.seam.redone``; seconds of jobs not run are their
-  pre-unlearning counterparts'); the unlearning scenario (``forget:``) adds the attack's TPR on forgotten, kept
-  and never-seen points at the 0.1-FPR threshold (``farm.defences.sisa.forgetting_rates``).
+* ``test_acc``: accuracy of the released models as the attacker sees them (SISA's ensemble, PATE's
+  student), averaged over every target of the setting, on GLUE SST-2 validation rows in neither the
+  population nor the public corpus (a synthetic population: a fresh synthetic corpus);
+* TPR@0.1FPR on dev and on final (each under its own threshold, 95% bootstrap intervals over target
+  models, none from fewer than 5), and the headline, their mean, with an interval resampling both
+  phases' models jointly (``farm.attacks.protocol``; the attack is fixed, so nothing is chosen with
+  answers);
+* the empirical epsilon lower bounds of the attack's audit (``metrics.json``): ``eps_lb heuristic``
+  pools a model's points as if independent; ``eps_lb valid`` uses one point per held-out model
+  (independent trials);
+* ``eps``: the theoretical epsilon that ``challenge.json`` records with what it assumes (accountant,
+  sampling, adjacency: ``farm.privacy.accounting.describe_epsilon``; ``inf`` without one; randomized
+  response: its label-DP epsilon, which bounds nothing about membership);
+* ``train_s``: job-seconds of one target's training (every job of its plan, from the store's
+  metadata);
+* SISA: ``unlearn``: jobs and job-seconds redone to forget ``--forget`` challenge members per target
+  against a full retrain (``farm.defences.sisa.unlearn``, ``farm.defences.seam.redone``; seconds of
+  jobs not run are their pre-unlearning counterparts'); the unlearning scenario (``forget:``) adds
+  the attack's TPR on forgotten, kept and never-seen points at the 0.1-FPR threshold
+  (``farm.defences.sisa.forgetting_rates``).
 
-It prints a Markdown table, writes ``OUT/defences.md``, ``OUT/defences.json`` and one privacy-utility PNG
-(``OUT/defences.png``: test accuracy against TPR@0.1FPR). The run reuses the store: a second run trains nothing.
+It prints a Markdown table, writes ``OUT/defences.md``, ``OUT/defences.json`` and one
+privacy-utility PNG (``OUT/defences.png``: test accuracy against TPR@0.1FPR). The run reuses the
+store: a second run trains nothing.
 
-    python -m benchmarks.defences --out /tmp/defences            # every setting: about 80 minutes on 2 CPU cores
-    python -m benchmarks.defences --out /tmp/d --settings plain,sisa_s5_r1,pate_t10_s5   # a subset
+    python -m benchmarks.defences --out /tmp/defences            # every setting: about 80 minutes
+    on 2 CPU cores python -m benchmarks.defences --out /tmp/d --settings
+    plain,sisa_s5_r1,pate_t10_s5   # a subset
 """
 
 from __future__ import annotations
@@ -172,9 +178,10 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
 
 
 def headline(scores_parquet: Path, scenario: str, *, n_boot: int = 1000) -> Interval:
-    """The scenario's TPR@0.1FPR headline as the protocol states it (``farm.attacks.protocol``): the mean of the dev and
-    final figures, each phase pooled under its own threshold (``farm.mico.scorer.pooled_scores``), with a bootstrap
-    interval over the phases' models resampled jointly (none from fewer than 5 models a phase)."""
+    """The scenario's TPR@0.1FPR headline as the protocol states it (``farm.attacks.protocol``): the
+    mean of the dev and final figures, each phase pooled under its own threshold
+    (``farm.mico.scorer.pooled_scores``), with a bootstrap interval over the phases' models
+    resampled jointly (none from fewer than 5 models a phase)."""
     import pandas as pd
 
     scores = pd.read_parquet(scores_parquet)
@@ -201,9 +208,9 @@ def _with_interval(phase: dict[str, Any], name: str) -> str:
 
 
 def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
-    """The empirical epsilon lower bounds of ``farm attack``'s audit: the pooled one (heuristic: a model's
-    points share its training run, so they are not independent trials) and the one whose trials are
-    independent (one point per held-out model)."""
+    """The empirical epsilon lower bounds of ``farm attack``'s audit: the pooled one (heuristic: a
+    model's points share its training run, so they are not independent trials) and the one whose
+    trials are independent (one point per held-out model)."""
     independent = audit.get("one_point_per_model") or {}
     return {
         "eps_lb heuristic": audit.get("epsilon_lb_heuristic", audit.get("epsilon_lb")),
@@ -212,16 +219,16 @@ def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
 
 
 def _epsilon(record: dict[str, Any]) -> str:
-    """The theoretical epsilon with what it assumes (``farm.privacy.accounting.describe_epsilon``); randomized response:
-    its label-DP epsilon (pure), which bounds nothing about membership."""
+    """The theoretical epsilon with what it assumes (``farm.privacy.accounting.describe_epsilon``);
+    randomized response: its label-DP epsilon (pure), which bounds nothing about membership."""
     if record.get("label_dp"):
         return f"{record['label_epsilon']:g} (label DP, randomized response; membership: inf)"
     return describe_epsilon(record)
 
 
 def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: int) -> str:
-    """Jobs and job-seconds redone to forget ``forget`` challenge members of each target, against retraining the
-    whole ensemble, summed over targets: ``redone/all jobs, redone/all s``."""
+    """Jobs and job-seconds redone to forget ``forget`` challenge members of each target, against
+    retraining the whole ensemble, summed over targets: ``redone/all jobs, redone/all s``."""
     from farm.mico.splits import split_model
 
     n_redone = n_all = 0
@@ -255,7 +262,8 @@ def _unlearning_cost(targets: list[Any], store: Any, p: ChallengeJobs, forget: i
 
 
 def _seconds(store: Any, jobs: list[Any], before: TargetBuild) -> float:
-    """Job-seconds of ``jobs``: stored, or for a job never run that of the job of ``before`` with its label."""
+    """Job-seconds of ``jobs``: stored, or for a job never run that of the job of ``before`` with
+    its label."""
     by_label = {j.label: j for j in before.jobs}
     return sum(
         job_seconds(store, [j if store.complete(j.key) else by_label[j.label]]) for j in jobs
@@ -263,7 +271,8 @@ def _seconds(store: Any, jobs: list[Any], before: TargetBuild) -> float:
 
 
 def _forgetting(built: Path, attack: Path, scenario: str, ch: Any) -> str:
-    """The attack's flagged fractions of kept / forgotten / never-seen points at the 0.1-FPR threshold."""
+    """The attack's flagged fractions of kept / forgotten / never-seen points at the 0.1-FPR
+    threshold."""
     import pandas as pd
 
     scores = pd.read_parquet(attack / "scores.parquet")
@@ -281,7 +290,8 @@ def _forgetting(built: Path, attack: Path, scenario: str, ch: Any) -> str:
 
 
 def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]:
-    """Per scenario: the mean accuracy of its released models on held-out records (see the module docstring)."""
+    """Per scenario: the mean accuracy of its released models on held-out records (see the module
+    docstring)."""
     from farm.training.data import Population, load_population, tokenize
     from farm.training.infer import logits_of
     from farm.training.models import load_tokenizer
@@ -314,7 +324,8 @@ def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]
 
 
 def _subset_rows(spec: dict[str, Any], n: int) -> np.ndarray:
-    """The rows of the full source that a spec's ``subset`` keeps (``farm.training.data``'s rule), all without one."""
+    """The rows of the full source that a spec's ``subset`` keeps (``farm.training.data``'s rule),
+    all without one."""
     subset = spec.get("subset")
     if not subset:
         return np.arange(n)
@@ -324,7 +335,8 @@ def _subset_rows(spec: dict[str, Any], n: int) -> np.ndarray:
 
 
 def privacy_utility_png(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Test accuracy against TPR@0.1FPR, one labelled point per setting, coloured by defence family."""
+    """Test accuracy against TPR@0.1FPR, one labelled point per setting, coloured by defence
+    family."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,6 @@
-"""The cost of DP training against plain training with the MICO recipes at roberta-base size (random weights
-are fine for speed), and what Opacus' clipping modes change. Sequences per second on the same records.
+"""The cost of DP training against plain training with the MICO recipes at roberta-base size (random
+weights are fine for speed), and what Opacus' clipping modes change. Sequences per second on the
+same records.
 
     python -m benchmarks.dp_cost --records 512 --dp-batch 256
 """
@@ -22,7 +23,8 @@ from farm.training.train import train
 
 
 def roberta_base_like(tok, out: Path) -> Path:
-    """roberta-base's architecture (12 x 768, 125M parameters with its vocabulary), random weights."""
+    """roberta-base's architecture (12 x 768, 125M parameters with its vocabulary), random
+    weights."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     config = RobertaConfig(

@@ -1,5 +1,6 @@
-"""Executor overhead and cost of ``farm make-challenge``: wall time per stage against the sum of job times
-divided by the workers (target: at most 10% overhead), total time and peak memory (driver + workers).
+"""Executor overhead and cost of ``farm make-challenge``: wall time per stage against the sum of job
+times divided by the workers (target: at most 10% overhead), total time and peak memory (driver +
+workers).
 
     python -m benchmarks.make_challenge --config mini   # a shipped config name, or a path
 """

@@ -1,8 +1,10 @@
-"""Test accuracy of the mini recipes on held-out SST-2 records, so that mini targets are real classifiers.
+"""Test accuracy of the mini recipes on held-out SST-2 records, so that mini targets are real
+classifiers.
 
-A tiny base model is pre-trained (plain) on SST-2 records disjoint from the targets' records (the stand-in for
-roberta-base's public pre-training); each mini recipe then fine-tunes it on ``--records`` records; accuracy is
-measured on GLUE's validation rows (872, used by neither). Also the cost of DP against plain training.
+A tiny base model is pre-trained (plain) on SST-2 records disjoint from the targets' records (the
+stand-in for roberta-base's public pre-training); each mini recipe then fine-tunes it on
+``--records`` records; accuracy is measured on GLUE's validation rows (872, used by neither). Also
+the cost of DP against plain training.
 
     python -m benchmarks.mini_accuracy --records 3000 --base-records 20000
 """

@@ -1,22 +1,26 @@
-"""Attack power against the number of shadows K, under the comparison protocol (``farm.attacks.protocol``).
+"""Attack power against the number of shadows K, under the comparison protocol
+(``farm.attacks.protocol``).
 
-Per scenario, attack and K: TPR@0.1FPR on the labelled ``train`` models' leave-one-out scores (what the protocol
-chooses on), on dev and on final (each under its own threshold, with 95% bootstrap intervals over target models),
-their mean (the headline) and its paired ratio to the winner's IN calibration; the anchors (loss; the runner-up's
-reference with one reference per dev/final target; the winner's IN calibration on the labelled models) likewise.
-Then, per scenario, the protocol's verdict: the candidate chosen on the leave-one-out scores alone, within the
-runner-up's training budget, scored once on dev and final against every anchor with paired intervals. Writes a
-PNG of the headline against K (symlog x axis: K = 0 is the labelled models alone).
+Per scenario, attack and K: TPR@0.1FPR on the labelled ``train`` models' leave-one-out scores (what
+the protocol chooses on), on dev and on final (each under its own threshold, with 95% bootstrap
+intervals over target models), their mean (the headline) and its paired ratio to the winner's IN
+calibration; the anchors (loss; the runner-up's reference with one reference per dev/final target;
+the winner's IN calibration on the labelled models) likewise. Then, per scenario, the protocol's
+verdict: the candidate chosen on the leave-one-out scores alone, within the runner-up's training
+budget, scored once on dev and final against every anchor with paired intervals. Writes a PNG of the
+headline against K (symlog x axis: K = 0 is the labelled models alone).
 
-Shadows come from one pool per scenario (``plan: pool``, groups of 2) trained with the scenario's shadow recipe
-of ``--config`` (DP scenarios: the targets' mechanism); a pool of K shadows is the first K of the largest, so
-growing K retrains nothing. Each phase is scored on its own (MICO's rule), never dev and final pooled.
+Shadows come from one pool per scenario (``plan: pool``, groups of 2) trained with the scenario's
+shadow recipe of ``--config`` (DP scenarios: the targets' mechanism); a pool of K shadows is the
+first K of the largest, so growing K retrains nothing. Each phase is scored on its own (MICO's
+rule), never dev and final pooled.
 
-Attacks on more than logits: ``lira_queries`` (LiRA over the ``queries`` family of ``--config``, default
-``farm.spec.queries.QueryFamily()``), ``lira_grad`` (LiRA on per-example gradient norms) and ``stacked_wb`` (the
-``stacked`` attack seeing every signal: its features add the gradient-norm loss and LiRA and the several-query
-LiRA; ``stacked`` itself sees the logits only). Inference computes query logits and gradient norms only when an
-attack of ``--attacks`` reads them (one more store entry per model: its logits, query logits and norms).
+Attacks on more than logits: ``lira_queries`` (LiRA over the ``queries`` family of ``--config``,
+default ``farm.spec.queries.QueryFamily()``), ``lira_grad`` (LiRA on per-example gradient norms) and
+``stacked_wb`` (the ``stacked`` attack seeing every signal: its features add the gradient-norm loss
+and LiRA and the several-query LiRA; ``stacked`` itself sees the logits only). Inference computes
+query logits and gradient norms only when an attack of ``--attacks`` reads them (one more store
+entry per model: its logits, query logits and norms).
 
     farm make-challenge --config mini-sst2 --out /tmp/msst2
     python -m benchmarks.scaling --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \\
@@ -64,8 +68,9 @@ ANCHORS = (
 
 
 def sees(name: str) -> tuple[str, frozenset[str]]:
-    """``(attack, optional Signals fields it sees)`` of a row name: a ``VARIANTS`` entry, or an attack of
-    ``farm.attacks.registry.ATTACKS`` seeing what it needs (``farm.attacks.registry.needs``)."""
+    """``(attack, optional Signals fields it sees)`` of a row name: a ``VARIANTS`` entry, or an
+    attack of ``farm.attacks.registry.ATTACKS`` seeing what it needs
+    (``farm.attacks.registry.needs``)."""
     return VARIANTS[name] if name in VARIANTS else (name, needs(name))
 
 
@@ -75,8 +80,8 @@ def extras_for(names: list[str], queries: QueryFamily | None) -> Extras:
 
 
 def view(signals: Signals, fields: frozenset[str]) -> Signals:
-    """``signals`` without the optional fields outside ``fields``, so an attack whose features use whatever the
-    signals carry (``learned``, ``stacked``) is measured on what its row says."""
+    """``signals`` without the optional fields outside ``fields``, so an attack whose features use
+    whatever the signals carry (``learned``, ``stacked``) is measured on what its row says."""
     return dataclasses.replace(
         signals,
         query_logits=signals.query_logits if "query_logits" in fields else None,
@@ -87,8 +92,8 @@ def view(signals: Signals, fields: frozenset[str]) -> Signals:
 def scored(
     label: str, attack: str, params: dict, k: int | str, collected, signals: Signals | None = None
 ) -> Scored:
-    """One candidate's pooled scores on every labelled phase (train: leave-one-out; dev, final: answered),
-    on ``signals`` (default: the collected ones)."""
+    """One candidate's pooled scores on every labelled phase (train: leave-one-out; dev, final:
+    answered), on ``signals`` (default: the collected ones)."""
     part = collected.scenario
     signals = collected.signals if signals is None else signals
     raw = dict(zip(part.ids, run_attack(attack, signals, np.arange(len(part.ids)), **params)))
@@ -104,9 +109,9 @@ def scored(
 
 
 def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000) -> dict:
-    """The table row of one candidate: its leave-one-out figure (what the protocol chooses on), dev and final
-    with their 95% intervals over target models, the dev+final mean and its paired ratio to the winner's IN
-    calibration."""
+    """The table row of one candidate: its leave-one-out figure (what the protocol chooses on), dev
+    and final with their 95% intervals over target models, the dev+final mean and its paired ratio
+    to the winner's IN calibration."""
     row = {
         "scenario": scenario,
         "attack": candidate.name,
@@ -126,9 +131,9 @@ def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000
 def verdicts(
     scenario: str, candidates: list[Scored], anchors: dict[str, Scored], *, n_boot: int = 1000
 ) -> dict:
-    """The protocol's row for one scenario: the candidate chosen on the labelled models' leave-one-out scores
-    within the runner-up's training budget (one training per dev/final target), then scored once on dev and
-    final against each anchor, paired."""
+    """The protocol's row for one scenario: the candidate chosen on the labelled models'
+    leave-one-out scores within the runner-up's training budget (one training per dev/final target),
+    then scored once on dev and final against each anchor, paired."""
     runner_up = anchors[RUNNER_UP]
     chosen = choose(candidates, budget=runner_up.trainings)
     row = {
@@ -146,7 +151,8 @@ def verdicts(
 
 
 def plot(results: list[dict], path: Path) -> Path:
-    """TPR@0.1FPR (mean of dev and final) against K, one line per attack and scenario; anchors dashed."""
+    """TPR@0.1FPR (mean of dev and final) against K, one line per attack and scenario; anchors
+    dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,9 +185,9 @@ def _groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 def warm_up(scenarios: dict, configs: dict, plain, k_max: int, extras, executor) -> None:
-    """Every training and inference the benchmark needs -- each scenario's largest pool and the anchors'
-    per-target references -- in ONE executor call, so both CPU (or GPU) slots stay busy across scenarios; the
-    per-K passes afterwards find everything in the store."""
+    """Every training and inference the benchmark needs -- each scenario's largest pool and the
+    anchors' per-target references -- in ONE executor call, so both CPU (or GPU) slots stay busy
+    across scenarios; the per-K passes afterwards find everything in the store."""
     planned = []
     for name, scenario in scenarios.items():
         config = configs.get(name, configs["*"])

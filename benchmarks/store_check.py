@@ -1,9 +1,10 @@
-"""Cost of a rerun's "is it done?" check against a full checksum check, on one roberta-base-sized entry.
+"""Cost of a rerun's "is it done?" check against a full checksum check, on one roberta-base-sized
+entry.
 
     python -m benchmarks.store_check [--mb 499 --entries 3]
 
-``Store.complete`` (what every run does before skipping a job) reads the manifest and file metadata only;
-``Store.verify`` (``farm store verify``) reads and hashes every byte.
+``Store.complete`` (what every run does before skipping a job) reads the manifest and file metadata
+only; ``Store.verify`` (``farm store verify``) reads and hashes every byte.
 """
 
 from __future__ import annotations

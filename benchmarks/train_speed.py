@@ -1,5 +1,6 @@
-"""Trainer throughput: farm.training.train against a faithful re-creation of the runner-up's recipe (HF Trainer, inputs
-padded to 67, fp32, batch 96, lr 5e-5, constant) on the same tiny model, the same SST-2 records, one run.
+"""Trainer throughput: farm.training.train against a faithful re-creation of the runner-up's recipe
+(HF Trainer, inputs padded to 67, fp32, batch 96, lr 5e-5, constant) on the same tiny model, the
+same SST-2 records, one run.
 
     python -m benchmarks.train_speed --records 8000 --epochs 1
 """
@@ -20,7 +21,8 @@ from farm.training.train import train
 
 
 def hf_trainer_run(pop, tok, idx: np.ndarray, spec: ModelSpec, epochs: int, out: Path) -> float:
-    """The runner-up's recipe with HF's Trainer: pad to 67, fp32, batch 96, lr 5e-5 constant, AdamW."""
+    """The runner-up's recipe with HF's Trainer: pad to 67, fp32, batch 96, lr 5e-5 constant,
+    AdamW."""
     import datasets
     from transformers import Trainer, TrainingArguments
 
@@ -102,8 +104,8 @@ def main() -> None:
         },
     ]
     print(
-        f"records={args.records} epochs={args.epochs} model={args.model} device="
-        f"{'cuda' if torch.cuda.is_available() else 'cpu'} threads={torch.get_num_threads()}"
+        f"records={args.records} epochs={args.epochs} model={args.model} "
+        f"device={'cuda' if torch.cuda.is_available() else 'cpu'} threads={torch.get_num_threads()}"
     )
     print(table(rows))
 

@@ -1,13 +1,14 @@
 """GPU-slot utilisation of the executor on a MICO-shaped plan, measured without GPUs.
 
-Ray schedules logical GPUs, so a ``ray.cluster_utils.Cluster`` of 2 nodes x 4 logical GPUs gives 8 GPU slots on
-a CPU machine (the jobs themselves run on the CPU). The plan has MICO's shape, scaled down: three scenarios, each
-with shadow trainings and inference passes over provided models and shadows, in MICO's proportion of
-job-seconds (attack-mico: 24 roberta-base trainings and 224 inference passes over a ~30k-record union per
-scenario: 1 training to 9.3 inference passes, and at the H100 rates of ``farm.spec.costs`` inference is about a
-fifth of the job-seconds; ``--union`` sets the inference share, printed). Every job of the three scenarios goes into one
-queue, as ``farm attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of
-wall time against sum(job seconds) / slots, with and without the workers' start-up.
+Ray schedules logical GPUs, so a ``ray.cluster_utils.Cluster`` of 2 nodes x 4 logical GPUs gives 8
+GPU slots on a CPU machine (the jobs themselves run on the CPU). The plan has MICO's shape, scaled
+down: three scenarios, each with shadow trainings and inference passes over provided models and
+shadows, in MICO's proportion of job-seconds (attack-mico: 24 roberta-base trainings and 224
+inference passes over a ~30k-record union per scenario: 1 training to 9.3 inference passes, and at
+the H100 rates of ``farm.spec.costs`` inference is about a fifth of the job-seconds; ``--union``
+sets the inference share, printed). Every job of the three scenarios goes into one queue, as ``farm
+attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of wall
+time against sum(job seconds) / slots, with and without the workers' start-up.
 
     python -m benchmarks.utilisation --n 12000 --epochs 6 --shadows 6 --provided 50 --union 7000
 """
@@ -37,7 +38,8 @@ SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
 def plan(
     n: int, shadows: int, provided: int, epochs: int, union: int
 ) -> tuple[list, list, dict[str, list]]:
-    """(tokenizer + provided trainings to prepare, provided models, per-scenario jobs of the measured run)."""
+    """(tokenizer + provided trainings to prepare, provided models, per-scenario jobs of the
+    measured run)."""
     pop = {"source": "synthetic", "n": n, "seed": 1}
     tok = TokenizerJob(pop, vocab_size=800, label="tokenizer")
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes.
 
-Results (tables, JSON) and the closing "what was written where" lines go to stdout; progress goes through
-``logging`` to stderr (``-v``: more, ``-q``: warnings only).
+Results (tables, JSON) and the closing "what was written where" lines go to stdout; progress goes
+through ``logging`` to stderr (``-v``: more, ``-q``: warnings only).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns 1."""
+    """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns
+    1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose - args.quiet)
@@ -60,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def setup_logging(verbosity: int) -> None:
-    """Progress of the ``farm`` loggers to stderr: INFO by default, DEBUG (with times and logger names) at
-    ``verbosity > 0``, WARNING at ``verbosity < 0``. Idempotent: replaces the handler of an earlier call."""
+    """Progress of the ``farm`` loggers to stderr: INFO by default, DEBUG (with times and logger
+    names) at ``verbosity > 0``, WARNING at ``verbosity < 0``. Idempotent: replaces the handler of
+    an earlier call."""
     logger = logging.getLogger("farm")
     for handler in [h for h in logger.handlers if getattr(h, "farm_cli", False)]:
         logger.removeHandler(handler)
@@ -87,7 +89,8 @@ def _version() -> str:
 
 
 def _config(value: str) -> Path:
-    """argparse type: a YAML path, or the name of a shipped config (``mini``, ``attack-mini``, ``tune-mini``)."""
+    """argparse type: a YAML path, or the name of a shipped config (``mini``, ``attack-mini``,
+    ``tune-mini``)."""
     try:
         return config_path(value)
     except ConfigError as exc:
@@ -95,7 +98,8 @@ def _config(value: str) -> Path:
 
 
 def _wrote(**paths: object) -> None:
-    """The closing lines of a command: what it wrote where, one ``label: path`` per line (stdout)."""
+    """The closing lines of a command: what it wrote where, one ``label: path`` per line
+    (stdout)."""
     width = max(len(label) for label in paths) + 2
     for label, path in paths.items():
         print(f"{label.replace('_', ' ') + ':':<{width}}{path}")
@@ -113,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="farm",
         description="Shadow-model farm for membership inference.",
-        epilog=f"Shipped configs (give a name or a path): {', '.join(shipped())}. Shipped recipes (by name in "
-        f"configs): {', '.join(shipped('recipe'))}.",
+        epilog=f"Shipped configs (give a name or a path): {', '.join(shipped())}. Shipped recipes "
+        f"(by name in configs): {', '.join(shipped('recipe'))}.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
@@ -131,11 +135,11 @@ def _add_splits(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "splits",
         help="print one model's splits as JSON",
-        description="Reads MODEL_DIR's seed files (seed_challenge, optional seed_training, seed_membership) and "
-        "the split constants from challenge.json three levels up (MICO SST-2 values when absent). Writes "
-        "JSON to stdout: seeds, constants and the population indices of challenge, rest, training, "
-        "evaluation, nonmember, member, plus the 0/1 solution in challenge order (null where a seed is missing). "
-        "Writes no file.",
+        description="Reads MODEL_DIR's seed files (seed_challenge, optional seed_training, "
+        "seed_membership) and the split constants from challenge.json three levels up (MICO SST-2 "
+        "values when absent). Writes JSON to stdout: seeds, constants and the population indices "
+        "of challenge, rest, training, evaluation, nonmember, member, plus the 0/1 solution in "
+        "challenge order (null where a seed is missing). Writes no file.",
     )
     p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     p.set_defaults(handler=_cmd_splits)
@@ -162,10 +166,11 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
         help="score a predictions tree against solutions",
-        description="Reads PRED_ROOT (a directory <scenario>/<phase>/model_<i>/prediction.csv, optionally under "
-        "sst2/, or a submission zip) and the solution.csv files of TREE (a challenge or answers tree). Prints a "
-        "Markdown table of the MICO metrics per scenario and phase (all models of a phase pooled under one "
-        "threshold) and writes a log-log ROC PNG per scenario, roc_<scenario>.png, into --plot-dir.",
+        description="Reads PRED_ROOT (a directory <scenario>/<phase>/model_<i>/prediction.csv, "
+        "optionally under sst2/, or a submission zip) and the solution.csv files of TREE (a "
+        "challenge or answers tree). Prints a Markdown table of the MICO metrics per scenario and "
+        "phase (all models of a phase pooled under one threshold) and writes a log-log ROC PNG "
+        "per scenario, roc_<scenario>.png, into --plot-dir.",
     )
     p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
     p.add_argument("--solutions", type=Path, required=True, metavar="TREE")
@@ -205,10 +210,11 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pack",
         help="validate predictions and write the submission zip",
-        description="Reads PRED_ROOT (directory or zip of <scenario>/<phase>/model_<i>/prediction.csv). Checks "
-        "that every dev and final model is present (those of --challenge TREE, else the MICO SST-2 set: "
-        "sst2_{hi,inf,lo}, models 100-199) with the right count of values, all in [0, 1], no extra or "
-        "path-escaping entries, and at most 2 MB. Reports every problem; writes -o only when all pass.",
+        description="Reads PRED_ROOT (directory or zip of "
+        "<scenario>/<phase>/model_<i>/prediction.csv). Checks that every dev and final model is "
+        "present (those of --challenge TREE, else the MICO SST-2 set: sst2_{hi,inf,lo}, models "
+        "100-199) with the right count of values, all in [0, 1], no extra or path-escaping "
+        "entries, and at most 2 MB. Reports every problem; writes -o only when all pass.",
     )
     p.add_argument("pred_root", type=Path, metavar="PRED_ROOT")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="ZIP")
@@ -256,8 +262,8 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
         "--device",
         choices=("auto", "gpu", "cpu"),
         default="auto",
-        help="auto: GPUs when the cluster has some, else CPUs; gpu: ask the autoscaler for GPUs and wait "
-        "(never falls back to CPUs); cpu: never use GPUs",
+        help="auto: GPUs when the cluster has some, else CPUs; gpu: ask the autoscaler for GPUs "
+        "and wait (never falls back to CPUs); cpu: never use GPUs",
     )
 
 
@@ -279,7 +285,8 @@ def _executor(args: argparse.Namespace, default_store: Path):
 
 
 def _jobs_line(executor: Executor) -> None:
-    """The last line of every command that runs jobs; other tools parse it, so its format is fixed."""
+    """The last line of every command that runs jobs; other tools parse it, so its format is
+    fixed."""
     print(f"jobs: {executor.ran} run, {executor.reused} reused")
 
 
@@ -287,11 +294,12 @@ def _add_make_challenge(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "make-challenge",
         help="build a mini challenge (MICO layout) with the executor",
-        description="Reads CONFIG (a path, or a shipped name: mini, mini-sst2). Trains a tokenizer, a base model "
-        "and every target on Ray (jobs cached in --store, so a rerun trains nothing twice) and writes OUT/challenge "
-        "(what a participant gets: challenge.json, assets/, train models with answers, dev/final models with "
-        "seed_challenge only) and OUT/answers (dev/final seeds and solution.csv). Reuses a complete tree "
-        "made from the same config.",
+        description="Reads CONFIG (a path, or a shipped name: mini, mini-sst2). Trains a "
+        "tokenizer, a base model and every target on Ray (jobs cached in --store, so a rerun "
+        "trains nothing twice) and writes OUT/challenge (what a participant gets: challenge.json, "
+        "assets/, train models with answers, dev/final models with seed_challenge only) and "
+        "OUT/answers (dev/final seeds and solution.csv). Reuses a complete tree made from the "
+        "same config.",
     )
     p.add_argument(
         "--config",
@@ -321,11 +329,12 @@ def _add_attack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "attack",
         help="attack a challenge end to end: shadows, signals, attack, submission, report",
-        description="Reads TREE (a challenge tree) and CONFIG (attack config YAML, or a best.yaml from farm tune; "
-        "a path or a shipped name: attack-mini, attack-mini-sst2, attack-mico). Trains the plan's shadows and runs "
-        "inference on Ray (cached in --store), "
-        "scores the labelled train models leave-one-out and, with --answers, dev and final. Writes "
-        "OUT/predictions/, OUT/submission.zip (validated), OUT/report.md and OUT/roc_<scenario>.png.",
+        description="Reads TREE (a challenge tree) and CONFIG (attack config YAML, or a best.yaml "
+        "from farm tune; a path or a shipped name: attack-mini, attack-mini-sst2, attack-mico). "
+        "Trains the plan's shadows and runs inference on Ray (cached in --store), scores the "
+        "labelled train models leave-one-out and, with --answers, dev and final. Writes "
+        "OUT/predictions/, OUT/submission.zip (validated), OUT/report.md and "
+        "OUT/roc_<scenario>.png.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
     p.add_argument(
@@ -372,9 +381,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the embedded default end to end: build the mini challenge, attack it, score it",
-        description="Builds (or reuses) the mini challenge of the shipped config `mini` in OUT/challenge and "
-        "OUT/answers, attacks it with the shipped `attack-mini`, and writes OUT/submission.zip, OUT/report.md and "
-        "OUT/roc_<scenario>.png. Prints the score table. Needs no GPU and no download.",
+        description="Builds (or reuses) the mini challenge of the shipped config `mini` in "
+        "OUT/challenge and OUT/answers, attacks it with the shipped `attack-mini`, and writes "
+        "OUT/submission.zip, OUT/report.md and OUT/roc_<scenario>.png. Prints the score table. "
+        "Needs no GPU and no download.",
     )
     p.add_argument("--out", type=Path, default=Path("farm-demo"), metavar="DIR")
     p.add_argument(
@@ -410,13 +420,13 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
         help="Ray Tune: choose shadow recipe, DP variant, pool size and attack per scenario",
-        description="Reads TREE and CONFIG (search space, budget; a path or a shipped name: tune-mini, "
-        "tune-mini-sst2, tune-mico). Per scenario, runs a "
-        "Ray Tune search (Optuna + ASHA; resumed with Tuner.restore when OUT/ray_results holds an "
-        "interrupted one) whose objective is TPR@0.1FPR on a search part of the labelled train models, then "
-        "scores the best and the default configuration on the held-out train models. Writes "
-        "OUT/<scenario>/best.yaml (for farm attack --config), OUT/<scenario>/trials.csv and OUT/summary.md. "
-        "Dev/final answers are never read.",
+        description="Reads TREE and CONFIG (search space, budget; a path or a shipped name: "
+        "tune-mini, tune-mini-sst2, tune-mico). Per scenario, runs a Ray Tune search (Optuna + "
+        "ASHA; resumed with Tuner.restore when OUT/ray_results holds an interrupted one) whose "
+        "objective is TPR@0.1FPR on a search part of the labelled train models, then scores the "
+        "best and the default configuration on the held-out train models. Writes "
+        "OUT/<scenario>/best.yaml (for farm attack --config), OUT/<scenario>/trials.csv and "
+        "OUT/summary.md. Dev/final answers are never read.",
     )
     p.add_argument("--challenge", type=Path, required=True, metavar="TREE")
     p.add_argument(
@@ -457,10 +467,11 @@ def _add_store(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "store",
         help="check a store: every entry's files against their checksums",
-        description="`farm store verify STORE` reads every file of every entry of STORE (a directory or fsspec "
-        "URI) and checks it against the sha256 its manifest recorded. Runs skip finished entries by a metadata "
-        "check (sizes, stamps) that reads no artifact byte; this is the full check. Prints each corrupt entry "
-        "and a summary line; exits 1 if any entry is corrupt. Writes nothing (a rerun recomputes corrupt entries).",
+        description="`farm store verify STORE` reads every file of every entry of STORE (a "
+        "directory or fsspec URI) and checks it against the sha256 its manifest recorded. Runs "
+        "skip finished entries by a metadata check (sizes, stamps) that reads no artifact byte; "
+        "this is the full check. Prints each corrupt entry and a summary line; exits 1 if any "
+        "entry is corrupt. Writes nothing (a rerun recomputes corrupt entries).",
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     verify = verbs.add_parser("verify", help="full checksum check of every entry")
@@ -512,7 +523,8 @@ def _plan(
     table: Path | None,
     scenarios: str | None,
 ):
-    """The ``farm.commands.dry_run`` plan of ``command``; a store is opened only when it exists (a plan writes nothing)."""
+    """The ``farm.commands.dry_run`` plan of ``command``; a store is opened only when it exists (a
+    plan writes nothing)."""
 
     opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None
     rates = dryrun.read_table(table)
@@ -533,13 +545,15 @@ def _plan(
 def _add_plan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
-        help="print what attack, tune or make-challenge would run and cost, without running anything",
-        description="Reads CONFIG (an attack, tune or make-challenge config, told apart by its keys: `space` is a "
-        "tune config, `population` a make-challenge config) and TREE (seed files are enough; weights are not "
-        "needed), checks them, and prints per scenario and stage the trainings and inference passes (and how "
-        "many --store already holds), records per job, bytes to store, estimated GPU-hours and the wall time on "
-        "--gpus GPUs, from the throughput table (--table, else the one farm bench wrote, else the documented "
-        "estimates of farm.spec.costs). Starts no Ray, loads no data, writes nothing.",
+        help="print what attack, tune or make-challenge would run and cost, without running "
+        "anything",
+        description="Reads CONFIG (an attack, tune or make-challenge config, told apart by its "
+        "keys: `space` is a tune config, `population` a make-challenge config) and TREE (seed "
+        "files are enough; weights are not needed), checks them, and prints per scenario and "
+        "stage the trainings and inference passes (and how many --store already holds), records "
+        "per job, bytes to store, estimated GPU-hours and the wall time on --gpus GPUs, from the "
+        "throughput table (--table, else the one farm bench wrote, else the documented estimates "
+        "of farm.spec.costs). Starts no Ray, loads no data, writes nothing.",
     )
     p.add_argument(
         "--config", type=_config, required=True, help="attack, tune or make-challenge config"
@@ -587,11 +601,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="measure training and inference throughput here; write the table farm plan reads",
-        description="Trains and infers a tiny RoBERTa with random weights on random SST-2-like inputs (a few "
-        "hundred sequences: seconds) in every mode (training fp32, bf16, tf32, DP with ghost clipping; "
-        "inference fp32, bf16, tf32) on this machine's GPU, else its CPU; --full adds roberta-base "
-        "(RobertaConfig defaults, random weights, no download; minutes on a CPU). Prints the table and writes it "
-        "as JSON to --table (default: $XDG_CACHE_HOME/farm/throughput.json, which farm plan reads).",
+        description="Trains and infers a tiny RoBERTa with random weights on random SST-2-like "
+        "inputs (a few hundred sequences: seconds) in every mode (training fp32, bf16, tf32, DP "
+        "with ghost clipping; inference fp32, bf16, tf32) on this machine's GPU, else its CPU; "
+        "--full adds roberta-base (RobertaConfig defaults, random weights, no download; minutes "
+        "on a CPU). Prints the table and writes it as JSON to --table (default: "
+        "$XDG_CACHE_HOME/farm/throughput.json, which farm plan reads).",
     )
     p.add_argument("--full", action="store_true", help="also measure roberta-base")
     p.add_argument(

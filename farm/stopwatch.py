@@ -1,10 +1,11 @@
 """Where the time of a command goes: seconds per named stage, pure (no torch, no Ray).
 
-``farm attack`` records ``STAGES`` -- reading the tree, the answers, the population and the signals back from the
-store; fingerprinting inputs (population, tokenizer, base model, every provided model's weights); scheduling (job
-specs, store "is it done?" checks); training and inference (the executor's one queue runs both: its wall time is
-split by each kind's share of job-seconds, and the job-seconds are kept beside); scoring; writing the outputs --
-and writes them as ``stages.json`` last.
+``farm attack`` records ``STAGES`` -- reading the tree, the answers, the population and the signals
+back from the store; fingerprinting inputs (population, tokenizer, base model, every provided
+model's weights); scheduling (job specs, store "is it done?" checks); training and inference (the
+executor's one queue runs both: its wall time is split by each kind's share of job-seconds, and the
+job-seconds are kept beside); scoring; writing the outputs -- and writes them as ``stages.json``
+last.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ STAGES = ("reading", "fingerprinting", "scheduling", "training", "inference", "s
 
 
 class Stopwatch:
-    """Accumulates wall seconds per stage (``stage`` as a context manager, or ``add``) and job-seconds per kind
-    of job (``jobs``: summed over workers, so it can exceed the wall time)."""
+    """Accumulates wall seconds per stage (``stage`` as a context manager, or ``add``) and
+    job-seconds per kind of job (``jobs``: summed over workers, so it can exceed the wall time)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -39,8 +40,8 @@ class Stopwatch:
         self.job_seconds[kind] = self.job_seconds.get(kind, 0.0) + float(seconds)
 
     def as_dict(self) -> dict[str, dict[str, float]]:
-        """``{"wall_seconds": {stage: s, ..., "total": s}, "job_seconds": {kind: s}}``, stages in ``STAGES``
-        order (others after)."""
+        """``{"wall_seconds": {stage: s, ..., "total": s}, "job_seconds": {kind: s}}``, stages in
+        ``STAGES`` order (others after)."""
         order = [s for s in STAGES if s in self.seconds] + sorted(set(self.seconds) - set(STAGES))
         wall = {s: round(self.seconds[s], 3) for s in order}
         wall["total"] = round(sum(self.seconds.values()), 3)

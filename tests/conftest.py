@@ -25,8 +25,8 @@ SCENARIOS = ("sst2_hi", "sst2_inf", "sst2_lo")
 def make_tree(
     root: Path, *, answers: bool = False, counts=(3, 2, 2), constants=TINY, weights=True
 ) -> Path:
-    """A MICO-layout tree. ``answers=False``: a challenge (dev/final hold only seed_challenge and weights);
-    ``answers=True``: labels for every model, no weights."""
+    """A MICO-layout tree. ``answers=False``: a challenge (dev/final hold only seed_challenge and
+    weights); ``answers=True``: labels for every model, no weights."""
     write_constants(root, constants)
     rng = np.random.default_rng(0)
     model_id = 0
@@ -114,7 +114,8 @@ def local_ray():
 
 @pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory):
-    """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its store."""
+    """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its
+    store."""
     import ray
 
     from farm.cluster.executor import Executor

@@ -1,4 +1,5 @@
-"""Small real parts for tests: a synthetic population, a tokenizer trained on it, tokenized records."""
+"""Small real parts for tests: a synthetic population, a tokenizer trained on it, tokenized
+records."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def indices(n: int) -> np.ndarray:
 
 
 def kill_ray_instance(temp_dir: str, pid: int) -> None:
-    """Kill exactly one Ray instance started by a test: the processes whose command line names its temp dir,
-    and the process group led by ``pid`` (the command that started it). Never other Ray instances."""
+    """Kill exactly one Ray instance started by a test: the processes whose command line names its
+    temp dir, and the process group led by ``pid`` (the command that started it). Never other Ray
+    instances."""
     import os
     import signal
 

@@ -1,4 +1,5 @@
-"""Small real jobs for executor tests: a tokenizer and tiny trainings on a 300-record synthetic population."""
+"""Small real jobs for executor tests: a tokenizer and tiny trainings on a 300-record synthetic
+population."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class MT19937:
-    """Textbook MT19937 (Matsumoto & Nishimura 1998), init_genrand seeding, 32-bit tempered outputs."""
+    """Textbook MT19937 (Matsumoto & Nishimura 1998), init_genrand seeding, 32-bit tempered
+    outputs."""
 
     def __init__(self, seed: int):
         self.mt = [0] * 624

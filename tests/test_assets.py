@@ -1,6 +1,7 @@
-"""A release tree (MICO layout, no challenge.json) run on local assets only: a roberta-base-shaped model (the
-``RobertaConfig`` defaults, random weights, saved as ``pytorch_model.bin``), a local tokenizer and local GLUE-style
-files, through the farm's own reading, pinning and inference path, with the hub switched off."""
+"""A release tree (MICO layout, no challenge.json) run on local assets only: a roberta-base-shaped
+model (the ``RobertaConfig`` defaults, random weights, saved as ``pytorch_model.bin``), a local
+tokenizer and local GLUE-style files, through the farm's own reading, pinning and inference path,
+with the hub switched off."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from farm.store.store import Store
 
 
 def _glue_folder(root):
-    """GLUE SST-2's local layout: ``train.tsv`` (67,349 records) then ``dev.tsv`` (872): MICO's 68,221."""
+    """GLUE SST-2's local layout: ``train.tsv`` (67,349 records) then ``dev.tsv`` (872): MICO's
+    68,221."""
     from farm.training.synthetic import synthetic_corpus
 
     sentences, labels = synthetic_corpus(MICO_N_TOTAL, 0)
@@ -34,8 +36,9 @@ def _glue_folder(root):
 
 @pytest.fixture(scope="module")
 def release_tree(tmp_path_factory):
-    """``(tree, roberta_dir, glue_dir, model)``: one roberta-base-shaped model in ``sst2_inf/train/model_0`` and
-    the same weights with a tokenizer as the local "roberta-base" directory."""
+    """``(tree, roberta_dir, glue_dir, model)``: one roberta-base-shaped model in
+    ``sst2_inf/train/model_0`` and the same weights with a tokenizer as the local "roberta-base"
+    directory."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     from farm.training.models import train_tokenizer
@@ -65,8 +68,8 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     config = tmp_path / "attack.yaml"
     config.write_text(
-        f"attack: loss\nrecipe: mico-inf\nassets:\n  base_model: {roberta}\n"
-        f"  population: {{source: file, path: {glue}}}\n"
+        f"attack: loss\nrecipe: mico-inf\nassets:\n  base_model: {roberta}\n  population: "
+        f"{{source: file, path: {glue}}}\n"
     )
     assets = check_attack_inputs(config, tree)["*"].assets
     assert assets == Assets(

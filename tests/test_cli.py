@@ -168,10 +168,11 @@ def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
     marker = tmp_path / "code-ran"
     bomb = write_pickle_bomb(mdir / "pytorch_model.bin", marker)
     code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-        "assert 'ray' not in sys.modules; sys.exit(rc)"
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert 'ray' not in "
+        "sys.modules; sys.exit(rc)"
     )
-    # what must not happen (Ray started, a job run, the pickle's code run, output written), not wall-clock time
+    # what must not happen (Ray started, a job run, the pickle's code run, output written), not
+    # wall-clock time
     result = subprocess.run(
         [
             sys.executable,
@@ -194,7 +195,8 @@ def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
 
 
 def test_outputs_have_ordinary_permissions(tmp_path, capsys):
-    """Seed files, challenge.json, predictions, the zip, metrics JSON and ROC plots: 0644 under umask 022."""
+    """Seed files, challenge.json, predictions, the zip, metrics JSON and ROC plots: 0644 under
+    umask 022."""
     old = os.umask(0o022)
     try:
         tree = make_tree(tmp_path / "challenge")
@@ -319,8 +321,8 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
 
 def test_attack_dry_run_prints_the_plan_and_runs_nothing(tiny_challenge, tmp_path):
     code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-        "assert 'ray' not in sys.modules; sys.exit(rc)"
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert 'ray' not in "
+        "sys.modules; sys.exit(rc)"
     )
     out = tmp_path / "out"
     result = subprocess.run(

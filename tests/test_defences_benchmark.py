@@ -1,5 +1,6 @@
-"""The defence comparison benchmark runs end to end on a test-sized config (plain, SISA unlearning, PATE) and writes
-its table, JSON and PNG; its held-out rows follow farm.training.data's subset rule."""
+"""The defence comparison benchmark runs end to end on a test-sized config (plain, SISA unlearning,
+PATE) and writes its table, JSON and PNG; its held-out rows follow farm.training.data's subset
+rule."""
 
 import json
 

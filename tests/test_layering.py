@@ -222,12 +222,10 @@ def test_every_function_level_import_says_why():
 def test_the_checker_fails_a_pure_module_that_imports_anything_non_pure(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "import os\nimport numpy as np\nfrom farm.errors import SpecError\n"
-        "from farm.mico import scorer\nimport yaml\n"
-        "def f():\n    import torch\n    from farm.commands import attack\n"
-        "class C:\n    def g(self):\n        from farm.store.store import Store\n"
-        "        import farm.training.infer\n"
-        "if True:\n    from transformers import AutoModel\n"
+        "import os\nimport numpy as np\nfrom farm.errors import SpecError\nfrom farm.mico import "
+        "scorer\nimport yaml\ndef f():\n    import torch\n    from farm.commands import "
+        "attack\nclass C:\n    def g(self):\n        from farm.store.store import Store\n        "
+        "import farm.training.infer\nif True:\n    from transformers import AutoModel\n"
     )
     found = violations(bad, "farm.mico.scorer")
     assert found == [
@@ -256,8 +254,8 @@ def test_the_checker_finds_cycles_and_silent_lazy_imports(tmp_path):
     assert cycles({"a": {"b"}, "b": set()}) == []
     lazy = tmp_path / "lazy.py"
     lazy.write_text(
-        "def f():\n    import ray  # Ray loads only when a run starts\n"
-        "    from farm.errors import SpecError\n"
+        "def f():\n    import ray  # Ray loads only when a run starts\n    from farm.errors import "
+        "SpecError\n"
     )
     got = [(i.module, i.lazy, i.commented) for i in imports(lazy)]
     assert got == [("ray", True, True), ("farm.errors", True, False)]
@@ -265,9 +263,9 @@ def test_the_checker_finds_cycles_and_silent_lazy_imports(tmp_path):
 
 def test_import_farm_is_light():
     code = (
-        "import sys, farm, farm.cli, farm.commands.attack, farm.commands.dry_run, farm.cluster.tune, "
-        "farm.shadows.scenario, farm.config.loading, farm.challenge.tree, farm.report.attack_report; "
-        "print('torch' in sys.modules, 'ray' in sys.modules)"
+        "import sys, farm, farm.cli, farm.commands.attack, farm.commands.dry_run, "
+        "farm.cluster.tune, farm.shadows.scenario, farm.config.loading, farm.challenge.tree, "
+        "farm.report.attack_report; print('torch' in sys.modules, 'ray' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -1,10 +1,11 @@
-"""The wheel installs anywhere: built from the checkout, installed into a fresh virtual environment outside it, the
-``farm`` command runs and every shipped recipe and config loads by name from the installed package data.
+"""The wheel installs anywhere: built from the checkout, installed into a fresh virtual environment
+outside it, the ``farm`` command runs and every shipped recipe and config loads by name from the
+installed package data.
 
-Offline: the build uses the installed setuptools (no build isolation), the environment borrows torch, Ray, ...
-from the system (``--system-site-packages``) and the wheel installs with ``--no-deps --no-index``. The venv's
-own site-packages comes first on ``sys.path``, so its ``farm`` wins over an editable install of the checkout;
-the test checks that it did."""
+Offline: the build uses the installed setuptools (no build isolation), the environment borrows
+torch, Ray, ... from the system (``--system-site-packages``) and the wheel installs with ``--no-deps
+--no-index``. The venv's own site-packages comes first on ``sys.path``, so its ``farm`` wins over an
+editable install of the checkout; the test checks that it did."""
 
 import json
 import os
@@ -25,8 +26,10 @@ LOAD_ALL = """
 import json, sys
 from pathlib import Path
 import farm
-from farm.config.loading import config_path, load_recipe, shipped
-from farm.config.loading import load_attack_config, load_tune_config
+from farm.config.attack import load_attack_config
+from farm.config.loading import config_path, shipped
+from farm.config.recipes import load_recipe
+from farm.config.tune import load_tune_config
 from farm.config.challenge import load_challenge_config
 from farm.config.recipes import is_defence, load_defence
 site = Path(sys.argv[1]).resolve()
@@ -46,7 +49,8 @@ for name in shipped():
     elif name.startswith("attack-"):
         [c.named_recipe() for c in load_attack_config(name).values()]
     else:
-        [(load_defence if is_defence(r) else load_recipe)(r) for r in load_challenge_config(name).scenarios.values()]
+        recipes = load_challenge_config(name).scenarios.values()
+        [(load_defence if is_defence(r) else load_recipe)(r) for r in recipes]
     loaded["configs"].append(name)
 print(json.dumps(loaded))
 """

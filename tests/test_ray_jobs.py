@@ -1,7 +1,9 @@
-"""`ray job submit` against a local head on loopback (token auth): a ray_jobs/ entry point builds a mini challenge.
+"""`ray job submit` against a local head on loopback (token auth): a ray_jobs/ entry point builds a
+mini challenge.
 
-The test starts its own head with a private temp dir and free ports, and stops exactly the processes of that
-head (found by the temp dir in their command line), never other Ray instances on the machine.
+The test starts its own head with a private temp dir and free ports, and stops exactly the processes
+of that head (found by the temp dir in their command line), never other Ray instances on the
+machine.
 """
 
 import os

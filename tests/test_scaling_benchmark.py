@@ -1,4 +1,5 @@
-"""The attack-scaling benchmark runs end to end on the test-sized challenge (K in {0, 2}) and writes its PNG."""
+"""The attack-scaling benchmark runs end to end on the test-sized challenge (K in {0, 2}) and writes
+its PNG."""
 
 
 def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
@@ -45,7 +46,8 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
     assert all(
         r["vs winner (paired)"].startswith("1.00x") for r in winner
     )  # itself, paired: exactly 1
-    # one protocol row per scenario: the choice is the best leave-one-out figure among the candidates
+    # one protocol row per scenario: the choice is the best leave-one-out figure among the
+    # candidates
     assert len(verdicts) == len({r["scenario"] for r in table})
     for v in verdicts:
         budget = next(

@@ -37,7 +37,8 @@ def records(paths: list[Path]) -> set[str]:
 
 
 def wide_signatures(path: Path) -> list[str]:
-    """``file:line name`` of each public function or method with more than 4 positional parameters."""
+    """``file:line name`` of each public function or method with more than 4 positional
+    parameters."""
     found = []
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
@@ -83,9 +84,9 @@ def test_no_record_is_built_with_more_than_four_positional_arguments():
 def test_the_checks_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from dataclasses import dataclass\n@dataclass\nclass R:\n    a: int\n    b: int\n"
-        "def f(a, b, c, d, e, *, g=1):\n    return R(1, 2, 3, 4, 5)\n"
-        "def _g(a, b, c, d, e):\n    return R(1, 2, 3, 4, b=5)\n"
+        "from dataclasses import dataclass\n@dataclass\nclass R:\n    a: int\n    b: int\ndef f(a, "
+        "b, c, d, e, *, g=1):\n    return R(1, 2, 3, 4, 5)\ndef _g(a, b, c, d, e):\n    return "
+        "R(1, 2, 3, 4, b=5)\n"
     )
     tmp = ROOT / "tests" / "_signature_probe.py"
     tmp.write_text(bad.read_text())

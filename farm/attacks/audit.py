@@ -1,19 +1,20 @@
-"""Empirical epsilon: a lower bound on the DP epsilon of the targets' training, from a membership test.
+"""Empirical epsilon: a lower bound on the DP epsilon of the targets' training, from a membership
+test.
 
-An (eps, delta)-DP mechanism bounds every test of "x was IN" against "x was OUT" (Kairouz et al. 2015; the
-hypothesis-testing region used by Jagielski et al. 2020, "Auditing Differentially Private Machine Learning",
-and Nasr et al. 2021, "Adversary Instantiation"): FPR + e^eps FNR >= 1 - delta and FNR + e^eps FPR >= 1 - delta.
-So from upper confidence bounds FPR_hi, FNR_hi of a fixed test,
+An (eps, delta)-DP mechanism bounds every test of "x was IN" against "x was OUT" (Kairouz et al.
+2015; the hypothesis-testing region used by Jagielski et al. 2020, "Auditing Differentially Private
+Machine Learning", and Nasr et al. 2021, "Adversary Instantiation"): FPR + e^eps FNR >= 1 - delta
+and FNR + e^eps FPR >= 1 - delta. So from upper confidence bounds FPR_hi, FNR_hi of a fixed test,
 
     eps_lb = max(log((1 - delta - FPR_hi) / FNR_hi), log((1 - delta - FNR_hi) / FPR_hi), 0)
 
-holds with the bounds' joint confidence. Convention (as in Jagielski et al.'s audit code): each rate gets the
-upper end of a two-sided Clopper-Pearson interval at level ``confidence``, i.e. a one-sided upper bound at
-level 1 - alpha/2 with alpha = 1 - confidence; by the union bound both hold together with probability at least
-``confidence``. A term whose numerator is not positive is dropped.
+holds with the bounds' joint confidence. Convention (as in Jagielski et al.'s audit code): each rate
+gets the upper end of a two-sided Clopper-Pearson interval at level ``confidence``, i.e. a one-sided
+upper bound at level 1 - alpha/2 with alpha = 1 - confidence; by the union bound both hold together
+with probability at least ``confidence``. A term whose numerator is not positive is dropped.
 
-The threshold is chosen on one set of models (MICO's labelled ``train`` models) and the rates are counted on
-others (held-out models): choosing it on the counted points would void the confidence.
+The threshold is chosen on one set of models (MICO's labelled ``train`` models) and the rates are
+counted on others (held-out models): choosing it on the counted points would void the confidence.
 
 Two bounds come from the same test (``farm.commands.attack.audit_scenario`` computes both):
 
@@ -30,11 +31,12 @@ Two bounds come from the same test (``farm.commands.attack.audit_scenario`` comp
   is what Clopper-Pearson needs. Few models give a weak bound (at most about 2.6 with 50 members and
   50 non-members at 95%); that is its honest size.
 
-Adjacency. MICO's game (and a ``farm.commands.make_challenge`` tree's) swaps a member for a non-member at a fixed
-training-set size: the worlds it separates are substitution neighbours (``AUDIT_ADJACENCY``), so the
-bound is on a substitution epsilon. Opacus' accountants (the targets' epsilon) are add/remove; by
-group privacy an add/remove (eps, delta)-DP mechanism is (2 eps, (1 + e^eps) delta)-DP under
-substitution (``substitution_privacy``), the figure a substitution lower bound can be held against.
+Adjacency. MICO's game (and a ``farm.commands.make_challenge`` tree's) swaps a member for a
+non-member at a fixed training-set size: the worlds it separates are substitution neighbours
+(``AUDIT_ADJACENCY``), so the bound is on a substitution epsilon. Opacus' accountants (the targets'
+epsilon) are add/remove; by group privacy an add/remove (eps, delta)-DP mechanism is (2 eps, (1 +
+e^eps) delta)-DP under substitution (``substitution_privacy``), the figure a substitution lower
+bound can be held against.
 """
 
 from __future__ import annotations
@@ -49,16 +51,15 @@ from farm.mico.scorer import check_scores
 
 AUDIT_ADJACENCY = "substitution"
 POOLED_VALIDITY = (
-    "heuristic: every point of each held-out model pooled as one Clopper-Pearson "
-    "trial, but the points of one model share its training run, so they are not "
-    "independent; not a certificate"
+    "heuristic: every point of each held-out model pooled as one Clopper-Pearson trial, but the "
+    "points of one model share its training run, so they are not independent; not a certificate"
 )
 
 
 @dataclass(frozen=True, kw_only=True)
 class EpsilonAudit:
-    """The bound and everything behind it: threshold (score >= threshold predicts member), counts on the
-    held-out points, the rates' upper bounds, and the delta and confidence used."""
+    """The bound and everything behind it: threshold (score >= threshold predicts member), counts on
+    the held-out points, the rates' upper bounds, and the delta and confidence used."""
 
     epsilon_lb: float
     threshold: float
@@ -76,8 +77,9 @@ class EpsilonAudit:
 
 
 def clopper_pearson_upper(k: np.ndarray | int, n: np.ndarray | int, alpha: float) -> np.ndarray:
-    """One-sided Clopper-Pearson upper bound at level ``1 - alpha`` on a rate seen ``k`` times in ``n`` trials:
-    the ``1 - alpha`` quantile of Beta(k + 1, n - k); 1 when k = n; for k = 0 it is 1 - alpha^(1/n)."""
+    """One-sided Clopper-Pearson upper bound at level ``1 - alpha`` on a rate seen ``k`` times in
+    ``n`` trials: the ``1 - alpha`` quantile of Beta(k + 1, n - k); 1 when k = n; for k = 0 it is 1
+    - alpha^(1/n)."""
     k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     if np.any(n <= 0) or np.any((k < 0) | (k > n)):
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
@@ -95,8 +97,9 @@ def epsilon_lower_bound(
     delta: float,
     confidence: float = 0.95,
 ) -> np.ndarray:
-    """eps_lb (natural log units, >= 0) from ``fp`` false positives among ``negatives`` non-members and ``fn``
-    false negatives among ``positives`` members (arrays broadcast: one bound per threshold)."""
+    """eps_lb (natural log units, >= 0) from ``fp`` false positives among ``negatives`` non-members
+    and ``fn`` false negatives among ``positives`` members (arrays broadcast: one bound per
+    threshold)."""
     alpha = (1 - confidence) / 2
     fpr_hi = clopper_pearson_upper(fp, negatives, alpha)
     fnr_hi = clopper_pearson_upper(fn, positives, alpha)
@@ -106,8 +109,9 @@ def epsilon_lower_bound(
 def choose_threshold(
     labels: np.ndarray, scores: np.ndarray, *, delta: float, confidence: float = 0.95
 ) -> float:
-    """The score threshold (predict member when score >= it) with the largest ``epsilon_lower_bound`` on these
-    points; ties go to the highest threshold. ``labels`` 0/1 (1 = member), ``scores`` finite, higher = member."""
+    """The score threshold (predict member when score >= it) with the largest
+    ``epsilon_lower_bound`` on these points; ties go to the highest threshold. ``labels`` 0/1 (1 =
+    member), ``scores`` finite, higher = member."""
     y, s = _check(labels, scores)
     cand = np.unique(s)[::-1]
     fp, fn = _errors(y, s, cand)
@@ -126,7 +130,8 @@ def audit_epsilon(
     delta: float,
     confidence: float = 0.95,
 ) -> EpsilonAudit:
-    """Choose the threshold on the train points, count errors on the test points, bound epsilon there."""
+    """Choose the threshold on the train points, count errors on the test points, bound epsilon
+    there."""
     threshold = choose_threshold(train_labels, train_scores, delta=delta, confidence=confidence)
     y, s = _check(test_labels, test_scores)
     fp, fn = (int(v[0]) for v in _errors(y, s, np.array([threshold])))
@@ -161,9 +166,9 @@ def pick_index(key: int, n_points: int, *, seed: int = 0) -> int:
 
 def scale_like(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``scores`` under the min-max of ``reference``'s finite values
-    (``farm.mico.scorer.pooled_scores``' rule: NaN -> 0.5, +inf -> 1, -inf -> 0, a constant reference ->
-    0.5; not clipped): a threshold set on ``reference`` means the same on ``scores`` and does not
-    move with them."""
+    (``farm.mico.scorer.pooled_scores``' rule: NaN -> 0.5, +inf -> 1, -inf -> 0, a constant
+    reference -> 0.5; not clipped): a threshold set on ``reference`` means the same on ``scores``
+    and does not move with them."""
     ref, raw = np.asarray(reference, np.float64).ravel(), np.asarray(scores, np.float64).ravel()
     finite = ref[np.isfinite(ref)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
@@ -195,7 +200,8 @@ def _eps(fpr_hi: np.ndarray | float, fnr_hi: np.ndarray | float, delta: float) -
 
 
 def _errors(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False positives (non-members with s >= t) and false negatives (members with s < t) per threshold t."""
+    """False positives (non-members with s >= t) and false negatives (members with s < t) per
+    threshold t."""
     neg, pos = np.sort(s[y == 0]), np.sort(s[y == 1])
     fp = neg.size - np.searchsorted(neg, thresholds, side="left")
     fn = np.searchsorted(pos, thresholds, side="left")

@@ -1,4 +1,5 @@
-"""Baseline attacks: the target's own loss, its gap to the references' mean, and calibration by the IN references. Pure."""
+"""Baseline attacks: the target's own loss, its gap to the references' mean, and calibration by the
+IN references. Pure."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from farm.attacks.signals import IN, OUT, Signals
 
 
 def loss(signals: Signals, targets: np.ndarray, *, statistic: str = "logprob") -> np.ndarray:
-    """Uncalibrated baseline: the target's own statistic on each point. ``logprob`` (-CE) is the starting kit's;
-    ``grad_norm`` (-log of the per-example gradient norm) is its white-box counterpart."""
+    """Uncalibrated baseline: the target's own statistic on each point. ``logprob`` (-CE) is the
+    starting kit's; ``grad_norm`` (-log of the per-example gradient norm) is its white-box
+    counterpart."""
     values = signals.statistic(statistic)
     return np.stack([values[t, signals.challenge[t]] for t in targets])
 
 
 def reference(signals: Signals, targets: np.ndarray) -> np.ndarray:
-    """Runner-up: p_target(y|x) - mean p_ref(y|x) over OUT references (with the per-target plan: the one
-    reference trained on the target's ``rest``). Points without an OUT reference get the all-reference mean."""
+    """Runner-up: p_target(y|x) - mean p_ref(y|x) over OUT references (with the per-target plan: the
+    one reference trained on the target's ``rest``). Points without an OUT reference get the
+    all-reference mean."""
     out = []
     for t in targets:
         cols = signals.challenge[t]
@@ -29,8 +32,9 @@ def reference(signals: Signals, targets: np.ndarray) -> np.ndarray:
 def in_calibration(
     signals: Signals, targets: np.ndarray, *, labelled_only: bool = True
 ) -> np.ndarray:
-    """Winner: -CE_target(x) minus the mean -CE over references that had x IN (labelled models only, as the
-    winner did, unless ``labelled_only=False``). Points with no IN reference are left uncalibrated."""
+    """Winner: -CE_target(x) minus the mean -CE over references that had x IN (labelled models only,
+    as the winner did, unless ``labelled_only=False``). Points with no IN reference are left
+    uncalibrated."""
     source = "labelled" if labelled_only else "all"
     out = []
     for t in targets:

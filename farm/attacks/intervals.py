@@ -1,14 +1,15 @@
 """Error bars for pooled MICO metrics: a percentile bootstrap over *models*, pure numpy.
 
-The MICO score pools every model's points under one threshold, and points of one model are not independent
-(they share the model's training run), so the resampling unit is the model: draw ``len(models)`` models with
-replacement, pool their points, recompute the metric; the interval is the ``(1-level)/2`` and ``(1+level)/2``
-percentiles of the replicates. Deterministic given ``seed``. Replicates whose pool lacks members or non-members
-are redrawn (they have no ROC curve).
+The MICO score pools every model's points under one threshold, and points of one model are not
+independent (they share the model's training run), so the resampling unit is the model: draw
+``len(models)`` models with replacement, pool their points, recompute the metric; the interval is
+the ``(1-level)/2`` and ``(1+level)/2`` percentiles of the replicates. Deterministic given ``seed``.
+Replicates whose pool lacks members or non-members are redrawn (they have no ROC curve).
 
-No interval from fewer than ``MIN_MODELS`` (5) models: a bootstrap over 2 models has at most 3 distinct
-resamples and prints intervals such as [0.080, 0.080] that look like certainty. Below that the interval's ends
-are NaN (``Interval.known`` is False) and tables print the point alone, with the model count beside it.
+No interval from fewer than ``MIN_MODELS`` (5) models: a bootstrap over 2 models has at most 3
+distinct resamples and prints intervals such as [0.080, 0.080] that look like certainty. Below that
+the interval's ends are NaN (``Interval.known`` is False) and tables print the point alone, with the
+model count beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ MIN_MODELS = 5  # no interval from fewer models (see the module docstring)
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate on all models and its bootstrap interval ``[lo, hi]`` (same units as the metric)."""
+    """A point estimate on all models and its bootstrap interval ``[lo, hi]`` (same units as the
+    metric)."""
 
     value: float
     lo: float
@@ -35,7 +37,8 @@ class Interval:
 
     @property
     def known(self) -> bool:
-        """False when no interval was computed (fewer than ``MIN_MODELS`` models): ``lo``/``hi`` are NaN."""
+        """False when no interval was computed (fewer than ``MIN_MODELS`` models): ``lo``/``hi`` are
+        NaN."""
         return bool(np.isfinite(self.lo) and np.isfinite(self.hi))
 
     def cell(self, digits: int = 3) -> str:
@@ -51,7 +54,8 @@ class Interval:
 
 
 def counts(labels: Sequence[np.ndarray]) -> dict[str, int]:
-    """``{"models", "members", "non_members"}`` behind a pooled figure; ``labels`` are 0/1 arrays, one per model."""
+    """``{"models", "members", "non_members"}`` behind a pooled figure; ``labels`` are 0/1 arrays,
+    one per model."""
     y = np.concatenate([np.ravel(a) for a in labels]) if len(labels) else np.zeros(0, np.int64)
     return {
         "models": len(labels),
@@ -71,14 +75,15 @@ def bootstrap_by_model(
 ) -> dict[str, Interval]:
     """95% (``level``) bootstrap intervals over models for the ``score`` keys ``keys``.
 
-    ``labels[m]`` (0/1, 1 = member) and ``scores[m]`` (finite, higher = member) are model ``m``'s points; the
-    point estimate pools all models once, exactly as ``farm.mico.scorer.score`` does. With fewer than ``MIN_MODELS``
-    models the intervals' ends are NaN (no interval; see the module docstring).
+    ``labels[m]`` (0/1, 1 = member) and ``scores[m]`` (finite, higher = member) are model ``m``'s
+    points; the point estimate pools all models once, exactly as ``farm.mico.scorer.score`` does.
+    With fewer than ``MIN_MODELS`` models the intervals' ends are NaN (no interval; see the module
+    docstring).
     """
     if len(labels) != len(scores) or not labels:
         raise ValueError(
-            f"need one score array per label array and at least one model, got "
-            f"{len(labels)} labels and {len(scores)} scores"
+            f"need one score array per label array and at least one model, got {len(labels)} "
+            f"labels and {len(scores)} scores"
         )
     y = [np.ravel(a).astype(np.int64) for a in labels]
     s = [np.ravel(a).astype(np.float64) for a in scores]
@@ -102,9 +107,10 @@ def _replicates(
     n_boot: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """``[n_boot, len(keys)]`` metrics of resampled model pools (at most ``10 * n_boot`` draws). The points are
-    sorted once; a resample is a count per model (``roc_of_sorted`` weights each point by its model's count),
-    which gives exactly the metrics of the concatenated resample, without concatenating or sorting it."""
+    """``[n_boot, len(keys)]`` metrics of resampled model pools (at most ``10 * n_boot`` draws). The
+    points are sorted once; a resample is a count per model (``roc_of_sorted`` weights each point by
+    its model's count), which gives exactly the metrics of the concatenated resample, without
+    concatenating or sorting it."""
     labels, scores = np.concatenate(y), np.concatenate(s)
     model = np.repeat(np.arange(len(y)), [a.size for a in y])
     order = np.argsort(scores, kind="mergesort")[::-1]
@@ -130,10 +136,10 @@ PhaseData = tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarra
 class Paired:
     """Attack A against anchor B on the same target models (``paired_bootstrap``).
 
-    ``a`` / ``b``: each one's headline, the mean over the phases of the phase figure (MICO: dev and final, each
-    scored under its own threshold); ``ratio`` = a / b and ``diff`` = a - b, each with its paired bootstrap
-    interval (NaN ends when a phase has fewer than ``MIN_MODELS`` models); ``per_phase``: the phase figures as
-    ``{phase: (a, b)}``; ``models``: models per phase.
+    ``a`` / ``b``: each one's headline, the mean over the phases of the phase figure (MICO: dev and
+    final, each scored under its own threshold); ``ratio`` = a / b and ``diff`` = a - b, each with
+    its paired bootstrap interval (NaN ends when a phase has fewer than ``MIN_MODELS`` models);
+    ``per_phase``: the phase figures as ``{phase: (a, b)}``; ``models``: models per phase.
     """
 
     a: float
@@ -145,7 +151,8 @@ class Paired:
 
     @property
     def within_noise(self) -> bool:
-        """True when the ratio's interval covers 1 (or none was computed): no difference can be claimed."""
+        """True when the ratio's interval covers 1 (or none was computed): no difference can be
+        claimed."""
         return not self.ratio.known or self.ratio.lo <= 1.0 <= self.ratio.hi
 
     def verdict(self) -> str:
@@ -165,13 +172,15 @@ def paired_bootstrap(
 ) -> Paired:
     """A paired model bootstrap of attack A against anchor B.
 
-    ``phases[phase] = (labels, scores_a, scores_b)``: per target model of the phase, its 0/1 solution and the two
-    attacks' pooled scores (``farm.mico.scorer.pooled_scores``) of its points. A phase's figure pools its models under
-    one threshold (``farm.mico.scorer.score``'s ``key``, MICO's per-phase rule); the headline is the mean of the phase
-    figures. A replicate draws each phase's models with replacement, independently per phase, and scores BOTH
-    attacks on the same draw, so the interval of ``a / b`` reflects only how the two differ on the same targets,
-    not how hard the targets happen to be (a marginal interval of either does). Percentile intervals at
-    ``level``; deterministic in ``seed``; NaN ends when any phase has fewer than ``MIN_MODELS`` models.
+    ``phases[phase] = (labels, scores_a, scores_b)``: per target model of the phase, its 0/1
+    solution and the two attacks' pooled scores (``farm.mico.scorer.pooled_scores``) of its points.
+    A phase's figure pools its models under one threshold (``farm.mico.scorer.score``'s ``key``,
+    MICO's per-phase rule); the headline is the mean of the phase figures. A replicate draws each
+    phase's models with replacement, independently per phase, and scores BOTH attacks on the same
+    draw, so the interval of ``a / b`` reflects only how the two differ on the same targets, not how
+    hard the targets happen to be (a marginal interval of either does). Percentile intervals at
+    ``level``; deterministic in ``seed``; NaN ends when any phase has fewer than ``MIN_MODELS``
+    models.
     """
     figures, prepared = _prepare(phases, key)
     per_phase = {p: (fa, fb) for p, (fa, fb) in figures.items()}
@@ -213,9 +222,10 @@ def headline_bootstrap(
     level: float = 0.95,
     seed: int = 0,
 ) -> Interval:
-    """One attack's headline (the mean of its per-phase figures, each phase pooled under its own threshold) with
-    a bootstrap interval that resamples every phase's models jointly; ``phases[phase] = (labels, scores)``, one
-    array per model. NaN ends when a phase has fewer than ``MIN_MODELS`` models."""
+    """One attack's headline (the mean of its per-phase figures, each phase pooled under its own
+    threshold) with a bootstrap interval that resamples every phase's models jointly;
+    ``phases[phase] = (labels, scores)``, one array per model. NaN ends when a phase has fewer than
+    ``MIN_MODELS`` models."""
     figures, prepared = _prepare(phases, key)
     value = float(np.mean([f[0] for f in figures.values()]))
     if min(len(y) for y, _ in prepared.values()) < MIN_MODELS:
@@ -227,8 +237,8 @@ def headline_bootstrap(
 
 
 def _prepare(phases: dict, key: str) -> tuple[dict[str, tuple[float, ...]], dict]:
-    """Per phase ``(labels, *sides)`` (one array per model for each): each side's pooled figure, and the
-    labels with each side's points sorted once for the replicates (``_paired_replicates``)."""
+    """Per phase ``(labels, *sides)`` (one array per model for each): each side's pooled figure, and
+    the labels with each side's points sorted once for the replicates (``_paired_replicates``)."""
     figures, prepared = {}, {}
     for phase, (labels, *sides) in phases.items():
         if not labels or any(len(side) != len(labels) for side in sides):
@@ -247,7 +257,8 @@ def _prepare(phases: dict, key: str) -> tuple[dict[str, tuple[float, ...]], dict
 def _sorted_pool(
     y: list[np.ndarray], s: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One phase's points sorted by score (descending): scores, labels and each point's model index."""
+    """One phase's points sorted by score (descending): scores, labels and each point's model
+    index."""
     scores, labels = np.concatenate(s), np.concatenate(y)
     model = np.repeat(np.arange(len(y)), [v.size for v in y])
     order = np.argsort(scores, kind="mergesort")[::-1]
@@ -257,8 +268,9 @@ def _sorted_pool(
 def _paired_replicates(
     prepared: dict, key: str, n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``[n_boot, sides]`` headlines (A, B, or A alone) of resampled model pools: per replicate and phase, one
-    draw of models shared by every side (a draw lacking members or non-members is redrawn)."""
+    """``[n_boot, sides]`` headlines (A, B, or A alone) of resampled model pools: per replicate and
+    phase, one draw of models shared by every side (a draw lacking members or non-members is
+    redrawn)."""
     sides = len(next(iter(prepared.values()))[1])
     out = np.empty((n_boot, sides))
     for i in range(n_boot):

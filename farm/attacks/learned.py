@@ -1,4 +1,5 @@
-"""The learned attack (Shokri et al. 2017) and stacking: a classifier on per-point features and the scores of other attacks, cross-fitted over labelled models. Pure."""
+"""The learned attack (Shokri et al. 2017) and stacking: a classifier on per-point features and the
+scores of other attacks, cross-fitted over labelled models. Pure."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from farm.attacks.signals import Signals
 
 
 def features(signals: Signals, targets: np.ndarray, *, stack: Sequence[str] = ()) -> np.ndarray:
-    """``[T, P, F]`` per-point features for ``learned``: loss, margin and the calibrated attack scores; the
-    white-box and several-query LiRA scores when the signals carry them; then the attacks named in ``stack``
-    (``farm.attacks.base.BASE`` names, default parameters)."""
+    """``[T, P, F]`` per-point features for ``learned``: loss, margin and the calibrated attack
+    scores; the white-box and several-query LiRA scores when the signals carry them; then the
+    attacks named in ``stack`` (``farm.attacks.base.BASE`` names, default parameters)."""
     cols = [signals.challenge[t] for t in targets]
     parts = [
         np.stack([signals.logprob[t, c] for t, c in zip(targets, cols)]),
@@ -37,8 +38,8 @@ def features(signals: Signals, targets: np.ndarray, *, stack: Sequence[str] = ()
     for name in stack:
         if name not in BASE:  # the learned attacks, or a name no attack has
             raise ValueError(
-                f"stack holds only attacks that score from the signals alone "
-                f"({', '.join(BASE)}), got {name!r}"
+                f"stack holds only attacks that score from the signals alone ({', '.join(BASE)}), "
+                f"got {name!r}"
             )
         parts.append(BASE[name](signals, targets))
     return np.nan_to_num(np.stack(parts, axis=-1), nan=0.0, posinf=50.0, neginf=-50.0)
@@ -53,16 +54,16 @@ def learned(
     stack: Sequence[str] = (),
     classifier: str = "boosting",
 ) -> np.ndarray:
-    """Shokri et al.'s learned attack, and stacking: a classifier on ``features`` (with the scores of the attacks
-    in ``stack``) of labelled models' points; ``classifier``: ``boosting`` (gradient-boosted trees) or
-    ``logistic`` (standardized logistic regression, the usual stacker).
+    """Shokri et al.'s learned attack, and stacking: a classifier on ``features`` (with the scores
+    of the attacks in ``stack``) of labelled models' points; ``classifier``: ``boosting``
+    (gradient-boosted trees) or ``logistic`` (standardized logistic regression, the usual stacker).
 
-    A target is never scored by a classifier that saw it: labelled targets are cross-fitted in ``folds`` groups
-    of models; other targets use a classifier fitted on every labelled model. While a group is held
-    out, its models' keep rows are unknown to the features (``holding_out``): they are no reference
-    of the models the classifier is fitted on, nor of the targets it scores, so a labelled target's
-    own membership never enters its score. Targets that are not labelled are scored with every
-    labelled model as a reference.
+    A target is never scored by a classifier that saw it: labelled targets are cross-fitted in
+    ``folds`` groups of models; other targets use a classifier fitted on every labelled model. While
+    a group is held out, its models' keep rows are unknown to the features (``holding_out``): they
+    are no reference of the models the classifier is fitted on, nor of the targets it scores, so a
+    labelled target's own membership never enters its score. Targets that are not labelled are
+    scored with every labelled model as a reference.
     """
     labelled = np.flatnonzero(signals.labelled)
     out = np.zeros((len(targets), signals.challenge.shape[1]))

@@ -1,4 +1,5 @@
-"""LiRA (Carlini et al. 2022): Gaussian likelihood ratios of a target's statistic under IN and OUT references, online or offline. Pure."""
+"""LiRA (Carlini et al. 2022): Gaussian likelihood ratios of a target's statistic under IN and OUT
+references, online or offline. Pure."""
 
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ def lira(
     out_from: str = "all",
     statistic: str = "margin",
 ) -> np.ndarray:
-    """LiRA (Carlini et al. 2022): Gaussians of ``statistic`` (default the logit margin) under IN and OUT references.
+    """LiRA (Carlini et al. 2022): Gaussians of ``statistic`` (default the logit margin) under IN
+    and OUT references.
 
-    Online: log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out). Offline: log Phi((phi - mu_out) / s_out), a
-    one-sided test against OUT only. IN references come from ``in_from``, OUT ones from ``out_from``
-    (``SOURCES``; e.g. IN from the labelled models, OUT from the farm's shadows). ``fixed_variance``: one pooled
-    standard deviation per side; otherwise per example where that side has at least ``min_count`` observations,
-    pooled elsewhere. A point lacking IN (OUT) references takes mu_out + gap (mu_in - gap), the gap being the
-    mean IN-OUT difference over the points that have both. With several queries per record (``query_margin``,
-    ``[M, R, Q]``) each query gets its own Gaussians and the log-likelihood ratios are summed over queries, as
-    LiRA combines augmentations.
+    Online: log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out). Offline: log Phi((phi - mu_out) /
+    s_out), a one-sided test against OUT only. IN references come from ``in_from``, OUT ones from
+    ``out_from`` (``SOURCES``; e.g. IN from the labelled models, OUT from the farm's shadows).
+    ``fixed_variance``: one pooled standard deviation per side; otherwise per example where that
+    side has at least ``min_count`` observations, pooled elsewhere. A point lacking IN (OUT)
+    references takes mu_out + gap (mu_in - gap), the gap being the mean IN-OUT difference over the
+    points that have both. With several queries per record (``query_margin``, ``[M, R, Q]``) each
+    query gets its own Gaussians and the log-likelihood ratios are summed over queries, as LiRA
+    combines augmentations.
     """
     phi = signals.statistic(statistic)
     out = []
@@ -56,8 +59,9 @@ def _gauss(
     fixed: bool,
     min_count: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of ``phi[r, cols(, q)]`` over ``side`` references: ``[P]`` or ``[P, Q]``
-    (NaN mean where none). The pooled deviation is per query, over points; 1 where it cannot be estimated."""
+    """Mean and standard deviation of ``phi[r, cols(, q)]`` over ``side`` references: ``[P]`` or
+    ``[P, Q]`` (NaN mean where none). The pooled deviation is per query, over points; 1 where it
+    cannot be estimated."""
     refs = np.flatnonzero(signals.reference_mask(target, source))
     v = phi[np.ix_(refs, cols)]
     k = (signals.keep[np.ix_(refs, cols)] == side).reshape(
@@ -80,8 +84,8 @@ def _gauss(
 
 
 def _fill_means(mu_in: np.ndarray, mu_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fill missing IN (OUT) means from the other side and the mean gap per query (1 if no point has both);
-    points with neither get the mean of all means (0 if none)."""
+    """Fill missing IN (OUT) means from the other side and the mean gap per query (1 if no point has
+    both); points with neither get the mean of all means (0 if none)."""
     both = np.isfinite(mu_in) & np.isfinite(mu_out)
     n_both = both.sum(0)
     gap = np.where(

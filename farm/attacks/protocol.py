@@ -1,16 +1,19 @@
-"""The comparison protocol: how a benchmark, Tune or a shipped default chooses an attack and reports it. Pure.
+"""The comparison protocol: how a benchmark, Tune or a shipped default chooses an attack and reports
+it. Pure.
 
-1. **Choose without answers.** An attack, its K and its parameters are chosen on the labelled models'
-   leave-one-out scores (MICO's ``train`` models: each scored by an attack that did not use its own answers),
-   or on Tune's held-out estimate; never on dev/final answers (``choose``).
-2. **Score once.** The chosen candidate is then scored on dev and final, each phase under its own threshold as
-   MICO scores it; the headline is the mean of the two figures.
-3. **Compare paired.** A ratio to an anchor is a paired model bootstrap (``farm.attacks.intervals.paired_bootstrap``):
-   both attacks on the same resampled target models, dev and final resampled jointly, with its 95% interval,
-   and a verdict (``better``, ``worse``, ``within noise``). No interval from fewer than 5 models per phase.
+1. **Choose without answers.** An attack, its K and its parameters are chosen on the labelled
+   models' leave-one-out scores (MICO's ``train`` models: each scored by an attack that did not use
+   its own answers), or on Tune's held-out estimate; never on dev/final answers (``choose``).
+2. **Score once.** The chosen candidate is then scored on dev and final, each phase under its own
+   threshold as MICO scores it; the headline is the mean of the two figures.
+3. **Compare paired.** A ratio to an anchor is a paired model bootstrap
+   (``farm.attacks.intervals.paired_bootstrap``): both attacks on the same resampled target models,
+   dev and final resampled jointly, with its 95% interval, and a verdict (``better``, ``worse``,
+   ``within noise``). No interval from fewer than 5 models per phase.
 
-A ``Scored`` is one candidate's pooled scores (``farm.mico.scorer.pooled_scores``) per labelled phase, one array per
-model, with its solutions; ``farm.shadows.scenario.Scenario.pooled`` gives them (``benchmarks/scaling.py``).
+A ``Scored`` is one candidate's pooled scores (``farm.mico.scorer.pooled_scores``) per labelled
+phase, one array per model, with its solutions; ``farm.shadows.scenario.Scenario.pooled`` gives them
+(``benchmarks/scaling.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ KEY = "TPR_FPR_1000"  # TPR at FPR < 0.1, MICO's score
 
 @dataclass(frozen=True, kw_only=True)
 class Scored:
-    """One candidate (an attack at one K with its parameters): ``labels[phase]`` / ``scores[phase]`` hold one
-    0/1 solution array and one pooled score array per labelled model of the phase, in the same order for every
-    candidate of a scenario. ``trainings``: the shadow or reference trainings it used."""
+    """One candidate (an attack at one K with its parameters): ``labels[phase]`` / ``scores[phase]``
+    hold one 0/1 solution array and one pooled score array per labelled model of the phase, in the
+    same order for every candidate of a scenario. ``trainings``: the shadow or reference trainings
+    it used."""
 
     name: str
     k: int | str
@@ -41,7 +45,8 @@ class Scored:
     scores: Mapping[str, Sequence[np.ndarray]]
 
     def figure(self, phase: str, key: str = KEY) -> float:
-        """The phase's pooled figure (one threshold over all its models), NaN when the phase is absent."""
+        """The phase's pooled figure (one threshold over all its models), NaN when the phase is
+        absent."""
         if phase not in self.scores:
             return float("nan")
         return float(
@@ -56,9 +61,10 @@ class Scored:
 def choose(
     candidates: Sequence[Scored], *, on: str = SELECT_ON, budget: int | None = None, key: str = KEY
 ) -> Scored:
-    """The candidate with the best figure on phase ``on`` (the labelled models' leave-one-out scores), among
-    those using at most ``budget`` trainings; ties go to fewer trainings, then to the earlier candidate. Reads no
-    other phase, so dev and final answers cannot steer it. ``ValueError`` when no candidate qualifies."""
+    """The candidate with the best figure on phase ``on`` (the labelled models' leave-one-out
+    scores), among those using at most ``budget`` trainings; ties go to fewer trainings, then to the
+    earlier candidate. Reads no other phase, so dev and final answers cannot steer it.
+    ``ValueError`` when no candidate qualifies."""
     pool = [c for c in candidates if on in c.scores and (budget is None or c.trainings <= budget)]
     if not pool:
         raise ValueError(f"no candidate is scored on {on!r} within a budget of {budget} trainings")
@@ -75,7 +81,8 @@ def compare(
     seed: int = 0,
     key: str = KEY,
 ) -> Paired:
-    """``a`` against anchor ``b`` on the same target models of ``phases`` (those both scored), paired."""
+    """``a`` against anchor ``b`` on the same target models of ``phases`` (those both scored),
+    paired."""
     shared = [p for p in phases if p in a.scores and p in b.scores]
     if not shared:
         raise ValueError(f"{a.name} and {b.name} share no scored phase among {list(phases)}")
@@ -90,6 +97,7 @@ def compare(
 
 
 def ratio_cell(paired: Paired) -> str:
-    """``1.23x [1.05, 1.41] better`` for a table (``[n<5 models]`` where no interval was computed)."""
+    """``1.23x [1.05, 1.41] better`` for a table (``[n<5 models]`` where no interval was
+    computed)."""
     r = paired.ratio
     return f"{r.value:.2f}x {r.cell(2)} {paired.verdict()}"

@@ -1,4 +1,5 @@
-"""Which models are a target's references: by membership side and source, never the target itself, and held-out groups for cross-fitting. Pure."""
+"""Which models are a target's references: by membership side and source, never the target itself,
+and held-out groups for cross-fitting. Pure."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from farm.attacks.signals import UNKNOWN, Signals
 def cross_fit(
     signals: Signals, targets: np.ndarray, folds: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(fit, rows)`` pairs: labelled models to fit on, and the rows of ``targets`` scored by that fit.
+    """``(fit, rows)`` pairs: labelled models to fit on, and the rows of ``targets`` scored by that
+    fit.
 
-    Labelled models fall in ``max(2, folds)`` seeded groups; a labelled target is scored by the fit on the other
-    groups, any other target by the fit on every labelled model. The groups do not depend on ``targets``.
+    Labelled models fall in ``max(2, folds)`` seeded groups; a labelled target is scored by the fit
+    on the other groups, any other target by the fit on every labelled model. The groups do not
+    depend on ``targets``.
     """
     labelled = np.flatnonzero(signals.labelled)
     if labelled.size < 2:

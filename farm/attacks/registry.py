@@ -1,12 +1,14 @@
-"""Membership attacks: pure, keyword-only functions of cached signals with one signature and one direction.
+"""Membership attacks: pure, keyword-only functions of cached signals with one signature and one
+direction.
 
-Every attack is ``attack(signals, targets, **params) -> scores`` with ``scores[t, j]`` the membership score of
-target ``targets[t]`` on its ``j``-th challenge point (challenge order); higher = member. References of a target
-are models of ``signals`` with known membership (labelled models and shadows) *except the target itself*,
-so a labelled target is never its own reference; ``in_from`` / ``out_from`` (``SOURCES``) narrow where IN and
-OUT references come from. Variants are parameters (see ``ATTACKS``), not copies. Attacks with fitted parameters
-(``learned``, ``rmia`` with grids) cross-fit: a labelled target is scored only by a fit that did not
-see it, neither as a model fitted on nor as a reference of one.
+Every attack is ``attack(signals, targets, **params) -> scores`` with ``scores[t, j]`` the
+membership score of target ``targets[t]`` on its ``j``-th challenge point (challenge order); higher
+= member. References of a target are models of ``signals`` with known membership (labelled models
+and shadows) *except the target itself*, so a labelled target is never its own reference;
+``in_from`` / ``out_from`` (``SOURCES``) narrow where IN and OUT references come from. Variants are
+parameters (see ``ATTACKS``), not copies. Attacks with fitted parameters (``learned``, ``rmia`` with
+grids) cross-fit: a labelled target is scored only by a fit that did not see it, neither as a model
+fitted on nor as a reference of one.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ NEEDS: dict[str, str] = {"query_margin": "query_logits", "grad_norm": "grad_norm
 
 
 def needs(name: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """The optional ``Signals`` fields (``query_logits``, ``grad_norm``) attack ``name`` with ``params`` cannot
-    run without: those of its ``statistic`` (``NEEDS``; a variant's fixed one or a param), and for ``learned`` /
-    ``stacked`` those of every attack in its ``stack``. ``learned``'s own features use the optional fields only
-    when the signals carry them, so they add nothing here.
+    """The optional ``Signals`` fields (``query_logits``, ``grad_norm``) attack ``name`` with
+    ``params`` cannot run without: those of its ``statistic`` (``NEEDS``; a variant's fixed one or a
+    param), and for ``learned`` / ``stacked`` those of every attack in its ``stack``. ``learned``'s
+    own features use the optional fields only when the signals carry them, so they add nothing here.
 
     >>> sorted(needs("lira_queries")), sorted(needs("stacked", {"stack": ["lira_grad", "rmia"]}))
     (['query_logits'], ['grad_norm'])

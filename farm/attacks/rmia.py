@@ -1,4 +1,5 @@
-"""RMIA (Zarifzadeh et al. 2024): the target's likelihood ratio on x against population points z, with the offline a and gamma fitted on labelled models by cross-fitting. Pure."""
+"""RMIA (Zarifzadeh et al. 2024): the target's likelihood ratio on x against population points z,
+with the offline a and gamma fitted on labelled models by cross-fitting. Pure."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ RMIA_GAMMA_GRID = (1.0, 1.25, 1.5, 2.0, 4.0)
 
 @dataclass(frozen=True, kw_only=True)
 class _RmiaParts:
-    """One target's inputs to RMIA: its log p(y|.) on its challenge points ``x [P]`` and population sample
-    ``z [Z]``; mean reference p(y|.) over IN / OUT references there (NaN where a side has none); ``fill``: p_ref
-    for points with no reference at all."""
+    """One target's inputs to RMIA: its log p(y|.) on its challenge points ``x [P]`` and population
+    sample ``z [Z]``; mean reference p(y|.) over IN / OUT references there (NaN where a side has
+    none); ``fill``: p_ref for points with no reference at all."""
 
     x: np.ndarray
     z: np.ndarray
@@ -46,17 +47,19 @@ def rmia(
     objective: str = "TPR_FPR_1000",
     folds: int = 5,
 ) -> np.ndarray:
-    """RMIA (Zarifzadeh et al. 2024): score(x) = Pr_z[ LR(x) / LR(z) > gamma ], LR(.) = p_target(y|.) / p(.).
+    """RMIA (Zarifzadeh et al. 2024): score(x) = Pr_z[ LR(x) / LR(z) > gamma ], LR(.) =
+    p_target(y|.) / p(.).
 
-    p(.) from references (``in_from``/``out_from``): online, where a point has IN and OUT references, the
-    balanced mean (p_IN + p_OUT) / 2 (the paper averages half-IN, half-OUT references); with OUT references only
-    (always, when ``online=False``) the offline approximation ((1 + a) p_OUT + (1 - a)) / 2, ``a = offline_a``;
-    with IN only, the same linear model solved for p_OUT = (p_IN - 1 + a) / a; with none, the mean over all
-    references. ``gamma`` / ``offline_a`` given as sequences are grids: the pair maximizing
-    ``objective`` (a ``farm.mico.scorer.score`` key, ties by AUC) on the labelled models' pooled
-    leave-one-out scores is chosen, cross-fitted in ``folds`` groups of labelled models; while a
-    group is held out, its models are no reference of the models the pair is chosen on, so a
-    labelled target's own membership never steers the pair it is scored by.
+    p(.) from references (``in_from``/``out_from``): online, where a point has IN and OUT
+    references, the balanced mean (p_IN + p_OUT) / 2 (the paper averages half-IN, half-OUT
+    references); with OUT references only (always, when ``online=False``) the offline approximation
+    ((1 + a) p_OUT + (1 - a)) / 2, ``a = offline_a``; with IN only, the same linear model solved for
+    p_OUT = (p_IN - 1 + a) / a; with none, the mean over all references. ``gamma`` / ``offline_a``
+    given as sequences are grids: the pair maximizing ``objective`` (a ``farm.mico.scorer.score``
+    key, ties by AUC) on the labelled models' pooled leave-one-out scores is chosen, cross-fitted in
+    ``folds`` groups of labelled models; while a group is held out, its models are no reference of
+    the models the pair is chosen on, so a labelled target's own membership never steers the pair it
+    is scored by.
 
     Population points z: the records of the signals that are not the target's challenge points, at
     most ``max_population`` of them drawn with an rng seeded by ``(seed, target)`` (so a target's
@@ -122,8 +125,8 @@ def _rmia_parts(
     others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
     if not others.size:
         raise ValueError(
-            f"rmia: model {t} has no population point (every record of the signals "
-            "is one of its challenge points); RMIA needs records beyond them"
+            f"rmia: model {t} has no population point (every record of the signals is one of its "
+            f"challenge points); RMIA needs records beyond them"
         )
     if others.size > max_population:
         others = np.sort(
@@ -170,8 +173,9 @@ def _p_ref(p_in: np.ndarray | None, p_out: np.ndarray, a: float, fill: float) ->
 def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tuple[float, float]:
     """The grid key whose pooled scores on the models ``fit`` maximize ``(objective, AUC)``."""
     y = np.concatenate([signals.solution(int(m)) for m in fit])
-    key = lambda k: tuple(
-        score(y, np.concatenate([table[k][int(m)] for m in fit]))[o]  # noqa: E731
-        for o in (objective, "AUC")
-    )
+
+    def key(k: tuple[float, float]) -> tuple[float, ...]:
+        pooled = score(y, np.concatenate([table[k][int(m)] for m in fit]))
+        return tuple(pooled[o] for o in (objective, "AUC"))
+
     return max(table, key=key)

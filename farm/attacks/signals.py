@@ -1,6 +1,8 @@
-"""Per-record signals: pure numpy transforms of cached logits (the logits themselves come from ``farm.training.infer``).
+"""Per-record signals: pure numpy transforms of cached logits (the logits themselves come from
+``farm.training.infer``).
 
-Arrays of logits are ``[..., n_records, 2]`` and labels ``[n_records]``. Higher = more confident in the label.
+Arrays of logits are ``[..., n_records, 2]`` and labels ``[n_records]``. Higher = more confident in
+the label.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def true_label_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def logit_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """LiRA's statistic for classifiers: z_y - max_{y' != y} z_{y'} (for 2 labels, z_y - z_other)."""
+    """LiRA's statistic for classifiers: z_y - max_{y' != y} z_{y'} (for 2 labels, z_y -
+    z_other)."""
     z = np.asarray(logits, dtype=np.float64)
     idx = np.broadcast_to(labels[..., None], z.shape[:-1] + (1,))
     true = np.take_along_axis(z, idx, axis=-1)[..., 0]
@@ -51,14 +54,16 @@ STATISTICS = ("margin", "logprob", "query_margin", "grad_norm")
 
 @dataclass(frozen=True, kw_only=True)
 class Signals:
-    """Cached signals of every model of a scenario on the records ``R`` it needs (the union of challenge points).
+    """Cached signals of every model of a scenario on the records ``R`` it needs (the union of
+    challenge points).
 
-    ``logits [M, R, 2]`` float; ``labels [R]``; ``keep [M, R]`` int8: 1 IN, 0 OUT, -1 unknown (dev/final
-    targets); ``challenge [M, P]``: column of each of a model's ``P`` challenge points in ``R`` (-1 rows for
-    shadows, which have none); ``labelled [M]``: provided models with known membership (MICO's ``train``).
-    Optional: ``query_logits [M, R, Q, 2]``: logits on ``Q`` deterministic queries of each record (the same
-    queries for every model, ``farm.spec.queries``; query 0 is the record itself by convention); ``grad_norm [M, R]``:
-    the L2 norm of the per-example gradient of the loss w.r.t. all parameters (``farm.training.grad_norm``).
+    ``logits [M, R, 2]`` float; ``labels [R]``; ``keep [M, R]`` int8: 1 IN, 0 OUT, -1 unknown
+    (dev/final targets); ``challenge [M, P]``: column of each of a model's ``P`` challenge points in
+    ``R`` (-1 rows for shadows, which have none); ``labelled [M]``: provided models with known
+    membership (MICO's ``train``). Optional: ``query_logits [M, R, Q, 2]``: logits on ``Q``
+    deterministic queries of each record (the same queries for every model, ``farm.spec.queries``;
+    query 0 is the record itself by convention); ``grad_norm [M, R]``: the L2 norm of the
+    per-example gradient of the loss w.r.t. all parameters (``farm.training.grad_norm``).
     """
 
     logits: np.ndarray
@@ -76,7 +81,8 @@ class Signals:
             q.ndim != 4 or q.shape[:2] != (m, r) or q.shape[-1] != self.logits.shape[-1]
         ):
             raise ValueError(
-                f"Signals.query_logits must be [M={m}, R={r}, Q, {self.logits.shape[-1]}], got {q.shape}"
+                f"Signals.query_logits must be [M={m}, R={r}, Q, {self.logits.shape[-1]}], got "
+                f"{q.shape}"
             )
         if self.grad_norm is not None and self.grad_norm.shape != (m, r):
             raise ValueError(
@@ -100,7 +106,8 @@ class Signals:
 
     def statistic(self, name: str) -> np.ndarray:
         """A per-record statistic, higher = more member-like: ``margin`` / ``logprob`` ``[M, R]``,
-        ``query_margin`` ``[M, R, Q]`` (margin of each query), ``grad_norm``: -log ||grad|| ``[M, R]``."""
+        ``query_margin`` ``[M, R, Q]`` (margin of each query), ``grad_norm``: -log ||grad|| ``[M,
+        R]``."""
         if name in ("margin", "logprob"):
             return self.margin if name == "margin" else self.logprob
         if name == "query_margin":
@@ -111,12 +118,14 @@ class Signals:
 
     @functools.cached_property
     def known(self) -> np.ndarray:
-        """``[M]``: models whose membership is known on every record (labelled models and shadows)."""
+        """``[M]``: models whose membership is known on every record (labelled models and
+        shadows)."""
         return (self.keep != UNKNOWN).all(axis=1)
 
     def reference_mask(self, target: int, source: str = "all") -> np.ndarray:
-        """``[M]``: models usable as references for ``target`` (known membership, not the target), restricted to
-        ``source``: ``all``, ``labelled`` (the provided models) or ``shadows`` (the farm's own models)."""
+        """``[M]``: models usable as references for ``target`` (known membership, not the target),
+        restricted to ``source``: ``all``, ``labelled`` (the provided models) or ``shadows`` (the
+        farm's own models)."""
         if source not in SOURCES:
             raise ValueError(f"unknown reference source {source!r} (expected one of {SOURCES})")
         mask = self.known.copy()

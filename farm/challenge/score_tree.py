@@ -1,4 +1,5 @@
-"""Scoring a predictions tree against a solutions tree: per scenario and phase, one pooled threshold."""
+"""Scoring a predictions tree against a solutions tree: per scenario and phase, one pooled
+threshold."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from farm.report.plots import roc_png
 
 @dataclass(frozen=True, kw_only=True)
 class PhaseScore:
-    """The MICO score of one (scenario, phase): ``n_models`` models' points pooled under one threshold."""
+    """The MICO score of one (scenario, phase): ``n_models`` models' points pooled under one
+    threshold."""
 
     scenario: str
     phase: str
@@ -33,8 +35,9 @@ def score_tree(
 ) -> list[PhaseScore]:
     """Score every (scenario, phase) of ``predictions`` that ``solutions`` labels.
 
-    Within a scored phase every labelled model must have a prediction of the right length; a missing or
-    unlabelled one raises ``SubmissionError`` naming it. Phases without any labelled model are skipped.
+    Within a scored phase every labelled model must have a prediction of the right length; a missing
+    or unlabelled one raises ``SubmissionError`` naming it. Phases without any labelled model are
+    skipped.
     """
     labels = {
         (m.scenario, m.phase, m.model_id): m.solution
@@ -98,7 +101,8 @@ def format_table(rows: list[PhaseScore]) -> str:
 
 
 def plot_roc(rows: list[PhaseScore], out_dir: str | Path) -> list[Path]:
-    """One log-log ROC PNG per scenario (a curve per phase), written atomically as ``roc_<scenario>.png``."""
+    """One log-log ROC PNG per scenario (a curve per phase), written atomically as
+    ``roc_<scenario>.png``."""
 
     written = []
     for scenario in sorted({r.scenario for r in rows}):

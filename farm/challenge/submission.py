@@ -1,8 +1,8 @@
 """Predictions and the submission zip: normalize scores, write ``prediction.csv``, validate, pack.
 
 A predictions tree has the challenge layout, ``<root>/<scenario>/<phase>/model_<i>/prediction.csv``
-(optionally under a leading ``sst2/``, as inside the zip). Each file is one CSV row of ``2m`` floats in
-[0, 1] in challenge order; higher = member.
+(optionally under a leading ``sst2/``, as inside the zip). Each file is one CSV row of ``2m`` floats
+in [0, 1] in challenge order; higher = member.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def normalize(
 ) -> dict[ModelKey, np.ndarray]:
     """Map raw scores to [0, 1], order-preserving within each group.
 
-    ``global``: one min-max per (scenario, phase) over all its models (MICO's winner); ``rank``: per model,
-    average rank scaled to [0, 1]. Deliberate edge cases: NaN -> 0.5 (uninformative); +inf -> 1, -inf -> 0;
-    a group whose finite scores are constant -> 0.5. The result never holds NaN.
+    ``global``: one min-max per (scenario, phase) over all its models (MICO's winner); ``rank``: per
+    model, average rank scaled to [0, 1]. Deliberate edge cases: NaN -> 0.5 (uninformative); +inf ->
+    1, -inf -> 0; a group whose finite scores are constant -> 0.5. The result never holds NaN.
     """
     if mode == "rank":
         return {key: _rank01(np.asarray(v, dtype=np.float64)) for key, v in scores.items()}
@@ -91,7 +91,8 @@ def _rank01(x: np.ndarray) -> np.ndarray:
 
 
 def write_predictions(root: str | Path, predictions: Mapping[ModelKey, np.ndarray]) -> list[Path]:
-    """Write each model's ``prediction.csv`` (one row, challenge order) atomically under ``root``."""
+    """Write each model's ``prediction.csv`` (one row, challenge order) atomically under
+    ``root``."""
     problems = [f"{k}: {p}" for k, v in predictions.items() for p in _value_problems(np.asarray(v))]
     if problems:
         raise SubmissionError(problems)
@@ -105,7 +106,8 @@ def write_predictions(root: str | Path, predictions: Mapping[ModelKey, np.ndarra
 
 
 def read_predictions(source: str | Path) -> dict[ModelKey, np.ndarray]:
-    """Read every ``prediction.csv`` of a directory or zip; raises ``SubmissionError`` on any malformed file."""
+    """Read every ``prediction.csv`` of a directory or zip; raises ``SubmissionError`` on any
+    malformed file."""
     files, problems = _collect(Path(source))
     values: dict[ModelKey, np.ndarray] = {}
     for name, data in files.items():
@@ -122,7 +124,8 @@ def read_predictions(source: str | Path) -> dict[ModelKey, np.ndarray]:
 
 
 def validate(source: str | Path, expected: Expected) -> list[str]:
-    """Every problem with a predictions directory or zip (empty when valid); never stops at the first."""
+    """Every problem with a predictions directory or zip (empty when valid); never stops at the
+    first."""
     source = Path(source)
     files, problems = _collect(source)
     found: set[ModelKey] = set()
@@ -143,7 +146,8 @@ def validate(source: str | Path, expected: Expected) -> list[str]:
 
 
 def pack(source: str | Path, out: str | Path, expected: Expected) -> Path:
-    """Validate ``source`` (directory or zip), then write the zip atomically; ``SubmissionError`` lists all problems."""
+    """Validate ``source`` (directory or zip), then write the zip atomically; ``SubmissionError``
+    lists all problems."""
     problems = validate(source, expected)
     if problems:
         raise SubmissionError(problems)
@@ -161,7 +165,8 @@ def pack(source: str | Path, out: str | Path, expected: Expected) -> Path:
 
 
 def _collect(source: Path) -> tuple[dict[str, bytes], list[str]]:
-    """Files of a directory or zip keyed by path relative to the tree root (leading ``sst2/`` removed)."""
+    """Files of a directory or zip keyed by path relative to the tree root (leading ``sst2/``
+    removed)."""
     if source.is_dir():
         base = source / ZIP_PREFIX if (source / ZIP_PREFIX).is_dir() else source
         files = {

@@ -1,12 +1,12 @@
 """The MICO challenge tree: ``<root>/<scenario>/<phase>/model_<i>/`` read and written.
 
-A model folder holds ``seed_challenge`` (always), ``seed_training``, ``seed_membership`` and ``solution.csv``
-(labelled models, or an answers tree), plus ``config.json`` and weights (``model.safetensors`` or
-``pytorch_model.bin``), or, for a defended target released as an ensemble (``farm.defences.seam``), ``ensemble.json``
-(``{"members": ["member_0", ...], "aggregate": "mean" | "vote"}``) and one such model folder per member.
-Scenarios, phases and models come back in numeric order. Split constants belong to
-the challenge: trees the project writes carry them in ``<root>/challenge.json``; without one the MICO SST-2
-values apply.
+A model folder holds ``seed_challenge`` (always), ``seed_training``, ``seed_membership`` and
+``solution.csv`` (labelled models, or an answers tree), plus ``config.json`` and weights
+(``model.safetensors`` or ``pytorch_model.bin``), or, for a defended target released as an ensemble
+(``farm.defences.seam``), ``ensemble.json`` (``{"members": ["member_0", ...], "aggregate": "mean" |
+"vote"}``) and one such model folder per member. Scenarios, phases and models come back in numeric
+order. Split constants belong to the challenge: trees the project writes carry them in
+``<root>/challenge.json``; without one the MICO SST-2 values apply.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SEED_FILES = ("seed_challenge", "seed_training", "seed_membership")
 CHALLENGE_JSON = "challenge.json"
 ENSEMBLE_JSON = "ensemble.json"
-FORGOTTEN_CSV = "forgotten.csv"  # an unlearning challenge: 0/1 in challenge order, 1 = a member the target forgot
+# an unlearning challenge: 0/1 in challenge order, 1 = a member the target forgot
+FORGOTTEN_CSV = "forgotten.csv"
 ENSEMBLE_AGGREGATES = ("mean", "vote")
 _MEMBER_RE = re.compile(r"^member_\d+$")
 ASSETS = (
@@ -56,7 +57,8 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 @dataclass(frozen=True, kw_only=True)
 class ChallengeConstants:
-    """Split sizes of a challenge (``split_model`` argument names) and the population it is drawn from."""
+    """Split sizes of a challenge (``split_model`` argument names) and the population it is drawn
+    from."""
 
     n_total: int = MICO_N_TOTAL
     len_training: int = MICO_LEN_TRAINING
@@ -87,19 +89,22 @@ class ChallengeConstants:
         return data
 
     def locate(self, root: Path, ref: str) -> str:
-        """A tokenizer/base reference as a usable name: paths inside the tree (``assets/...``) become absolute."""
+        """A tokenizer/base reference as a usable name: paths inside the tree (``assets/...``)
+        become absolute."""
         return str(Path(root) / ref) if (Path(root) / ref).exists() else ref
 
 
 @dataclass(frozen=True)
 class Assets:
-    """Local copies of what a release tree (no ``challenge.json``) otherwise takes from the Hugging Face hub under
-    MICO's constants: roberta-base and GLUE SST-2. Named in a config (``assets:``); ``None`` keeps the default.
+    """Local copies of what a release tree (no ``challenge.json``) otherwise takes from the Hugging
+    Face hub under MICO's constants: roberta-base and GLUE SST-2. Named in a config (``assets:``);
+    ``None`` keeps the default.
 
-    ``base_model``: a local roberta-base directory (``config.json`` and weights; its tokenizer files too): the
-    challenge's base model, which recipes with ``model: {name: base}`` start from. ``tokenizer``: a local
-    tokenizer directory (default: ``base_model``'s). ``population``: a population spec of ``farm.training.data``, such as
-    ``{source: file, path: /data/SST-2}`` (GLUE's ``train.tsv`` then ``dev.tsv``: 68,221 records in MICO's order).
+    ``base_model``: a local roberta-base directory (``config.json`` and weights; its tokenizer files
+    too): the challenge's base model, which recipes with ``model: {name: base}`` start from.
+    ``tokenizer``: a local tokenizer directory (default: ``base_model``'s). ``population``: a
+    population spec of ``farm.training.data``, such as ``{source: file, path: /data/SST-2}`` (GLUE's
+    ``train.tsv`` then ``dev.tsv``: 68,221 records in MICO's order).
     """
 
     base_model: str | None = None
@@ -121,15 +126,16 @@ class Assets:
         return any(v is not None for v in (self.base_model, self.tokenizer, self.population))
 
     def apply(self, root: str | Path, constants: ChallengeConstants) -> ChallengeConstants:
-        """``constants`` (of the tree at ``root``) with these assets in place of MICO's hub defaults, checked:
-        every directory exists and its weights load safely. ``ChallengeFormatError`` for a tree that names its
-        own inputs in ``challenge.json`` (mini challenges), a missing directory or unsafe weights."""
+        """``constants`` (of the tree at ``root``) with these assets in place of MICO's hub
+        defaults, checked: every directory exists and its weights load safely.
+        ``ChallengeFormatError`` for a tree that names its own inputs in ``challenge.json`` (mini
+        challenges), a missing directory or unsafe weights."""
         if not self:
             return constants
         if (Path(root) / CHALLENGE_JSON).exists():
             raise ChallengeFormatError(
-                f"{Path(root) / CHALLENGE_JSON}: this tree names its own population, tokenizer "
-                "and base model; assets replace MICO's defaults for a release tree only"
+                f"{Path(root) / CHALLENGE_JSON}: this tree names its own population, tokenizer and "
+                f"base model; assets replace MICO's defaults for a release tree only"
             )
         tokenizer = self.tokenizer or self.base_model
         for name, ref in (("base_model", self.base_model), ("tokenizer", tokenizer)):
@@ -240,9 +246,9 @@ def read_constants(root: str | Path) -> ChallengeConstants:
 
 
 def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challenge:
-    """Read and validate a whole challenge tree before anything is scheduled: folder names, seeds, solutions,
-    ``config.json`` and weights (``check_weights``: loadable safely). ``ChallengeFormatError`` names the first
-    bad path.
+    """Read and validate a whole challenge tree before anything is scheduled: folder names, seeds,
+    solutions, ``config.json`` and weights (``check_weights``: loadable safely).
+    ``ChallengeFormatError`` names the first bad path.
 
     ``require_weights=False`` reads an answers tree (seeds and solutions only).
     """
@@ -262,7 +268,8 @@ def read_challenge(root: str | Path, *, require_weights: bool = True) -> Challen
 
 
 def _check_assets(root: Path, constants: ChallengeConstants) -> None:
-    """Weights of a tokenizer or base model that ``challenge.json`` places inside the tree load safely too."""
+    """Weights of a tokenizer or base model that ``challenge.json`` places inside the tree load
+    safely too."""
     for ref in (constants.tokenizer, constants.base_model):
         for name in WEIGHT_FILES:
             if (root / ref / name).is_file():
@@ -327,8 +334,9 @@ def read_model(
     constants: ChallengeConstants,
     require_weights: bool = True,
 ) -> ModelEntry:
-    """Read one model folder; its solution must agree with its ``seed_membership`` when both exist. With
-    ``require_weights``, ``config.json`` must be a JSON object and the weights must load safely (``check_weights``)."""
+    """Read one model folder; its solution must agree with its ``seed_membership`` when both exist.
+    With ``require_weights``, ``config.json`` must be a JSON object and the weights must load safely
+    (``check_weights``)."""
     seeds = {
         name: read_seed(mdir / name) if (mdir / name).exists() else None for name in SEED_FILES
     }
@@ -398,9 +406,10 @@ def read_forgotten(mdir: Path, solution: np.ndarray | None, expected_len: int) -
 
 
 def read_ensemble(mdir: Path) -> tuple[list[Path], str]:
-    """``(member folders, aggregate)`` of an ensemble folder, checked: ``ensemble.json`` names ``member_<i>``
-    subfolders and an aggregate in ``ENSEMBLE_AGGREGATES``; every member has ``config.json`` and weights that load
-    safely (a pickle is refused as in any model folder). ``ChallengeFormatError`` naming the bad path."""
+    """``(member folders, aggregate)`` of an ensemble folder, checked: ``ensemble.json`` names
+    ``member_<i>`` subfolders and an aggregate in ``ENSEMBLE_AGGREGATES``; every member has
+    ``config.json`` and weights that load safely (a pickle is refused as in any model folder).
+    ``ChallengeFormatError`` naming the bad path."""
     path = mdir / ENSEMBLE_JSON
     try:
         data = json.loads(path.read_text())
@@ -431,8 +440,9 @@ def read_ensemble(mdir: Path) -> tuple[list[Path], str]:
 
 
 def write_ensemble(mdir: str | Path, members: list[Mapping[str, Path]], aggregate: str) -> Path:
-    """Write an ensemble into model folder ``mdir`` (seed files are ``write_model``'s): ``member_<i>/`` from each
-    mapping of file name -> source file, then ``ensemble.json`` (last, atomically)."""
+    """Write an ensemble into model folder ``mdir`` (seed files are ``write_model``'s):
+    ``member_<i>/`` from each mapping of file name -> source file, then ``ensemble.json`` (last,
+    atomically)."""
     mdir = Path(mdir)
     names = [f"member_{i}" for i in range(len(members))]
     for name, files in zip(names, members):
@@ -455,12 +465,14 @@ def check_model_config(path: Path) -> None:
 
 
 def check_weights(path: Path) -> None:
-    """Refuse weights that cannot be loaded safely, with one ``ChallengeFormatError`` line naming ``path``.
+    """Refuse weights that cannot be loaded safely, with one ``ChallengeFormatError`` line naming
+    ``path``.
 
-    ``*.safetensors``: the header must parse and cover the file (safetensors' own check; no tensor is read).
-    Anything else (``pytorch_model.bin``): ``torch.load(weights_only=True)`` onto the meta device, so tensor data
-    is not read and a pickle that would import or call anything but tensors is refused *before* it runs. Torch
-    is imported only here. Memoised per process on the file's (size, mtime): a tree is checked once.
+    ``*.safetensors``: the header must parse and cover the file (safetensors' own check; no tensor
+    is read). Anything else (``pytorch_model.bin``): ``torch.load(weights_only=True)`` onto the meta
+    device, so tensor data is not read and a pickle that would import or call anything but tensors
+    is refused *before* it runs. Torch is imported only here. Memoised per process on the file's
+    (size, mtime): a tree is checked once.
     """
     stat = path.stat()
     _check_weights(str(path), stat.st_size, stat.st_mtime_ns)
@@ -503,7 +515,8 @@ def read_seed(path: Path) -> int:
 
 
 def read_solution(path: Path, expected_len: int) -> np.ndarray | None:
-    """``solution.csv``: one CSV row of ``expected_len`` 0/1 ints; ``None`` when the file is absent."""
+    """``solution.csv``: one CSV row of ``expected_len`` 0/1 ints; ``None`` when the file is
+    absent."""
     if not path.exists():
         return None
     try:
@@ -521,7 +534,8 @@ def read_solution(path: Path, expected_len: int) -> np.ndarray | None:
 
 
 def membership_solution(seed_membership: int, len_challenge: int) -> np.ndarray:
-    """0/1 membership in challenge order implied by ``seed_membership`` (non-members come first in R)."""
+    """0/1 membership in challenge order implied by ``seed_membership`` (non-members come first in
+    R)."""
     r = mico_shuffle(seed_membership, 2 * len_challenge)
     solution = np.zeros(2 * len_challenge, dtype=np.int64)
     solution[r[len_challenge:]] = 1
@@ -544,7 +558,8 @@ def write_model(
     solution: np.ndarray | None = None,
     model_files: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Write one model folder in MICO layout; each file atomically. ``model_files`` maps name -> source file."""
+    """Write one model folder in MICO layout; each file atomically. ``model_files`` maps name ->
+    source file."""
     mdir = Path(mdir)
     for name, value in zip(SEED_FILES, (seed_challenge, seed_training, seed_membership)):
         if value is not None:

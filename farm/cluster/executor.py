@@ -71,10 +71,9 @@ def check_address(address: str | None = None) -> str | None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address.startswith(("http://", "https://")):
         raise FarmError(
-            f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster "
-            f"address: submit the run with `ray job submit --address {address} -- farm "
-            "...` (see ray_jobs/), or give the cluster's GCS address (HOST:6379) or "
-            "`auto`"
+            f"{source}={address} is a Ray Jobs (dashboard) address, not a cluster address: submit "
+            f"the run with `ray job submit --address {address} -- farm ...` (see ray_jobs/), or "
+            f"give the cluster's GCS address (HOST:6379) or `auto`"
         )
     return address
 
@@ -260,8 +259,8 @@ class _Pool:
             if not finished:
                 if not self.started and time.perf_counter() - waited > self.ex.gpu_wait_s:
                     raise ClusterError(
-                        f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s "
-                        f"(needs {self.cpus} CPU, {self.gpus} GPU each)"
+                        f"no worker could be placed in {self.ex.gpu_wait_s:.0f} s (needs "
+                        f"{self.cpus} CPU, {self.gpus} GPU each)"
                     )
                 continue
             ref = finished[0]
@@ -323,9 +322,8 @@ class _Pool:
             elapsed = time.perf_counter() - self.t0
             label = result["label"] or result["key"][:12]
             self.ex.progress(
-                f"[{self.title}] {len(report.results)} done, {len(self.inflight)} "
-                f"queued on workers: {label} {result['seconds']:.1f}s "
-                f"(elapsed {elapsed:.0f}s)"
+                f"[{self.title}] {len(report.results)} done, {len(self.inflight)} queued on "
+                f"workers: {label} {result['seconds']:.1f}s (elapsed {elapsed:.0f}s)"
             )
 
 

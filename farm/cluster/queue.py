@@ -155,8 +155,8 @@ class JobQueue(Generic[W]):
         if first is not None:
             if first not in keys:
                 raise QueueError(
-                    f"job {first} is not running on worker {worker!r} "
-                    f"({self.state(first).value}): it cannot be requeued from it"
+                    f"job {first} is not running on worker {worker!r} ({self.state(first).value}): "
+                    f"it cannot be requeued from it"
                 )
             keys.remove(first)
             keys.insert(0, first)
@@ -236,8 +236,8 @@ class JobQueue(Generic[W]):
         if state is State.BLOCKED:
             if not lost or self.blocked[key] not in self.failed:
                 raise QueueError(
-                    f"job {key} is blocked by {self.blocked[key]}, yet its needs "
-                    f"failed or blocked are {lost}"
+                    f"job {key} is blocked by {self.blocked[key]}, yet its needs failed or blocked "
+                    f"are {lost}"
                 )
             return
         if lost:
@@ -247,8 +247,8 @@ class JobQueue(Generic[W]):
         unmet = {need for need in needs if need not in self.done}
         if state is State.WAITING and (not unmet or self.waiting[key] != unmet):
             raise QueueError(
-                f"job {key} waits on {sorted(self.waiting[key])}, not on its needs "
-                f"not done {sorted(unmet)}"
+                f"job {key} waits on {sorted(self.waiting[key])}, not on its needs not done "
+                f"{sorted(unmet)}"
             )
         if state is not State.WAITING and unmet:
             raise QueueError(

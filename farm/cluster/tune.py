@@ -1,11 +1,12 @@
 """Ray Tune chooses the shadow recipe, DP variant, pool size and attack per scenario by TPR@0.1FPR.
 
-The labelled ``train`` models of a scenario are split once (seeded): the search scores only the *search* part
-(leave-one-out: no model is its own reference); the *held-out* part is never scored, nor used as a reference,
-during the search, and reports the chosen configuration (and the default one) afterwards. Dev/final answers are
-never read. A trial grows a shadow pool one group at a time; after each group it picks the best attack on the
-cached signals (the cheap inner loop) and reports it, so ASHA can stop poor trials early. Trainings and
-inference passes go through the store, so a job shared by two trials (same recipe, same shadow) runs once.
+The labelled ``train`` models of a scenario are split once (seeded): the search scores only the
+*search* part (leave-one-out: no model is its own reference); the *held-out* part is never scored,
+nor used as a reference, during the search, and reports the chosen configuration (and the default
+one) afterwards. Dev/final answers are never read. A trial grows a shadow pool one group at a time;
+after each group it picks the best attack on the cached signals (the cheap inner loop) and reports
+it, so ASHA can stop poor trials early. Trainings and inference passes go through the store, so a
+job shared by two trials (same recipe, same shadow) runs once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from farm.store.store import Store
 def split_train_models(
     scenario: Scenario, held_out: float, seed: int
 ) -> tuple[list[ModelId], list[ModelId]]:
-    """Search and held-out labelled ``train`` models (each in row order); at least 2 in each part."""
+    """Search and held-out labelled ``train`` models (each in row order); at least 2 in each
+    part."""
     labelled = scenario.phase("train")
     if len(labelled) < 4:
         raise ConfigError(
@@ -44,8 +46,9 @@ def split_train_models(
 
 
 def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, params: dict) -> float:
-    """Pooled TPR@0.1FPR (``farm.mico.scorer.pooled_scores``) of ``attack`` on labelled ``targets`` of a scenario
-    holding signals; every other model with known membership is a reference (leave-one-out)."""
+    """Pooled TPR@0.1FPR (``farm.mico.scorer.pooled_scores``) of ``attack`` on labelled ``targets``
+    of a scenario holding signals; every other model with known membership is a reference
+    (leave-one-out)."""
     assert scenario.signals is not None
     rows = np.array([scenario.row(t) for t in targets])
     y = np.concatenate([scenario.signals.solution(r) for r in rows])
@@ -56,7 +59,8 @@ def targets_score(scenario: Scenario, targets: list[ModelId], attack: str, param
 def best_attack(
     scenario: Scenario, targets: list[ModelId], attacks: list[str]
 ) -> tuple[str, dict, float]:
-    """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled, leave-one-out)."""
+    """The attack (and parameters) with the highest pooled TPR@0.1FPR on ``targets`` (labelled,
+    leave-one-out)."""
     best: tuple[str, dict, float] = ("loss", {}, -1.0)
     for name in attacks:
         for params in ATTACK_GRID[name]:
@@ -113,7 +117,8 @@ class Objective:
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
-    """YAML space -> Tune domains: ``{choice: [...]}``, ``{loguniform: [a, b]}``, ``{uniform: [a, b]}``."""
+    """YAML space -> Tune domains: ``{choice: [...]}``, ``{loguniform: [a, b]}``, ``{uniform: [a,
+    b]}``."""
     # lazy: loads Ray
     from ray import tune
 
@@ -141,8 +146,9 @@ def tune_scenario(
     progress: Callable[[str], None] | None = None,
     executor_options: dict[str, Any] | None = None,
 ) -> Any:
-    """Run (or resume with ``Tuner.restore``) the search of one scenario; results in ``out/ray_results``.
-    ``progress`` gets a line per trial result as it arrives (default: the ``farm.cluster.tune`` logger, INFO)."""
+    """Run (or resume with ``Tuner.restore``) the search of one scenario; results in
+    ``out/ray_results``. ``progress`` gets a line per trial result as it arrives (default: the
+    ``farm.cluster.tune`` logger, INFO)."""
     # lazy: loads Ray
     from ray import tune
 
@@ -193,7 +199,8 @@ def tune_scenario(
 
 
 def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:
-    """A Tune callback (driver side) passing one line per reported trial result, or failure, to ``progress``."""
+    """A Tune callback (driver side) passing one line per reported trial result, or failure, to
+    ``progress``."""
     # lazy: loads Ray
     from ray import tune
 
@@ -202,8 +209,9 @@ def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:
             self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
         ) -> None:
             progress(
-                f"[tune {scenario}] trial {trial.trial_id} step {result.get('training_iteration')}: "
-                f"TPR@0.1FPR {float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
+                f"[tune {scenario}] trial {trial.trial_id} step "
+                f"{result.get('training_iteration')}: TPR@0.1FPR "
+                f"{float(result.get('tpr', float('nan'))):.3f} ({result.get('attack')}, "
                 f"{result.get('shadows')} shadows)"
             )
 

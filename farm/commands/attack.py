@@ -1,11 +1,13 @@
 """The driver: attack configs, attack, normalization, predictions, validated zip and report.
 
-``attack_challenge`` attacks every scenario of a challenge tree: ``farm.shadows.scenario`` loads each scenario and
-collects its ``Signals`` under the config's shadow plan (shadows trained, every model run over the union of the
-scenario's challenge points); the driver scores the labelled ``train`` models leave-one-out (no target is its
-own reference) and the dev/final targets, puts 95% bootstrap intervals over models on the pooled metrics
-(``farm.attacks.intervals``), audits an empirical epsilon lower bound (``farm.attacks.audit``), and writes ``predictions/``,
-``submission.zip``, ``report.md`` with ROC PNGs, ``metrics.json`` and ``scores.parquet`` under ``out``.
+``attack_challenge`` attacks every scenario of a challenge tree: ``farm.shadows.scenario`` loads
+each scenario and collects its ``Signals`` under the config's shadow plan (shadows trained, every
+model run over the union of the scenario's challenge points); the driver scores the labelled
+``train`` models leave-one-out (no target is its own reference) and the dev/final targets, puts 95%
+bootstrap intervals over models on the pooled metrics (``farm.attacks.intervals``), audits an
+empirical epsilon lower bound (``farm.attacks.audit``), and writes ``predictions/``,
+``submission.zip``, ``report.md`` with ROC PNGs, ``metrics.json`` and ``scores.parquet`` under
+``out``.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ def attack_scenario(
     target: TargetPrivacy | None = None,
     collected: Collected | None = None,
 ) -> ScenarioResult:
-    """ChallengeJobs -> train shadows -> infer -> signals -> attack; metrics with intervals on train (leave-one-out) and
-    answered phases; the epsilon audit against ``target`` (default: unknown, MICO's delta). ``collected``: the
-    scenario's signals when already collected (``attack_challenge`` collects every scenario's in one queue)."""
+    """ChallengeJobs -> train shadows -> infer -> signals -> attack; metrics with intervals on train
+    (leave-one-out) and answered phases; the epsilon audit against ``target`` (default: unknown,
+    MICO's delta). ``collected``: the scenario's signals when already collected
+    (``attack_challenge`` collects every scenario's in one queue)."""
     n_target = scenario.inputs.len_training
     if collected is None:
         collected = collect_signals(
@@ -105,8 +108,9 @@ def phase_intervals(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> tuple[dict[str, Interval], dict[str, int]]:
-    """``LEVEL`` bootstrap intervals over the labelled models of ``phase`` and their counts, on the scores
-    ``Scenario.pooled`` pools (so each interval's value is the report's figure). The phase must be labelled."""
+    """``LEVEL`` bootstrap intervals over the labelled models of ``phase`` and their counts, on the
+    scores ``Scenario.pooled`` pools (so each interval's value is the report's figure). The phase
+    must be labelled."""
     ids = [m for m in scenario.phase(phase) if m in scenario.solutions]
     pool = scenario.pooled(phase, raw)
     if pool is None:
@@ -119,23 +123,24 @@ def phase_intervals(
 def audit_scenario(
     scenario: Scenario, raw: dict[ModelId, np.ndarray], target: TargetPrivacy, *, seed: int = 0
 ) -> Audit | None:
-    """The empirical epsilon lower bound at ``LEVEL``: threshold chosen on the ``train`` models' leave-one-out
-    scores, errors counted on held-out models -- the answered dev/final models when there are any, else a seeded
-    held-out half of the train models (the threshold then comes from the other half). Scores of both sides are
-    pooled together (``farm.mico.scorer.pooled_scores``: one monotone min-max, NaN -> 0.5), so a threshold means the
-    same on both. None with fewer than 2 labelled train models or a side lacking members or non-members."""
+    """The empirical epsilon lower bound at ``LEVEL``: threshold chosen on the ``train`` models'
+    leave-one-out scores, errors counted on held-out models -- the answered dev/final models when
+    there are any, else a seeded held-out half of the train models (the threshold then comes from
+    the other half). Scores of both sides are pooled together (``farm.mico.scorer.pooled_scores``:
+    one monotone min-max, NaN -> 0.5), so a threshold means the same on both. None with fewer than 2
+    labelled train models or a side lacking members or non-members."""
     train = [m for m in scenario.phase("train") if m in scenario.solutions]
     answered = [m for m in scenario.ids if m.phase != "train" and m in scenario.solutions]
     if answered:
         fit, held = train, answered
         fit_on = f"train ({len(fit)} models, leave-one-out)"
-        held_out = f"answered {'/'.join(sorted({m.phase for m in held}, key=PHASES.index))} ({len(held)} models)"
+        phases = "/".join(sorted({m.phase for m in held}, key=PHASES.index))
+        held_out = f"answered {phases} ({len(held)} models)"
         why = (
-            "independent trials: one point per held-out model at an index drawn from (seed "
-            f"{seed}, model id) alone, so its membership is the model's own coin flip; held-"
-            "out models are trained independently and are no attack's references (their "
-            "membership is unknown to it), and the threshold and score scale are fixed on the"
-            " train models alone"
+            f"independent trials: one point per held-out model at an index drawn from (seed "
+            f"{seed}, model id) alone, so its membership is the model's own coin flip; held-out "
+            f"models are trained independently and are no attack's references (their membership is "
+            f"unknown to it), and the threshold and score scale are fixed on the train models alone"
         )
     else:
         if len(train) < 2:
@@ -147,10 +152,10 @@ def audit_scenario(
         fit_on = f"train, seeded half ({len(fit)} models, leave-one-out)"
         held_out = f"train, the other half (seed {seed}, {len(held)} models, leave-one-out)"
         why = (
-            f"heuristic: one point per held-out model at an index drawn from (seed {seed}, "
-            "model id), but held-out train models are references in each other's (and the fit"
-            " half's) leave-one-out scores, so the trials are not strictly independent; "
-            "answers for dev/final models give independent ones"
+            f"heuristic: one point per held-out model at an index drawn from (seed {seed}, model "
+            f"id), but held-out train models are references in each other's (and the fit half's) "
+            f"leave-one-out scores, so the trials are not strictly independent; answers for "
+            f"dev/final models give independent ones"
         )
     if not fit:
         return None
@@ -190,11 +195,11 @@ def one_point_audit(
     seed: int = 0,
     validity: str = "",
 ) -> tuple[EpsilonAudit | None, str]:
-    """The one-point-per-model bound (``farm.attacks.audit``): the threshold chosen on the ``fit`` models'
-    points (scaled by their own min-max, ``farm.attacks.audit.scale_like``, so the held-out scores move
-    neither the scale nor the threshold), then exactly one trial per ``held`` model, its point at
-    ``farm.attacks.audit.pick_index(model_id)``. Returns ``(bound, validity)``; the bound is None, and
-    ``validity`` says why, when the picked points lack members or non-members."""
+    """The one-point-per-model bound (``farm.attacks.audit``): the threshold chosen on the ``fit``
+    models' points (scaled by their own min-max, ``farm.attacks.audit.scale_like``, so the held-out
+    scores move neither the scale nor the threshold), then exactly one trial per ``held`` model, its
+    point at ``farm.attacks.audit.pick_index(model_id)``. Returns ``(bound, validity)``; the bound
+    is None, and ``validity`` says why, when the picked points lack members or non-members."""
     fit_raw = np.concatenate([raw[m] for m in fit])
     y_fit = np.concatenate([scenario.solutions[m] for m in fit])
     picks = [pick_index(m.model_id, scenario.solutions[m].size, seed=seed) for m in held]
@@ -217,10 +222,10 @@ def unknown_privacy() -> TargetPrivacy:
 
 
 def target_privacy(challenge_root: str | Path, scenario: str) -> TargetPrivacy:
-    """What the tree tells of the targets' training: a MICO tree (no ``challenge.json``) is MICO SST-2's
-    (``sst2_inf``: no DP, ``sst2_hi``: epsilon 10, ``sst2_lo``: epsilon 4, delta 1e-5); a tree the project wrote
-    (``farm.commands.make_challenge``) records its targets' epsilon and delta in ``challenge.json``; otherwise epsilon is unknown
-    (the audit uses delta 1e-5)."""
+    """What the tree tells of the targets' training: a MICO tree (no ``challenge.json``) is MICO
+    SST-2's (``sst2_inf``: no DP, ``sst2_hi``: epsilon 10, ``sst2_lo``: epsilon 4, delta 1e-5); a
+    tree the project wrote (``farm.commands.make_challenge``) records its targets' epsilon and delta
+    in ``challenge.json``; otherwise epsilon is unknown (the audit uses delta 1e-5)."""
     if not (Path(challenge_root) / CHALLENGE_JSON).exists() and scenario in MICO_EPSILON:
         return TargetPrivacy(
             MICO_EPSILON[scenario], MICO_DELTA, "MICO SST-2", mico_privacy(scenario)
@@ -258,8 +263,9 @@ def attack_challenge(
     answers_root: str | Path | None = None,
     watch: Stopwatch | None = None,
 ) -> list[ScenarioResult]:
-    """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report, ``out/metrics.json``,
-    ``out/scores.parquet`` and, last, ``out/stages.json``: the seconds of each stage (``farm.stopwatch``)."""
+    """Attack every scenario; write ``out/predictions``, ``out/submission.zip``, the report,
+    ``out/metrics.json``, ``out/scores.parquet`` and, last, ``out/stages.json``: the seconds of each
+    stage (``farm.stopwatch``)."""
 
     watch = watch or Stopwatch()
     ch, scenarios = load_scenarios(

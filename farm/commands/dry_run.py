@@ -1,14 +1,15 @@
 """What a command will run and cost, counted before it runs: ``farm plan`` and ``--dry-run``.
 
-The jobs are built exactly as the command builds them (``farm.shadows.scenario``'s ``plan_shadows``, ``train_jobs`` and
-``infer_jobs``; ``farm.commands.make_challenge.plan``), so their counts and store keys are the real ones, but nothing is run, no
-Ray is started, and neither the population nor a tokenizer nor any weights are loaded: splits need only the
-challenge's constants. Per scenario and stage a plan gives the number of trainings or inference passes (and
-how many of them a store already holds), records per job, bytes to store, GPU-seconds at the rates of a
-``farm.spec.costs.Table``, and in total GPU-hours and the wall time on a cluster of ``gpus`` GPUs.
+The jobs are built exactly as the command builds them (``farm.shadows.scenario``'s ``plan_shadows``,
+``train_jobs`` and ``infer_jobs``; ``farm.commands.make_challenge.plan``), so their counts and store
+keys are the real ones, but nothing is run, no Ray is started, and neither the population nor a
+tokenizer nor any weights are loaded: splits need only the challenge's constants. Per scenario and
+stage a plan gives the number of trainings or inference passes (and how many of them a store already
+holds), records per job, bytes to store, GPU-seconds at the rates of a ``farm.spec.costs.Table``,
+and in total GPU-hours and the wall time on a cluster of ``gpus`` GPUs.
 
-``farm tune`` cannot be planned exactly (ASHA stops trials early; trials may share jobs): its stages are upper
-bounds, marked ``bound``.
+``farm tune`` cannot be planned exactly (ASHA stops trials early; trials may share jobs): its stages
+are upper bounds, marked ``bound``.
 """
 
 from __future__ import annotations
@@ -64,13 +65,13 @@ ROBERTA_VOCAB = 50_265
 
 @dataclass(frozen=True, kw_only=True)
 class Stage:
-    """One stage of one scenario: ``jobs`` trainings (``kind`` train) or inference passes (``kind`` infer) of
-    ``records`` records each (trainings: the mean training-set size), ``sequences`` processed per job (epochs x
-    records for a training), ``bytes_per_job`` stored per job, ``seconds_per_job`` on one GPU at the table's
-    rate for ``model`` (a ``farm.spec.costs.KINDS`` row) and ``mode``. ``done``: jobs the store already holds
-    (None: no store given, or keys not computable). ``bound``: the counts are upper bounds.
-    ``privacy``: for DP-SGD trainings, what each one's epsilon is and rests on (``dp_record``); None
-    otherwise."""
+    """One stage of one scenario: ``jobs`` trainings (``kind`` train) or inference passes (``kind``
+    infer) of ``records`` records each (trainings: the mean training-set size), ``sequences``
+    processed per job (epochs x records for a training), ``bytes_per_job`` stored per job,
+    ``seconds_per_job`` on one GPU at the table's rate for ``model`` (a ``farm.spec.costs.KINDS``
+    row) and ``mode``. ``done``: jobs the store already holds (None: no store given, or keys not
+    computable). ``bound``: the counts are upper bounds. ``privacy``: for DP-SGD trainings, what
+    each one's epsilon is and rests on (``dp_record``); None otherwise."""
 
     scenario: str
     name: str
@@ -145,7 +146,8 @@ class Forecast:
         }
 
 
-# --- attack -------------------------------------------------------------------------------------------------
+# --- attack
+# -------------------------------------------------------------------------------------------------
 
 
 def attack_forecast(
@@ -177,9 +179,10 @@ def attack_forecast(
 
 
 def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
-    """The scenarios as far as a plan needs them: models and the records of their challenge points. Labels are
-    placeholders, and training and membership seeds are left out (keep masks unknown): rebuilding a model's
-    training split costs a 68,221-element shuffle, and no count depends on it."""
+    """The scenarios as far as a plan needs them: models and the records of their challenge points.
+    Labels are placeholders, and training and membership seeds are left out (keep masks unknown):
+    rebuilding a model's training split costs a 68,221-element shuffle, and no count depends on
+    it."""
     inputs = challenge_inputs(ch)
     labels = np.zeros(inputs.n_total, np.int64)
     seeds_only = dataclasses.replace(
@@ -229,8 +232,8 @@ def _attack_stages(
 
 
 def sequences_trained(recipe: Recipe, records: int) -> int:
-    """Sequences one training on ``records`` records processes: ``steps`` full batches when the recipe fixes its
-    step count (a matched shadow), else ``epochs`` passes."""
+    """Sequences one training on ``records`` records processes: ``steps`` full batches when the
+    recipe fixes its step count (a matched shadow), else ``epochs`` passes."""
     return recipe.steps * recipe.batch_size if recipe.steps is not None else recipe.epochs * records
 
 
@@ -341,12 +344,13 @@ def _weight_notes(ch: Challenge) -> tuple[str, ...]:
     if not missing:
         return ()
     return (
-        f"{missing} of {len(ch.models)} provided models have no weights: the plan counts their inference "
-        "passes, but the command itself needs the weights",
+        f"{missing} of {len(ch.models)} provided models have no weights: the plan counts their "
+        f"inference passes, but the command itself needs the weights",
     )
 
 
-# --- model sizes --------------------------------------------------------------------------------------------
+# --- model sizes
+# --------------------------------------------------------------------------------------------
 
 
 def _shape(recipe: Recipe, scenario: Scenario) -> Shape:
@@ -360,9 +364,9 @@ def _shape(recipe: Recipe, scenario: Scenario) -> Shape:
 
 
 def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | None) -> Shape:
-    """The sizes of the model a recipe trains: ``tiny`` from its settings and the tokenizer's ``vocab``,
-    ``base`` from the challenge's base model (``base``), anything else from its ``config.json`` when it is a
-    local directory, else roberta-base's."""
+    """The sizes of the model a recipe trains: ``tiny`` from its settings and the tokenizer's
+    ``vocab``, ``base`` from the challenge's base model (``base``), anything else from its
+    ``config.json`` when it is a local directory, else roberta-base's."""
     if spec.name == "tiny":
         t = spec.tiny
         return Shape(
@@ -378,7 +382,8 @@ def model_shape(spec: ModelSpec, max_length: int, *, vocab: int, base: Shape | N
 
 
 def ref_shape(ref: Ref) -> Shape:
-    """A model's sizes from a local directory's ``config.json``; roberta-base's for a hub name (or no config)."""
+    """A model's sizes from a local directory's ``config.json``; roberta-base's for a hub name (or
+    no config)."""
     config = Path(ref.path) / "config.json" if isinstance(ref, PathRef) else None
     if config is None or not config.is_file():
         return ROBERTA_BASE
@@ -388,7 +393,8 @@ def ref_shape(ref: Ref) -> Shape:
 
 
 def tokenizer_vocab(ref: Ref) -> int:
-    """Vocabulary size of a tokenizer directory (its ``vocab.json``); roberta-base's for a hub name."""
+    """Vocabulary size of a tokenizer directory (its ``vocab.json``); roberta-base's for a hub
+    name."""
     vocab = Path(ref.path) / "vocab.json" if isinstance(ref, PathRef) else None
     return (
         len(json.loads(vocab.read_text()))
@@ -397,7 +403,8 @@ def tokenizer_vocab(ref: Ref) -> int:
     )
 
 
-# --- tune ---------------------------------------------------------------------------------------------------
+# --- tune
+# ------------------------------------------------------------------------------------------------
 
 
 def tune_forecast(
@@ -408,10 +415,10 @@ def tune_forecast(
     gpus: int,
     scenarios: Sequence[str] | None = None,
 ) -> Forecast:
-    """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of ``max_shadows``
-    shadows (ASHA stops many earlier; trials with equal recipes share them) at the largest ``epochs`` of the
-    space and the slowest DP variant; then the best and the default configurations are scored on the
-    held-out models."""
+    """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of
+    ``max_shadows`` shadows (ASHA stops many earlier; trials with equal recipes share them) at the
+    largest ``epochs`` of the space and the slowest DP variant; then the best and the default
+    configurations are scored on the held-out models."""
 
     ch = read_challenge(challenge, require_weights=False)
     defaults = load_attack_config(tune_config.default_attack)
@@ -448,7 +455,8 @@ def tune_forecast(
             ),
         ]
     notes = (
-        "tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes share jobs",
+        "tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes "
+        "share jobs",
         *_weight_notes(ch),
     )
     return Forecast(command="tune", stages=tuple(stages), gpus=gpus, table=table, notes=notes)
@@ -473,14 +481,16 @@ def _any_dp(options: Sequence[Any]) -> Any:
     return next(c for o in options if not isinstance(c := dp_choice(o), str))
 
 
-# --- make-challenge -----------------------------------------------------------------------------------------
+# --- make-challenge
+# -----------------------------------------------------------------------------------------
 
 
 def make_challenge_forecast(
     config_path: str | Path, *, table: Table, gpus: int, store: Store | None = None
 ) -> Forecast:
-    """``farm make-challenge``'s jobs: the tokenizer (CPU), the base model, every target of every scenario.
-    Loads the population only when the config does not say its size (a ``subset`` or synthetic ``n``)."""
+    """``farm make-challenge``'s jobs: the tokenizer (CPU), the base model, every target of every
+    scenario. Loads the population only when the config does not say its size (a ``subset`` or
+    synthetic ``n``)."""
 
     config = load_challenge_config(config_path)
     size = from_dict(PopulationSpec, config.population).size
@@ -529,10 +539,11 @@ def make_challenge_forecast(
 
 
 def _by_role(targets: Sequence[tuple[Sequence[Job], str]]) -> dict[str, list[Job]]:
-    """A scenario's target jobs grouped into stages by their role in a target: the job label after the target's
-    ``prefix`` with indices dropped (``teacher_3/answers`` -> ``teacher/answers``, ``shard_0/slice_1`` ->
-    ``shard/slice``), ``targets`` for a plain target's one training; a defence's several jobs per target so count
-    as trainings, inference passes (PATE's answers) and CPU votes, each at its own size."""
+    """A scenario's target jobs grouped into stages by their role in a target: the job label after
+    the target's ``prefix`` with indices dropped (``teacher_3/answers`` -> ``teacher/answers``,
+    ``shard_0/slice_1`` -> ``shard/slice``), ``targets`` for a plain target's one training; a
+    defence's several jobs per target so count as trainings, inference passes (PATE's answers) and
+    CPU votes, each at its own size."""
     groups: dict[str, list[Job]] = {}
     for jobs, prefix in targets:
         for job in jobs:
@@ -634,7 +645,8 @@ def _mini_train(
     )
 
 
-# --- output -------------------------------------------------------------------------------------------------
+# --- output
+# -------------------------------------------------------------------------------------------------
 
 
 def format_forecast(plan: Forecast) -> str:
@@ -642,23 +654,25 @@ def format_forecast(plan: Forecast) -> str:
     rows = [
         f"# farm {plan.command}: plan (nothing has run)",
         "",
-        "| scenario | stage | jobs | done | records/job | sequences/job | model | mode | stored | GPU-hours |",
+        "| scenario | stage | jobs | done | records/job | sequences/job | model | mode | stored | "
+        "GPU-hours |",
         "|" + "---|" * 10,
     ]
     for s in plan.stages:
         jobs = f"<= {s.jobs}" if s.bound else str(s.jobs)
         done = "-" if s.done is None else str(s.done)
         rows.append(
-            f"| {s.scenario} | {s.name} | {jobs} | {done} | {s.records:,} | {s.sequences:,} | {s.model} | "
-            f"{s.mode} | {_size(s.jobs * s.bytes_per_job)} | {s.gpu_seconds / 3600:.2f} |"
+            f"| {s.scenario} | {s.name} | {jobs} | {done} | {s.records:,} | {s.sequences:,} | "
+            f"{s.model} | {s.mode} | {_size(s.jobs * s.bytes_per_job)} | "
+            f"{s.gpu_seconds / 3600:.2f} |"
         )
     trainings = sum(s.jobs for s in plan.stages if s.kind == "train")
     passes = sum(s.jobs for s in plan.stages if s.kind == "infer")
     rows += [
         "",
         f"trainings: {trainings:,}   inference passes: {passes:,}   stored: {_size(plan.bytes)}",
-        f"estimated GPU-hours (jobs not yet done): {plan.gpu_hours:.2f}   wall time on {plan.gpus} GPU(s): "
-        f"{plan.wall_hours:.2f} h (one job per GPU, perfectly packed)",
+        f"estimated GPU-hours (jobs not yet done): {plan.gpu_hours:.2f}   wall time on "
+        f"{plan.gpus} GPU(s): {plan.wall_hours:.2f} h (one job per GPU, perfectly packed)",
         "",
         f"throughput table: {plan.table.device}",
     ]
@@ -682,8 +696,9 @@ def _size(n: int) -> str:
 
 
 def read_table(path: str | Path | None = None) -> Table:
-    """The throughput table at ``path`` (default ``default_table_path()``, where ``farm bench`` writes); the
-    defaults alone when there is no file; ``ConfigError`` naming the file when it is invalid."""
+    """The throughput table at ``path`` (default ``default_table_path()``, where ``farm bench``
+    writes); the defaults alone when there is no file; ``ConfigError`` naming the file when it is
+    invalid."""
 
     path = Path(path) if path else default_table_path()
     if not path.is_file():

@@ -1,22 +1,25 @@
-"""The mini challenge: a MICO-format tree built by the farm itself, with MICO's exact split logic, scaled down.
+"""The mini challenge: a MICO-format tree built by the farm itself, with MICO's exact split logic,
+scaled down.
 
-``make_challenge(config, out)`` trains a tokenizer on the population and a tiny *base* model on a public corpus
-disjoint from it (the stand-in for roberta-base), then every target of every scenario with its scenario's
-recipe, all through the executor and the store. It writes
+``make_challenge(config, out)`` trains a tokenizer on the population and a tiny *base* model on a
+public corpus disjoint from it (the stand-in for roberta-base), then every target of every scenario
+with its scenario's recipe, all through the executor and the store. It writes
 
-* ``out/challenge/``: what a participant gets -- ``challenge.json`` (constants, population, tokenizer and base
-  model paths), ``assets/{tokenizer,base}``, and per scenario ``train`` models with seeds and solutions and
-  ``dev``/``final`` models with ``seed_challenge`` and weights only;
+* ``out/challenge/``: what a participant gets -- ``challenge.json`` (constants, population,
+  tokenizer and base model paths), ``assets/{tokenizer,base}``, and per scenario ``train`` models
+  with seeds and solutions and ``dev``/``final`` models with ``seed_challenge`` and weights only;
 * ``out/answers/``: ``dev``/``final`` seeds and ``solution.csv``, so the project can score itself.
 
-``layout: mico`` writes the *release* layout instead, as MICO published it: no ``challenge.json`` (so MICO's
-constants apply, and the config must have them: all 68,221 GLUE SST-2 records, 67,349 training records and 100
-challenge pairs per model), weights as ``pytorch_model.bin`` (a plain state dict, which readers load with
-``weights_only``), and the tokenizer and base model -- what the hub's roberta-base is to the real release -- in
-``out/assets/base`` (tokenizer files beside ``config.json`` and weights), which an attack config names as
-``assets: {base_model: OUT/assets/base}``.
+``layout: mico`` writes the *release* layout instead, as MICO published it: no ``challenge.json``
+(so MICO's constants apply, and the config must have them: all 68,221 GLUE SST-2 records, 67,349
+training records and 100 challenge pairs per model), weights as ``pytorch_model.bin`` (a plain state
+dict, which readers load with ``weights_only``), and the tokenizer and base model -- what the hub's
+roberta-base is to the real release -- in ``out/assets/base`` (tokenizer files beside
+``config.json`` and weights), which an attack config names as ``assets: {base_model:
+OUT/assets/base}``.
 
-Each tree is assembled in a temporary folder and renamed into place: a crash leaves no half-written tree.
+Each tree is assembled in a temporary folder and renamed into place: a crash leaves no half-written
+tree.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ from farm.training.data import load_population
 
 
 class Target(NamedTuple):
-    """One target of a mini challenge: where it goes in the tree, its seeds, and its jobs (``build.jobs``: one
-    training for a plain recipe, several for a defence; ``farm.defences.seam.TargetBuild``)."""
+    """One target of a mini challenge: where it goes in the tree, its seeds, and its jobs
+    (``build.jobs``: one training for a plain recipe, several for a defence;
+    ``farm.defences.seam.TargetBuild``)."""
 
     scenario: str
     phase: str
@@ -87,8 +91,9 @@ class ChallengeJobs:
 def challenge_jobs(
     config: ChallengeConfig, population_size: int, *, recipe_dir: Path | None = None
 ) -> ChallengeJobs:
-    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from ``config.seed``. A
-    scenario's recipe may be a defence (``farm.defences.seam``): its targets are then planned by it."""
+    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from
+    ``config.seed``. A scenario's recipe may be a defence (``farm.defences.seam``): its targets are
+    then planned by it."""
     recipes = {
         scenario: load_scenario_recipe(
             str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
@@ -163,13 +168,15 @@ def challenge_jobs(
 
 
 def privacy_record(recipe: Recipe | Defence) -> dict[str, Any]:
-    """What ``challenge.json`` says of a scenario's targets: ``{"epsilon": "inf"}`` without DP, else the recipe's
-    target epsilon (None when it fixes a noise multiplier instead) and delta; a defence says its own."""
+    """What ``challenge.json`` says of a scenario's targets: ``{"epsilon": "inf"}`` without DP, else
+    the recipe's target epsilon (None when it fixes a noise multiplier instead) and delta; a defence
+    says its own."""
     return recipe_privacy(recipe) if isinstance(recipe, Recipe) else recipe.privacy()
 
 
 def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner) -> Path:
-    """Build (or reuse, when complete and made from the same config) ``out/challenge`` and ``out/answers``."""
+    """Build (or reuse, when complete and made from the same config) ``out/challenge`` and
+    ``out/answers``."""
 
     config = load_challenge_config(config_path)
     out = Path(out)
@@ -179,8 +186,8 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
     population_size = len(load_population(config.population))
     if config.layout == "mico" and population_size != MICO_N_TOTAL:
         raise ConfigError(
-            f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all of "
-            f"GLUE SST-2, train then validation); population has {population_size:,}"
+            f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all "
+            f"of GLUE SST-2, train then validation); population has {population_size:,}"
         )
     p = challenge_jobs(config, population_size)
     executor.run([p.tokenizer], title="tokenizer")
@@ -193,7 +200,8 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
 def _write_trees(
     out: Path, p: ChallengeJobs, store: Store, config_key: str, *, release: bool = False
 ) -> None:
-    """Assemble ``challenge``, ``answers`` (and with ``release``, ``assets``) in a temporary folder, then rename."""
+    """Assemble ``challenge``, ``answers`` (and with ``release``, ``assets``) in a temporary folder,
+    then rename."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".building-") as tmp:
         challenge, answers, assets = (
@@ -209,7 +217,8 @@ def _write_trees(
         cache = Path(tmp) / "cache"
         cache.mkdir()
         keep = shutil.ignore_patterns("manifest.json")
-        if release:  # roberta-base's stand-in: one directory with the tokenizer files, config.json and weights
+        # roberta-base's stand-in: one directory with the tokenizer files, config.json and weights
+        if release:
             shutil.copytree(store.get_dir(p.tokenizer.key, cache), assets / "base", ignore=keep)
             shutil.copytree(
                 store.get_dir(p.base.key, cache), assets / "base", ignore=keep, dirs_exist_ok=True
@@ -259,8 +268,9 @@ def _write_target(
     *,
     scratch: Path | None = None,
 ) -> None:
-    """One target's folder (a plain model, or an ensemble folder for a defence with several members) and, for a
-    dev/final target, its answers. ``scratch``: write a plain model in the release layout (``farm.training.weights.as_release``)."""
+    """One target's folder (a plain model, or an ensemble folder for a defence with several members)
+    and, for a dev/final target, its answers. ``scratch``: write a plain model in the release layout
+    (``farm.training.weights.as_release``)."""
     # lazy: loads torch
     from farm.training.weights import as_release
 

@@ -1,4 +1,6 @@
-"""``farm tune``: Ray Tune (``farm.cluster.tune``) searches each scenario; this writes what it chose -- ``best.yaml``, the trials and ``summary.md`` -- with the held-out scores of the chosen and the default configuration."""
+"""``farm tune``: Ray Tune (``farm.cluster.tune``) searches each scenario; this writes what it chose
+-- ``best.yaml``, the trials and ``summary.md`` -- with the held-out scores of the chosen and the
+default configuration."""
 
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ if TYPE_CHECKING:  # the type only: importing the executor loads Ray
 def best_config(
     results: Any, tune_config: TuneConfig, scenario: str, n_target: int
 ) -> tuple[AttackConfig, dict]:
-    """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config`` consumes): a ``matched``
-    trial becomes the scenario's ``dp_matched`` recipe with ``match_targets``, any other its recipe inline.
-    ``n_target``: the targets' training-set size (``trial_recipe``)."""
+    """The best trial's configuration as an ``AttackConfig`` (what ``farm attack --config``
+    consumes): a ``matched`` trial becomes the scenario's ``dp_matched`` recipe with
+    ``match_targets``, any other its recipe inline. ``n_target``: the targets' training-set size
+    (``trial_recipe``)."""
     best = results.get_best_result(metric="tpr", mode="max", scope="last")
     metrics = best.metrics
     plan = PlanSpec(kind="pool", shadows=int(metrics["shadows"]), group=tune_config.group)
@@ -73,7 +76,8 @@ def config_yaml(config: AttackConfig) -> str:
 def held_out_score(
     scenario: Scenario, config: AttackConfig, tune_config: TuneConfig, executor: Executor
 ) -> tuple[float, int]:
-    """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and shadows)."""
+    """TPR@0.1FPR of ``config`` on the held-out train models (references: search models and
+    shadows)."""
     search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
     recipe = config.shadow_recipe(scenario.inputs.len_training)
     got = collect_signals(
@@ -89,8 +93,8 @@ def held_out_score(
 
 
 def count_trial_jobs(results: Any, executor: Executor) -> None:
-    """Add the jobs that trials ran and reused (each trial's last report) to ``executor``'s history, so that
-    ``farm tune``'s ``jobs: N run, M reused`` line counts them."""
+    """Add the jobs that trials ran and reused (each trial's last report) to ``executor``'s history,
+    so that ``farm tune``'s ``jobs: N run, M reused`` line counts them."""
     ran = reused = 0
     for result in results:
         metrics = result.metrics or {}
@@ -109,7 +113,8 @@ def run_tune(
     *,
     scenarios: list[str] | None = None,
 ) -> str:
-    """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the summary."""
+    """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the
+    summary."""
     # lazy: loads Ray
     from farm.cluster.executor import ensure_ray
 
@@ -119,8 +124,8 @@ def run_tune(
     ensure_ray(executor.address)  # Tune needs Ray: ours (loopback) or the cluster named
     defaults = load_attack_config(tune_config.default_attack)
     rows = [
-        "| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 tuned | "
-        "held-out TPR@0.1 default | trials | search job-seconds |",
+        "| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 "
+        "tuned | held-out TPR@0.1 default | trials | search job-seconds |",
         "|" + "---|" * 9,
     ]
     for scenario in loaded:
@@ -148,8 +153,8 @@ def run_tune(
         seconds = _search_seconds(results)
         rows.append(
             f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
-            f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | {default:.3f} | "
-            f"{len(frame)} | {seconds:.0f} |"
+            f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | "
+            f"{default:.3f} | {len(frame)} | {seconds:.0f} |"
         )
     summary = "\n".join(rows)
     atomic_write_text(out / "summary.md", summary + "\n")
@@ -157,7 +162,8 @@ def run_tune(
 
 
 def _search_seconds(results: Any) -> float:
-    """Job-seconds of the search, each trial counting its own jobs at their largest pool (shared jobs once)."""
+    """Job-seconds of the search, each trial counting its own jobs at their largest pool (shared
+    jobs once)."""
     seen: dict[str, float] = {}
     for result in results:
         if result.metrics and "train_keys" in result.metrics:

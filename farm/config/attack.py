@@ -1,4 +1,5 @@
-"""Attack configs (``farm/config/shipped/attack/``, a ``best.yaml`` written by ``farm tune``): one typed ``AttackConfig`` per scenario, checked in full at load."""
+"""Attack configs (``farm/config/shipped/attack/``, a ``best.yaml`` written by ``farm tune``): one
+typed ``AttackConfig`` per scenario, checked in full at load."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def check_attack_inputs(
     *,
     require_weights: bool = True,
 ) -> dict[str, AttackConfig]:
-    """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the challenge
-    tree (seeds, ``config.json``, weights safely loadable; seeds only without ``require_weights``, for a plan),
-    the answers tree, and that every scenario override names a scenario of the challenge. Returns the configs."""
+    """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the
+    challenge tree (seeds, ``config.json``, weights safely loadable; seeds only without
+    ``require_weights``, for a plan), the answers tree, and that every scenario override names a
+    scenario of the challenge. Returns the configs."""
     configs = load_attack_config(config)
     ch = read_challenge(challenge, require_weights=require_weights)
     scenarios = ch.scenarios()
@@ -46,19 +48,22 @@ def check_attack_inputs(
 
 @dataclass(frozen=True, kw_only=True)
 class AttackConfig:
-    """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters, normalization.
+    """How one scenario is attacked: the shadow plan and recipe, the attack and its parameters,
+    normalization.
 
-    ``attack``: a name in ``farm.attacks.registry.ATTACKS``; ``params``: its keyword-only parameters (checked, and
-    converted to their declared types); ``recipe``: a recipe name from ``farm/configs/recipes``, a ``.yaml`` path or
-    an inline recipe mapping; ``normalize``: a ``farm.challenge.submission.normalize`` mode.
-    ``match_targets``: ``recipe`` is the targets' own recipe, and shadows run the targets' mechanism
-    (``farm.training.train.matched_recipe`` at the targets' training-set size, the challenge's ``len_training``): the same
-    noise multiplier, clip, logical batch, learning rate, schedule, sampling and number of steps. False: shadows
-    train with ``recipe`` on their own records as it stands (a ``target_epsilon`` is solved at their own size).
-    ``assets``: local copies of the hub inputs of a release tree (``farm.challenge.tree.Assets``); top level only.
-    ``queries``: the ``farm.spec.queries.QueryFamily`` (its fields: ``kinds``, ``drop_rate``, ``swaps``, ``special``,
-    ``seed``) whose logits an attack reading query logits (``lira_queries``) gets; default ``QueryFamily()``.
-    Inference computes extra signals only when the attack needs them (``extras``).
+    ``attack``: a name in ``farm.attacks.registry.ATTACKS``; ``params``: its keyword-only parameters
+    (checked, and converted to their declared types); ``recipe``: a recipe name from
+    ``farm/configs/recipes``, a ``.yaml`` path or an inline recipe mapping; ``normalize``: a
+    ``farm.challenge.submission.normalize`` mode. ``match_targets``: ``recipe`` is the targets' own
+    recipe, and shadows run the targets' mechanism (``farm.training.train.matched_recipe`` at the
+    targets' training-set size, the challenge's ``len_training``): the same noise multiplier, clip,
+    logical batch, learning rate, schedule, sampling and number of steps. False: shadows train with
+    ``recipe`` on their own records as it stands (a ``target_epsilon`` is solved at their own size).
+    ``assets``: local copies of the hub inputs of a release tree (``farm.challenge.tree.Assets``);
+    top level only. ``queries``: the ``farm.spec.queries.QueryFamily`` (its fields: ``kinds``,
+    ``drop_rate``, ``swaps``, ``special``, ``seed``) whose logits an attack reading query logits
+    (``lira_queries``) gets; default ``QueryFamily()``. Inference computes extra signals only when
+    the attack needs them (``extras``).
     """
 
     attack: str = "loss"
@@ -85,19 +90,21 @@ class AttackConfig:
             from_dict(Recipe, self.recipe, "recipe")
 
     def extras(self) -> Extras:
-        """The signals beyond logits inference must compute for this attack (``farm.attacks.registry.needs``): none for
-        logits-only attacks, so their inference jobs (and store keys) stay plain."""
+        """The signals beyond logits inference must compute for this attack
+        (``farm.attacks.registry.needs``): none for logits-only attacks, so their inference jobs
+        (and store keys) stay plain."""
 
         return Extras.needed(needs(self.attack, self.params), self.queries)
 
     def named_recipe(self) -> Recipe:
-        """The recipe ``recipe`` names (with ``match_targets``: the targets' recipe, before matching)."""
+        """The recipe ``recipe`` names (with ``match_targets``: the targets' recipe, before
+        matching)."""
         return recipe_ref(self.recipe, "attack config", "recipe")
 
     def shadow_recipe(self, n_target: int | None = None) -> Recipe:
-        """The recipe shadows train with: ``named_recipe``, or with ``match_targets`` the targets' mechanism at
-        ``n_target`` (the challenge's ``len_training``; required then), which solves the noise multiplier once
-        (torch and Opacus are imported then)."""
+        """The recipe shadows train with: ``named_recipe``, or with ``match_targets`` the targets'
+        mechanism at ``n_target`` (the challenge's ``len_training``; required then), which solves
+        the noise multiplier once (torch and Opacus are imported then)."""
         recipe = self.named_recipe()
         if not self.match_targets:
             return recipe
@@ -112,9 +119,9 @@ class AttackConfig:
 
 
 def attack_params(attack: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` checked against the keyword-only parameters of ``ATTACKS[attack]``: names, then types
-    (``SpecError`` naming ``params.<name>``). Parameters a variant fixes (``lira_online``'s ``online``) are
-    not settable."""
+    """``params`` checked against the keyword-only parameters of ``ATTACKS[attack]``: names, then
+    types (``SpecError`` naming ``params.<name>``). Parameters a variant fixes (``lira_online``'s
+    ``online``) are not settable."""
     declared = _keyword_params(attack)
     out = {}
     for name, value in params.items():
@@ -134,7 +141,8 @@ def attack_params(attack: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=32)
 def _keyword_params(attack: str) -> dict[str, Any]:
-    """``{name: annotation}`` of the attack function's keyword-only parameters, minus those a partial fixes."""
+    """``{name: annotation}`` of the attack function's keyword-only parameters, minus those a
+    partial fixes."""
     fn: Any = ATTACKS[attack]
     fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
     base = fn.func if isinstance(fn, functools.partial) else fn
@@ -147,15 +155,16 @@ def _keyword_params(attack: str) -> dict[str, Any]:
 
 
 def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
-    """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default, ``scenarios.<name>`` overrides
-    them per scenario (a ``best.yaml`` written by ``farm tune`` has the same shape). Recipe references are
-    resolved now, so a missing recipe fails here."""
+    """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default,
+    ``scenarios.<name>`` overrides them per scenario (a ``best.yaml`` written by ``farm tune`` has
+    the same shape). Recipe references are resolved now, so a missing recipe fails here."""
     path = config_path(path)
     data = read_yaml(path)
     overrides = data.pop("scenarios", None) or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(
-            f"{path}: scenarios: expected a mapping of scenario name to overrides, got {overrides!r}"
+            f"{path}: scenarios: expected a mapping of scenario name to overrides, got "
+            f"{overrides!r}"
         )
     if isinstance(data.get("assets"), Mapping):
         data["assets"] = expand_assets(data["assets"])
@@ -167,16 +176,17 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
             )
         if extra and "assets" in extra:
             raise ConfigError(
-                f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them at "
-                "the top level)"
+                f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them "
+                f"at the top level)"
             )
         configs[str(name)] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
     return configs
 
 
 def expand_assets(assets: Mapping[str, Any]) -> dict[str, Any]:
-    """An ``assets`` mapping with ``${VAR}`` expanded (``expand_vars``) in its directories and population path, and
-    those made absolute (relative to the working directory), as ``farm.challenge.tree.Assets`` expects them."""
+    """An ``assets`` mapping with ``${VAR}`` expanded (``expand_vars``) in its directories and
+    population path, and those made absolute (relative to the working directory), as
+    ``farm.challenge.tree.Assets`` expects them."""
     out = dict(assets)
 
     def local(value: Any) -> Any:

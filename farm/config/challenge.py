@@ -1,4 +1,5 @@
-"""Make-challenge configs (``farm/config/shipped/challenge/``): the population, the public corpus, split constants, model counts and one recipe or defence per scenario."""
+"""Make-challenge configs (``farm/config/shipped/challenge/``): the population, the public corpus,
+split constants, model counts and one recipe or defence per scenario."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from farm.spec.recipes import Recipe
 
 @dataclass(frozen=True)
 class Subset:
-    """``subset`` of a population spec: positions ``offset .. offset+n-1`` of a seeded permutation."""
+    """``subset`` of a population spec: positions ``offset .. offset+n-1`` of a seeded
+    permutation."""
 
     n: int
     seed: int = 0
@@ -36,7 +38,8 @@ class Subset:
 
 @dataclass(frozen=True, kw_only=True)
 class PopulationSpec:
-    """The shape of a population spec (see ``farm.training.data``); a config keeps the spec itself as a plain mapping."""
+    """The shape of a population spec (see ``farm.training.data``); a config keeps the spec itself
+    as a plain mapping."""
 
     source: str
     n: int | None = None
@@ -62,7 +65,8 @@ class PopulationSpec:
 
     @property
     def size(self) -> int | None:
-        """Number of records when the spec alone says it (a subset, or a synthetic corpus), else None."""
+        """Number of records when the spec alone says it (a subset, or a synthetic corpus), else
+        None."""
         return self.subset.n if self.subset else self.n if self.source == "synthetic" else None
 
 
@@ -74,7 +78,8 @@ LAYOUTS = ("farm", "mico")
 
 @dataclass(frozen=True, kw_only=True)
 class ChallengeConfig:
-    """A mini challenge: population, public corpus, split constants, model counts and one recipe per scenario."""
+    """A mini challenge: population, public corpus, split constants, model counts and one recipe per
+    scenario."""
 
     population: dict[str, Any]
     public: dict[str, Any]
@@ -95,7 +100,8 @@ class ChallengeConfig:
                 (self.len_training, self.len_challenge) == (MICO_LEN_TRAINING, MICO_LEN_CHALLENGE),
                 "len_training",
                 f"MICO's constants with layout: mico (len_training {MICO_LEN_TRAINING}, "
-                f"len_challenge {MICO_LEN_CHALLENGE}: a release tree has no challenge.json to name others)",
+                f"len_challenge {MICO_LEN_CHALLENGE}: a release tree has no challenge.json to "
+                f"name others)",
                 (self.len_training, self.len_challenge),
             )
         population = from_dict(PopulationSpec, self.population, "population")
@@ -132,8 +138,8 @@ class ChallengeConfig:
 
 
 def load_challenge_config(path: str | Path) -> ChallengeConfig:
-    """A mini config, checked in full (recipes and population files included); relative population file paths
-    become absolute (relative to the working directory)."""
+    """A mini config, checked in full (recipes and population files included); relative population
+    file paths become absolute (relative to the working directory)."""
     path = config_path(path)
     data = read_yaml(path)
     for key in ("population", "public"):
@@ -153,13 +159,13 @@ def load_challenge_config(path: str | Path) -> ChallengeConfig:
         recipe = load_scenario_recipe(name, path, f"scenarios.{scenario}")
         if isinstance(recipe, Sisa) and recipe.forget > config.len_challenge:
             raise ConfigError(
-                f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members per "
-                f"target, more than the {config.len_challenge} each has (len_challenge)"
+                f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members "
+                f"per target, more than the {config.len_challenge} each has (len_challenge)"
             )
         public_n = from_dict(PopulationSpec, config.public).size or 0
         if isinstance(recipe, Pate) and recipe.queries > public_n:
             raise ConfigError(
-                f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public queries "
-                f"per target, more than the public corpus's {public_n} records (public)"
+                f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public "
+                f"queries per target, more than the public corpus's {public_n} records (public)"
             )
     return config

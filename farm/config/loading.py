@@ -1,13 +1,17 @@
-"""YAML at the edge: files become typed, validated objects here, with errors naming the file and key.
+"""YAML at the edge: files become typed, validated objects here, with errors naming the file and
+key.
 
-Every config is checked in full when it is loaded, before Ray starts or any job runs: unknown keys, types,
-ranges, attack names and their parameters, normalization modes, plans, DP blocks and recipe references. Each
-error is one ``ConfigError`` line ``<file>: <dotted.key>: expected ..., got ...``.
+Every config is checked in full when it is loaded, before Ray starts or any job runs: unknown keys,
+types, ranges, attack names and their parameters, normalization modes, plans, DP blocks and recipe
+references. Each error is one ``ConfigError`` line ``<file>: <dotted.key>: expected ..., got ...``.
 
-* attack configs (``farm/configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``): ``load_attack_config``;
-* recipes (``farm/configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a config names;
+* attack configs (``farm/configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``):
+  ``load_attack_config``;
+* recipes (``farm/configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a
+  config names;
 * tune configs (``farm/configs/tune-*.yaml``): ``load_tune_config``;
-* make-challenge configs live in ``farm.commands.make_challenge`` (``load_challenge_config``) and use the same helpers.
+* make-challenge configs live in ``farm.commands.make_challenge`` (``load_challenge_config``) and
+  use the same helpers.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ FOLDERS: dict[str, tuple[str, ...]] = {
 def shipped(kind: Kind = "config") -> dict[str, Path]:
     """``{name: path}`` of the YAML files shipped as package data under ``farm/config/shipped/``:
     configs (``mini``, ``attack-mini``, ``tune-mini``, ...) in ``challenge/``, ``attack/`` and
-    ``tune/``, recipes (``mini-inf``, ``mico-lo``, ...) in ``recipes/`` and defences (``sisa-s5-r1``,
-    ``pate-t10-s5``, ...) in ``defences/``. Names are unique across a kind's folders."""
+    ``tune/``, recipes (``mini-inf``, ``mico-lo``, ...) in ``recipes/`` and defences
+    (``sisa-s5-r1``, ``pate-t10-s5``, ...) in ``defences/``. Names are unique across a kind's
+    folders."""
     found = {}
     for folder in FOLDERS[kind]:
         for item in resources.files("farm").joinpath("config", "shipped", folder).iterdir():
@@ -63,9 +68,10 @@ _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))
 
 
 def expand_vars(text: str) -> str:
-    """``${NAME}`` and ``${NAME:-default}`` replaced from the environment (as a shell does), so a shipped config can
-    name data that is not part of the project: ``${FARM_SST2_DIR:-../shared/data/sst2}``. ``ConfigError`` for an
-    unset variable without a default.
+    """``${NAME}`` and ``${NAME:-default}`` replaced from the environment (as a shell does), so a
+    shipped config can name data that is not part of the project:
+    ``${FARM_SST2_DIR:-../shared/data/sst2}``. ``ConfigError`` for an unset variable without a
+    default.
 
     >>> expand_vars("${FARM_TEST_UNSET_VAR:-a/b}/c")
     'a/b/c'
@@ -81,11 +87,11 @@ def expand_vars(text: str) -> str:
 
 
 def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
-    """The file of a config or recipe given by name (no suffix, no folder: ``attack-mini``, ``mini-inf``) from
-    the shipped ones, or ``name_or_path`` unchanged when it is a path. A path ``configs/<name>.yaml`` (or
-    ``configs/recipes/<name>.yaml``, where the shipped files lay before they were sorted by kind) that
-    does not exist names the shipped file, so commands written for any layout work from any working
-    directory. ``ConfigError`` for an unknown name."""
+    """The file of a config or recipe given by name (no suffix, no folder: ``attack-mini``,
+    ``mini-inf``) from the shipped ones, or ``name_or_path`` unchanged when it is a path. A path
+    ``configs/<name>.yaml`` (or ``configs/recipes/<name>.yaml``, where the shipped files lay before
+    they were sorted by kind) that does not exist names the shipped file, so commands written for
+    any layout work from any working directory. ``ConfigError`` for an unknown name."""
     path = Path(name_or_path)
     if path.suffix or path.name != str(name_or_path):
         folder = "configs/recipes" if kind == "recipe" else "configs"
@@ -101,13 +107,14 @@ def config_path(name_or_path: str | Path, kind: Kind = "config") -> Path:
     if str(name_or_path) not in known:
         raise ConfigError(
             f"{name_or_path}: no shipped {kind} of that name (known: {', '.join(sorted(known))}); "
-            "give a path to a YAML file instead"
+            f"give a path to a YAML file instead"
         )
     return known[str(name_or_path)]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``; ``ConfigError`` naming the file when missing, unparsable or not a mapping."""
+    """A YAML mapping from ``path``; ``ConfigError`` naming the file when missing, unparsable or not
+    a mapping."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -127,7 +134,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def typed(cls: type[T], data: Any, path: str | Path, key: str = "") -> T:
-    """``from_dict`` with ``ConfigError`` naming ``path`` and the dotted key below ``key`` (``""``: file root)."""
+    """``from_dict`` with ``ConfigError`` naming ``path`` and the dotted key below ``key`` (``""``:
+    file root)."""
     try:
         return from_dict(cls, data, key)
     except SpecError as exc:
@@ -135,7 +143,8 @@ def typed(cls: type[T], data: Any, path: str | Path, key: str = "") -> T:
 
 
 def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios: list[str]) -> None:
-    """``ConfigError`` unless each scenario ``names`` (keys under ``key`` in ``path``) is one of ``scenarios``."""
+    """``ConfigError`` unless each scenario ``names`` (keys under ``key`` in ``path``) is one of
+    ``scenarios``."""
     for name in names:
         if name not in scenarios:
             raise ConfigError(
@@ -144,7 +153,9 @@ def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios:
             )
 
 
-# --- attack configs -----------------------------------------------------------------------------------------
+# --- attack configs
+# -----------------------------------------------------------------------------------------
 
 
-# --- tune configs -------------------------------------------------------------------------------------------
+# --- tune configs
+# -------------------------------------------------------------------------------------------

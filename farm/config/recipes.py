@@ -15,14 +15,16 @@ from farm.spec.recipes import Recipe, to_dict
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A recipe from a YAML file, or by name from the shipped ones (``mico-inf``, ``mini-lo``, ...)."""
+    """A recipe from a YAML file, or by name from the shipped ones (``mico-inf``, ``mini-lo``,
+    ...)."""
     path = config_path(name_or_path, "recipe")
     return typed(Recipe, read_yaml(path), path)
 
 
 def recipe_ref(ref: str | Mapping[str, Any], path: str | Path, key: str) -> Recipe:
-    """The recipe that config ``path`` names at ``key``: a recipe name, a ``.yaml`` path or an inline mapping.
-    ``ConfigError`` naming ``path`` and ``key`` when the recipe does not exist or is invalid."""
+    """The recipe that config ``path`` names at ``key``: a recipe name, a ``.yaml`` path or an
+    inline mapping. ``ConfigError`` naming ``path`` and ``key`` when the recipe does not exist or is
+    invalid."""
     if isinstance(ref, Mapping):
         return typed(Recipe, ref, path, key)
     target = _recipe_path(ref)
@@ -47,9 +49,10 @@ def _recipe_path(name_or_path: str | Path) -> Path | None:
 def load_scenario_recipe(
     ref: str | Mapping[str, Any], path: str | Path, key: str
 ) -> Recipe | Defence:
-    """What config ``path`` names at ``key`` as a scenario's target recipe: a plain recipe (``recipe_ref``) or a
-    defence (a recipe name, ``.yaml`` path or inline mapping with a top-level ``defence:`` key; see
-    ``farm.defences.seam``). ``ConfigError`` naming ``path`` and ``key`` (and the defence file) when it is invalid."""
+    """What config ``path`` names at ``key`` as a scenario's target recipe: a plain recipe
+    (``recipe_ref``) or a defence (a recipe name, ``.yaml`` path or inline mapping with a top-level
+    ``defence:`` key; see ``farm.defences.seam``). ``ConfigError`` naming ``path`` and ``key`` (and
+    the defence file) when it is invalid."""
     found = _defence_data(ref)
     if found is None:
         return recipe_ref(ref, path, key)
@@ -69,8 +72,10 @@ def load_defence(name_or_path: str | Path) -> Defence:
 
 
 def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
-    """A defence config from its mapping (``defence:`` names its class in ``farm.defences.registry.registry``), its member
-        ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe reference (a name, a
+    """A defence config from its mapping (``defence:`` names its class in
+    ``farm.defences.registry.registry``), its member
+        ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe
+        reference (a name, a
     ``.yaml`` path relative to the working directory, or a mapping); ``ConfigError`` naming
         ``source`` and the key."""
     data = dict(data)
@@ -90,18 +95,21 @@ def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
 
 
 def _recipe_fields(cls: type) -> list[str]:
-    """The fields of a defence config class that hold a ``Recipe`` (``recipe``, PATE's ``student``)."""
+    """The fields of a defence config class that hold a ``Recipe`` (``recipe``, PATE's
+    ``student``)."""
     return [f.name for f in dataclasses.fields(cls) if f.type in ("Recipe", Recipe)]
 
 
 def is_defence(ref: str | Mapping[str, Any]) -> bool:
-    """Whether a recipe reference (name, ``.yaml`` path or mapping) is a defence config (a ``defence:`` key)."""
+    """Whether a recipe reference (name, ``.yaml`` path or mapping) is a defence config (a
+    ``defence:`` key)."""
     return _defence_data(ref) is not None
 
 
 def _defence_data(ref: str | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None] | None:
-    """``(mapping, its file or None when inline)`` when ``ref`` is a defence (inline, or a file whose top level
-    has a ``defence:`` key), else None (a plain recipe reference, or a missing file: ``recipe_ref`` reports it)."""
+    """``(mapping, its file or None when inline)`` when ``ref`` is a defence (inline, or a file
+    whose top level has a ``defence:`` key), else None (a plain recipe reference, or a missing file:
+    ``recipe_ref`` reports it)."""
     if isinstance(ref, Mapping):
         return (dict(ref), None) if "defence" in ref else None
     target = (

@@ -1,4 +1,5 @@
-"""Tune configs (``farm/config/shipped/tune/``): the search space over shadow recipes, DP variants, pool sizes and attacks, checked in full at load."""
+"""Tune configs (``farm/config/shipped/tune/``): the search space over shadow recipes, DP variants,
+pool sizes and attacks, checked in full at load."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def check_tune_inputs(
     *,
     require_weights: bool = True,
 ) -> TuneConfig:
-    """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and default attack
-    config), the challenge tree (seeds only without ``require_weights``), and the scenario names of
-    ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``). Returns the tune config."""
+    """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and
+    default attack config), the challenge tree (seeds only without ``require_weights``), and the
+    scenario names of ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``).
+    Returns the tune config."""
     tune_config = load_tune_config(config)
     ch = read_challenge(challenge, require_weights=require_weights)
     scenarios = ch.scenarios()
@@ -57,8 +59,10 @@ ATTACK_GRID: dict[str, list[dict]] = {
     "lira_offline": [{"fixed_variance": True}],
     "rmia": [{"gamma": 1.0}],
     "learned": [{}],
-    # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need Signals.query_logits / grad_norm,
-    # which the driver collects when an attack config names them (AttackConfig.extras) but trials do not (Q
+    # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need Signals.query_logits
+    # / grad_norm,
+    # which the driver collects when an attack config names them (AttackConfig.extras) but trials do
+    # not (Q
     # forward passes, a backward pass per record): not in the grid.
     "lira_farm": [
         {}
@@ -104,24 +108,28 @@ DP_MECHANISM_KEYS = (
 class TuneConfig:
     """A search: its space, the budget and what "DP-matched" means per scenario.
 
-    ``space``: ``{key: {choice: [...]}}`` or ``{key: {loguniform|uniform: [low, high]}}`` over ``SPACE_KEYS``.
-    A ``dp`` choice is one of three variants, and only a DP mapping lets a search vary a DP mechanism:
+    ``space``: ``{key: {choice: [...]}}`` or ``{key: {loguniform|uniform: [low, high]}}`` over
+    ``SPACE_KEYS``. A ``dp`` choice is one of three variants, and only a DP mapping lets a search
+    vary a DP mechanism:
 
     * ``none``: no DP; the trial's recipe is ``recipe`` with the trial's hyperparameters.
-    * ``matched``: exactly the targets' mechanism: the scenario's ``dp_matched`` recipe run as the targets ran it
-      (``farm.training.train.matched_recipe`` at the challenge's ``len_training``: its noise multiplier, clip, logical
-      batch, learning rate, schedule, sampling and step count). The trial's hyperparameters do not apply to it.
-      A scenario without a ``dp_matched`` recipe gets ``none``.
-    * a mapping of the fields that describe a mechanism (``DP_MECHANISM_KEYS``): ``noise_multiplier``
-      (required: a search varies noise, not an epsilon whose noise would follow from the trial's batch and
-      steps), ``max_grad_norm`` and ``clip_scale``, ``sampling``, and ``delta``/``accountant`` (they only
-      account). Its batch and steps are the trial's ``batch_size`` and ``epochs``/``steps``; ``recipe``'s
-      ``grad_clip`` is dropped (DP-SGD clips per example) and so is its length grouping (no
-      accountant covers data-dependent batches). Such a variant samples Poisson batches, as its
-      accountant assumes, unless it says ``sampling: shuffle`` (``farm.spec.recipes.DPConfig``).
+    * ``matched``: exactly the targets' mechanism: the scenario's ``dp_matched`` recipe run as the
+      targets ran it (``farm.training.train.matched_recipe`` at the challenge's ``len_training``:
+      its noise multiplier, clip, logical batch, learning rate, schedule, sampling and step count).
+      The trial's hyperparameters do not apply to it. A scenario without a ``dp_matched`` recipe
+      gets ``none``.
+    * a mapping of the fields that describe a mechanism (``DP_MECHANISM_KEYS``):
+      ``noise_multiplier`` (required: a search varies noise, not an epsilon whose noise would follow
+      from the trial's batch and steps), ``max_grad_norm`` and ``clip_scale``, ``sampling``, and
+      ``delta``/``accountant`` (they only account). Its batch and steps are the trial's
+      ``batch_size`` and ``epochs``/``steps``; ``recipe``'s ``grad_clip`` is dropped (DP-SGD clips
+      per example) and so is its length grouping (no accountant covers data-dependent batches). Such
+      a variant samples Poisson batches, as its accountant assumes, unless it says ``sampling:
+      shuffle`` (``farm.spec.recipes.DPConfig``).
 
-    Mappings are held as their canonical JSON (a plain string Tune and Optuna can carry), and ``dp_choice`` turns
-    any of them back into a ``DPConfig``. ``assets``: as in an attack config (``farm.challenge.tree.Assets``).
+    Mappings are held as their canonical JSON (a plain string Tune and Optuna can carry), and
+    ``dp_choice`` turns any of them back into a ``DPConfig``. ``assets``: as in an attack config
+    (``farm.challenge.tree.Assets``).
     """
 
     space: dict[str, Any]
@@ -168,7 +176,8 @@ def _domain(name: str, spec: Any) -> dict[str, list]:
     require(name in SPACE_KEYS, key, f"a key among {', '.join(SPACE_KEYS)}")
     if not (isinstance(spec, Mapping) and len(spec) == 1):
         raise SpecError(
-            "expected one domain: {choice: [...]}, {loguniform: [low, high]} or {uniform: [low, high]}",
+            "expected one domain: {choice: [...]}, {loguniform: [low, high]} or {uniform: [low, "
+            "high]}",
             key=key,
         )
     ((kind, values),) = spec.items()
@@ -188,7 +197,8 @@ def _domain(name: str, spec: Any) -> dict[str, list]:
 
 
 def _space_value(name: str, value: Any, key: str) -> Any:
-    """A value for recipe field ``name`` (type and range checked), or a DP choice as its canonical label."""
+    """A value for recipe field ``name`` (type and range checked), or a DP choice as its canonical
+    label."""
     if name == "dp":
         choice = dp_choice(value, key)
         return choice if isinstance(choice, str) else dp_label(choice, value)
@@ -201,8 +211,8 @@ def _space_value(name: str, value: Any, key: str) -> Any:
 
 
 def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
-    """A DP variant: ``"none"``, ``"matched"``, or the ``DPConfig`` of a mapping (or of its JSON label) of
-    ``DP_MECHANISM_KEYS`` with a ``noise_multiplier`` (see ``TuneConfig``)."""
+    """A DP variant: ``"none"``, ``"matched"``, or the ``DPConfig`` of a mapping (or of its JSON
+    label) of ``DP_MECHANISM_KEYS`` with a ``noise_multiplier`` (see ``TuneConfig``)."""
     if isinstance(value, str) and value in DP_WORDS:
         return value
     if isinstance(value, str) and value.startswith("{"):
@@ -212,8 +222,8 @@ def dp_choice(value: Any, key: str = "dp") -> str | DPConfig:
             raise SpecError(f"invalid JSON DP settings ({exc})", key=key) from exc
     if not isinstance(value, Mapping):
         raise SpecError(
-            f"expected none, matched or a mapping of DP settings such as {{noise_multiplier: 0.5, "
-            f"max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}",
+            f"expected none, matched or a mapping of DP settings such as "
+            f"{{noise_multiplier: 0.5, max_grad_norm: 1.0, delta: 1.0e-5}}, got {value!r}",
             key=key,
         )
     for name in value:
@@ -242,13 +252,14 @@ def _recipe_types() -> dict[str, Any]:
 
 
 def load_tune_config(path: str | Path) -> TuneConfig:
-    """A tune config, checked in full (its recipes, DP-matched recipes and default attack config included);
-    file references become absolute, since trials run elsewhere."""
+    """A tune config, checked in full (its recipes, DP-matched recipes and default attack config
+    included); file references become absolute, since trials run elsewhere."""
     path = config_path(path)
     data = read_yaml(path)
-    absolute = lambda ref: (
-        str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref
-    )  # noqa: E731
+
+    def absolute(ref: Any) -> Any:
+        return str(Path(ref).resolve()) if isinstance(ref, str) and Path(ref).suffix else ref
+
     for key in ("recipe", "default_attack"):
         if key in data:
             data[key] = absolute(data[key])
@@ -261,7 +272,8 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     for scenario, name in config.dp_matched.items():
         if recipe_ref(name, path, f"dp_matched.{scenario}").dp is None:
             raise ConfigError(
-                f"{path}: dp_matched.{scenario}: recipe {name!r} has no dp block (expected a DP recipe)"
+                f"{path}: dp_matched.{scenario}: recipe {name!r} has no dp block (expected a DP "
+                f"recipe)"
             )
     try:
         load_attack_config(config.default_attack)
@@ -271,8 +283,9 @@ def load_tune_config(path: str | Path) -> TuneConfig:
 
 
 def trial_recipe(params: dict, tune_config: TuneConfig, scenario: str, n_target: int) -> Recipe:
-    """The trial's shadow recipe (``TuneConfig`` says what each DP variant means). ``n_target``: the targets'
-    training-set size (the challenge's ``len_training``), at which a ``matched`` variant runs their mechanism."""
+    """The trial's shadow recipe (``TuneConfig`` says what each DP variant means). ``n_target``: the
+    targets' training-set size (the challenge's ``len_training``), at which a ``matched`` variant
+    runs their mechanism."""
     choice = dp_choice(params.get("dp", "none"))
     if choice == "matched" and scenario in tune_config.dp_matched:
         # lazy: loads torch

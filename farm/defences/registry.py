@@ -1,4 +1,5 @@
-"""The defences a make-challenge config may name, by the word of their YAML's ``defence:`` key. Pure."""
+"""The defences a make-challenge config may name, by the word of their YAML's ``defence:`` key.
+Pure."""
 
 from __future__ import annotations
 

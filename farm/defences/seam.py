@@ -1,38 +1,45 @@
-"""Defences: a scenario's targets trained by a mechanism that is more than one training (SISA, PATE). Pure.
+"""Defences: a scenario's targets trained by a mechanism that is more than one training (SISA,
+PATE). Pure.
 
 The seam (how any defence stands in for a scenario's target recipe in ``farm make-challenge``):
 
-* **Config.** A defence is a frozen dataclass registered in ``registry()`` under the word its YAML's ``defence:``
-  key holds (``sisa``; PATE adds ``pate``). Its fields are validated in ``__post_init__`` with
-  ``farm.errors.require``; it has a field ``recipe: Recipe`` (the member/teacher recipe; the YAML names it
-  like any recipe reference -- a shipped name, a ``.yaml`` path or an inline mapping -- and the loader,
-  ``farm.config.recipes.load_scenario_recipe``, resolves it before typing). A YAML with a ``defence:`` key is accepted
-  wherever a make-challenge config names a scenario recipe (``scenarios: {sst2_sisa: sisa-s5-r1}``); a bad one
-  fails at load with one ``ConfigError`` line naming the file and key. Shipped defence YAMLs live beside the
-  recipes (``farm/configs/recipes/``); ``farm.config.recipes.is_defence`` tells them apart, ``farm.config.recipes.load_defence`` loads
-  one by name or path.
-* **Methods** (``Defence`` protocol): ``plan(target: TargetSpec) -> TargetBuild`` (pure: builds keyed jobs, runs
-  nothing) and ``privacy() -> dict`` (JSON-ready; what ``challenge.json`` records under ``targets.<scenario>``:
-  ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any descriptive keys such as ``defence``).
-* **TargetSpec**: what make-challenge decided for one target: population spec, tokenizer ref, the target's
-  training ``selection`` (its members, MICO split), ``seed`` (a non-negative int31: derive every job seed from
-  it), the challenge's ``base`` model ref (what ``model: {name: base}`` means), a ``label`` prefix for jobs, and
-  the challenge's ``public`` population spec (disjoint from the population; what the base model pre-trains on)
-  with its size ``public_n`` (records), which a defence may draw from (PATE's student queries); None / 0 when
-  the caller has none.
-* **TargetBuild**: ``jobs`` -- every job the released model needs, ordinary keyed jobs of ``farm.spec.jobs`` in any
-  order (the executor orders them by their ``StoreRef`` inputs, see ``farm.cluster.executor.job_inputs``; the store
-  reuses any already done); ``members`` -- store keys of the HF model folders (TrainJob outputs) the released
-  model is made of, in member order; ``aggregate`` -- how they answer a query (``AGGREGATES``): ``single``
-  (exactly one member, released as a plain model folder: a PATE student), ``mean`` (log of the mean of the
-  members' probability vectors) or ``vote`` (log of the members' argmax vote fractions, floored at
-  ``VOTE_FLOOR``); ``privacy`` -- as ``privacy()``; ``state`` -- defence-specific data for follow-up operations
-  (SISA: its shard/slice layout, for ``farm.defences.sisa.unlearn``), never read by make-challenge.
-* **Release.** make-challenge writes a ``single`` plan as an ordinary model folder and a ``mean``/``vote`` plan as an
-  ensemble folder (``farm.challenge.tree.write_ensemble``: ``ensemble.json`` plus ``member_<i>/`` HF folders), which
-  ``farm.training.models.load_model`` loads as one classifier, so ``farm attack`` runs on it unchanged.
+* **Config.** A defence is a frozen dataclass registered in ``registry()`` under the word its YAML's
+  ``defence:`` key holds (``sisa``; PATE adds ``pate``). Its fields are validated in
+  ``__post_init__`` with ``farm.errors.require``; it has a field ``recipe: Recipe`` (the
+  member/teacher recipe; the YAML names it like any recipe reference -- a shipped name, a ``.yaml``
+  path or an inline mapping -- and the loader, ``farm.config.recipes.load_scenario_recipe``,
+  resolves it before typing). A YAML with a ``defence:`` key is accepted wherever a make-challenge
+  config names a scenario recipe (``scenarios: {sst2_sisa: sisa-s5-r1}``); a bad one fails at load
+  with one ``ConfigError`` line naming the file and key. Shipped defence YAMLs live beside the
+  recipes (``farm/configs/recipes/``); ``farm.config.recipes.is_defence`` tells them apart,
+  ``farm.config.recipes.load_defence`` loads one by name or path.
+* **Methods** (``Defence`` protocol): ``plan(target: TargetSpec) -> TargetBuild`` (pure: builds
+  keyed jobs, runs nothing) and ``privacy() -> dict`` (JSON-ready; what ``challenge.json`` records
+  under ``targets.<scenario>``: ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any
+  descriptive keys such as ``defence``).
+* **TargetSpec**: what make-challenge decided for one target: population spec, tokenizer ref, the
+  target's training ``selection`` (its members, MICO split), ``seed`` (a non-negative int31: derive
+  every job seed from it), the challenge's ``base`` model ref (what ``model: {name: base}`` means),
+  a ``label`` prefix for jobs, and the challenge's ``public`` population spec (disjoint from the
+  population; what the base model pre-trains on) with its size ``public_n`` (records), which a
+  defence may draw from (PATE's student queries); None / 0 when the caller has none.
+* **TargetBuild**: ``jobs`` -- every job the released model needs, ordinary keyed jobs of
+  ``farm.spec.jobs`` in any order (the executor orders them by their ``StoreRef`` inputs, see
+  ``farm.cluster.executor.job_inputs``; the store reuses any already done); ``members`` -- store
+  keys of the HF model folders (TrainJob outputs) the released model is made of, in member order;
+  ``aggregate`` -- how they answer a query (``AGGREGATES``): ``single`` (exactly one member,
+  released as a plain model folder: a PATE student), ``mean`` (log of the mean of the members'
+  probability vectors) or ``vote`` (log of the members' argmax vote fractions, floored at
+  ``VOTE_FLOOR``); ``privacy`` -- as ``privacy()``; ``state`` -- defence-specific data for follow-up
+  operations (SISA: its shard/slice layout, for ``farm.defences.sisa.unlearn``), never read by
+  make-challenge.
+* **Release.** make-challenge writes a ``single`` plan as an ordinary model folder and a
+  ``mean``/``vote`` plan as an ensemble folder (``farm.challenge.tree.write_ensemble``:
+  ``ensemble.json`` plus ``member_<i>/`` HF folders), which ``farm.training.models.load_model``
+  loads as one classifier, so ``farm attack`` runs on it unchanged.
 
-A plain ``Recipe`` is planned through the same door (``build_target``): one ``TrainJob``, aggregate ``single``.
+A plain ``Recipe`` is planned through the same door (``build_target``): one ``TrainJob``, aggregate
+``single``.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ VOTE_FLOOR = 1e-3  # the least vote fraction an ensemble reports, so that log(fr
 
 @dataclass(frozen=True, kw_only=True)
 class TargetSpec:
-    """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0, 2**31)``."""
+    """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0,
+    2**31)``."""
 
     population: Mapping[str, Any]
     tokenizer: Ref
@@ -104,12 +112,12 @@ class Defence(Protocol):
 
 
 def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
-    """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without DP-SGD, else the
-    recipe's target epsilon (None when it fixes a noise multiplier instead) and delta, with what
-    they rest on (``dp_assumptions``: its accountant and sampling, add/remove adjacency). A recipe
-    with ``label_noise`` (randomized response) adds ``"label_dp": "label-DP"`` with its
-    ``label_epsilon`` (pure: delta 0) and ``mechanism``. ``epsilon`` stays the record-level one
-    (what ``farm attack``'s audit is checked against): label DP protects the labels only, not
+    """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without
+    DP-SGD, else the recipe's target epsilon (None when it fixes a noise multiplier instead) and
+    delta, with what they rest on (``dp_assumptions``: its accountant and sampling, add/remove
+    adjacency). A recipe with ``label_noise`` (randomized response) adds ``"label_dp": "label-DP"``
+    with its ``label_epsilon`` (pure: delta 0) and ``mechanism``. ``epsilon`` stays the record-level
+    one (what ``farm attack``'s audit is checked against): label DP protects the labels only, not
     whether a sentence was trained on, so alone it bounds nothing there.
 
     >>> from farm.spec.recipes import DPConfig
@@ -147,8 +155,8 @@ def dp_assumptions(recipe: Recipe) -> dict[str, str]:
 
 
 def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
-    """The jobs of one target: a defence's own plan, or for a plain recipe one ``TrainJob`` (the recipe with
-    ``target.seed``) released as a single model."""
+    """The jobs of one target: a defence's own plan, or for a plain recipe one ``TrainJob`` (the
+    recipe with ``target.seed``) released as a single model."""
     if not isinstance(recipe, Recipe):
         return recipe.build(target)
     job = TrainJob(
@@ -165,6 +173,7 @@ def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
 
 
 def redone(before: TargetBuild, after: TargetBuild) -> list[Job]:
-    """Jobs of ``after`` that ``before`` did not have (by key): what an update of a plan (unlearning) must run."""
+    """Jobs of ``after`` that ``before`` did not have (by key): what an update of a plan
+    (unlearning) must run."""
     known = {job.key for job in before.jobs}
     return [job for job in after.jobs if job.key not in known]

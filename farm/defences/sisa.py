@@ -1,14 +1,16 @@
-"""SISA training (sharded, isolated, sliced, aggregated; Bourtoule et al. 2021) and its unlearning. Pure.
+"""SISA training (sharded, isolated, sliced, aggregated; Bourtoule et al. 2021) and its unlearning.
+Pure.
 
-A target's training records are split, from its seed, into ``shards`` disjoint shards of ``slices`` slices each.
-Shard ``s`` trains slice by slice: checkpoint ``r`` trains on slices ``0..r`` of the shard, starting from
-checkpoint ``r - 1`` (checkpoint 0 from where the member recipe starts: the challenge's base model or a fresh
-tiny model). Each checkpoint is one keyed ``TrainJob`` whose ``base`` is the previous checkpoint, so shards run in
-parallel, and two plans sharing a prefix share its jobs. The released model is the ensemble of the last
-checkpoints (``farm.defences.seam.TargetBuild`` with aggregate ``mean`` or ``vote``).
+A target's training records are split, from its seed, into ``shards`` disjoint shards of ``slices``
+slices each. Shard ``s`` trains slice by slice: checkpoint ``r`` trains on slices ``0..r`` of the
+shard, starting from checkpoint ``r - 1`` (checkpoint 0 from where the member recipe starts: the
+challenge's base model or a fresh tiny model). Each checkpoint is one keyed ``TrainJob`` whose
+``base`` is the previous checkpoint, so shards run in parallel, and two plans sharing a prefix share
+its jobs. The released model is the ensemble of the last checkpoints
+(``farm.defences.seam.TargetBuild`` with aggregate ``mean`` or ``vote``).
 
-Each checkpoint runs the member recipe as it stands (its epochs on slices ``0..r``): with ``slices: 1`` it is
-plain training of one model per shard.
+Each checkpoint runs the member recipe as it stands (its epochs on slices ``0..r``): with ``slices:
+1`` it is plain training of one model per shard.
 
 With a DP-SGD member recipe (``Sisa.privacy``), each shard's training spends the recipe's target
 epsilon on that shard's records (its noise is solved at the shard's size). A record of slice ``r``
@@ -18,9 +20,10 @@ record's epsilon composes over them and one checkpoint's epsilon is not the ense
 With one slice, shards are disjoint and each record is in exactly one training, so the ensemble's
 epsilon is one shard training's (parallel composition).
 
-Unlearning (``unlearn``) removes records from their slices and replans: a shard without forgotten records keeps
-every job key, and an affected shard keeps those of its checkpoints before its earliest affected slice, so the
-executor reruns only the rest (``farm.defences.seam.redone`` lists them).
+Unlearning (``unlearn``) removes records from their slices and replans: a shard without forgotten
+records keeps every job key, and an affected shard keeps those of its checkpoints before its
+earliest affected slice, so the executor reruns only the rest (``farm.defences.seam.redone`` lists
+them).
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ _SPLIT = 0x515A  # the stream tag of a target's shard split (shuffle or keyed ha
 
 @dataclass(frozen=True, kw_only=True)
 class Sisa:
-    """A SISA defence config (YAML: ``defence: sisa``). ``aggregate``: ``mean`` (average the members'
-    probability vectors) or ``vote`` (majority vote). ``forget``: an unlearning challenge -- each target is
-    released after unlearning this many of its challenge members (``forget_members``); 0: none."""
+    """A SISA defence config (YAML: ``defence: sisa``). ``aggregate``: ``mean`` (average the
+    members' probability vectors) or ``vote`` (majority vote). ``forget``: an unlearning challenge
+    -- each target is released after unlearning this many of its challenge members
+    (``forget_members``); 0: none."""
 
     recipe: Recipe
     shards: int = 5
@@ -73,10 +77,10 @@ class Sisa:
         one (and one slice: ``__post_init__``), the ensemble's epsilon is the member recipe's target
         epsilon, which each shard's training spends on its own records (its noise solved at the
         shard's size), by parallel composition over the disjoint shards (``composition``), with what
-        it rests on (``farm.defences.seam.dp_assumptions``). Parallel composition needs each record's shard
-        to depend on that record alone: with DP, shards come from the keyed hash of
-        ``farm.privacy.pate.partition`` (adding or removing one record changes one shard's data), not from
-        ``split``'s shuffle, where one record more moves many others to another shard."""
+        it rests on (``farm.defences.seam.dp_assumptions``). Parallel composition needs each
+        record's shard to depend on that record alone: with DP, shards come from the keyed hash of
+        ``farm.privacy.pate.partition`` (adding or removing one record changes one shard's data),
+        not from ``split``'s shuffle, where one record more moves many others to another shard."""
         dp = self.recipe.dp
         base: dict[str, Any] = {"epsilon": "inf"}
         if dp is not None:
@@ -85,8 +89,8 @@ class Sisa:
                 "delta": dp.delta,
                 **dp_assumptions(self.recipe),
                 "composition": "parallel over disjoint shards (a keyed hash of each record picks "
-                "its shard): each record is trained in one shard's one training; each "
-                "shard's size is taken as public, as DP-SGD takes n",
+                "its shard): each record is trained in one shard's one training; each shard's "
+                "size is taken as public, as DP-SGD takes n",
             }
         out = {
             **base,
@@ -98,9 +102,10 @@ class Sisa:
         return {**out, "forget": self.forget} if self.forget else out
 
     def build(self, target: TargetSpec) -> TargetBuild:
-        """The checkpoint jobs of ``target``: shards by ``split`` (a seeded shuffle) without DP; with a
-        DP member recipe (one slice), by ``farm.privacy.pate.partition``'s keyed hash, so that neighbouring
-        training sets have neighbouring shards and the parallel composition of ``privacy`` holds."""
+        """The checkpoint jobs of ``target``: shards by ``split`` (a seeded shuffle) without DP;
+        with a DP member recipe (one slice), by ``farm.privacy.pate.partition``'s keyed hash, so
+        that neighbouring training sets have neighbouring shards and the parallel composition of
+        ``privacy`` holds."""
         indices = target.selection.indices()
         if self.recipe.dp is None:
             return build_layout(self, target, split(indices, self.shards, self.slices, target.seed))
@@ -118,8 +123,9 @@ class SisaState:
 
 
 def split(indices: np.ndarray, shards: int, slices: int, seed: int) -> Layout:
-    """``indices`` shuffled from ``seed`` and cut into ``shards`` near-equal shards of ``slices`` near-equal slices
-    (sizes differ by at most one); a partition of ``indices``. ``SpecError`` when a slice would be empty."""
+    """``indices`` shuffled from ``seed`` and cut into ``shards`` near-equal shards of ``slices``
+    near-equal slices (sizes differ by at most one); a partition of ``indices``. ``SpecError`` when
+    a slice would be empty."""
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size < shards * slices:
         raise SpecError(
@@ -133,7 +139,8 @@ def split(indices: np.ndarray, shards: int, slices: int, seed: int) -> Layout:
 
 
 def build_layout(defence: Sisa, target: TargetSpec, layout: Layout) -> TargetBuild:
-    """The checkpoint jobs of ``layout`` (see the module docstring); members are the shards' last checkpoints."""
+    """The checkpoint jobs of ``layout`` (see the module docstring); members are the shards' last
+    checkpoints."""
     jobs: list[TrainJob] = []
     members = []
     n_total = target.selection.n_total
@@ -170,17 +177,18 @@ def build_layout(defence: Sisa, target: TargetSpec, layout: Layout) -> TargetBui
 def _checkpoint_recipe(
     recipe: Recipe, seed: int, shard: int, slice_: int, *, first: bool
 ) -> Recipe:
-    """The member recipe for checkpoint ``slice_`` of ``shard``: its own seed, and unless it is the shard's
-    ``first`` checkpoint it starts from the previous one (model ``base``, which the job's ``base`` names)."""
+    """The member recipe for checkpoint ``slice_`` of ``shard``: its own seed, and unless it is the
+    shard's ``first`` checkpoint it starts from the previous one (model ``base``, which the job's
+    ``base`` names)."""
     job_seed = int(np.random.default_rng([seed, shard, slice_, 0x515A]).integers(2**31))
     model = recipe.model if first else dataclasses.replace(recipe.model, name="base")
     return dataclasses.replace(recipe, seed=job_seed, model=model)
 
 
 def unlearn(plan: TargetBuild, forget: Iterable[int]) -> TargetBuild:
-    """``plan`` (a SISA plan) with population indices ``forget`` removed from their slices and replanned: only the
-    affected shards change, each from its earliest affected slice. Indices the target never trained on are
-    ignored. ``SpecError`` when a shard would be left empty."""
+    """``plan`` (a SISA plan) with population indices ``forget`` removed from their slices and
+    replanned: only the affected shards change, each from its earliest affected slice. Indices the
+    target never trained on are ignored. ``SpecError`` when a shard would be left empty."""
     state = plan.state
     if not isinstance(state, SisaState):
         raise SpecError("not a SISA plan (nothing to unlearn from)", key="state")
@@ -204,9 +212,10 @@ def shard_of(plan: TargetBuild, index: int) -> tuple[int, int] | None:
 def forget_members(
     plan: TargetBuild, challenge: np.ndarray, solution: np.ndarray, count: int, *, seed: int
 ) -> tuple[TargetBuild, np.ndarray]:
-    """An unlearning challenge's target: ``count`` of the challenge members (``challenge``: population indices in
-    challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and unlearned from ``plan``. Returns the
-    unlearned plan and the 0/1 ``forgotten`` mask in challenge order (1 = trained on, then forgotten)."""
+    """An unlearning challenge's target: ``count`` of the challenge members (``challenge``:
+    population indices in challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and
+    unlearned from ``plan``. Returns the unlearned plan and the 0/1 ``forgotten`` mask in challenge
+    order (1 = trained on, then forgotten)."""
     members = np.flatnonzero(np.asarray(solution) == 1)
     if count > members.size:
         raise SpecError(f"cannot forget {count} of {members.size} challenge members", key="forget")
@@ -221,12 +230,13 @@ def forget_members(
 def forgetting_rates(
     scores: np.ndarray, solution: np.ndarray, forgotten: np.ndarray, max_fpr: float = 0.1
 ) -> dict[str, float]:
-    """How an attack sees an unlearning challenge's three groups of points, at one threshold: the highest one that
-    flags (score strictly above it) fewer than ``max_fpr`` of the never-seen points (``solution`` 0). Returns the
-    flagged fraction of ``kept`` members (solution 1, not forgotten), of ``forgotten`` members and of ``never``
-    (its achieved FPR, below ``max_fpr``), with the group sizes (``n_kept``, ...). Arrays: ``[n]`` aligned, pooled
-    over models as the caller likes; higher score = more likely a member. A forgotten point that an attack flags
-    as often as a kept one was not forgotten as far as it can tell."""
+    """How an attack sees an unlearning challenge's three groups of points, at one threshold: the
+    highest one that flags (score strictly above it) fewer than ``max_fpr`` of the never-seen points
+    (``solution`` 0). Returns the flagged fraction of ``kept`` members (solution 1, not forgotten),
+    of ``forgotten`` members and of ``never`` (its achieved FPR, below ``max_fpr``), with the group
+    sizes (``n_kept``, ...). Arrays: ``[n]`` aligned, pooled over models as the caller likes; higher
+    score = more likely a member. A forgotten point that an attack flags as often as a kept one was
+    not forgotten as far as it can tell."""
     scores, solution, forgotten = (np.asarray(a) for a in (scores, solution, forgotten))
     groups = {
         "kept": (solution == 1) & (forgotten == 0),

@@ -1,8 +1,9 @@
 """The MICO scorer, pure numpy.
 
-``roc_curve`` reproduces scikit-learn's ``roc_curve`` (default ``drop_intermediate=True``) exactly, because
-the MICO scoring program takes its TPR@FPR from those points: the largest TPR among ROC points whose FPR is
-*strictly* below the bound, ties sharing one threshold. Score direction: higher = member.
+``roc_curve`` reproduces scikit-learn's ``roc_curve`` (default ``drop_intermediate=True``) exactly,
+because the MICO scoring program takes its TPR@FPR from those points: the largest TPR among ROC
+points whose FPR is *strictly* below the bound, ties sharing one threshold. Score direction: higher
+= member.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ READABLE_NAMES = {
     "MIA": "MIA advantage",
     "accuracy": "balanced accuracy",
 }
-"""Column names for reports: the scorer's keys (``score``'s dict, kept as they are) -> readable names."""
+"""Column names for reports: the scorer's keys (``score``'s dict, kept as they are) -> readable
+names."""
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fpr, tpr, thresholds)`` exactly as ``sklearn.metrics.roc_curve(labels, scores)`` returns them.
+    """``(fpr, tpr, thresholds)`` exactly as ``sklearn.metrics.roc_curve(labels, scores)`` returns
+    them.
 
-    ``labels`` are 0/1 (1 = member) and must contain both classes; ``scores`` are finite, shape ``[n]``.
+    ``labels`` are 0/1 (1 = member) and must contain both classes; ``scores`` are finite, shape
+    ``[n]``.
     """
     labels, scores = check_scores(labels, scores)
     order = np.argsort(scores, kind="mergesort")[::-1]
@@ -47,11 +51,11 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 def roc_of_sorted(
     scores: np.ndarray, labels: np.ndarray, counts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``roc_curve`` of points already sorted by ``scores`` descending (int 0/1 ``labels``). ``counts``: how many
-    times each point is in the pool (non-negative ints; None: once each), so a bootstrap resample is a weighting
-    of one sorted array: the result equals ``roc_curve`` of the pool with each point repeated ``counts`` times
-    (exactly: integer cumulative sums, and thresholds of points counted 0 times are not thresholds of the pool).
-    The pool must hold both classes."""
+    """``roc_curve`` of points already sorted by ``scores`` descending (int 0/1 ``labels``).
+    ``counts``: how many times each point is in the pool (non-negative ints; None: once each), so a
+    bootstrap resample is a weighting of one sorted array: the result equals ``roc_curve`` of the
+    pool with each point repeated ``counts`` times (exactly: integer cumulative sums, and thresholds
+    of points counted 0 times are not thresholds of the pool). The pool must hold both classes."""
     cut = np.r_[np.where(np.diff(scores))[0], labels.size - 1]
     if counts is None:
         tps = np.cumsum(labels)[cut]
@@ -71,7 +75,8 @@ def roc_of_sorted(
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:
-    """Largest TPR among ROC points with FPR strictly below ``max_fpr`` (the point (0, 0) always counts)."""
+    """Largest TPR among ROC points with FPR strictly below ``max_fpr`` (the point (0, 0) always
+    counts)."""
     return float(np.max(tpr[fpr < max_fpr]))
 
 
@@ -100,14 +105,16 @@ def score_roc(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, float]:
 
 
 def pooled_scores(scores: Sequence[np.ndarray]) -> np.ndarray:
-    """One pool of scores in [0, 1] from the raw scores of the models of one (scenario, phase), concatenated in
-    order (pair it with their solutions concatenated the same way), ready for ``score`` and ``roc_curve``.
+    """One pool of scores in [0, 1] from the raw scores of the models of one (scenario, phase),
+    concatenated in order (pair it with their solutions concatenated the same way), ready for
+    ``score`` and ``roc_curve``.
 
-    The one NaN rule of the farm (the report, Tune and the benchmarks score through it): raw scores are min-max
-    scaled over the pool's finite values, **NaN -> 0.5** (uninformative: the middle of the range), +inf -> 1,
-    -inf -> 0, and a pool whose finite scores are all equal -> 0.5. This is exactly ``farm.challenge.submission.normalize``
-    in its default ``global`` mode (one min-max per scenario and phase), so a pool scores what the submitted
-    predictions of the same models score: Tune ranks attacks by the rule the report and MICO score them with.
+    The one NaN rule of the farm (the report, Tune and the benchmarks score through it): raw scores
+    are min-max scaled over the pool's finite values, **NaN -> 0.5** (uninformative: the middle of
+    the range), +inf -> 1, -inf -> 0, and a pool whose finite scores are all equal -> 0.5. This is
+    exactly ``farm.challenge.submission.normalize`` in its default ``global`` mode (one min-max per
+    scenario and phase), so a pool scores what the submitted predictions of the same models score:
+    Tune ranks attacks by the rule the report and MICO score them with.
     """
     parts = [np.asarray(x, dtype=np.float64).ravel() for x in scores]
     raw = np.concatenate(parts) if parts else np.zeros(0)
@@ -120,8 +127,8 @@ def pooled_scores(scores: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def check_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat 0/1 ``labels`` (both classes present) and finite float64 ``scores`` of the same length, else
-    ``ValueError`` saying which."""
+    """Flat 0/1 ``labels`` (both classes present) and finite float64 ``scores`` of the same length,
+    else ``ValueError`` saying which."""
     labels = np.asarray(labels).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:

@@ -2,11 +2,14 @@
 
 Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
 
-* ``Shuffle(seed, n)``: start from ``[0, 1, ..., n-1]``; MT19937 seeded by ``init_genrand(seed & 0xFFFFFFFF)``
-  gives raw 32-bit outputs ``r_0, r_1, ...``; for ``i = 0 .. n-2``: ``z = r_i mod (n - i)``, swap ``i`` and ``i+z``.
+* ``Shuffle(seed, n)``: start from ``[0, 1, ..., n-1]``; MT19937 seeded by ``init_genrand(seed &
+  0xFFFFFFFF)`` gives raw 32-bit outputs ``r_0, r_1, ...``; for ``i = 0 .. n-2``: ``z = r_i mod (n -
+  i)``, swap ``i`` and ``i+z``.
 * ``P = Shuffle(seed_challenge, N)``: challenge = ``P[:2m]``, rest = ``P[2m:]``.
-* ``Q = Shuffle(seed_training, N - 2m)``: training = ``rest[Q[:n_train - m]]``, evaluation = the remainder.
-* ``R = Shuffle(seed_membership, 2m)``: nonmember = ``challenge[R[:m]]``, member = ``challenge[R[m:]]``.
+* ``Q = Shuffle(seed_training, N - 2m)``: training = ``rest[Q[:n_train - m]]``, evaluation = the
+  remainder.
+* ``R = Shuffle(seed_membership, 2m)``: nonmember = ``challenge[R[:m]]``, member =
+  ``challenge[R[m:]]``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ MICO_LEN_CHALLENGE = 100
 
 
 def mt19937_raw(seed: int, count: int) -> np.ndarray:
-    """The first ``count`` raw 32-bit outputs of MT19937 seeded with ``init_genrand(seed & 0xFFFFFFFF)``.
+    """The first ``count`` raw 32-bit outputs of MT19937 seeded with ``init_genrand(seed &
+    0xFFFFFFFF)``.
 
-    numpy's legacy ``RandomState`` seeds an integer with init_genrand, and its full-range uint32 draw
-    returns the raw tempered output unchanged (checked in tests against a plain-Python MT19937).
+    numpy's legacy ``RandomState`` seeds an integer with init_genrand, and its full-range uint32
+    draw returns the raw tempered output unchanged (checked in tests against a plain-Python
+    MT19937).
 
     >>> int(mt19937_raw(5489, 1)[0])
     3499211612
@@ -85,7 +90,8 @@ class ModelSplit:
 
 
 def check_constants(n_total: int, len_training: int, len_challenge: int) -> None:
-    """Raise ``SplitError`` unless ``0 < m <= len_training - m <= n_total - 2m`` holds (as integers)."""
+    """Raise ``SplitError`` unless ``0 < m <= len_training - m <= n_total - 2m`` holds (as
+    integers)."""
     for name, value in (
         ("n_total", n_total),
         ("len_training", len_training),
@@ -96,8 +102,9 @@ def check_constants(n_total: int, len_training: int, len_challenge: int) -> None
         raise SplitError(f"len_challenge must be >= 1, got {len_challenge}")
     if not len_challenge <= len_training <= n_total - len_challenge:
         raise SplitError(
-            f"inconsistent split sizes: need len_challenge <= len_training <= n_total - len_challenge, "
-            f"got n_total={n_total}, len_training={len_training}, len_challenge={len_challenge}"
+            f"inconsistent split sizes: need len_challenge <= len_training <= n_total - "
+            f"len_challenge, got n_total={n_total}, len_training={len_training}, "
+            f"len_challenge={len_challenge}"
         )
 
 

@@ -1,4 +1,5 @@
-"""What an epsilon rests on: the neighbouring datasets it is for and the accountant and sampling behind it. Pure."""
+"""What an epsilon rests on: the neighbouring datasets it is for and the accountant and sampling
+behind it. Pure."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ ADJACENCIES = ("add/remove", "substitution")  # what "neighbouring datasets" mea
 
 
 def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dict[str, str]:
-    """What an epsilon rests on, recorded beside it wherever it is written (``challenge.json``, ``metrics.json``, the
-    report, the defence table, ``farm plan``): ``accountant`` (``prv``, ``rdp``, ``gdp``, ``pate-rdp``,
-    ``randomized-response``, ...), ``sampling`` (``poisson``, ``shuffle`` or None where nothing is subsampled),
-    ``adjacency`` (``ADJACENCIES``) and ``assumes``, one readable line. A DP-SGD run on shuffled fixed-size batches is
-    accounted as if Poisson-sampled, which is not a proof for the run (Chua et al. 2024), and the line says so.
+    """What an epsilon rests on, recorded beside it wherever it is written (``challenge.json``,
+    ``metrics.json``, the report, the defence table, ``farm plan``): ``accountant`` (``prv``,
+    ``rdp``, ``gdp``, ``pate-rdp``, ``randomized-response``, ...), ``sampling`` (``poisson``,
+    ``shuffle`` or None where nothing is subsampled), ``adjacency`` (``ADJACENCIES``) and
+    ``assumes``, one readable line. A DP-SGD run on shuffled fixed-size batches is accounted as if
+    Poisson-sampled, which is not a proof for the run (Chua et al. 2024), and the line says so.
 
     >>> assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove")["assumes"]
-    'as accounted for Poisson sampling; the run used shuffled batches (prv accountant, add/remove adjacency)'
+    'as accounted for Poisson sampling; the run used shuffled batches (prv accountant,
+    add/remove adjacency)'
     >>> assumptions(accountant="prv", sampling="poisson", adjacency="add/remove")["assumes"]
     'prv accountant, Poisson sampling, add/remove adjacency'
     """
@@ -28,8 +31,8 @@ def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dic
     )
     if sampling == "shuffle":
         line = (
-            f"as accounted for Poisson sampling; the run used shuffled batches ({accountant} accountant, "
-            f"{adjacency} adjacency)"
+            f"as accounted for Poisson sampling; the run used shuffled batches ({accountant} "
+            f"accountant, {adjacency} adjacency)"
         )
     elif sampling == "poisson":
         line = f"{accountant} accountant, Poisson sampling, {adjacency} adjacency"
@@ -44,9 +47,9 @@ def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dic
 
 
 def describe_epsilon(privacy: Mapping[str, Any]) -> str:
-    """A privacy record (``Defence.privacy()`` / ``recipe_privacy``) as one table cell: the epsilon and what it
-    assumes, e.g. ``10 (as accounted for Poisson sampling; ...)``; ``inf`` without DP; a record written before
-    assumptions were recorded says so.
+    """A privacy record (``Defence.privacy()`` / ``recipe_privacy``) as one table cell: the epsilon
+    and what it assumes, e.g. ``10 (as accounted for Poisson sampling; ...)``; ``inf`` without DP; a
+    record written before assumptions were recorded says so.
 
     >>> describe_epsilon({"epsilon": "inf"})
     'inf'

@@ -1,9 +1,10 @@
-"""Label differential privacy by randomized response (Warner 1965; the label-DP baseline of PATE comparisons).
+"""Label differential privacy by randomized response (Warner 1965; the label-DP baseline of PATE
+comparisons).
 
-Each binary training label is kept with probability ``e^eps / (e^eps + 1)`` and flipped otherwise, independently
-per record. For any two labels of a record, the probability of any released label differs by a factor of at most
-``e^eps``, so the released labels are ``eps``-label-DP exactly (pure DP, ``delta = 0``), and training on them is too
-(post-processing). Pure (numpy only).
+Each binary training label is kept with probability ``e^eps / (e^eps + 1)`` and flipped otherwise,
+independently per record. For any two labels of a record, the probability of any released label
+differs by a factor of at most ``e^eps``, so the released labels are ``eps``-label-DP exactly (pure
+DP, ``delta = 0``), and training on them is too (post-processing). Pure (numpy only).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def flip_probability(epsilon: float) -> float:
 
 def randomized_response(labels: np.ndarray, epsilon: float, seed: int) -> np.ndarray:
     """``labels`` (``[n]`` of 0/1, indexed by population record) with each flipped with probability
-    ``flip_probability(epsilon)``. Record ``i``'s coin is the ``i``-th draw of a stream seeded by ``seed`` alone, so
-    it does not depend on which other records are trained on. Returns a new int64 array."""
+    ``flip_probability(epsilon)``. Record ``i``'s coin is the ``i``-th draw of a stream seeded by
+    ``seed`` alone, so it does not depend on which other records are trained on. Returns a new int64
+    array."""
     labels = np.asarray(labels, dtype=np.int64)
     require(
         bool(np.isin(labels, (0, 1)).all()),

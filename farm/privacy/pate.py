@@ -36,7 +36,8 @@ is never released). It is the Gaussian mechanism of Opacus' RDP accountant at sa
 ``get_privacy_spent`` (Balle et al. 2020, Theorem 21); tests check both against Opacus and against a
 hand-computed case. Each teacher casts one vote per query, a function of its own data only, so the
 sensitivities follow from how many teachers' data a neighbouring dataset changes
-(``ADJACENCY_TEACHERS``: 1 under add/remove, 2 under substitution; ``farm.privacy.accounting.ADJACENCIES``):
+(``ADJACENCY_TEACHERS``: 1 under add/remove, 2 under substitution;
+``farm.privacy.accounting.ADJACENCIES``):
 
 * GNMax on the vote histogram: each changed teacher moves one vote (a count down by 1, another up by
   1), so the L2 sensitivity is sqrt(2) under add/remove and 2 sqrt(2) under substitution (both
@@ -59,7 +60,8 @@ import numpy as np
 from farm.errors import SpecError, require
 from farm.privacy.accounting import ADJACENCIES
 
-# RDP orders: Opacus' DEFAULT_ALPHAS, then larger ones for large noise (few answered queries, sigma >> 1).
+# RDP orders: Opacus' DEFAULT_ALPHAS, then larger ones for large noise (few answered queries, sigma
+# >> 1).
 ORDERS: tuple[float, ...] = (
     *(1 + x / 10 for x in range(1, 100)),
     *map(float, range(12, 64)),
@@ -83,12 +85,12 @@ _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 class Aggregation:
     """How teacher votes become labels (all fields semantic: they are part of a vote job's key).
 
-    ``sigma``: GNMax noise on every vote count (sigma2 of confident-GNMax); ``0`` is the plain plurality vote (and
-    no privacy). ``threshold`` with ``sigma1``: confident-GNMax, a query is answered only when its top count plus
-    ``N(0, sigma1^2)`` is at least ``threshold`` (both or neither). ``seed``: the noise's seed. ``delta``: the delta
-    of the (epsilon, delta) the answered queries are reported at. ``adjacency``: the neighbouring
-    datasets that epsilon is for (``farm.privacy.accounting.ADJACENCIES``); it sets the sensitivities
-    (``pate_rdp``).
+    ``sigma``: GNMax noise on every vote count (sigma2 of confident-GNMax); ``0`` is the plain
+    plurality vote (and no privacy). ``threshold`` with ``sigma1``: confident-GNMax, a query is
+    answered only when its top count plus ``N(0, sigma1^2)`` is at least ``threshold`` (both or
+    neither). ``seed``: the noise's seed. ``delta``: the delta of the (epsilon, delta) the answered
+    queries are reported at. ``adjacency``: the neighbouring datasets that epsilon is for
+    (``farm.privacy.accounting.ADJACENCIES``); it sets the sensitivities (``pate_rdp``).
     """
 
     sigma: float
@@ -113,7 +115,8 @@ class Aggregation:
         require(0 < self.delta < 1, "delta", "a probability in (0, 1), such as 1.0e-5", self.delta)
 
     def labels(self, counts: np.ndarray) -> np.ndarray:
-        """Labels of the queries (``[n_queries]`` int64, ``-1`` where confident-GNMax declined to answer)."""
+        """Labels of the queries (``[n_queries]`` int64, ``-1`` where confident-GNMax declined to
+        answer)."""
         if self.threshold is None:
             return gnmax(counts, self.sigma, np.random.default_rng([self.seed, _GNMAX]))
         assert self.sigma1 is not None
@@ -194,8 +197,8 @@ def partition(indices: np.ndarray, teachers: int, seed: int | Sequence[int]) -> 
     if not sizes.all():
         raise SpecError(
             f"{teachers} teachers over {indices.size} records leave teacher "
-            f"{int(np.argmin(sizes))} with no records (partition sizes are binomial); "
-            "use fewer teachers",
+            f"{int(np.argmin(sizes))} with no records (partition sizes are binomial); use fewer "
+            f"teachers",
             key="teachers",
         )
     # a stable sort of sorted indices: each teacher's group stays sorted
@@ -204,7 +207,8 @@ def partition(indices: np.ndarray, teachers: int, seed: int | Sequence[int]) -> 
 
 
 def vote_counts(votes: np.ndarray, n_classes: int) -> np.ndarray:
-    """``[n_queries, n_classes]`` int64 histogram of teacher votes ``[n_teachers, n_queries]`` (class ids)."""
+    """``[n_queries, n_classes]`` int64 histogram of teacher votes ``[n_teachers, n_queries]``
+    (class ids)."""
     votes = np.asarray(votes, dtype=np.int64)
     require(votes.ndim == 2, "votes", "a [n_teachers, n_queries] array of class ids", votes.shape)
     require(
@@ -217,8 +221,8 @@ def vote_counts(votes: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def gnmax(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """GNMax: ``argmax_c(counts[q, c] + N(0, sigma^2))`` per query (``[n_queries]`` int64). ``sigma=0`` draws
-    nothing and gives the plurality vote (ties to the lowest class)."""
+    """GNMax: ``argmax_c(counts[q, c] + N(0, sigma^2))`` per query (``[n_queries]`` int64).
+    ``sigma=0`` draws nothing and gives the plurality vote (ties to the lowest class)."""
     counts = np.asarray(counts, dtype=np.float64)
     noisy = counts + rng.normal(0.0, sigma, counts.shape) if sigma > 0 else counts
     return np.argmax(noisy, axis=1).astype(np.int64)
@@ -227,9 +231,10 @@ def gnmax(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 def confident_gnmax(
     counts: np.ndarray, *, threshold: float, sigma1: float, sigma2: float, seed: int | Sequence[int]
 ) -> np.ndarray:
-    """Confident-GNMax (Papernot et al. 2018, Alg. 1): query ``q`` is answered, by ``gnmax`` with ``sigma2``, only
-    when ``max_c counts[q, c] + N(0, sigma1^2) >= threshold``; ``-1`` marks the others. The threshold noise and the
-    GNMax noise come from two streams of ``seed`` (each query's draws do not depend on which others are answered)."""
+    """Confident-GNMax (Papernot et al. 2018, Alg. 1): query ``q`` is answered, by ``gnmax`` with
+    ``sigma2``, only when ``max_c counts[q, c] + N(0, sigma1^2) >= threshold``; ``-1`` marks the
+    others. The threshold noise and the GNMax noise come from two streams of ``seed`` (each query's
+    draws do not depend on which others are answered)."""
     counts = np.asarray(counts, dtype=np.float64)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     check = counts.max(axis=1) + np.random.default_rng([*seeds, _THRESHOLD]).normal(
@@ -240,8 +245,8 @@ def confident_gnmax(
 
 
 def gaussian_rdp(orders: np.ndarray, noise_multiplier: float) -> np.ndarray:
-    """RDP of one Gaussian mechanism with noise ``noise_multiplier`` x its L2 sensitivity: ``alpha / (2 nm^2)``
-    (Mironov 2017, Prop. 7; Opacus' ``compute_rdp`` at ``q=1``); ``inf`` for ``nm=0``."""
+    """RDP of one Gaussian mechanism with noise ``noise_multiplier`` x its L2 sensitivity: ``alpha /
+    (2 nm^2)`` (Mironov 2017, Prop. 7; Opacus' ``compute_rdp`` at ``q=1``); ``inf`` for ``nm=0``."""
     orders = np.asarray(orders, dtype=np.float64)
     if noise_multiplier == 0:
         return np.full(orders.shape, np.inf)
@@ -278,9 +283,12 @@ def pate_rdp(
 
 
 def rdp_epsilon(orders: np.ndarray, rdp: np.ndarray, delta: float) -> tuple[float, float]:
-    """``(epsilon, best order)`` at ``delta`` from an RDP curve: ``min_alpha rdp + log((alpha-1)/alpha)
-    - (log(delta) + log(alpha)) / (alpha - 1)`` (Balle et al. 2020, Thm. 21; Opacus' ``get_privacy_spent``), never
-    above the classic ``rdp + log(1/delta) / (alpha - 1)`` (Mironov 2017). ``(0, nan)`` when ``rdp`` is all zero."""
+    """``(epsilon, best order)`` at ``delta`` from an RDP curve: ``min_alpha rdp +
+    log((alpha-1)/alpha)
+    - (log(delta) + log(alpha)) / (alpha - 1)`` (Balle et al. 2020, Thm. 21; Opacus'
+      ``get_privacy_spent``), never
+    above the classic ``rdp + log(1/delta) / (alpha - 1)`` (Mironov 2017). ``(0, nan)`` when ``rdp``
+    is all zero."""
     orders, rdp = np.asarray(orders, dtype=np.float64), np.asarray(rdp, dtype=np.float64)
     if not rdp.any():
         return 0.0, math.nan

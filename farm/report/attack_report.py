@@ -1,10 +1,11 @@
-"""The attack report: a Markdown table per scenario and phase with 95% intervals and the counts behind them,
-the empirical epsilon audit, the compute used and log-log ROC PNGs; the same numbers as ``metrics.json``, and
-every raw score as ``scores.parquet``.
+"""The attack report: a Markdown table per scenario and phase with 95% intervals and the counts
+behind them, the empirical epsilon audit, the compute used and log-log ROC PNGs; the same numbers as
+``metrics.json``, and every raw score as ``scores.parquet``.
 
-It formats ``farm.report.results.ScenarioResult``s, whose metrics and curves are pooled per phase with
-``farm.mico.scorer.pooled_scores`` (the farm's one NaN rule) and whose intervals are bootstraps over models
-(``farm.attacks.intervals``). Metric names are ``farm.mico.scorer.READABLE_NAMES`` (``TPR@0.1FPR``) in the table and JSON.
+It formats ``farm.report.results.ScenarioResult``s, whose metrics and curves are pooled per phase
+with ``farm.mico.scorer.pooled_scores`` (the farm's one NaN rule) and whose intervals are bootstraps
+over models (``farm.attacks.intervals``). Metric names are ``farm.mico.scorer.READABLE_NAMES``
+(``TPR@0.1FPR``) in the table and JSON.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ SCORE_COLUMNS = ("scenario", "phase", "model", "record", "score", "label")  # sc
 
 
 def score_table(results: list[ScenarioResult]) -> str:
-    """One row per scenario and phase (``train`` is leave-one-out over the labelled models), then the loss
-    baseline: the models, members and non-members pooled, and each metric with its 95% interval where computed."""
+    """One row per scenario and phase (``train`` is leave-one-out over the labelled models), then
+    the loss baseline: the models, members and non-members pooled, and each metric with its 95%
+    interval where computed."""
     names = [READABLE_NAMES[c] for c in COLUMNS]
     lines = [
         "| scenario | phase | attack | plan | models | members | non-members | "
@@ -81,11 +83,10 @@ def audit_table(results: list[ScenarioResult]) -> str:
     (independent trials) and pooled (heuristic), with the counts behind each. Below the table, why
     each row's trials are (not) independent."""
     lines = [
-        "| scenario | targets trained with | as substitution (group privacy) | δ | "
-        f"ε lower bound, one point per model ({LEVEL:.0%}) | "
-        "its FP / non-members, FN / members | "
-        f"ε lower bound, pooled (heuristic, {LEVEL:.0%}) | threshold chosen on | "
-        "applied to | FP / non-members | FN / members |",
+        f"| scenario | targets trained with | as substitution (group privacy) | δ | ε lower "
+        f"bound, one point per model ({LEVEL:.0%}) | its FP / non-members, FN / members | ε lower "
+        f"bound, pooled (heuristic, {LEVEL:.0%}) | threshold chosen on | applied to | FP / "
+        f"non-members | FN / members |",
         "|" + "---|" * 11,
     ]
     notes = []
@@ -98,16 +99,17 @@ def audit_table(results: list[ScenarioResult]) -> str:
         bound = f"{one.epsilon_lb:.3f}" if one else "not computed"
         trials = f"{one.fp} / {one.negatives}, {one.fn} / {one.positives}" if one else ""
         lines.append(
-            f"| {r.name} | {_target(a.target)} | {_substitution(a.target)} | "
-            f"{e.delta:g} | {bound} | {trials} | {e.epsilon_lb:.3f} | {a.fit_on} | "
-            f"{a.held_out} | {e.fp} / {e.negatives} | {e.fn} / {e.positives} |"
+            f"| {r.name} | {_target(a.target)} | {_substitution(a.target)} | {e.delta:g} | {bound} "
+            f"| {trials} | {e.epsilon_lb:.3f} | {a.fit_on} | {a.held_out} | {e.fp} / {e.negatives} "
+            f"| {e.fn} / {e.positives} |"
         )
         notes.append(f"- {r.name}, one point per model: {a.independent_validity}.")
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _target(t: TargetPrivacy) -> str:
-    """The targets' epsilon, what it assumes (``farm.privacy.accounting.describe_epsilon``), its source."""
+    """The targets' epsilon, what it assumes (``farm.privacy.accounting.describe_epsilon``), its
+    source."""
     if t.epsilon is None:
         return t.source
     if math.isinf(t.epsilon):
@@ -130,8 +132,8 @@ def _substitution(t: TargetPrivacy) -> str:
 
 
 def mechanism_lines(results: list[Any]) -> list[str]:
-    """One line per scenario: how its shadows were trained (``farm.shadows.scenario.Mechanism``) and the epsilon they
-    spent on their own records."""
+    """One line per scenario: how its shadows were trained (``farm.shadows.scenario.Mechanism``) and
+    the epsilon they spent on their own records."""
     return [
         f"- {r.name}: {mechanism_text(r.mechanism)}"
         for r in results
@@ -140,7 +142,8 @@ def mechanism_lines(results: list[Any]) -> list[str]:
 
 
 def mechanism_text(m: Any) -> str:
-    """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024, 198 steps, ...``."""
+    """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024,
+    198 steps, ...``."""
 
     def span(v: tuple, f: str) -> str:
         low, high = format(v[0], f), format(v[1], f)
@@ -150,8 +153,8 @@ def mechanism_text(m: Any) -> str:
     text = f"{shadows} on {span(m.n_train, ',')} records: "
     if m.matched_n:
         text = (
-            f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, "
-            f"q = {m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
+            f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, q = "
+            f"{m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
         )
     if m.noise_multiplier is None:
         return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
@@ -160,9 +163,9 @@ def mechanism_text(m: Any) -> str:
     )
     return text + (
         f"DP-SGD sigma {span(m.noise_multiplier, '.3f')}, clip {m.clip:g}, batch {m.batch_size} "
-        f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records "
-        f"q = {span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} "
-        f"(delta {m.delta:g}), {assumed['assumes']}"
+        f"({m.sampling}), {span(m.steps, 'd')} steps; on their own records q = "
+        f"{span(m.sample_rate, '.4f')}, epsilon spent {span(m.epsilon, '.2f')} (delta "
+        f"{m.delta:g}), {assumed['assumes']}"
     )
 
 
@@ -183,30 +186,30 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
     text = [
         f"# Attack report: {challenge_root}",
         "",
-        "TPR@0.1FPR is the MICO score (FPR strictly below 0.1, "
-        "all models of a phase pooled under one threshold; raw scores min-max scaled per phase with NaN as 0.5, "
-        f"as `normalize: global` writes them). Brackets: {LEVEL:.0%} percentile bootstrap intervals over "
-        f"models (models drawn with replacement, their points pooled, {N_BOOT} resamples); models, members "
-        "and non-members: what each row pools.",
+        f"TPR@0.1FPR is the MICO score (FPR strictly below 0.1, all models of a phase pooled "
+        f"under one threshold; raw scores min-max scaled per phase with NaN as 0.5, as "
+        f"`normalize: global` writes them). Brackets: {LEVEL:.0%} percentile bootstrap intervals "
+        f"over models (models drawn with replacement, their points pooled, {N_BOOT} resamples); "
+        f"models, members and non-members: what each row pools.",
         "",
         score_table(results),
         "",
         "## Empirical ε lower bound",
         "",
-        "A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' leave-one-out "
-        "scores and applied to held-out models; Clopper-Pearson upper bounds on its FPR and FNR there give, "
-        "through the (ε, δ)-DP hypothesis-testing region, an ε every mechanism with that δ must exceed "
-        f"({LEVEL:.0%} confidence, both rates jointly; `farm.attacks.audit`). *One point per model*: "
-        "each held-out model contributes one trial, the point at an index drawn from a seed "
-        "and its model id alone (so its membership is that model's own coin flip); "
-        "independently trained models give independent trials, as Clopper-Pearson needs "
-        "(Jagielski et al. 2020). It is weak with few models. *Pooled*: every held-out point"
-        " a trial; the points of one model share its training run, so they are not "
-        "independent: a heuristic figure, not a certificate. Adjacency: the membership game "
-        "swaps a member for a non-member at a fixed training-set size, so both bounds are on"
-        " a **substitution** ε; the targets' ε (Opacus' accountants) is add/remove, and by "
-        "group privacy an add/remove (ε, δ) guarantee is (2ε, (1 + e^ε)δ) under "
-        "substitution: the column a bound can be held against.",
+        f"A threshold on the scores (chosen to maximize the bound) is fixed on labelled models' "
+        f"leave-one-out scores and applied to held-out models; Clopper-Pearson upper bounds on "
+        f"its FPR and FNR there give, through the (ε, δ)-DP hypothesis-testing region, an ε every "
+        f"mechanism with that δ must exceed ({LEVEL:.0%} confidence, both rates jointly; "
+        f"`farm.attacks.audit`). *One point per model*: each held-out model contributes one "
+        f"trial, the point at an index drawn from a seed and its model id alone (so its "
+        f"membership is that model's own coin flip); independently trained models give "
+        f"independent trials, as Clopper-Pearson needs (Jagielski et al. 2020). It is weak with "
+        f"few models. *Pooled*: every held-out point a trial; the points of one model share its "
+        f"training run, so they are not independent: a heuristic figure, not a certificate. "
+        f"Adjacency: the membership game swaps a member for a non-member at a fixed training-set "
+        f"size, so both bounds are on a **substitution** ε; the targets' ε (Opacus' accountants) "
+        f"is add/remove, and by group privacy an add/remove (ε, δ) guarantee is (2ε, (1 + e^ε)δ) "
+        f"under substitution: the column a bound can be held against.",
         "",
         audit_table(results),
         "",
@@ -233,10 +236,10 @@ def _curve_label(r: ScenarioResult, phase: str) -> str:
 
 
 def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> dict[str, Any]:
-    """Every number of the report as plain JSON data: per scenario its attack, per phase the counts, metrics and
-    intervals (``{value, lo, hi}``) under readable names, the loss baseline likewise, the epsilon audit beside
-    the targets' privacy (``epsilon``: a number, ``"inf"`` without DP, null when unknown) and the compute.
-    Non-finite numbers become null."""
+    """Every number of the report as plain JSON data: per scenario its attack, per phase the counts,
+    metrics and intervals (``{value, lo, hi}``) under readable names, the loss baseline likewise,
+    the epsilon audit beside the targets' privacy (``epsilon``: a number, ``"inf"`` without DP, null
+    when unknown) and the compute. Non-finite numbers become null."""
     scenarios = {}
     for r in results:
         phases = {
@@ -262,7 +265,8 @@ def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> d
             "challenge": str(challenge_root),
             "level": LEVEL,
             "bootstrap": {"unit": "model", "resamples": N_BOOT, "seed": 0},
-            "pooling": "farm.mico.scorer.pooled_scores: one min-max per scenario and phase, NaN -> 0.5",
+            "pooling": "farm.mico.scorer.pooled_scores: one min-max per scenario and phase, NaN -> "
+            "0.5",
             "scenarios": scenarios,
             "compute": {
                 "shadow_trainings": sum(r.trainings for r in results),
@@ -348,9 +352,10 @@ def write_metrics(out: Path, results: list[ScenarioResult], challenge_root: str 
 
 
 def scores_frame(results: list[ScenarioResult]) -> Any:
-    """A pandas DataFrame, one row per model and challenge point (``SCORE_COLUMNS``): ``record`` is the point's
-    population index, ``score`` the raw attack score (train models: leave-one-out; NaN kept), ``label`` the
-    0/1 membership where known (train models; dev/final with answers), else null (nullable ``Int8``)."""
+    """A pandas DataFrame, one row per model and challenge point (``SCORE_COLUMNS``): ``record`` is
+    the point's population index, ``score`` the raw attack score (train models: leave-one-out; NaN
+    kept), ``label`` the 0/1 membership where known (train models; dev/final with answers), else
+    null (nullable ``Int8``)."""
     # lazy: pandas loads only to write or read a table
     import pandas as pd
 

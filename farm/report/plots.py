@@ -14,7 +14,8 @@ from farm.store.atomic import atomic_write_bytes
 def roc_png(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, title: str
 ) -> Path:
-    """Draw ``label -> (fpr, tpr)`` curves on log-log axes with the chance line; write the PNG atomically."""
+    """Draw ``label -> (fpr, tpr)`` curves on log-log axes with the chance line; write the PNG
+    atomically."""
     # lazy: matplotlib loads only when a plot is drawn
     import matplotlib
 

@@ -1,4 +1,5 @@
-"""What an attack run found, per scenario: the types ``farm attack`` fills and the report, Tune and the benchmarks read."""
+"""What an attack run found, per scenario: the types ``farm attack`` fills and the report, Tune and
+the benchmarks read."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from farm.shadows.scenario import (
     ModelId,
 )
 
-N_BOOT = 1000  # resamples per pooled figure: about 0.6 s for 100 models x 200 points (weighted resamples)
+# resamples per pooled figure: about 0.6 s for 100 models x 200 points (weighted resamples)
+N_BOOT = 1000
 
 
 LEVEL = 0.95  # intervals and the epsilon audit
@@ -26,10 +28,10 @@ LEVEL = 0.95  # intervals and the epsilon audit
 class TargetPrivacy:
     """The (epsilon, delta) the targets of a scenario were trained with: ``epsilon`` None when
     unknown (inf without DP); ``delta`` the audit uses; ``source`` says where both come from;
-    ``record``: the privacy record as ``challenge.json`` keeps it (``farm.defences.seam.recipe_privacy``:
-    epsilon, delta and what the epsilon assumes -- ``accountant``, ``sampling``, ``adjacency``,
-    ``assumes`` -- where recorded), which ``farm.privacy.accounting.describe_epsilon`` renders; ``{}`` when
-    nothing is known."""
+    ``record``: the privacy record as ``challenge.json`` keeps it
+    (``farm.defences.seam.recipe_privacy``: epsilon, delta and what the epsilon assumes --
+    ``accountant``, ``sampling``, ``adjacency``, ``assumes`` -- where recorded), which
+    ``farm.privacy.accounting.describe_epsilon`` renders; ``{}`` when nothing is known."""
 
     epsilon: float | None
     delta: float
@@ -44,12 +46,12 @@ class TargetPrivacy:
 
 @dataclass(frozen=True, kw_only=True)
 class Audit:
-    """Empirical epsilon lower bounds (``farm.attacks.audit``) of one test: the threshold chosen on the
-    models ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``; beside
-    the targets' privacy.  ``audit``: the pooled bound (every held-out point a trial: heuristic,
-    ``farm.attacks.audit.POOLED_VALIDITY``); ``independent``: one point per held-out model (None when not
-    computed), ``independent_validity`` says why its trials are independent or why it was not
-    computed."""
+    """Empirical epsilon lower bounds (``farm.attacks.audit``) of one test: the threshold chosen on
+    the models ``fit_on`` (leave-one-out scores), counted on the held-out models ``held_out``;
+    beside the targets' privacy.  ``audit``: the pooled bound (every held-out point a trial:
+    heuristic, ``farm.attacks.audit.POOLED_VALIDITY``); ``independent``: one point per held-out
+    model (None when not computed), ``independent_validity`` says why its trials are independent or
+    why it was not computed."""
 
     audit: EpsilonAudit
     fit_on: str
@@ -64,11 +66,12 @@ class ScenarioResult:
     """Scores of one scenario: raw dev/final scores per model, metrics per phase (pooled with
     ``farm.mico.scorer.pooled_scores``), ROC curves per phase, compute spent.
 
-    ``intervals`` / ``counts``: per phase, ``LEVEL`` bootstrap intervals over models (``farm.attacks.intervals``) of
-    the pooled metrics and the models, members and non-members behind them (``baseline_intervals``: the same for
-    the loss baseline); ``train_scores``: the labelled models' raw leave-one-out scores; ``records``: every
-    model's challenge points (population indices, challenge order); ``solutions``: known 0/1 memberships;
-    ``audit``: the empirical epsilon lower bound, None when the scenario has too few labelled models.
+    ``intervals`` / ``counts``: per phase, ``LEVEL`` bootstrap intervals over models
+    (``farm.attacks.intervals``) of the pooled metrics and the models, members and non-members
+    behind them (``baseline_intervals``: the same for the loss baseline); ``train_scores``: the
+    labelled models' raw leave-one-out scores; ``records``: every model's challenge points
+    (population indices, challenge order); ``solutions``: known 0/1 memberships; ``audit``: the
+    empirical epsilon lower bound, None when the scenario has too few labelled models.
     """
 
     name: str

@@ -1,13 +1,15 @@
 """Shadow plans: which reference models a scenario needs, as record selections. Pure numpy.
 
 * ``none``: provided models only (the winner's approach).
-* ``per-target``: one reference per target, trained on its ``rest`` (population minus its 2m challenge points;
-  the runner-up's approach), so every challenge point of a target is OUT for its reference.
-* ``pool``: K shadows serving every target of the scenario. Shadows come in groups of ``group``: a group
-  partitions the union U of all challenge points of the scenario into ``group`` random parts and shadow j of the
-  group leaves part j out (and keeps everything else). So every point of U is OUT in exactly K / group shadows and
-  IN in the rest, shadows train on ``N - |U| / group`` records (close to the targets' 97-99%), and adding groups
-  later leaves existing shadows unchanged (their selections, hence their keys, depend only on their own index).
+* ``per-target``: one reference per target, trained on its ``rest`` (population minus its 2m
+  challenge points; the runner-up's approach), so every challenge point of a target is OUT for its
+  reference.
+* ``pool``: K shadows serving every target of the scenario. Shadows come in groups of ``group``: a
+  group partitions the union U of all challenge points of the scenario into ``group`` random parts
+  and shadow j of the group leaves part j out (and keeps everything else). So every point of U is
+  OUT in exactly K / group shadows and IN in the rest, shadows train on ``N - |U| / group`` records
+  (close to the targets' 97-99%), and adding groups later leaves existing shadows unchanged (their
+  selections, hence their keys, depend only on their own index).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ PLANS = ("none", "per-target", "pool")
 
 @dataclass(frozen=True, kw_only=True)
 class PlanSpec:
-    """``kind`` in ``PLANS``; ``shadows`` (pool size, a multiple of ``group``); ``seed`` of the pool's partitions;
-    ``targets`` for per-target: the phases whose models get a reference."""
+    """``kind`` in ``PLANS``; ``shadows`` (pool size, a multiple of ``group``); ``seed`` of the
+    pool's partitions; ``targets`` for per-target: the phases whose models get a reference."""
 
     kind: str = "none"
     shadows: int = 0
@@ -39,7 +41,8 @@ class PlanSpec:
             self.shadows < self.group or self.shadows % self.group or self.group < 2
         ):
             raise SpecError(
-                f"expected a positive multiple of group ({self.group}, itself >= 2), got {self.shadows}",
+                f"expected a positive multiple of group ({self.group}, itself >= 2), got "
+                f"{self.shadows}",
                 key="shadows",
             )
 
@@ -59,7 +62,8 @@ def union_of_challenges(challenges: list[np.ndarray]) -> np.ndarray:
 
 
 def pool_shadows(n_total: int, union: np.ndarray, spec: PlanSpec) -> list[Shadow]:
-    """The pool's shadows; shadow ``g * group + j`` leaves out part ``j`` of group ``g``'s partition of ``union``."""
+    """The pool's shadows; shadow ``g * group + j`` leaves out part ``j`` of group ``g``'s partition
+    of ``union``."""
     everything = np.arange(n_total)
     shadows = []
     for g in range(spec.shadows // spec.group):

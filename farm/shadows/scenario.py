@@ -1,14 +1,16 @@
-"""One scenario of a challenge, as attacks see it: the seam between a challenge tree and the attacks.
+"""One scenario of a challenge, as attacks see it: the seam between a challenge tree and the
+attacks.
 
-``load_scenarios`` reads a challenge tree (and optionally an answers tree), pins its inputs (population,
-tokenizer, base model), loads the population's labels once and builds a frozen ``Scenario`` per scenario: its
-provided models keyed by ``ModelId(scenario, phase, model_id)``, the records they need, their keep masks and
-known solutions. ``collect_signals`` adds a shadow plan's models, runs (through an executor and its store) every
-training and inference job, and returns the scenario with its ``Signals``. The driver (``farm attack``), Tune
-(``farm tune``) and the benchmarks all go through these two functions; nothing else turns a tree into signals.
+``load_scenarios`` reads a challenge tree (and optionally an answers tree), pins its inputs
+(population, tokenizer, base model), loads the population's labels once and builds a frozen
+``Scenario`` per scenario: its provided models keyed by ``ModelId(scenario, phase, model_id)``, the
+records they need, their keep masks and known solutions. ``collect_signals`` adds a shadow plan's
+models, runs (through an executor and its store) every training and inference job, and returns the
+scenario with its ``Signals``. The driver (``farm attack``), Tune (``farm tune``) and the benchmarks
+all go through these two functions; nothing else turns a tree into signals.
 
-Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``Signals``' first rows) is model
-``ids[i]``; shadows follow the provided models in the ``Signals``.
+Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``Signals``' first
+rows) is model ``ids[i]``; shadows follow the provided models in the ``Signals``.
 """
 
 from __future__ import annotations
@@ -45,14 +47,16 @@ from farm.training.data import load_population
 
 @dataclass(frozen=True)
 class ModelId:
-    """A provided model's identity: where it sits in a challenge tree (``<scenario>/<phase>/model_<id>``)."""
+    """A provided model's identity: where it sits in a challenge tree
+    (``<scenario>/<phase>/model_<id>``)."""
 
     scenario: str
     phase: str
     model_id: int
 
     def as_tuple(self) -> tuple[str, str, int]:
-        """``(scenario, phase, model_id)``, the key of ``farm.challenge.submission``'s predictions."""
+        """``(scenario, phase, model_id)``, the key of ``farm.challenge.submission``'s
+        predictions."""
         return (self.scenario, self.phase, self.model_id)
 
     def __str__(self) -> str:
@@ -61,9 +65,9 @@ class ModelId:
 
 @dataclass(frozen=True, kw_only=True)
 class ChallengeInputs:
-    """What every job of one challenge shares: the population spec, tokenizer and base model (pinned), the
-    population size and the targets' training-set size (``len_training``: where a matched shadow's mechanism is
-    taken, ``farm.training.train.matched_recipe``)."""
+    """What every job of one challenge shares: the population spec, tokenizer and base model
+    (pinned), the population size and the targets' training-set size (``len_training``: where a
+    matched shadow's mechanism is taken, ``farm.training.train.matched_recipe``)."""
 
     population: Mapping[str, Any]
     tokenizer: Ref
@@ -76,16 +80,17 @@ class ChallengeInputs:
 class Scenario:
     """One scenario's provided models and what is known about them; ``signals`` once collected.
 
-    ``models``: ``ModelId -> ModelEntry`` in row order; ``records [R]``: sorted population indices of the union
-    of their challenge points; ``labels [R]``: the records' class labels; ``keep [M, R]`` int8: 1 IN, 0 OUT,
-    -1 unknown (dev/final models); ``columns [M, P]``: the column in ``records`` of each model's ``P``
-    challenge points (challenge order); ``solutions``: 0/1 membership in challenge order of every model whose
-    membership is known (labelled ``train`` models, and dev/final models when answers were given).
+    ``models``: ``ModelId -> ModelEntry`` in row order; ``records [R]``: sorted population indices
+    of the union of their challenge points; ``labels [R]``: the records' class labels; ``keep [M,
+    R]`` int8: 1 IN, 0 OUT, -1 unknown (dev/final models); ``columns [M, P]``: the column in
+    ``records`` of each model's ``P`` challenge points (challenge order); ``solutions``: 0/1
+    membership in challenge order of every model whose membership is known (labelled ``train``
+    models, and dev/final models when answers were given).
 
-    Unlearning challenges (``farm.challenge.tree.FORGOTTEN_CSV`` beside a labelled model's solution): a
-    member the model was trained on and then unlearned is OUT in ``keep`` (the released model no
-    longer depends on it, so as a reference it is an OUT model there), while ``solutions`` stay the
-    tree's ``solution.csv`` (what MICO's scorer and the report score against).
+    Unlearning challenges (``farm.challenge.tree.FORGOTTEN_CSV`` beside a labelled model's
+    solution): a member the model was trained on and then unlearned is OUT in ``keep`` (the released
+    model no longer depends on it, so as a reference it is an OUT model there), while ``solutions``
+    stay the tree's ``solution.csv`` (what MICO's scorer and the report score against).
     """
 
     name: str
@@ -116,8 +121,9 @@ class Scenario:
         return [m for m in self.models if m.phase == phase]
 
     def subset(self, keep: Sequence[ModelId]) -> Scenario:
-        """The scenario restricted to the models ``keep`` (kept in row order, without signals). Records stay
-        the same, so shadow plans and inference jobs, hence their store keys, are shared with the whole."""
+        """The scenario restricted to the models ``keep`` (kept in row order, without signals).
+        Records stay the same, so shadow plans and inference jobs, hence their store keys, are
+        shared with the whole."""
         wanted = set(keep)
         missing = wanted - set(self.models)
         if missing:
@@ -136,9 +142,10 @@ class Scenario:
     def pooled(
         self, phase: str, raw: Mapping[ModelId, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(solutions, scores)`` of every model of ``phase`` with a known solution, concatenated in row order
-        and pooled under ``farm.mico.scorer.pooled_scores`` (one threshold, as MICO scores). ``raw``: scores in
-        challenge order per model. None when no model of the phase is labelled."""
+        """``(solutions, scores)`` of every model of ``phase`` with a known solution, concatenated
+        in row order and pooled under ``farm.mico.scorer.pooled_scores`` (one threshold, as MICO
+        scores). ``raw``: scores in challenge order per model. None when no model of the phase is
+        labelled."""
         ids = [m for m in self.phase(phase) if m in self.solutions]
         if not ids:
             return None
@@ -147,7 +154,8 @@ class Scenario:
         )
 
     def score(self, phase: str, raw: Mapping[ModelId, np.ndarray]) -> dict[str, float] | None:
-        """MICO metrics of ``phase`` (``farm.mico.scorer.score`` of ``pooled``); None when it is unlabelled."""
+        """MICO metrics of ``phase`` (``farm.mico.scorer.score`` of ``pooled``); None when it is
+        unlabelled."""
         got = self.pooled(phase, raw)
         return score(*got) if got else None
 
@@ -159,8 +167,9 @@ class Scenario:
         query_logits: np.ndarray | None = None,
         grad_norm: np.ndarray | None = None,
     ) -> Scenario:
-        """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of ``shadows``; optionally
-        ``query_logits [M + S, R, Q, 2]`` and ``grad_norm [M + S, R]`` in the same row order."""
+        """The scenario holding ``Signals``: ``logits [M + S, R, 2]`` of its models then of
+        ``shadows``; optionally ``query_logits [M + S, R, Q, 2]`` and ``grad_norm [M + S, R]`` in
+        the same row order."""
         n = len(shadows)
         shadow_keep = [keep_row(s.indices, self.records) for s in shadows]
         keep = np.concatenate(
@@ -187,15 +196,16 @@ Span = tuple[float, float]
 
 @dataclass(frozen=True, kw_only=True)
 class Mechanism:
-    """How a set of shadows was trained, as their training metadata (``farm.json``, kept in each store manifest)
-    records it. Values that may differ between shadows of one set (their sizes differ slightly) are
-    ``(low, high)`` spans. DP fields are ``None`` for non-DP shadows.
+    """How a set of shadows was trained, as their training metadata (``farm.json``, kept in each
+    store manifest) records it. Values that may differ between shadows of one set (their sizes
+    differ slightly) are ``(low, high)`` spans. DP fields are ``None`` for non-DP shadows.
 
-    ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they spend on them at
-    ``delta`` (the accountant at that ``q``, their noise multiplier and the steps taken); ``clip``: on true
-    per-example gradients; ``matched_n``: the targets' training-set size when the shadows run the targets'
-    mechanism (``AttackConfig.match_targets``), else ``None``; ``accountant``: the one their epsilon
-    comes from (Opacus', add/remove adjacency; ``None`` where the metadata predates it).
+    ``sample_rate``: ``q = batch / n_train`` on the shadows' own records; ``epsilon``: what they
+    spend on them at ``delta`` (the accountant at that ``q``, their noise multiplier and the steps
+    taken); ``clip``: on true per-example gradients; ``matched_n``: the targets' training-set size
+    when the shadows run the targets' mechanism (``AttackConfig.match_targets``), else ``None``;
+    ``accountant``: the one their epsilon comes from (Opacus', add/remove adjacency; ``None`` where
+    the metadata predates it).
     """
 
     shadows: int
@@ -215,8 +225,8 @@ class Mechanism:
 def shadow_mechanism(
     store: Store, train_keys: Sequence[str], *, matched_n: int | None = None
 ) -> Mechanism | None:
-    """The ``Mechanism`` of the shadows trained under ``train_keys`` (read from their manifests; no weight byte),
-    or ``None`` without shadows."""
+    """The ``Mechanism`` of the shadows trained under ``train_keys`` (read from their manifests; no
+    weight byte), or ``None`` without shadows."""
     metas = [store.manifest(key)["meta"]["train"] for key in train_keys]
     if not metas:
         return None
@@ -266,11 +276,12 @@ def load_scenarios(
     assets: Assets | None = None,
     watch: Stopwatch | None = None,
 ) -> tuple[Challenge, dict[str, Scenario]]:
-    """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin its
-    inputs (``assets``: local copies in place of a release tree's hub defaults) and every provided model (content
-    fingerprints, cached across runs by ``farm.store.store``), load the population's labels (``ConfigError`` unless it
-    has the challenge's ``n_total`` records) and build the scenarios ``names`` (default: all, sorted). ``watch``
-    times the ``reading`` and ``fingerprinting`` stages."""
+    """Read the challenge tree (and the answers tree, whose solutions label dev/final models), pin
+    its inputs (``assets``: local copies in place of a release tree's hub defaults) and every
+    provided model (content fingerprints, cached across runs by ``farm.store.store``), load the
+    population's labels (``ConfigError`` unless it has the challenge's ``n_total`` records) and
+    build the scenarios ``names`` (default: all, sorted). ``watch`` times the ``reading`` and
+    ``fingerprinting`` stages."""
 
     watch = watch or Stopwatch()
     with watch.stage("reading"):
@@ -279,7 +290,8 @@ def load_scenarios(
     unknown = sorted(set(names or ()) - set(ch.scenarios()))
     if unknown:
         raise ConfigError(
-            f"{challenge_root}: no scenario {', '.join(unknown)} (found {', '.join(ch.scenarios())})"
+            f"{challenge_root}: no scenario {', '.join(unknown)} (found "
+            f"{', '.join(ch.scenarios())})"
         )
     with watch.stage("fingerprinting"):
         inputs = challenge_inputs(ch, assets)
@@ -291,8 +303,8 @@ def load_scenarios(
     if labels.size != inputs.n_total:
         raise ConfigError(
             f"{challenge_root}: the population ({inputs.population.get('source')} "
-            f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's splits "
-            f"need n_total = {inputs.n_total}"
+            f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's "
+            f"splits need n_total = {inputs.n_total}"
         )
     with watch.stage("scheduling"):  # splits, unions and keep masks of every model
         return ch, {
@@ -302,8 +314,8 @@ def load_scenarios(
 
 
 def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeInputs:
-    """The challenge's shared inputs (with ``assets`` applied); a tokenizer or base model found on disk is pinned
-    by its fingerprint."""
+    """The challenge's shared inputs (with ``assets`` applied); a tokenizer or base model found on
+    disk is pinned by its fingerprint."""
     c = (assets or Assets()).apply(ch.root, ch.constants)
     return ChallengeInputs(
         population=pin_population(c.population),
@@ -315,8 +327,9 @@ def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeIn
 
 
 def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A file population with the content fingerprint of its data added (``sha256``), so job keys do not depend
-    on where the data lies (``farm.spec.jobs.population_identity``); other populations unchanged."""
+    """A file population with the content fingerprint of its data added (``sha256``), so job keys do
+    not depend on where the data lies (``farm.spec.jobs.population_identity``); other populations
+    unchanged."""
     spec = dict(spec)
     if spec.get("source") == "file" and "sha256" not in spec and Path(spec["path"]).exists():
         spec["sha256"] = fingerprint(spec["path"])
@@ -324,7 +337,8 @@ def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pin(ref: str) -> Ref:
-    """A directory that exists becomes a ``PathRef`` pinned by its content; anything else is a hub name."""
+    """A directory that exists becomes a ``PathRef`` pinned by its content; anything else is a hub
+    name."""
     return PathRef(ref, fingerprint(ref)) if Path(ref).exists() else HubRef(ref)
 
 
@@ -336,7 +350,8 @@ def build_scenario(
     *,
     answers: Challenge | None = None,
 ) -> Scenario:
-    """Scenario ``name`` of ``ch``: splits, records, keep masks, solutions (``labels``: the population's)."""
+    """Scenario ``name`` of ``ch``: splits, records, keep masks, solutions (``labels``: the
+    population's)."""
     entries = ch.select(name)
     ids = [ModelId(m.scenario, m.phase, m.model_id) for m in entries]
     splits = [m.split(ch.constants) for m in entries]
@@ -375,7 +390,8 @@ def build_scenario(
 
 
 def plan_shadows(scenario: Scenario, plan: PlanSpec) -> list[Shadow]:
-    """The plan's shadows for ``scenario`` (pool: over its records; per-target: one per model of its phases)."""
+    """The plan's shadows for ``scenario`` (pool: over its records; per-target: one per model of its
+    phases)."""
     if plan.kind == "pool":
         return pool_shadows(scenario.inputs.n_total, scenario.records, plan)
     if plan.kind == "per-target":
@@ -403,17 +419,19 @@ def train_jobs(scenario: Scenario, recipe: Recipe, shadows: Sequence[Shadow]) ->
 
 @dataclass(frozen=True)
 class Extras:
-    """Signals beyond the logits that inference computes for every model of a plan (``farm.spec.jobs.InferJob``):
-    ``queries``, the family whose logits fill ``Signals.query_logits``; ``grad_norm``, fill ``Signals.grad_norm``.
-    The default asks for nothing more: plain inference jobs, with the keys they always had."""
+    """Signals beyond the logits that inference computes for every model of a plan
+    (``farm.spec.jobs.InferJob``): ``queries``, the family whose logits fill
+    ``Signals.query_logits``; ``grad_norm``, fill ``Signals.grad_norm``. The default asks for
+    nothing more: plain inference jobs, with the keys they always had."""
 
     queries: QueryFamily | None = None
     grad_norm: bool = False
 
     @classmethod
     def needed(cls, fields: Iterable[str], queries: QueryFamily | None = None) -> Extras:
-        """What to compute for attacks needing the ``Signals`` fields ``fields`` (``farm.attacks.registry.needs``);
-        ``queries``: the family to use if query logits are needed (default ``QueryFamily()``)."""
+        """What to compute for attacks needing the ``Signals`` fields ``fields``
+        (``farm.attacks.registry.needs``); ``queries``: the family to use if query logits are needed
+        (default ``QueryFamily()``)."""
         fields = set(fields)
         unknown = fields - {"query_logits", "grad_norm"}
         if unknown:
@@ -428,8 +446,8 @@ class Extras:
 def infer_jobs(
     scenario: Scenario, trains: Sequence[TrainJob], extras: Extras = Extras()
 ) -> list[InferJob]:
-    """Logits (and ``extras``) on the scenario's records of each of its models (row order), then of each
-    trained shadow."""
+    """Logits (and ``extras``) on the scenario's records of each of its models (row order), then of
+    each trained shadow."""
     inputs = scenario.inputs
     sel = Selection.of(inputs.n_total, scenario.records)
     refs: list[tuple[str, Ref]] = [(str(m), model_ref(e)) for m, e in scenario.models.items()]
@@ -449,7 +467,8 @@ def infer_jobs(
 
 
 def model_ref(entry: ModelEntry) -> PathRef:
-    """A provided model folder pinned by the content of its weights and config (not by where it lives)."""
+    """A provided model folder pinned by the content of its weights and config (not by where it
+    lives)."""
     if entry.weights is None or entry.config is None:
         raise ConfigError(f"{entry.path}: a model to run needs weights and config.json")
     return PathRef(str(entry.path), fingerprint(entry.weights) + fingerprint(entry.config))
@@ -457,8 +476,8 @@ def model_ref(entry: ModelEntry) -> PathRef:
 
 @dataclass(frozen=True)
 class ShadowJobs:
-    """The jobs that give ``part`` (a scenario or part of one) its signals under a plan: the plan's shadows, their
-    trainings and the inference passes of ``part``'s models and the shadows."""
+    """The jobs that give ``part`` (a scenario or part of one) its signals under a plan: the plan's
+    shadows, their trainings and the inference passes of ``part``'s models and the shadows."""
 
     part: Scenario
     shadows: tuple[Shadow, ...]
@@ -474,9 +493,10 @@ def shadow_jobs(
     only: Sequence[ModelId] | None = None,
     extras: Extras = Extras(),
 ) -> ShadowJobs:
-    """ChallengeJobs's shadows (over all of ``scenario``) trained with ``recipe``; inference of the models ``only`` (default:
-    every model) and of the shadows, computing ``extras`` too (e.g. ``AttackConfig.extras()``: what the attack
-    needs). Builds job specs only: nothing runs, no input is read."""
+    """ChallengeJobs's shadows (over all of ``scenario``) trained with ``recipe``; inference of the
+    models ``only`` (default: every model) and of the shadows, computing ``extras`` too (e.g.
+    ``AttackConfig.extras()``: what the attack needs). Builds job specs only: nothing runs, no input
+    is read."""
     part = scenario.subset(only) if only is not None else scenario
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
@@ -490,10 +510,11 @@ def collect_many(
     title: str = "jobs",
     watch: Stopwatch | None = None,
 ) -> list[Collected]:
-    """Run the jobs of every plan in ONE executor call (one queue: a GPU never waits for another scenario's
-    stage to end), then read each part's signals from the store. Jobs already in the store are not run again.
-    ``watch`` gets the queue's wall time split into ``training`` and ``inference`` by their shares of the
-    job-seconds run (with the job-seconds themselves), and the ``reading`` of the signals."""
+    """Run the jobs of every plan in ONE executor call (one queue: a GPU never waits for another
+    scenario's stage to end), then read each part's signals from the store. Jobs already in the
+    store are not run again. ``watch`` gets the queue's wall time split into ``training`` and
+    ``inference`` by their shares of the job-seconds run (with the job-seconds themselves), and the
+    ``reading`` of the signals."""
 
     watch = watch or Stopwatch()
     trains = [t for p in planned for t in p.trains]
@@ -553,7 +574,7 @@ def collect_signals(
     title: str = "",
     extras: Extras = Extras(),
 ) -> Collected:
-    """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``, with the
-    optional fields ``extras`` asks for filled."""
+    """``collect_many`` of one plan: the scenario (or its part ``only``) holding its ``Signals``,
+    with the optional fields ``extras`` asks for filled."""
     planned = shadow_jobs(scenario, plan, recipe, only=only, extras=extras)
     return collect_many([planned], executor, title=title or scenario.name)[0]

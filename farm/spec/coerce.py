@@ -1,4 +1,6 @@
-"""YAML-shaped data to frozen dataclasses: every field coerced to its annotated type, strictly (no unknown keys; ``5e-5`` is the float it means), with ``SpecError`` naming the dotted key at fault. Pure."""
+"""YAML-shaped data to frozen dataclasses: every field coerced to its annotated type, strictly (no
+unknown keys; ``5e-5`` is the float it means), with ``SpecError`` naming the dotted key at fault.
+Pure."""
 
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ T = TypeVar("T")
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build a (nested) frozen dataclass from plain data (parsed YAML or JSON), strictly.
 
-    Unknown or missing keys, values of the wrong type (see ``coerce``) and failed ``__post_init__`` checks raise
-    ``SpecError`` whose ``key`` is the dotted path from ``where`` (``recipe.dp.delta``). ``None`` means all
-    defaults.
+    Unknown or missing keys, values of the wrong type (see ``coerce``) and failed ``__post_init__``
+    checks raise ``SpecError`` whose ``key`` is the dotted path from ``where``
+    (``recipe.dp.delta``). ``None`` means all defaults.
     """
     if data is None:
         data = {}
@@ -48,12 +50,14 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
 
 
 def coerce(tp: Any, value: Any, key: str) -> Any:
-    """``value`` checked against the annotation ``tp`` and returned in its type; ``SpecError`` naming ``key``.
+    """``value`` checked against the annotation ``tp`` and returned in its type; ``SpecError``
+    naming ``key``.
 
-    Strict, with three conversions YAML needs: a list becomes a tuple where a tuple is declared, an int becomes
-    a float where a float is, and so does a decimal string (YAML 1.1 reads ``5e-5``, without a dot, as the
-    string ``"5e-5"``). ``True`` is never an int. Handles ``Any``, bool, int, float, str, unions with ``None``,
-    ``list``/``tuple``/``dict`` of those, and nested dataclasses (through ``from_dict``).
+    Strict, with three conversions YAML needs: a list becomes a tuple where a tuple is declared, an
+    int becomes a float where a float is, and so does a decimal string (YAML 1.1 reads ``5e-5``,
+    without a dot, as the string ``"5e-5"``). ``True`` is never an int. Handles ``Any``, bool, int,
+    float, str, unions with ``None``, ``list``/``tuple``/``dict`` of those, and nested dataclasses
+    (through ``from_dict``).
     """
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
@@ -126,7 +130,8 @@ _NAMES = {
 
 
 def _name(tp: Any) -> str:
-    """A type as a reader knows it: ``a number``, ``a list of strings``, ``a mapping (DPConfig settings)``."""
+    """A type as a reader knows it: ``a number``, ``a list of strings``, ``a mapping (DPConfig
+    settings)``."""
     origin = typing.get_origin(tp)
     if tp in _NAMES:
         return _NAMES[tp]

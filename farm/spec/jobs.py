@@ -1,11 +1,12 @@
 """Job specs: small frozen dataclasses with content-addressed keys. Pure (no torch, no Ray).
 
-A key is the sha256 of canonical JSON of the job's *semantic* fields plus a spec version (``farm.spec.recipes``):
-the population, the exact record selection, the recipe with its seed, and the identity of every input
-(tokenizer, base model, model to run). Performance settings travel separately (``Perf``) and never enter a key.
-Inputs are references (``Ref``): ``StoreRef`` (an artifact of the store), ``PathRef`` (a local directory pinned by
-its content fingerprint) or ``HubRef`` (a hub name). A reference enters a key through its ``token``, which holds
-only content (store key, digest, hub name): where a directory lives never changes a key.
+A key is the sha256 of canonical JSON of the job's *semantic* fields plus a spec version
+(``farm.spec.recipes``): the population, the exact record selection, the recipe with its seed, and
+the identity of every input (tokenizer, base model, model to run). Performance settings travel
+separately (``Perf``) and never enter a key. Inputs are references (``Ref``): ``StoreRef`` (an
+artifact of the store), ``PathRef`` (a local directory pinned by its content fingerprint) or
+``HubRef`` (a hub name). A reference enters a key through its ``token``, which holds only content
+(store key, digest, hub name): where a directory lives never changes a key.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from farm.spec.recipes import PRECISIONS, Recipe, canonical_key, recipe_identity
 
 
 def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """What a population spec contributes to a job key: the spec itself, except that a file population pinned by
-    the fingerprint of its data (``sha256``) is known by that, not by where the file lies. Moving the data (or
-    the tree whose ``challenge.json`` names it) then changes no key.
+    """What a population spec contributes to a job key: the spec itself, except that a file
+    population pinned by the fingerprint of its data (``sha256``) is known by that, not by where the
+    file lies. Moving the data (or the tree whose ``challenge.json`` names it) then changes no key.
 
     >>> population_identity({"source": "file", "path": "/a/sst2", "sha256": "ab"})
     {'source': 'file', 'sha256': 'ab'}
@@ -37,7 +38,8 @@ def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Selection:
-    """A set of population indices (sorted, no repeats) as a packed bit mask: ~8.5 KB for 68,221 records."""
+    """A set of population indices (sorted, no repeats) as a packed bit mask: ~8.5 KB for 68,221
+    records."""
 
     n_total: int
     bits: str
@@ -73,8 +75,9 @@ class StoreRef:
 
 @dataclass(frozen=True)
 class PathRef:
-    """A local directory pinned by ``digest`` (its content fingerprint). ``path`` says where to read it and, like
-    a job's ``label``, is neither compared nor part of any key: the same content elsewhere is the same input."""
+    """A local directory pinned by ``digest`` (its content fingerprint). ``path`` says where to read
+    it and, like a job's ``label``, is neither compared nor part of any key: the same content
+    elsewhere is the same input."""
 
     path: str = field(compare=False)
     digest: str
@@ -86,7 +89,8 @@ class PathRef:
 
 @dataclass(frozen=True)
 class HubRef:
-    """A model or tokenizer by hub name (``roberta-base``), as the hub (or its local cache) serves it."""
+    """A model or tokenizer by hub name (``roberta-base``), as the hub (or its local cache) serves
+    it."""
 
     name: str
 
@@ -104,8 +108,8 @@ def _check_refs(job: Any, *names: str) -> None:
         value = getattr(job, name)
         if value is not None and not isinstance(value, REF_TYPES):
             raise SpecError(
-                f"{type(job).__name__}.{name} must be a StoreRef, PathRef or HubRef, "
-                f"got {type(value).__name__} {value!r}"
+                f"{type(job).__name__}.{name} must be a StoreRef, PathRef or HubRef, got "
+                f"{type(value).__name__} {value!r}"
             )
 
 
@@ -125,10 +129,12 @@ class TokenizerJob:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainJob:
-    """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model name ``base``.
+    """Train one model with ``recipe`` on ``selection`` of ``population``. ``base`` stands for model
+    name ``base``.
 
-    ``labels``: a ``VoteJob``'s entry (PATE's student): train on its labels instead of the population's, and only on
-    the records of ``selection`` it answered. ``None``: the population's labels. Enters the key only when set.
+    ``labels``: a ``VoteJob``'s entry (PATE's student): train on its labels instead of the
+    population's, and only on the records of ``selection`` it answered. ``None``: the population's
+    labels. Enters the key only when set.
     """
 
     population: Mapping[str, Any]
@@ -165,13 +171,14 @@ class TrainJob:
 class InferJob:
     """Logits of ``model`` on ``selection`` of ``population`` (rows in sorted index order).
 
-    ``precision``: ``fp32`` (default), ``bf16`` or ``tf32``, as ``Recipe.precision`` defines them (on CPU ``tf32``
-    computes ``fp32``); part of the key, since it changes the logits.
+    ``precision``: ``fp32`` (default), ``bf16`` or ``tf32``, as ``Recipe.precision`` defines them
+    (on CPU ``tf32`` computes ``fp32``); part of the key, since it changes the logits.
 
-    Signals beyond the logits, computed in the same pass over the same loaded model: ``queries`` (logits on
-    each record's ``farm.spec.queries`` perturbations, ``query_logits [R, Q, 2]``, in ``precision``) and ``grad_norm``
-    (per-example loss-gradient norms, ``farm.training.grad_norm``, ``[R]``, always fp32). Each enters the key only when
-    set, so the key of a plain inference job (logits only) is what it always was.
+    Signals beyond the logits, computed in the same pass over the same loaded model: ``queries``
+    (logits on each record's ``farm.spec.queries`` perturbations, ``query_logits [R, Q, 2]``, in
+    ``precision``) and ``grad_norm`` (per-example loss-gradient norms, ``farm.training.grad_norm``,
+    ``[R]``, always fp32). Each enters the key only when set, so the key of a plain inference job
+    (logits only) is what it always was.
     """
 
     population: Mapping[str, Any]
@@ -218,14 +225,16 @@ class InferJob:
 
 @dataclass(frozen=True)
 class VoteJob:
-    """PATE's noisy vote: labels for the records the teachers were queried on, from the teachers' logits.
+    """PATE's noisy vote: labels for the records the teachers were queried on, from the teachers'
+    logits.
 
-    ``logits``: the entries of the teachers' ``InferJob``s, all over the same selection (one per teacher, in
-    teacher order). Each teacher votes for its argmax class; ``aggregation`` turns the vote counts into labels
-    (``farm.privacy.pate.Aggregation``). The entry holds ``indices`` (the queried records, sorted), ``labels`` (int64,
-    ``-1`` where confident-GNMax did not answer) and ``counts`` (``[n_queries, n_classes]``); its manifest's meta
-    the number of queries and answers and the epsilon spent at ``aggregation.delta``, for
-    neighbouring datasets of ``aggregation.adjacency`` (also recorded there).
+    ``logits``: the entries of the teachers' ``InferJob``s, all over the same selection (one per
+    teacher, in teacher order). Each teacher votes for its argmax class; ``aggregation`` turns the
+    vote counts into labels (``farm.privacy.pate.Aggregation``). The entry holds ``indices`` (the
+    queried records, sorted), ``labels`` (int64, ``-1`` where confident-GNMax did not answer) and
+    ``counts`` (``[n_queries, n_classes]``); its manifest's meta the number of queries and answers
+    and the epsilon spent at ``aggregation.delta``, for neighbouring datasets of
+    ``aggregation.adjacency`` (also recorded there).
     """
 
     logits: tuple[StoreRef, ...]

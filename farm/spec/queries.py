@@ -1,11 +1,12 @@
 """Several queries per record: deterministic text perturbations of a tokenized record, pure numpy.
 
-LiRA queries a model on several augmentations of each example and combines the per-query likelihood ratios;
-for text the augmentations are small edits of the token sequence: ``dropout`` drops words, ``swap`` swaps
-adjacent words, ``identity`` is the record itself. A query depends only on the record's tokens, its population
-index and the family (its seed included), never on the model or the batch, so every model -- target, labelled,
-shadow -- sees exactly the same queries: that is what makes per-query IN/OUT Gaussians meaningful
-(``farm.attacks.lira.lira`` with ``statistic="query_margin"`` on ``Signals.query_logits [M, R, Q, 2]``).
+LiRA queries a model on several augmentations of each example and combines the per-query likelihood
+ratios; for text the augmentations are small edits of the token sequence: ``dropout`` drops words,
+``swap`` swaps adjacent words, ``identity`` is the record itself. A query depends only on the
+record's tokens, its population index and the family (its seed included), never on the model or the
+batch, so every model -- target, labelled, shadow -- sees exactly the same queries: that is what
+makes per-query IN/OUT Gaussians meaningful (``farm.attacks.lira.lira`` with
+``statistic="query_margin"`` on ``Signals.query_logits [M, R, Q, 2]``).
 
 A "word" is a token that starts a word plus the tokens that continue it (``word_starts``, e.g. from
 ``word_starts_from_tokens`` for RoBERTa's byte-level BPE); without it every token is a word.
@@ -23,10 +24,11 @@ KINDS = ("identity", "dropout", "swap")
 
 @dataclass(frozen=True, kw_only=True)
 class QueryFamily:
-    """The queries every record gets: ``kinds[q]`` for query ``q`` (keep ``identity`` first so that query 0 is
-    the record itself); ``drop_rate``: chance a word is dropped by ``dropout`` (at least one word stays);
-    ``swaps``: adjacent word pairs swapped by ``swap``; ``special``: tokens kept in place at each end (the
-    tokenizer's ``<s>`` and ``</s>``); ``seed``: with the record index and ``q``, seeds each perturbation."""
+    """The queries every record gets: ``kinds[q]`` for query ``q`` (keep ``identity`` first so that
+    query 0 is the record itself); ``drop_rate``: chance a word is dropped by ``dropout`` (at least
+    one word stays); ``swaps``: adjacent word pairs swapped by ``swap``; ``special``: tokens kept in
+    place at each end (the tokenizer's ``<s>`` and ``</s>``); ``seed``: with the record index and
+    ``q``, seeds each perturbation."""
 
     kinds: tuple[str, ...] = (
         "identity",
@@ -66,9 +68,10 @@ def perturb(
     record: int,
     word_starts: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """The ``family.n_queries`` queries (int32 token-id arrays) of the record ``ids`` at population index
-    ``record``; query ``q`` draws from ``numpy.random.default_rng([family.seed, record, q])``, so the result is
-    the same in every call and process. ``word_starts`` (bool, like ``ids``) marks tokens that begin a word."""
+    """The ``family.n_queries`` queries (int32 token-id arrays) of the record ``ids`` at population
+    index ``record``; query ``q`` draws from ``numpy.random.default_rng([family.seed, record, q])``,
+    so the result is the same in every call and process. ``word_starts`` (bool, like ``ids``) marks
+    tokens that begin a word."""
     ids = np.asarray(ids, dtype=np.int32)
     k = family.special
     head, body, tail = ids[:k], ids[k : max(k, ids.size - k)], ids[max(k, ids.size - k) :]
@@ -92,8 +95,9 @@ def queries_of(
     family: QueryFamily,
     word_starts: Sequence[np.ndarray] | None = None,
 ) -> list[list[np.ndarray]]:
-    """Queries of many records, grouped by query: ``out[q][i]`` is query ``q`` of record ``records[i]`` (whose
-    tokens are ``ids[i]``), ready to be batched as one tokenized population per query."""
+    """Queries of many records, grouped by query: ``out[q][i]`` is query ``q`` of record
+    ``records[i]`` (whose tokens are ``ids[i]``), ready to be batched as one tokenized population
+    per query."""
     per_record = [
         perturb(x, family, record=r, word_starts=None if word_starts is None else word_starts[i])
         for i, (x, r) in enumerate(zip(ids, records))
@@ -102,8 +106,8 @@ def queries_of(
 
 
 def word_starts_from_tokens(tokens: Sequence[str], *, marker: str = "\u0120") -> np.ndarray:
-    """Word starts of a byte-level BPE token list (RoBERTa/GPT-2 mark a preceding space with ``Ġ``); the first
-    token after the leading special token always starts a word."""
+    """Word starts of a byte-level BPE token list (RoBERTa/GPT-2 mark a preceding space with ``Ġ``);
+    the first token after the leading special token always starts a word."""
     starts = np.array([t.startswith(marker) for t in tokens], bool)
     starts[: min(2, starts.size)] = True
     return starts

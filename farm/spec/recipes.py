@@ -1,7 +1,9 @@
-"""Typed, frozen options: model, DP and training recipes. Pure (no torch), validated once in ``__post_init__``.
+"""Typed, frozen options: model, DP and training recipes. Pure (no torch), validated once in
+``__post_init__``.
 
-Fields that change results (*semantic*) are kept apart from fields that only change speed (*performance*):
-only semantic fields enter a job's key. ``Recipe`` is semantic; ``Perf`` is performance.
+Fields that change results (*semantic*) are kept apart from fields that only change speed
+(*performance*): only semantic fields enter a job's key. ``Recipe`` is semantic; ``Perf`` is
+performance.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ LABEL_MECHANISMS = ("randomized_response",)  # see ``LabelNoise``
 
 @dataclass(frozen=True)
 class TinyModel:
-    """A small RoBERTa built in code (the mini challenge); vocabulary comes from the population's tokenizer."""
+    """A small RoBERTa built in code (the mini challenge); vocabulary comes from the population's
+    tokenizer."""
 
     hidden_size: int = 64
     num_hidden_layers: int = 2
@@ -43,12 +46,14 @@ class TinyModel:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """``name``: where training starts: ``"base"`` (the challenge's base model: roberta-base for a release tree, or
-    the local copy its assets name; a mini challenge's pre-trained tiny model), ``"tiny"`` (a small RoBERTa built
-    in code), a local HF directory (loaded with ``local_files_only``) or a hub name.
+    """``name``: where training starts: ``"base"`` (the challenge's base model: roberta-base for a
+    release tree, or the local copy its assets name; a mini challenge's pre-trained tiny model),
+    ``"tiny"`` (a small RoBERTa built in code), a local HF directory (loaded with
+    ``local_files_only``) or a hub name.
 
-    There is no tokenizer setting: every model of a challenge, shadows included, reads records through the
-    challenge's own tokenizer (inference uses it for every model), so a recipe cannot choose another one.
+    There is no tokenizer setting: every model of a challenge, shadows included, reads records
+    through the challenge's own tokenizer (inference uses it for every model), so a recipe cannot
+    choose another one.
     """
 
     name: str = "tiny"
@@ -72,16 +77,18 @@ class ModelSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class DPConfig:
-    """DP-SGD with Opacus. Exactly one of ``target_epsilon`` / ``noise_multiplier``; ``delta`` is required.
+    """DP-SGD with Opacus. Exactly one of ``target_epsilon`` / ``noise_multiplier``; ``delta`` is
+    required.
 
-    ``max_grad_norm * clip_scale`` is the clip on true per-example gradients. MICO clipped at 0.1 the gradients
-    of a loss divided by 64 (its accumulation steps): ``max_grad_norm=0.1, clip_scale=64`` reproduces it.
-    ``sampling``: ``poisson`` (default: each step includes each record independently with
-    ``q = batch_size / n_train``, what the accountant assumes) or ``shuffle`` (fixed-size shuffled
-    batches, as MICO trained; accounted as if Poisson-sampled, as MICO accounted, which is not a
-    proof for the run: ``farm.privacy.accounting.assumptions`` says so wherever its epsilon is written).
-    ``accountant``: Opacus' ``prv`` (default), ``rdp`` or ``gdp``; all three account add/remove
-    adjacency (neighbouring training sets differ by one record added or removed).
+    ``max_grad_norm * clip_scale`` is the clip on true per-example gradients. MICO clipped at 0.1
+    the gradients of a loss divided by 64 (its accumulation steps): ``max_grad_norm=0.1,
+    clip_scale=64`` reproduces it. ``sampling``: ``poisson`` (default: each step includes each
+    record independently with ``q = batch_size / n_train``, what the accountant assumes) or
+    ``shuffle`` (fixed-size shuffled batches, as MICO trained; accounted as if Poisson-sampled, as
+    MICO accounted, which is not a proof for the run: ``farm.privacy.accounting.assumptions`` says
+    so wherever its epsilon is written). ``accountant``: Opacus' ``prv`` (default), ``rdp`` or
+    ``gdp``; all three account add/remove adjacency (neighbouring training sets differ by one record
+    added or removed).
     """
 
     target_epsilon: float | None = None
@@ -131,9 +138,10 @@ class DPConfig:
 
 @dataclass(frozen=True)
 class LabelNoise:
-    """Noise on training labels (a recipe's ``label_noise``): ``mechanism`` (``randomized_response``: each binary
-    label flipped with probability ``1 / (e^eps + 1)``, ``farm.privacy.label_dp``) at label-DP ``epsilon``; the coins are
-    seeded by the recipe's seed."""
+    """Noise on training labels (a recipe's ``label_noise``): ``mechanism``
+    (``randomized_response``: each binary label flipped with probability ``1 / (e^eps + 1)``,
+    ``farm.privacy.label_dp``) at label-DP ``epsilon``; the coins are seeded by the recipe's
+    seed."""
 
     epsilon: float
     mechanism: str = "randomized_response"
@@ -150,34 +158,38 @@ class LabelNoise:
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
-    """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer: betas
-    (0.9, 0.999), eps 1e-8), no warm-up.
+    """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer:
+    betas (0.9, 0.999), eps 1e-8), no warm-up.
 
-    ``steps``: optimizer steps in all, overriding ``epochs`` (``None``: ``epochs x ceil(n / batch_size)``). Batches
-    then come from consecutive epochs, each a fresh shuffle of the training set ending with its partial batch,
-    until ``steps`` have been taken: a DP-matched shadow (``farm.training.train.matched_recipe``) takes the targets' step
-    count on its own, smaller training set, so it makes slightly more passes over it.
-    ``grad_clip``: clip the global gradient norm of each (non-DP) step to this value, as HF's Trainer did by
-    default (``max_grad_norm=1.0``); ``None``: no clip. DP-SGD clips per example (``dp.max_grad_norm``) instead, so
-    a recipe cannot have both.
-    ``group_by_length``: batches drawn at random, then grouped by length within windows of 50 batches (HF's
-    ``group_by_length``): far less padding (the main CPU speed-up) for slightly less random batch composition.
-    It trades fidelity for speed: MICO's Trainer did not group (HF's default), so set it false to reproduce the
-    targets' training exactly. With a ``dp`` block it must be false (refused otherwise):
-    length-grouped batches are data-dependent, and no DP accountant covers them. Omitted (``None``),
-    it is true without ``dp`` and false with it, so a recipe without DP keeps the key it had.
+    ``steps``: optimizer steps in all, overriding ``epochs`` (``None``: ``epochs x ceil(n /
+    batch_size)``). Batches then come from consecutive epochs, each a fresh shuffle of the training
+    set ending with its partial batch, until ``steps`` have been taken: a DP-matched shadow
+    (``farm.training.train.matched_recipe``) takes the targets' step count on its own, smaller
+    training set, so it makes slightly more passes over it. ``grad_clip``: clip the global gradient
+    norm of each (non-DP) step to this value, as HF's Trainer did by default
+    (``max_grad_norm=1.0``); ``None``: no clip. DP-SGD clips per example (``dp.max_grad_norm``)
+    instead, so a recipe cannot have both. ``group_by_length``: batches drawn at random, then
+    grouped by length within windows of 50 batches (HF's ``group_by_length``): far less padding (the
+    main CPU speed-up) for slightly less random batch composition. It trades fidelity for speed:
+    MICO's Trainer did not group (HF's default), so set it false to reproduce the targets' training
+    exactly. With a ``dp`` block it must be false (refused otherwise): length-grouped batches are
+    data-dependent, and no DP accountant covers them. Omitted (``None``), it is true without ``dp``
+    and false with it, so a recipe without DP keeps the key it had.
 
     ``precision`` (semantic: it changes the weights, so it is part of a training's key):
 
-    * ``fp32`` (default, as MICO trained): float32 throughout; on CUDA, matmuls at full float32 precision (no TF32);
-    * ``bf16``: autocast to bfloat16 for the forward pass (weights, gradients and AdamW stay float32), on CUDA and
-      on CPU alike (torch autocasts on both);
-    * ``tf32``: float32 with CUDA matmuls in TF32 (``torch.set_float32_matmul_precision("high")``). TF32 is a CUDA
-      matmul mode only: on CPU a ``tf32`` job computes exactly what ``fp32`` does, yet is stored under its ``tf32``
-      key (TF32 *allows* reduced matmul precision; full precision is one admissible result).
+    * ``fp32`` (default, as MICO trained): float32 throughout; on CUDA, matmuls at full float32
+      precision (no TF32);
+    * ``bf16``: autocast to bfloat16 for the forward pass (weights, gradients and AdamW stay
+      float32), on CUDA and on CPU alike (torch autocasts on both);
+    * ``tf32``: float32 with CUDA matmuls in TF32 (``torch.set_float32_matmul_precision("high")``).
+      TF32 is a CUDA matmul mode only: on CPU a ``tf32`` job computes exactly what ``fp32`` does,
+      yet is stored under its ``tf32`` key (TF32 *allows* reduced matmul precision; full precision
+      is one admissible result).
 
-    ``label_noise``: train on noisy labels (``LabelNoise``: randomized response, label-DP); ``None``: true labels.
-    A recipe without it has the key it had before the field existed (``recipe_identity``).
+    ``label_noise``: train on noisy labels (``LabelNoise``: randomized response, label-DP);
+    ``None``: true labels. A recipe without it has the key it had before the field existed
+    (``recipe_identity``).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -234,8 +246,8 @@ class Recipe:
         )
 
     def total_steps(self, n: int) -> int:
-        """Optimizer steps on ``n`` records: ``steps`` when set, else ``epochs x ceil(n / batch_size)`` (the last
-        batch of an epoch partial, as HF's Trainer)."""
+        """Optimizer steps on ``n`` records: ``steps`` when set, else ``epochs x ceil(n /
+        batch_size)`` (the last batch of an epoch partial, as HF's Trainer)."""
         return (
             self.steps if self.steps is not None else self.epochs * math.ceil(n / self.batch_size)
         )
@@ -243,9 +255,10 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Perf:
-    """Performance-only options: never part of a key. ``micro_batch``: largest physical batch (gradient
-    accumulation above it); ``device``: ``auto`` picks CUDA when present. Numeric precision changes results, so
-    it is not here: it is ``Recipe.precision`` (training) and ``InferJob.precision`` (inference)."""
+    """Performance-only options: never part of a key. ``micro_batch``: largest physical batch
+    (gradient accumulation above it); ``device``: ``auto`` picks CUDA when present. Numeric
+    precision changes results, so it is not here: it is ``Recipe.precision`` (training) and
+    ``InferJob.precision`` (inference)."""
 
     micro_batch: int = 256
     infer_batch: int = 512
@@ -269,8 +282,8 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def recipe_identity(recipe: Recipe) -> dict[str, Any]:
-    """What a recipe contributes to a job key: its fields, without ``label_noise`` when unset (keys of recipes
-    written before that field existed stay as they were)."""
+    """What a recipe contributes to a job key: its fields, without ``label_noise`` when unset (keys
+    of recipes written before that field existed stay as they were)."""
     data = to_dict(recipe)
     if data["label_noise"] is None:
         del data["label_noise"]

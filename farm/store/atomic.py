@@ -1,8 +1,8 @@
 """Atomic local file writes: write a temporary file in the same folder, fsync, then rename.
 
-After a crash a path either holds the complete new content or does not exist; readers never see half a file.
-Files and folders get ordinary permissions (0666 / 0777 less the umask, so 0644 / 0755 under the usual 022),
-not the owner-only 0600 / 0700 of ``tempfile``.
+After a crash a path either holds the complete new content or does not exist; readers never see half
+a file. Files and folders get ordinary permissions (0666 / 0777 less the umask, so 0644 / 0755 under
+the usual 022), not the owner-only 0600 / 0700 of ``tempfile``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def make_temp_dir(parent: str | os.PathLike, prefix: str = ".tmp-") -> Path:
-    """A new, uniquely named, empty folder in ``parent`` (created if needed) with ordinary permissions, to be
-    filled and then renamed into place (``tempfile.mkdtemp`` would make it, and so the result, owner-only)."""
+    """A new, uniquely named, empty folder in ``parent`` (created if needed) with ordinary
+    permissions, to be filled and then renamed into place (``tempfile.mkdtemp`` would make it, and
+    so the result, owner-only)."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     while True:

@@ -1,9 +1,9 @@
 """``run_job``: the unit of work. Runs one job idempotently against a store, with no Ray in sight.
 
-If the job's key holds a valid entry, nothing runs. A present but corrupt entry (checksum mismatch, truncated
-file) is removed and recomputed, never loaded. Results are written to a local temporary directory and then put
-into the store, manifest last. A ``Context`` keeps expensive inputs (populations, tokenizers, tokenized records,
-fetched models) across jobs of one worker.
+If the job's key holds a valid entry, nothing runs. A present but corrupt entry (checksum mismatch,
+truncated file) is removed and recomputed, never loaded. Results are written to a local temporary
+directory and then put into the store, manifest last. A ``Context`` keeps expensive inputs
+(populations, tokenizers, tokenized records, fetched models) across jobs of one worker.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from farm.training.data import Population, Tokenized, load_population, tokenize
 
 @dataclass(kw_only=True)
 class Context:
-    """Per-worker caches keyed by canonical JSON of their inputs. ``perf`` applies to every job it runs."""
+    """Per-worker caches keyed by canonical JSON of their inputs. ``perf`` applies to every job it
+    runs."""
 
     perf: Perf = field(default_factory=Perf)
     _cache: tempfile.TemporaryDirectory | None = None
@@ -51,9 +52,10 @@ class Context:
     )  # model dir -> prefetched
 
     def prefetch(self, job: Job, store: Store) -> None:
-        """Read the weights an inference job will need (fetching a remote store entry first) into memory, so that
-        a worker streams models: the next model loads while the current one computes. Safe to call from a
-        second thread while ``run_job`` runs another job; a failure here only means ``run_job`` reads them itself."""
+        """Read the weights an inference job will need (fetching a remote store entry first) into
+        memory, so that a worker streams models: the next model loads while the current one
+        computes. Safe to call from a second thread while ``run_job`` runs another job; a failure
+        here only means ``run_job`` reads them itself."""
         if not isinstance(job, InferJob) or store.complete(job.key):
             return
         model_dir = self.resolve(job.model, store)
@@ -72,7 +74,8 @@ class Context:
             done.set()
 
     def take_weights(self, model_dir: str) -> dict | None:
-        """The prefetched state dict of ``model_dir`` (waiting for a prefetch under way), or None; forgotten after."""
+        """The prefetched state dict of ``model_dir`` (waiting for a prefetch under way), or None;
+        forgotten after."""
         entry = self._weights.pop(model_dir, None)
         if entry is None:
             return None
@@ -105,8 +108,8 @@ class Context:
 
     @property
     def cache_dir(self) -> Path:
-        """A private folder for copies of remote store entries, made on first use and removed with the context
-        (or at interpreter exit). Local stores are read in place and never need one."""
+        """A private folder for copies of remote store entries, made on first use and removed with
+        the context (or at interpreter exit). Local stores are read in place and never need one."""
         if self._cache is None:
             self._cache = tempfile.TemporaryDirectory(prefix="farm-cache-")
         return Path(self._cache.name)
@@ -118,8 +121,8 @@ class Context:
             self._cache = None
 
     def resolve(self, ref: Ref, store: Store) -> str:
-        """Where to load ``ref`` from: a local directory (a store artifact fetched into the cache, or the pinned
-        path) or a hub name."""
+        """Where to load ``ref`` from: a local directory (a store artifact fetched into the cache,
+        or the pinned path) or a hub name."""
         if isinstance(ref, StoreRef):
             return str(store.get_dir(ref.key, self.cache_dir, check=False))
         if isinstance(ref, PathRef):
@@ -130,7 +133,8 @@ class Context:
 
 
 def run_job(job: Job, store: Store, ctx: Context | None = None) -> dict[str, Any]:
-    """Make sure ``job``'s artifact is in ``store``; returns ``{"key", "ran", "seconds", "label"}`` (small)."""
+    """Make sure ``job``'s artifact is in ``store``; returns ``{"key", "ran", "seconds", "label"}``
+    (small)."""
     ctx = ctx or Context()
     key = job.key
     if store.complete(key):  # metadata only: no artifact byte is read
@@ -188,8 +192,9 @@ def _run_train(job: TrainJob, store: Store, ctx: Context, tmp: Path) -> dict:
 def given_labels(
     tokens: Tokenized, indices: np.ndarray, votes: dict[str, np.ndarray]
 ) -> tuple[Tokenized, np.ndarray]:
-    """``tokens`` labelled by a vote job's entry (``indices``, ``labels``; ``-1``: unanswered), and the records of
-    ``indices`` that were answered. ``SpecError`` when the vote covers none of them."""
+    """``tokens`` labelled by a vote job's entry (``indices``, ``labels``; ``-1``: unanswered), and
+    the records of ``indices`` that were answered. ``SpecError`` when the vote covers none of
+    them."""
     answered = votes["indices"][votes["labels"] >= 0]
     labels = tokens.labels.copy()
     labels[answered] = votes["labels"][votes["labels"] >= 0]
@@ -200,7 +205,8 @@ def given_labels(
 
 
 def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
-    """Each teacher votes its argmax class; ``job.aggregation`` turns the counts into labels (``farm.privacy.pate``)."""
+    """Each teacher votes its argmax class; ``job.aggregation`` turns the counts into labels
+    (``farm.privacy.pate``)."""
 
     entries = [store.get_arrays(ref.key) for ref in job.logits]
     indices = entries[0]["indices"]
@@ -218,13 +224,14 @@ def _run_votes(job: VoteJob, store: Store, ctx: Context, tmp: Path) -> dict:
         "delta": job.aggregation.delta,
         "adjacency": job.aggregation.adjacency,
         "epsilon": job.aggregation.epsilon(queries=int(indices.size), answered=answered),
-        "epsilon_kind": "data-dependent tally of the answered queries, not a guarantee (which answered "
-        "depends on the data); the guarantee charges every query: challenge.json",
+        "epsilon_kind": "data-dependent tally of the answered queries, not a guarantee (which "
+        "answered depends on the data); the guarantee charges every query: challenge.json",
     }
 
 
 def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
-    """``indices.npy`` and ``logits.npy``, plus ``query_logits.npy`` / ``grad_norm.npy`` when the job asks."""
+    """``indices.npy`` and ``logits.npy``, plus ``query_logits.npy`` / ``grad_norm.npy`` when the
+    job asks."""
     # lazy: loads torch
     from farm.training.infer import infer_arrays
 
@@ -255,7 +262,8 @@ _RUNNERS: dict[type, Any] = {
 
 
 def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices, logits)`` of a finished inference job (each file checked against its checksum as it is read)."""
+    """``(indices, logits)`` of a finished inference job (each file checked against its checksum as
+    it is read)."""
     arrays = store.get_arrays(job.key)
     return arrays["indices"], arrays["logits"]
 

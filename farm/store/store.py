@@ -1,16 +1,18 @@
-"""A content-addressed artifact store on a local directory or any fsspec URI (``s3://``, ``gs://``, ``memory://``).
+"""A content-addressed artifact store on a local directory or any fsspec URI (``s3://``, ``gs://``,
+``memory://``).
 
-An entry is ``<root>/objects/<key[:2]>/<key>/`` holding artifact files and ``manifest.json`` (each file's
-sha256, size and the store's own stamp of it -- mtime, ETag -- plus small metadata). The manifest is written last,
-atomically: an entry "exists" only when its manifest does.
+An entry is ``<root>/objects/<key[:2]>/<key>/`` holding artifact files and ``manifest.json`` (each
+file's sha256, size and the store's own stamp of it -- mtime, ETag -- plus small metadata). The
+manifest is written last, atomically: an entry "exists" only when its manifest does.
 
 Two checks, of different cost:
-- ``complete(key)`` ("is it done?"): the manifest exists and every file has its recorded size, read from the
-  file system's metadata. No artifact byte is read, so a rerun over 300 GB of weights costs one listing per
-  entry. Where a file's stamp differs from the recorded one (the store was copied, or the file rewritten), the
-  entry falls back to the full checksum check.
-- ``verify(key)``: every file's sha256. Run explicitly (``farm store verify``) and for any entry that fails to
-  load; a corrupt or truncated entry is never loaded, callers recompute it (``farm.store.run_job.run_job`` does).
+- ``complete(key)`` ("is it done?"): the manifest exists and every file has its recorded size, read
+  from the file system's metadata. No artifact byte is read, so a rerun over 300 GB of weights costs
+  one listing per entry. Where a file's stamp differs from the recorded one (the store was copied,
+  or the file rewritten), the entry falls back to the full checksum check.
+- ``verify(key)``: every file's sha256. Run explicitly (``farm store verify``) and for any entry
+  that fails to load; a corrupt or truncated entry is never loaded, callers recompute it
+  (``farm.store.run_job.run_job`` does).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ _RACY_NS = 2_000_000_000  # files modified within the last 2 s are hashed but no
 
 
 class Store:
-    """Keyed artifacts under ``root`` (a path or fsspec URI). Safe for concurrent writers of the same key:
-    identical keys hold identical content, and the last manifest rename wins."""
+    """Keyed artifacts under ``root`` (a path or fsspec URI). Safe for concurrent writers of the
+    same key: identical keys hold identical content, and the last manifest rename wins."""
 
     def __init__(self, root: str | Path, *, create: bool = True):
-        """``create=False``: the store must exist already (a command that only reads one writes nothing)."""
+        """``create=False``: the store must exist already (a command that only reads one writes
+        nothing)."""
         # lazy: fsspec loads only for a remote store
         import fsspec
 
@@ -75,7 +78,8 @@ class Store:
             ) from exc
 
     def verify(self, key: str) -> list[str]:
-        """Problems with entry ``key`` (empty when every file matches its recorded checksum and size)."""
+        """Problems with entry ``key`` (empty when every file matches its recorded checksum and
+        size)."""
         try:
             files = self.manifest(key)["files"]
         except (StoreError, KeyError) as exc:
@@ -96,8 +100,9 @@ class Store:
         return self.exists(key) and not self.verify(key)
 
     def complete(self, key: str) -> bool:
-        """ "Is it done?" from metadata only: the manifest exists and every file has its recorded size. A file whose
-        stamp (mtime/ETag) differs from the recorded one sends the entry to the full ``verify``."""
+        """ "Is it done?" from metadata only: the manifest exists and every file has its recorded
+        size. A file whose stamp (mtime/ETag) differs from the recorded one sends the entry to the
+        full ``verify``."""
         try:
             files = self.manifest(key)["files"]
         except (StoreError, KeyError):
@@ -121,7 +126,8 @@ class Store:
         return sorted(str(p).rstrip("/").split("/")[-2] for p in found)
 
     def verify_all(self) -> dict[str, list[str]]:
-        """``{key: problems}`` for every entry whose files do not match their checksums (full read)."""
+        """``{key: problems}`` for every entry whose files do not match their checksums (full
+        read)."""
         return {key: problems for key in self.keys() if (problems := self.verify(key))}
 
     def remove(self, key: str) -> None:
@@ -129,7 +135,8 @@ class Store:
             self.fs.rm(self.path(key), recursive=True)
 
     def put_dir(self, key: str, local_dir: str | Path, meta: dict | None = None) -> str:
-        """Store every file of ``local_dir`` (recursively) as entry ``key``; the manifest goes last."""
+        """Store every file of ``local_dir`` (recursively) as entry ``key``; the manifest goes
+        last."""
         local_dir = Path(local_dir)
         files = {
             p.relative_to(local_dir).as_posix(): p
@@ -152,8 +159,9 @@ class Store:
         return self._put(key, {f"{n}.npy": encode(np.asarray(a)) for n, a in arrays.items()}, meta)
 
     def get_arrays(self, key: str, *, check: bool = False) -> dict[str, np.ndarray]:
-        """The arrays of entry ``key``. Each file's bytes are checked against the manifest's sha256 as they are read
-        (they are in memory anyway); ``check=True`` verifies the whole entry first. ``StoreError`` on any mismatch."""
+        """The arrays of entry ``key``. Each file's bytes are checked against the manifest's sha256
+        as they are read (they are in memory anyway); ``check=True`` verifies the whole entry first.
+        ``StoreError`` on any mismatch."""
         self._check(key, check)
         files = self.manifest(key)["files"]
         out = {}
@@ -170,7 +178,8 @@ class Store:
         return out
 
     def get_dir(self, key: str, cache: str | Path, *, check: bool = True) -> Path:
-        """A local directory with the entry's files: the entry itself on a local store, else a verified copy."""
+        """A local directory with the entry's files: the entry itself on a local store, else a
+        verified copy."""
         self._check(key, check)
         if self.local:
             return Path(self.path(key))
@@ -228,7 +237,8 @@ class Store:
 
 
 def _stamp(info: dict[str, Any]) -> str | None:
-    """The file system's own change marker of a file: ETag (object stores) or mtime (local), if it has one."""
+    """The file system's own change marker of a file: ETag (object stores) or mtime (local), if it
+    has one."""
     for name in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "created"):
         if info.get(name) is not None:
             value = info[name]
@@ -237,11 +247,12 @@ def _stamp(info: dict[str, Any]) -> str | None:
 
 
 def fingerprint(path: str | Path) -> str:
-    """Content fingerprint of ``path`` (a file or a directory): sha256 over each file's name relative to ``path``
-    (the file's own name for a file) and the sha256 of its bytes. Independent of where ``path`` lives.
+    """Content fingerprint of ``path`` (a file or a directory): sha256 over each file's name
+    relative to ``path`` (the file's own name for a file) and the sha256 of its bytes. Independent
+    of where ``path`` lives.
 
-    File digests are cached across runs and processes in ``FileDigests`` keyed by (absolute path, size, mtime),
-    so a rerun over hundreds of model folders reads no weight bytes.
+    File digests are cached across runs and processes in ``FileDigests`` keyed by (absolute path,
+    size, mtime), so a rerun over hundreds of model folders reads no weight bytes.
     """
     path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -265,8 +276,9 @@ def file_sha256(path: Path) -> str:
 class FileDigests:
     """sha256 of local files, cached in an SQLite file keyed by (absolute path, size, mtime_ns).
 
-    The cache lives in ``$FARM_CACHE_DIR`` (default ``~/.cache/farm``); a file whose size or mtime changed is
-    hashed again. When the cache cannot be opened or written, digests are computed without it.
+    The cache lives in ``$FARM_CACHE_DIR`` (default ``~/.cache/farm``); a file whose size or mtime
+    changed is hashed again. When the cache cannot be opened or written, digests are computed
+    without it.
     """
 
     _instances: dict[str, FileDigests] = {}
@@ -301,7 +313,8 @@ class FileDigests:
         return digest
 
     def _connect(self) -> sqlite3.Connection | None:
-        """One connection per instance (per process), opened on first use; None when the cache is unusable."""
+        """One connection per instance (per process), opened on first use; None when the cache is
+        unusable."""
         if self._con is None and not self._failed:
             try:
                 self.db.parent.mkdir(parents=True, exist_ok=True)

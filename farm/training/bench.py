@@ -1,13 +1,14 @@
-"""``farm bench``: measure the throughput table (``farm.spec.costs``) on this machine, with ``farm.training.train`` and
-``farm.training.infer`` themselves.
+"""``farm bench``: measure the throughput table (``farm.spec.costs``) on this machine, with
+``farm.training.train`` and ``farm.training.infer`` themselves.
 
-Models have random weights built from ``RobertaConfig`` (no hub, no download): ``tiny`` (the mini challenge's
-2-layer, 64-wide RoBERTa, vocabulary 4,096) always, ``roberta-base`` (``RobertaConfig`` defaults) on request.
-Inputs are random token ids with SST-2-like lengths (mean ~25 tokens, at most 67), trained one epoch in batches
-of 96 (DP: noise multiplier 1, ghost clipping, the same batches) and inferred four times over in batches of
+Models have random weights built from ``RobertaConfig`` (no hub, no download): ``tiny`` (the mini
+challenge's 2-layer, 64-wide RoBERTa, vocabulary 4,096) always, ``roberta-base`` (``RobertaConfig``
+defaults) on request. Inputs are random token ids with SST-2-like lengths (mean ~25 tokens, at most
+67), trained one epoch in batches of 96 (DP: noise multiplier 1, ghost clipping, the same batches)
+and inferred four times over in batches of
 512. Each mode runs
-once to warm up, then ``RUNS`` times: sequences / seconds of the fastest run (model set-up included, saving
-excluded).
+once to warm up, then ``RUNS`` times: sequences / seconds of the fastest run (model set-up included,
+saving excluded).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ RUNS = 2
 
 
 def bench(kinds: Sequence[str], *, sequences: int = 384, device: str = "auto") -> Table:
-    """A table of every mode of ``MODES`` for each model kind, measured on ``device`` over ``sequences``."""
+    """A table of every mode of ``MODES`` for each model kind, measured on ``device`` over
+    ``sequences``."""
     # lazy: loads torch
     from farm.training.train import resolve_device
 
@@ -68,7 +70,8 @@ def bench(kinds: Sequence[str], *, sequences: int = 384, device: str = "auto") -
 
 
 def random_tokens(n: int, vocab: int, seed: int = 0) -> Tokenized:
-    """``n`` records of random ids in ``[5, vocab)`` framed by ``<s>``/``</s>`` (0, 2), lengths like SST-2's."""
+    """``n`` records of random ids in ``[5, vocab)`` framed by ``<s>``/``</s>`` (0, 2), lengths like
+    SST-2's."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(np.round(rng.lognormal(np.log(22), 0.5, n)), 4, 67).astype(np.int64)
     ids = tuple(
@@ -78,7 +81,8 @@ def random_tokens(n: int, vocab: int, seed: int = 0) -> Tokenized:
 
 
 def describe(device: object) -> str:
-    """``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``: the device a table was measured on."""
+    """``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``: the device a table was measured
+    on."""
     # lazy: loads torch
     import torch
 
@@ -107,8 +111,8 @@ def _random_model(kind: str, out: Path) -> Path:
 
 
 def _measure(mode: str, model_dir: Path, tokens: Tokenized, tmp: Path, device: str) -> float:
-    """Sequences per second of ``mode``: the fastest of ``RUNS`` runs after a warm-up (the least disturbed by
-    other work on the machine)."""
+    """Sequences per second of ``mode``: the fastest of ``RUNS`` runs after a warm-up (the least
+    disturbed by other work on the machine)."""
     stage, _, variant = mode.partition("_")
     times = []
     for attempt in range(1 + RUNS):

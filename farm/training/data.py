@@ -1,19 +1,24 @@
-"""Populations (the ordered records a challenge is drawn from), tokenization and length-bucketed batches.
+"""Populations (the ordered records a challenge is drawn from), tokenization and length-bucketed
+batches.
 
-A record's identity is its position in the population. Sources (the ``population`` entry of ``challenge.json``
-or a config):
+A record's identity is its position in the population. Sources (the ``population`` entry of
+``challenge.json`` or a config):
 
-* ``{"source": "glue-sst2"}``: Hugging Face GLUE SST-2 train then validation (68,221 records, MICO's order)
-  from the hub through the ``datasets`` cache (only the cache with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``); a
-  clear error when it is neither cached nor reachable. A release tree's default; an ``assets.population`` of
-  source ``file`` (GLUE's ``train.tsv`` and ``dev.tsv``) reads a local copy instead and reaches no hub.
-* ``{"source": "file", "path": P}``: a TSV with a header (``label``/``sentence`` columns), a CSV, a parquet file,
-  a saved HF dataset directory (a ``DatasetDict`` is read as train then validation), or a GLUE-style folder
-  holding ``train.tsv`` and ``dev.tsv`` (read in that order, e.g. ``shared/data/sst2``).
-* ``{"source": "synthetic", "n": N, "seed": S}``: the project's own corpus (``farm.training.synthetic``).
+* ``{"source": "glue-sst2"}``: Hugging Face GLUE SST-2 train then validation (68,221 records, MICO's
+  order) from the hub through the ``datasets`` cache (only the cache with
+  ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``); a clear error when it is neither cached nor
+  reachable. A release tree's default; an ``assets.population`` of source ``file`` (GLUE's
+  ``train.tsv`` and ``dev.tsv``) reads a local copy instead and reaches no hub.
+* ``{"source": "file", "path": P}``: a TSV with a header (``label``/``sentence`` columns), a CSV, a
+  parquet file, a saved HF dataset directory (a ``DatasetDict`` is read as train then validation),
+  or a GLUE-style folder holding ``train.tsv`` and ``dev.tsv`` (read in that order, e.g.
+  ``shared/data/sst2``).
+* ``{"source": "synthetic", "n": N, "seed": S}``: the project's own corpus
+  (``farm.training.synthetic``).
 
-Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions ``O .. O+K-1`` of a
-seeded permutation, kept in population order (equal seeds and disjoint ranges give disjoint subsets).
+Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions ``O ..
+O+K-1`` of a seeded permutation, kept in population order (equal seeds and disjoint ranges give
+disjoint subsets).
 """
 
 from __future__ import annotations
@@ -85,9 +90,12 @@ def _load_glue_sst2() -> tuple[list[str], np.ndarray]:
         ds = datasets.load_dataset("glue", "sst2")
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not cached and offline"
         raise ConfigError(
-            f"GLUE SST-2 is neither in the local datasets cache nor reachable ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); use a population of source 'file' "
-            "pointing at a local copy instead (for a release tree: assets: {population: {source: file, path: ...}})"
+            f"GLUE SST-2 is neither in the local datasets cache nor reachable "
+            f"({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); use a "
+            f"population of source 'file' "
+            "pointing at a local copy instead (for a release tree: assets: {population: {source: "
+            "file, path: ...}})"
         ) from exc
     return _from_dataset_dict(ds, "glue/sst2")
 
@@ -144,8 +152,8 @@ def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
     text = next((c for c in TEXT_COLUMNS if c in frame.columns), None)
     if text is None or "label" not in frame.columns:
         raise ConfigError(
-            f"{path}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), "
-            f"found {list(frame.columns)}"
+            f"{path}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), found "
+            f"{list(frame.columns)}"
         )
     try:
         labels = frame["label"].astype(np.int64).to_numpy()
@@ -156,7 +164,8 @@ def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
 
 @dataclass(frozen=True)
 class Tokenized:
-    """Token ids of every record (no padding), ``lengths`` and ``labels`` aligned with the population."""
+    """Token ids of every record (no padding), ``lengths`` and ``labels`` aligned with the
+    population."""
 
     ids: tuple[np.ndarray, ...]
     lengths: np.ndarray
@@ -168,7 +177,8 @@ class Tokenized:
 
 
 def tokenize(population: Population, tokenizer: Any, max_length: int) -> Tokenized:
-    """Tokenize with special tokens, truncating at ``max_length`` (MICO: 67, which truncates no SST-2 record)."""
+    """Tokenize with special tokens, truncating at ``max_length`` (MICO: 67, which truncates no
+    SST-2 record)."""
     enc = tokenizer(list(population.sentences), truncation=True, max_length=max_length)["input_ids"]
     ids = tuple(np.asarray(x, dtype=np.int32) for x in enc)
     lengths = np.asarray([x.size for x in ids], dtype=np.int64)
@@ -176,7 +186,8 @@ def tokenize(population: Population, tokenizer: Any, max_length: int) -> Tokeniz
 
 
 def length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Deterministic batches of similar length (for inference): sort by length, cut into ``batch_size`` pieces."""
+    """Deterministic batches of similar length (for inference): sort by length, cut into
+    ``batch_size`` pieces."""
     order = indices[np.argsort(lengths[indices], kind="stable")]
     return [order[i : i + batch_size] for i in range(0, order.size, batch_size)]
 
@@ -191,8 +202,9 @@ def shuffled_bucketed(
 ) -> Iterator[np.ndarray]:
     """One epoch of random fixed-size batches that are grouped by length.
 
-    Indices are shuffled, cut into windows of ``window * batch_size``, sorted by length inside a window, cut into
-    batches, and the batches shuffled (HF's ``group_by_length`` scheme). Every index appears exactly once.
+    Indices are shuffled, cut into windows of ``window * batch_size``, sorted by length inside a
+    window, cut into batches, and the batches shuffled (HF's ``group_by_length`` scheme). Every
+    index appears exactly once.
     """
     perm = rng.permutation(indices)
     span = window * batch_size
@@ -206,7 +218,8 @@ def shuffled_bucketed(
 
 
 def pad_batch(tokens: Tokenized, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dynamic padding: ``(input_ids, attention_mask, labels)`` padded to the longest record of the batch."""
+    """Dynamic padding: ``(input_ids, attention_mask, labels)`` padded to the longest record of the
+    batch."""
     width = int(tokens.lengths[batch].max())
     input_ids = np.full((batch.size, width), tokens.pad_id, dtype=np.int64)
     mask = np.zeros((batch.size, width), dtype=np.int64)

@@ -1,13 +1,15 @@
-"""White-box signals: the per-example gradient norm of a model's loss, for ``Signals.grad_norm [M, R]``.
+"""White-box signals: the per-example gradient norm of a model's loss, for ``Signals.grad_norm [M,
+R]``.
 
-MICO hands out the targets' weights, so an attack may use more than logits. A member's loss is near a local
-minimum of training, so its gradient w.r.t. the parameters tends to be small; ``farm.attacks.registry`` consumes the
-norm as the statistic -log ||g|| (``loss``/``lira`` with ``statistic="grad_norm"``: attacks ``gradient`` and
-``lira_grad``, and a feature of ``learned``). Effects ring: torch is imported inside the functions, so
-``import farm.training.grad_norm`` stays light.
+MICO hands out the targets' weights, so an attack may use more than logits. A member's loss is near
+a local minimum of training, so its gradient w.r.t. the parameters tends to be small;
+``farm.attacks.registry`` consumes the norm as the statistic -log ||g|| (``loss``/``lira`` with
+``statistic="grad_norm"``: attacks ``gradient`` and ``lira_grad``, and a feature of ``learned``).
+Effects ring: torch is imported inside the functions, so ``import farm.training.grad_norm`` stays
+light.
 
-The norm is of d CE(f_theta(x), y) / d theta over every trainable parameter, with the model in eval mode (no
-dropout), so it depends only on the weights and the record; float64 on the way out.
+The norm is of d CE(f_theta(x), y) / d theta over every trainable parameter, with the model in eval
+mode (no dropout), so it depends only on the weights and the record; float64 on the way out.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ def per_example_grad_norms(
 ) -> np.ndarray:
     """``[B]`` L2 norms of the per-example loss gradients of a right-padded batch of ``B`` records.
 
-    Records are regrouped by length and run unpadded (so no attention mask is needed: Hugging Face's mask
-    code branches on the mask's values, which ``torch.func.vmap`` cannot trace). ``method``: ``vmap``
-    (``torch.func``: one vectorized pass per length; memory ~ group size x the gradient) or ``loop`` (one
-    backward per record: slow, small memory; the reference the test compares ``vmap`` against).
+    Records are regrouped by length and run unpadded (so no attention mask is needed: Hugging Face's
+    mask code branches on the mask's values, which ``torch.func.vmap`` cannot trace). ``method``:
+    ``vmap`` (``torch.func``: one vectorized pass per length; memory ~ group size x the gradient) or
+    ``loop`` (one backward per record: slow, small memory; the reference the test compares ``vmap``
+    against).
     """
     if method not in ("vmap", "loop"):
         raise ValueError(f"unknown method {method!r} (expected vmap or loop)")
@@ -59,8 +62,9 @@ def grad_norms_of(
     batch_size: int = 8,
     method: str = "vmap",
 ) -> np.ndarray:
-    """float64 ``[len(indices)]`` per-example gradient norms of the saved classifier at ``model_dir`` on
-    population ``indices`` (``tokens``: a ``farm.training.data.Tokenized``), length-bucketed like inference."""
+    """float64 ``[len(indices)]`` per-example gradient norms of the saved classifier at
+    ``model_dir`` on population ``indices`` (``tokens``: a ``farm.training.data.Tokenized``),
+    length-bucketed like inference."""
     # lazy: loads torch
     from farm.training.models import load_model
 

@@ -1,7 +1,9 @@
-"""Inference: a model's logits on population records, length-bucketed with dynamic padding, on GPU if any.
+"""Inference: a model's logits on population records, length-bucketed with dynamic padding, on GPU
+if any.
 
-``infer_arrays`` is one inference job's pass: the model loaded once, its logits, and when asked the logits on
-each record's queries (``farm.spec.queries``) and the per-example gradient norms (``farm.training.grad_norm``).
+``infer_arrays`` is one inference job's pass: the model loaded once, its logits, and when asked the
+logits on each record's queries (``farm.spec.queries``) and the per-example gradient norms
+(``farm.training.grad_norm``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def model_logits(
     perf: Perf = Perf(),
     precision: str = "fp32",
 ) -> np.ndarray:
-    """float32 logits ``[len(indices), n_labels]`` in the order of ``indices`` (model put in eval mode), computed
-    in ``precision`` (``fp32``, ``bf16`` or ``tf32``, as ``farm.spec.recipes.Recipe`` defines them)."""
+    """float32 logits ``[len(indices), n_labels]`` in the order of ``indices`` (model put in eval
+    mode), computed in ``precision`` (``fp32``, ``bf16`` or ``tf32``, as
+    ``farm.spec.recipes.Recipe`` defines them)."""
     device = resolve_device(perf.device)
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
@@ -58,8 +61,8 @@ def logits_of(
     precision: str = "fp32",
     weights: dict | None = None,
 ) -> np.ndarray:
-    """Load a saved classifier (safely; ``weights``: its state dict already read, e.g. prefetched) and return its
-    logits on ``indices`` in ``precision``."""
+    """Load a saved classifier (safely; ``weights``: its state dict already read, e.g. prefetched)
+    and return its logits on ``indices`` in ``precision``."""
     return model_logits(
         load_model(model_dir, weights=weights), tokens, indices, perf=perf, precision=precision
     )
@@ -76,12 +79,13 @@ def query_logits(
     perf: Perf = Perf(),
     precision: str = "fp32",
 ) -> np.ndarray:
-    """float32 ``[len(indices), Q, n_labels]`` logits on the ``family.n_queries`` queries of each record
-    (``farm.spec.queries.queries_of``; record ``indices[i]`` is perturbed as population index ``indices[i]``, so every
-    model sees the same queries). ``word_starts[i]``: the word starts of record ``indices[i]``'s tokens (None:
-    every token is a word). All non-identity queries of all records go through ``model_logits`` as one batch
-    set (length-bucketed together); ``identity`` queries are the records themselves and take ``logits`` (their
-    plain logits, when the caller has them) instead of being run again."""
+    """float32 ``[len(indices), Q, n_labels]`` logits on the ``family.n_queries`` queries of each
+    record (``farm.spec.queries.queries_of``; record ``indices[i]`` is perturbed as population index
+    ``indices[i]``, so every model sees the same queries). ``word_starts[i]``: the word starts of
+    record ``indices[i]``'s tokens (None: every token is a word). All non-identity queries of all
+    records go through ``model_logits`` as one batch set (length-bucketed together); ``identity``
+    queries are the records themselves and take ``logits`` (their plain logits, when the caller has
+    them) instead of being run again."""
     indices = np.asarray(indices, dtype=np.int64)
     groups = queries_of([tokens.ids[i] for i in indices], indices.tolist(), family, word_starts)
     run = [q for q, kind in enumerate(family.kinds) if kind != "identity" or logits is None]
@@ -102,7 +106,8 @@ def query_logits(
 
 
 def word_starts_of(tokenizer: Any, tokens: Tokenized, indices: np.ndarray) -> list[np.ndarray]:
-    """Word starts (``farm.spec.queries.word_starts_from_tokens``) of records ``indices``, from their token strings."""
+    """Word starts (``farm.spec.queries.word_starts_from_tokens``) of records ``indices``, from
+    their token strings."""
     return [
         word_starts_from_tokens(tokenizer.convert_ids_to_tokens(tokens.ids[i].tolist()))
         for i in indices
@@ -121,10 +126,11 @@ def infer_arrays(
     tokenizer: Any = None,
     grad_norm: bool = False,
 ) -> dict[str, np.ndarray]:
-    """One inference pass over records ``indices`` with the model at ``model_dir`` loaded once (``weights``: its
-    state dict already read): ``logits [R, n_labels]`` float32 in ``precision``; with ``queries``,
-    ``query_logits [R, Q, n_labels]`` (word starts from ``tokenizer``'s token strings, None: every token a word);
-    with ``grad_norm``, ``grad_norm [R]`` float64 (``farm.training.grad_norm``, fp32, eval mode)."""
+    """One inference pass over records ``indices`` with the model at ``model_dir`` loaded once
+    (``weights``: its state dict already read): ``logits [R, n_labels]`` float32 in ``precision``;
+    with ``queries``, ``query_logits [R, Q, n_labels]`` (word starts from ``tokenizer``'s token
+    strings, None: every token a word); with ``grad_norm``, ``grad_norm [R]`` float64
+    (``farm.training.grad_norm``, fp32, eval mode)."""
 
     model = load_model(model_dir, weights=weights)
     indices = np.asarray(indices, dtype=np.int64)

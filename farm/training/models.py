@@ -1,8 +1,8 @@
 """Sequence classifiers and tokenizers: build, load safely, save as HF directories.
 
 Every saved model is an HF directory (``config.json`` + ``model.safetensors``) that
-``AutoModelForSequenceClassification.from_pretrained`` loads. Weights from a challenge tree are read with
-safetensors or ``torch.load(weights_only=True)`` only -- never a plain unpickle.
+``AutoModelForSequenceClassification.from_pretrained`` loads. Weights from a challenge tree are read
+with safetensors or ``torch.load(weights_only=True)`` only -- never a plain unpickle.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
 def train_tokenizer(sentences: list[str], out_dir: str | Path, *, vocab_size: int = 4096) -> Path:
-    """Train a byte-level BPE tokenizer on ``sentences`` and save it as an HF RoBERTa tokenizer directory."""
+    """Train a byte-level BPE tokenizer on ``sentences`` and save it as an HF RoBERTa tokenizer
+    directory."""
     # lazy: loads tokenizers (Rust) only to build one
     from tokenizers import ByteLevelBPETokenizer
 
@@ -62,7 +63,8 @@ def train_tokenizer(sentences: list[str], out_dir: str | Path, *, vocab_size: in
 
 
 def load_tokenizer(name_or_path: str | Path) -> Any:
-    """An HF fast tokenizer from a local directory (never the hub) or a hub name (see ``hub_options``)."""
+    """An HF fast tokenizer from a local directory (never the hub) or a hub name (see
+    ``hub_options``)."""
     # lazy: loads torch
     from transformers import AutoTokenizer
 
@@ -70,8 +72,9 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
 
 
 def is_local(name_or_path: str | Path) -> bool:
-    """Whether a model or tokenizer reference names a local directory: it exists, or it is written as a path
-    (absolute, ``./``, ``../``, ``~``). Anything else (``roberta-base``, ``org/name``) is a hub name."""
+    """Whether a model or tokenizer reference names a local directory: it exists, or it is written
+    as a path (absolute, ``./``, ``../``, ``~``). Anything else (``roberta-base``, ``org/name``) is
+    a hub name."""
     text = str(name_or_path)
     return (
         Path(text).expanduser().exists()
@@ -81,9 +84,9 @@ def is_local(name_or_path: str | Path) -> bool:
 
 
 def hub_options(name_or_path: str | Path) -> dict[str, Any]:
-    """``from_pretrained`` options: ``local_files_only`` for a local directory, and for a hub name when
-    ``HF_HUB_OFFLINE`` is set (then only the local Hugging Face cache is read). Nothing reaches a hub unless the
-    reference is a hub name and the hub is allowed."""
+    """``from_pretrained`` options: ``local_files_only`` for a local directory, and for a hub name
+    when ``HF_HUB_OFFLINE`` is set (then only the local Hugging Face cache is read). Nothing reaches
+    a hub unless the reference is a hub name and the hub is allowed."""
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in (
         "",
         "0",
@@ -95,8 +98,9 @@ def hub_options(name_or_path: str | Path) -> dict[str, Any]:
 
 
 def _from_pretrained(load: Any, name_or_path: str | Path, what: str, **kwargs: Any) -> Any:
-    """``load(name_or_path, **hub_options, **kwargs)`` with one clear ``ConfigError`` line when it cannot be
-    found: a local directory that is missing or incomplete, or a hub name that is offline and not cached."""
+    """``load(name_or_path, **hub_options, **kwargs)`` with one clear ``ConfigError`` line when it
+    cannot be found: a local directory that is missing or incomplete, or a hub name that is offline
+    and not cached."""
     local = is_local(name_or_path)
     ref = str(Path(str(name_or_path)).expanduser()) if local else str(name_or_path)
     options = hub_options(name_or_path)
@@ -113,7 +117,7 @@ def _from_pretrained(load: Any, name_or_path: str | Path, what: str, **kwargs: A
         if options["local_files_only"]:
             raise ConfigError(
                 f"{ref}: a hub name, but HF_HUB_OFFLINE is set and the {what} is not in the local "
-                "Hugging Face cache; name a local directory instead (config: assets)"
+                f"Hugging Face cache; name a local directory instead (config: assets)"
             ) from exc
         raise ConfigError(f"{ref}: cannot load the {what} from the hub ({reason})") from exc
 
@@ -123,10 +127,10 @@ def init_model(
 ) -> torch.nn.Module:
     """A 2-label classifier to start training from, with SDPA attention:
 
-    ``tiny``: a small RoBERTa from config (random init, seeded by the caller); ``base``: the challenge's own
-    base model at ``base`` (roberta-base or its local copy for a release tree, the mini challenge's stand-in);
-    otherwise ``spec.name`` as a local directory or hub name (``hub_options``; a classification head is added
-    when it has none).
+    ``tiny``: a small RoBERTa from config (random init, seeded by the caller); ``base``: the
+    challenge's own base model at ``base`` (roberta-base or its local copy for a release tree, the
+    mini challenge's stand-in); otherwise ``spec.name`` as a local directory or hub name
+    (``hub_options``; a classification head is added when it has none).
     """
     # lazy: loads torch
     from transformers import (
@@ -173,13 +177,14 @@ def init_model(
 def load_model(
     model_dir: str | Path, *, weights: dict[str, torch.Tensor] | None = None
 ) -> torch.nn.Module:
-    """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``, or
-    an ensemble folder (``ensemble.json``, ``farm.challenge.tree.read_ensemble``) as one ``Ensemble`` (``weights``
-    unused then).
+    """Load a classifier from a folder with ``config.json`` and ``model.safetensors`` or
+    ``pytorch_model.bin``, or an ensemble folder (``ensemble.json``,
+    ``farm.challenge.tree.read_ensemble``) as one ``Ensemble`` (``weights`` unused then).
 
-    The ``.bin`` pickle is read with ``torch.load(weights_only=True)``. Missing parameters are an error;
-    unexpected buffers (such as old ``position_ids``) are ignored. ``weights``: the folder's state dict, already
-    read with ``read_weights`` (a worker prefetches the next model's while it computes the current one).
+    The ``.bin`` pickle is read with ``torch.load(weights_only=True)``. Missing parameters are an
+    error; unexpected buffers (such as old ``position_ids``) are ignored. ``weights``: the folder's
+    state dict, already read with ``read_weights`` (a worker prefetches the next model's while it
+    computes the current one).
     """
     # lazy: loads torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -204,12 +209,13 @@ def load_model(
 
 
 class Ensemble(torch.nn.Module):
-    """Ensemble members answering as one classifier (a SISA target): ``forward(input_ids=, attention_mask=)``
-    returns an object whose ``logits`` (float32 ``[batch, n_labels]``) are log-probabilities: ``mean``, the log of
-    the mean of the members' softmax vectors; ``vote``, the log of the fraction of members whose argmax is each
-    label, floored at ``farm.defences.seam.VOTE_FLOOR``. Softmax of them is the ensemble's output distribution (for
-    ``vote``, the floored fractions renormalised), so every logit-based attack reads them as any model's logits.
-    ``config`` is the first member's (``num_labels``)."""
+    """Ensemble members answering as one classifier (a SISA target): ``forward(input_ids=,
+    attention_mask=)`` returns an object whose ``logits`` (float32 ``[batch, n_labels]``) are
+    log-probabilities: ``mean``, the log of the mean of the members' softmax vectors; ``vote``, the
+    log of the fraction of members whose argmax is each label, floored at
+    ``farm.defences.seam.VOTE_FLOOR``. Softmax of them is the ensemble's output distribution (for
+    ``vote``, the floored fractions renormalised), so every logit-based attack reads them as any
+    model's logits. ``config`` is the first member's (``num_labels``)."""
 
     def __init__(self, members: list[torch.nn.Module], aggregate: str):
         super().__init__()
@@ -266,7 +272,8 @@ def save_model(
     tokenizer: Any = None,
     metadata: dict | None = None,
 ) -> Path:
-    """Save an HF directory atomically (temporary sibling, then rename); ``metadata`` goes to ``farm.json``."""
+    """Save an HF directory atomically (temporary sibling, then rename); ``metadata`` goes to
+    ``farm.json``."""
 
     def write(tmp: str) -> None:
         model.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]

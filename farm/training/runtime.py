@@ -9,7 +9,8 @@ import torch
 
 
 def setup_worker(threads: int) -> None:
-    """Use ``threads`` CPU threads and silence per-job progress bars and warnings of HF and Opacus."""
+    """Use ``threads`` CPU threads and silence per-job progress bars and warnings of HF and
+    Opacus."""
     torch.set_num_threads(max(1, threads))
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore")

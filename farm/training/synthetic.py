@@ -1,10 +1,12 @@
-"""A deterministic synthetic sentiment corpus, so the embedded default needs no file and no download.
+"""A deterministic synthetic sentiment corpus, so the embedded default needs no file and no
+download.
 
-Records look like SST-2: movie-review phrases and sentences with a long-tailed length distribution (many short
-phrases, some long sentences), sentiment carried by adjectives and verbs, flipped by negations, softened or
-strengthened by intensifiers, often mixed ("but") so that some records are hard, a share of rare invented
-names that make records distinctive, and a fraction of flipped labels (annotator noise) that a model can only
-fit by memorising them -- which is what membership inference detects.
+Records look like SST-2: movie-review phrases and sentences with a long-tailed length distribution
+(many short phrases, some long sentences), sentiment carried by adjectives and verbs, flipped by
+negations, softened or strengthened by intensifiers, often mixed ("but") so that some records are
+hard, a share of rare invented names that make records distinctive, and a fraction of flipped labels
+(annotator noise) that a model can only fit by memorising them -- which is what membership inference
+detects.
 """
 
 from __future__ import annotations
@@ -12,29 +14,31 @@ from __future__ import annotations
 import numpy as np
 
 POSITIVE = (
-    "good great wonderful moving charming funny witty clever beautiful brilliant touching delightful engaging "
-    "fresh smart gorgeous remarkable powerful inventive enjoyable heartfelt thoughtful warm lovely stunning "
-    "hilarious entertaining compelling honest tender elegant sharp vivid rich intelligent playful sweet solid "
-    "affecting masterful gripping luminous"
+    "good great wonderful moving charming funny witty clever beautiful brilliant touching "
+    "delightful engaging fresh smart gorgeous remarkable powerful inventive enjoyable heartfelt "
+    "thoughtful warm lovely stunning hilarious entertaining compelling honest tender elegant sharp "
+    "vivid rich intelligent playful sweet solid affecting masterful gripping luminous"
 ).split()
 NEGATIVE = (
-    "bad dull boring tedious awful flat stupid lame clumsy pointless silly tiresome bland shallow predictable "
-    "messy weak lifeless forced hollow annoying dreary sloppy painful ugly cheap empty incoherent stale "
-    "pretentious plodding listless inept murky trite grating overlong mediocre dismal soggy"
+    "bad dull boring tedious awful flat stupid lame clumsy pointless silly tiresome bland shallow "
+    "predictable messy weak lifeless forced hollow annoying dreary sloppy painful ugly cheap empty "
+    "incoherent stale pretentious plodding listless inept murky trite grating overlong mediocre "
+    "dismal soggy"
 ).split()
 POS_VERBS = (
     "works succeeds delights shines soars charms sparkles resonates satisfies entertains".split()
 )
 NEG_VERBS = "fails drags stumbles sinks bores disappoints falters collapses grates annoys".split()
 NOUNS = (
-    "film movie story plot script cast performance direction dialogue ending soundtrack comedy drama thriller "
-    "picture premise screenplay lead director camera work characters pacing humor tone narrative debut sequel "
-    "documentary romance adaptation"
+    "film movie story plot script cast performance direction dialogue ending soundtrack comedy "
+    "drama thriller picture premise screenplay lead director camera work characters pacing humor "
+    "tone narrative debut sequel documentary romance adaptation"
 ).split()
 FILLER = (
-    "the a of and to in that it is with as for its this on but an by at from his her their about more than "
-    "all one what so who out there some into just even most such much also only yet little every still too "
-    "way time life people world own something never enough both often where while because though"
+    "the a of and to in that it is with as for its this on but an by at from his her their about "
+    "more than all one what so who out there some into just even most such much also only yet "
+    "little every still too way time life people world own something never enough both often where "
+    "while because though"
 ).split()
 INTENSIFIERS = "very really quite rather truly so thoroughly remarkably oddly surprisingly".split()
 NEGATIONS = ("not", "never", "hardly", "far from")
@@ -44,7 +48,8 @@ SYLLABLES = "ka ro mi ta ne lu sa vo ri pe zu da fi mo ke la no be ti gu".split(
 def synthetic_corpus(
     n: int, seed: int, *, label_noise: float = 0.08
 ) -> tuple[list[str], np.ndarray]:
-    """``n`` (sentence, label) records from ``seed``; identical for identical arguments on every platform.
+    """``n`` (sentence, label) records from ``seed``; identical for identical arguments on every
+    platform.
 
     Labels: 1 = positive. ``label_noise`` is the fraction of labels flipped after generation.
     """

@@ -1,8 +1,10 @@
-"""The one training loop: AdamW (constant or linear LR) on dynamic-padded batches; DP-SGD is a wrap of it.
+"""The one training loop: AdamW (constant or linear LR) on dynamic-padded batches; DP-SGD is a wrap
+of it.
 
-``train(tokens, indices, recipe, out_dir=...)`` trains a 2-label classifier on population records ``indices``
-and saves an HF directory with ``farm.json``: the recipe, the steps taken, the examples seen, the wall time
-and, for DP, the noise multiplier, sample rate and the accountant's epsilon with what it assumes.
+``train(tokens, indices, recipe, out_dir=...)`` trains a 2-label classifier on population records
+``indices`` and saves an HF directory with ``farm.json``: the recipe, the steps taken, the examples
+seen, the wall time and, for DP, the noise multiplier, sample rate and the accountant's epsilon with
+what it assumes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from farm.training.models import init_model, save_model
 
 @dataclass(frozen=True)
 class DPSchedule:
-    """The privacy side of a run: noise, sample rate ``q = batch / n`` and the number of noisy steps."""
+    """The privacy side of a run: noise, sample rate ``q = batch / n`` and the number of noisy
+    steps."""
 
     noise_multiplier: float
     sample_rate: float
@@ -56,8 +59,9 @@ def steps_per_epoch(n: int, recipe: Recipe) -> int:
 
 
 def dp_schedule(n: int, recipe: Recipe) -> DPSchedule:
-    """The DP plan of ``recipe`` on ``n`` records: ``q = batch / n``, ``recipe.total_steps(n)`` steps, and the
-    noise multiplier given in ``recipe.dp`` or solved for its target epsilon at that ``q`` and step count."""
+    """The DP plan of ``recipe`` on ``n`` records: ``q = batch / n``, ``recipe.total_steps(n)``
+    steps, and the noise multiplier given in ``recipe.dp`` or solved for its target epsilon at that
+    ``q`` and step count."""
     assert recipe.dp is not None
     q = min(1.0, recipe.batch_size / n)
     steps = recipe.total_steps(n)
@@ -71,13 +75,14 @@ def dp_schedule(n: int, recipe: Recipe) -> DPSchedule:
 
 
 def matched_recipe(target: Recipe, n_target: int) -> Recipe:
-    """The targets' mechanism, as a recipe a shadow on any number of records runs: ``target`` as the targets ran
-    it on ``n_target`` records (the challenge's ``len_training``), with the step count fixed
-    (``target.total_steps(n_target)``) and, for DP, the noise multiplier fixed to the one solved at the targets'
-    ``q = batch / n_target`` and steps (no ``target_epsilon`` left). Clip (with its scale), logical batch, learning
-    rate and schedule, sampling and everything else are the target's. Trained on fewer records, such a shadow
-    spends more epsilon on its own data than the targets did (``DPSchedule.epsilon`` at ``q = batch / n_shadow``).
-    Pure apart from the cached noise search (about 2 s with PRV).
+    """The targets' mechanism, as a recipe a shadow on any number of records runs: ``target`` as the
+    targets ran it on ``n_target`` records (the challenge's ``len_training``), with the step count
+    fixed (``target.total_steps(n_target)``) and, for DP, the noise multiplier fixed to the one
+    solved at the targets' ``q = batch / n_target`` and steps (no ``target_epsilon`` left). Clip
+    (with its scale), logical batch, learning rate and schedule, sampling and everything else are
+    the target's. Trained on fewer records, such a shadow spends more epsilon on its own data than
+    the targets did (``DPSchedule.epsilon`` at ``q = batch / n_shadow``). Pure apart from the cached
+    noise search (about 2 s with PRV).
 
     >>> matched_recipe(Recipe(epochs=3, batch_size=1024), 67_349).steps
     198
@@ -92,7 +97,8 @@ def matched_recipe(target: Recipe, n_target: int) -> Recipe:
 
 @functools.lru_cache(maxsize=256)
 def _noise_for(epsilon: float, delta: float, q: float, steps: int, accountant: str) -> float:
-    """Opacus' noise search (about 2 s with PRV), cached per process: a pure function of its arguments."""
+    """Opacus' noise search (about 2 s with PRV), cached per process: a pure function of its
+    arguments."""
     # lazy: loads torch
     from opacus.accountants.utils import get_noise_multiplier
 
@@ -117,11 +123,14 @@ def train(
     base: str | Path | None = None,
     perf: Perf = Perf(),
 ) -> Path:
-    """Train on ``indices`` of ``tokens`` with ``recipe``; save to ``out_dir`` (atomically) and return it.
+    """Train on ``indices`` of ``tokens`` with ``recipe``; save to ``out_dir`` (atomically) and
+    return it.
 
-    Labels are ``tokens.labels``, after ``recipe.label_noise`` (randomized response) when the recipe has one.
+    Labels are ``tokens.labels``, after ``recipe.label_noise`` (randomized response) when the recipe
+    has one.
 
-    ``base``: the directory that the model name ``base`` stands for (see ``farm.training.models.init_model``).
+    ``base``: the directory that the model name ``base`` stands for (see
+    ``farm.training.models.init_model``).
     """
     start = time.perf_counter()
     torch.manual_seed(recipe.seed)  # the training entry owns its model's seed (init, dropout)
@@ -174,9 +183,10 @@ def train(
 def _batches(
     tokens: Tokenized, indices: np.ndarray, recipe: Recipe, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
-    """``recipe.total_steps(n)`` logical batches: Poisson (DP, ``q = batch / n``) or epochs of shuffled fixed-size
-    batches (optionally length-grouped), each epoch ending with its partial batch; with ``recipe.steps`` set, the
-    epochs continue until that many batches have been drawn (the last epoch cut short)."""
+    """``recipe.total_steps(n)`` logical batches: Poisson (DP, ``q = batch / n``) or epochs of
+    shuffled fixed-size batches (optionally length-grouped), each epoch ending with its partial
+    batch; with ``recipe.steps`` set, the epochs continue until that many batches have been drawn
+    (the last epoch cut short)."""
     total = recipe.total_steps(indices.size)
     if recipe.dp is not None and recipe.dp.sampling == "poisson":
         yield from poisson_batches(indices, min(1.0, recipe.batch_size / indices.size), total, rng)
@@ -221,11 +231,13 @@ def _step(
     precision: str = "fp32",
     grad_clip: float | None = None,
 ) -> None:
-    """One optimizer step on a logical batch, accumulated over micro-batches of at most ``perf.micro_batch``.
+    """One optimizer step on a logical batch, accumulated over micro-batches of at most
+    ``perf.micro_batch``.
 
-    Plain: each micro-batch loss is weighted by its share so the update is the batch mean; ``grad_clip`` clips the
-    global norm of that mean gradient before the update (HF's ``max_grad_norm``). DP: Opacus sums the clipped
-    per-sample gradients over micro-batches (skipped steps) and adds noise once, on the last one.
+    Plain: each micro-batch loss is weighted by its share so the update is the batch mean;
+    ``grad_clip`` clips the global norm of that mean gradient before the update (HF's
+    ``max_grad_norm``). DP: Opacus sums the clipped per-sample gradients over micro-batches (skipped
+    steps) and adds noise once, on the last one.
     """
     micro = [batch[i : i + perf.micro_batch] for i in range(0, batch.size, perf.micro_batch)]
     if not micro:  # an empty Poisson batch: a noise-only DP step
@@ -255,7 +267,8 @@ def _step(
 def _make_private(
     model: Any, optimizer: Any, n: int, recipe: Recipe, plan: DPSchedule, perf: Perf
 ) -> tuple:
-    """Wrap model, optimizer and criterion with Opacus; batches are drawn by ``_batches``, not Opacus."""
+    """Wrap model, optimizer and criterion with Opacus; batches are drawn by ``_batches``, not
+    Opacus."""
     # lazy: loads torch
     from opacus import PrivacyEngine
 
@@ -286,7 +299,8 @@ def _make_private(
 
 
 def _zero_grads(model: torch.nn.Module, *, per_sample: bool) -> None:
-    """Zero gradients for a noise-only step; hooks mode also needs one zero per-sample gradient to clip."""
+    """Zero gradients for a noise-only step; hooks mode also needs one zero per-sample gradient to
+    clip."""
     for p in model.parameters():
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
@@ -302,8 +316,8 @@ def _schedule(optimizer: Any, recipe: Recipe, total_steps: int) -> Any:
 
 
 def autocast(device: torch.device, precision: str) -> Any:
-    """The forward pass's context for ``precision`` (``farm.spec.recipes.Recipe``): bfloat16 autocast on ``device``
-    (CUDA or CPU) for ``bf16``, nothing otherwise."""
+    """The forward pass's context for ``precision`` (``farm.spec.recipes.Recipe``): bfloat16
+    autocast on ``device`` (CUDA or CPU) for ``bf16``, nothing otherwise."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -311,8 +325,9 @@ def autocast(device: torch.device, precision: str) -> Any:
 
 @contextlib.contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
-    """float32 matmuls in TF32 for ``tf32``, at full precision otherwise (CUDA; CPU matmuls are always full
-    float32), restored on exit: a worker that runs jobs of both precisions one after another stays exact."""
+    """float32 matmuls in TF32 for ``tf32``, at full precision otherwise (CUDA; CPU matmuls are
+    always full float32), restored on exit: a worker that runs jobs of both precisions one after
+    another stays exact."""
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
     try:
@@ -337,10 +352,10 @@ def _metadata(
     device: torch.device,
     plan: DPSchedule | None,
 ) -> dict:
-    """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier, clip, logical batch,
-    sampling, steps) with the epsilon it spends on its own ``n`` records (``q = batch / n``, the
-    steps taken) and what that epsilon rests on (``farm.defences.seam.dp_assumptions``: accountant,
-    sampling, add/remove adjacency)."""
+    """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier,
+    clip, logical batch, sampling, steps) with the epsilon it spends on its own ``n`` records (``q =
+    batch / n``, the steps taken) and what that epsilon rests on
+    (``farm.defences.seam.dp_assumptions``: accountant, sampling, add/remove adjacency)."""
     meta = {
         "recipe": to_dict(recipe),
         "n_train": n,

@@ -12,9 +12,9 @@ from farm.errors import ChallengeFormatError
 
 
 def check_pickled(path: str) -> None:
-    """``ChallengeFormatError`` unless ``path`` loads with ``torch.load(weights_only=True)`` onto the
-    meta device as a dict (a state dict of tensors): a pickle that would import or call anything but
-    tensors is refused before it runs, and no tensor data is read."""
+    """``ChallengeFormatError`` unless ``path`` loads with ``torch.load(weights_only=True)`` onto
+    the meta device as a dict (a state dict of tensors): a pickle that would import or call anything
+    but tensors is refused before it runs, and no tensor data is read."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter(
@@ -23,8 +23,8 @@ def check_pickled(path: str) -> None:
             state = torch.load(path, map_location="meta", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ChallengeFormatError(
-            f"{path}: refused: not loadable with torch.load(weights_only=True), so it may "
-            f"run code when unpickled ({_reason(exc)})"
+            f"{path}: refused: not loadable with torch.load(weights_only=True), so it may run code "
+            f"when unpickled ({_reason(exc)})"
         ) from exc
     if not isinstance(state, dict):
         raise ChallengeFormatError(
@@ -33,15 +33,17 @@ def check_pickled(path: str) -> None:
 
 
 def _reason(exc: Exception) -> str:
-    """The informative line of torch's multi-line message (the blocked global), else its first line."""
+    """The informative line of torch's multi-line message (the blocked global), else its first
+    line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     blocked = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
     return (blocked or lines or [type(exc).__name__])[0][:200]
 
 
 def as_release(model_dir: Path, scratch: Path) -> dict[str, Path]:
-    """A stored model as MICO released its models: ``config.json`` and ``pytorch_model.bin``, a plain state dict
-    of tensors (``torch.save``), which ``torch.load(weights_only=True)`` reads back."""
+    """A stored model as MICO released its models: ``config.json`` and ``pytorch_model.bin``, a
+    plain state dict of tensors (``torch.save``), which ``torch.load(weights_only=True)`` reads
+    back."""
     # lazy: loads torch
     import torch
 

@@ -11,7 +11,8 @@ from farm.attacks.audit import (
 
 
 def test_perfect_test_on_100_and_100_points_by_hand():
-    """0 FP of 100 non-members, 0 FN of 100 members, delta = 0, 95% joint confidence (alpha/2 = 0.025 each).
+    """0 FP of 100 non-members, 0 FN of 100 members, delta = 0, 95% joint confidence (alpha/2 =
+    0.025 each).
 
     Clopper-Pearson upper bound for k = 0 of n: 1 - (alpha/2)^(1/n) = 1 - 0.025^(1/100)
       = 1 - exp(ln(0.025) / 100) = 1 - exp(-3.688879 / 100) = 1 - 0.963783 = 0.036217 (both rates).
@@ -26,9 +27,10 @@ def test_half_tpr_at_zero_fpr_by_hand():
     """0 FP of 1000 non-members, 500 FN of 1000 members (TPR 0.5 at FPR 0), delta = 1e-5.
 
     FPR_hi = 1 - 0.025^(1/1000) = 1 - exp(-0.00368888) = 0.0036821.
-    FNR_hi = Beta(501, 500) quantile at 0.975 = 0.531451 (normal approximation 0.5 + 1.96 * sqrt(.25/1000) = 0.531).
-    term 1 = log((1 - 1e-5 - 0.0036821) / 0.531451) = log(1.87462) = 0.62845
-    term 2 = log((1 - 1e-5 - 0.531451) / 0.0036821) = log(127.253) = 4.84614  -> eps_lb = 4.84614.
+    FNR_hi = Beta(501, 500) quantile at 0.975 = 0.531451 (normal approximation 0.5 + 1.96 *
+    sqrt(.25/1000) = 0.531). term 1 = log((1 - 1e-5 - 0.0036821) / 0.531451) = log(1.87462) =
+    0.62845 term 2 = log((1 - 1e-5 - 0.531451) / 0.0036821) = log(127.253) = 4.84614  -> eps_lb =
+    4.84614.
     """
     assert float(clopper_pearson_upper(500, 1000, 0.025)) == pytest.approx(0.531451, abs=1e-6)
     assert float(clopper_pearson_upper(0, 1000, 0.025)) == pytest.approx(0.0036821, abs=1e-7)
@@ -38,8 +40,9 @@ def test_half_tpr_at_zero_fpr_by_hand():
 
 
 def test_chance_level_and_hopeless_cases_give_zero():
-    """FPR = FNR = 0.5: both terms are log((1 - delta - ~0.6) / ~0.6) < 0, so the bound clips to 0. An
-    all-wrong test (FP = n, FN = n) has upper bounds 1 and non-positive numerators: both terms dropped, 0."""
+    """FPR = FNR = 0.5: both terms are log((1 - delta - ~0.6) / ~0.6) < 0, so the bound clips to 0.
+    An all-wrong test (FP = n, FN = n) has upper bounds 1 and non-positive numerators: both terms
+    dropped, 0."""
     assert float(epsilon_lower_bound(50, 100, 50, 100, delta=1e-5)) == 0.0
     assert float(epsilon_lower_bound(100, 100, 100, 100, delta=1e-5)) == 0.0
 
@@ -52,8 +55,9 @@ def test_clopper_pearson_matches_beta_quantile_and_limits():
 
 
 def test_threshold_is_chosen_on_train_and_counted_on_test():
-    """Train: members score 1..10, non-members 0 -> the best threshold separates them (>= 1). Test: with that
-    threshold 2 of 10 non-members score >= 1 (FP = 2) and 1 of 10 members scores < 1 (FN = 1)."""
+    """Train: members score 1..10, non-members 0 -> the best threshold separates them (>= 1). Test:
+    with that threshold 2 of 10 non-members score >= 1 (FP = 2) and 1 of 10 members scores < 1 (FN =
+    1)."""
     y_tr = np.r_[np.ones(10), np.zeros(10)].astype(int)
     s_tr = np.r_[np.arange(1, 11), np.zeros(10)].astype(float)
     assert choose_threshold(y_tr, s_tr, delta=1e-5) == 1.0

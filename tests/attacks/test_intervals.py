@@ -54,7 +54,8 @@ def test_counts_and_errors():
 
 
 def _concatenating_replicates(y, s, keys, n_boot, rng):
-    """The plain resample (concatenate the picked models, score the pool): the reference for the weighted one."""
+    """The plain resample (concatenate the picked models, score the pool): the reference for the
+    weighted one."""
     from farm.mico.scorer import score
 
     out = []
@@ -86,8 +87,8 @@ def test_weighted_resamples_equal_concatenated_ones_exactly(seed):
 
 
 def _paired_phase(rng, n_models, points=100, gain_a=1.6, gain_b=1.0):
-    """Models with a shared per-model difficulty (an offset of the members' scores): A and B see the same
-    models, A separates members better."""
+    """Models with a shared per-model difficulty (an offset of the members' scores): A and B see the
+    same models, A separates members better."""
     y = [rng.integers(0, 2, points) for _ in range(n_models)]
     hard = rng.normal(0, 0.7, n_models)
     a = [rng.normal(size=points) + (gain_a + h) * v for v, h in zip(y, hard)]
@@ -96,8 +97,8 @@ def _paired_phase(rng, n_models, points=100, gain_a=1.6, gain_b=1.0):
 
 
 def test_paired_bootstrap_of_an_attack_against_itself_is_exactly_one():
-    """Known answer: the same scores (up to a monotone map) on the same targets differ by nothing, so every
-    paired replicate has ratio 1 (an unpaired bootstrap would spread around 1)."""
+    """Known answer: the same scores (up to a monotone map) on the same targets differ by nothing,
+    so every paired replicate has ratio 1 (an unpaired bootstrap would spread around 1)."""
     y, a, _ = _paired_phase(np.random.default_rng(1), 12)
     got = paired_bootstrap({"dev": (y, a, [3 * s + 1 for s in a]), "final": (y, a, a)}, n_boot=200)
     assert (got.ratio.value, got.ratio.lo, got.ratio.hi) == (1.0, 1.0, 1.0)
@@ -127,8 +128,9 @@ def test_paired_bootstrap_headline_is_the_mean_of_per_phase_figures():
 
 
 def test_paired_ratio_interval_covers_the_true_ratio_at_about_95_percent():
-    """Coverage on a synthetic population whose ratio is known (computed on 3,000 models): 80 experiments of
-    2 phases x 12 models; a 95% interval should cover the truth in about 95% of them (binomial: >= 85%)."""
+    """Coverage on a synthetic population whose ratio is known (computed on 3,000 models): 80
+    experiments of 2 phases x 12 models; a 95% interval should cover the truth in about 95% of them
+    (binomial: >= 85%)."""
     rng = np.random.default_rng(3)
     truth_y, truth_a, truth_b = _paired_phase(rng, 3000)
     y = np.concatenate(truth_y)

@@ -1,5 +1,6 @@
-"""The comparison protocol: choices read only the labelled models' leave-one-out scores; comparisons are paired
-and pinned on a fixed fixture (a numeric regression for the figures the benchmarks print)."""
+"""The comparison protocol: choices read only the labelled models' leave-one-out scores; comparisons
+are paired and pinned on a fixed fixture (a numeric regression for the figures the benchmarks
+print)."""
 
 import dataclasses
 

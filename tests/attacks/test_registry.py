@@ -11,7 +11,8 @@ from farm.mico.scorer import score
 
 
 def synthetic(seed=0, n_records=400, n_labelled=12, n_shadows=8, n_targets=6, p=20, gap=1.5):
-    """Margins = per-record difficulty (wide spread) + gap if IN + noise. Calibration must beat raw loss."""
+    """Margins = per-record difficulty (wide spread) + gap if IN + noise. Calibration must beat raw
+    loss."""
     rng = np.random.default_rng(seed)
     m = n_labelled + n_targets + n_shadows
     difficulty = rng.normal(0, 3, n_records)
@@ -275,11 +276,11 @@ def test_rmia_by_hand():
     """Target 0: p on challenge x0, x1 = 0.9, 0.6; population z2, z3 = 0.8, 0.5.
     Reference 1 (all OUT): 0.7, 0.6, 0.8, 0.4. Reference 2 (all IN): 0.95, 0.9, 0.9, 0.9.
 
-    Offline, a = 0.5: p(.) = ((1 + a) p_out + 1 - a) / 2 = 0.75 p_out + 0.25 -> 0.775, 0.7, 0.85, 0.55;
-    LR = p_target / p(.) -> x0 1.16129, x1 0.857143, z2 0.941176, z3 0.909091.
-    gamma 1: x0 beats both z (1.0), x1 neither (0.0). gamma 1.25: x0/z2 = 1.2339 < 1.25, x0/z3 = 1.2774 -> 0.5.
-    Online: p(.) = (p_in + p_out) / 2 -> 0.825, 0.75, 0.85, 0.65; LR -> 1.0909, 0.8, 0.941176, 0.769231;
-    gamma 1: x0 -> 1.0; x1: 0.8 / 0.941 < 1, 0.8 / 0.769 = 1.04 > 1 -> 0.5.
+    Offline, a = 0.5: p(.) = ((1 + a) p_out + 1 - a) / 2 = 0.75 p_out + 0.25 -> 0.775, 0.7, 0.85,
+    0.55; LR = p_target / p(.) -> x0 1.16129, x1 0.857143, z2 0.941176, z3 0.909091.
+    gamma 1: x0 beats both z (1.0), x1 neither (0.0). gamma 1.25: x0/z2 = 1.2339 < 1.25, x0/z3 =
+    1.2774 -> 0.5. Online: p(.) = (p_in + p_out) / 2 -> 0.825, 0.75, 0.85, 0.65; LR -> 1.0909, 0.8,
+    0.941176, 0.769231; gamma 1: x0 -> 1.0; x1: 0.8 / 0.941 < 1, 0.8 / 0.769 = 1.04 > 1 -> 0.5.
     """
     s = _prob_signals(
         [0.9, 0.6, 0.8, 0.5],

@@ -1,4 +1,5 @@
-"""farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and resume."""
+"""farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and
+resume."""
 
 from farm.cli import main
 from farm.cluster.tune import split_train_models

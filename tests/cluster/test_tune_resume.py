@@ -1,6 +1,8 @@
-"""An interrupted `farm tune` (driver and its Ray killed) resumes with Tuner.restore and completes the search.
+"""An interrupted `farm tune` (driver and its Ray killed) resumes with Tuner.restore and completes
+the search.
 
-Its own module, so that no other Ray instance of the test process is alive while the subprocess runs.
+Its own module, so that no other Ray instance of the test process is alive while the subprocess
+runs.
 """
 
 import os

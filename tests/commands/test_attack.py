@@ -1,4 +1,5 @@
-"""End to end on a test-sized mini challenge: make-challenge, attack (pool plan), submission, report, rerun."""
+"""End to end on a test-sized mini challenge: make-challenge, attack (pool plan), submission,
+report, rerun."""
 
 import json
 import zipfile
@@ -218,15 +219,16 @@ def test_moved_tree_and_store_rerun_nothing_and_verify_catches_silent_corruption
 def test_attacks_on_query_logits_and_gradient_norms_run_end_to_end(
     built, tmp_path, capsys, attack, extra
 ):
-    """The driver asks inference for what the attack reads; the store then holds it beside the logits."""
+    """The driver asks inference for what the attack reads; the store then holds it beside the
+    logits."""
     from farm.config.attack import load_attack_config
     from farm.shadows.scenario import infer_jobs, load_scenarios
     from farm.store.store import Store
 
     config = tmp_path / "a.yaml"
     config.write_text(
-        f"attack: {attack}\n{extra}plan: {{kind: pool, shadows: 2, group: 2, seed: 0}}\n"
-        "recipe: tests/data/tiny-recipe.yaml\n"
+        f"attack: {attack}\n{extra}plan: {{kind: pool, shadows: 2, group: 2, seed: 0}}\nrecipe: "
+        f"tests/data/tiny-recipe.yaml\n"
     )
     out = tmp_path / "attack"
     assert (

@@ -1,4 +1,5 @@
-"""``farm plan``: the jobs a command would run, counted without running them (farm.commands.dry_run, farm.spec.costs)."""
+"""``farm plan``: the jobs a command would run, counted without running them (farm.commands.dry_run,
+farm.spec.costs)."""
 
 import json
 import subprocess
@@ -43,7 +44,8 @@ def _mico_seed_tree(root, per_phase=(100, 50, 50)):
     return root
 
 
-POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24, DP-matched shadows for hi and lo
+POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24,
+# DP-matched shadows for hi and lo
 attack: lira_online
 params: {fixed_variance: true}
 plan: {kind: pool, shadows: 24, group: 2, seed: 0}
@@ -55,15 +57,15 @@ scenarios:
 
 
 def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
-    """What a MICO-scale pool costs, planned from seed files alone: no Ray, no data, no heavy import (the
-    shipped attack-mico trains fewer shadows; a pool of 24 in every scenario exercises DP-matched stages)."""
+    """What a MICO-scale pool costs, planned from seed files alone: no Ray, no data, no heavy import
+    (the shipped attack-mico trains fewer shadows; a pool of 24 in every scenario exercises
+    DP-matched stages)."""
     tree = _mico_seed_tree(tmp_path / "mico")
     config = tmp_path / "pool-24.yaml"
     config.write_text(POOL_24)
     code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-        "assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; "
-        "sys.exit(rc)"
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert not {'ray', "
+        "'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; sys.exit(rc)"
     )
     result = subprocess.run(
         [
@@ -97,7 +99,8 @@ def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
         )  # the union of challenge points
         # pool of groups of 2: each shadow leaves out half the union
         assert abs(shadows["records"] - (68_221 - infer["records"] / 2)) < 200
-        # inf: 3 epochs; hi/lo shadows run the targets' mechanism: 3 x ceil(67,349 / 1024) = 198 batches of 1024
+        # inf: 3 epochs; hi/lo shadows run the targets' mechanism: 3 x ceil(67,349 / 1024) = 198
+        # batches of 1024
         want = 3 * shadows["records"] if scenario == "sst2_inf" else 198 * 1024
         assert shadows["sequences"] == want
     assert (
@@ -157,7 +160,8 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
         (s.scenario, s.name): s
         for s in attack_forecast(tiny_challenge, configs, table=Table(), gpus=2, store=store).stages
     }
-    # the fixture's provided models share one weights file, hence one inference key: 7 of them + 1 shadow
+    # the fixture's provided models share one weights file, hence one inference key: 7 of them + 1
+    # shadow
     assert got["sst2_inf", "shadows"].done == 1 and got["sst2_inf", "inference"].done == 7 + 1
     assert got["sst2_hi", "shadows"].done == 0
     assert got["sst2_inf", "shadows"].todo == 1
@@ -180,9 +184,8 @@ def test_plan_prints_what_each_dp_epsilon_assumes(capsys):
     assert main(["plan", "--config", "mini", "--table", "/nonexistent/none.json"]) == 0
     out = capsys.readouterr().out
     assert (
-        "DP-SGD sst2_lo targets: epsilon 4 at delta 1e-05 per training (as accounted for "
-        "Poisson sampling; the run used shuffled batches (prv accountant, add/remove "
-        "adjacency))"
+        "DP-SGD sst2_lo targets: epsilon 4 at delta 1e-05 per training (as accounted for Poisson "
+        "sampling; the run used shuffled batches (prv accountant, add/remove adjacency))"
     ) in out.splitlines()
     assert "DP-SGD sst2_inf" not in out
     plan = make_challenge_forecast("defences-sst2", table=Table(), gpus=1)

@@ -1,5 +1,5 @@
-"""make-challenge's release layout (``layout: mico``): MICO's published shape, checked on the test-sized challenge's
-stored models (no training here), and its config checks."""
+"""make-challenge's release layout (``layout: mico``): MICO's published shape, checked on the
+test-sized challenge's stored models (no training here), and its config checks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Configs are checked in full when loaded: every shipped one loads; each bad one fails through the CLI before
-Ray starts (no executor built, nothing written) with one line naming the file and the key."""
+"""Configs are checked in full when loaded: every shipped one loads; each bad one fails through the
+CLI before Ray starts (no executor built, nothing written) with one line naming the file and the
+key."""
 
 import subprocess
 import sys
@@ -24,7 +25,8 @@ SHIPPED = ROOT / "farm" / "config" / "shipped"
 DATA = ROOT / "tests" / "data"
 
 
-# --- every shipped config loads -------------------------------------------------------------------------------
+# --- every shipped config loads
+# -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,8 @@ def test_tune_configs_load_by_name(name):
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
 
 
-# --- what loading accepts and converts --------------------------------------------------------------------------
+# --- what loading accepts and converts
+# --------------------------------------------------------------------------
 
 
 def test_learning_rate_5e_5_is_the_float_it_means(tmp_path):
@@ -197,7 +200,8 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_recipe(tmp_path / "r.yaml")
 
 
-# --- each bad config fails through the CLI, before Ray ---------------------------------------------------------
+# --- each bad config fails through the CLI, before Ray
+# ---------------------------------------------------------
 
 
 class _Started(Exception):
@@ -484,8 +488,8 @@ def test_dp_recipe_with_length_grouping_fails_make_challenge_before_ray(
     written (``_run``: exit 1, one line, no output folder, Ray not started)."""
     recipe = tmp_path / "grouped-dp.yaml"
     recipe.write_text(
-        "model: {name: base}\nbatch_size: 32\ngroup_by_length: true\n"
-        "dp: {target_epsilon: 4.0, delta: 1.0e-5}\n"
+        "model: {name: base}\nbatch_size: 32\ngroup_by_length: true\ndp: {target_epsilon: 4.0, "
+        "delta: 1.0e-5}\n"
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**MINI_BASE, "scenarios": {"sst2_lo": str(recipe)}}))
@@ -549,8 +553,8 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + "params: {gama: 2}\n")
     code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
-        "assert 'ray' not in sys.modules; sys.exit(rc)"
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert 'ray' not in "
+        "sys.modules; sys.exit(rc)"
     )
     start = time.perf_counter()
     result = subprocess.run(
@@ -576,7 +580,8 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-# --- DP-matched shadows, searched mechanisms, assets ----------------------------------------------------------
+# --- DP-matched shadows, searched mechanisms, assets
+# ----------------------------------------------------------
 
 
 def test_shipped_attack_configs_match_the_dp_targets():
@@ -622,8 +627,8 @@ def test_match_targets_and_assets_are_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("FARM_TEST_ROBERTA", str(tmp_path / "rb"))
     good = tmp_path / "g.yaml"
     good.write_text(
-        "recipe: mini-inf\nassets:\n  base_model: ${FARM_TEST_ROBERTA}\n"
-        "  population: {source: file, path: data/sst2}\n"
+        "recipe: mini-inf\nassets:\n  base_model: ${FARM_TEST_ROBERTA}\n  population: {source: "
+        "file, path: data/sst2}\n"
     )
     assets = load_attack_config(good)["*"].assets
     assert assets.base_model == str(tmp_path / "rb") and assets.tokenizer is None
@@ -672,8 +677,8 @@ def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
 
     path = tmp_path / "a.yaml"
     path.write_text(
-        "attack: lira_queries\nqueries: {kinds: [identity, swap], seed: 3}\n"
-        "scenarios: {sst2_hi: {attack: lira_grad}, sst2_lo: {attack: loss}}\n"
+        "attack: lira_queries\nqueries: {kinds: [identity, swap], seed: 3}\nscenarios: {sst2_hi: "
+        "{attack: lira_grad}, sst2_lo: {attack: loss}}\n"
     )
     configs = load_attack_config(path)
     family = QueryFamily(kinds=("identity", "swap"), seed=3)

@@ -1,4 +1,5 @@
-"""The defence seam: plain recipes and defences planned through one door; defence configs checked at load."""
+"""The defence seam: plain recipes and defences planned through one door; defence configs checked at
+load."""
 
 from pathlib import Path
 

@@ -1,5 +1,5 @@
-"""SISA: shard/slice layout, checkpoint chains, unlearning that reruns only affected shards, the unlearning
-challenge end to end (make-challenge, then ``farm attack`` unchanged)."""
+"""SISA: shard/slice layout, checkpoint chains, unlearning that reruns only affected shards, the
+unlearning challenge end to end (make-challenge, then ``farm attack`` unchanged)."""
 
 import dataclasses
 
@@ -144,8 +144,8 @@ def test_dp_members_with_one_slice_record_one_shard_trainings_epsilon():
         "assumes": "as accounted for Poisson sampling; the run used shuffled batches "
         "(prv accountant, add/remove adjacency)",
         "composition": "parallel over disjoint shards (a keyed hash of each record picks its "
-        "shard): each record is trained in one shard's one training; each shard's size is "
-        "taken as public, as DP-SGD takes n",
+        "shard): each record is trained in one shard's one training; each shard's size is taken "
+        "as public, as DP-SGD takes n",
         "defence": "sisa",
         "shards": 4,
         "slices": 1,
@@ -184,7 +184,8 @@ def test_forgetting_rates_by_hand():
     )  # threshold 5: 9, 8, 7, 6
 
 
-# --- on the executor -------------------------------------------------------------------------------------------
+# --- on the executor
+# -------------------------------------------------------------------------------------------
 
 
 def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):

@@ -37,7 +37,8 @@ def test_score_matches_sklearn_with_ties(seed):
 
 
 def test_strict_fpr_bound():
-    # 10 negatives, 10 positives. At threshold 0.5, FPR is exactly 0.1 and TPR 1: not counted (strict).
+    # 10 negatives, 10 positives. At threshold 0.5, FPR is exactly 0.1 and TPR 1: not counted
+    # (strict).
     y = np.array([1] * 10 + [0] * 10)
     s = np.array([0.5] * 10 + [0.5] + [0.0] * 9)
     assert score(y, s)["TPR_FPR_1000"] == 0.0

@@ -63,12 +63,14 @@ def test_shuffle_is_fast():
 def test_hand_worked_small_case():
     # MT19937(5489) starts 3499211612, 581869302, 3890346734, 3586334585, 545404204, ...
     # n=6: i=0 z=3499211612%6=2 -> [2,1,0,3,4,5]; i=1 z=581869302%5=2 -> [2,3,0,1,4,5];
-    # i=2 z=3890346734%4=2 -> [2,3,4,1,0,5]; i=3 z=3586334585%3=2 -> [2,3,4,5,0,1]; i=4 z=545404204%2=0.
+    # i=2 z=3890346734%4=2 -> [2,3,4,1,0,5]; i=3 z=3586334585%3=2 -> [2,3,4,5,0,1]; i=4
+    # z=545404204%2=0.
     assert mico_shuffle(5489, 6).tolist() == [2, 3, 4, 5, 0, 1]
     # N=6, m=1, n_train=3: challenge = P[:2] = [2,3], rest = [4,5,0,1].
     # Q = Shuffle(5489, 4): z=3499211612%4=0, 581869302%3=0, 3890346734%2=0 -> identity [0,1,2,3]
     #   training = rest[Q[:2]] = [4,5], evaluation = rest[Q[2:]] = [0,1].
-    # R = Shuffle(5489, 2): z = 3499211612 % 2 = 0 -> [0,1]: nonmember = challenge[0] = 2, member = 3.
+    # R = Shuffle(5489, 2): z = 3499211612 % 2 = 0 -> [0,1]: nonmember = challenge[0] = 2, member =
+    # 3.
     s = split_model(5489, 5489, 5489, n_total=6, len_training=3, len_challenge=1)
     assert s.challenge.tolist() == [2, 3]
     assert s.rest.tolist() == [4, 5, 0, 1]

@@ -1,4 +1,5 @@
-"""Randomized response (label DP): the flip rate, per-record coins, the recipe option and its key."""
+"""Randomized response (label DP): the flip rate, per-record coins, the recipe option and its
+key."""
 
 import dataclasses
 import math

@@ -1,5 +1,6 @@
 """What the report says about each set of shadows: the mechanism their training metadata records
-(``farm.shadows.scenario.shadow_mechanism``) and its one line (``farm.report.attack_report.mechanism_text``)."""
+(``farm.shadows.scenario.shadow_mechanism``) and its one line
+(``farm.report.attack_report.mechanism_text``)."""
 
 from farm.report.attack_report import mechanism_text
 from farm.shadows.scenario import Mechanism, shadow_mechanism

@@ -29,7 +29,8 @@ from farm.spec.coerce import from_dict
 from farm.spec.jobs import Selection, StoreRef
 from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
-# --- partitions --------------------------------------------------------------------------------------------------
+# --- partitions
+# --------------------------------------------------------------------------------------------------
 
 
 def test_partition_is_disjoint_covers_and_is_seeded():
@@ -147,7 +148,8 @@ def test_shipped_pate_settings_leave_no_teacher_empty():
     assert smallest == {10: 62, 50: 7}  # defences-sst2 at 4 + 5 + 5 targets per setting
 
 
-# --- aggregation -------------------------------------------------------------------------------------------------
+# --- aggregation
+# -------------------------------------------------------------------------------------------------
 
 
 def test_vote_counts():
@@ -183,11 +185,13 @@ def test_confident_gnmax_answers_only_confident_queries():
     assert np.array_equal(agg.labels(counts), labels)
 
 
-# --- the accountant ----------------------------------------------------------------------------------------------
+# --- the accountant
+# ----------------------------------------------------------------------------------------------
 
 
 def test_accountant_matches_a_hand_computed_case():
-    """100 GNMax answers at sigma 40 (L2 sensitivity sqrt(2)): RDP(alpha) = 100 * alpha / 40^2 = alpha / 16."""
+    """100 GNMax answers at sigma 40 (L2 sensitivity sqrt(2)): RDP(alpha) = 100 * alpha / 40^2 =
+    alpha / 16."""
     orders = np.array([2.0, 10.0, 15.0, 32.0])
     assert pate_rdp(orders, queries=100, answered=100, sigma=40.0).tolist() == [
         2 / 16,
@@ -202,7 +206,8 @@ def test_accountant_matches_a_hand_computed_case():
         0.9375 + 11.512925 / 14, abs=1e-6
     )  # 1.759855: the best of the four
     assert min(classic.values()) == classic[15.0]
-    # Opacus' conversion (Balle et al. 2020): rdp - (log(delta) + log(alpha)) / (alpha - 1) + log((alpha - 1) / alpha)
+    # Opacus' conversion (Balle et al. 2020): rdp - (log(delta) + log(alpha)) / (alpha - 1) +
+    # log((alpha - 1) / alpha)
     balle15 = 0.9375 - (math.log(delta) + math.log(15)) / 14 + math.log(14 / 15)
     assert balle15 == pytest.approx(0.9375 + 8.8048753 / 14 - 0.0689929, abs=1e-6)  # 1.497427
     eps, order = rdp_epsilon(orders, pate_rdp(orders, queries=100, answered=100, sigma=40.0), delta)
@@ -263,7 +268,8 @@ def test_accountant_equals_opacus():
         assert rdp_epsilon(np.asarray(orders), ours, 1e-5)[0] == pytest.approx(
             get_privacy_spent(orders=orders, rdp=theirs, delta=1e-5)[0], rel=1e-12
         )
-    # confident-GNMax: every query pays the threshold check (sensitivity 1, sigma1), each answer GNMax (sigma2)
+    # confident-GNMax: every query pays the threshold check (sensitivity 1, sigma1), each answer
+    # GNMax (sigma2)
     ours = pate_rdp(np.asarray(orders), queries=1000, answered=300, sigma=20.0, sigma1=10.0)
     theirs = compute_rdp(q=1.0, noise_multiplier=10.0, steps=1000, orders=orders) + compute_rdp(
         q=1.0, noise_multiplier=20.0 / math.sqrt(2), steps=300, orders=orders
@@ -364,7 +370,8 @@ def test_accountant_edges():
         pate_rdp(np.asarray(ORDERS), queries=2, answered=3, sigma=1.0)
 
 
-# --- the defence YAML --------------------------------------------------------------------------------------------
+# --- the defence YAML
+# --------------------------------------------------------------------------------------------
 
 
 def load_pate(path):
@@ -510,7 +517,8 @@ def test_bad_defence_yaml_fails_in_one_line(tmp_path):
         assert "\n" not in message and str(path) in message and key in message
 
 
-# --- PATE as jobs ------------------------------------------------------------------------------------------------
+# --- PATE as jobs
+# ------------------------------------------------------------------------------------------------
 
 PUBLIC = {"source": "synthetic", "n": 200, "seed": 5}
 
@@ -618,7 +626,8 @@ def test_student_trains_on_the_answered_records_with_the_vote_labels():
         given_labels(tokens, np.array([2, 5]), votes)
 
 
-# --- the defence seam: make-challenge, then farm attack unchanged -------------------------------------------------
+# --- the defence seam: make-challenge, then farm attack unchanged
+# -------------------------------------------------
 
 
 def test_pate_plans_through_the_defence_seam():
@@ -672,7 +681,8 @@ def test_named_student_and_too_many_queries(tmp_path):
 
     path = tmp_path / "p.yaml"
     path.write_text(
-        "defence: pate\nrecipe: mini-inf\nstudent: mini-inf\nteachers: 2\nsigma: 1.0\nqueries: 500\n"
+        "defence: pate\nrecipe: mini-inf\nstudent: mini-inf\nteachers: 2\nsigma: 1.0\nqueries: "
+        "500\n"
     )
     assert load_pate(path).student == load_recipe("mini-inf")
     config = tmp_path / "c.yaml"

@@ -1,6 +1,6 @@
-"""The report's numbers on a tiny tree without training (a fake executor writes seeded random logits): intervals
-and counts per phase, the epsilon audit and the targets' privacy, readable columns, metrics.json and
-scores.parquet."""
+"""The report's numbers on a tiny tree without training (a fake executor writes seeded random
+logits): intervals and counts per phase, the epsilon audit and the targets' privacy, readable
+columns, metrics.json and scores.parquet."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ POINTS = 10  # 2 x len_challenge of tests/conftest.py TINY
 
 @pytest.fixture
 def tiny_challenge(tiny_challenge):
-    """tests/conftest.py's tree with distinct weights per model (there they share one file, so one store key)."""
+    """tests/conftest.py's tree with distinct weights per model (there they share one file, so one
+    store key)."""
     from safetensors.numpy import save_file
 
     for i, path in enumerate(sorted(tiny_challenge.glob("*/*/model_*/model.safetensors"))):
@@ -284,8 +285,8 @@ def test_targets_epsilon_prints_with_its_assumptions(tiny_challenge, tiny_answer
     table = audit_table(results)
     assert f"| sst2_inf | ε = 10 ({shuffled}) (MICO SST-2) | ε = 20, δ = 0.22 | 1e-05 |" in table
     assert (
-        "| ε = 4 (assumptions not recorded) (challenge.json) | "
-        "ε = 8, δ = 0.00056 if add/remove (adjacency not recorded) |"
+        "| ε = 4 (assumptions not recorded) (challenge.json) | ε = 8, δ = 0.00056 if add/remove "
+        "(adjacency not recorded) |"
     ) in table
     mico, older = (
         metrics_json([r], "x")["scenarios"]["sst2_inf"]["epsilon_audit"] for r in results

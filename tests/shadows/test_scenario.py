@@ -1,5 +1,5 @@
-"""The scenario seam on a tiny tree: identities, keep masks, subsets, pooled scores, and signal collection wired
-to a store (a fake executor writes made-up logits: no Ray, no torch)."""
+"""The scenario seam on a tiny tree: identities, keep masks, subsets, pooled scores, and signal
+collection wired to a store (a fake executor writes made-up logits: no Ray, no torch)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def _scenario(challenge, answers=None, name="sst2_inf"):
 
 @dataclass
 class FakeExecutor:
-    """Runs nothing: each inference job gets logits that encode its model and record (1000 * row + record)."""
+    """Runs nothing: each inference job gets logits that encode its model and record (1000 * row +
+    record)."""
 
     store: Store
     titles: list[str] = field(default_factory=list)

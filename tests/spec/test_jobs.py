@@ -44,8 +44,8 @@ def test_key_is_stable_across_processes():
     import sys
 
     code = (
-        "from farm.spec.jobs import TokenizerJob; "
-        "print(TokenizerJob({'source': 'synthetic', 'n': 10, 'seed': 0}).key)"
+        "from farm.spec.jobs import TokenizerJob; print(TokenizerJob({'source': 'synthetic', 'n': "
+        "10, 'seed': 0}).key)"
     )
     out = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
@@ -80,7 +80,8 @@ def test_refs_enter_keys_by_content_only():
 
 
 def test_keys_of_store_and_hub_refs_are_unchanged():
-    # the key a store reference or hub name gave when references were strings ("store:<key>", a hub name)
+    # the key a store reference or hub name gave when references were strings ("store:<key>", a hub
+    # name)
     pop = {"source": "synthetic", "n": 10, "seed": 0}
     job = TrainJob(
         population=pop,
@@ -160,7 +161,8 @@ def test_plain_inference_keys_are_pinned_and_extra_signals_enter_only_when_set()
         max_length=32,
         precision="bf16",
     )
-    # Keys of logits-only jobs from before queries and gradient norms existed: stores keep their entries.
+    # Keys of logits-only jobs from before queries and gradient norms existed: stores keep their
+    # entries.
     assert plain.key == "5c8f303d2559dd94d4500876ec757a019dce1bde383f20f60e17f3a19849a560"
     assert other.key == "bde6ec77ff7a052d22b21d6c959d3f01a6117a8e6aaea1f4f7442bc5c8d884e5"
     assert dataclasses.replace(plain, queries=None, grad_norm=False).key == plain.key

@@ -22,8 +22,8 @@ def test_queries_are_deterministic_and_depend_on_record_and_seed():
 
 def test_same_queries_in_another_process():
     code = (
-        "import numpy as np; from farm.spec.queries import QueryFamily, perturb; "
-        "print([q.tolist() for q in perturb(np.arange(20), QueryFamily(), record=3)])"
+        "import numpy as np; from farm.spec.queries import QueryFamily, perturb; print([q.tolist() "
+        "for q in perturb(np.arange(20), QueryFamily(), record=3)])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -80,10 +80,12 @@ def test_bad_family():
 
 
 def test_new_modules_import_light():
-    """farm.spec.queries / audit / intervals are pure; farm.training.grad_norm imports torch only inside its functions."""
+    """farm.spec.queries / audit / intervals are pure; farm.training.grad_norm imports torch only
+    inside its functions."""
     code = (
-        "import sys, farm.spec.queries, farm.attacks.audit, farm.attacks.intervals, farm.training.grad_norm, farm.attacks.registry; "
-        "print('torch' in sys.modules, 'ray' in sys.modules)"
+        "import sys, farm.spec.queries, farm.attacks.audit, farm.attacks.intervals, "
+        "farm.training.grad_norm, farm.attacks.registry; print('torch' in sys.modules, 'ray' in "
+        "sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -1,4 +1,5 @@
-"""Atomic writes: complete files only, no temporary left behind, ordinary permissions (umask applies)."""
+"""Atomic writes: complete files only, no temporary left behind, ordinary permissions (umask
+applies)."""
 
 import os
 import stat

@@ -56,7 +56,8 @@ def test_context_makes_no_folder_for_a_local_store_and_removes_its_cache(tmp_pat
 
 
 def test_prefetched_weights_are_used_once_and_not_read_again(tmp_path, monkeypatch):
-    """A worker streams models: ``prefetch`` reads the next inference job's weights; ``run_job`` uses them."""
+    """A worker streams models: ``prefetch`` reads the next inference job's weights; ``run_job``
+    uses them."""
     from farm.training import models
     from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
 
@@ -77,7 +78,8 @@ def test_prefetched_weights_are_used_once_and_not_read_again(tmp_path, monkeypat
 
 
 def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
-    """One store entry holds logits, query logits ``[R, Q, 2]`` and gradient norms ``[R]`` of a tiny RoBERTa."""
+    """One store entry holds logits, query logits ``[R, Q, 2]`` and gradient norms ``[R]`` of a tiny
+    RoBERTa."""
     import dataclasses
 
     import torch

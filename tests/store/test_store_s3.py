@@ -1,6 +1,7 @@
-"""The store on an S3-compatible server that Ray worker processes share: moto's server mode on loopback, started
-and stopped by the test (not the in-process ``memory://``). Jobs run in Ray actors that write to the bucket; a
-rerun skips every entry by the manifest check (sizes and ETags), reading no artifact byte."""
+"""The store on an S3-compatible server that Ray worker processes share: moto's server mode on
+loopback, started and stopped by the test (not the in-process ``memory://``). Jobs run in Ray actors
+that write to the bucket; a rerun skips every entry by the manifest check (sizes and ETags), reading
+no artifact byte."""
 
 from __future__ import annotations
 

@@ -87,7 +87,8 @@ def test_missing_parameters_and_config(tmp_path):
 
 
 def test_local_pretrained_directory_like_roberta_base(tmp_path):
-    """The roberta-base path: from_pretrained of a name/directory holding an encoder without a classifier head."""
+    """The roberta-base path: from_pretrained of a name/directory holding an encoder without a
+    classifier head."""
     from transformers import RobertaConfig, RobertaModel
 
     _, tok, _ = tiny_setup()

@@ -61,7 +61,8 @@ def test_micro_batches_accumulate_to_the_same_update(tmp_path):
 
 
 def test_dp_without_noise_or_clipping_equals_plain(tmp_path):
-    """DP is a wrap of the same loop: sigma = 0 and a clip no gradient reaches give the plain model."""
+    """DP is a wrap of the same loop: sigma = 0 and a clip no gradient reaches give the plain
+    model."""
     plain = Recipe(
         model=TINY, epochs=1, learning_rate=1e-3, batch_size=30, group_by_length=False
     )  # B divides N:
@@ -188,7 +189,8 @@ def test_poisson_dp_training_spends_what_an_independent_accountant_says(tmp_path
 
 @pytest.mark.parametrize("mode", ["ghost", "hooks"])
 def test_empty_poisson_batches_take_noise_only_steps(tmp_path, mode):
-    """q = 1/300: about a third of the Poisson batches are empty; each still takes one (noise-only) DP step."""
+    """q = 1/300: about a third of the Poisson batches are empty; each still takes one (noise-only)
+    DP step."""
     recipe = Recipe(
         model=TINY,
         epochs=1,
@@ -224,9 +226,9 @@ def test_bf16_trains_on_cpu_and_differs_from_fp32(tmp_path):
 
 
 def test_matched_shadows_run_the_mico_targets_mechanism():
-    """MICO's own numbers: targets on 67,349 records, shadows on 52,000. A matched shadow keeps the targets' sigma
-    (solved at q = 1024/67,349 over 198 steps), clip, batch, lr, schedule, sampling and 198 steps; on its own,
-    smaller set it spends more epsilon than the targets did."""
+    """MICO's own numbers: targets on 67,349 records, shadows on 52,000. A matched shadow keeps the
+    targets' sigma (solved at q = 1024/67,349 over 198 steps), clip, batch, lr, schedule, sampling
+    and 198 steps; on its own, smaller set it spends more epsilon than the targets did."""
     n_target, n_shadow = 67_349, 52_000
     for name, sigma, eps in (("mico-lo", 0.689, 4.0), ("mico-hi", 0.502, 10.0)):
         target = load_recipe(name)
