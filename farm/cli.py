@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from farm.config.loading import config_path, shipped
+from farm.config.loading import check_scenarios, config_kind, config_path, shipped
 
 if TYPE_CHECKING:
     from farm.cluster.executor import Executor
@@ -34,7 +34,6 @@ from farm.commands.make_challenge import make_challenge
 from farm.commands.tune import run_tune
 from farm.config.attack import check_attack_inputs, load_attack_config
 from farm.config.challenge import load_challenge_config
-from farm.config.loading import check_scenarios, read_yaml
 from farm.config.tune import check_tune_inputs, load_tune_config
 from farm.errors import ConfigError, FarmError, SubmissionError
 from farm.report.attack_report import score_table
@@ -548,12 +547,13 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         help="print what attack, tune or make-challenge would run and cost, without running "
         "anything",
         description="Reads CONFIG (an attack, tune or make-challenge config, told apart by its "
-        "keys: `space` is a tune config, `population` a make-challenge config) and TREE (seed "
-        "files are enough; weights are not needed), checks them, and prints per scenario and "
-        "stage the trainings and inference passes (and how many --store already holds), records "
-        "per job, bytes to store, estimated GPU-hours and the wall time on --gpus GPUs, from the "
-        "throughput table (--table, else the one farm bench wrote, else the documented estimates "
-        "of farm.spec.costs). Starts no Ray, loads no data, writes nothing.",
+        "folder when shipped, else by its keys: `space` is a tune config, `population` a "
+        "make-challenge config) and TREE (seed files are enough; weights are not needed), checks "
+        "them, and prints per scenario and stage the trainings and inference passes (and how many "
+        "--store already holds), records per job, bytes to store, estimated GPU-hours and the "
+        "wall time on --gpus GPUs, from the throughput table (--table, else the one farm bench "
+        "wrote, else the documented estimates of farm.spec.costs). Starts no Ray, loads no data, "
+        "writes nothing.",
     )
     p.add_argument(
         "--config", type=_config, required=True, help="attack, tune or make-challenge config"
@@ -575,8 +575,8 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
 
-    keys = read_yaml(args.config)
-    command = "tune" if "space" in keys else "make-challenge" if "population" in keys else "attack"
+    kind = config_kind(args.config)
+    command = "make-challenge" if kind == "challenge" else kind
     if command != "make-challenge" and args.challenge is None:
         raise ConfigError(f"{args.config}: an {command} config needs --challenge TREE to plan")
     if command == "attack":

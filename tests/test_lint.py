@@ -21,6 +21,11 @@ def test_ruff():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    paths = ["farm", "tests", "benchmarks", "ray_jobs"]
+    result = subprocess.run(
+        ["ruff", "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, "run `ruff format`:\n" + result.stdout + result.stderr
 
 
 def test_mypy():

@@ -124,7 +124,9 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert _run([command, "--version"], work, env).strip() == f"farm {farm.__version__}"
     assert "attack-mini" in _run([command, "demo", "--help"], work, env)
     loaded = json.loads(_run([python, "-c", LOAD_ALL, site], work, env))
+    shipped_yaml = ROOT / "farm" / "config" / "shipped"
     recipes, configs = (
-        len(list(d.glob("*.yaml"))) for d in (ROOT / "farm/configs/recipes", ROOT / "farm/configs")
+        sum(len(list((shipped_yaml / kind).glob("*.yaml"))) for kind in kinds)
+        for kinds in (("recipes", "defences"), ("challenge", "attack", "tune"))
     )
     assert (len(loaded["recipes"]), len(loaded["configs"])) == (recipes, configs), loaded

@@ -57,7 +57,7 @@ def attack_scenario(
     target: TargetPrivacy | None = None,
     collected: Collected | None = None,
 ) -> ScenarioResult:
-    """ChallengeJobs -> train shadows -> infer -> signals -> attack; metrics with intervals on train
+    """Shadow plan -> train shadows -> infer -> signals -> attack; metrics with intervals on train
     (leave-one-out) and answered phases; the epsilon audit against ``target`` (default: unknown,
     MICO's delta). ``collected``: the scenario's signals when already collected
     (``attack_challenge`` collects every scenario's in one queue)."""
@@ -77,7 +77,11 @@ def attack_scenario(
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
-    result = ScenarioResult(
+    intervals, counts, baseline_intervals = {}, {}, {}
+    for phase in phases:
+        intervals[phase], counts[phase] = phase_intervals(part, phase, raw)
+        baseline_intervals[phase] = phase_intervals(part, phase, loss)[0]
+    return ScenarioResult(
         name=scenario.name,
         config=config,
         raw={m: v for m, v in raw.items() if m.phase != "train"},
@@ -86,18 +90,19 @@ def attack_scenario(
         job_seconds=collected.job_seconds,
         curves=curves,
         baseline=baseline,
+        intervals=intervals,
+        counts=counts,
+        baseline_intervals=baseline_intervals,
+        train_scores={m: v for m, v in raw.items() if m.phase == "train"},
+        records={m: part.challenge(m) for m in part.ids},
+        solutions=dict(part.solutions),
+        audit=audit_scenario(part, raw, target or unknown_privacy()),
+        mechanism=shadow_mechanism(
+            executor.store,
+            collected.train_keys,
+            matched_n=n_target if config.match_targets else None,
+        ),
     )
-    for phase in phases:
-        result.intervals[phase], result.counts[phase] = phase_intervals(part, phase, raw)
-        result.baseline_intervals[phase] = phase_intervals(part, phase, loss)[0]
-    result.train_scores = {m: v for m, v in raw.items() if m.phase == "train"}
-    result.records = {m: part.challenge(m) for m in part.ids}
-    result.solutions = dict(part.solutions)
-    result.audit = audit_scenario(part, raw, target or unknown_privacy())
-    result.mechanism = shadow_mechanism(
-        executor.store, collected.train_keys, matched_n=n_target if config.match_targets else None
-    )
-    return result
 
 
 def phase_intervals(

@@ -56,12 +56,16 @@ def shipped(kind: Kind = "config") -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def shipped_kind(path: str | Path) -> str | None:
-    """The folder (``challenge``, ``attack``, ``tune``, ``recipes``, ``defences``) of a shipped YAML
-    file, None for any other path."""
-    path = Path(path).resolve()
+def config_kind(path: str | Path) -> str:
+    """``challenge``, ``attack`` or ``tune``: the folder of a shipped config, else what its keys say
+    (a ``space`` is a tune config's, a ``population`` a make-challenge config's, anything else an
+    attack config's). ``ConfigError`` naming the file when it cannot be read."""
+    path = Path(path)
     root = Path(str(resources.files("farm").joinpath("config", "shipped"))).resolve()
-    return path.parent.name if path.parent.parent == root else None
+    if path.resolve().parent.parent == root and path.parent.name in FOLDERS["config"]:
+        return path.parent.name
+    keys = read_yaml(path)
+    return "tune" if "space" in keys else "challenge" if "population" in keys else "attack"
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

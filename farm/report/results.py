@@ -61,7 +61,7 @@ class Audit:
     independent_validity: str = ""
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ScenarioResult:
     """Scores of one scenario: raw dev/final scores per model, metrics per phase (pooled with
     ``farm.mico.scorer.pooled_scores``), ROC curves per phase, compute spent.

@@ -493,10 +493,10 @@ def shadow_jobs(
     only: Sequence[ModelId] | None = None,
     extras: Extras = Extras(),
 ) -> ShadowJobs:
-    """ChallengeJobs's shadows (over all of ``scenario``) trained with ``recipe``; inference of the
-    models ``only`` (default: every model) and of the shadows, computing ``extras`` too (e.g.
-    ``AttackConfig.extras()``: what the attack needs). Builds job specs only: nothing runs, no input
-    is read."""
+    """The shadow plan's shadows (over all of ``scenario``) trained with ``recipe``; inference
+    of the models ``only`` (default: every model) and of the shadows, computing ``extras`` too
+    (e.g. ``AttackConfig.extras()``: what the attack needs). Builds job specs only: nothing runs,
+    no input is read."""
     part = scenario.subset(only) if only is not None else scenario
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)

@@ -13,7 +13,7 @@ import yaml
 from farm import cli
 from farm.config.attack import AttackConfig, attack_params, load_attack_config
 from farm.config.challenge import load_challenge_config
-from farm.config.loading import config_path, read_yaml, shipped
+from farm.config.loading import config_kind, config_path, read_yaml, shipped
 from farm.config.recipes import is_defence, load_recipe
 from farm.config.tune import ATTACK_GRID, dp_choice, load_tune_config, trial_recipe
 from farm.errors import ConfigError, SpecError
@@ -692,3 +692,18 @@ def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
     ):  # farm demo and the benchmark: logits-only inference
         assert all(c.extras() == Extras() for c in load_attack_config(name).values())
     assert AttackConfig(attack="lira_queries").extras() == Extras(queries=QueryFamily())
+
+
+def test_a_configs_kind_is_its_shipped_folder_else_its_keys(tmp_path):
+    kinds = {name: config_kind(path) for name, path in shipped().items()}
+    assert kinds["mini"] == kinds["mico-rehearsal"] == "challenge"
+    assert kinds["attack-mini"] == "attack" and kinds["tune-mini"] == "tune"
+    assert {
+        config_kind(SHIPPED / kind / f"{name}.yaml")
+        for kind in ("challenge", "attack", "tune")
+        for name in [n for n, p in shipped().items() if p.parent.name == kind]
+    } == {"challenge", "attack", "tune"}
+    (tmp_path / "t.yaml").write_text("space: {}\n")
+    (tmp_path / "c.yaml").write_text("population: {source: synthetic, n: 10}\n")
+    (tmp_path / "a.yaml").write_text("attack: rmia\n")
+    assert [config_kind(tmp_path / f"{k}.yaml") for k in "tca"] == ["tune", "challenge", "attack"]

@@ -29,6 +29,7 @@ from farm.report.attack_report import (
 from farm.report.results import ScenarioResult
 from farm.shadows.plans import PlanSpec
 from farm.spec.jobs import InferJob, Job
+from farm.store.runner import RunReport
 from farm.store.store import Store
 from tests.shadows.test_scenario import FakeExecutor, _scenario
 
@@ -50,7 +51,7 @@ def tiny_challenge(tiny_challenge):
 class NoisyExecutor(FakeExecutor):
     """Each model's logits on each record: standard normal, seeded by the model's label."""
 
-    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> None:
+    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> RunReport:
         for job in jobs:
             if isinstance(job, InferJob):
                 idx = job.selection.indices()
@@ -61,6 +62,7 @@ class NoisyExecutor(FakeExecutor):
                 self.store.put_arrays(job.key, {"indices": idx, "logits": logits}, {"seconds": 1.0})
             else:
                 self.store.put_arrays(job.key, {}, {"seconds": 2.0})
+        return RunReport()
 
 
 def _result(challenge, tmp_path, answers=None, config=CONFIG, **kw) -> ScenarioResult:
