@@ -1,10 +1,10 @@
 """The defence comparison (issue 14, section 4): privacy and utility of plain training, DP-SGD,
 SISA, PATE and randomized response on SST-2 at mini scale, audited by the farm's attack.
 
-One make-challenge config (``farm/configs/defences-sst2.yaml``) holds one scenario per setting
-(``plain``, ``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; defence and recipe YAMLs
-under ``farm/configs/recipes/def-*``). The benchmark builds it with ``farm make-challenge``, attacks
-it with ``farm attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled
+One make-challenge config (shipped ``defences-sst2``) holds one scenario per setting (``plain``,
+``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; its defence and recipe YAMLs are the
+shipped ``def-*``). The benchmark builds it with ``farm make-challenge``, attacks it with ``farm
+attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled
 train targets are its references), then adds per setting:
 
 * ``test_acc``: accuracy of the released models as the attacker sees them (SISA's ensemble, PATE's
