@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from farm.spec.population import PopulationSpec
+
 SST2 = Path(
     os.environ.get(
         "FARM_SST2_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
@@ -21,7 +23,7 @@ def sst2_population():
 
     if not (SST2 / "train.tsv").is_file():
         raise SystemExit(f"SST-2 not found at {SST2} (set FARM_SST2_DIR)")
-    return load_population({"source": "file", "path": str(SST2)})
+    return load_population(PopulationSpec.of({"source": "file", "path": str(SST2)}))
 
 
 def tokenizer_for(pop, cache: Path, vocab_size: int = 8192):

@@ -58,6 +58,7 @@ from farm.defences.seam import TargetBuild, build_target, redone
 from farm.defences.sisa import SisaState, forget_members, forgetting_rates
 from farm.mico.scorer import pooled_scores
 from farm.privacy.accounting import describe_epsilon
+from farm.spec.population import PopulationSpec
 from farm.store.run_job import job_seconds
 
 GLUE_TRAIN, GLUE_ALL = 67_349, 68_221  # GLUE SST-2: train rows, then 872 validation rows
@@ -144,7 +145,7 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
 
     config = load_challenge_config(config_file)
     store = Store(built / "store")
-    p = challenge_jobs(config, len(load_population(config.population)))
+    p = challenge_jobs(config, len(load_population(PopulationSpec.of(config.population))))
     ch = read_challenge(built / "challenge")
     metrics = json.loads((attack / "metrics.json").read_text())["scenarios"]
     accuracy = held_out_accuracy(config, built / "challenge", ch)
@@ -298,9 +299,11 @@ def held_out_accuracy(config: Any, challenge: Path, ch: Any) -> dict[str, float]
 
     spec = dict(config.population)
     if spec["source"] == "synthetic":
-        test = load_population({**spec, "seed": int(spec.get("seed", 0)) + 1000, "n": 500})
+        test = load_population(
+            PopulationSpec.of({**spec, "seed": int(spec.get("seed", 0)) + 1000, "n": 500})
+        )
     else:
-        full = load_population({k: v for k, v in spec.items() if k != "subset"})
+        full = load_population(PopulationSpec.of({k: v for k, v in spec.items() if k != "subset"}))
         rows = np.arange(GLUE_TRAIN, len(full)) if len(full) == GLUE_ALL else np.arange(len(full))
         rows = np.setdiff1d(
             rows, np.concatenate([_subset_rows(s, len(full)) for s in (spec, config.public)])

@@ -30,6 +30,7 @@ import numpy as np
 
 from benchmarks.common import table
 from farm.spec.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import ModelSpec, Perf, Recipe, TinyModel
 
 SCENARIOS = ("sst2_inf", "sst2_hi", "sst2_lo")
@@ -41,7 +42,7 @@ def plan(
     """(tokenizer + provided trainings to prepare, provided models, per-scenario jobs of the
     measured run)."""
     pop = {"source": "synthetic", "n": n, "seed": 1}
-    tok = TokenizerJob(pop, vocab_size=800, label="tokenizer")
+    tok = TokenizerJob(PopulationSpec.of(pop), vocab_size=800, label="tokenizer")
     rng = np.random.default_rng(0)
     recipe = Recipe(
         model=ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64)),
@@ -54,7 +55,7 @@ def plan(
     def train(i: int, label: str, epochs: int = epochs) -> TrainJob:
         sel = Selection.of(n, np.sort(rng.choice(n, int(0.75 * n), replace=False)))
         return TrainJob(
-            population=pop,
+            population=PopulationSpec.of(pop),
             tokenizer=StoreRef(tok.key),
             selection=sel,
             recipe=Recipe(**{**recipe.__dict__, "seed": i, "epochs": epochs}),
@@ -70,7 +71,7 @@ def plan(
         shadow = [train(1000 * (s + 1) + i, f"{scenario} shadow {i}") for i in range(shadows)]
         infer = [
             InferJob(
-                population=pop,
+                population=PopulationSpec.of(pop),
                 tokenizer=StoreRef(tok.key),
                 model=StoreRef(m.key),
                 selection=records,

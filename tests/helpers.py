@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from farm.spec.population import PopulationSpec
+
 SHARED_SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 
 
@@ -19,7 +21,7 @@ def tiny_setup(n: int = 400, seed: int = 0, tok_dir: str | None = None):
     from farm.training.data import load_population, tokenize
     from farm.training.models import load_tokenizer, train_tokenizer
 
-    pop = load_population({"source": "synthetic", "n": n, "seed": seed})
+    pop = load_population(PopulationSpec.of({"source": "synthetic", "n": n, "seed": seed}))
     out = Path(tok_dir or tempfile.mkdtemp(prefix="farm-tok-")) / "tokenizer"
     train_tokenizer(list(pop.sentences), out, vocab_size=600)
     tok = load_tokenizer(out)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from farm.spec.jobs import InferJob, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
 POP = {"source": "synthetic", "n": 300, "seed": 0}
-TOKENIZER = TokenizerJob(POP, vocab_size=500, label="tokenizer")
+TOKENIZER = TokenizerJob(PopulationSpec.of(POP), vocab_size=500, label="tokenizer")
 
 
 def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
@@ -22,7 +23,7 @@ def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
     rng = np.random.default_rng(0)
     return [
         TrainJob(
-            population=POP,
+            population=PopulationSpec.of(POP),
             tokenizer=StoreRef(TOKENIZER.key),
             selection=Selection.of(300, rng.choice(300, 280, replace=False)),
             recipe=Recipe(**{**recipe.__dict__, "seed": i}),
@@ -34,7 +35,7 @@ def train_jobs(count: int, epochs: int = 1) -> list[TrainJob]:
 
 def infer_job(train: TrainJob) -> InferJob:
     return InferJob(
-        population=POP,
+        population=PopulationSpec.of(POP),
         tokenizer=StoreRef(TOKENIZER.key),
         model=StoreRef(train.key),
         selection=Selection.of(300, np.arange(300)),

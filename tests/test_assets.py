@@ -17,6 +17,7 @@ from farm.errors import ChallengeFormatError, ConfigError
 from farm.mico.splits import MICO_LEN_TRAINING, MICO_N_TOTAL
 from farm.shadows.scenario import load_scenarios, model_ref
 from farm.spec.jobs import InferJob, PathRef, Selection
+from farm.spec.population import PopulationSpec
 from farm.store.run_job import logits_from_store, run_job
 from farm.store.store import Store
 
@@ -86,13 +87,13 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
     assert isinstance(inputs.tokenizer, PathRef) and inputs.tokenizer.path == str(
         roberta
     )  # base_model's folder
-    assert isinstance(inputs.base, PathRef) and inputs.population["path"] == str(glue)
+    assert isinstance(inputs.base, PathRef) and inputs.population.path == str(glue)
     assert scenario.records.size == 200 and scenario.keep.shape == (1, 200)
 
     (entry,) = scenario.models.values()
     handful = scenario.records[:6]
     job = InferJob(
-        population=inputs.population,
+        population=PopulationSpec.of(inputs.population),
         tokenizer=inputs.tokenizer,
         model=model_ref(entry),
         selection=Selection.of(inputs.n_total, handful),
@@ -105,7 +106,9 @@ def test_release_tree_runs_on_local_assets_offline(release_tree, tmp_path, monke
     from farm.training.data import load_population, pad_batch, tokenize
     from farm.training.models import load_tokenizer
 
-    tokens = tokenize(load_population(inputs.population), load_tokenizer(roberta), 67)
+    tokens = tokenize(
+        load_population(PopulationSpec.of(inputs.population)), load_tokenizer(roberta), 67
+    )
     ids, mask, _ = (torch.from_numpy(a) for a in pad_batch(tokens, handful))
     with torch.inference_mode():
         expected = model(input_ids=ids, attention_mask=mask).logits.numpy()

@@ -29,7 +29,7 @@ from farm.challenge.tree import Challenge, read_challenge
 from farm.cluster.tune import split_train_models
 from farm.commands.make_challenge import challenge_jobs
 from farm.config.attack import AttackConfig, load_attack_config
-from farm.config.challenge import PopulationSpec, load_challenge_config
+from farm.config.challenge import load_challenge_config
 from farm.config.recipes import recipe_ref
 from farm.config.tune import TuneConfig, dp_choice
 from farm.defences.seam import dp_assumptions
@@ -43,7 +43,6 @@ from farm.shadows.scenario import (
     plan_shadows,
     train_jobs,
 )
-from farm.spec.coerce import from_dict
 from farm.spec.costs import (
     ROBERTA_BASE,
     Shape,
@@ -493,9 +492,9 @@ def make_challenge_forecast(
     synthetic ``n``)."""
 
     config = load_challenge_config(config_path)
-    size = from_dict(PopulationSpec, config.population).size
+    size = config.population_spec.size
     if size is None:
-        size = len(load_population(config.population))
+        size = len(load_population(config.population_spec))
     p = challenge_jobs(config, size)
     base_shape = model_shape(
         p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None

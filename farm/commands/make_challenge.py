@@ -111,11 +111,12 @@ def challenge_jobs(
         base_model=f"{ASSETS}/base",
         targets={scenario: privacy_record(r) for scenario, r in recipes.items()},
     )
-    tok = TokenizerJob(config.population, config.vocab_size, label="tokenizer")
-    public_n = int(config.public.get("subset", {}).get("n", config.public.get("n", 0)))
+    population, public = config.population_spec, config.public_spec
+    tok = TokenizerJob(population=population, vocab_size=config.vocab_size, label="tokenizer")
+    public_n = public.size or 0
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")
     base = TrainJob(
-        population=config.public,
+        population=public,
         tokenizer=StoreRef(tok.key),
         selection=Selection.of(public_n, np.arange(public_n)),
         recipe=base_recipe,
@@ -138,13 +139,13 @@ def challenge_jobs(
                 )
                 members = Selection.of(population_size, split.train_set())
                 spec = TargetSpec(
-                    population=config.population,
+                    population=population,
                     tokenizer=StoreRef(tok.key),
                     selection=members,
                     seed=seeds[1] & 0x7FFFFFFF,
                     base=StoreRef(base.key),
                     label=f"{scenario}/{phase}/model_{model_id}",
-                    public=config.public,
+                    public=public,
                     public_n=public_n,
                 )
                 built, forgotten = build_target(recipe, spec), None
@@ -183,7 +184,7 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
     config_key = canonical_key("mini", dataclasses.asdict(config))
     if _complete(out, config_key):
         return out
-    population_size = len(load_population(config.population))
+    population_size = len(load_population(config.population_spec))
     if config.layout == "mico" and population_size != MICO_N_TOTAL:
         raise ConfigError(
             f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all "

@@ -19,59 +19,8 @@ from farm.defences.sisa import Sisa
 from farm.errors import ConfigError, SpecError, SplitError, require
 from farm.mico.splits import MICO_LEN_CHALLENGE, MICO_LEN_TRAINING, check_constants
 from farm.spec.coerce import from_dict
+from farm.spec.population import SOURCES, PopulationSpec
 from farm.spec.recipes import Recipe
-
-
-@dataclass(frozen=True)
-class Subset:
-    """``subset`` of a population spec: positions ``offset .. offset+n-1`` of a seeded
-    permutation."""
-
-    n: int
-    seed: int = 0
-    offset: int = 0
-
-    def __post_init__(self) -> None:
-        require(self.n >= 1, "n", "an integer >= 1", self.n)
-        require(self.offset >= 0, "offset", "an integer >= 0", self.offset)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PopulationSpec:
-    """The shape of a population spec (see ``farm.training.data``); a config keeps the spec itself
-    as a plain mapping."""
-
-    source: str
-    n: int | None = None
-    seed: int = 0
-    path: str | None = None
-    subset: Subset | None = None
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        require(self.source in SOURCES, "source", " or ".join(SOURCES), self.source)
-        require(
-            self.source != "synthetic" or (self.n or 0) >= 1,
-            "n",
-            "an integer >= 1 (synthetic records)",
-            self.n,
-        )
-        require(
-            self.source != "file" or bool(self.path),
-            "path",
-            "a file or folder (source: file)",
-            self.path,
-        )
-
-    @property
-    def size(self) -> int | None:
-        """Number of records when the spec alone says it (a subset, or a synthetic corpus), else
-        None."""
-        return self.subset.n if self.subset else self.n if self.source == "synthetic" else None
-
-
-SOURCES = ("synthetic", "file", "glue-sst2")
-
 
 LAYOUTS = ("farm", "mico")
 
@@ -104,8 +53,9 @@ class ChallengeConfig:
                 f"name others)",
                 (self.len_training, self.len_challenge),
             )
-        population = from_dict(PopulationSpec, self.population, "population")
-        public = from_dict(PopulationSpec, self.public, "public")
+        population, public = self.population_spec, self.public_spec
+        for key, spec in (("population", population), ("public", public)):
+            require(spec.known, f"{key}.source", " or ".join(SOURCES), spec.source)
         require(
             public.size is not None,
             "public.n",
@@ -136,6 +86,16 @@ class ChallengeConfig:
         require(self.vocab_size >= 300, "vocab_size", "an integer >= 300", self.vocab_size)
         from_dict(Recipe, self.base_recipe, "base_recipe")
 
+    @property
+    def population_spec(self) -> PopulationSpec:
+        """``population`` as a checked spec (the mapping stays the config's record)."""
+        return PopulationSpec.of(self.population, "population")
+
+    @property
+    def public_spec(self) -> PopulationSpec:
+        """``public`` as a checked spec."""
+        return PopulationSpec.of(self.public, "public")
+
 
 def load_challenge_config(path: str | Path) -> ChallengeConfig:
     """A mini config, checked in full (recipes and population files included); relative population
@@ -162,7 +122,7 @@ def load_challenge_config(path: str | Path) -> ChallengeConfig:
                 f"{path}: scenarios.{scenario}: defence {name!r} forgets {recipe.forget} members "
                 f"per target, more than the {config.len_challenge} each has (len_challenge)"
             )
-        public_n = from_dict(PopulationSpec, config.public).size or 0
+        public_n = config.public_spec.size or 0
         if isinstance(recipe, Pate) and recipe.queries > public_n:
             raise ConfigError(
                 f"{path}: scenarios.{scenario}: defence {name!r} asks {recipe.queries} public "

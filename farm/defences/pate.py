@@ -34,7 +34,6 @@ points (the non-members the attack is scored on), which a student would then be 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +44,7 @@ from farm.errors import SpecError, require
 from farm.privacy.accounting import assumptions
 from farm.privacy.pate import Aggregation, mix_seeds, partition
 from farm.spec.jobs import InferJob, Job, Selection, StoreRef, TrainJob, VoteJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Recipe
 
 
@@ -149,9 +149,7 @@ class PateJobs:
         return StoreRef(self.student.key)
 
 
-def pate_jobs(
-    target: TargetSpec, pate: Pate, *, public: Mapping[str, Any], public_n: int
-) -> PateJobs:
+def pate_jobs(target: TargetSpec, pate: Pate, *, public: PopulationSpec, public_n: int) -> PateJobs:
     """The PATE jobs that stand in for ``target`` (see the module docstring). ``public``: the public
     population spec, of ``public_n`` records, of which ``pate.queries`` are drawn (seeded by the
     target's seed). Teachers and student read the target's tokenizer and start from its base model;

@@ -52,6 +52,7 @@ from typing import Any, Protocol
 from farm.errors import require
 from farm.privacy.accounting import assumptions
 from farm.spec.jobs import Job, Ref, Selection, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Recipe
 
 AGGREGATES = ("single", "mean", "vote")
@@ -63,13 +64,13 @@ class TargetSpec:
     """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0,
     2**31)``."""
 
-    population: Mapping[str, Any]
+    population: PopulationSpec
     tokenizer: Ref
     selection: Selection
     seed: int
     base: Ref | None = None
     label: str = ""
-    public: Mapping[str, Any] | None = None
+    public: PopulationSpec | None = None
     public_n: int = 0
 
     def __post_init__(self) -> None:

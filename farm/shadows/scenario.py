@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from farm.shadows.plans import (
     union_of_challenges,
 )
 from farm.spec.jobs import HubRef, InferJob, PathRef, Ref, Selection, StoreRef, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.queries import QueryFamily
 from farm.spec.recipes import Recipe
 from farm.stopwatch import Stopwatch
@@ -69,7 +69,7 @@ class ChallengeInputs:
     (pinned), the population size and the targets' training-set size (``len_training``: where a
     matched shadow's mechanism is taken, ``farm.training.train.matched_recipe``)."""
 
-    population: Mapping[str, Any]
+    population: PopulationSpec
     tokenizer: Ref
     base: Ref | None
     n_total: int
@@ -302,8 +302,8 @@ def load_scenarios(
         labels = load_population(inputs.population).labels
     if labels.size != inputs.n_total:
         raise ConfigError(
-            f"{challenge_root}: the population ({inputs.population.get('source')} "
-            f"{inputs.population.get('path', '')}) has {labels.size} records; the challenge's "
+            f"{challenge_root}: the population ({inputs.population.source} "
+            f"{inputs.population.path or ''}) has {labels.size} records; the challenge's "
             f"splits need n_total = {inputs.n_total}"
         )
     with watch.stage("scheduling"):  # splits, unions and keep masks of every model
@@ -318,7 +318,7 @@ def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeIn
     disk is pinned by its fingerprint."""
     c = (assets or Assets()).apply(ch.root, ch.constants)
     return ChallengeInputs(
-        population=pin_population(c.population),
+        population=pin_population(PopulationSpec.of(c.population, "population")),
         tokenizer=pin(c.locate(ch.root, c.tokenizer)),
         base=pin(c.locate(ch.root, c.base_model)),
         n_total=c.n_total,
@@ -326,13 +326,12 @@ def challenge_inputs(ch: Challenge, assets: Assets | None = None) -> ChallengeIn
     )
 
 
-def pin_population(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A file population with the content fingerprint of its data added (``sha256``), so job keys do
-    not depend on where the data lies (``farm.spec.jobs.population_identity``); other populations
+def pin_population(spec: PopulationSpec) -> PopulationSpec:
+    """A file population with the content fingerprint of its data added (``sha256``), so job keys
+    do not depend on where the data lies (``PopulationSpec.identity``); other populations
     unchanged."""
-    spec = dict(spec)
-    if spec.get("source") == "file" and "sha256" not in spec and Path(spec["path"]).exists():
-        spec["sha256"] = fingerprint(spec["path"])
+    if spec.source == "file" and spec.sha256 is None and spec.path and Path(spec.path).exists():
+        return spec.pinned(fingerprint(spec.path))
     return spec
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,19 +20,9 @@ import numpy as np
 
 from farm.errors import SpecError, require
 from farm.privacy.pate import Aggregation
+from farm.spec.population import PopulationSpec
 from farm.spec.queries import QueryFamily
 from farm.spec.recipes import PRECISIONS, Recipe, canonical_key, recipe_identity, to_dict
-
-
-def population_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """What a population spec contributes to a job key: the spec itself, except that a file
-    population pinned by the fingerprint of its data (``sha256``) is known by that, not by where the
-    file lies. Moving the data (or the tree whose ``challenge.json`` names it) then changes no key.
-
-    >>> population_identity({"source": "file", "path": "/a/sst2", "sha256": "ab"})
-    {'source': 'file', 'sha256': 'ab'}
-    """
-    return {k: v for k, v in spec.items() if not (k == "path" and "sha256" in spec)}
 
 
 @dataclass(frozen=True)
@@ -103,6 +92,14 @@ Ref = StoreRef | PathRef | HubRef
 REF_TYPES = (StoreRef, PathRef, HubRef)
 
 
+def _check_population(job: Any) -> None:
+    if not isinstance(job.population, PopulationSpec):
+        raise SpecError(
+            f"{type(job).__name__}.population must be a PopulationSpec "
+            f"(PopulationSpec.of(mapping)), got {type(job.population).__name__}"
+        )
+
+
 def _check_refs(job: Any, *names: str) -> None:
     for name in names:
         value = getattr(job, name)
@@ -117,13 +114,16 @@ def _check_refs(job: Any, *names: str) -> None:
 class TokenizerJob:
     """Train a byte-level BPE tokenizer on a population (the mini challenge's tokenizer)."""
 
-    population: Mapping[str, Any]
+    population: PopulationSpec
     vocab_size: int = 4096
     label: str = field(default="tokenizer", compare=False)
 
+    def __post_init__(self) -> None:
+        _check_population(self)
+
     @property
     def key(self) -> str:
-        pop = population_identity(self.population)
+        pop = self.population.identity()
         return canonical_key("tokenizer", {"population": pop, "vocab_size": self.vocab_size})
 
 
@@ -137,7 +137,7 @@ class TrainJob:
     labels. Enters the key only when set.
     """
 
-    population: Mapping[str, Any]
+    population: PopulationSpec
     tokenizer: Ref
     selection: Selection
     recipe: Recipe
@@ -146,6 +146,7 @@ class TrainJob:
     label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        _check_population(self)
         _check_refs(self, "tokenizer", "base")
         if self.labels is not None and not isinstance(self.labels, StoreRef):
             raise SpecError(
@@ -154,7 +155,7 @@ class TrainJob:
 
     @property
     def key(self) -> str:
-        pop = population_identity(self.population)
+        pop = self.population.identity()
         payload = {
             "population": pop,
             "tokenizer": self.tokenizer.token,
@@ -181,7 +182,7 @@ class InferJob:
     (logits only) is what it always was.
     """
 
-    population: Mapping[str, Any]
+    population: PopulationSpec
     tokenizer: Ref
     model: Ref
     selection: Selection
@@ -192,6 +193,7 @@ class InferJob:
     grad_norm: bool = False
 
     def __post_init__(self) -> None:
+        _check_population(self)
         _check_refs(self, "tokenizer", "model")
         require(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS), self.precision)
         require(
@@ -203,7 +205,7 @@ class InferJob:
 
     @property
     def key(self) -> str:
-        pop = population_identity(self.population)
+        pop = self.population.identity()
         extra: dict[str, Any] = (
             {"queries": to_dict(self.queries)} if self.queries is not None else {}
         )

@@ -32,6 +32,7 @@ from farm.spec.jobs import (
     TrainJob,
     VoteJob,
 )
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Perf
 from farm.store.store import Store
 from farm.training.data import Population, Tokenized, load_population, tokenize
@@ -82,8 +83,8 @@ class Context:
         entry[0].wait()
         return entry[1].get("state")
 
-    def population(self, spec: dict) -> Population:
-        k = json.dumps(spec, sort_keys=True)
+    def population(self, spec: PopulationSpec) -> Population:
+        k = json.dumps(spec.mapping, sort_keys=True)
         if k not in self._populations:
             self._populations[k] = load_population(spec)
         return self._populations[k]
@@ -97,9 +98,9 @@ class Context:
         return self._tokenizers[ref]
 
     def tokens(
-        self, population: dict, tokenizer_ref: Ref, max_length: int, store: Store
+        self, population: PopulationSpec, tokenizer_ref: Ref, max_length: int, store: Store
     ) -> Tokenized:
-        k = (json.dumps(population, sort_keys=True), tokenizer_ref, max_length)
+        k = (json.dumps(population.mapping, sort_keys=True), tokenizer_ref, max_length)
         if k not in self._tokens:
             self._tokens[k] = tokenize(
                 self.population(population), self.tokenizer(tokenizer_ref, store), max_length
@@ -159,7 +160,7 @@ def _run_tokenizer(job: TokenizerJob, store: Store, ctx: Context, tmp: Path) -> 
     from farm.training.models import train_tokenizer
 
     train_tokenizer(
-        list(ctx.population(dict(job.population)).sentences), tmp / "out", vocab_size=job.vocab_size
+        list(ctx.population(job.population).sentences), tmp / "out", vocab_size=job.vocab_size
     )
     return {}
 
@@ -168,7 +169,7 @@ def _run_train(job: TrainJob, store: Store, ctx: Context, tmp: Path) -> dict:
     # lazy: loads torch
     from farm.training.train import train
 
-    tokens = ctx.tokens(dict(job.population), job.tokenizer, job.recipe.max_length, store)
+    tokens = ctx.tokens(job.population, job.tokenizer, job.recipe.max_length, store)
     if job.recipe.model.name == "base" and job.base is None:
         raise SpecError(
             f"{job.label or job.key}: recipe uses model 'base' but the job names no base model"
@@ -235,7 +236,7 @@ def _run_infer(job: InferJob, store: Store, ctx: Context, tmp: Path) -> dict:
     # lazy: loads torch
     from farm.training.infer import infer_arrays
 
-    tokens = ctx.tokens(dict(job.population), job.tokenizer, job.max_length, store)
+    tokens = ctx.tokens(job.population, job.tokenizer, job.max_length, store)
     indices = job.selection.indices()
     model_dir = ctx.resolve(job.model, store)
     tokenizer = ctx.tokenizer(job.tokenizer, store) if job.queries is not None else None

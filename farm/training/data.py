@@ -23,14 +23,15 @@ disjoint subsets).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from farm.errors import ConfigError
+from farm.spec.population import PopulationSpec, Subset
 from farm.training.synthetic import synthetic_corpus
 
 TEXT_COLUMNS = ("sentence", "content", "text")  # GLUE's SST-2 dev.tsv names it "content"
@@ -42,42 +43,42 @@ class Population:
 
     sentences: tuple[str, ...]
     labels: np.ndarray
-    spec: Mapping[str, Any] = field(default_factory=dict)
+    spec: PopulationSpec | None = None
 
     def __len__(self) -> int:
         return len(self.sentences)
 
 
-def load_population(spec: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Population:
+def load_population(spec: PopulationSpec, *, base_dir: str | Path | None = None) -> Population:
     """Build the population a spec describes; relative file paths resolve against ``base_dir``."""
-    source = spec.get("source")
-    if source == "synthetic":
-        sentences, labels = synthetic_corpus(int(spec["n"]), int(spec.get("seed", 0)))
-    elif source == "glue-sst2":
+    if spec.source == "synthetic":
+        assert spec.n is not None  # PopulationSpec checks it
+        sentences, labels = synthetic_corpus(spec.n, spec.seed)
+    elif spec.source == "glue-sst2":
         sentences, labels = _load_glue_sst2()
-    elif source == "file":
-        path = Path(spec["path"]).expanduser()
+    elif spec.source == "file":
+        path = Path(str(spec.path)).expanduser()
         path = path if path.is_absolute() or base_dir is None else Path(base_dir) / path
         sentences, labels = _load_path(path)
     else:
-        raise ConfigError(f"population source must be synthetic, glue-sst2 or file, got {source!r}")
-    sentences, labels = _subset(
-        list(sentences), np.asarray(labels, dtype=np.int64), spec.get("subset")
-    )
-    return Population(tuple(sentences), labels, dict(spec))
+        raise ConfigError(
+            f"population source must be synthetic, glue-sst2 or file, got {spec.source!r}"
+        )
+    sentences, labels = _subset(list(sentences), np.asarray(labels, dtype=np.int64), spec.subset)
+    return Population(tuple(sentences), labels, spec)
 
 
 def _subset(
-    sentences: list[str], labels: np.ndarray, subset: Mapping | None
+    sentences: list[str], labels: np.ndarray, subset: Subset | None
 ) -> tuple[list[str], np.ndarray]:
-    if not subset:
+    if subset is None:
         return sentences, labels
-    n, offset = int(subset["n"]), int(subset.get("offset", 0))
+    n, offset = subset.n, subset.offset
     if not 0 < n <= len(sentences) - offset or offset < 0:
         raise ConfigError(
             f"population subset n={n} offset={offset} must fit in {len(sentences)} records"
         )
-    perm = np.random.default_rng(int(subset.get("seed", 0))).permutation(len(sentences))
+    perm = np.random.default_rng(subset.seed).permutation(len(sentences))
     keep = np.sort(perm[offset : offset + n])
     return [sentences[i] for i in keep], labels[keep]
 

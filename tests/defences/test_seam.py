@@ -12,6 +12,7 @@ from farm.defences.seam import TargetBuild, TargetSpec, build_target, recipe_pri
 from farm.defences.sisa import Sisa
 from farm.errors import ConfigError, SpecError
 from farm.spec.jobs import Selection, StoreRef, TrainJob
+from farm.spec.population import PopulationSpec
 
 DATA = Path(__file__).parents[1] / "data"
 POP = {"source": "synthetic", "n": 300, "seed": 0}
@@ -19,7 +20,7 @@ POP = {"source": "synthetic", "n": 300, "seed": 0}
 
 def target(seed=5):
     return TargetSpec(
-        population=POP,
+        population=PopulationSpec.of(POP),
         tokenizer=StoreRef("tok"),
         selection=Selection.of(300, np.arange(280)),
         seed=seed,
@@ -32,7 +33,7 @@ def test_plain_recipe_is_one_training_released_as_itself():
     recipe = load_recipe("mini-inf")
     plan = build_target(recipe, target())
     job = TrainJob(
-        population=POP,
+        population=PopulationSpec.of(POP),
         tokenizer=StoreRef("tok"),
         selection=Selection.of(300, np.arange(280)),
         recipe=recipe.__class__(**{**recipe.__dict__, "seed": 5}),

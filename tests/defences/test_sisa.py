@@ -10,6 +10,7 @@ from farm.defences.seam import TargetSpec, build_target, redone
 from farm.defences.sisa import Sisa, forget_members, forgetting_rates, shard_of, split, unlearn
 from farm.errors import SpecError
 from farm.spec.jobs import Selection, StoreRef
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import DPConfig, ModelSpec, Recipe, TinyModel
 from tests.jobs_fixture import POP, TOKENIZER
 
@@ -24,7 +25,7 @@ MEMBERS = np.random.default_rng(0).choice(300, 280, replace=False)
 
 def target(seed=3):
     return TargetSpec(
-        population=POP,
+        population=PopulationSpec.of(POP),
         tokenizer=StoreRef(TOKENIZER.key),
         selection=Selection.of(300, MEMBERS),
         seed=seed,

@@ -11,6 +11,7 @@ from farm.errors import SpecError
 from farm.privacy.label_dp import flip_probability, randomized_response
 from farm.spec.coerce import from_dict
 from farm.spec.jobs import HubRef, Selection, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import LabelNoise, Recipe, canonical_key, to_dict
 
 
@@ -56,10 +57,14 @@ def test_recipe_option_is_typed_and_keyed():
     with pytest.raises(SpecError, match="label_noise.epsilon"):
         from_dict(Recipe, {"label_noise": {"epsilon": 0}})
     pop, sel = {"source": "synthetic", "n": 10}, Selection.of(10, np.arange(5))
-    plain = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=Recipe())
-    noisy = TrainJob(population=pop, tokenizer=HubRef("t"), selection=sel, recipe=recipe)
+    plain = TrainJob(
+        population=PopulationSpec.of(pop), tokenizer=HubRef("t"), selection=sel, recipe=Recipe()
+    )
+    noisy = TrainJob(
+        population=PopulationSpec.of(pop), tokenizer=HubRef("t"), selection=sel, recipe=recipe
+    )
     other = TrainJob(
-        population=pop,
+        population=PopulationSpec.of(pop),
         tokenizer=HubRef("t"),
         selection=sel,
         recipe=dataclasses.replace(recipe, label_noise=LabelNoise(epsilon=2.0)),

@@ -27,6 +27,7 @@ from farm.privacy.pate import (
 )
 from farm.spec.coerce import from_dict
 from farm.spec.jobs import Selection, StoreRef
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
 # --- partitions
@@ -552,7 +553,7 @@ def _target():
 
 def test_plan_pate_shapes_jobs_from_the_target():
     target = _target()
-    plan = pate_jobs(target, _tiny_pate(), public=PUBLIC, public_n=200)
+    plan = pate_jobs(target, _tiny_pate(), public=PopulationSpec.of(PUBLIC), public_n=200)
     parts = [t.selection.indices() for t in plan.teachers]
     assert np.array_equal(np.sort(np.concatenate(parts)), target.selection.indices())
     assert len({t.recipe.seed for t in plan.teachers}) == 3
@@ -561,22 +562,24 @@ def test_plan_pate_shapes_jobs_from_the_target():
         for a, t in zip(plan.answers, plan.teachers)
     )
     assert plan.student.labels is not None and plan.student.labels.key == plan.votes.key
-    assert plan.student.population == PUBLIC and plan.model.key == plan.student.key
+    assert (
+        plan.student.population == PopulationSpec.of(PUBLIC) and plan.model.key == plan.student.key
+    )
     assert plan.student.selection.indices().size == 40 and plan.student.recipe.seed == 11
-    again = pate_jobs(target, _tiny_pate(), public=PUBLIC, public_n=200)
+    again = pate_jobs(target, _tiny_pate(), public=PopulationSpec.of(PUBLIC), public_n=200)
     assert [j.key for j in again.jobs] == [
         j.key for j in plan.jobs
     ]  # deterministic, so reruns find every key
     substituted = dataclasses.replace(_tiny_pate(), adjacency="substitution")
-    sub = pate_jobs(target, substituted, public=PUBLIC, public_n=200)
+    sub = pate_jobs(target, substituted, public=PopulationSpec.of(PUBLIC), public_n=200)
     assert sub.votes.aggregation.adjacency == "substitution" and sub.votes.key != plan.votes.key
     # the adjacency is the vote's alone: the teachers, their answers and partitions are shared
     assert [t.key for t in sub.teachers] == [t.key for t in plan.teachers]
     crowded = dataclasses.replace(_tiny_pate(), teachers=280)
     with pytest.raises(SpecError, match="sst2_pate/train/model_0: 280 teachers over 280 records"):
-        pate_jobs(target, crowded, public=PUBLIC, public_n=200)
+        pate_jobs(target, crowded, public=PopulationSpec.of(PUBLIC), public_n=200)
     with pytest.raises(SpecError, match="queries"):
-        pate_jobs(target, _tiny_pate(), public=PUBLIC, public_n=10)
+        pate_jobs(target, _tiny_pate(), public=PopulationSpec.of(PUBLIC), public_n=10)
 
 
 def test_tiny_pate_run_through_the_executor(local_ray, tmp_path):
@@ -588,7 +591,7 @@ def test_tiny_pate_run_through_the_executor(local_ray, tmp_path):
     from tests.jobs_fixture import TOKENIZER
 
     store = Store(tmp_path / "store")
-    plan = pate_jobs(_target(), _tiny_pate(), public=PUBLIC, public_n=200)
+    plan = pate_jobs(_target(), _tiny_pate(), public=PopulationSpec.of(PUBLIC), public_n=200)
     first = Executor(store=store, perf=Perf(), workers=2, progress=None)
     first.run([TOKENIZER, *plan.jobs])
     assert (
@@ -639,13 +642,13 @@ def test_pate_plans_through_the_defence_seam():
     pate = load_pate("tests/data/tiny-pate.yaml")
     members = Selection.of(300, np.arange(280))
     spec = TargetSpec(
-        population=POP,
+        population=PopulationSpec.of(POP),
         tokenizer=StoreRef(TOKENIZER.key),
         selection=members,
         seed=11,
         base=None,
         label="t",
-        public=PUBLIC,
+        public=PopulationSpec.of(PUBLIC),
         public_n=200,
     )
     dplan = build_target(pate, spec)
@@ -658,7 +661,7 @@ def test_pate_plans_through_the_defence_seam():
         build_target(
             pate,
             TargetSpec(
-                population=POP,
+                population=PopulationSpec.of(POP),
                 tokenizer=StoreRef(TOKENIZER.key),
                 selection=members,
                 seed=11,
@@ -670,7 +673,7 @@ def test_pate_plans_through_the_defence_seam():
     p = challenge_jobs(config, 300)
     students = [t.build.state.student for t in p.targets if t.scenario == "sst2_pate"]
     assert len(students) == 4 and all(
-        s.population == config.public and s.base == StoreRef(p.base.key) for s in students
+        s.population == config.public_spec and s.base == StoreRef(p.base.key) for s in students
     )
     assert p.constants.targets["sst2_pate"]["defence"] == "pate"
 

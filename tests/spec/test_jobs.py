@@ -5,6 +5,7 @@ import pytest
 
 from farm.errors import SpecError
 from farm.spec.jobs import HubRef, InferJob, PathRef, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Recipe, canonical_key, recipe_identity, to_dict
 
 
@@ -19,10 +20,14 @@ def test_keys_are_content_addressed():
     sel = Selection.of(10, np.array([1, 2, 3]))
     pop = {"source": "synthetic", "n": 10, "seed": 0}
     a = TrainJob(
-        population=pop, tokenizer=StoreRef("tok"), selection=sel, recipe=Recipe(seed=1), label="a"
+        population=PopulationSpec.of(pop),
+        tokenizer=StoreRef("tok"),
+        selection=sel,
+        recipe=Recipe(seed=1),
+        label="a",
     )
     b = TrainJob(
-        population=dict(pop),
+        population=PopulationSpec.of(dict(pop)),
         tokenizer=StoreRef("tok"),
         selection=Selection.of(10, np.array([3, 2, 1])),
         recipe=Recipe(seed=1),
@@ -33,10 +38,16 @@ def test_keys_are_content_addressed():
     assert a.key != dataclasses.replace(a, selection=Selection.of(10, np.array([1, 2]))).key
     assert a.key != dataclasses.replace(a, base=StoreRef("other")).key
     infer = InferJob(
-        population=pop, tokenizer=StoreRef("tok"), model=StoreRef(a.key), selection=sel
+        population=PopulationSpec.of(pop),
+        tokenizer=StoreRef("tok"),
+        model=StoreRef(a.key),
+        selection=sel,
     )
     assert infer.key != a.key and len(infer.key) == 64
-    assert TokenizerJob(pop).key != TokenizerJob(pop, vocab_size=100).key
+    assert (
+        TokenizerJob(PopulationSpec.of(pop)).key
+        != TokenizerJob(PopulationSpec.of(pop), vocab_size=100).key
+    )
 
 
 def test_key_is_stable_across_processes():
@@ -60,21 +71,32 @@ def test_refs_enter_keys_by_content_only():
     here, there = PathRef("/here/model", "ab" * 32), PathRef("/there/model", "ab" * 32)
     assert here == there and hash(here) == hash(there)  # the path is where to read, not what it is
     assert (
-        InferJob(population=pop, tokenizer=here, model=here, selection=sel).key
-        == InferJob(population=pop, tokenizer=there, model=there, selection=sel).key
+        InferJob(population=PopulationSpec.of(pop), tokenizer=here, model=here, selection=sel).key
+        == InferJob(
+            population=PopulationSpec.of(pop), tokenizer=there, model=there, selection=sel
+        ).key
     )
     assert (
-        InferJob(population=pop, tokenizer=here, model=here, selection=sel).key
+        InferJob(population=PopulationSpec.of(pop), tokenizer=here, model=here, selection=sel).key
         != InferJob(
-            population=pop, tokenizer=here, model=PathRef("/here/model", "cd" * 32), selection=sel
+            population=PopulationSpec.of(pop),
+            tokenizer=here,
+            model=PathRef("/here/model", "cd" * 32),
+            selection=sel,
         ).key
     )
     assert (
         TrainJob(
-            population=pop, tokenizer=HubRef("roberta-base"), selection=sel, recipe=Recipe()
+            population=PopulationSpec.of(pop),
+            tokenizer=HubRef("roberta-base"),
+            selection=sel,
+            recipe=Recipe(),
         ).key
         != TrainJob(
-            population=pop, tokenizer=StoreRef("roberta-base"), selection=sel, recipe=Recipe()
+            population=PopulationSpec.of(pop),
+            tokenizer=StoreRef("roberta-base"),
+            selection=sel,
+            recipe=Recipe(),
         ).key
     )
 
@@ -84,7 +106,7 @@ def test_keys_of_store_and_hub_refs_are_unchanged():
     # name)
     pop = {"source": "synthetic", "n": 10, "seed": 0}
     job = TrainJob(
-        population=pop,
+        population=PopulationSpec.of(pop),
         tokenizer=StoreRef("tok"),
         selection=Selection.of(10, np.array([1, 2, 3])),
         recipe=Recipe(seed=1),
@@ -103,7 +125,7 @@ def test_keys_of_store_and_hub_refs_are_unchanged():
 def test_jobs_refuse_string_refs():
     with pytest.raises(SpecError, match="tokenizer must be a StoreRef"):
         TrainJob(
-            population={},
+            population=PopulationSpec.of({"source": "synthetic", "n": 10}),
             tokenizer="store:tok",
             selection=Selection.of(10, np.array([1])),
             recipe=Recipe(),
@@ -114,7 +136,10 @@ def test_precision_is_in_the_keys():
     sel = Selection.of(10, np.array([1, 2, 3]))
     pop = {"source": "synthetic", "n": 10, "seed": 0}
     train = TrainJob(
-        population=pop, tokenizer=StoreRef("tok"), selection=sel, recipe=Recipe(seed=1)
+        population=PopulationSpec.of(pop),
+        tokenizer=StoreRef("tok"),
+        selection=sel,
+        recipe=Recipe(seed=1),
     )
     assert train.recipe.precision == "fp32"  # MICO trained in fp32
     keys = {
@@ -123,7 +148,10 @@ def test_precision_is_in_the_keys():
     }
     assert train.key in keys and len(keys) == 3
     infer = InferJob(
-        population=pop, tokenizer=StoreRef("tok"), model=StoreRef(train.key), selection=sel
+        population=PopulationSpec.of(pop),
+        tokenizer=StoreRef("tok"),
+        model=StoreRef(train.key),
+        selection=sel,
     )
     assert infer.precision == "fp32"
     keys = {dataclasses.replace(infer, precision=p).key for p in ("fp32", "bf16", "tf32")}
@@ -135,7 +163,7 @@ def test_unknown_precision_is_refused():
         Recipe(precision="fp16")
     with pytest.raises(SpecError, match="precision"):
         InferJob(
-            population={},
+            population=PopulationSpec.of({"source": "synthetic", "n": 10}),
             tokenizer=StoreRef("tok"),
             model=StoreRef("m"),
             selection=Selection.of(3, np.array([0])),
@@ -148,13 +176,13 @@ def test_plain_inference_keys_are_pinned_and_extra_signals_enter_only_when_set()
 
     pop = {"source": "synthetic", "n": 300, "seed": 0}
     plain = InferJob(
-        population=pop,
+        population=PopulationSpec.of(pop),
         tokenizer=StoreRef("tok"),
         model=PathRef("/x", "ab" * 32),
         selection=Selection.of(300, np.arange(0, 300, 3)),
     )
     other = InferJob(
-        population=pop,
+        population=PopulationSpec.of(pop),
         tokenizer=HubRef("roberta-base"),
         model=StoreRef("m"),
         selection=Selection.of(300, np.arange(10)),
@@ -176,7 +204,7 @@ def test_plain_inference_keys_are_pinned_and_extra_signals_enter_only_when_set()
     assert len(keys) == 5
     with pytest.raises(SpecError, match="queries"):
         InferJob(
-            population=pop,
+            population=PopulationSpec.of(pop),
             tokenizer=StoreRef("tok"),
             model=StoreRef("m"),
             selection=plain.selection,

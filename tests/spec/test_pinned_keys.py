@@ -12,6 +12,7 @@ import pytest
 from farm.commands.make_challenge import challenge_jobs
 from farm.config.challenge import load_challenge_config
 from farm.spec.jobs import InferJob, Selection, StoreRef, VoteJob
+from farm.spec.population import PopulationSpec
 from tests.helpers import SHARED_SST2
 
 
@@ -37,7 +38,7 @@ def test_make_challenge_keys_of_the_mini_challenge(mini):
 
 def test_an_inference_key(mini):
     job = InferJob(
-        population=mini.tokenizer.population,
+        population=PopulationSpec.of(mini.tokenizer.population),
         tokenizer=StoreRef(mini.tokenizer.key),
         model=StoreRef(mini.targets[0].build.jobs[0].key),
         selection=Selection.of(3000, np.arange(10)),

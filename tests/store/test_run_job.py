@@ -5,6 +5,7 @@ import pytest
 
 from farm.errors import SpecError
 from farm.spec.jobs import HubRef, PathRef, StoreRef
+from farm.spec.population import PopulationSpec
 from farm.store.run_job import Context, logits_from_store, run_job
 from farm.store.store import Store
 from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
@@ -102,7 +103,7 @@ def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
     family = QueryFamily(kinds=("identity", "dropout", "swap"))
     records = np.array([3, 50, 51, 399])
     plain = InferJob(
-        population=spec,
+        population=PopulationSpec.of(spec),
         tokenizer=PathRef(str(tmp_path / "tok"), "t" * 64),
         model=PathRef(str(tmp_path / "m"), "m" * 64),
         selection=Selection.of(400, records),

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from farm.errors import ConfigError
+from farm.spec.population import PopulationSpec
 from farm.training.data import (
     length_buckets,
     load_population,
@@ -13,9 +14,9 @@ from tests.helpers import SHARED_SST2, tiny_setup
 
 
 def test_synthetic_is_deterministic_and_realistic():
-    a = load_population({"source": "synthetic", "n": 2000, "seed": 3})
-    b = load_population({"source": "synthetic", "n": 2000, "seed": 3})
-    c = load_population({"source": "synthetic", "n": 2000, "seed": 4})
+    a = load_population(PopulationSpec.of({"source": "synthetic", "n": 2000, "seed": 3}))
+    b = load_population(PopulationSpec.of({"source": "synthetic", "n": 2000, "seed": 3}))
+    c = load_population(PopulationSpec.of({"source": "synthetic", "n": 2000, "seed": 4}))
     assert a.sentences == b.sentences and np.array_equal(a.labels, b.labels)
     assert a.sentences != c.sentences
     words = np.array([len(s.split()) for s in a.sentences])
@@ -42,7 +43,7 @@ def _write_tables(tmp_path):
 @pytest.mark.parametrize("name", ["p.tsv", "p.csv", "p.parquet"])
 def test_file_sources(tmp_path, name):
     frame = _write_tables(tmp_path)
-    pop = load_population({"source": "file", "path": name}, base_dir=tmp_path)
+    pop = load_population(PopulationSpec.of({"source": "file", "path": name}), base_dir=tmp_path)
     assert list(pop.sentences) == list(frame["sentence"]) and pop.labels.tolist() == [1, 0, 1]
 
 
@@ -60,7 +61,7 @@ def test_hf_dataset_dict_dir_is_train_then_validation(tmp_path):
         }
     )
     dd.save_to_disk(str(tmp_path / "glue"))
-    pop = load_population({"source": "file", "path": str(tmp_path / "glue")})
+    pop = load_population(PopulationSpec.of({"source": "file", "path": str(tmp_path / "glue")}))
     assert pop.sentences == (
         "t0 ",
         "t1 ",
@@ -83,7 +84,8 @@ def test_glue_offline_gives_clear_error(tmp_path):
         "HF_HOME": str(tmp_path / "hf"),
     }
     code = (
-        "from farm.training.data import load_population; load_population({'source': 'glue-sst2'})"
+        "from farm.spec.population import PopulationSpec; from farm.training.data import "
+        "load_population; load_population(PopulationSpec.of({'source': 'glue-sst2'}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
@@ -94,7 +96,7 @@ def test_glue_offline_gives_clear_error(tmp_path):
 
 @pytest.mark.skipif(not SHARED_SST2.is_dir(), reason="shared SST-2 not present")
 def test_shared_sst2_folder_is_mico_population():
-    pop = load_population({"source": "file", "path": str(SHARED_SST2)})
+    pop = load_population(PopulationSpec.of({"source": "file", "path": str(SHARED_SST2)}))
     assert len(pop) == 68_221
     assert pop.sentences[0] == "hide new secretions from the parental units"
     assert pop.labels[:2].tolist() == [0, 0]
@@ -102,9 +104,11 @@ def test_shared_sst2_folder_is_mico_population():
 
 def test_subset_keeps_population_order(tmp_path):
     pop = load_population(
-        {"source": "synthetic", "n": 100, "seed": 0, "subset": {"n": 10, "seed": 1}}
+        PopulationSpec.of(
+            {"source": "synthetic", "n": 100, "seed": 0, "subset": {"n": 10, "seed": 1}}
+        )
     )
-    full = load_population({"source": "synthetic", "n": 100, "seed": 0})
+    full = load_population(PopulationSpec.of({"source": "synthetic", "n": 100, "seed": 0}))
     assert len(pop) == 10 and all(s in full.sentences for s in pop.sentences)
     positions = [full.sentences.index(s) for s in pop.sentences]
     assert positions == sorted(positions)
@@ -120,13 +124,13 @@ def test_subset_keeps_population_order(tmp_path):
 )
 def test_bad_population_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
-        load_population(spec)
+        load_population(PopulationSpec.of(spec))
 
 
 def test_bad_table(tmp_path):
     (tmp_path / "x.tsv").write_text("words\tlabel\nhello\t1\n")
     with pytest.raises(ConfigError, match="x.tsv: needs a 'label' column and a text column"):
-        load_population({"source": "file", "path": str(tmp_path / "x.tsv")})
+        load_population(PopulationSpec.of({"source": "file", "path": str(tmp_path / "x.tsv")}))
 
 
 def test_batches_cover_every_index_once():

@@ -9,6 +9,7 @@ import torch
 from farm.config.recipes import load_recipe
 from farm.errors import SpecError
 from farm.spec.jobs import HubRef, Selection, TrainJob
+from farm.spec.population import PopulationSpec
 from farm.spec.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
 from farm.training.models import read_weights
 from farm.training.train import _batches, dp_schedule, matched_recipe, poisson_batches, train
@@ -295,7 +296,7 @@ def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
     sel = Selection.of(N, np.arange(N))
     keys = {
         TrainJob(
-            population={"source": "synthetic", "n": N},
+            population=PopulationSpec.of({"source": "synthetic", "n": N}),
             tokenizer=HubRef("t"),
             selection=sel,
             recipe=dataclasses.replace(recipe, grad_clip=c),
