@@ -47,10 +47,11 @@ def test_defences_benchmark_smoke(local_ray, tmp_path):
 
 def test_held_out_rows_follow_the_subset_rule():
     from benchmarks.defences import _epsilon, _subset_rows
+    from farm.spec.population import Subset
     from farm.training.data import _subset
 
     sentences = [str(i) for i in range(50)]
-    kept, _ = _subset(sentences, np.arange(50), {"n": 7, "seed": 3, "offset": 5})
+    kept, _ = _subset(sentences, np.arange(50), Subset(n=7, seed=3, offset=5))
     assert sorted(_subset_rows({"subset": {"n": 7, "seed": 3, "offset": 5}}, 50).tolist()) == [
         int(s) for s in kept
     ]
