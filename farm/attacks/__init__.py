@@ -4,6 +4,7 @@ Every attack is ``attack(signals, targets, **params) -> scores [T, P]``, higher 
 target ever its own reference: ``signals`` (the ``Signals`` record), ``references`` (which
 models are a target's references), ``baselines``, ``lira``, ``rmia``, ``learned``; ``base`` and
 ``registry`` name them (``ATTACKS``, ``run_attack``). ``intervals`` (bootstraps over models),
-``protocol`` (choose on labelled models, compare paired) and ``audit`` (empirical epsilon) turn
+``protocol`` (choose on labelled models, compare paired), ``audit`` (empirical epsilon over
+models) and ``one_run`` (the one-run canary audit) turn
 scores into numbers people can trust.
 """
