@@ -3,9 +3,9 @@ SISA, PATE and randomized response on SST-2 at mini scale, audited by the farm's
 
 One make-challenge config (shipped ``defences-sst2``) holds one scenario per setting (``plain``,
 ``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; its defence and recipe YAMLs are the
-shipped ``def-*``). The benchmark builds it with ``farm make-challenge``, attacks it with ``farm
-attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled
-train targets are its references), then adds per setting:
+shipped ``def-*``). The benchmark builds it with ``farm make-challenge``, attacks it with
+``farm attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled train
+targets are its references), then adds per setting:
 
 * ``test_acc``: accuracy of the released models as the attacker sees them (SISA's ensemble, PATE's
   student), averaged over every target of the setting, on GLUE SST-2 validation rows in neither the
@@ -20,7 +20,7 @@ train targets are its references), then adds per setting:
 * ``eps``: the theoretical epsilon that ``challenge.json`` records with what it assumes (accountant,
   sampling, adjacency: ``farm.privacy.accounting.describe_epsilon``; ``inf`` without one; randomized
   response: its label-DP epsilon, which bounds nothing about membership);
-* ``train_s``: job-seconds of one target's training (every job of its plan, from the store's
+* ``train_s``: job-seconds of one target's training (every job of its build, from the store's
   metadata);
 * SISA: ``unlearn``: jobs and job-seconds redone to forget ``--forget`` challenge members per target
   against a full retrain (``farm.defences.sisa.unlearn``, ``farm.defences.seam.redone``; seconds of
@@ -32,9 +32,10 @@ It prints a Markdown table, writes ``OUT/defences.md``, ``OUT/defences.json`` an
 privacy-utility PNG (``OUT/defences.png``: test accuracy against TPR@0.1FPR). The run reuses the
 store: a second run trains nothing.
 
-    python -m benchmarks.defences --out /tmp/defences            # every setting: about 80 minutes
-    on 2 CPU cores python -m benchmarks.defences --out /tmp/d --settings
-    plain,sisa_s5_r1,pate_t10_s5   # a subset
+    # every setting: about 80 minutes on 2 CPU cores
+    python -m benchmarks.defences --out /tmp/defences
+    # a subset
+    python -m benchmarks.defences --out /tmp/d --settings plain,sisa_s5_r1,pate_t10_s5
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def results(config_file: Path, built: Path, attack: Path, *, forget: int) -> lis
 
     config = load_challenge_config(config_file)
     store = Store(built / "store")
-    p = challenge_jobs(config, len(load_population(PopulationSpec.of(config.population))))
+    p = challenge_jobs(config, len(load_population(config.population_spec)))
     ch = read_challenge(built / "challenge")
     metrics = json.loads((attack / "metrics.json").read_text())["scenarios"]
     accuracy = held_out_accuracy(config, built / "challenge", ch)

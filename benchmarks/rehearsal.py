@@ -1,16 +1,16 @@
-"""A challenge rehearsal end to end, as a user runs it (issue 11): ``farm make-challenge``, ``farm
-attack``, then ``farm attack`` again (which must run 0 jobs in seconds). Each command runs as its
-own process; this script polls the driver's resident memory (psutil, every 0.2 s) and records its
-wall time and ``jobs:`` line. Prints the steps, the attack's stages (``stages.json``: reading,
+"""A challenge rehearsal end to end, as a user runs it (issue 11): ``farm make-challenge``,
+``farm attack``, then ``farm attack`` again (which must run 0 jobs in seconds). Each command runs as
+its own process; this script polls the driver's resident memory (psutil, every 0.2 s) and records
+its wall time and ``jobs:`` line. Prints the steps, the attack's stages (``stages.json``: reading,
 fingerprinting, scheduling, training, inference, scoring, writing) and the store's bytes; ``--json``
 saves them, ``--against`` a saved run prints how each grew.
 
-    python -m benchmarks.rehearsal --config configs/mico-rehearsal.yaml --attack
-    attack-mico-rehearsal \\
+    python -m benchmarks.rehearsal --config mico-rehearsal --attack attack-mico-rehearsal \\
         --out /tmp/reh --json /tmp/reh.json
-    python -m benchmarks.rehearsal --config mini --attack attack-mini --out /tmp/mini-reh --json
-    /tmp/mini.json python -m benchmarks.rehearsal ... --against /tmp/mini.json      # growth from
-    the mini challenge
+    python -m benchmarks.rehearsal --config mini --attack attack-mini --out /tmp/mini-reh \\
+        --json /tmp/mini.json
+    # growth from the mini challenge
+    python -m benchmarks.rehearsal ... --against /tmp/mini.json
 
 The attack config may name ``${FARM_REHEARSAL_DIR}`` (``attack-mico-rehearsal`` does, for its
 assets); it is set to ``--out``.

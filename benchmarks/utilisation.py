@@ -6,9 +6,9 @@ down: three scenarios, each with shadow trainings and inference passes over prov
 shadows, in MICO's proportion of job-seconds (attack-mico: 24 roberta-base trainings and 224
 inference passes over a ~30k-record union per scenario: 1 training to 9.3 inference passes, and at
 the H100 rates of ``farm.spec.costs`` inference is about a fifth of the job-seconds; ``--union``
-sets the inference share, printed). Every job of the three scenarios goes into one queue, as ``farm
-attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of wall
-time against sum(job seconds) / slots, with and without the workers' start-up.
+sets the inference share, printed). Every job of the three scenarios goes into one queue, as
+``farm attack`` does. Reports utilisation = busy slot-seconds / (slots x wall) and the overhead of
+wall time against sum(job seconds) / slots, with and without the workers' start-up.
 
     python -m benchmarks.utilisation --n 12000 --epochs 6 --shadows 6 --provided 50 --union 7000
 """

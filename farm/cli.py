@@ -71,9 +71,8 @@ def setup_logging(verbosity: int) -> None:
     verbose = "%(asctime)s %(name)s %(levelname)s: %(message)s"
     handler.setFormatter(logging.Formatter(verbose if verbosity > 0 else "%(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
-    logger.propagate = (
-        False  # a library that configures the root logger (Opacus does) must not print it twice
-    )
+    # a library that configures the root logger (Opacus does) must not print it twice
+    logger.propagate = False
     logger.setLevel(
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
@@ -522,7 +521,8 @@ def _plan(
     table: Path | None,
     scenarios: str | None,
 ):
-    """The ``farm.commands.dry_run`` plan of ``command``; a store is opened only when it exists (a
+    """The ``farm.commands.dry_run`` forecast of ``command``; a store is opened only when it exists
+    (a
     plan writes nothing)."""
 
     opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None

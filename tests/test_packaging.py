@@ -3,9 +3,9 @@ outside it, the ``farm`` command runs and every shipped recipe and config loads 
 installed package data.
 
 Offline: the build uses the installed setuptools (no build isolation), the environment borrows
-torch, Ray, ... from the system (``--system-site-packages``) and the wheel installs with ``--no-deps
---no-index``. The venv's own site-packages comes first on ``sys.path``, so its ``farm`` wins over an
-editable install of the checkout; the test checks that it did."""
+torch, Ray, ... from the system (``--system-site-packages``) and the wheel installs with
+``--no-deps --no-index``. The venv's own site-packages comes first on ``sys.path``, so its ``farm``
+wins over an editable install of the checkout; the test checks that it did."""
 
 import json
 import os

@@ -24,8 +24,8 @@ BASE: dict[str, Attack] = {
     "lira_offline": functools.partial(lira, online=False),
     "lira": lira,
     # LiRA online with what the farm has: IN from the labelled models (~99 per MICO point:
-    # per-example
-    # variance), OUT from the shadows (pooled variance until a point has 16 OUT shadows).
+    # per-example variance), OUT from the shadows (pooled variance until a point has 16 OUT
+    # shadows).
     "lira_farm": functools.partial(
         lira,
         online=True,

@@ -1,5 +1,8 @@
-"""Membership attacks: pure, keyword-only functions of cached signals with one signature and one
-direction.
+"""The attacks by name (``ATTACKS``: every attack of ``farm.attacks.base`` plus the learned ones),
+what optional signals each needs (``needs``) and ``run_attack``. Pure.
+
+The contract every attack keeps: pure, keyword-only functions of cached signals with one signature
+and one direction.
 
 Every attack is ``attack(signals, targets, **params) -> scores`` with ``scores[t, j]`` the
 membership score of target ``targets[t]`` on its ``j``-th challenge point (challenge order); higher

@@ -106,8 +106,8 @@ class Signals:
 
     def statistic(self, name: str) -> np.ndarray:
         """A per-record statistic, higher = more member-like: ``margin`` / ``logprob`` ``[M, R]``,
-        ``query_margin`` ``[M, R, Q]`` (margin of each query), ``grad_norm``: -log ||grad|| ``[M,
-        R]``."""
+        ``query_margin`` ``[M, R, Q]`` (margin of each query), ``grad_norm``: -log ||grad||
+        ``[M, R]``."""
         if name in ("margin", "logprob"):
             return self.margin if name == "margin" else self.logprob
         if name == "query_margin":

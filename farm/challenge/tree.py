@@ -3,10 +3,11 @@
 A model folder holds ``seed_challenge`` (always), ``seed_training``, ``seed_membership`` and
 ``solution.csv`` (labelled models, or an answers tree), plus ``config.json`` and weights
 (``model.safetensors`` or ``pytorch_model.bin``), or, for a defended target released as an ensemble
-(``farm.defences.seam``), ``ensemble.json`` (``{"members": ["member_0", ...], "aggregate": "mean" |
-"vote"}``) and one such model folder per member. Scenarios, phases and models come back in numeric
-order. Split constants belong to the challenge: trees the project writes carry them in
-``<root>/challenge.json``; without one the MICO SST-2 values apply.
+(``farm.defences.seam``), ``ensemble.json``
+(``{"members": ["member_0", ...], "aggregate": "mean" | "vote"}``) and one such model folder per
+member. Scenarios, phases and models come back in numeric order. Split constants belong to the
+challenge: trees the project writes carry them in ``<root>/challenge.json``; without one the MICO
+SST-2 values apply.
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ ENSEMBLE_JSON = "ensemble.json"
 FORGOTTEN_CSV = "forgotten.csv"
 ENSEMBLE_AGGREGATES = ("mean", "vote")
 _MEMBER_RE = re.compile(r"^member_\d+$")
-ASSETS = (
-    "assets"  # reserved root folder: a mini challenge's tokenizer and base model, not a scenario
-)
+# reserved root folder: a mini challenge's tokenizer and base model, not a scenario
+ASSETS = "assets"
 MICO_POPULATION = {
     "source": "glue-sst2",
     "description": "GLUE SST-2 train then validation (68,221 records)",
@@ -66,9 +66,8 @@ class ChallengeConstants:
     population: Mapping = field(default_factory=lambda: dict(MICO_POPULATION))
     tokenizer: str = "roberta-base"
     base_model: str = "roberta-base"
-    targets: Mapping = field(
-        default_factory=dict
-    )  # scenario -> {"epsilon": float or "inf", "delta": float}
+    # scenario -> {"epsilon": float or "inf", "delta": float}
+    targets: Mapping = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_constants(self.n_total, self.len_training, self.len_challenge)
@@ -82,9 +81,7 @@ class ChallengeConstants:
             "tokenizer": self.tokenizer,
             "base_model": self.base_model,
         }
-        if (
-            self.targets
-        ):  # the privacy the targets were trained with, public as MICO's scenario names are
+        if self.targets:  # the privacy the targets were trained with, public as MICO's names are
             data["targets"] = {k: dict(v) for k, v in self.targets.items()}
         return data
 

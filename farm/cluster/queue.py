@@ -24,8 +24,9 @@ Invariant (``JobQueue.check`` tests it): every key added is in exactly one of si
 - blocked: a need is failed or blocked, so it can never run (terminal); ``blocked[key]`` is the
   failed job at the root of it.
 
-``dependents`` is the inverse of ``needs``: ``key in dependents[need]`` exactly when ``need in
-needs[key]``. A queue is ``idle`` when no key is waiting, ready or running: nothing more can happen.
+``dependents`` is the inverse of ``needs``: ``key in dependents[need]`` exactly when
+``need in needs[key]``. A queue is ``idle`` when no key is waiting, ready or running: nothing more
+can happen.
 
 Every method that changes the state keeps the invariant, and raises ``QueueError`` (naming the key
 and its state) before changing anything when asked for a move the state does not allow.

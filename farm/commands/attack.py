@@ -1,8 +1,9 @@
-"""The driver: attack configs, attack, normalization, predictions, validated zip and report.
+"""``farm attack``: attack every scenario of a challenge tree, then write predictions, the
+validated zip and the report.
 
 ``attack_challenge`` attacks every scenario of a challenge tree: ``farm.shadows.scenario`` loads
 each scenario and collects its ``Signals`` under the config's shadow plan (shadows trained, every
-model run over the union of the scenario's challenge points); the driver scores the labelled
+model run over the union of the scenario's challenge points); this module scores the labelled
 ``train`` models leave-one-out (no target is its own reference) and the dev/final targets, puts 95%
 bootstrap intervals over models on the pooled metrics (``farm.attacks.intervals``), audits an
 empirical epsilon lower bound (``farm.attacks.audit``), and writes ``predictions/``,

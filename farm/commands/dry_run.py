@@ -1,12 +1,12 @@
 """What a command will run and cost, counted before it runs: ``farm plan`` and ``--dry-run``.
 
 The jobs are built exactly as the command builds them (``farm.shadows.scenario``'s ``plan_shadows``,
-``train_jobs`` and ``infer_jobs``; ``farm.commands.make_challenge.plan``), so their counts and store
-keys are the real ones, but nothing is run, no Ray is started, and neither the population nor a
-tokenizer nor any weights are loaded: splits need only the challenge's constants. Per scenario and
-stage a plan gives the number of trainings or inference passes (and how many of them a store already
-holds), records per job, bytes to store, GPU-seconds at the rates of a ``farm.spec.costs.Table``,
-and in total GPU-hours and the wall time on a cluster of ``gpus`` GPUs.
+``train_jobs`` and ``infer_jobs``; ``farm.commands.make_challenge.challenge_jobs``), so their counts
+and store keys are the real ones, but nothing is run, no Ray is started, and neither the population
+nor a tokenizer nor any weights are loaded: splits need only the challenge's constants. Per scenario
+and stage a plan gives the number of trainings or inference passes (and how many of them a store
+already holds), records per job, bytes to store, GPU-seconds at the rates of a
+``farm.spec.costs.Table``, and in total GPU-hours and the wall time on a cluster of ``gpus`` GPUs.
 
 ``farm tune`` cannot be planned exactly (ASHA stops trials early; trials may share jobs): its stages
 are upper bounds, marked ``bound``.
@@ -145,8 +145,7 @@ class Forecast:
         }
 
 
-# --- attack
-# -------------------------------------------------------------------------------------------------
+# --- attack ---------------------------------------------------------------------------------------
 
 
 def attack_forecast(
@@ -348,8 +347,7 @@ def _weight_notes(ch: Challenge) -> tuple[str, ...]:
     )
 
 
-# --- model sizes
-# --------------------------------------------------------------------------------------------
+# --- model sizes ----------------------------------------------------------------------------------
 
 
 def _shape(recipe: Recipe, scenario: Scenario) -> Shape:
@@ -402,8 +400,7 @@ def tokenizer_vocab(ref: Ref) -> int:
     )
 
 
-# --- tune
-# ------------------------------------------------------------------------------------------------
+# --- tune -----------------------------------------------------------------------------------------
 
 
 def tune_forecast(
@@ -480,8 +477,7 @@ def _any_dp(options: Sequence[Any]) -> Any:
     return next(c for o in options if not isinstance(c := dp_choice(o), str))
 
 
-# --- make-challenge
-# -----------------------------------------------------------------------------------------
+# --- make-challenge -------------------------------------------------------------------------------
 
 
 def make_challenge_forecast(
@@ -644,8 +640,7 @@ def _mini_train(
     )
 
 
-# --- output
-# -------------------------------------------------------------------------------------------------
+# --- output ---------------------------------------------------------------------------------------
 
 
 def format_forecast(plan: Forecast) -> str:

@@ -15,8 +15,8 @@ with its scenario's recipe, all through the executor and the store. It writes
 training records and 100 challenge pairs per model), weights as ``pytorch_model.bin`` (a plain state
 dict, which readers load with ``weights_only``), and the tokenizer and base model -- what the hub's
 roberta-base is to the real release -- in ``out/assets/base`` (tokenizer files beside
-``config.json`` and weights), which an attack config names as ``assets: {base_model:
-OUT/assets/base}``.
+``config.json`` and weights), which an attack config names as
+``assets: {base_model: OUT/assets/base}``.
 
 Each tree is assembled in a temporary folder and renamed into place: a crash leaves no half-written
 tree.
@@ -69,9 +69,8 @@ class Target(NamedTuple):
     model_id: int
     seeds: tuple[int, ...]
     build: TargetBuild
-    forgotten: np.ndarray | None = (
-        None  # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
-    )
+    # an unlearning challenge: 0/1 in challenge order, 1 = forgotten member
+    forgotten: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def challenge_jobs(
 ) -> ChallengeJobs:
     """The jobs of ``config`` (pure apart from reading recipe files): seeds come from
     ``config.seed``. A scenario's recipe may be a defence (``farm.defences.seam``): its targets are
-    then planned by it."""
+    then built by it."""
     recipes = {
         scenario: load_scenario_recipe(
             str(recipe_dir / f"{name}.yaml") if recipe_dir else name,

@@ -53,7 +53,7 @@ class AttackConfig:
 
     ``attack``: a name in ``farm.attacks.registry.ATTACKS``; ``params``: its keyword-only parameters
     (checked, and converted to their declared types); ``recipe``: a recipe name from
-    ``farm/configs/recipes``, a ``.yaml`` path or an inline recipe mapping; ``normalize``: a
+    ``farm/config/shipped/recipes/``, a ``.yaml`` path or an inline recipe mapping; ``normalize``: a
     ``farm.challenge.submission.normalize`` mode. ``match_targets``: ``recipe`` is the targets' own
     recipe, and shadows run the targets' mechanism (``farm.training.train.matched_recipe`` at the
     targets' training-set size, the challenge's ``len_training``): the same noise multiplier, clip,

@@ -98,7 +98,8 @@ class ChallengeConfig:
 
 
 def load_challenge_config(path: str | Path) -> ChallengeConfig:
-    """A mini config, checked in full (recipes and population files included); relative population
+    """A make-challenge config, checked in full (recipes and population files included); relative
+    population
     file paths become absolute (relative to the working directory)."""
     path = config_path(path)
     data = read_yaml(path)

@@ -5,13 +5,12 @@ Every config is checked in full when it is loaded, before Ray starts or any job 
 types, ranges, attack names and their parameters, normalization modes, plans, DP blocks and recipe
 references. Each error is one ``ConfigError`` line ``<file>: <dotted.key>: expected ..., got ...``.
 
-* attack configs (``farm/configs/attack-*.yaml``, a ``best.yaml`` written by ``farm tune``):
-  ``load_attack_config``;
-* recipes (``farm/configs/recipes/*.yaml``): ``load_recipe``, and ``recipe_ref`` for a recipe a
-  config names;
-* tune configs (``farm/configs/tune-*.yaml``): ``load_tune_config``;
-* make-challenge configs live in ``farm.commands.make_challenge`` (``load_challenge_config``) and
-  use the same helpers.
+This module holds what every loader shares: the shipped files by name and kind (``shipped``,
+``config_path``, ``config_kind``; ``farm/config/shipped/<kind>/``), reading YAML with errors that
+name the file (``read_yaml``, ``expand_vars``), typing it (``typed``) and checking scenario names.
+One loader per kind sits beside it: ``farm.config.challenge`` (make-challenge configs),
+``farm.config.attack`` (attack configs and ``best.yaml``), ``farm.config.tune`` (tune configs) and
+``farm.config.recipes`` (recipes and defences).
 """
 
 from __future__ import annotations
@@ -21,15 +20,12 @@ import re
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from farm.errors import ConfigError, SpecError
 from farm.spec.coerce import from_dict
-
-if TYPE_CHECKING:
-    pass
 
 T = TypeVar("T")
 
@@ -155,11 +151,3 @@ def check_scenarios(path: str | Path, key: str, names: Iterable[str], scenarios:
                 f"{path}: {key}.{name}: no such scenario in the challenge (expected one of "
                 f"{', '.join(scenarios)})"
             )
-
-
-# --- attack configs
-# -----------------------------------------------------------------------------------------
-
-
-# --- tune configs
-# -------------------------------------------------------------------------------------------

@@ -73,11 +73,9 @@ def load_defence(name_or_path: str | Path) -> Defence:
 
 def load_defence_data(data: Mapping[str, Any], source: str | Path) -> Defence:
     """A defence config from its mapping (``defence:`` names its class in
-    ``farm.defences.registry.registry``), its member
-        ``recipe`` (and any other ``Recipe`` field: PATE's ``student``) resolved like any recipe
-        reference (a name, a
-    ``.yaml`` path relative to the working directory, or a mapping); ``ConfigError`` naming
-        ``source`` and the key."""
+    ``farm.defences.registry.registry``), its member ``recipe`` (and any other ``Recipe`` field:
+    PATE's ``student``) resolved like any recipe reference (a name, a ``.yaml`` path relative to
+    the working directory, or a mapping); ``ConfigError`` naming ``source`` and the key."""
     data = dict(data)
     classes = registry()
     name = data.pop("defence", None)

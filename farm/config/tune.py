@@ -59,14 +59,12 @@ ATTACK_GRID: dict[str, list[dict]] = {
     "lira_offline": [{"fixed_variance": True}],
     "rmia": [{"gamma": 1.0}],
     "learned": [{}],
-    # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need Signals.query_logits
-    # / grad_norm,
-    # which the driver collects when an attack config names them (AttackConfig.extras) but trials do
-    # not (Q
-    # forward passes, a backward pass per record): not in the grid.
-    "lira_farm": [
-        {}
-    ],  # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
+    # Attacks of issue 13 on logits. lira_queries, lira_grad and gradient need
+    # Signals.query_logits / grad_norm, which `farm attack` collects when an attack config names
+    # them (AttackConfig.extras) but trials do not (Q forward passes, a backward pass per record):
+    # not in the grid.
+    # LiRA online: IN from the labelled models, OUT from the shadows (fixed in ATTACKS)
+    "lira_farm": [{}],
     "rmia_offline": [
         {"offline_a": 0.3},  # RMIA offline: a fixed, then a and gamma fitted on the labelled models
         {"offline_a": list(RMIA_A_GRID), "gamma": list(RMIA_GAMMA_GRID)},
@@ -124,8 +122,8 @@ class TuneConfig:
       ``delta``/``accountant`` (they only account). Its batch and steps are the trial's
       ``batch_size`` and ``epochs``/``steps``; ``recipe``'s ``grad_clip`` is dropped (DP-SGD clips
       per example) and so is its length grouping (no accountant covers data-dependent batches). Such
-      a variant samples Poisson batches, as its accountant assumes, unless it says ``sampling:
-      shuffle`` (``farm.spec.recipes.DPConfig``).
+      a variant samples Poisson batches, as its accountant assumes, unless it says
+      ``sampling: shuffle`` (``farm.spec.recipes.DPConfig``).
 
     Mappings are held as their canonical JSON (a plain string Tune and Optuna can carry), and
     ``dp_choice`` turns any of them back into a ``DPConfig``. ``assets``: as in an attack config

@@ -110,7 +110,7 @@ class Pate:
         )
 
     def build(self, target: TargetSpec) -> TargetBuild:
-        """The defence seam's plan (``farm.defences.seam``): ``pate_jobs`` on the target's public
+        """The defence seam's build (``farm.defences.seam``): ``pate_jobs`` on the target's public
         split, released as the student alone (aggregate ``single``); ``state`` is the ``PateJobs``.
         ``SpecError`` when the target has no public split (``TargetSpec.public``) or it is smaller
         than ``queries``."""

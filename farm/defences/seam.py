@@ -11,9 +11,9 @@ The seam (how any defence stands in for a scenario's target recipe in ``farm mak
   resolves it before typing). A YAML with a ``defence:`` key is accepted wherever a make-challenge
   config names a scenario recipe (``scenarios: {sst2_sisa: sisa-s5-r1}``); a bad one fails at load
   with one ``ConfigError`` line naming the file and key. Shipped defence YAMLs live beside the
-  recipes (``farm/configs/recipes/``); ``farm.config.recipes.is_defence`` tells them apart,
+  recipes (``farm/config/shipped/defences/``); ``farm.config.recipes.is_defence`` tells them apart,
   ``farm.config.recipes.load_defence`` loads one by name or path.
-* **Methods** (``Defence`` protocol): ``plan(target: TargetSpec) -> TargetBuild`` (pure: builds
+* **Methods** (``Defence`` protocol): ``build(target: TargetSpec) -> TargetBuild`` (pure: builds
   keyed jobs, runs nothing) and ``privacy() -> dict`` (JSON-ready; what ``challenge.json`` records
   under ``targets.<scenario>``: ``{"epsilon": "inf"}`` or a number, plus ``delta`` and any
   descriptive keys such as ``defence``).
@@ -33,12 +33,12 @@ The seam (how any defence stands in for a scenario's target recipe in ``farm mak
   ``VOTE_FLOOR``); ``privacy`` -- as ``privacy()``; ``state`` -- defence-specific data for follow-up
   operations (SISA: its shard/slice layout, for ``farm.defences.sisa.unlearn``), never read by
   make-challenge.
-* **Release.** make-challenge writes a ``single`` plan as an ordinary model folder and a
-  ``mean``/``vote`` plan as an ensemble folder (``farm.challenge.tree.write_ensemble``:
+* **Release.** make-challenge writes a ``single`` build as an ordinary model folder and a
+  ``mean``/``vote`` build as an ensemble folder (``farm.challenge.tree.write_ensemble``:
   ``ensemble.json`` plus ``member_<i>/`` HF folders), which ``farm.training.models.load_model``
   loads as one classifier, so ``farm attack`` runs on it unchanged.
 
-A plain ``Recipe`` is planned through the same door (``build_target``): one ``TrainJob``, aggregate
+A plain ``Recipe`` is built through the same door (``build_target``): one ``TrainJob``, aggregate
 ``single``.
 """
 
@@ -61,7 +61,7 @@ VOTE_FLOOR = 1e-3  # the least vote fraction an ensemble reports, so that log(fr
 
 @dataclass(frozen=True, kw_only=True)
 class TargetSpec:
-    """One target as make-challenge planned it (see the module docstring). ``seed``: in ``[0,
+    """One target as make-challenge decided it (see the module docstring). ``seed``: in ``[0,
     2**31)``."""
 
     population: PopulationSpec
@@ -99,7 +99,7 @@ class TargetBuild:
         )
         keys = {job.key for job in self.jobs}
         missing = [m for m in self.members if m not in keys]
-        require(not missing, "members", "keys of jobs of the plan", missing[:1])
+        require(not missing, "members", "keys of jobs of the build", missing[:1])
 
 
 class Defence(Protocol):
@@ -174,7 +174,7 @@ def build_target(recipe: Recipe | Defence, target: TargetSpec) -> TargetBuild:
 
 
 def redone(before: TargetBuild, after: TargetBuild) -> list[Job]:
-    """Jobs of ``after`` that ``before`` did not have (by key): what an update of a plan
+    """Jobs of ``after`` that ``before`` did not have (by key): what an update of a build
     (unlearning) must run."""
     known = {job.key for job in before.jobs}
     return [job for job in after.jobs if job.key not in known]

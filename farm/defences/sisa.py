@@ -5,12 +5,12 @@ A target's training records are split, from its seed, into ``shards`` disjoint s
 slices each. Shard ``s`` trains slice by slice: checkpoint ``r`` trains on slices ``0..r`` of the
 shard, starting from checkpoint ``r - 1`` (checkpoint 0 from where the member recipe starts: the
 challenge's base model or a fresh tiny model). Each checkpoint is one keyed ``TrainJob`` whose
-``base`` is the previous checkpoint, so shards run in parallel, and two plans sharing a prefix share
-its jobs. The released model is the ensemble of the last checkpoints
+``base`` is the previous checkpoint, so shards run in parallel, and two builds sharing a prefix
+share its jobs. The released model is the ensemble of the last checkpoints
 (``farm.defences.seam.TargetBuild`` with aggregate ``mean`` or ``vote``).
 
-Each checkpoint runs the member recipe as it stands (its epochs on slices ``0..r``): with ``slices:
-1`` it is plain training of one model per shard.
+Each checkpoint runs the member recipe as it stands (its epochs on slices ``0..r``): with
+``slices: 1`` it is plain training of one model per shard.
 
 With a DP-SGD member recipe (``Sisa.privacy``), each shard's training spends the recipe's target
 epsilon on that shard's records (its noise is solved at the shard's size). A record of slice ``r``
@@ -20,7 +20,7 @@ record's epsilon composes over them and one checkpoint's epsilon is not the ense
 With one slice, shards are disjoint and each record is in exactly one training, so the ensemble's
 epsilon is one shard training's (parallel composition).
 
-Unlearning (``unlearn``) removes records from their slices and replans: a shard without forgotten
+Unlearning (``unlearn``) removes records from their slices and rebuilds: a shard without forgotten
 records keeps every job key, and an affected shard keeps those of its checkpoints before its
 earliest affected slice, so the executor reruns only the rest (``farm.defences.seam.redone`` lists
 them).
@@ -186,12 +186,12 @@ def _checkpoint_recipe(
 
 
 def unlearn(plan: TargetBuild, forget: Iterable[int]) -> TargetBuild:
-    """``plan`` (a SISA plan) with population indices ``forget`` removed from their slices and
-    replanned: only the affected shards change, each from its earliest affected slice. Indices the
+    """``plan`` (a SISA build) with population indices ``forget`` removed from their slices and
+    rebuilt: only the affected shards change, each from its earliest affected slice. Indices the
     target never trained on are ignored. ``SpecError`` when a shard would be left empty."""
     state = plan.state
     if not isinstance(state, SisaState):
-        raise SpecError("not a SISA plan (nothing to unlearn from)", key="state")
+        raise SpecError("not a SISA build (nothing to unlearn from)", key="state")
     forget = np.asarray(sorted(set(int(i) for i in forget)), dtype=np.int64)
     layout = tuple(
         tuple(np.setdiff1d(part, forget, assume_unique=True) for part in shard)
@@ -201,7 +201,7 @@ def unlearn(plan: TargetBuild, forget: Iterable[int]) -> TargetBuild:
 
 
 def shard_of(plan: TargetBuild, index: int) -> tuple[int, int] | None:
-    """``(shard, slice)`` holding population index ``index`` in a SISA plan, or None."""
+    """``(shard, slice)`` holding population index ``index`` in a SISA build, or None."""
     for s, shard in enumerate(plan.state.layout):
         for r, part in enumerate(shard):
             if np.isin(index, part):
@@ -214,7 +214,7 @@ def forget_members(
 ) -> tuple[TargetBuild, np.ndarray]:
     """An unlearning challenge's target: ``count`` of the challenge members (``challenge``:
     population indices in challenge order; ``solution``: 0/1, 1 = member) drawn from ``seed`` and
-    unlearned from ``plan``. Returns the unlearned plan and the 0/1 ``forgotten`` mask in challenge
+    unlearned from ``plan``. Returns the unlearned build and the 0/1 ``forgotten`` mask in challenge
     order (1 = trained on, then forgotten)."""
     members = np.flatnonzero(np.asarray(solution) == 1)
     if count > members.size:

@@ -2,9 +2,9 @@
 
 Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
 
-* ``Shuffle(seed, n)``: start from ``[0, 1, ..., n-1]``; MT19937 seeded by ``init_genrand(seed &
-  0xFFFFFFFF)`` gives raw 32-bit outputs ``r_0, r_1, ...``; for ``i = 0 .. n-2``: ``z = r_i mod (n -
-  i)``, swap ``i`` and ``i+z``.
+* ``Shuffle(seed, n)``: start from ``[0, 1, ..., n-1]``; MT19937 seeded by
+  ``init_genrand(seed & 0xFFFFFFFF)`` gives raw 32-bit outputs ``r_0, r_1, ...``; for
+  ``i = 0 .. n-2``: ``z = r_i mod (n - i)``, swap ``i`` and ``i+z``.
 * ``P = Shuffle(seed_challenge, N)``: challenge = ``P[:2m]``, rest = ``P[2m:]``.
 * ``Q = Shuffle(seed_training, N - 2m)``: training = ``rest[Q[:n_train - m]]``, evaluation = the
   remainder.
@@ -27,8 +27,8 @@ MICO_LEN_CHALLENGE = 100
 
 
 def mt19937_raw(seed: int, count: int) -> np.ndarray:
-    """The first ``count`` raw 32-bit outputs of MT19937 seeded with ``init_genrand(seed &
-    0xFFFFFFFF)``.
+    """The first ``count`` raw 32-bit outputs of MT19937 seeded with
+    ``init_genrand(seed & 0xFFFFFFFF)``.
 
     numpy's legacy ``RandomState`` seeds an integer with init_genrand, and its full-range uint32
     draw returns the raw tempered output unchanged (checked in tests against a plain-Python

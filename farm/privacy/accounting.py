@@ -20,8 +20,7 @@ def assumptions(*, accountant: str, sampling: str | None, adjacency: str) -> dic
     Poisson-sampled, which is not a proof for the run (Chua et al. 2024), and the line says so.
 
     >>> assumptions(accountant="prv", sampling="shuffle", adjacency="add/remove")["assumes"]
-    'as accounted for Poisson sampling; the run used shuffled batches (prv accountant,
-    add/remove adjacency)'
+    'as accounted for Poisson sampling; the run used shuffled batches (prv accountant, add/rem...'
     >>> assumptions(accountant="prv", sampling="poisson", adjacency="add/remove")["assumes"]
     'prv accountant, Poisson sampling, add/remove adjacency'
     """

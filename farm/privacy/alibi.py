@@ -2,11 +2,11 @@
 one-hot label, then Bayesian post-processing into a soft label. Pure.
 
 Each training label ``y`` of ``n_classes`` becomes ``z = onehot(y) + Laplace(b)`` per coordinate,
-``b = sigma / sqrt(2)``, drawn once per record (seeded) and kept: two labels' one-hot vectors
-differ by 1 in two coordinates (L1 sensitivity 2), so releasing ``z`` is ``epsilon = 2 / b =
-2 sqrt(2) / sigma`` label-DP, and anything computed from ``z`` alone is too (post-processing).
-Training uses the posterior over the true label given ``z``, with a prior the caller chooses (the
-paper: the model's current prediction), as a soft label:
+``b = sigma / sqrt(2)``, drawn once per record (seeded) and kept: two labels' one-hot vectors differ
+by 1 in two coordinates (L1 sensitivity 2), so releasing ``z`` is
+``epsilon = 2 / b = 2 sqrt(2) / sigma`` label-DP, and anything computed from ``z`` alone is too
+(post-processing). Training uses the posterior over the true label given ``z``, with a prior the
+caller chooses (the paper: the model's current prediction), as a soft label:
 
     P(y = k | z) ∝ prior_k * exp(-||z - onehot(k)||_1 / b).
 """

@@ -4,16 +4,16 @@ privacy cost.
 * ``partition``: a target's training records split into T disjoint teacher partitions, each record
   placed by a keyed hash of (seed, record id) alone (``teacher_of``), whatever the other records
   are.
-* ``gnmax`` / ``confident_gnmax``: the noisy argmax of teacher vote counts (``[n_queries,
-  n_classes]``), with Gaussian noise; the confident variant answers a query only when its noisy top
-  count clears a threshold.
+* ``gnmax`` / ``confident_gnmax``: the noisy argmax of teacher vote counts
+  (``[n_queries, n_classes]``), with Gaussian noise; the confident variant answers a query only when
+  its noisy top count clears a threshold.
 * ``pate_rdp`` / ``rdp_epsilon``: the data-independent RDP of the answered queries, converted to
   (epsilon, delta).
 
-What the partition guarantees. Record ``i`` goes to teacher ``splitmix64(splitmix64(i) ^ key) mod
-T``, ``key`` a splitmix64 fold of the seed (``teacher_of``): exact 64-bit integer arithmetic, the
-same in every process and on every platform, and a function of that record's id and the seed only.
-So for two neighbouring training sets:
+What the partition guarantees. Record ``i`` goes to teacher
+``splitmix64(splitmix64(i) ^ key) mod T``, ``key`` a splitmix64 fold of the seed (``teacher_of``):
+exact 64-bit integer arithmetic, the same in every process and on every platform, and a function of
+that record's id and the seed only. So for two neighbouring training sets:
 
 * add or remove one record: exactly one teacher's data changes (the record's teacher gains or loses
   it);
@@ -45,8 +45,8 @@ sensitivities follow from how many teachers' data a neighbouring dataset changes
   ``(alpha, alpha Delta^2 / (2 sigma^2))``-RDP: ``alpha / sigma^2`` (Papernot et al. 2018, Prop. 8),
   or ``4 alpha / sigma^2`` under substitution;
 * confident-GNMax's threshold check on the top count (noise sigma1): the top count moves by at most
-  1 under add/remove, 2 under substitution, so each query (answered or not) costs ``alpha / (2
-  sigma1^2)``, or ``2 alpha / sigma1^2``.
+  1 under add/remove, 2 under substitution, so each query (answered or not) costs
+  ``alpha / (2 sigma1^2)``, or ``2 alpha / sigma1^2``.
 """
 
 from __future__ import annotations
@@ -140,10 +140,15 @@ class Aggregation:
 
 def splitmix64(x: np.ndarray | int) -> np.ndarray:
     """splitmix64's output function (Steele, Lea & Flood 2014; Vigna's reference C) on each 64-bit
-    word of ``x``: ``z = x + 0x9E3779B97F4A7C15; z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9;
-    z = (z ^ z >> 27) * 0x94D049BB133111EB; z ^ z >> 31``, all mod 2^64 (uint64). A bijection of
-    64-bit words; exact integer arithmetic, so the same in every process and on every platform.
-    Negative int64s enter as their two's complement.
+    word of ``x``, all mod 2^64 (uint64)::
+
+        z = x + 0x9E3779B97F4A7C15
+        z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9
+        z = (z ^ z >> 27) * 0x94D049BB133111EB
+        return z ^ z >> 31
+
+    A bijection of 64-bit words; exact integer arithmetic, so the same in every process and on
+    every platform. Negative int64s enter as their two's complement.
 
     >>> hex(int(splitmix64(0)))  # the first output of splitmix64 seeded with 0
     '0xe220a8397b1dcdaf'
@@ -158,11 +163,12 @@ def splitmix64(x: np.ndarray | int) -> np.ndarray:
 
 
 def teacher_of(ids: np.ndarray, teachers: int, seed: int | Sequence[int]) -> np.ndarray:
-    """The teacher (in ``[0, teachers)``, int64) of each record id: ``splitmix64(splitmix64(id) ^
-    key) mod teachers``, where ``key`` starts at ``splitmix64(0x7EAC4E)`` and folds in each of the
-    seed's integers ``s`` (mod 2^64) as ``key = splitmix64(key ^ s)``. A keyed hash: a record's
-    teacher depends on its own id and the seed only, so records' teachers are independent and
-    uniform (up to a bias below ``teachers / 2^64``)."""
+    """The teacher (in ``[0, teachers)``, int64) of each record id:
+    ``splitmix64(splitmix64(id) ^ key) mod teachers``, where ``key`` starts at
+    ``splitmix64(0x7EAC4E)`` and folds in each of the seed's integers ``s`` (mod 2^64) as
+    ``key = splitmix64(key ^ s)``. A keyed hash: a record's teacher depends on its own id and the
+    seed only, so records' teachers are independent and uniform (up to a bias below
+    ``teachers / 2^64``)."""
     require(teachers >= 1, "teachers", "an integer >= 1", teachers)
     key = splitmix64(_PARTITION)
     for s in [seed] if isinstance(seed, int) else list(seed):
@@ -283,12 +289,13 @@ def pate_rdp(
 
 
 def rdp_epsilon(orders: np.ndarray, rdp: np.ndarray, delta: float) -> tuple[float, float]:
-    """``(epsilon, best order)`` at ``delta`` from an RDP curve: ``min_alpha rdp +
-    log((alpha-1)/alpha)
-    - (log(delta) + log(alpha)) / (alpha - 1)`` (Balle et al. 2020, Thm. 21; Opacus'
-      ``get_privacy_spent``), never
-    above the classic ``rdp + log(1/delta) / (alpha - 1)`` (Mironov 2017). ``(0, nan)`` when ``rdp``
-    is all zero."""
+    """``(epsilon, best order)`` at ``delta`` from an RDP curve (Balle et al. 2020, Thm. 21;
+    Opacus' ``get_privacy_spent``)::
+
+        min over alpha of  rdp + log((alpha - 1) / alpha) - (log(delta) + log(alpha)) / (alpha - 1)
+
+    never above the classic ``rdp + log(1/delta) / (alpha - 1)`` (Mironov 2017). ``(0, nan)`` when
+    ``rdp`` is all zero."""
     orders, rdp = np.asarray(orders, dtype=np.float64), np.asarray(rdp, dtype=np.float64)
     if not rdp.any():
         return 0.0, math.nan

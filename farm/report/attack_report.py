@@ -25,6 +25,7 @@ from farm.mico.scorer import READABLE_NAMES
 from farm.privacy.accounting import assumptions, describe_epsilon
 from farm.report.plots import roc_png
 from farm.report.results import LEVEL, N_BOOT, Audit, ScenarioResult, TargetPrivacy
+from farm.shadows.scenario import Mechanism
 from farm.store.atomic import atomic_write_bytes, atomic_write_text
 
 COLUMNS = (
@@ -131,17 +132,15 @@ def _substitution(t: TargetPrivacy) -> str:
     return f"ε = {eps:g}, δ = {delta:.2g}{recorded}"
 
 
-def mechanism_lines(results: list[Any]) -> list[str]:
+def mechanism_lines(results: list[ScenarioResult]) -> list[str]:
     """One line per scenario: how its shadows were trained (``farm.shadows.scenario.Mechanism``) and
     the epsilon they spent on their own records."""
     return [
-        f"- {r.name}: {mechanism_text(r.mechanism)}"
-        for r in results
-        if getattr(r, "mechanism", None)
+        f"- {r.name}: {mechanism_text(r.mechanism)}" for r in results if r.mechanism is not None
     ]
 
 
-def mechanism_text(m: Any) -> str:
+def mechanism_text(m: Mechanism) -> str:
     """``Mechanism`` in words: ``12 shadows on 52,001 records: sigma 0.502, clip 6.4, batch 1024,
     198 steps, ...``."""
 
@@ -156,7 +155,7 @@ def mechanism_text(m: Any) -> str:
             f"{shadows} running the targets' mechanism (targets: {m.matched_n:,} records, q = "
             f"{m.batch_size / m.matched_n:.4f}) on {span(m.n_train, ',')} records: "
         )
-    if m.noise_multiplier is None:
+    if m.noise_multiplier is None or m.sample_rate is None or m.epsilon is None:
         return text + f"no DP, batch {m.batch_size}, {span(m.steps, 'd')} steps"
     assumed = assumptions(
         accountant=m.accountant or "unrecorded", sampling=m.sampling, adjacency="add/remove"

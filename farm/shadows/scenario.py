@@ -6,8 +6,8 @@ attacks.
 ``Scenario`` per scenario: its provided models keyed by ``ModelId(scenario, phase, model_id)``, the
 records they need, their keep masks and known solutions. ``collect_signals`` adds a shadow plan's
 models, runs (through an executor and its store) every training and inference job, and returns the
-scenario with its ``Signals``. The driver (``farm attack``), Tune (``farm tune``) and the benchmarks
-all go through these two functions; nothing else turns a tree into signals.
+scenario with its ``Signals``. ``farm attack`` (``farm.commands.attack``), Tune (``farm tune``) and
+the benchmarks all go through these two functions; nothing else turns a tree into signals.
 
 Row ``i`` of every per-model array of a scenario (``keep``, ``columns``, the ``Signals``' first
 rows) is model ``ids[i]``; shadows follow the provided models in the ``Signals``.
@@ -81,9 +81,9 @@ class Scenario:
     """One scenario's provided models and what is known about them; ``signals`` once collected.
 
     ``models``: ``ModelId -> ModelEntry`` in row order; ``records [R]``: sorted population indices
-    of the union of their challenge points; ``labels [R]``: the records' class labels; ``keep [M,
-    R]`` int8: 1 IN, 0 OUT, -1 unknown (dev/final models); ``columns [M, P]``: the column in
-    ``records`` of each model's ``P`` challenge points (challenge order); ``solutions``: 0/1
+    of the union of their challenge points; ``labels [R]``: the records' class labels;
+    ``keep [M, R]`` int8: 1 IN, 0 OUT, -1 unknown (dev/final models); ``columns [M, P]``: the column
+    in ``records`` of each model's ``P`` challenge points (challenge order); ``solutions``: 0/1
     membership in challenge order of every model whose membership is known (labelled ``train``
     models, and dev/final models when answers were given).
 

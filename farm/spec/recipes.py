@@ -81,14 +81,14 @@ class DPConfig:
     required.
 
     ``max_grad_norm * clip_scale`` is the clip on true per-example gradients. MICO clipped at 0.1
-    the gradients of a loss divided by 64 (its accumulation steps): ``max_grad_norm=0.1,
-    clip_scale=64`` reproduces it. ``sampling``: ``poisson`` (default: each step includes each
-    record independently with ``q = batch_size / n_train``, what the accountant assumes) or
-    ``shuffle`` (fixed-size shuffled batches, as MICO trained; accounted as if Poisson-sampled, as
-    MICO accounted, which is not a proof for the run: ``farm.privacy.accounting.assumptions`` says
-    so wherever its epsilon is written). ``accountant``: Opacus' ``prv`` (default), ``rdp`` or
-    ``gdp``; all three account add/remove adjacency (neighbouring training sets differ by one record
-    added or removed).
+    the gradients of a loss divided by 64 (its accumulation steps):
+    ``max_grad_norm=0.1, clip_scale=64`` reproduces it. ``sampling``: ``poisson`` (default: each
+    step includes each record independently with ``q = batch_size / n_train``, what the accountant
+    assumes) or ``shuffle`` (fixed-size shuffled batches, as MICO trained; accounted as if
+    Poisson-sampled, as MICO accounted, which is not a proof for the run:
+    ``farm.privacy.accounting.assumptions`` says so wherever its epsilon is written).
+    ``accountant``: Opacus' ``prv`` (default), ``rdp`` or ``gdp``; all three account add/remove
+    adjacency (neighbouring training sets differ by one record added or removed).
     """
 
     target_epsilon: float | None = None
@@ -161,12 +161,12 @@ class Recipe:
     """How one model is trained (all fields semantic). AdamW (torch's defaults, as HF's Trainer:
     betas (0.9, 0.999), eps 1e-8), no warm-up.
 
-    ``steps``: optimizer steps in all, overriding ``epochs`` (``None``: ``epochs x ceil(n /
-    batch_size)``). Batches then come from consecutive epochs, each a fresh shuffle of the training
-    set ending with its partial batch, until ``steps`` have been taken: a DP-matched shadow
-    (``farm.training.train.matched_recipe``) takes the targets' step count on its own, smaller
-    training set, so it makes slightly more passes over it. ``grad_clip``: clip the global gradient
-    norm of each (non-DP) step to this value, as HF's Trainer did by default
+    ``steps``: optimizer steps in all, overriding ``epochs`` (``None``:
+    ``epochs x ceil(n / batch_size)``). Batches then come from consecutive epochs, each a fresh
+    shuffle of the training set ending with its partial batch, until ``steps`` have been taken: a
+    DP-matched shadow (``farm.training.train.matched_recipe``) takes the targets' step count on its
+    own, smaller training set, so it makes slightly more passes over it. ``grad_clip``: clip the
+    global gradient norm of each (non-DP) step to this value, as HF's Trainer did by default
     (``max_grad_norm=1.0``); ``None``: no clip. DP-SGD clips per example (``dp.max_grad_norm``)
     instead, so a recipe cannot have both. ``group_by_length``: batches drawn at random, then
     grouped by length within windows of 50 batches (HF's ``group_by_length``): far less padding (the

@@ -30,9 +30,8 @@ class RunReport:
     workers: int = 0
     busy_seconds: float = 0.0  # sum over jobs of their seconds inside a worker
     lost_workers: int = 0
-    startup_seconds: float = (
-        0.0  # from the start of the run until every worker of the pool had started
-    )
+    # from the start of the run until every worker of the pool had started
+    startup_seconds: float = 0.0
     live_seconds: float = 0.0  # sum over workers of the time from their start to the end of the run
     check_seconds: float = 0.0  # the store's "is it done?" checks before anything is queued
 

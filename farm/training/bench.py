@@ -5,10 +5,8 @@ Models have random weights built from ``RobertaConfig`` (no hub, no download): `
 challenge's 2-layer, 64-wide RoBERTa, vocabulary 4,096) always, ``roberta-base`` (``RobertaConfig``
 defaults) on request. Inputs are random token ids with SST-2-like lengths (mean ~25 tokens, at most
 67), trained one epoch in batches of 96 (DP: noise multiplier 1, ghost clipping, the same batches)
-and inferred four times over in batches of
-512. Each mode runs
-once to warm up, then ``RUNS`` times: sequences / seconds of the fastest run (model set-up included,
-saving excluded).
+and inferred four times over in batches of 512. Each mode runs once to warm up, then ``RUNS``
+times: sequences / seconds of the fastest run (model set-up included, saving excluded).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ A record's identity is its position in the population. Sources (the ``population
 * ``{"source": "synthetic", "n": N, "seed": S}``: the project's own corpus
   (``farm.training.synthetic``).
 
-Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions ``O ..
-O+K-1`` of a seeded permutation, kept in population order (equal seeds and disjoint ranges give
-disjoint subsets).
+Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions
+``O .. O+K-1`` of a seeded permutation, kept in population order (equal seeds and disjoint ranges
+give disjoint subsets).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""White-box signals: the per-example gradient norm of a model's loss, for ``Signals.grad_norm [M,
-R]``.
+"""White-box signals: the per-example gradient norm of a model's loss, for
+``Signals.grad_norm [M, R]``.
 
 MICO hands out the targets' weights, so an attack may use more than logits. A member's loss is near
 a local minimum of training, so its gradient w.r.t. the parameters tends to be small;

@@ -209,13 +209,13 @@ def load_model(
 
 
 class Ensemble(torch.nn.Module):
-    """Ensemble members answering as one classifier (a SISA target): ``forward(input_ids=,
-    attention_mask=)`` returns an object whose ``logits`` (float32 ``[batch, n_labels]``) are
-    log-probabilities: ``mean``, the log of the mean of the members' softmax vectors; ``vote``, the
-    log of the fraction of members whose argmax is each label, floored at
-    ``farm.defences.seam.VOTE_FLOOR``. Softmax of them is the ensemble's output distribution (for
-    ``vote``, the floored fractions renormalised), so every logit-based attack reads them as any
-    model's logits. ``config`` is the first member's (``num_labels``)."""
+    """Ensemble members answering as one classifier (a SISA target):
+    ``forward(input_ids=, attention_mask=)`` returns an object whose ``logits`` (float32
+    ``[batch, n_labels]``) are log-probabilities: ``mean``, the log of the mean of the members'
+    softmax vectors; ``vote``, the log of the fraction of members whose argmax is each label,
+    floored at ``farm.defences.seam.VOTE_FLOOR``. Softmax of them is the ensemble's output
+    distribution (for ``vote``, the floored fractions renormalised), so every logit-based attack
+    reads them as any model's logits. ``config`` is the first member's (``num_labels``)."""
 
     def __init__(self, members: list[torch.nn.Module], aggregate: str):
         super().__init__()

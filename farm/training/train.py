@@ -59,7 +59,8 @@ def steps_per_epoch(n: int, recipe: Recipe) -> int:
 
 
 def dp_schedule(n: int, recipe: Recipe) -> DPSchedule:
-    """The DP plan of ``recipe`` on ``n`` records: ``q = batch / n``, ``recipe.total_steps(n)``
+    """The DP-SGD schedule of ``recipe`` on ``n`` records: ``q = batch / n``,
+    ``recipe.total_steps(n)``
     steps, and the noise multiplier given in ``recipe.dp`` or solved for its target epsilon at that
     ``q`` and step count."""
     assert recipe.dp is not None
@@ -353,8 +354,8 @@ def _metadata(
     plan: DPSchedule | None,
 ) -> dict:
     """``farm.json``: the recipe, what the run took, and for DP its mechanism (noise multiplier,
-    clip, logical batch, sampling, steps) with the epsilon it spends on its own ``n`` records (``q =
-    batch / n``, the steps taken) and what that epsilon rests on
+    clip, logical batch, sampling, steps) with the epsilon it spends on its own ``n`` records
+    (``q = batch / n``, the steps taken) and what that epsilon rests on
     (``farm.defences.seam.dp_assumptions``: accountant, sampling, add/remove adjacency)."""
     meta = {
         "recipe": to_dict(recipe),

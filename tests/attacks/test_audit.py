@@ -87,10 +87,10 @@ def test_stronger_separation_gives_larger_bound():
 
 def _one_point_case():
     """2 fit models of 20 points (members 4 or 5, non-members 0 or 1: threshold 4, 0.8 on the fit's
-    0..5 scale); 20 held-out models of 4 points. Held-out model k's picked point (``pick_index(k,
-    4)``) is a member for k < 10 and scores 5 except model 0's, which scores 0 (one FN); for k >= 10
-    it is a non-member scoring 0 (no FP). Every other point is scored against its label (members 0,
-    non-members 5): counting any of them would change the counts."""
+    0..5 scale); 20 held-out models of 4 points. Held-out model k's picked point
+    (``pick_index(k, 4)``) is a member for k < 10 and scores 5 except model 0's, which scores 0 (one
+    FN); for k >= 10 it is a non-member scoring 0 (no FP). Every other point is scored against its
+    label (members 0, non-members 5): counting any of them would change the counts."""
     from types import SimpleNamespace
 
     from farm.attacks.audit import pick_index

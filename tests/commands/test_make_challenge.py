@@ -15,14 +15,13 @@ from farm.commands.make_challenge import _write_trees, challenge_jobs
 from farm.config.challenge import ChallengeConfig, load_challenge_config
 from farm.config.loading import config_path, read_yaml, shipped
 from farm.errors import SpecError
-from farm.spec.population import PopulationSpec
 from farm.store.store import Store
 from farm.training.data import load_population
 
 
 def test_release_layout_writes_micos_shape(tiny_built, tmp_path):
     config = load_challenge_config("tests/data/tiny-mini.yaml")
-    p = challenge_jobs(config, len(load_population(PopulationSpec.of(config.population))))
+    p = challenge_jobs(config, len(load_population(config.population_spec)))
     _write_trees(tmp_path, p, Store(tiny_built / "store"), "key", release=True)
     challenge, answers, assets = tmp_path / "challenge", tmp_path / "answers", tmp_path / "assets"
     assert not (challenge / CHALLENGE_JSON).exists() and not (answers / CHALLENGE_JSON).exists()

@@ -25,8 +25,7 @@ SHIPPED = ROOT / "farm" / "config" / "shipped"
 DATA = ROOT / "tests" / "data"
 
 
-# --- every shipped config loads
-# -------------------------------------------------------------------------------
+# --- every shipped config loads -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -91,8 +90,7 @@ def test_tune_configs_load_by_name(name):
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
 
 
-# --- what loading accepts and converts
-# --------------------------------------------------------------------------
+# --- what loading accepts and converts ------------------------------------------------------------
 
 
 def test_learning_rate_5e_5_is_the_float_it_means(tmp_path):
@@ -200,8 +198,7 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_recipe(tmp_path / "r.yaml")
 
 
-# --- each bad config fails through the CLI, before Ray
-# ---------------------------------------------------------
+# --- each bad config fails through the CLI, before Ray --------------------------------------------
 
 
 class _Started(Exception):
@@ -580,8 +577,7 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-# --- DP-matched shadows, searched mechanisms, assets
-# ----------------------------------------------------------
+# --- DP-matched shadows, searched mechanisms, assets ----------------------------------------------
 
 
 def test_shipped_attack_configs_match_the_dp_targets():

@@ -185,8 +185,7 @@ def test_forgetting_rates_by_hand():
     )  # threshold 5: 9, 8, 7, 6
 
 
-# --- on the executor
-# -------------------------------------------------------------------------------------------
+# --- on the executor ------------------------------------------------------------------------------
 
 
 def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):

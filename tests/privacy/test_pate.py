@@ -30,8 +30,7 @@ from farm.spec.jobs import Selection, StoreRef
 from farm.spec.population import PopulationSpec
 from farm.spec.recipes import ModelSpec, Recipe, TinyModel
 
-# --- partitions
-# --------------------------------------------------------------------------------------------------
+# --- partitions -----------------------------------------------------------------------------------
 
 
 def test_partition_is_disjoint_covers_and_is_seeded():
@@ -149,8 +148,7 @@ def test_shipped_pate_settings_leave_no_teacher_empty():
     assert smallest == {10: 62, 50: 7}  # defences-sst2 at 4 + 5 + 5 targets per setting
 
 
-# --- aggregation
-# -------------------------------------------------------------------------------------------------
+# --- aggregation ----------------------------------------------------------------------------------
 
 
 def test_vote_counts():
@@ -186,8 +184,7 @@ def test_confident_gnmax_answers_only_confident_queries():
     assert np.array_equal(agg.labels(counts), labels)
 
 
-# --- the accountant
-# ----------------------------------------------------------------------------------------------
+# --- the accountant -------------------------------------------------------------------------------
 
 
 def test_accountant_matches_a_hand_computed_case():
@@ -371,8 +368,7 @@ def test_accountant_edges():
         pate_rdp(np.asarray(ORDERS), queries=2, answered=3, sigma=1.0)
 
 
-# --- the defence YAML
-# --------------------------------------------------------------------------------------------
+# --- the defence YAML -----------------------------------------------------------------------------
 
 
 def load_pate(path):
@@ -518,8 +514,7 @@ def test_bad_defence_yaml_fails_in_one_line(tmp_path):
         assert "\n" not in message and str(path) in message and key in message
 
 
-# --- PATE as jobs
-# ------------------------------------------------------------------------------------------------
+# --- PATE as jobs ---------------------------------------------------------------------------------
 
 PUBLIC = {"source": "synthetic", "n": 200, "seed": 5}
 
@@ -629,8 +624,7 @@ def test_student_trains_on_the_answered_records_with_the_vote_labels():
         given_labels(tokens, np.array([2, 5]), votes)
 
 
-# --- the defence seam: make-challenge, then farm attack unchanged
-# -------------------------------------------------
+# --- the defence seam: make-challenge, then farm attack unchanged ---------------------------------
 
 
 def test_pate_plans_through_the_defence_seam():
