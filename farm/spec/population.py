@@ -2,7 +2,9 @@
 
 Sources (``farm.training.data`` builds them): ``synthetic`` (``n`` records from ``seed``),
 ``file`` (``path``; once pinned, ``sha256``: the fingerprint of its data), ``glue-sst2``; any source
-takes a ``subset`` (``n`` positions from ``offset`` of a permutation seeded by ``seed``).
+takes a ``subset`` (``n`` positions from ``offset`` of a permutation seeded by ``seed``) and
+``canaries`` (``CanarySpec``: records planted to audit a training, appended after the subset;
+``farm.attacks.canaries``).
 
 A ``PopulationSpec`` is read once from a mapping (a config, ``challenge.json``) and checked there;
 it travels typed from then on (into job specs, defences, the scenario seam, the loader). It keeps
@@ -21,6 +23,7 @@ from farm.errors import SpecError, require
 from farm.spec.coerce import from_dict
 
 SOURCES = ("synthetic", "file", "glue-sst2")
+CANARY_KINDS = ("mislabelled", "ood", "duplicated")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +41,33 @@ class Subset:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CanarySpec:
+    """``count`` canaries of ``kind`` (``CANARY_KINDS``; ``farm.attacks.canaries``) from ``seed``;
+    ``repeats``: copies of each
+    ``duplicated`` canary (ignored by the other kinds)."""
+
+    kind: str
+    count: int
+    seed: int = 0
+    repeats: int = 2
+
+    def __post_init__(self) -> None:
+        require(self.kind in CANARY_KINDS, "kind", " or ".join(CANARY_KINDS), self.kind)
+        require(self.count >= 1, "count", "an integer >= 1", self.count)
+        require(
+            self.repeats >= 2,
+            "repeats",
+            "an integer >= 2 (copies of a duplicated canary)",
+            self.repeats,
+        )
+
+    @property
+    def records(self) -> int:
+        """How many records the canaries add."""
+        return self.count * (self.repeats if self.kind == "duplicated" else 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PopulationFields:
     """The typed fields of a spec, with their defaults (what ``PopulationSpec`` reads)."""
 
@@ -48,6 +78,7 @@ class PopulationFields:
     subset: Subset | None = None
     description: str = ""
     sha256: str | None = None
+    canaries: CanarySpec | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -121,6 +152,11 @@ class PopulationSpec:
         return self._fields.sha256
 
     @property
+    def canaries(self) -> CanarySpec | None:
+        """Canaries appended to the records (after any ``subset``), or None."""
+        return self._fields.canaries
+
+    @property
     def known(self) -> bool:
         """Whether ``source`` is one ``farm.training.data`` can build (``SOURCES``)."""
         return self.source in SOURCES
@@ -129,9 +165,10 @@ class PopulationSpec:
     def size(self) -> int | None:
         """Number of records when the spec alone says it (a subset, or a synthetic corpus), else
         None."""
-        if self.subset:
-            return self.subset.n
-        return self.n if self.source == "synthetic" else None
+        base = self.subset.n if self.subset else self.n if self.source == "synthetic" else None
+        if base is None or self.canaries is None:
+            return base
+        return base + self.canaries.records
 
     def identity(self) -> dict[str, Any]:
         """What the spec contributes to a job key: its mapping, except that a file population

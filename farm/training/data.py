@@ -18,7 +18,8 @@ A record's identity is its position in the population. Sources (the ``population
 
 Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: positions
 ``O .. O+K-1`` of a seeded permutation, kept in population order (equal seeds and disjoint ranges
-give disjoint subsets).
+give disjoint subsets). A ``"canaries"`` block appends audit canaries after the subset
+(``farm.attacks.canaries``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from farm.attacks.canaries import make_canaries
 from farm.errors import ConfigError
 from farm.spec.population import PopulationSpec, Subset
 from farm.training.synthetic import synthetic_corpus
@@ -65,6 +67,9 @@ def load_population(spec: PopulationSpec, *, base_dir: str | Path | None = None)
             f"population source must be synthetic, glue-sst2 or file, got {spec.source!r}"
         )
     sentences, labels = _subset(list(sentences), np.asarray(labels, dtype=np.int64), spec.subset)
+    if spec.canaries is not None:
+        extra, extra_labels, _ = make_canaries(sentences, labels, spec.canaries)
+        sentences, labels = [*sentences, *extra], np.concatenate([labels, extra_labels])
     return Population(tuple(sentences), labels, spec)
 
 

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -171,3 +173,31 @@ def test_substitution_privacy_by_group_privacy():
     assert eps == 8.0 and delta == pytest.approx(5.559815e-4, rel=1e-6)
     assert substitution_privacy(10.0, 1e-5)[1] == pytest.approx(0.220275, rel=1e-5)
     assert substitution_privacy(30.0, 1e-5)[1] == 1.0  # vacuous, capped
+
+
+def test_joint_beta_matches_the_privacy_estimates_readme_example():
+    """privacy-estimates' README: TP 487, TN 1, FP 512, FN 0, delta 1e-5, alpha 0.1 two-sided
+    (0.05 each side): joint beta eps_lo 0.145, Clopper-Pearson 0.000 (the package's tolerance is
+    1e-2)."""
+    from farm.attacks.audit import joint_beta_epsilon
+
+    got = joint_beta_epsilon(tp=487, tn=1, fp=512, fn=0, delta=1e-5, confidence=0.95)
+    assert got == pytest.approx(0.145, abs=0.01)
+    assert float(epsilon_lower_bound(512, 513, 0, 487, delta=1e-5, confidence=0.9)) == 0.0
+
+
+def test_joint_beta_is_tighter_than_clopper_pearson_and_rarely_above_the_truth():
+    from farm.attacks.audit import joint_beta_epsilon
+
+    joint = joint_beta_epsilon(tp=90, tn=90, fp=10, fn=10, delta=1e-5)
+    separate = float(epsilon_lower_bound(10, 100, 10, 100, delta=1e-5))
+    assert joint > separate > 0
+    # an attack exactly on the eps = 1 boundary (pure DP): the 95% bound exceeds 1 rarely
+    eps, fnr = 1.0, 0.3
+    fpr = (1 - fnr) / math.exp(eps)
+    rng = np.random.default_rng(0)
+    above = 0
+    for _ in range(200):
+        fp, fn = rng.binomial(500, fpr), rng.binomial(500, fnr)
+        above += joint_beta_epsilon(tp=500 - fn, fn=fn, fp=fp, tn=500 - fp, delta=0) > eps
+    assert above / 200 < 0.1
