@@ -9,19 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from farm.config.loading import check_scenarios, config_kind, config_path, shipped
-
-if TYPE_CHECKING:
-    from farm.cluster.executor import Executor
-
-import os
-import warnings
-from importlib.metadata import PackageNotFoundError, version
 
 from farm import __version__
 from farm.challenge.score_tree import format_table, plot_roc, score_tree
@@ -29,17 +23,25 @@ from farm.challenge.submission import Expected, pack, read_predictions
 from farm.challenge.tree import read_challenge, read_constants, read_model
 from farm.commands import dry_run as dryrun
 from farm.commands.attack import attack_challenge
+from farm.commands.audit import RecipeAudit, audit_recipe, parse_canaries, parse_data, write_audit
 from farm.commands.dry_run import format_forecast, write_table
 from farm.commands.make_challenge import make_challenge
 from farm.commands.tune import run_tune
 from farm.config.attack import check_attack_inputs, load_attack_config
 from farm.config.challenge import load_challenge_config
+from farm.config.loading import check_scenarios, config_kind, config_path, shipped
+from farm.config.recipes import load_scenario_recipe
 from farm.config.tune import check_tune_inputs, load_tune_config
-from farm.errors import ConfigError, FarmError, SubmissionError
+from farm.errors import ConfigError, FarmError, SpecError, SubmissionError
 from farm.report.attack_report import score_table
+from farm.spec.population import PopulationSpec
+from farm.spec.recipes import Recipe
 from farm.store.atomic import atomic_write_text
 from farm.store.store import Store
 from farm.training.bench import bench
+
+if TYPE_CHECKING:  # the type only: importing the executor loads Ray
+    from farm.cluster.executor import Executor
 
 Handler = Callable[[argparse.Namespace], int]
 DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command are ``farm``
@@ -632,6 +634,79 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_audit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="audit a training recipe with a canary game: epsilon lower bounds",
+        description="Recipe audit. Reads DATA (synthetic:N, or a TSV/CSV/parquet file with label "
+        "and sentence columns, a saved HF dataset or a GLUE-style folder), RECIPE (a shipped name "
+        "or a path; its model must be tiny, a directory or a hub name) and CANARIES "
+        "(KIND:COUNT[:SEED] with KIND mislabelled, ood or duplicated, or a YAML file). Trains "
+        "--runs runs on Ray, each on a seeded half of DATA plus the canaries its coins include "
+        "(jobs cached in --store), scores the canaries with every run's model and writes "
+        "OUT/audit.md, OUT/audit.json and OUT/canary_scores.csv: the one-run bound of run 0 and, "
+        "with 4 runs or more, the multi-run bounds, beside the recipe's theoretical epsilon.",
+    )
+    p.add_argument("--data", required=True, metavar="DATA")
+    p.add_argument("--recipe", required=True, metavar="RECIPE")
+    p.add_argument("--canaries", required=True, metavar="CANARIES")
+    p.add_argument("--runs", type=int, default=1, help="training runs (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="the game's seed (halves of DATA)")
+    p.add_argument("--delta", type=float, default=1e-5, help="delta of the bounds (default 1e-5)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence (default 0.95)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_executor_args(p)
+    p.set_defaults(handler=_cmd_audit)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    audit = _recipe_audit(args)  # every input checked before Ray starts or any job runs
+    executor = _executor(args, args.out / "store")
+    result = audit_recipe(audit, executor)
+    paths = write_audit(result, args.out)
+    print(paths["report"].read_text(), end="")
+    _wrote(**paths, store=executor.store.uri)
+    _jobs_line(executor)
+    return 0
+
+
+def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
+    recipe = load_scenario_recipe(args.recipe, "farm audit", "--recipe")
+    if not isinstance(recipe, Recipe):
+        raise ConfigError(f"--recipe {args.recipe}: a defence; an audit takes a training recipe")
+    spec = {**parse_data(args.data), "canaries": parse_canaries(args.canaries)}
+    try:
+        population = PopulationSpec.of(spec, "data")
+        audit = RecipeAudit(
+            population=population,
+            recipe=recipe,
+            runs=args.runs,
+            seed=args.seed,
+            delta=args.delta,
+            confidence=args.confidence,
+        )
+    except SpecError as exc:
+        flag = (
+            "--recipe"
+            if exc.key.startswith("recipe")
+            else "--canaries"
+            if exc.key.startswith("data.canaries")
+            else "--data"
+            if exc.key.startswith("data")
+            else f"--{exc.key}"
+        )
+        raise ConfigError(f"{flag}: {exc}") from exc
+    canaries = population.canaries
+    assert canaries is not None
+    if population.source == "synthetic" and canaries.kind != "ood":
+        size = population.n or 0
+        if canaries.count > size:
+            raise ConfigError(
+                f"--canaries {args.canaries}: {canaries.count} canaries from {size} records"
+            )
+    return audit
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_splits,
     _add_score,
@@ -643,6 +718,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_plan,
     _add_bench,
     _add_store,
+    _add_audit,
 ]
 
 if __name__ == "__main__":

@@ -5,5 +5,6 @@ target ever its own reference: ``signals`` (the ``Signals`` record), ``reference
 models are a target's references), ``baselines``, ``lira``, ``rmia``, ``learned``; ``base`` and
 ``registry`` name them (``ATTACKS``, ``run_attack``). ``intervals`` (bootstraps over models),
 ``protocol`` (choose on labelled models, compare paired), ``audit`` (empirical epsilon over
-models) and ``one_run`` (the one-run canary audit) turn scores into numbers people can trust.
+models), ``one_run`` and ``multi_run`` (canary audits over one or many runs; ``canaries`` makes
+the canaries) turn scores into numbers people can trust.
 """

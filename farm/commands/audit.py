@@ -1,0 +1,253 @@
+"""``farm audit`` (recipe mode): train a canary game's runs with a recipe on a dataset, then bound
+the recipe's epsilon from below.
+
+A run ``r`` trains ``recipe`` (its seed set to ``r``) on a seeded half of the data's records plus
+the canaries whose coins put them in run ``r`` (``farm.attacks.canaries``: the canaries are records
+appended to the data by its population spec, so every job is an ordinary keyed job). Each run's
+model then scores the canaries: the log-probability it gives a canary's label (its flipped label
+for a mislabelled canary; the mean over the copies of a duplicated one), higher = member.
+Trainings and the inference passes go through the ``JobRunner`` and its store, so a rerun
+reuses them.
+
+Bounds: the one-run bound (``farm.attacks.one_run``) of run 0 -- the one-run analysis of one
+training -- with the other runs' one-run bounds listed (each valid alone; their maximum is not),
+and with four runs or more the multi-run bounds (``farm.attacks.multi_run``). Each sits beside
+the recipe's theoretical epsilon and what it assumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from farm.attacks.canaries import canary_records, included_records, inclusion
+from farm.attacks.multi_run import MultiRunAudit, multi_run_audit
+from farm.attacks.one_run import OneRunAudit, one_run_audit
+from farm.attacks.signals import true_label_logprob
+from farm.config.loading import read_yaml
+from farm.defences.seam import recipe_privacy
+from farm.errors import ConfigError, require
+from farm.privacy.accounting import describe_epsilon
+from farm.shadows.scenario import pin, pin_population
+from farm.spec.jobs import InferJob, Ref, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.population import PopulationSpec
+from farm.spec.recipes import Recipe
+from farm.store.atomic import atomic_write_text
+from farm.store.runner import JobRunner
+from farm.training.data import load_population
+
+_HALF = 0xA0D17
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeAudit:
+    """What to audit: ``population`` (with its ``canaries``), ``recipe`` (not from a challenge's
+    base model), ``runs``, the game's ``seed``, and the ``delta``/``confidence`` of the bounds."""
+
+    population: PopulationSpec
+    recipe: Recipe
+    runs: int = 1
+    seed: int = 0
+    delta: float = 1e-5
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        require(self.population.canaries is not None, "canaries", "a canary set")
+        require(self.runs >= 1, "runs", "an integer >= 1", self.runs)
+        require(
+            self.recipe.model.name != "base",
+            "recipe.model.name",
+            "tiny, a model directory or a hub name (an audit has no challenge base model)",
+            self.recipe.model.name,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditJobs:
+    """The game's jobs: the tokenizer (None for a model that brings its own), one training and one
+    inference pass per run, and each canary's records."""
+
+    tokenizer: TokenizerJob | None
+    trains: tuple[TrainJob, ...]
+    infers: tuple[InferJob, ...]
+    records: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    """Scores ``[runs, canaries]``, coins ``[runs, canaries]``, the bounds and the claim."""
+
+    scores: np.ndarray
+    included: np.ndarray
+    one_run: tuple[OneRunAudit, ...]
+    multi_run: MultiRunAudit | None
+    privacy: dict[str, Any] = field(default_factory=dict)
+
+
+def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
+    """The keyed jobs of the game on a population of ``n_total`` records (canaries included)."""
+    canaries = audit.population.canaries
+    assert canaries is not None
+    n_base = n_total - canaries.records
+    population = audit.population
+    name = audit.recipe.model.name
+    tokenizer_job = (
+        TokenizerJob(population=population, label="tokenizer") if name == "tiny" else None
+    )
+    tokenizer: Ref = StoreRef(tokenizer_job.key) if tokenizer_job else pin(name)
+    records = canary_records(n_base, canaries)
+    every_canary = Selection.of(n_total, np.concatenate(records))
+    trains, infers = [], []
+    for run in range(audit.runs):
+        half = np.flatnonzero(np.random.default_rng([audit.seed, _HALF, run]).random(n_base) < 0.5)
+        members = np.concatenate([half, included_records(n_base, canaries, run=run)])
+        train = TrainJob(
+            population=population,
+            tokenizer=tokenizer,
+            selection=Selection.of(n_total, members),
+            recipe=dataclasses.replace(audit.recipe, seed=run),
+            label=f"audit/run_{run}",
+        )
+        trains.append(train)
+        infers.append(
+            InferJob(
+                population=population,
+                tokenizer=tokenizer,
+                model=StoreRef(train.key),
+                selection=every_canary,
+                max_length=audit.recipe.max_length,
+                label=f"audit/run_{run}/canaries",
+            )
+        )
+    return AuditJobs(
+        tokenizer=tokenizer_job, trains=tuple(trains), infers=tuple(infers), records=tuple(records)
+    )
+
+
+def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
+    """Run (or reuse) the game's jobs and compute its bounds."""
+    population = pin_population(audit.population)
+    audit = RecipeAudit(**{**_fields(audit), "population": population})
+    data = load_population(population)
+    jobs = audit_jobs(audit, n_total=len(data))
+    first = [jobs.tokenizer] if jobs.tokenizer else []
+    runner.run([*first, *jobs.trains, *jobs.infers], title="audit")
+    canaries = population.canaries
+    assert canaries is not None
+    every = np.concatenate(jobs.records)
+    labels = data.labels[every]
+    rows = []
+    for job in jobs.infers:
+        logits = runner.store.get_arrays(job.key)["logits"]  # rows in sorted index order
+        logprob = true_label_logprob(logits, labels)
+        rows.append([logprob[np.isin(every, r)].mean() for r in jobs.records])
+    scores = np.asarray(rows)
+    included = np.stack([inclusion(canaries, run=r) for r in range(audit.runs)])
+    one = tuple(
+        one_run_audit(s, i, delta=audit.delta, confidence=audit.confidence)
+        for s, i in zip(scores, included)
+    )
+    multi = None
+    if audit.runs >= 4:
+        multi = multi_run_audit(
+            scores, included, delta=audit.delta, confidence=audit.confidence, seed=audit.seed
+        )
+    return AuditResult(
+        scores=scores,
+        included=included,
+        one_run=one,
+        multi_run=multi,
+        privacy=recipe_privacy(audit.recipe),
+    )
+
+
+def _fields(audit: RecipeAudit) -> dict[str, Any]:
+    return {name: getattr(audit, name) for name in RecipeAudit.__dataclass_fields__}
+
+
+def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
+    """``audit.json``, ``audit.md`` and ``canary_scores.csv`` under ``out``; their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    claim = describe_epsilon(result.privacy)
+    head = result.one_run[0]
+    lines = [
+        "# farm audit",
+        "",
+        f"Theoretical epsilon: {claim}",
+        "",
+        "| bound | epsilon | what it rests on |",
+        "|---|---|---|",
+        f"| one-run (run 0) | {head.epsilon:.3f} | {head.validity} |",
+    ]
+    if result.multi_run is not None:
+        m = result.multi_run
+        for name, value in (
+            ("multi-run, Clopper-Pearson", m.clopper_pearson),
+            ("multi-run, joint beta", m.joint_beta),
+            ("multi-run, Gaussian-DP fit", m.gdp),
+        ):
+            lines.append(f"| {name} | {value:.3f} | {m.validity} |")
+    if len(result.one_run) > 1:
+        others = ", ".join(f"{a.epsilon:.3f}" for a in result.one_run[1:])
+        lines += [
+            "",
+            f"One-run bounds of the other runs (each valid alone, not their maximum): {others}",
+        ]
+    paths = {
+        "report": out / "audit.md",
+        "json": out / "audit.json",
+        "scores": out / "canary_scores.csv",
+    }
+    atomic_write_text(paths["report"], "\n".join(lines) + "\n")
+    data = {
+        "theoretical": dict(result.privacy),
+        "one_run": [asdict(a) | {"validity": a.validity} for a in result.one_run],
+        "multi_run": (
+            asdict(result.multi_run) | {"validity": result.multi_run.validity}
+            if result.multi_run
+            else None
+        ),
+    }
+    atomic_write_text(paths["json"], json.dumps(data, indent=2, default=float) + "\n")
+    rows = ["run,canary,included,score"] + [
+        f"{r},{c},{int(result.included[r, c])},{result.scores[r, c]:.6g}"
+        for r in range(result.scores.shape[0])
+        for c in range(result.scores.shape[1])
+    ]
+    atomic_write_text(paths["scores"], "\n".join(rows) + "\n")
+    return paths
+
+
+def parse_data(value: str) -> dict[str, Any]:
+    """``--data``: ``synthetic:N`` (the project's corpus of N records) or a path that
+    ``farm.training.data`` reads (TSV/CSV/parquet with ``label`` and ``sentence``, a saved HF
+    dataset, a GLUE-style folder). ``ConfigError`` naming it when it does not exist."""
+    if value.startswith("synthetic:"):
+        n = value.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise ConfigError(f"--data {value}: expected synthetic:N with N a positive integer")
+        return {"source": "synthetic", "n": int(n)}
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"--data {value}: no such file or folder")
+    return {"source": "file", "path": str(path)}
+
+
+def parse_canaries(value: str) -> dict[str, Any]:
+    """``--canaries``: ``KIND:COUNT[:SEED]`` (``mislabelled:500``) or a YAML file holding
+    ``kind``, ``count`` and optionally ``seed``/``repeats``."""
+    parts = value.split(":")
+    if len(parts) in (2, 3) and not Path(value).exists():
+        kind, count, *seed = parts
+        if not count.isdigit() or (seed and not seed[0].isdigit()):
+            raise ConfigError(
+                f"--canaries {value}: expected KIND:COUNT[:SEED], e.g. mislabelled:500"
+            )
+        return {"kind": kind, "count": int(count), "seed": int(seed[0]) if seed else 0}
+    return read_yaml(value)
