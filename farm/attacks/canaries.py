@@ -28,6 +28,17 @@ _CANARY, _INCLUDE = 0xCA7A, 0x1C1D
 _SYLLABLES = "qua zix vor plim droth kel snu yarb fex gool trin wum obb skaz".split()
 
 
+def canary_sources(n: int, spec: CanarySpec) -> np.ndarray:
+    """The population records (of ``n``) the canaries are made from, one per canary (sorted), or
+    ``[-1] * count`` for out-of-distribution canaries, made from none. A game keeps these records
+    out of every run's training, so a mislabelled canary is never contradicted by its original."""
+    if spec.kind == "ood":
+        return np.full(spec.count, -1)
+    require(spec.count <= n, "count", f"at most the population's {n} records", spec.count)
+    rng = np.random.default_rng([spec.seed, _CANARY, CANARY_KINDS.index(spec.kind)])
+    return np.sort(rng.choice(n, size=spec.count, replace=False))
+
+
 def make_canaries(
     sentences: list[str], labels: np.ndarray, spec: CanarySpec
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -35,9 +46,9 @@ def make_canaries(
     ``sentences``/``labels`` (binary labels): ``source[i]`` is the population record canary record
     ``i`` was made from, -1 for an out-of-distribution one. Deterministic in ``spec``."""
     labels = np.asarray(labels)
-    n = len(sentences)
-    rng = np.random.default_rng([spec.seed, _CANARY, CANARY_KINDS.index(spec.kind)])
+    chosen = canary_sources(len(sentences), spec)
     if spec.kind == "ood":
+        rng = np.random.default_rng([spec.seed, _CANARY, CANARY_KINDS.index(spec.kind)])
         words = [
             " ".join(
                 "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4))))
@@ -45,9 +56,7 @@ def make_canaries(
             )
             for _ in range(spec.count)
         ]
-        return words, rng.integers(0, 2, spec.count).astype(labels.dtype), np.full(spec.count, -1)
-    require(spec.count <= n, "count", f"at most the population's {n} records", spec.count)
-    chosen = np.sort(rng.choice(n, size=spec.count, replace=False))
+        return words, rng.integers(0, 2, spec.count).astype(labels.dtype), chosen
     if spec.kind == "mislabelled":
         return [sentences[i] for i in chosen], 1 - labels[chosen], chosen
     source = np.repeat(chosen, spec.repeats)

@@ -1,13 +1,13 @@
 """``farm audit`` (recipe mode): train a canary game's runs with a recipe on a dataset, then bound
 the recipe's epsilon from below.
 
-A run ``r`` trains ``recipe`` (its seed set to ``r``) on a seeded half of the data's records plus
-the canaries whose coins put them in run ``r`` (``farm.attacks.canaries``: the canaries are records
-appended to the data by its population spec, so every job is an ordinary keyed job). Each run's
-model then scores the canaries: the log-probability it gives a canary's label (its flipped label
-for a mislabelled canary; the mean over the copies of a duplicated one), higher = member.
-Trainings and the inference passes go through the ``JobRunner`` and its store, so a rerun
-reuses them.
+A run ``r`` trains ``recipe`` (its seed set to ``r``) on a seeded half of the data's records (less
+the records the canaries were made from) plus the canaries whose coins put them in run ``r``
+(``farm.attacks.canaries``: the canaries are records appended to the data by its population spec, so
+every job is an ordinary keyed job). Each run's model then scores the canaries: the log-probability
+it gives a canary's label (its flipped label for a mislabelled canary; the mean over the copies of a
+duplicated one), higher = member. Trainings and the inference passes go through the ``JobRunner``
+and its store, so a rerun reuses them.
 
 Bounds: the one-run bound (``farm.attacks.one_run``) of run 0 -- the one-run analysis of one
 training -- with the other runs' one-run bounds listed (each valid alone; their maximum is not),
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from farm.attacks.canaries import canary_records, included_records, inclusion
+from farm.attacks.canaries import canary_records, canary_sources, included_records, inclusion
 from farm.attacks.multi_run import MultiRunAudit, multi_run_audit
 from farm.attacks.one_run import OneRunAudit, one_run_audit
 from farm.attacks.signals import true_label_logprob
@@ -101,10 +101,12 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
     )
     tokenizer: Ref = StoreRef(tokenizer_job.key) if tokenizer_job else pin(name)
     records = canary_records(n_base, canaries)
+    sources = canary_sources(n_base, canaries)
     every_canary = Selection.of(n_total, np.concatenate(records))
     trains, infers = [], []
     for run in range(audit.runs):
         half = np.flatnonzero(np.random.default_rng([audit.seed, _HALF, run]).random(n_base) < 0.5)
+        half = np.setdiff1d(half, sources)  # a canary's original never trains as itself
         members = np.concatenate([half, included_records(n_base, canaries, run=run)])
         train = TrainJob(
             population=population,
