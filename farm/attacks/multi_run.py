@@ -54,10 +54,10 @@ class MultiRunAudit:
     def validity(self) -> str:
         """What the bounds rest on, one line for a report."""
         return (
-            f"multi-run audit at {self.confidence:.0%}, delta={self.delta:g}: canary and threshold "
-            f"chosen on {self.fit_runs} runs, counted on {self.tp + self.fp + self.tn + self.fn} "
-            "others, one trial per run (runs are independent trainings); the GDP figure assumes a "
-            "Gaussian trade-off curve"
+            f"multi-run audit at {self.confidence:.0%}, delta={self.delta:g}, add/remove "
+            f"adjacency: canary and threshold chosen on {self.fit_runs} runs, counted on "
+            f"{self.tp + self.fp + self.tn + self.fn} others, one trial per run (runs are "
+            f"independent trainings); the GDP figure assumes a Gaussian trade-off curve"
         )
 
 

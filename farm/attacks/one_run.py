@@ -132,8 +132,9 @@ class OneRunAudit:
         kind = "approximate" if self.delta > 0 else "pure (valid only for pure epsilon-DP)"
         return (
             f"one-run audit (Steinke et al. 2023), {self.confidence:.0%} confidence, "
-            f"{kind} DP at delta={self.delta:g}; trials independent by each canary's own coin "
-            f"flip; best of {self.tested} (k+, k-) pairs, Bonferroni-corrected"
+            f"{kind} DP at delta={self.delta:g}, add/remove adjacency (a canary is added or not); "
+            f"trials independent by each canary's own coin flip; best of {self.tested} (k+, k-) "
+            "pairs, Bonferroni-corrected"
         )
 
 

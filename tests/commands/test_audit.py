@@ -96,3 +96,12 @@ def test_a_tiny_game_runs_scores_every_canary_and_reruns_nothing(tmp_path):
     before = runner.ran
     audit_recipe(_audit(runs=1, kind="mislabelled"), runner)
     assert runner.ran == before  # every job reused from the store
+
+
+def test_canary_originals_never_train_as_themselves():
+    from farm.attacks.canaries import canary_sources
+
+    audit = _audit(runs=3, kind="mislabelled")
+    sources = canary_sources(200, audit.population.canaries)
+    for train in audit_jobs(audit, n_total=220).trains:
+        assert not set(train.selection.indices().tolist()) & set(sources.tolist())
