@@ -197,7 +197,7 @@ def test_joint_beta_is_tighter_than_clopper_pearson_and_rarely_above_the_truth()
     fpr = (1 - fnr) / math.exp(eps)
     rng = np.random.default_rng(0)
     above = 0
-    for _ in range(200):
+    for _ in range(100):
         fp, fn = rng.binomial(500, fpr), rng.binomial(500, fnr)
         above += joint_beta_epsilon(tp=500 - fn, fn=fn, fp=fp, tn=500 - fp, delta=0) > eps
-    assert above / 200 < 0.1
+    assert above / 100 < 0.1

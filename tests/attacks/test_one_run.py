@@ -64,8 +64,8 @@ def test_guesses_take_the_extremes_and_abstain_in_between():
 
 def test_randomized_response_at_eps_is_never_bounded_above_eps_more_than_5_percent():
     """An epsilon-DP mechanism at its worst (randomized response on each canary's membership):
-    over 200 runs the 95% bound exceeds eps at most about 5% of the time (binomial test)."""
-    eps, m, runs = 1.0, 1000, 200
+    over 100 runs the 95% bound exceeds eps at most about 5% of the time (binomial test)."""
+    eps, m, runs = 1.0, 1000, 100
     q = randomized_response_accuracy(eps)
     above = 0
     for seed in range(runs):
