@@ -345,35 +345,23 @@ def read_model(
         if not np.array_equal(solution, expected):
             raise ChallengeFormatError(f"{mdir / 'solution.csv'}: disagrees with seed_membership")
     forgotten = read_forgotten(mdir, solution, 2 * constants.len_challenge)
-    if (
-        mdir / ENSEMBLE_JSON
-    ).is_file():  # an ensemble: the folder is its weights, ensemble.json its config
+    if (mdir / ENSEMBLE_JSON).is_file():  # an ensemble: the folder is its weights
         if require_weights:
             read_ensemble(mdir)
-        return ModelEntry(
-            scenario=scenario,
-            phase=phase,
-            model_id=model_id,
-            path=mdir,
-            seed_challenge=seeds["seed_challenge"],
-            seed_training=seeds["seed_training"],
-            seed_membership=seeds["seed_membership"],
-            solution=solution,
-            weights=mdir,
-            config=mdir / ENSEMBLE_JSON,
-            forgotten=forgotten,
-        )
-    weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
-    config = mdir / "config.json" if (mdir / "config.json").is_file() else None
-    if require_weights:
-        if weights is None:
-            raise ChallengeFormatError(
-                f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})"
-            )
-        if config is None:
-            raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
-        check_model_config(config)
-        check_weights(weights)
+        weights: Path | None = mdir
+        config: Path | None = mdir / ENSEMBLE_JSON
+    else:
+        weights = next((mdir / w for w in WEIGHT_FILES if (mdir / w).is_file()), None)
+        config = mdir / "config.json" if (mdir / "config.json").is_file() else None
+        if require_weights:
+            if weights is None:
+                raise ChallengeFormatError(
+                    f"{mdir}: no weights file (expected one of {', '.join(WEIGHT_FILES)})"
+                )
+            if config is None:
+                raise ChallengeFormatError(f"{mdir / 'config.json'}: missing model config")
+            check_model_config(config)
+            check_weights(weights)
     return ModelEntry(
         scenario=scenario,
         phase=phase,

@@ -134,7 +134,7 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
 def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
     """Run (or reuse) the game's jobs and compute its bounds."""
     population = pin_population(audit.population)
-    audit = RecipeAudit(**{**_fields(audit), "population": population})
+    audit = dataclasses.replace(audit, population=population)
     data = load_population(population)
     jobs = audit_jobs(audit, n_total=len(data))
     first = [jobs.tokenizer] if jobs.tokenizer else []
@@ -166,10 +166,6 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
         multi_run=multi,
         privacy=recipe_privacy(audit.recipe),
     )
-
-
-def _fields(audit: RecipeAudit) -> dict[str, Any]:
-    return {name: getattr(audit, name) for name in RecipeAudit.__dataclass_fields__}
 
 
 def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
