@@ -652,7 +652,12 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--canaries", required=True, metavar="CANARIES")
     p.add_argument("--runs", type=int, default=1, help="training runs (default 1)")
     p.add_argument("--seed", type=int, default=0, help="the game's seed (halves of DATA)")
-    p.add_argument("--delta", type=float, default=1e-5, help="delta of the bounds (default 1e-5)")
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=None,
+        help="delta of the bounds (default: the recipe's, else 1e-5)",
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="confidence (default 0.95)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_executor_args(p)
@@ -682,7 +687,7 @@ def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
             recipe=recipe,
             runs=args.runs,
             seed=args.seed,
-            delta=args.delta,
+            delta=args.delta if args.delta is not None else recipe.dp.delta if recipe.dp else 1e-5,
             confidence=args.confidence,
         )
     except SpecError as exc:

@@ -57,7 +57,8 @@ class MultiRunAudit:
             f"multi-run audit at {self.confidence:.0%}, delta={self.delta:g}, add/remove "
             f"adjacency: canary and threshold chosen on {self.fit_runs} runs, counted on "
             f"{self.tp + self.fp + self.tn + self.fn} others, one trial per run (runs are "
-            f"independent trainings); the GDP figure assumes a Gaussian trade-off curve"
+            f"independent trainings); joint beta is a posterior credible bound (Jeffreys prior); "
+            f"the GDP figure assumes a Gaussian trade-off curve"
         )
 
 
@@ -143,7 +144,11 @@ def multi_run_audit(
     guess = s >= threshold
     tp, fn = int((guess & (y == 1)).sum()), int((~guess & (y == 1)).sum())
     fp, tn = int((guess & (y == 0)).sum()), int((~guess & (y == 0)).sum())
-    cp = float(epsilon_lower_bound(fp, fp + tn, fn, fn + tp, delta=delta, confidence=confidence))
+    cp = 0.0  # a side without a trial bounds nothing
+    if fp + tn and fn + tp:
+        cp = float(
+            epsilon_lower_bound(fp, fp + tn, fn, fn + tp, delta=delta, confidence=confidence)
+        )
     jb = joint_beta_epsilon(tp=tp, fp=fp, tn=tn, fn=fn, delta=delta, confidence=confidence)
     alpha = (1 - confidence) / 2
     fpr_hi = float(clopper_pearson_upper(fp, fp + tn, alpha)) if fp + tn else 1.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class AuditResult:
     one_run: tuple[OneRunAudit, ...]
     multi_run: MultiRunAudit | None
     privacy: dict[str, Any] = field(default_factory=dict)
+    group: int = 1  # records per canary (a duplicated canary's copies)
+    delta: float = 1e-5  # the bounds' delta
 
 
 def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
@@ -165,6 +168,8 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
         one_run=one,
         multi_run=multi,
         privacy=recipe_privacy(audit.recipe),
+        group=canaries.records // canaries.count,
+        delta=audit.delta,
     )
 
 
@@ -177,7 +182,11 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
     lines = [
         "# farm audit",
         "",
-        f"Theoretical epsilon: {claim}",
+        f"Theoretical epsilon: {claim}"
+        + (f", delta {result.privacy['delta']:g}" if result.privacy.get("delta") else ""),
+        f"Bounds at delta {result.delta:g}. The figures below share runs: each is a bound at its "
+        "confidence alone, their maximum is not.",
+        *_group_lines(result),
         "",
         "| bound | epsilon | what it rests on |",
         "|---|---|---|",
@@ -220,6 +229,20 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
     ]
     atomic_write_text(paths["scores"], "\n".join(rows) + "\n")
     return paths
+
+
+def _group_lines(result: AuditResult) -> list[str]:
+    """What a canary of several records means for the claim: the bounds are on a group's epsilon,
+    and a per-record (eps, delta) claim allows a group of k up to (k eps, k e^((k-1) eps) delta)."""
+    k = result.group
+    if k == 1:
+        return []
+    line = f"Each canary is a group of {k} records: the bounds are on the group's epsilon"
+    eps = result.privacy.get("epsilon")
+    if isinstance(eps, int | float) and result.privacy.get("delta"):
+        delta = k * math.exp((k - 1) * eps) * float(result.privacy["delta"])
+        line += f"; the recipe's claim for such a group is ({k * eps:.3g}, {delta:.3g})"
+    return [line + " (group privacy)."]
 
 
 def parse_data(value: str) -> dict[str, Any]:

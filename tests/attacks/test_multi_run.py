@@ -49,6 +49,13 @@ def test_bounds_stay_below_a_gaussian_mechanisms_epsilon():
     assert 0.3 * truth < np.median(gdp) < truth  # the parametric fit gets within reach
 
 
+def test_four_runs_with_a_one_sided_count_bound_nothing_and_do_not_crash():
+    for seed in range(40):  # two counted runs: often both IN or both OUT
+        audit = multi_run_audit(*_game(2.0, np.random.default_rng(seed), runs=4), delta=1e-5)
+        if audit.fp + audit.tn == 0 or audit.fn + audit.tp == 0:
+            assert audit.clopper_pearson == 0.0
+
+
 def test_pure_noise_gives_nothing_and_a_leak_is_found():
     rng = np.random.default_rng(0)
     noise = multi_run_audit(*_game(0.0, rng), delta=1e-5)

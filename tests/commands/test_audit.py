@@ -105,3 +105,22 @@ def test_canary_originals_never_train_as_themselves():
     sources = canary_sources(200, audit.population.canaries)
     for train in audit_jobs(audit, n_total=220).trains:
         assert not set(train.selection.indices().tolist()) & set(sources.tolist())
+
+
+def test_a_duplicated_canary_is_reported_as_a_group_beside_the_groups_claim(tmp_path):
+    from farm.attacks.one_run import one_run_audit
+    from farm.commands.audit import AuditResult
+
+    rng = np.random.default_rng(0)
+    scores, included = rng.random((1, 50)), rng.integers(0, 2, (1, 50))
+    result = AuditResult(
+        scores=scores,
+        included=included,
+        one_run=(one_run_audit(scores[0], included[0], delta=1e-5),),
+        multi_run=None,
+        privacy={"epsilon": 1.0, "delta": 1e-5, "assumes": "prv accountant"},
+        group=3,
+    )
+    text = write_audit(result, tmp_path)["report"].read_text()
+    assert "group of 3 records" in text and "(3, 0.000222)" in text
+    assert "delta 1e-05" in text and "their maximum is not" in text
