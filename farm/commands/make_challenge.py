@@ -51,6 +51,7 @@ from farm.defences.seam import Defence, TargetBuild, TargetSpec, build_target, r
 from farm.defences.sisa import Sisa, forget_members
 from farm.errors import ConfigError
 from farm.mico.splits import MICO_N_TOTAL, split_model
+from farm.shadows.scenario import pin_population
 from farm.spec.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.spec.recipes import Recipe, canonical_key
 from farm.store.atomic import atomic_write_text
@@ -90,9 +91,10 @@ class ChallengeJobs:
 def challenge_jobs(
     config: ChallengeConfig, population_size: int, *, recipe_dir: Path | None = None
 ) -> ChallengeJobs:
-    """The jobs of ``config`` (pure apart from reading recipe files): seeds come from
-    ``config.seed``. A scenario's recipe may be a defence (``farm.defences.seam``): its targets are
-    then built by it."""
+    """The jobs of ``config`` (pure apart from reading recipe files and fingerprinting population
+    files): seeds come from ``config.seed``. A file population is pinned by the fingerprint of its
+    data (``pin_population``), so no key depends on where the data lies. A scenario's recipe may be
+    a defence (``farm.defences.seam``): its targets are then built by it."""
     recipes = {
         scenario: load_scenario_recipe(
             str(recipe_dir / f"{name}.yaml") if recipe_dir else name,
@@ -110,7 +112,8 @@ def challenge_jobs(
         base_model=f"{ASSETS}/base",
         targets={scenario: privacy_record(r) for scenario, r in recipes.items()},
     )
-    population, public = config.population_spec, config.public_spec
+    population = pin_population(config.population_spec)
+    public = pin_population(config.public_spec)
     tok = TokenizerJob(population=population, vocab_size=config.vocab_size, label="tokenizer")
     public_n = public.size or 0
     base_recipe = typed(Recipe, config.base_recipe, "base_recipe", "base_recipe")

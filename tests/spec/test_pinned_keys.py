@@ -2,9 +2,16 @@
 
 The values were computed by the code before the move (commit 5be25fc, modules flat in ``farm/``); a
 change of any of them would make every store written before it redo its work.
+
+The defence keys were re-pinned once, after the move: make-challenge keyed a file population by the
+absolute path of its data, so CI (data elsewhere) computed other keys. It now pins a file population
+by the fingerprint of its data, as attacks already did, and a test below holds
+that.
 """
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -53,10 +60,24 @@ def test_defence_keys(monkeypatch):
     monkeypatch.setenv("FARM_SST2_DIR", str(SHARED_SST2))
     built = challenge_jobs(load_challenge_config("defences-sst2"), 1000)
     votes = next(j for t in built.targets for j in t.build.jobs if isinstance(j, VoteJob))
-    assert votes.key == "bb1d6268f0b67164c5a12bc9da48a7c6321377925b9a79c811271fc90ad52f7a"
+    assert votes.key == "e164b1172685593124c7ded059c3010492848dbe02760fc4874d13e214b057f6"
     sisa = next(t for t in built.targets if "sisa" in t.scenario)
     assert sisa.scenario == "sisa_s1_r1"
     assert (
         sisa.build.jobs[-1].key
-        == "3e5cb6f681ef07b7e13621a436105c2574fe7de018369b2b225c2b3cd4612dae"
+        == "5d6a8bd0b421ec981698f45ee5f00774b0acc1d83fff3d1a5b7a2044feb3418e"
     )
+
+
+@pytest.mark.skipif(
+    not SHARED_SST2.exists(), reason="needs ../shared/data/sst2 (defences-sst2 reads it)"
+)
+def test_defence_keys_do_not_depend_on_where_the_data_lies(monkeypatch, tmp_path):
+    copy = tmp_path / "elsewhere" / "sst2"
+    shutil.copytree(SHARED_SST2, copy)
+    keys = []
+    for where in (SHARED_SST2, copy):
+        monkeypatch.setenv("FARM_SST2_DIR", str(where))
+        built = challenge_jobs(load_challenge_config("defences-sst2"), 1000)
+        keys.append([built.tokenizer.key, built.base.key, built.target_jobs()[0].key])
+    assert keys[0] == keys[1]
