@@ -23,19 +23,18 @@ from farm.challenge.submission import Expected, pack, read_predictions
 from farm.challenge.tree import read_challenge, read_constants, read_model
 from farm.commands import dry_run as dryrun
 from farm.commands.attack import attack_challenge
-from farm.commands.audit import RecipeAudit, audit_recipe, parse_canaries, parse_data, write_audit
+from farm.commands.audit import audit_recipe, write_audit
 from farm.commands.dry_run import format_forecast, write_table
 from farm.commands.make_challenge import make_challenge
 from farm.commands.tune import run_tune
 from farm.config.attack import check_attack_inputs, load_attack_config
+from farm.config.audit import load_audit_config, recipe_audit
 from farm.config.challenge import load_challenge_config
 from farm.config.loading import check_scenarios, config_kind, config_path, shipped
-from farm.config.recipes import load_scenario_recipe
 from farm.config.tune import check_tune_inputs, load_tune_config
-from farm.errors import ConfigError, FarmError, SpecError, SubmissionError
+from farm.errors import ConfigError, FarmError, SubmissionError
 from farm.report.attack_report import score_table
-from farm.spec.population import PopulationSpec
-from farm.spec.recipes import Recipe
+from farm.spec.audit import RecipeAudit
 from farm.store.atomic import atomic_write_text
 from farm.store.store import Store
 from farm.training.bench import bench
@@ -531,6 +530,9 @@ def _plan(
     rates = dryrun.read_table(table)
     if command == "make-challenge":
         return dryrun.make_challenge_forecast(config, table=rates, gpus=gpus, store=opened)
+    if command == "audit":
+        audit = load_audit_config(config)
+        return dryrun.audit_forecast(audit, table=rates, gpus=gpus, store=opened)
     if challenge is None:
         raise ConfigError(f"{config}: an {command} config needs --challenge TREE to plan")
     if command == "tune":
@@ -546,19 +548,20 @@ def _plan(
 def _add_plan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
-        help="print what attack, tune or make-challenge would run and cost, without running "
-        "anything",
-        description="Reads CONFIG (an attack, tune or make-challenge config, told apart by its "
-        "folder when shipped, else by its keys: `space` is a tune config, `population` a "
-        "make-challenge config) and TREE (seed files are enough; weights are not needed), checks "
-        "them, and prints per scenario and stage the trainings and inference passes (and how many "
-        "--store already holds), records per job, bytes to store, estimated GPU-hours and the "
-        "wall time on --gpus GPUs, from the throughput table (--table, else the one farm bench "
-        "wrote, else the documented estimates of farm.spec.costs). Starts no Ray, loads no data, "
-        "writes nothing.",
+        help="print what attack, tune, make-challenge or audit would run and cost, without "
+        "running anything",
+        description="Reads CONFIG (an attack, tune, make-challenge or audit config, told apart by "
+        "its folder when shipped, else by its keys: `space` is a tune config, `population` a "
+        "make-challenge config, `canaries` an audit config) and TREE (attack and tune only; "
+        "seed files are enough, weights are not needed), checks them, and prints per scenario "
+        "and stage the trainings and inference passes (and how many --store already holds), "
+        "records per job, bytes to store, estimated GPU-hours and the wall time on --gpus GPUs, "
+        "from the throughput table (--table, else the one farm bench wrote, else the documented "
+        "estimates of farm.spec.costs). Starts no Ray and writes nothing; loads data only when a "
+        "config does not say its size.",
     )
     p.add_argument(
-        "--config", type=_config, required=True, help="attack, tune or make-challenge config"
+        "--config", type=_config, required=True, help="attack, tune, make-challenge or audit config"
     )
     p.add_argument(
         "--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)"
@@ -579,7 +582,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     kind = config_kind(args.config)
     command = "make-challenge" if kind == "challenge" else kind
-    if command != "make-challenge" and args.challenge is None:
+    if command not in ("make-challenge", "audit") and args.challenge is None:
         raise ConfigError(f"{args.config}: an {command} config needs --challenge TREE to plan")
     if command == "attack":
         check_attack_inputs(args.config, args.challenge, require_weights=False)
@@ -676,40 +679,15 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
-    recipe = load_scenario_recipe(args.recipe, "farm audit", "--recipe")
-    if not isinstance(recipe, Recipe):
-        raise ConfigError(f"--recipe {args.recipe}: a defence; an audit takes a training recipe")
-    spec = {**parse_data(args.data), "canaries": parse_canaries(args.canaries)}
-    try:
-        population = PopulationSpec.of(spec, "data")
-        audit = RecipeAudit(
-            population=population,
-            recipe=recipe,
-            runs=args.runs,
-            seed=args.seed,
-            delta=args.delta if args.delta is not None else recipe.dp.delta if recipe.dp else 1e-5,
-            confidence=args.confidence,
-        )
-    except SpecError as exc:
-        flag = (
-            "--recipe"
-            if exc.key.startswith("recipe")
-            else "--canaries"
-            if exc.key.startswith("data.canaries")
-            else "--data"
-            if exc.key.startswith("data")
-            else f"--{exc.key}"
-        )
-        raise ConfigError(f"{flag}: {exc}") from exc
-    canaries = population.canaries
-    assert canaries is not None
-    if population.source == "synthetic" and canaries.kind != "ood":
-        size = population.n or 0
-        if canaries.count > size:
-            raise ConfigError(
-                f"--canaries {args.canaries}: {canaries.count} canaries from {size} records"
-            )
-    return audit
+    return recipe_audit(
+        data=args.data,
+        recipe=args.recipe,
+        canaries=args.canaries,
+        runs=args.runs,
+        seed=args.seed,
+        delta=args.delta,
+        confidence=args.confidence,
+    )
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [

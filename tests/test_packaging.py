@@ -28,6 +28,7 @@ from pathlib import Path
 import farm
 from farm.config.attack import load_attack_config
 from farm.config.loading import config_path, shipped
+from farm.config.audit import load_audit_config
 from farm.config.recipes import load_recipe
 from farm.config.tune import load_tune_config
 from farm.config.challenge import load_challenge_config
@@ -48,6 +49,8 @@ for name in shipped():
         [load_recipe(r) for r in [tune.recipe, *tune.dp_matched.values()]]
     elif name.startswith("attack-"):
         [c.named_recipe() for c in load_attack_config(name).values()]
+    elif name.startswith("audit-"):
+        load_audit_config(name)
     else:
         recipes = load_challenge_config(name).scenarios.values()
         [(load_defence if is_defence(r) else load_recipe)(r) for r in recipes]

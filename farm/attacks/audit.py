@@ -240,6 +240,19 @@ def _eps(fpr_hi: np.ndarray | float, fnr_hi: np.ndarray | float, delta: float) -
     return np.maximum(np.maximum(a, b), 0.0)
 
 
+def error_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, fnr)`` of the test "member iff score >= t" at every threshold t among the scores
+    (and one above them all), FPR ascending. Descriptive: no confidence is attached.
+
+    >>> [v.tolist() for v in error_curve(np.array([0, 1]), np.array([0.0, 1.0]))]
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    y, s = _check(labels, scores)
+    thresholds = np.concatenate([[np.inf], np.unique(s)[::-1]])
+    fp, fn = _errors(y, s, thresholds)
+    return fp / max(int((y == 0).sum()), 1), fn / max(int((y == 1).sum()), 1)
+
+
 def _errors(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False positives (non-members with s >= t) and false negatives (members with s < t) per
     threshold t."""

@@ -12,7 +12,9 @@ and its store, so a rerun reuses them.
 Bounds: the one-run bound (``farm.attacks.one_run``) of run 0 -- the one-run analysis of one
 training -- with the other runs' one-run bounds listed (each valid alone; their maximum is not),
 and with four runs or more the multi-run bounds (``farm.attacks.multi_run``). Each sits beside
-the recipe's theoretical epsilon and what it assumes.
+the recipe's theoretical epsilon and what it assumes; ``tradeoff.png`` draws the canaries' pooled
+empirical trade-off against the claimed curve and the one-run bound's
+(``farm.privacy.tradeoff``).
 """
 
 from __future__ import annotations
@@ -26,46 +28,23 @@ from typing import Any
 
 import numpy as np
 
+from farm.attacks.audit import error_curve
 from farm.attacks.canaries import canary_records, canary_sources, included_records, inclusion
 from farm.attacks.multi_run import MultiRunAudit, multi_run_audit
 from farm.attacks.one_run import OneRunAudit, one_run_audit
 from farm.attacks.signals import true_label_logprob
-from farm.config.loading import read_yaml
 from farm.defences.seam import recipe_privacy
-from farm.errors import ConfigError, require
 from farm.privacy.accounting import describe_epsilon
+from farm.privacy.tradeoff import dp_tradeoff
+from farm.report.plots import tradeoff_grid, tradeoff_png
 from farm.shadows.scenario import pin, pin_population
+from farm.spec.audit import RecipeAudit
 from farm.spec.jobs import InferJob, Ref, Selection, StoreRef, TokenizerJob, TrainJob
-from farm.spec.population import PopulationSpec
-from farm.spec.recipes import Recipe
 from farm.store.atomic import atomic_write_text
 from farm.store.runner import JobRunner
 from farm.training.data import load_population
 
 _HALF = 0xA0D17
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecipeAudit:
-    """What to audit: ``population`` (with its ``canaries``), ``recipe`` (not from a challenge's
-    base model), ``runs``, the game's ``seed``, and the ``delta``/``confidence`` of the bounds."""
-
-    population: PopulationSpec
-    recipe: Recipe
-    runs: int = 1
-    seed: int = 0
-    delta: float = 1e-5
-    confidence: float = 0.95
-
-    def __post_init__(self) -> None:
-        require(self.population.canaries is not None, "canaries", "a canary set")
-        require(self.runs >= 1, "runs", "an integer >= 1", self.runs)
-        require(
-            self.recipe.model.name != "base",
-            "recipe.model.name",
-            "tiny, a model directory or a hub name (an audit has no challenge base model)",
-            self.recipe.model.name,
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,7 +189,10 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
         "report": out / "audit.md",
         "json": out / "audit.json",
         "scores": out / "canary_scores.csv",
+        "tradeoff": out / "tradeoff.png",
     }
+    lines += ["", f"Trade-off curve: {paths['tradeoff'].name} ({tradeoff_caption(result)})"]
+    tradeoff_plot(result, paths["tradeoff"])
     atomic_write_text(paths["report"], "\n".join(lines) + "\n")
     data = {
         "theoretical": dict(result.privacy),
@@ -231,6 +213,52 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
     return paths
 
 
+def tradeoff_curves(result: AuditResult) -> dict[str, np.ndarray]:
+    """``label -> fnr`` on ``tradeoff_grid()``: the recipe's theoretical (epsilon, delta) curve
+    when it claims a finite epsilon, and the curve of run 0's one-run lower bound at the bounds'
+    delta. A canary that is a group of k records is held to its group's claim (``_group_claim``)."""
+    grid = tradeoff_grid()
+    curves = {}
+    claim = _group_claim(result)
+    if claim is not None:
+        eps, delta = claim
+        curves[f"claim: epsilon {eps:.3g}, delta {delta:.2g}"] = dp_tradeoff(
+            grid, epsilon=eps, delta=min(delta, 1.0)
+        )
+    bound = result.one_run[0].epsilon
+    curves[f"one-run lower bound: epsilon {bound:.3g}"] = dp_tradeoff(
+        grid, epsilon=bound, delta=result.delta
+    )
+    return curves
+
+
+def tradeoff_caption(result: AuditResult) -> str:
+    """What the empirical curve in ``tradeoff.png`` is: every run's canaries pooled."""
+    runs, count = result.scores.shape
+    return (
+        f"empirical FPR/FNR of the canary score over {runs} run(s) x {count} canaries pooled, a "
+        "description without confidence; the bounds above are what is claimed"
+    )
+
+
+def tradeoff_plot(result: AuditResult, path: Path) -> Path:
+    """Write the trade-off PNG: the pooled empirical curve against ``tradeoff_curves``."""
+    empirical = error_curve(result.included.ravel().astype(int), result.scores.ravel())
+    return tradeoff_png(
+        empirical, tradeoff_curves(result), path, title="farm audit: trade-off (canaries)"
+    )
+
+
+def _group_claim(result: AuditResult) -> tuple[float, float] | None:
+    """The recipe's (epsilon, delta) for one canary (a group of ``result.group`` records, by group
+    privacy), or None when it claims no finite epsilon."""
+    eps = result.privacy.get("epsilon")
+    if not isinstance(eps, int | float) or math.isinf(eps):
+        return None
+    k, delta = result.group, float(result.privacy.get("delta") or 0.0)
+    return k * eps, k * math.exp((k - 1) * eps) * delta
+
+
 def _group_lines(result: AuditResult) -> list[str]:
     """What a canary of several records means for the claim: the bounds are on a group's epsilon,
     and a per-record (eps, delta) claim allows a group of k up to (k eps, k e^((k-1) eps) delta)."""
@@ -238,37 +266,7 @@ def _group_lines(result: AuditResult) -> list[str]:
     if k == 1:
         return []
     line = f"Each canary is a group of {k} records: the bounds are on the group's epsilon"
-    eps = result.privacy.get("epsilon")
-    if isinstance(eps, int | float) and result.privacy.get("delta"):
-        delta = k * math.exp((k - 1) * eps) * float(result.privacy["delta"])
-        line += f"; the recipe's claim for such a group is ({k * eps:.3g}, {delta:.3g})"
+    claim = _group_claim(result)
+    if claim is not None and result.privacy.get("delta"):
+        line += f"; the recipe's claim for such a group is ({claim[0]:.3g}, {claim[1]:.3g})"
     return [line + " (group privacy)."]
-
-
-def parse_data(value: str) -> dict[str, Any]:
-    """``--data``: ``synthetic:N`` (the project's corpus of N records) or a path that
-    ``farm.training.data`` reads (TSV/CSV/parquet with ``label`` and ``sentence``, a saved HF
-    dataset, a GLUE-style folder). ``ConfigError`` naming it when it does not exist."""
-    if value.startswith("synthetic:"):
-        n = value.split(":", 1)[1]
-        if not n.isdigit() or int(n) < 1:
-            raise ConfigError(f"--data {value}: expected synthetic:N with N a positive integer")
-        return {"source": "synthetic", "n": int(n)}
-    path = Path(value).expanduser().resolve()
-    if not path.exists():
-        raise ConfigError(f"--data {value}: no such file or folder")
-    return {"source": "file", "path": str(path)}
-
-
-def parse_canaries(value: str) -> dict[str, Any]:
-    """``--canaries``: ``KIND:COUNT[:SEED]`` (``mislabelled:500``) or a YAML file holding
-    ``kind``, ``count`` and optionally ``seed``/``repeats``."""
-    parts = value.split(":")
-    if len(parts) in (2, 3) and not Path(value).exists():
-        kind, count, *seed = parts
-        if not count.isdigit() or (seed and not seed[0].isdigit()):
-            raise ConfigError(
-                f"--canaries {value}: expected KIND:COUNT[:SEED], e.g. mislabelled:500"
-            )
-        return {"kind": kind, "count": int(count), "seed": int(seed[0]) if seed else 0}
-    return read_yaml(value)

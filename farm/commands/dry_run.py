@@ -27,6 +27,7 @@ import numpy as np
 
 from farm.challenge.tree import Challenge, read_challenge
 from farm.cluster.tune import split_train_models
+from farm.commands.audit import audit_jobs
 from farm.commands.make_challenge import challenge_jobs
 from farm.config.attack import AttackConfig, load_attack_config
 from farm.config.challenge import load_challenge_config
@@ -40,9 +41,11 @@ from farm.shadows.scenario import (
     build_scenario,
     challenge_inputs,
     infer_jobs,
+    pin_population,
     plan_shadows,
     train_jobs,
 )
+from farm.spec.audit import RecipeAudit
 from farm.spec.costs import (
     ROBERTA_BASE,
     Shape,
@@ -637,6 +640,67 @@ def _mini_train(
         seconds_per_job=table.seconds(shape.kind, mode, sequences),
         done=None if store is None else _done(store, jobs),
         privacy=dp_record(recipe),
+    )
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+
+def audit_forecast(
+    audit: RecipeAudit, *, table: Table, gpus: int, store: Store | None = None
+) -> Forecast:
+    """``farm audit``'s jobs (recipe mode): the tokenizer (CPU) when the recipe trains a tiny model,
+    one training per run and one inference pass per run over the canaries' records. Loads (and
+    fingerprints) the data only when its spec does not say its size."""
+    population = pin_population(audit.population)
+    audit = dataclasses.replace(audit, population=population)
+    size = population.size
+    if size is None:
+        size = len(load_population(population))
+    jobs = audit_jobs(audit, n_total=size)
+    vocab = (
+        jobs.tokenizer.vocab_size if jobs.tokenizer else tokenizer_vocab(jobs.trains[0].tokenizer)
+    )
+    stages = []
+    if jobs.tokenizer is not None:
+        stages.append(
+            Stage(
+                scenario="audit",
+                name="tokenizer",
+                kind="cpu",
+                jobs=1,
+                records=size,
+                sequences=size,
+                model="tiny",
+                mode="cpu",
+                bytes_per_job=0,
+                seconds_per_job=0.0,
+                done=None if store is None else _done(store, [jobs.tokenizer]),
+            )
+        )
+    train = _mini_train(jobs.trains[0], "audit", "runs", jobs.trains, vocab, None, table, store)
+    shape = model_shape(audit.recipe.model, audit.recipe.max_length, vocab=vocab, base=None)
+    records = int(jobs.infers[0].selection.indices().size)
+    mode = infer_mode(jobs.infers[0].precision)
+    infer = Stage(
+        scenario="audit",
+        name="canary scores",
+        kind="infer",
+        jobs=len(jobs.infers),
+        records=records,
+        sequences=records,
+        model=shape.kind,
+        mode=mode,
+        bytes_per_job=logits_bytes(records),
+        seconds_per_job=table.seconds(shape.kind, mode, records),
+        done=None if store is None else _done(store, jobs.infers),
+    )
+    return Forecast(
+        command="audit",
+        stages=(*stages, train, infer),
+        gpus=gpus,
+        table=table,
+        notes=("the tokenizer runs on CPU: not counted",) if jobs.tokenizer else (),
     )
 
 

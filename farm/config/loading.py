@@ -30,10 +30,10 @@ from farm.spec.coerce import from_dict
 T = TypeVar("T")
 
 Kind = Literal["config", "recipe"]
-# The shipped YAML (package data) by kind: a config is one of three kinds, each in its own folder; a
+# The shipped YAML (package data) by kind: a config is one of four kinds, each in its own folder; a
 # recipe is a training recipe or a defence that stands in for one (``load_scenario_recipe``).
 FOLDERS: dict[str, tuple[str, ...]] = {
-    "config": ("challenge", "attack", "tune"),
+    "config": ("challenge", "attack", "tune", "audit"),
     "recipe": ("recipes", "defences"),
 }
 
@@ -53,15 +53,18 @@ def shipped(kind: Kind = "config") -> dict[str, Path]:
 
 
 def config_kind(path: str | Path) -> str:
-    """``challenge``, ``attack`` or ``tune``: the folder of a shipped config, else what its keys say
-    (a ``space`` is a tune config's, a ``population`` a make-challenge config's, anything else an
-    attack config's). ``ConfigError`` naming the file when it cannot be read."""
+    """``challenge``, ``attack``, ``tune`` or ``audit``: the folder of a shipped config, else what
+    its keys say (a ``space`` is a tune config's, a ``population`` a make-challenge config's,
+    ``canaries`` an audit config's, anything else an attack config's). ``ConfigError`` naming the
+    file when it cannot be read."""
     path = Path(path)
     root = Path(str(resources.files("farm").joinpath("config", "shipped"))).resolve()
     if path.resolve().parent.parent == root and path.parent.name in FOLDERS["config"]:
         return path.parent.name
     keys = read_yaml(path)
-    return "tune" if "space" in keys else "challenge" if "population" in keys else "attack"
+    if "space" in keys:
+        return "tune"
+    return "challenge" if "population" in keys else "audit" if "canaries" in keys else "attack"
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

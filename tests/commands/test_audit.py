@@ -9,8 +9,13 @@ import pytest
 
 from farm import cli
 from farm.attacks.canaries import inclusion
-from farm.commands.audit import RecipeAudit, audit_jobs, audit_recipe, write_audit
+from farm.commands.audit import audit_jobs, audit_recipe, write_audit
+from farm.commands.dry_run import audit_forecast
+from farm.config.audit import load_audit_config, recipe_audit
 from farm.config.recipes import load_recipe
+from farm.errors import ConfigError
+from farm.spec.audit import RecipeAudit
+from farm.spec.costs import Table
 from farm.spec.jobs import Job
 from farm.spec.population import PopulationSpec
 from farm.store.run_job import run_job
@@ -93,9 +98,15 @@ def test_a_tiny_game_runs_scores_every_canary_and_reruns_nothing(tmp_path):
     paths = write_audit(result, tmp_path / "out")
     assert "one-run (run 0)" in paths["report"].read_text()
     assert len(paths["scores"].read_text().splitlines()) == 21
+    assert paths["tradeoff"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Trade-off curve: tradeoff.png" in paths["report"].read_text()
     before = runner.ran
     audit_recipe(_audit(runs=1, kind="mislabelled"), runner)
     assert runner.ran == before  # every job reused from the store
+    game = _audit(runs=2, kind="mislabelled")
+    plan = audit_forecast(game, table=Table(), gpus=1, store=runner.store)
+    stages = {s.name: (s.jobs, s.done) for s in plan.stages}
+    assert stages == {"tokenizer": (1, 1), "runs": (2, 1), "canary scores": (2, 1)}
 
 
 def test_canary_originals_never_train_as_themselves():
@@ -124,3 +135,33 @@ def test_a_duplicated_canary_is_reported_as_a_group_beside_the_groups_claim(tmp_
     text = write_audit(result, tmp_path)["report"].read_text()
     assert "group of 3 records" in text and "(3, 0.000222)" in text
     assert "delta 1e-05" in text and "their maximum is not" in text
+
+
+def test_an_audit_config_reads_like_the_flags_and_plans(tmp_path, capsys):
+    config = tmp_path / "game.yaml"
+    config.write_text(
+        f"data: synthetic:200\nrecipe: {RECIPE}\ncanaries: ood:20:1\nruns: 3\nseed: 4\n"
+    )
+    audit = load_audit_config(config)
+    flags = recipe_audit(data="synthetic:200", recipe=RECIPE, canaries="ood:20:1", runs=3, seed=4)
+    assert audit == flags
+    assert cli.main(["plan", "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "# farm audit: plan" in printed and "| audit | runs | 3 |" in printed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: synthetic:200\nrecipe: RECIPE\n", "canaries: missing"),
+        ("data: synthetic:200\nrecipe: RECIPE\ncanaries: ood:2\nrun: 3\n", "run: unknown key"),
+        ("data: synthetic:200\nrecipe: RECIPE\ncanaries: ood:2\nruns: x\n", "runs: expected"),
+        ("data: synthetic:200\nrecipe: RECIPE\ncanaries: {kind: loud, count: 2}\n", "canaries:"),
+        ("data: /no/such\nrecipe: RECIPE\ncanaries: ood:2\n", "data /no/such: no such file"),
+    ],
+)
+def test_a_bad_audit_config_is_named_by_file_and_key(text, message, tmp_path):
+    config = tmp_path / "game.yaml"
+    config.write_text(text.replace("RECIPE", RECIPE))
+    with pytest.raises(ConfigError, match=f"{config}: {message}"):
+        load_audit_config(config)

@@ -176,6 +176,7 @@ def test_every_shipped_file_is_tested():
         "tune-mico",
         "defences-sst2",
         "attack-defences",
+        "audit-tiny-mislabelled",
     }
     assert {p.stem for p in SHIPPED.rglob("*.yaml")} == set(shipped()) | set(shipped("recipe"))
 
@@ -696,10 +697,12 @@ def test_a_configs_kind_is_its_shipped_folder_else_its_keys(tmp_path):
     assert kinds["attack-mini"] == "attack" and kinds["tune-mini"] == "tune"
     assert {
         config_kind(SHIPPED / kind / f"{name}.yaml")
-        for kind in ("challenge", "attack", "tune")
+        for kind in ("challenge", "attack", "tune", "audit")
         for name in [n for n, p in shipped().items() if p.parent.name == kind]
-    } == {"challenge", "attack", "tune"}
+    } == {"challenge", "attack", "tune", "audit"}
     (tmp_path / "t.yaml").write_text("space: {}\n")
     (tmp_path / "c.yaml").write_text("population: {source: synthetic, n: 10}\n")
     (tmp_path / "a.yaml").write_text("attack: rmia\n")
-    assert [config_kind(tmp_path / f"{k}.yaml") for k in "tca"] == ["tune", "challenge", "attack"]
+    (tmp_path / "u.yaml").write_text("canaries: ood:10\n")
+    kinds = [config_kind(tmp_path / f"{k}.yaml") for k in "tcau"]
+    assert kinds == ["tune", "challenge", "attack", "audit"]
