@@ -9,12 +9,19 @@ spec that made them, addressed by index, selected into training runs by ``Select
   memorization canary of Malek et al. 2021; the original record stays in the population);
 * ``ood``: out-of-distribution text, a seeded string of made-up words absent from the corpus,
   with a random label;
-* ``duplicated``: a copy of a real record repeated ``repeats`` times (one canary, several records).
+* ``duplicated``: a copy of a real record repeated ``repeats`` times (one canary, several records);
+* ``relabelled``: the label-DP game (the pairwise design of Malek et al. 2021's memorization attack,
+  for binary labels): a real record's text appended twice, under its own label and under the flipped
+  one. Every run trains exactly one of the two, by the canary's coin: the flipped copy when the coin
+  is 1. The neighbouring datasets differ in one record's label, so a bound from these coins is a
+  label-DP bound (``adjacency="label"``).
 
-Each canary goes into each training run independently with probability 1/2 (``inclusion``: a coin
-per canary per run, from the set's seed and the run), which is what makes the one-run analysis
-(``farm.attacks.one_run``) and per-canary trials across runs valid. A duplicated canary's copies go
-in or out together.
+Each canary's coin in each training run is an independent fair coin (``inclusion``, from the set's
+seed and the run), which is what makes the one-run analysis (``farm.attacks.one_run``) and
+per-canary trials across runs valid. For the membership kinds the coin puts the canary in or out (a
+duplicated canary's copies go in or out together); for ``relabelled`` it picks the label.
+``scored_records`` are the records whose label's log-probability is the canary's score (the
+flipped copy for ``relabelled``: its text under the flipped label).
 """
 
 from __future__ import annotations
@@ -59,15 +66,28 @@ def make_canaries(
         return words, rng.integers(0, 2, spec.count).astype(labels.dtype), chosen
     if spec.kind == "mislabelled":
         return [sentences[i] for i in chosen], 1 - labels[chosen], chosen
+    if spec.kind == "relabelled":  # canary c: records 2c (own label) and 2c + 1 (flipped)
+        source = np.repeat(chosen, 2)
+        flipped = np.tile([0, 1], spec.count).astype(bool)
+        texts = [sentences[i] for i in source]
+        return texts, np.where(flipped, 1 - labels[source], labels[source]), source
     source = np.repeat(chosen, spec.repeats)
     return [sentences[i] for i in source], labels[source], source
 
 
 def canary_records(n_base: int, spec: CanarySpec) -> list[np.ndarray]:
     """The population indices of each canary once appended after ``n_base`` records (one index
-    each; ``repeats`` consecutive indices for a duplicated canary)."""
-    size = spec.repeats if spec.kind == "duplicated" else 1
+    each; ``repeats`` consecutive indices for a duplicated canary; own-label then flipped copy for a
+    relabelled one)."""
+    size = spec.records // spec.count
     return [n_base + np.arange(c * size, (c + 1) * size) for c in range(spec.count)]
+
+
+def scored_records(n_base: int, spec: CanarySpec) -> list[np.ndarray]:
+    """Per canary, the records whose label's log-probability (averaged) is its score: every copy of
+    a duplicated canary, the flipped copy of a relabelled one, else its one record."""
+    records = canary_records(n_base, spec)
+    return [r[1:] for r in records] if spec.kind == "relabelled" else records
 
 
 def inclusion(spec: CanarySpec, *, run: int) -> np.ndarray:
@@ -79,7 +99,18 @@ def inclusion(spec: CanarySpec, *, run: int) -> np.ndarray:
 
 
 def included_records(n_base: int, spec: CanarySpec, *, run: int) -> np.ndarray:
-    """The population indices of the canaries in run ``run`` (sorted), to add to its training
-    selection."""
-    chosen = [r for r, keep in zip(canary_records(n_base, spec), inclusion(spec, run=run)) if keep]
+    """The population indices of the canary records in run ``run`` (sorted), to add to its training
+    selection: the canaries whose coin is 1, or for ``relabelled`` canaries the copy each coin
+    picks (flipped on 1, own label on 0)."""
+    coins = inclusion(spec, run=run)
+    records = canary_records(n_base, spec)
+    if spec.kind == "relabelled":
+        return np.array([r[int(coin)] for r, coin in zip(records, coins)], dtype=np.int64)
+    chosen = [r for r, keep in zip(records, coins) if keep]
     return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def adjacency(spec: CanarySpec) -> str:
+    """What a canary's coin changes (``farm.attacks.one_run.ADJACENCIES``): ``label`` for
+    relabelled canaries, else ``add/remove``."""
+    return "label" if spec.kind == "relabelled" else "add/remove"

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from farm.attacks.audit import clopper_pearson_upper, epsilon_lower_bound, joint_beta_epsilon
+from farm.attacks.one_run import ADJACENCIES, adjacency_text
 from farm.errors import require
 
 _SPLIT = 0x5B17
@@ -49,16 +50,17 @@ class MultiRunAudit:
     joint_beta: float
     gdp: float
     gdp_mu: float
+    adjacency: str = "add/remove"
 
     @property
     def validity(self) -> str:
         """What the bounds rest on, one line for a report."""
         return (
-            f"multi-run audit at {self.confidence:.0%}, delta={self.delta:g}, add/remove "
-            f"adjacency: canary and threshold chosen on {self.fit_runs} runs, counted on "
-            f"{self.tp + self.fp + self.tn + self.fn} others, one trial per run (runs are "
-            f"independent trainings); joint beta is a posterior credible bound (Jeffreys prior); "
-            f"the GDP figure assumes a Gaussian trade-off curve"
+            f"multi-run audit at {self.confidence:.0%}, delta={self.delta:g}, "
+            f"{adjacency_text(self.adjacency)}: canary and threshold chosen on {self.fit_runs} "
+            f"runs, counted on {self.tp + self.fp + self.tn + self.fn} others, one trial per run "
+            f"(runs are independent trainings); joint beta is a posterior credible bound "
+            f"(Jeffreys prior); the GDP figure assumes a Gaussian trade-off curve"
         )
 
 
@@ -125,9 +127,12 @@ def multi_run_audit(
     delta: float,
     confidence: float = 0.95,
     seed: int = 0,
+    adjacency: str = "add/remove",
 ) -> MultiRunAudit:
     """The multi-run bounds (see the module docstring) from ``scores [runs, canaries]`` (higher
-    = member) and ``included [runs, canaries]`` (0/1, each canary's coin in each run)."""
+    = member) and ``included [runs, canaries]`` (0/1, each canary's coin in each run);
+    ``adjacency`` as in ``farm.attacks.one_run.ADJACENCIES``."""
+    require(adjacency in ADJACENCIES, "adjacency", " or ".join(ADJACENCIES), adjacency)
     scores, included = np.asarray(scores, float), np.asarray(included)
     require(
         scores.ndim == 2 and scores.shape == included.shape,
@@ -168,4 +173,5 @@ def multi_run_audit(
         joint_beta=jb,
         gdp=gdp_epsilon(mu, delta=delta),
         gdp_mu=mu,
+        adjacency=adjacency,
     )

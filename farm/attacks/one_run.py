@@ -33,6 +33,13 @@ from farm.errors import require
 
 EPS_MAX = 100.0  # bounds are searched in [0, EPS_MAX]
 
+# What a canary's coin changes between the neighbouring datasets an audit tests: a record added or
+# not (membership), or one record's label replaced (label DP; ``relabelled`` canaries).
+ADJACENCIES = {
+    "add/remove": "add/remove adjacency (a canary is added or not)",
+    "label": "label adjacency (a canary's label is replaced: label DP)",
+}
+
 
 def one_run_p_value(*, m: int, guesses: int, correct: int, epsilon: float, delta: float) -> float:
     """The chance, under (``epsilon``, ``delta``)-DP, that an auditor making ``guesses`` guesses
@@ -125,6 +132,7 @@ class OneRunAudit:
     k_plus: int
     k_minus: int
     tested: int
+    adjacency: str = "add/remove"
 
     @property
     def validity(self) -> str:
@@ -132,7 +140,7 @@ class OneRunAudit:
         kind = "approximate" if self.delta > 0 else "pure (valid only for pure epsilon-DP)"
         return (
             f"one-run audit (Steinke et al. 2023), {self.confidence:.0%} confidence, "
-            f"{kind} DP at delta={self.delta:g}, add/remove adjacency (a canary is added or not); "
+            f"{kind} DP at delta={self.delta:g}, {adjacency_text(self.adjacency)}; "
             f"trials independent by each canary's own coin flip; best of {self.tested} (k+, k-) "
             "pairs, Bonferroni-corrected"
         )
@@ -146,10 +154,13 @@ def one_run_audit(
     confidence: float = 0.95,
     k_plus: Sequence[int] | None = None,
     k_minus: Sequence[int] | None = None,
+    adjacency: str = "add/remove",
 ) -> OneRunAudit:
     """The best one-run bound over the grid ``k_plus`` x ``k_minus`` (default: 1%, 2%, 5%, 10%,
     20% and 50% of the canaries for ``k_plus``, and 0 and the same values for ``k_minus``), each
-    pair tested at ``(1 - confidence) / grid size``, so the maximum is a ``confidence`` bound."""
+    pair tested at ``(1 - confidence) / grid size``, so the maximum is a ``confidence`` bound.
+    ``adjacency``: what a canary's coin changes (``ADJACENCIES``), as the report states it."""
+    require(adjacency in ADJACENCIES, "adjacency", " or ".join(ADJACENCIES), adjacency)
     m = int(np.asarray(scores).size)
     require(m >= 1, "scores", "at least one canary", m)
     fractions = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -173,9 +184,15 @@ def one_run_audit(
                 k_plus=p,
                 k_minus=n,
                 tested=len(grid),
+                adjacency=adjacency,
             )
     assert best is not None
     return best
+
+
+def adjacency_text(adjacency: str) -> str:
+    """How a report states ``adjacency`` (``ADJACENCIES``)."""
+    return ADJACENCIES[adjacency]
 
 
 def randomized_response_accuracy(epsilon: float) -> float:

@@ -28,8 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from farm.attacks.audit import error_curve
-from farm.attacks.canaries import canary_records, canary_sources, included_records, inclusion
+from farm.attacks.audit import error_curve, substitution_privacy
+from farm.attacks.canaries import (
+    adjacency,
+    canary_sources,
+    included_records,
+    inclusion,
+    scored_records,
+)
+from farm.attacks.memorization import Memorization, label_memorization
 from farm.attacks.multi_run import MultiRunAudit, multi_run_audit
 from farm.attacks.one_run import OneRunAudit, one_run_audit
 from farm.attacks.signals import true_label_logprob
@@ -40,22 +47,26 @@ from farm.report.plots import tradeoff_grid, tradeoff_png
 from farm.shadows.scenario import pin, pin_population
 from farm.spec.audit import RecipeAudit
 from farm.spec.jobs import InferJob, Ref, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.population import CanarySpec
 from farm.store.atomic import atomic_write_text
 from farm.store.runner import JobRunner
 from farm.training.data import load_population
 
-_HALF = 0xA0D17
+_HALF, _CONTROL = 0xA0D17, 0xC0E7
 
 
 @dataclass(frozen=True, kw_only=True)
 class AuditJobs:
     """The game's jobs: the tokenizer (None for a model that brings its own), one training and one
-    inference pass per run, and each canary's records."""
+    inference pass per run, each canary's scored records (``scored_records``) and, for a label game
+    (``relabelled`` canaries), each run's held-out control records (base records it did not train
+    on, as many as there are canaries; ``farm.attacks.memorization``), empty otherwise."""
 
     tokenizer: TokenizerJob | None
     trains: tuple[TrainJob, ...]
     infers: tuple[InferJob, ...]
     records: tuple[np.ndarray, ...]
+    controls: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +80,8 @@ class AuditResult:
     privacy: dict[str, Any] = field(default_factory=dict)
     group: int = 1  # records per canary (a duplicated canary's copies)
     delta: float = 1e-5  # the bounds' delta
+    adjacency: str = "add/remove"  # what a coin changes (farm.attacks.one_run.ADJACENCIES)
+    memorization: tuple[Memorization, ...] = ()  # per run, label games only
 
 
 def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
@@ -82,13 +95,15 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
         TokenizerJob(population=population, label="tokenizer") if name == "tiny" else None
     )
     tokenizer: Ref = StoreRef(tokenizer_job.key) if tokenizer_job else pin(name)
-    records = canary_records(n_base, canaries)
+    records = scored_records(n_base, canaries)
     sources = canary_sources(n_base, canaries)
-    every_canary = Selection.of(n_total, np.concatenate(records))
-    trains, infers = [], []
+    scored = np.concatenate(records)
+    trains, infers, controls = [], [], []
     for run in range(audit.runs):
         half = np.flatnonzero(np.random.default_rng([audit.seed, _HALF, run]).random(n_base) < 0.5)
         half = np.setdiff1d(half, sources)  # a canary's original never trains as itself
+        control = _controls(n_base, canaries, trained=half, seed=(audit.seed, run))
+        controls.append(control)
         members = np.concatenate([half, included_records(n_base, canaries, run=run)])
         train = TrainJob(
             population=population,
@@ -103,14 +118,30 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
                 population=population,
                 tokenizer=tokenizer,
                 model=StoreRef(train.key),
-                selection=every_canary,
+                selection=Selection.of(n_total, np.concatenate([control, scored])),
                 max_length=audit.recipe.max_length,
                 label=f"audit/run_{run}/canaries",
             )
         )
     return AuditJobs(
-        tokenizer=tokenizer_job, trains=tuple(trains), infers=tuple(infers), records=tuple(records)
+        tokenizer=tokenizer_job,
+        trains=tuple(trains),
+        infers=tuple(infers),
+        records=tuple(records),
+        controls=tuple(controls),
     )
+
+
+def _controls(
+    n_base: int, canaries: CanarySpec, *, trained: np.ndarray, seed: tuple[int, int]
+) -> np.ndarray:
+    """A label game's held-out records of one run (sorted): a seeded sample of the base records
+    neither trained on nor made into canaries, up to one per canary; none for other games."""
+    if canaries.kind != "relabelled":
+        return np.zeros(0, dtype=np.int64)
+    free = np.setdiff1d(np.arange(n_base), np.union1d(trained, canary_sources(n_base, canaries)))
+    rng = np.random.default_rng([*seed, _CONTROL])
+    return np.sort(rng.choice(free, size=min(canaries.count, free.size), replace=False))
 
 
 def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
@@ -123,32 +154,43 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
     runner.run([*first, *jobs.trains, *jobs.infers], title="audit")
     canaries = population.canaries
     assert canaries is not None
-    every = np.concatenate(jobs.records)
-    labels = data.labels[every]
-    rows = []
-    for job in jobs.infers:
-        logits = runner.store.get_arrays(job.key)["logits"]  # rows in sorted index order
-        logprob = true_label_logprob(logits, labels)
-        rows.append([logprob[np.isin(every, r)].mean() for r in jobs.records])
-    scores = np.asarray(rows)
+    rows, memorized = [], []
     included = np.stack([inclusion(canaries, run=r) for r in range(audit.runs)])
+    for run, job in enumerate(jobs.infers):
+        rows_of = job.selection.indices()  # the logits' rows, in sorted index order
+        logits = runner.store.get_arrays(job.key)["logits"]
+        logprob = true_label_logprob(logits, data.labels[rows_of])
+        rows.append([logprob[np.searchsorted(rows_of, r)].mean() for r in jobs.records])
+        if canaries.kind == "relabelled":
+            predicted = logits.argmax(axis=1)
+            flipped = np.searchsorted(rows_of, np.concatenate(jobs.records))
+            unseen = np.searchsorted(rows_of, jobs.controls[run])
+            memorized.append(
+                label_memorization(
+                    flipped_predicted=predicted[flipped] == data.labels[rows_of[flipped]],
+                    coins=included[run],
+                    unseen_wrong=predicted[unseen] != data.labels[rows_of[unseen]],
+                )
+            )
+    scores = np.asarray(rows)
+    settings = {"delta": audit.delta, "confidence": audit.confidence}
+    adjacent = adjacency(canaries)
     one = tuple(
-        one_run_audit(s, i, delta=audit.delta, confidence=audit.confidence)
-        for s, i in zip(scores, included)
+        one_run_audit(s, i, **settings, adjacency=adjacent) for s, i in zip(scores, included)
     )
     multi = None
     if audit.runs >= 4:
-        multi = multi_run_audit(
-            scores, included, delta=audit.delta, confidence=audit.confidence, seed=audit.seed
-        )
+        multi = multi_run_audit(scores, included, **settings, seed=audit.seed, adjacency=adjacent)
     return AuditResult(
         scores=scores,
         included=included,
         one_run=one,
         multi_run=multi,
         privacy=recipe_privacy(audit.recipe),
-        group=canaries.records // canaries.count,
+        group=canaries.repeats if canaries.kind == "duplicated" else 1,
         delta=audit.delta,
+        adjacency=adjacent,
+        memorization=tuple(memorized),
     )
 
 
@@ -163,6 +205,7 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
         "",
         f"Theoretical epsilon: {claim}"
         + (f", delta {result.privacy['delta']:g}" if result.privacy.get("delta") else ""),
+        *_label_lines(result),
         f"Bounds at delta {result.delta:g}. The figures below share runs: each is a bound at its "
         "confidence alone, their maximum is not.",
         *_group_lines(result),
@@ -185,6 +228,7 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
             "",
             f"One-run bounds of the other runs (each valid alone, not their maximum): {others}",
         ]
+    lines += _memorization_lines(result)
     paths = {
         "report": out / "audit.md",
         "json": out / "audit.json",
@@ -197,6 +241,7 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
     data = {
         "theoretical": dict(result.privacy),
         "one_run": [asdict(a) | {"validity": a.validity} for a in result.one_run],
+        "memorization": [asdict(m) for m in result.memorization],
         "multi_run": (
             asdict(result.multi_run) | {"validity": result.multi_run.validity}
             if result.multi_run
@@ -216,10 +261,10 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
 def tradeoff_curves(result: AuditResult) -> dict[str, np.ndarray]:
     """``label -> fnr`` on ``tradeoff_grid()``: the recipe's theoretical (epsilon, delta) curve
     when it claims a finite epsilon, and the curve of run 0's one-run lower bound at the bounds'
-    delta. A canary that is a group of k records is held to its group's claim (``_group_claim``)."""
+    delta. The claim is the one for the game's neighbouring datasets (``unit_claim``)."""
     grid = tradeoff_grid()
     curves = {}
-    claim = _group_claim(result)
+    claim = unit_claim(result)
     if claim is not None:
         eps, delta = claim
         curves[f"claim: epsilon {eps:.3g}, delta {delta:.2g}"] = dp_tradeoff(
@@ -249,14 +294,71 @@ def tradeoff_plot(result: AuditResult, path: Path) -> Path:
     )
 
 
-def _group_claim(result: AuditResult) -> tuple[float, float] | None:
-    """The recipe's (epsilon, delta) for one canary (a group of ``result.group`` records, by group
-    privacy), or None when it claims no finite epsilon."""
-    eps = result.privacy.get("epsilon")
+def unit_claim(result: AuditResult) -> tuple[float, float] | None:
+    """The recipe's (epsilon, delta) for the neighbouring datasets the game's coins make, or None
+    when it claims no finite epsilon there:
+
+    * add/remove of a canary of k records (k > 1: a duplicated canary): group privacy,
+      (k eps, k e^((k-1) eps) delta);
+    * a canary's label replaced (``label`` adjacency): the recipe's label-DP epsilon when it noises
+      labels (randomized response, ALIBI; pure), else its record-level claim for a substitution
+      (remove then add: ``farm.attacks.audit.substitution_privacy``);
+    * else the recipe's (epsilon, delta).
+    """
+    privacy = result.privacy
+    if result.adjacency == "label" and isinstance(privacy.get("label_epsilon"), int | float):
+        return float(privacy["label_epsilon"]), 0.0
+    eps = privacy.get("epsilon")
     if not isinstance(eps, int | float) or math.isinf(eps):
         return None
-    k, delta = result.group, float(result.privacy.get("delta") or 0.0)
+    delta = float(privacy.get("delta") or 0.0)
+    if result.adjacency == "label":
+        return substitution_privacy(float(eps), delta)
+    k = result.group
     return k * eps, k * math.exp((k - 1) * eps) * delta
+
+
+def _memorization_lines(result: AuditResult) -> list[str]:
+    """The label-memorization table of a label game (``farm.attacks.memorization``)."""
+    if not result.memorization:
+        return []
+    lines = [
+        "",
+        "Label memorization (Malek et al. 2021, pairwise for binary labels): how often each run's "
+        "model outputs the flipped label of canaries trained with it, of canaries trained with "
+        "their own label, and the wrong label of held-out records (what a model trained without "
+        "them shows).",
+        "",
+        "| run | trained flipped | trained own | unseen (held out) | excess |",
+        "|---|---|---|---|---|",
+    ]
+    for run, m in enumerate(result.memorization):
+        lines.append(
+            f"| {run} | {m.trained_flipped:.1%} of {m.n_flipped} | {m.trained_own:.1%} of "
+            f"{m.n_own} | {m.unseen:.1%} of {m.n_unseen} | {m.excess:+.1%} |"
+        )
+    return lines
+
+
+def _label_lines(result: AuditResult) -> list[str]:
+    """What the claim is in a label game: the bounds are label-DP bounds."""
+    if result.adjacency != "label":
+        return []
+    claim = unit_claim(result)
+    held = (
+        "none (no finite epsilon)"
+        if claim is None
+        else f"label-DP epsilon {claim[0]:.3g}, delta {claim[1]:.3g}"
+    )
+    how = (
+        "the recipe's label noise"
+        if "label_epsilon" in result.privacy
+        else "a label change is a substitution (remove, then add) of one record"
+    )
+    return [
+        f"Label game (relabelled canaries): the bounds are on label DP; the claim they test is "
+        f"{held} ({how})."
+    ]
 
 
 def _group_lines(result: AuditResult) -> list[str]:
@@ -266,7 +368,7 @@ def _group_lines(result: AuditResult) -> list[str]:
     if k == 1:
         return []
     line = f"Each canary is a group of {k} records: the bounds are on the group's epsilon"
-    claim = _group_claim(result)
+    claim = unit_claim(result)
     if claim is not None and result.privacy.get("delta"):
         line += f"; the recipe's claim for such a group is ({claim[0]:.3g}, {claim[1]:.3g})"
     return [line + " (group privacy)."]

@@ -23,7 +23,7 @@ from farm.errors import SpecError, require
 from farm.spec.coerce import from_dict
 
 SOURCES = ("synthetic", "file", "glue-sst2")
-CANARY_KINDS = ("mislabelled", "ood", "duplicated")
+CANARY_KINDS = ("mislabelled", "ood", "duplicated", "relabelled")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,8 +63,10 @@ class CanarySpec:
 
     @property
     def records(self) -> int:
-        """How many records the canaries add."""
-        return self.count * (self.repeats if self.kind == "duplicated" else 1)
+        """How many records the canaries add: ``repeats`` per duplicated canary, two per relabelled
+        canary (its text under its own label and under the flipped one), else one."""
+        per = {"duplicated": self.repeats, "relabelled": 2}.get(self.kind, 1)
+        return self.count * per
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from farm.attacks.canaries import canary_records, included_records, inclusion, make_canaries
+from farm.attacks.canaries import (
+    adjacency,
+    canary_records,
+    included_records,
+    inclusion,
+    make_canaries,
+    scored_records,
+)
 from farm.errors import SpecError
 from farm.spec.population import CanarySpec, PopulationSpec
 from farm.training.data import load_population
@@ -61,3 +68,17 @@ def test_inclusion_is_a_fair_independent_coin_per_canary_and_run():
     assert abs(lagged) < 0.1
     picked = included_records(100, spec, run=0)
     assert picked.size == runs[0].sum() and (picked >= 100).all()
+
+
+def test_relabelled_canaries_train_one_of_their_two_labels_by_the_coin():
+    spec = CanarySpec(kind="relabelled", count=6, seed=2)
+    text, labels, source = make_canaries(SENTENCES, LABELS, spec)
+    assert len(text) == spec.records == 12 and text[::2] == text[1::2]
+    assert (labels[::2] == LABELS[source[::2]]).all() and (labels[1::2] == 1 - labels[::2]).all()
+    records = canary_records(50, spec)
+    assert [r.tolist() for r in scored_records(50, spec)] == [[r[1]] for r in records]
+    for run in range(3):
+        coins = inclusion(spec, run=run)
+        trained = included_records(50, spec, run=run)
+        assert trained.tolist() == [r[c] for r, c in zip(records, coins)]  # one copy, by the coin
+    assert adjacency(spec) == "label" and adjacency(CanarySpec(kind="ood", count=1)) == "add/remove"

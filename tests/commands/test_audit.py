@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 
 from farm import cli
 from farm.attacks.canaries import inclusion
-from farm.commands.audit import audit_jobs, audit_recipe, write_audit
+from farm.attacks.one_run import one_run_audit
+from farm.commands.audit import AuditResult, audit_jobs, audit_recipe, unit_claim, write_audit
 from farm.commands.dry_run import audit_forecast
 from farm.config.audit import load_audit_config, recipe_audit
 from farm.config.recipes import load_recipe
@@ -165,3 +167,42 @@ def test_a_bad_audit_config_is_named_by_file_and_key(text, message, tmp_path):
     config.write_text(text.replace("RECIPE", RECIPE))
     with pytest.raises(ConfigError, match=f"{config}: {message}"):
         load_audit_config(config)
+
+
+def test_a_label_game_bounds_label_dp_and_reports_memorization(tmp_path):
+    runner = InProcessRunner(Store(tmp_path / "store"))
+    result = audit_recipe(_audit(runs=1, kind="relabelled"), runner)
+    assert result.adjacency == "label" and "label adjacency" in result.one_run[0].validity
+    jobs = audit_jobs(_audit(runs=1, kind="relabelled"), n_total=240)
+    trained = set(jobs.trains[0].selection.indices().tolist())
+    assert jobs.controls[0].size == 20 and not trained & set(jobs.controls[0].tolist())
+    (memo,) = result.memorization
+    assert memo.n_flipped + memo.n_own == 20 and memo.n_unseen == 20
+    text = write_audit(result, tmp_path / "out")["report"].read_text()
+    assert "Label game (relabelled canaries)" in text and "| run | trained flipped |" in text
+    assert "none (no finite epsilon)" in text  # the test recipe claims nothing
+
+
+@pytest.mark.parametrize(
+    ("privacy", "adjacency", "group", "claim"),
+    [
+        ({"epsilon": "inf"}, "label", 1, None),
+        ({"epsilon": "inf", "label_epsilon": 1.0}, "label", 1, (1.0, 0.0)),
+        ({"epsilon": 1.0, "delta": 1e-5}, "label", 1, (2.0, (1 + math.e) * 1e-5)),
+        ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 1, (1.0, 1e-5)),
+        ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 3, (3.0, 3 * math.e**2 * 1e-5)),
+    ],
+)
+def test_the_claim_a_game_tests_is_for_its_neighbouring_datasets(privacy, adjacency, group, claim):
+    head = one_run_audit(np.zeros(4), np.array([0, 1, 0, 1]), delta=1e-5)
+    result = AuditResult(
+        scores=np.zeros((1, 4)),
+        included=np.zeros((1, 4), dtype=int),
+        one_run=(head,),
+        multi_run=None,
+        privacy=privacy,
+        group=group,
+        adjacency=adjacency,
+    )
+    got = unit_claim(result)
+    assert got == claim if claim is None else np.allclose(got, claim)
