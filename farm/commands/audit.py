@@ -173,14 +173,21 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
                 )
             )
     scores = np.asarray(rows)
-    settings = {"delta": audit.delta, "confidence": audit.confidence}
-    adjacent = adjacency(canaries)
+    adjacent, delta, confidence = adjacency(canaries), audit.delta, audit.confidence
     one = tuple(
-        one_run_audit(s, i, **settings, adjacency=adjacent) for s, i in zip(scores, included)
+        one_run_audit(s, i, delta=delta, confidence=confidence, adjacency=adjacent)
+        for s, i in zip(scores, included)
     )
     multi = None
     if audit.runs >= 4:
-        multi = multi_run_audit(scores, included, **settings, seed=audit.seed, adjacency=adjacent)
+        multi = multi_run_audit(
+            scores,
+            included,
+            delta=delta,
+            confidence=confidence,
+            seed=audit.seed,
+            adjacency=adjacent,
+        )
     return AuditResult(
         scores=scores,
         included=included,
