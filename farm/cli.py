@@ -662,6 +662,12 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
         help="delta of the bounds (default: the recipe's, else 1e-5)",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="confidence (default 0.95)")
+    p.add_argument(
+        "--public",
+        default=None,
+        metavar="DATA",
+        help="a defence's public corpus (PATE's student queries): synthetic:N or a path",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_executor_args(p)
     p.set_defaults(handler=_cmd_audit)
@@ -687,6 +693,7 @@ def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
         seed=args.seed,
         delta=args.delta,
         confidence=args.confidence,
+        public=args.public,
     )
 
 

@@ -40,13 +40,14 @@ from farm.attacks.memorization import Memorization, label_memorization
 from farm.attacks.multi_run import MultiRunAudit, multi_run_audit
 from farm.attacks.one_run import OneRunAudit, one_run_audit
 from farm.attacks.signals import true_label_logprob
-from farm.defences.seam import recipe_privacy
+from farm.defences.seam import TargetBuild, TargetSpec, build_target
+from farm.errors import require
 from farm.privacy.accounting import describe_epsilon
 from farm.privacy.tradeoff import dp_tradeoff
 from farm.report.plots import tradeoff_grid, tradeoff_png
 from farm.shadows.scenario import pin, pin_population
 from farm.spec.audit import RecipeAudit
-from farm.spec.jobs import InferJob, Ref, Selection, StoreRef, TokenizerJob, TrainJob
+from farm.spec.jobs import InferJob, Job, Ref, Selection, StoreRef, TokenizerJob, TrainJob
 from farm.spec.population import CanarySpec
 from farm.store.atomic import atomic_write_text
 from farm.store.runner import JobRunner
@@ -57,16 +58,27 @@ _HALF, _CONTROL = 0xA0D17, 0xC0E7
 
 @dataclass(frozen=True, kw_only=True)
 class AuditJobs:
-    """The game's jobs: the tokenizer (None for a model that brings its own), one training and one
-    inference pass per run, each canary's scored records (``scored_records``) and, for a label game
-    (``relabelled`` canaries), each run's held-out control records (base records it did not train
-    on, as many as there are canaries; ``farm.attacks.memorization``), empty otherwise."""
+    """The game's jobs: the tokenizer (None for a model that brings its own), each run's build (one
+    training for a plain recipe, a defence's several: ``farm.defences.seam``) and one inference
+    pass of its released model, each canary's scored records (``scored_records``) and, for a label
+    game (``relabelled`` canaries), each run's held-out control records (base records it did not
+    train on, as many as there are canaries; ``farm.attacks.memorization``), empty otherwise."""
 
     tokenizer: TokenizerJob | None
-    trains: tuple[TrainJob, ...]
+    builds: tuple[TargetBuild, ...]
     infers: tuple[InferJob, ...]
     records: tuple[np.ndarray, ...]
     controls: tuple[np.ndarray, ...] = ()
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every job of every run's build."""
+        return [job for build in self.builds for job in build.jobs]
+
+    @property
+    def trains(self) -> list[TrainJob]:
+        """Every training of every run's build."""
+        return [job for job in self.jobs if isinstance(job, TrainJob)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +102,7 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
     assert canaries is not None
     n_base = n_total - canaries.records
     population = audit.population
-    name = audit.recipe.model.name
+    name = audit.tokenizer_model
     tokenizer_job = (
         TokenizerJob(population=population, label="tokenizer") if name == "tiny" else None
     )
@@ -98,38 +110,58 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
     records = scored_records(n_base, canaries)
     sources = canary_sources(n_base, canaries)
     scored = np.concatenate(records)
-    trains, infers, controls = [], [], []
+    builds, infers, controls = [], [], []
     for run in range(audit.runs):
         half = np.flatnonzero(np.random.default_rng([audit.seed, _HALF, run]).random(n_base) < 0.5)
         half = np.setdiff1d(half, sources)  # a canary's original never trains as itself
         control = _controls(n_base, canaries, trained=half, seed=(audit.seed, run))
         controls.append(control)
         members = np.concatenate([half, included_records(n_base, canaries, run=run)])
-        train = TrainJob(
-            population=population,
-            tokenizer=tokenizer,
-            selection=Selection.of(n_total, members),
-            recipe=dataclasses.replace(audit.recipe, seed=run),
-            label=f"audit/run_{run}",
+        build = build_target(
+            audit.recipe,
+            TargetSpec(
+                population=population,
+                tokenizer=tokenizer,
+                selection=Selection.of(n_total, members),
+                seed=run,
+                label=f"audit/run_{run}",
+                public=audit.public,
+                public_n=audit.public.size or 0 if audit.public else 0,
+            ),
         )
-        trains.append(train)
+        released = _released(build)
+        builds.append(build)
         infers.append(
             InferJob(
                 population=population,
                 tokenizer=tokenizer,
-                model=StoreRef(train.key),
+                model=StoreRef(released.key),
                 selection=Selection.of(n_total, np.concatenate([control, scored])),
-                max_length=audit.recipe.max_length,
+                max_length=released.recipe.max_length,
                 label=f"audit/run_{run}/canaries",
             )
         )
     return AuditJobs(
         tokenizer=tokenizer_job,
-        trains=tuple(trains),
+        builds=tuple(builds),
         infers=tuple(infers),
         records=tuple(records),
         controls=tuple(controls),
     )
+
+
+def _released(build: TargetBuild) -> TrainJob:
+    """The one model a run releases (a plain recipe's training, PATE's student). ``SpecError`` for
+    an ensemble (SISA): the game scores one model."""
+    require(
+        build.aggregate == "single",
+        "recipe",
+        "a recipe or a defence that releases one model (PATE); SISA's ensembles are not audited",
+        build.aggregate,
+    )
+    (model,) = [job for job in build.jobs if job.key == build.members[0]]
+    assert isinstance(model, TrainJob)
+    return model
 
 
 def _controls(
@@ -151,7 +183,7 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
     data = load_population(population)
     jobs = audit_jobs(audit, n_total=len(data))
     first = [jobs.tokenizer] if jobs.tokenizer else []
-    runner.run([*first, *jobs.trains, *jobs.infers], title="audit")
+    runner.run([*first, *jobs.jobs, *jobs.infers], title="audit")
     canaries = population.canaries
     assert canaries is not None
     rows, memorized = [], []
@@ -193,7 +225,7 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
         included=included,
         one_run=one,
         multi_run=multi,
-        privacy=recipe_privacy(audit.recipe),
+        privacy=dict(jobs.builds[0].privacy),
         group=canaries.repeats if canaries.kind == "duplicated" else 1,
         delta=audit.delta,
         adjacency=adjacent,
@@ -308,8 +340,9 @@ def unit_claim(result: AuditResult) -> tuple[float, float] | None:
     * add/remove of a canary of k records (k > 1: a duplicated canary): group privacy,
       (k eps, k e^((k-1) eps) delta);
     * a canary's label replaced (``label`` adjacency): the recipe's label-DP epsilon when it noises
-      labels (randomized response, ALIBI; pure), else its record-level claim for a substitution
-      (remove then add: ``farm.attacks.audit.substitution_privacy``);
+      labels (randomized response, ALIBI; pure), else its record-level claim for a substitution:
+      as stated when it is made for substitution adjacency (a PATE config may be), else for a
+      removal then an addition (``farm.attacks.audit.substitution_privacy``);
     * else the recipe's (epsilon, delta).
     """
     privacy = result.privacy
@@ -319,8 +352,10 @@ def unit_claim(result: AuditResult) -> tuple[float, float] | None:
     if not isinstance(eps, int | float) or math.isinf(eps):
         return None
     delta = float(privacy.get("delta") or 0.0)
-    if result.adjacency == "label":
+    if result.adjacency == "label" and privacy.get("adjacency") != "substitution":
         return substitution_privacy(float(eps), delta)
+    if result.adjacency == "label":  # the claim is already for a substitution
+        return float(eps), delta
     k = result.group
     return k * eps, k * math.exp((k - 1) * eps) * delta
 
@@ -352,19 +387,19 @@ def _label_lines(result: AuditResult) -> list[str]:
     if result.adjacency != "label":
         return []
     claim = unit_claim(result)
-    held = (
-        "none (no finite epsilon)"
-        if claim is None
-        else f"label-DP epsilon {claim[0]:.3g}, delta {claim[1]:.3g}"
-    )
+    if claim is None:
+        return [
+            "Label game (relabelled canaries): the bounds are on label DP; the recipe claims no "
+            "finite epsilon for a label change."
+        ]
     how = (
         "the recipe's label noise"
         if "label_epsilon" in result.privacy
-        else "a label change is a substitution (remove, then add) of one record"
+        else "its record-level claim for a substitution (remove, then add) of one record"
     )
     return [
         f"Label game (relabelled canaries): the bounds are on label DP; the claim they test is "
-        f"{held} ({how})."
+        f"label-DP epsilon {claim[0]:.3g}, delta {claim[1]:.3g} ({how})."
     ]
 
 

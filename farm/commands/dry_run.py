@@ -650,8 +650,10 @@ def audit_forecast(
     audit: RecipeAudit, *, table: Table, gpus: int, store: Store | None = None
 ) -> Forecast:
     """``farm audit``'s jobs (recipe mode): the tokenizer (CPU) when the recipe trains a tiny model,
-    one training per run and one inference pass per run over the canaries' records. Loads (and
-    fingerprints) the data only when its spec does not say its size."""
+    each run's build (one training for a recipe; a defence's trainings, inference passes and votes
+    by role, as ``make_challenge_forecast`` counts them) and one inference pass per run over the
+    canaries' records. Loads (and fingerprints) the data only when its spec does not say its
+    size."""
     population = pin_population(audit.population)
     audit = dataclasses.replace(audit, population=population)
     size = population.size
@@ -678,8 +680,12 @@ def audit_forecast(
                 done=None if store is None else _done(store, [jobs.tokenizer]),
             )
         )
-    train = _mini_train(jobs.trains[0], "audit", "runs", jobs.trains, vocab, None, table, store)
-    shape = model_shape(audit.recipe.model, audit.recipe.max_length, vocab=vocab, base=None)
+    recipe = next(iter(audit.recipes.values()))
+    shape = model_shape(recipe.model, recipe.max_length, vocab=vocab, base=None)
+    labelled = [(b.jobs, f"audit/run_{r}/") for r, b in enumerate(jobs.builds)]
+    for role, role_jobs in _by_role(labelled).items():
+        name = "runs" if role == "targets" else role
+        stages.append(_mini_stage(role_jobs, "audit", name, vocab, shape, table, store))
     records = int(jobs.infers[0].selection.indices().size)
     mode = infer_mode(jobs.infers[0].precision)
     infer = Stage(
@@ -697,7 +703,7 @@ def audit_forecast(
     )
     return Forecast(
         command="audit",
-        stages=(*stages, train, infer),
+        stages=(*stages, infer),
         gpus=gpus,
         table=table,
         notes=("the tokenizer runs on CPU: not counted",) if jobs.tokenizer else (),

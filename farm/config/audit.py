@@ -11,9 +11,11 @@ A recipe audit is given by the flags ``--data``, ``--recipe``, ``--canaries`` (a
     seed: 0
     delta: 1.0e-5                 # default: the recipe's, else 1e-5
     confidence: 0.95
+    public: synthetic:2000        # a defence's public corpus (PATE's student queries); optional
 
-Both become one ``RecipeAudit`` through ``recipe_audit``; every error names the flag or the file
-and key, before anything runs.
+``recipe`` may name a defence that releases one model (PATE, given ``public``); SISA's ensembles
+are refused. Both become one ``RecipeAudit`` through ``recipe_audit``; every error names the flag or
+the file and key, before anything runs.
 """
 
 from __future__ import annotations
@@ -24,13 +26,26 @@ from typing import Any
 
 from farm.config.loading import config_path, read_yaml
 from farm.config.recipes import load_scenario_recipe
+from farm.defences.pate import Pate
+from farm.defences.seam import Defence
+from farm.defences.sisa import Sisa
 from farm.errors import ConfigError, SpecError
 from farm.spec.audit import RecipeAudit
 from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Recipe
 
-AUDIT_KEYS = ("description", "data", "recipe", "canaries", "runs", "seed", "delta", "confidence")
-_FLAGS = {"data": "--data", "recipe": "--recipe", "canaries": "--canaries"}
+AUDIT_KEYS = (
+    "description",
+    "data",
+    "recipe",
+    "canaries",
+    "runs",
+    "seed",
+    "delta",
+    "confidence",
+    "public",
+)
+_FLAGS = {"data": "--data", "recipe": "--recipe", "canaries": "--canaries", "public": "--public"}
 
 
 def recipe_audit(
@@ -42,6 +57,7 @@ def recipe_audit(
     seed: int = 0,
     delta: float | None = None,
     confidence: float = 0.95,
+    public: str | Mapping[str, Any] | None = None,
     config: Path | None = None,
 ) -> RecipeAudit:
     """The ``RecipeAudit`` the inputs name, checked in full. An error names the input at fault by
@@ -54,10 +70,8 @@ def recipe_audit(
     loaded = load_scenario_recipe(
         recipe, config or "farm audit", "recipe" if config else "--recipe"
     )
-    if not isinstance(loaded, Recipe):
-        raise ConfigError(
-            f"{where('recipe')} {_shown(recipe)}: a defence; an audit takes a training recipe"
-        )
+    public_spec = _public(public, where("public"))
+    _check_defence(loaded, public_spec, where=where("recipe"), shown=_shown(recipe))
     population_data = parse_data(data, where("data")) if isinstance(data, str) else dict(data)
     canary_data = (
         parse_canaries(canaries, where("canaries")) if isinstance(canaries, str) else dict(canaries)
@@ -70,8 +84,9 @@ def recipe_audit(
             recipe=loaded,
             runs=runs,
             seed=seed,
-            delta=delta if delta is not None else loaded.dp.delta if loaded.dp else 1e-5,
+            delta=delta if delta is not None else _delta(loaded),
             confidence=confidence,
+            public=public_spec,
         )
     except SpecError as exc:
         first = exc.key.split(".")[0]
@@ -106,6 +121,47 @@ def load_audit_config(path: str | Path) -> RecipeAudit:
         config=path,
         **settings,
     )
+
+
+def _public(value: str | Mapping[str, Any] | None, where: str) -> PopulationSpec | None:
+    """``public`` as a checked population spec (``synthetic:N``, a path or a mapping), or None."""
+    if value is None:
+        return None
+    data = parse_data(value, where) if isinstance(value, str) else dict(value)
+    try:
+        return PopulationSpec.of(data, "public")
+    except SpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _check_defence(
+    recipe: Recipe | Defence, public: PopulationSpec | None, *, where: str, shown: str
+) -> None:
+    """A defence the game can run: one that releases a single model (PATE, with a ``public``
+    corpus of at least its ``queries`` records), not SISA's ensembles."""
+    if isinstance(recipe, Recipe):
+        return
+    if isinstance(recipe, Sisa):
+        raise ConfigError(
+            f"{where} {shown}: SISA releases an ensemble; the audit scores one model (a recipe "
+            "or PATE)"
+        )
+    if isinstance(recipe, Pate):
+        size = None if public is None else public.size
+        if size is None or size < recipe.queries:
+            raise ConfigError(
+                f"{where} {shown}: PATE needs --public (config: public), a corpus of at least its "
+                f"{recipe.queries} queries that says its size (synthetic:N or a subset)"
+            )
+
+
+def _delta(recipe: Recipe | Defence) -> float:
+    """The bounds' default delta: the recipe's (a defence's, or its member recipe's DP delta),
+    else 1e-5."""
+    if isinstance(recipe, Recipe):
+        return recipe.dp.delta if recipe.dp else 1e-5
+    delta = recipe.privacy().get("delta")
+    return float(delta) if isinstance(delta, int | float) and delta > 0 else 1e-5
 
 
 def _check_counts(audit: RecipeAudit, where: str, shown: str) -> None:

@@ -56,7 +56,9 @@ class InProcessRunner:
         (["--canaries", "mislabelled:ten"], "expected KIND:COUNT[:SEED]"),
         (["--canaries", "mislabelled:500"], "500 canaries from 200 records"),
         (["--recipe", "mini-inf"], "--recipe: recipe.model.name: expected tiny"),
-        (["--recipe", "sisa-s5-r1"], "a defence; an audit takes a training recipe"),
+        (["--recipe", "sisa-s5-r1"], "SISA releases an ensemble; the audit scores one model"),
+        (["--recipe", "pate-t10-s5"], "PATE needs --public"),
+        (["--recipe", "pate-t10-s5", "--public", "synthetic:10"], "at least its 200 queries"),
         (["--runs", "0"], "runs: expected an integer >= 1"),
     ],
 )
@@ -180,7 +182,7 @@ def test_a_label_game_bounds_label_dp_and_reports_memorization(tmp_path):
     assert memo.n_flipped + memo.n_own == 20 and memo.n_unseen == 20
     text = write_audit(result, tmp_path / "out")["report"].read_text()
     assert "Label game (relabelled canaries)" in text and "| run | trained flipped |" in text
-    assert "none (no finite epsilon)" in text  # the test recipe claims nothing
+    assert "claims no finite epsilon for a label change" in text  # the test recipe claims nothing
 
 
 @pytest.mark.parametrize(
@@ -189,6 +191,7 @@ def test_a_label_game_bounds_label_dp_and_reports_memorization(tmp_path):
         ({"epsilon": "inf"}, "label", 1, None),
         ({"epsilon": "inf", "label_epsilon": 1.0}, "label", 1, (1.0, 0.0)),
         ({"epsilon": 1.0, "delta": 1e-5}, "label", 1, (2.0, (1 + math.e) * 1e-5)),
+        ({"epsilon": 1.0, "delta": 1e-5, "adjacency": "substitution"}, "label", 1, (1.0, 1e-5)),
         ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 1, (1.0, 1e-5)),
         ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 3, (3.0, 3 * math.e**2 * 1e-5)),
     ],
@@ -206,3 +209,26 @@ def test_the_claim_a_game_tests_is_for_its_neighbouring_datasets(privacy, adjace
     )
     got = unit_claim(result)
     assert got == claim if claim is None else np.allclose(got, claim)
+
+
+def test_a_pate_game_scores_the_student_and_tests_pates_claim(tmp_path):
+    pate = {
+        "defence": "pate",
+        "recipe": RECIPE,
+        "student": RECIPE,
+        "teachers": 2,
+        "sigma": 2.0,
+        "queries": 30,
+    }
+    audit = recipe_audit(
+        data="synthetic:200", recipe=pate, canaries="relabelled:20:1", public="synthetic:60"
+    )
+    jobs = audit_jobs(audit, n_total=240)
+    (build,) = jobs.builds
+    assert len(jobs.trains) == 3  # two teachers and the student
+    assert jobs.infers[0].model.key == build.members[0]  # the student is what is scored
+    result = audit_recipe(audit, InProcessRunner(Store(tmp_path / "store")))
+    assert result.privacy["defence"] == "pate" and result.adjacency == "label"
+    eps, delta = unit_claim(result)
+    assert eps == 2 * result.privacy["epsilon"]  # a label change is a substitution
+    assert 0 <= result.one_run[0].epsilon
