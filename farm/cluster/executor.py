@@ -33,7 +33,7 @@ from ray.actor import ActorHandle
 
 from farm.cluster.queue import JobQueue
 from farm.errors import ClusterError, FarmError
-from farm.spec.jobs import Job, StoreRef
+from farm.spec.jobs import Job, job_inputs
 from farm.spec.recipes import Perf, to_dict
 from farm.store.run_job import Context, run_job
 from farm.store.runner import RunReport
@@ -333,11 +333,3 @@ def _request_gpus(gpus: float) -> None:
     from ray.autoscaler.sdk import request_resources
 
     request_resources(bundles=[{"GPU": 1}] * max(1, int(round(gpus))))
-
-
-def job_inputs(job: Job) -> list[str]:
-    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run, labels,
-    logits)."""
-    refs = [getattr(job, name, None) for name in ("tokenizer", "base", "model", "labels")]
-    refs += list(getattr(job, "logits", ()))  # a VoteJob's teachers
-    return [r.key for r in refs if isinstance(r, StoreRef)]

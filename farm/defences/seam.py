@@ -25,7 +25,7 @@ The seam (how any defence stands in for a scenario's target recipe in ``farm mak
   defence may draw from (PATE's student queries); None / 0 when the caller has none.
 * **TargetBuild**: ``jobs`` -- every job the released model needs, ordinary keyed jobs of
   ``farm.spec.jobs`` in any order (the executor orders them by their ``StoreRef`` inputs, see
-  ``farm.cluster.executor.job_inputs``; the store reuses any already done); ``members`` -- store
+  ``farm.spec.jobs.job_inputs``; the store reuses any already done); ``members`` -- store
   keys of the HF model folders (TrainJob outputs) the released model is made of, in member order;
   ``aggregate`` -- how they answer a query (``AGGREGATES``): ``single`` (exactly one member,
   released as a plain model folder: a PATE student), ``mean`` (log of the mean of the members'

@@ -258,3 +258,11 @@ class VoteJob:
 
 
 Job = TokenizerJob | TrainJob | InferJob | VoteJob
+
+
+def job_inputs(job: Job) -> list[str]:
+    """Store keys a job reads (its ``StoreRef`` inputs: tokenizer, base model, model to run, labels,
+    logits)."""
+    refs = [getattr(job, name, None) for name in ("tokenizer", "base", "model", "labels")]
+    refs += list(getattr(job, "logits", ()))  # a VoteJob's teachers
+    return [r.key for r in refs if isinstance(r, StoreRef)]

@@ -13,6 +13,7 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from farm.spec.jobs import (
     TokenizerJob,
     TrainJob,
     VoteJob,
+    job_inputs,
 )
 from farm.spec.population import PopulationSpec
 from farm.spec.recipes import Perf
+from farm.store.runner import RunReport
 from farm.store.store import Store
 from farm.training.data import Population, Tokenized, load_population, tokenize
 
@@ -272,3 +275,47 @@ def logits_from_store(store: Store, job: InferJob) -> tuple[np.ndarray, np.ndarr
 def job_seconds(store: Store, jobs: list[Any]) -> float:
     """Seconds the stored results of ``jobs`` took to compute (as recorded in their manifests)."""
     return float(sum(store.manifest(job.key)["meta"].get("seconds", 0.0) for job in jobs))
+
+
+class InProcessRunner:
+    """A ``farm.store.runner.JobRunner`` that runs each job here, in this process, one at a time
+    (no Ray): for tests, debugging, and benchmarks that change a job's code in process (an audit
+    of a deliberately broken mechanism). Jobs run in dependency order (``job_inputs``), whatever
+    order they come in; ``ran`` and ``reused`` count over the runner's life, as the executor's
+    do."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self.ran, self.reused = store, 0, 0
+        self._ctx = Context()
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> RunReport:
+        """Bring every job's artifact into the store; ``SpecError`` when a job reads a key that
+        neither the store nor another job of ``jobs`` provides."""
+        report = RunReport()
+        start = time.perf_counter()
+        pending = {job.key: job for job in jobs}
+        while pending:
+            ready = [
+                job
+                for job in pending.values()
+                if all(k not in pending and self._provided(k) for k in job_inputs(job))
+            ]
+            if not ready:
+                missing = next(iter(pending.values()))
+                raise SpecError(f"{title}: {missing.label} reads a key no job provides")
+            for job in ready:
+                result = run_job(job, self._store, self._ctx)
+                report.results[job.key] = result
+                report.ran += bool(result["ran"])
+                report.skipped += not result["ran"]
+                del pending[job.key]
+        self.ran, self.reused = self.ran + report.ran, self.reused + report.skipped
+        report.wall_seconds, report.workers = time.perf_counter() - start, 1
+        return report
+
+    def _provided(self, key: str) -> bool:
+        return self._store.complete(key)

@@ -2,9 +2,9 @@
 
 ``JobRunner`` is what every command and the scenario seam need of an executor: a store, and ``run``,
 which brings each job's result into that store (running it or finding it done) and returns a
-``RunReport``. ``farm.cluster.executor.Executor`` is the implementation (Ray actors); a test may
-pass anything with the same shape (``tests/shadows/test_scenario.FakeExecutor`` runs jobs in
-process with ``farm.store.run_job.run_job``).
+``RunReport``. ``farm.cluster.executor.Executor`` is the implementation on Ray;
+``farm.store.run_job.InProcessRunner`` runs jobs in this process; a test may pass anything with the
+same shape (``tests/shadows/test_scenario.FakeExecutor`` fakes their results).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -18,33 +17,11 @@ from farm.config.recipes import load_recipe
 from farm.errors import ConfigError
 from farm.spec.audit import RecipeAudit
 from farm.spec.costs import Table
-from farm.spec.jobs import Job
 from farm.spec.population import PopulationSpec
-from farm.store.run_job import run_job
-from farm.store.runner import RunReport
+from farm.store.run_job import InProcessRunner
 from farm.store.store import Store
 
 RECIPE = "tests/data/tiny-audit-recipe.yaml"
-
-
-class InProcessRunner:
-    """Runs each job in this process with ``run_job`` (real trainings, no Ray)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store, self.ran = store, 0
-
-    @property
-    def store(self) -> Store:
-        return self._store
-
-    def run(self, jobs: Sequence[Job], *, title: str = "jobs") -> RunReport:
-        report = RunReport()
-        for job in jobs:
-            result = run_job(job, self._store)
-            report.results[job.key] = result
-            report.ran += bool(result.get("ran"))
-        self.ran += report.ran
-        return report
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from farm.errors import SpecError
 from farm.spec.jobs import HubRef, PathRef, StoreRef
 from farm.spec.population import PopulationSpec
-from farm.store.run_job import Context, logits_from_store, run_job
+from farm.store.run_job import Context, InProcessRunner, logits_from_store, run_job
 from farm.store.store import Store
 from tests.jobs_fixture import TOKENIZER, infer_job, train_jobs
 
@@ -128,3 +128,14 @@ def test_inference_with_queries_and_gradient_norms_in_one_entry(tmp_path):
         "indices",
         "logits",
     }  # a plain job computes nothing more
+
+
+def test_the_in_process_runner_runs_jobs_in_dependency_order_and_reuses_them(tmp_path):
+    (train,) = train_jobs(1)
+    infer = infer_job(train)
+    runner = InProcessRunner(Store(tmp_path / "store"))
+    report = runner.run([infer, train, TOKENIZER])  # inputs first, whatever the order given
+    assert report.ran == 3 and runner.store.complete(infer.key)
+    assert runner.run([infer, train, TOKENIZER]).ran == 0 and (runner.ran, runner.reused) == (3, 3)
+    with pytest.raises(SpecError, match="reads a key no job provides"):
+        InProcessRunner(Store(tmp_path / "other")).run([train])
