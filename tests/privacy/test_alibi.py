@@ -179,3 +179,41 @@ def test_recipe_option_keys_and_noisy_one_hot():
         noisy_one_hot(labels, LabelNoise(epsilon=2.0), seed=4)
     with pytest.raises(SpecError, match="vectors"):
         noisy_labels(labels, noise, seed=4)  # ALIBI's labels are not flipped labels
+
+
+def test_privacy_record_and_its_description():
+    """What challenge.json records of ALIBI targets and how describe_epsilon prints it: the
+    record-level epsilon stays inf (labels only), the label-DP epsilon is pure and noised once;
+    randomized response's record is what it was."""
+    from farm.config.recipes import load_recipe
+    from farm.defences.seam import recipe_privacy
+    from farm.privacy.accounting import describe_epsilon
+
+    record = recipe_privacy(load_recipe("def-alibi-e1"))
+    assert record == {
+        "epsilon": "inf",
+        "label_dp": "label-DP",
+        "label_epsilon": 1.0,
+        "mechanism": "alibi",
+        "label_delta": 0.0,
+        "noised": "once",
+    }
+    text = describe_epsilon(record)
+    assert text.startswith("inf; label-DP 1 (ALIBI, Laplace noise on the one-hot label")
+    assert "drawn once per record" in text and "pure (delta 0)" in text
+    assert text.endswith("labels only)")
+    rr = recipe_privacy(load_recipe("def-rr-e1"))
+    assert set(rr) == {"epsilon", "label_dp", "label_epsilon", "mechanism"}
+    assert describe_epsilon(rr).startswith("inf; label-DP 1 (randomized response")
+    assert describe_epsilon({"epsilon": 4.0, "assumes": "x"}) == "4 (x)"  # unchanged without
+
+
+def test_shipped_alibi_recipes_mirror_randomized_response():
+    """def-alibi-e1 is def-rr-e1 with the mechanism changed, nothing else."""
+    from farm.config.recipes import load_recipe
+    from farm.spec.recipes import LabelNoise
+
+    rr, alibi = load_recipe("def-rr-e1"), load_recipe("def-alibi-e1")
+    assert alibi == dataclasses.replace(rr, label_noise=LabelNoise(epsilon=1.0, mechanism="alibi"))
+    e4 = load_recipe("def-alibi-e4")
+    assert e4 == dataclasses.replace(alibi, label_noise=LabelNoise(epsilon=4.0, mechanism="alibi"))
