@@ -1,11 +1,11 @@
 """The defence comparison (issue 14, section 4): privacy and utility of plain training, DP-SGD,
-SISA, PATE and randomized response on SST-2 at mini scale, audited by the farm's attack.
+SISA, PATE, randomized response and ALIBI on SST-2 at mini scale, audited by the farm's attack.
 
 One make-challenge config (shipped ``defences-sst2``) holds one scenario per setting (``plain``,
-``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ...; its defence and recipe YAMLs are the
-shipped ``def-*``). The benchmark builds it with ``farm make-challenge``, attacks it with
-``farm attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled train
-targets are its references), then adds per setting:
+``dp_e4``, ``sisa_s5_r1``, ``pate_t10_s5``, ``rr_e1``, ``alibi_e1``, ...; its defence and recipe
+YAMLs are the shipped ``def-*``). The benchmark builds it with ``farm make-challenge``, attacks it
+with ``farm attack`` unchanged (``attack-defences``: RMIA, no shadows: each scenario's labelled
+train targets are its references), then adds per setting:
 
 * ``test_acc``: accuracy of the released models as the attacker sees them (SISA's ensemble, PATE's
   student), averaged over every target of the setting, on GLUE SST-2 validation rows in neither the
@@ -19,7 +19,7 @@ targets are its references), then adds per setting:
   (independent trials);
 * ``eps``: the theoretical epsilon that ``challenge.json`` records with what it assumes (accountant,
   sampling, adjacency: ``farm.privacy.accounting.describe_epsilon``; ``inf`` without one; randomized
-  response: its label-DP epsilon, which bounds nothing about membership);
+  response and ALIBI: their label-DP epsilon, which bounds nothing about membership);
 * ``train_s``: job-seconds of one target's training (every job of its build, from the store's
   metadata);
 * SISA: ``unlearn``: jobs and job-seconds redone to forget ``--forget`` challenge members per target
@@ -222,9 +222,15 @@ def _audit_cells(audit: dict[str, Any]) -> dict[str, Any]:
 
 def _epsilon(record: dict[str, Any]) -> str:
     """The theoretical epsilon with what it assumes (``farm.privacy.accounting.describe_epsilon``);
-    randomized response: its label-DP epsilon (pure), which bounds nothing about membership."""
+    label DP (randomized response, ALIBI): its label-DP epsilon (pure) and mechanism, which bound
+    nothing about membership."""
     if record.get("label_dp"):
-        return f"{record['label_epsilon']:g} (label DP, randomized response; membership: inf)"
+        mechanism = record.get("mechanism", "randomized_response")
+        name = {"randomized_response": "randomized response", "alibi": "ALIBI, noised once"}
+        return (
+            f"{record['label_epsilon']:g} (label DP, {name.get(mechanism, mechanism)}; "
+            "membership: inf)"
+        )
     return describe_epsilon(record)
 
 
@@ -353,6 +359,7 @@ def privacy_utility_png(rows: list[dict[str, Any]], path: Path) -> Path:
         "sisa": "tab:green",
         "pate": "tab:red",
         "rr": "tab:purple",
+        "alibi": "tab:orange",
     }
     for r in rows:
         family = r["setting"].split("_")[0]

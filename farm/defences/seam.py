@@ -116,10 +116,13 @@ def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
     """What ``challenge.json`` says of targets trained by ``recipe``: ``{"epsilon": "inf"}`` without
     DP-SGD, else the recipe's target epsilon (None when it fixes a noise multiplier instead) and
     delta, with what they rest on (``dp_assumptions``: its accountant and sampling, add/remove
-    adjacency). A recipe with ``label_noise`` (randomized response) adds ``"label_dp": "label-DP"``
-    with its ``label_epsilon`` (pure: delta 0) and ``mechanism``. ``epsilon`` stays the record-level
-    one (what ``farm attack``'s audit is checked against): label DP protects the labels only, not
-    whether a sentence was trained on, so alone it bounds nothing there.
+    adjacency). A recipe with ``label_noise`` adds ``"label_dp": "label-DP"`` with its
+    ``label_epsilon`` (pure: delta 0) and ``mechanism``; ALIBI's record also says so outright
+    (``label_delta`` 0) and that its noise is drawn once per record (``noised: once``: the
+    epsilon is for the whole run, however many epochs), keys randomized response's record never
+    had. ``epsilon`` stays the record-level one (what ``farm attack``'s audit is checked against):
+    label DP protects the labels only, not whether a sentence was trained on, so alone it bounds
+    nothing there. ``farm.privacy.accounting.describe_epsilon`` prints both.
 
     >>> from farm.spec.recipes import DPConfig
     >>> shuffled = Recipe(dp=DPConfig(target_epsilon=4.0, delta=1e-5, sampling="shuffle"))
@@ -136,12 +139,10 @@ def recipe_privacy(recipe: Recipe) -> dict[str, Any]:
     noise = recipe.label_noise
     if noise is None:
         return out
-    return {
-        **out,
-        "label_dp": "label-DP",
-        "label_epsilon": noise.epsilon,
-        "mechanism": noise.mechanism,
-    }
+    label = {"label_dp": "label-DP", "label_epsilon": noise.epsilon, "mechanism": noise.mechanism}
+    if noise.mechanism == "alibi":
+        label = {**label, "label_delta": 0.0, "noised": "once"}
+    return {**out, **label}
 
 
 def dp_assumptions(recipe: Recipe) -> dict[str, str]:

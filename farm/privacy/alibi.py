@@ -28,6 +28,17 @@ def alibi_scale(sigma: float) -> float:
     return sigma / math.sqrt(2)
 
 
+def alibi_sigma(epsilon: float) -> float:
+    """The noise ``sigma = 2 sqrt(2) / epsilon`` that makes ALIBI ``epsilon``-label-DP (the inverse
+    of ``alibi_epsilon``).
+
+    >>> round(alibi_sigma(1.0), 6)
+    2.828427
+    """
+    require(epsilon > 0, "epsilon", "a number > 0 (label-DP epsilon)", epsilon)
+    return 2 * math.sqrt(2) / epsilon
+
+
 def alibi_epsilon(sigma: float) -> float:
     """The label-DP epsilon of ALIBI's noise, ``2 sqrt(2) / sigma`` (pure: delta 0).
 
@@ -38,7 +49,12 @@ def alibi_epsilon(sigma: float) -> float:
 
 
 def alibi_noise(labels: np.ndarray, *, n_classes: int, sigma: float, seed: int) -> np.ndarray:
-    """``[N, n_classes]`` noisy one-hot labels, the same for the same seed (noised once)."""
+    """``[N, n_classes]`` noisy one-hot labels, the same for the same seed (noised once).
+
+    ``labels`` are indexed by population record: row ``i``'s noise is the ``i``-th row of a stream
+    seeded by ``seed`` alone (independent of the labels), so a record's noisy label does not depend
+    on which other records are trained on, nor on its own label beyond the one-hot it is added to.
+    """
     labels = np.asarray(labels)
     require(
         labels.ndim == 1 and bool(np.isin(labels, np.arange(n_classes)).all()),
@@ -46,7 +62,7 @@ def alibi_noise(labels: np.ndarray, *, n_classes: int, sigma: float, seed: int) 
         f"integer labels in 0..{n_classes - 1}",
     )
     onehot = np.eye(n_classes)[labels]
-    rng = np.random.default_rng([seed, _ALIBI])
+    rng = np.random.default_rng([seed & (2**63 - 1), _ALIBI])
     return onehot + rng.laplace(0.0, alibi_scale(sigma), size=onehot.shape)
 
 

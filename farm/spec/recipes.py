@@ -20,7 +20,7 @@ from farm.errors import require
 
 SPEC_VERSION = 1
 PRECISIONS = ("fp32", "bf16", "tf32")  # see ``Recipe``
-LABEL_MECHANISMS = ("randomized_response",)  # see ``LabelNoise``
+LABEL_MECHANISMS = ("randomized_response", "alibi")  # see ``LabelNoise``
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,21 @@ class DPConfig:
 
 @dataclass(frozen=True)
 class LabelNoise:
-    """Noise on training labels (a recipe's ``label_noise``): ``mechanism``
-    (``randomized_response``: each binary label flipped with probability ``1 / (e^eps + 1)``,
-    ``farm.privacy.label_dp``) at label-DP ``epsilon``; the coins are seeded by the recipe's
-    seed."""
+    """Noise on training labels (a recipe's ``label_noise``) at label-DP ``epsilon`` (pure: delta
+    0; neighbouring datasets differ in one record's label), drawn once per population record from
+    a stream seeded by the recipe's seed, so a record's noise does not depend on which other records
+    are trained on and stays fixed for every epoch. ``mechanism``:
+
+    * ``randomized_response``: each binary label flipped with probability ``1 / (e^eps + 1)``
+      (``farm.privacy.label_dp``); the loop trains on the flipped labels;
+    * ``alibi`` (Malek et al. 2021): ``onehot(y) + Laplace(sigma / sqrt 2)`` per coordinate,
+      ``sigma = 2 sqrt(2) / epsilon`` (``farm.privacy.alibi``); each step's target is the
+      posterior over the true label given that noisy vector, with the model's current prediction
+      as the prior (``farm.training.train``), under soft-label cross-entropy. It combines with a
+      ``dp`` block (DP-SGD clips the per-example gradients of that loss; both guarantees hold).
+
+    Only ``epsilon`` and ``mechanism`` are fields: a recipe's key holds both, so adding a mechanism
+    moved no key of a recipe written before it (``recipe_identity``)."""
 
     epsilon: float
     mechanism: str = "randomized_response"
@@ -187,9 +198,9 @@ class Recipe:
       yet is stored under its ``tf32`` key (TF32 *allows* reduced matmul precision; full precision
       is one admissible result).
 
-    ``label_noise``: train on noisy labels (``LabelNoise``: randomized response, label-DP);
-    ``None``: true labels. A recipe without it has the key it had before the field existed
-    (``recipe_identity``).
+    ``label_noise``: train on noisy labels (``LabelNoise``: randomized response or ALIBI,
+    label-DP); ``None``: true labels. A recipe without it has the key it had before the field
+    existed (``recipe_identity``).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)

@@ -4,7 +4,8 @@ of it.
 ``train(tokens, indices, recipe, out_dir=...)`` trains a 2-label classifier on population records
 ``indices`` and saves an HF directory with ``farm.json``: the recipe, the steps taken, the examples
 seen, the wall time and, for DP, the noise multiplier, sample rate and the accountant's epsilon with
-what it assumes.
+what it assumes. A recipe's ``label_noise`` changes the targets only: randomized response trains on
+the flipped labels, ALIBI on soft labels (``AlibiTargets``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from farm.defences.seam import dp_assumptions
-from farm.privacy.label_dp import noisy_labels
+from farm.privacy.alibi import alibi_scale, alibi_sigma
+from farm.privacy.label_dp import noisy_labels, noisy_one_hot
 from farm.spec.recipes import DPConfig, Perf, Recipe, to_dict
 from farm.training.data import Tokenized, pad_batch, shuffled_bucketed
 from farm.training.models import init_model, save_model
@@ -127,8 +129,19 @@ def train(
     """Train on ``indices`` of ``tokens`` with ``recipe``; save to ``out_dir`` (atomically) and
     return it.
 
-    Labels are ``tokens.labels``, after ``recipe.label_noise`` (randomized response) when the recipe
-    has one.
+    Labels are ``tokens.labels`` (indexed by population record), unless the recipe has a
+    ``label_noise``, whose noise is drawn once per population record from the recipe's seed before
+    the first step and kept for every epoch:
+
+    * randomized response: the loop trains on the flipped labels (hard-label cross-entropy);
+    * ALIBI: the loop never sees a true label; each batch's target is the posterior over the true
+      label given the record's noisy one-hot vector, with the model's current prediction as the
+      prior (``AlibiTargets``), under soft-label cross-entropy. With a ``dp`` block too, DP-SGD
+      clips and noises the per-example gradients of that same loss (Opacus' criterion takes
+      probability targets as it takes labels): a record's loss reads its own sentence and noisy
+      vector and the current model only, so the run is the recipe's (epsilon, delta)-DP on whole
+      records, and ALIBI's epsilon-label-DP holds besides (training reads labels only through the
+      noisy vectors: post-processing).
 
     ``base``: the directory that the model name ``base`` stands for (see
     ``farm.training.models.init_model``).
@@ -138,10 +151,14 @@ def train(
     rng = np.random.default_rng([recipe.seed, 0xBA7C4])
     device = resolve_device(perf.device)
     indices = np.asarray(indices, dtype=np.int64)
-    if recipe.label_noise is not None:  # label DP: the loop sees only the noisy labels
-        tokens = dataclasses.replace(
-            tokens, labels=noisy_labels(tokens.labels, recipe.label_noise, recipe.seed)
+    soft, noise = None, recipe.label_noise
+    if noise is not None and noise.mechanism == "alibi":  # noised once; targets from the posterior
+        soft = AlibiTargets(
+            noisy=noisy_one_hot(tokens.labels, noise, recipe.seed), sigma=alibi_sigma(noise.epsilon)
         )
+        tokens = dataclasses.replace(tokens, labels=np.full_like(tokens.labels, -1))  # unread
+    elif noise is not None:  # randomized response: the loop sees only the noisy labels
+        tokens = dataclasses.replace(tokens, labels=noisy_labels(tokens.labels, noise, recipe.seed))
     model = (
         init_model(recipe.model, tokenizer, max_length=recipe.max_length, base=base)
         .to(device)
@@ -171,6 +188,7 @@ def train(
                 private=dp_plan is not None,
                 precision=recipe.precision,
                 grad_clip=recipe.grad_clip,
+                soft=soft,
             )
             schedule.step()
             seen, steps = seen + batch.size, steps + 1
@@ -231,6 +249,7 @@ def _step(
     private: bool,
     precision: str = "fp32",
     grad_clip: float | None = None,
+    soft: AlibiTargets | None = None,
 ) -> None:
     """One optimizer step on a logical batch, accumulated over micro-batches of at most
     ``perf.micro_batch``.
@@ -238,7 +257,8 @@ def _step(
     Plain: each micro-batch loss is weighted by its share so the update is the batch mean;
     ``grad_clip`` clips the global norm of that mean gradient before the update (HF's
     ``max_grad_norm``). DP: Opacus sums the clipped per-sample gradients over micro-batches (skipped
-    steps) and adds noise once, on the last one.
+    steps) and adds noise once, on the last one. ``soft``: the targets are ALIBI's soft labels of
+    the micro-batch, computed from its logits before the loss (``AlibiTargets``), else its labels.
     """
     micro = [batch[i : i + perf.micro_batch] for i in range(0, batch.size, perf.micro_batch)]
     if not micro:  # an empty Poisson batch: a noise-only DP step
@@ -250,7 +270,8 @@ def _step(
         ids, mask, labels = (torch.from_numpy(a).to(device) for a in pad_batch(tokens, mb))
         with autocast(device, precision):
             logits = model(input_ids=ids, attention_mask=mask).logits
-        loss = criterion(logits.float(), labels)  # outside the model: Opacus' criterion in DP mode
+        target = labels if soft is None else soft(mb, logits)
+        loss = criterion(logits.float(), target)  # outside the model: Opacus' criterion in DP mode
         if private:
             loss.backward()
             optimizer.signal_skip_step(do_skip=j < len(micro) - 1)
@@ -263,6 +284,38 @@ def _step(
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+
+@dataclass(frozen=True)
+class AlibiTargets:
+    """ALIBI's training targets (Malek et al. 2021). ``noisy``: ``[n_population, 2]`` noisy one-hot
+    labels indexed by population record, drawn once (``farm.privacy.label_dp.noisy_one_hot``);
+    ``sigma``: their noise (``farm.privacy.alibi``).
+
+    Called with a batch of record indices and the model's logits on it, it returns the posterior
+    over the true label given each record's noisy vector ``z``, with the model's current prediction
+    ``softmax(logits)`` as the prior, as in the paper (its ``mapwithprior``):
+    ``P(y = k | z) ∝ softmax(logits)_k exp(-||z - e_k||_1 / b)``, ``b = sigma / sqrt 2``
+    (``farm.privacy.alibi.alibi_soft_labels``, here in torch on the logits' device). The prior is
+    detached: the target is a constant of the step, and cross-entropy against it is the loss.
+    """
+
+    noisy: np.ndarray
+    sigma: float
+
+    def __call__(self, batch: np.ndarray, logits: torch.Tensor) -> torch.Tensor:
+        z = torch.from_numpy(self.noisy[batch]).to(device=logits.device, dtype=torch.float32)
+        return alibi_posterior(z, logits, self.sigma)
+
+
+def alibi_posterior(noisy: torch.Tensor, logits: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``[B, C]`` ALIBI soft labels: the posterior over the true label given ``noisy`` (``[B, C]``
+    noisy one-hot vectors at noise ``sigma``), with prior ``softmax(logits)`` (detached); rows sum
+    to 1. Equals ``farm.privacy.alibi.alibi_soft_labels(noisy, softmax(logits), sigma=sigma)``."""
+    log_prior = torch.log_softmax(logits.detach().float(), dim=-1)
+    eye = torch.eye(noisy.shape[-1], device=noisy.device, dtype=noisy.dtype)
+    dist = (noisy[:, None, :] - eye[None, :, :]).abs().sum(-1)  # ||z - e_k||_1
+    return torch.softmax(log_prior - dist / alibi_scale(sigma), dim=-1)
 
 
 def _make_private(

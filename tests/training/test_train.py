@@ -8,11 +8,20 @@ import torch
 
 from farm.config.recipes import load_recipe
 from farm.errors import SpecError
+from farm.privacy.alibi import alibi_sigma, alibi_soft_labels
+from farm.privacy.label_dp import noisy_one_hot
 from farm.spec.jobs import HubRef, Selection, TrainJob
 from farm.spec.population import PopulationSpec
-from farm.spec.recipes import DPConfig, ModelSpec, Perf, Recipe, TinyModel
+from farm.spec.recipes import DPConfig, LabelNoise, ModelSpec, Perf, Recipe, TinyModel
 from farm.training.models import read_weights
-from farm.training.train import _batches, dp_schedule, matched_recipe, poisson_batches, train
+from farm.training.train import (
+    _batches,
+    alibi_posterior,
+    dp_schedule,
+    matched_recipe,
+    poisson_batches,
+    train,
+)
 from tests.helpers import tiny_setup
 
 TINY = ModelSpec(name="tiny", tiny=TinyModel(32, 1, 2, 64), dropout=0.0)
@@ -307,3 +316,113 @@ def test_grad_clip_changes_training_and_is_in_the_key(tmp_path):
     with pytest.raises(SpecError, match="grad_clip"):
         dataclasses.replace(recipe, grad_clip=1.0, dp=DPConfig(noise_multiplier=1.0, delta=1e-5))
     assert load_recipe("mico-inf").grad_clip == 1.0 and load_recipe("mico-lo").grad_clip is None
+
+
+ALIBI = LabelNoise(epsilon=1.0, mechanism="alibi")
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_alibi_posterior_in_torch_is_the_numpy_posterior():
+    """The loop's soft labels (torch, on the logits' device) are farm.privacy.alibi's posterior with
+    the model's prediction as the prior, and carry no gradient."""
+    rng = np.random.default_rng(0)
+    z, logits = rng.normal(0.5, 1.5, (64, 2)), rng.normal(0.0, 3.0, (64, 2))
+    for sigma in (0.1, 1.0, 5.0):
+        got = alibi_posterior(
+            torch.tensor(z, dtype=torch.float32), torch.tensor(logits, requires_grad=True), sigma
+        )
+        want = alibi_soft_labels(z, _softmax(logits), sigma=sigma)
+        assert not got.requires_grad
+        assert np.allclose(got.numpy(), want, atol=1e-5)
+
+
+def test_alibi_noise_is_drawn_once_per_population_record(tmp_path, monkeypatch):
+    """Every step's targets come from the same noisy vectors, indexed by population record: fixed
+    across epochs and the same for a record whichever records it is trained with; the prior is the
+    model's prediction on the batch."""
+    import farm.training.train as loop
+
+    pop, tok, tokens = tiny_setup()
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    batches: list[np.ndarray] = []
+    real_posterior, real_pad = loop.alibi_posterior, loop.pad_batch
+
+    def spy(z, logits, sigma):
+        out = real_posterior(z, logits, sigma)
+        seen.append((z.numpy().copy(), logits.detach().numpy().copy(), out.numpy().copy()))
+        return out
+
+    monkeypatch.setattr(loop, "alibi_posterior", spy)
+    monkeypatch.setattr(loop, "pad_batch", lambda t, b: batches.append(b.copy()) or real_pad(t, b))
+    recipe = Recipe(model=TINY, epochs=2, learning_rate=1e-3, batch_size=50, label_noise=ALIBI)
+    recipe = dataclasses.replace(recipe, seed=5)
+    want = noisy_one_hot(pop.labels, ALIBI, seed=5)
+    for sel in (np.arange(0, 200), np.arange(100, 300)):
+        seen.clear()
+        batches.clear()
+        train(tokens, sel, recipe, out_dir=tmp_path / f"from_{sel[0]}", tokenizer=tok)
+        assert len(seen) == len(batches) == 2 * 4  # 2 epochs of 4 batches
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.sort(np.tile(sel, 2)))
+        for (z, logits, soft), batch in zip(seen, batches):
+            assert np.array_equal(z, want[batch].astype(np.float32))
+            prior = _softmax(logits)
+            expected = alibi_soft_labels(want[batch], prior, sigma=alibi_sigma(1.0))
+            assert np.allclose(soft, expected, atol=1e-5)
+        assert not np.allclose(seen[0][1], seen[-1][1])  # the prior moves as the model learns
+
+
+def test_alibi_training_reads_labels_only_through_the_noisy_vectors(tmp_path, monkeypatch):
+    """With the noisy vectors held fixed, flipping every true label changes nothing: the loop never
+    reads a true label (ALIBI's label-DP is post-processing of the noisy vectors)."""
+    import farm.training.train as loop
+
+    pop, tok, tokens = tiny_setup()
+    fixed = noisy_one_hot(pop.labels, ALIBI, seed=0)
+    monkeypatch.setattr(loop, "noisy_one_hot", lambda labels, noise, seed: fixed)
+    recipe = Recipe(model=TINY, epochs=1, learning_rate=1e-3, batch_size=40, label_noise=ALIBI)
+    flipped = dataclasses.replace(tokens, labels=1 - tokens.labels)
+    a = train(tokens, np.arange(N), recipe, out_dir=tmp_path / "a", tokenizer=tok)
+    b = train(flipped, np.arange(N), recipe, out_dir=tmp_path / "b", tokenizer=tok)
+    assert _close(read_weights(a), read_weights(b), atol=0)
+
+
+def test_alibi_learns_at_large_epsilon(tmp_path):
+    """At label-DP eps 8 (sigma 0.35) the noisy vectors keep the labels: a 1-layer model fits the
+    records well above chance, as without noise (test_plain_run_records_recipe_and_learns)."""
+    recipe = Recipe(
+        model=dataclasses.replace(TINY, dropout=None),
+        epochs=4,
+        learning_rate=3e-3,
+        batch_size=20,
+        label_noise=LabelNoise(epsilon=8.0, mechanism="alibi"),
+    )
+    out, meta, _ = _run(tmp_path, "alibi", recipe)
+    assert meta["recipe"]["label_noise"] == {"epsilon": 8.0, "mechanism": "alibi"}
+    from farm.training.infer import logits_of
+
+    pop, _, tokens = tiny_setup()
+    acc = (logits_of(out, tokens, np.arange(N)).argmax(1) == pop.labels[:N]).mean()
+    assert acc > 0.65
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_alibi_with_dp_without_noise_or_clipping_equals_plain_alibi(tmp_path, mode):
+    """ALIBI with DP-SGD is supported: Opacus' criterion takes the soft labels as targets, and with
+    sigma = 0 and a clip no gradient reaches, the DP run is the plain ALIBI run."""
+    plain = Recipe(
+        model=TINY,
+        epochs=1,
+        learning_rate=1e-3,
+        batch_size=30,
+        group_by_length=False,
+        label_noise=LabelNoise(epsilon=2.0, mechanism="alibi"),
+    )
+    dp = DPConfig(noise_multiplier=0.0, delta=1e-5, max_grad_norm=1e6, sampling="shuffle")
+    a = _run(tmp_path, "plain", plain)[2]
+    perf = Perf(micro_batch=16, grad_sample_mode=mode)
+    b = _run(tmp_path, "dp", dataclasses.replace(plain, dp=dp), perf)[2]
+    assert _close(a, b, atol=1e-5)
