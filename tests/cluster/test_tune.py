@@ -1,9 +1,8 @@
-"""farm tune: split honesty, trial recipes, a real Tune search on the test-sized challenge, and
-resume."""
+"""farm tune: split honesty, trial recipes and bad configs (a real search, its resume and the attack
+on its best.yaml: ``test_tune_resume``)."""
 
 from farm.cli import main
 from farm.cluster.tune import split_train_models
-from farm.config.attack import load_attack_config
 from farm.config.loading import config_path
 from farm.config.tune import load_tune_config, trial_recipe
 from farm.shadows.scenario import load_scenarios
@@ -39,51 +38,6 @@ def test_trial_recipe_variants():
     assert (
         matched.dp.target_epsilon is None and matched.steps == 3 * 61
     )  # the targets' mechanism (mini-lo at 2,920)
-
-
-def test_tune_writes_best_yaml_that_attack_consumes(local_ray, tiny_built, tmp_path, capsys):
-    out = tmp_path / "tune"
-    assert (
-        main(
-            [
-                "tune",
-                "--challenge",
-                str(tiny_built / "challenge"),
-                "--config",
-                TUNE,
-                "--out",
-                str(out),
-                "--store",
-                str(tiny_built / "store"),
-            ]
-        )
-        == 0
-    )
-    summary = capsys.readouterr().out
-    assert "| sst2_inf |" in summary and "held-out TPR@0.1 tuned" in summary
-    best = out / "sst2_inf" / "best.yaml"
-    config = load_attack_config(best)["*"]
-    assert config.plan.kind == "pool" and config.plan.shadows in (2, 4)
-    trials = (out / "sst2_inf" / "trials.csv").read_text().splitlines()
-    assert len(trials) == 1 + 3
-    assert (out / "ray_results" / "tune_sst2_inf").is_dir()  # Ray's standard results layout
-    assert (
-        main(
-            [
-                "attack",
-                "--challenge",
-                str(tiny_built / "challenge"),
-                "--config",
-                str(best),
-                "--out",
-                str(tmp_path / "attack"),
-                "--store",
-                str(tiny_built / "store"),
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "attack" / "submission.zip").is_file()
 
 
 def test_bad_tune_config(tmp_path, capsys):

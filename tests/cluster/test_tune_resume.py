@@ -1,5 +1,6 @@
 """An interrupted `farm tune` (driver and its Ray killed) resumes with Tuner.restore and completes
-the search.
+the search, whose best.yaml `farm attack` then consumes (the end-to-end check of `farm tune`: one
+search serves both, as a search is the slowest thing in the suite).
 
 Its own module, so that no other Ray instance of the test process is alive while the subprocess
 runs.
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from farm.config.attack import load_attack_config
 from tests.helpers import kill_ray_instance
 
 TUNE = "tests/data/tiny-tune.yaml"
@@ -59,6 +61,27 @@ def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
     assert "resuming" in again.stdout + again.stderr
     assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
     assert done_before >= 1
+    assert "| sst2_inf |" in again.stdout and "held-out TPR@0.1 tuned" in again.stdout
+    best = out / "sst2_inf" / "best.yaml"
+    config = load_attack_config(best)["*"]
+    assert config.plan.kind == "pool" and config.plan.shadows in (2, 4)
+    assert experiment.is_dir()  # Ray's standard results layout
+    attack = [
+        *cmd[:3],
+        "attack",
+        "--challenge",
+        str(tiny_built / "challenge"),
+        "--config",
+        str(best),
+        "--out",
+        str(tmp_path / "attack"),
+        "--store",
+        str(tmp_path / "store"),
+    ]
+    ran = subprocess.run(attack, env=env, capture_output=True, text=True, timeout=600)
+    kill_ray_instance(temp, proc.pid)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert (tmp_path / "attack" / "submission.zip").is_file()
 
 
 def _finished_trials(experiment: Path) -> int:
