@@ -13,8 +13,9 @@ attacks (LiRA, loss) see the folds only through LiRA's pooled variance (over the
 
 Which attack (``choose_attack``): the comparison protocol (``farm.attacks.protocol.choose``) on the
 references' leave-one-out scores: each reference is scored as a target by the other references,
-and the candidate of ``CANDIDATES`` with the best pooled TPR@10%FPR wins (ties: the earlier one).
-The target's member list is never read, so the choice cannot be tuned on it.
+under its own threshold as the one target is, and the candidate of ``CANDIDATES`` with the best
+mean TPR@10%FPR wins (ties: the earlier one). The target's member list is never read, so the
+choice cannot be tuned on it.
 
 Figures (``audit_target``): TPR at 10%, 1% and 0.1% FPR and AUC of the target's scores on the
 audited records (``farm.mico.scorer.score`` after ``pooled_scores``, the farm's NaN rule), with
@@ -35,7 +36,7 @@ import numpy as np
 
 from farm.attacks.intervals import Interval, bootstrap_by_record
 from farm.attacks.one_run import OneRunAudit, one_run_audit
-from farm.attacks.protocol import KEY, SELECT_ON, Scored, choose
+from farm.attacks.protocol import KEY, Scored, choose
 from farm.attacks.registry import run_attack
 from farm.attacks.signals import UNKNOWN, Signals
 from farm.errors import require
@@ -52,8 +53,8 @@ FIGURE_NAMES = {
 }
 CHOSEN = (
     "chosen by the comparison protocol on the reference models' leave-one-out scores (each "
-    "reference scored by the others; best pooled TPR@10%FPR); the target's member list is never "
-    "read"
+    "reference scored by the others under its own threshold; best mean TPR@10%FPR); the target's "
+    "member list is never read"
 )
 NO_BOUND = (
     "no epsilon lower bound: a bound from one model needs each audited record's membership decided "
@@ -134,28 +135,28 @@ class Choice:
 def choose_attack(
     signals: Signals, audited: np.ndarray, fold: np.ndarray, *, candidates: tuple = CANDIDATES
 ) -> Choice:
-    """The candidate with the best pooled TPR@10%FPR (``farm.attacks.protocol.choose``) on the
-    labelled references' leave-one-out scores of the ``audited`` records; reads no unlabelled row
-    (the target's) of ``signals.keep``. Needs two references or more."""
+    """The candidate with the best mean TPR@10%FPR over the labelled references' leave-one-out
+    scores of the ``audited`` records, each reference under its own threshold as the target is
+    scored (``farm.attacks.protocol.choose`` with one phase per reference: pooling references
+    under one threshold would penalise an uncalibrated attack for the references' differing
+    scales, which one target does not have). Reads no unlabelled row (the target's) of
+    ``signals.keep``. Needs two references or more."""
     refs = np.flatnonzero(signals.labelled)
     require(refs.size >= 2, "references", "at least 2 reference models", int(refs.size))
-    labels = [signals.keep[r, audited].astype(np.int64) for r in refs]
+    phases = [f"reference_{r}" for r in refs]
+    labels = {p: [signals.keep[r, audited].astype(np.int64)] for p, r in zip(phases, refs)}
     scored = []
     for name in candidates:
         raw = attack_scores(signals, audited, fold, attack=name, targets=refs)
-        pooled = pooled_scores(list(raw)).reshape(raw.shape)
+        scores = {p: [pooled_scores([row])] for p, row in zip(phases, raw)}
         scored.append(
             Scored(
-                name=name,
-                k=int(refs.size),
-                trainings=int(refs.size),
-                labels={SELECT_ON: labels},
-                scores={SELECT_ON: list(pooled)},
+                name=name, k=int(refs.size), trainings=int(refs.size), labels=labels, scores=scores
             )
         )
-    best = choose(scored)
+    best = choose(scored, on=phases)
     return Choice(
-        attack=best.name, rule=CHOSEN, figures={s.name: s.figure(SELECT_ON, KEY) for s in scored}
+        attack=best.name, rule=CHOSEN, figures={s.name: s.headline(phases, KEY) for s in scored}
     )
 
 
