@@ -124,3 +124,11 @@ def test_a_duplicated_canary_is_reported_as_a_group_beside_the_groups_claim(tmp_
     text = write_audit(result, tmp_path)["report"].read_text()
     assert "group of 3 records" in text and "(3, 0.000222)" in text
     assert "delta 1e-05" in text and "their maximum is not" in text
+
+
+def test_a_recipe_audit_needs_its_recipe_and_canaries(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_executor", lambda *a: pytest.fail("started an executor"))
+    args = ["audit", "--data", "synthetic:200", "--recipe", RECIPE, "--out", str(tmp_path / "o")]
+    assert cli.main(args) == 1
+    assert "--canaries: a recipe audit needs --recipe and --canaries" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
