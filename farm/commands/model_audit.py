@@ -166,6 +166,7 @@ def check_model_audit(request: ModelAuditRequest) -> ModelAudit:
             raise ConfigError(f"{flag} {value}: expected a number in (0, 1)")
     model_dir = check_model_dir(r.model)
     recipe = _recipe(r.recipe)
+    _check_length(model_dir / "config.json", recipe)
     population, data = _data(r)
     ids = data.ids if data.ids is not None else tuple(str(i) for i in range(len(data)))
     members = _positions(r.members, "--members", ids, r)
@@ -236,6 +237,18 @@ def _check_config(path: Path) -> None:
         raise ConfigError(
             f"--model {path}: id2label/num_labels: {labels} labels; the farm audits 2-label "
             "classifiers"
+        )
+
+
+def _check_length(path: Path, recipe: Recipe) -> None:
+    """The target must read records at the recipe's ``max_length`` (its position table holds at
+    least ``max_length + 2`` positions: RoBERTa's offset and the special tokens)."""
+    positions = json.loads(path.read_text()).get("max_position_embeddings")
+    if isinstance(positions, int) and recipe.max_length + 2 > positions:
+        raise ConfigError(
+            f"--model {path}: max_position_embeddings: {positions}, too few for the recipe's "
+            f"max_length {recipe.max_length} (every model reads records at the recipe's length; "
+            "give --recipe a recipe with a smaller max_length)"
         )
 
 

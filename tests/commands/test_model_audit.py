@@ -290,6 +290,7 @@ BAD = {
     "references": (lambda w, t: {"--references": "1"}, ["--references 1", ">= 2"]),
     "attack": (lambda w, t: {"--attack": "nope"}, ["--attack nope", "unknown attack"]),
     "query attack": (lambda w, t: {"--attack": "lira_queries"}, ["--attack lira_queries: needs"]),
+    "too long": (lambda w, t: {"--recipe": None}, ["max_position_embeddings: 35", "max_length 67"]),
     "base recipe": (lambda w, t: {"--recipe": "mini-inf"}, ["--recipe mini-inf", "model.name"]),
     "recipe mode": (lambda w, t: {"--model": None, "--canaries": "ood:5"}, ["--members: a mo"]),
 }
