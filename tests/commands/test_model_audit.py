@@ -341,6 +341,7 @@ def test_every_data_format_is_read_with_named_columns(world, tmp_path):
                 model=str(root / "target"),
                 data=str(path),
                 members=str(root / "members.txt"),
+                recipe=RECIPE,
                 text_column="body",
                 label_column="y",
                 id_column="id",
@@ -358,7 +359,9 @@ def test_without_an_id_column_ids_are_row_positions(world, tmp_path):
     members = [str(i) for i in world["members"]]
     path = _write(tmp_path, "members.csv", "id\n" + "\n".join(members) + "\n")
     audit = check_model_audit(
-        ModelAuditRequest(model=str(root / "target"), data=str(root / "data.csv"), members=path)
+        ModelAuditRequest(
+            model=str(root / "target"), data=str(root / "data.csv"), members=path, recipe=RECIPE
+        )
     )
     assert audit.ids[:3] == ("0", "1", "2")
     assert np.array_equal(audit.audited[audit.member == 1], world["members"])
