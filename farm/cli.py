@@ -26,9 +26,17 @@ from farm.commands.attack import attack_challenge
 from farm.commands.audit import audit_recipe, write_audit
 from farm.commands.dry_run import format_forecast, write_table
 from farm.commands.make_challenge import make_challenge
+from farm.commands.model_audit import (
+    DEFAULT_RECIPE,
+    DEFAULT_REFERENCES,
+    ModelAuditRequest,
+    audit_model,
+    check_model_audit,
+    write_model_audit,
+)
 from farm.commands.tune import run_tune
 from farm.config.attack import check_attack_inputs, load_attack_config
-from farm.config.audit import load_audit_config, recipe_audit
+from farm.config.audit import load_audit_config, parse_data, recipe_audit
 from farm.config.challenge import load_challenge_config
 from farm.config.loading import check_scenarios, config_kind, config_path, shipped
 from farm.config.tune import check_tune_inputs, load_tune_config
@@ -640,21 +648,73 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _add_audit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audit",
-        help="audit a training recipe with a canary game: epsilon lower bounds",
-        description="Recipe audit. Reads DATA (synthetic:N, or a TSV/CSV/parquet file with label "
-        "and sentence columns, a saved HF dataset or a GLUE-style folder), RECIPE (a shipped name "
-        "or a path; its model must be tiny, a directory or a hub name) and CANARIES "
-        "(KIND:COUNT[:SEED] with KIND mislabelled, ood or duplicated, or a YAML file). Trains "
-        "--runs runs on Ray, each on a seeded half of DATA plus the canaries its coins include "
-        "(jobs cached in --store), scores the canaries with every run's model and writes "
-        "OUT/audit.md, OUT/audit.json and OUT/canary_scores.csv: the one-run bound of run 0 and, "
-        "with 4 runs or more, the multi-run bounds, beside the recipe's theoretical epsilon.",
+        help="audit a training recipe (canary game: epsilon lower bounds) or a trained model "
+        "(how exposed its members are)",
+        description="Two modes. Recipe audit (--data, --recipe, --canaries, or --config naming "
+        "them): reads DATA (synthetic:N, or a TSV/CSV/parquet/JSON-lines file with label and "
+        "sentence columns, a saved HF dataset or a GLUE-style folder), RECIPE (a shipped name or a"
+        " path; its model must be tiny, a directory or a hub name; or a defence that releases one "
+        "model, PATE, with --public) and CANARIES (KIND:COUNT[:SEED] with KIND mislabelled, ood, "
+        "duplicated or relabelled -- the label-DP game --, or a YAML file). Trains --runs runs on "
+        "Ray, each on a seeded half of DATA plus the canaries its coins include (jobs cached in "
+        "--store), scores the canaries with every run's model and writes OUT/audit.md, "
+        "OUT/audit.json, OUT/canary_scores.csv and OUT/tradeoff.png: the one-run bound of run 0 "
+        "and, with 4 runs or more, the multi-run bounds, beside the recipe's theoretical epsilon "
+        "(farm plan --config prints a game's cost). Model audit (--model, --members): reads MODEL "
+        "(a Hugging Face classifier folder: config.json, model.safetensors, its tokenizer; pickle "
+        "files are refused), DATA and the member list (record ids: a text file one per line, a CSV"
+        " with an id column, or a JSON list; ids are --id-column's values, else 0-based row "
+        "positions), optionally --non-members (else every other record). Trains --references "
+        "reference models with RECIPE (default audit-reference) on seeded random halves of DATA, "
+        "runs every model over DATA (jobs cached in --store), attacks the target with the attack "
+        "the references choose (never the member list) and writes OUT/audit.md (TPR at 10/1/0.1% "
+        "FPR and AUC with bootstrap-over-records intervals, the most exposed records, an epsilon "
+        "bound only under --random-inclusion), OUT/audit.json, OUT/roc.png and "
+        "OUT/records.parquet.",
     )
-    p.add_argument("--data", required=True, metavar="DATA")
-    p.add_argument("--recipe", required=True, metavar="RECIPE")
-    p.add_argument("--canaries", required=True, metavar="CANARIES")
-    p.add_argument("--runs", type=int, default=1, help="training runs (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="the game's seed (halves of DATA)")
+    p.add_argument("--data", default=None, metavar="DATA")
+    p.add_argument(
+        "--config",
+        type=_config,
+        default=None,
+        metavar="CONFIG",
+        help="recipe audit: an audit config (data, recipe, canaries, runs, ...) instead of flags",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        metavar="RECIPE",
+        help=f"training recipe (model audit: of the references, default {DEFAULT_RECIPE})",
+    )
+    p.add_argument("--canaries", default=None, metavar="CANARIES", help="recipe audit: canaries")
+    p.add_argument("--runs", type=int, default=None, help="recipe audit: training runs (default 1)")
+    p.add_argument("--model", default=None, metavar="MODEL", help="model audit: the target folder")
+    p.add_argument("--members", default=None, metavar="FILE", help="model audit: member ids")
+    p.add_argument("--non-members", default=None, metavar="FILE", help="model audit: non-members")
+    p.add_argument("--text-column", default=None, help="DATA's text column (default: sentence)")
+    p.add_argument("--label-column", default=None, help="DATA's label column (default: label)")
+    p.add_argument("--id-column", default=None, help="model audit: DATA's record-id column")
+    p.add_argument(
+        "--references",
+        type=int,
+        default=None,
+        help=f"model audit: reference models (default {DEFAULT_REFERENCES})",
+    )
+    p.add_argument(
+        "--attack",
+        default=None,
+        help="model audit: an attack of farm.attacks.registry, or auto (default): the protocol's "
+        "choice on the references' leave-one-out scores",
+    )
+    p.add_argument(
+        "--random-inclusion",
+        action="store_true",
+        help="model audit: assert that each listed member and non-member was included by its own "
+        "fair coin, which alone makes a one-run epsilon bound valid",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="the audit's seed (halves of DATA; model audit: folds)"
+    )
     p.add_argument(
         "--delta",
         type=float,
@@ -673,7 +733,19 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_audit)
 
 
+MODEL_ONLY = ("members", "non_members", "id_column", "references", "attack", "random_inclusion")
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _cmd_model_audit(args)
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in MODEL_ONLY
+        if getattr(args, name) is not None and getattr(args, name) is not False
+    ]
+    if given:
+        raise ConfigError(f"{given[0]}: a model-audit flag; a model audit needs --model")
     audit = _recipe_audit(args)  # every input checked before Ray starts or any job runs
     executor = _executor(args, args.out / "store")
     result = audit_recipe(audit, executor)
@@ -684,12 +756,66 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
-    return recipe_audit(
+def _cmd_model_audit(args: argparse.Namespace) -> int:
+    pairs = (("--canaries", args.canaries), ("--runs", args.runs))
+    mixed = [flag for flag, value in pairs if value is not None]
+    if mixed:
+        raise ConfigError(
+            f"--model with {mixed[0]}: two modes; give --model and --members (model audit) or "
+            "--recipe and --canaries (recipe audit)"
+        )
+    if args.members is None or args.data is None:
+        flag = "--members FILE (the member ids)" if args.data else "--data DATA"
+        raise ConfigError(f"--model: a model audit needs {flag}")
+    if args.config is not None:
+        raise ConfigError("--model with --config: an audit config describes a recipe audit")
+    recipe = args.recipe or DEFAULT_RECIPE
+    request = ModelAuditRequest(
+        model=args.model,
         data=args.data,
+        members=args.members,
+        non_members=args.non_members,
+        recipe=recipe,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        id_column=args.id_column,
+        references=DEFAULT_REFERENCES if args.references is None else args.references,
+        seed=args.seed,
+        attack=args.attack or "auto",
+        random_inclusion=args.random_inclusion,
+        delta=1e-5 if args.delta is None else args.delta,
+        confidence=args.confidence,
+    )
+    audit = check_model_audit(request)  # every input checked before Ray starts or any job runs
+    executor = _executor(args, args.out / "store")
+    paths = write_model_audit(audit_model(audit, executor), args.out)
+    print(paths["report"].read_text(), end="")
+    _wrote(**paths, store=executor.store.uri)
+    _jobs_line(executor)
+    return 0
+
+
+def _recipe_audit(args: argparse.Namespace) -> RecipeAudit:
+    if args.config is not None:
+        given = [f for f, v in (("--data", args.data), ("--recipe", args.recipe)) if v]
+        given += [f for f, v in (("--canaries", args.canaries), ("--runs", args.runs)) if v]
+        if given:
+            raise ConfigError(f"--config with {given[0]}: the config holds the whole game")
+        return load_audit_config(args.config)
+    missing = [f for f, v in (("--data", args.data), ("--recipe", args.recipe)) if not v]
+    missing += ["--canaries"] if not args.canaries else []
+    if missing:
+        raise ConfigError(
+            f"{missing[0]}: a recipe audit needs --data, --recipe and --canaries, or --config "
+            "(or --model for a model audit)"
+        )
+    columns = {"text_column": args.text_column, "label_column": args.label_column}
+    data = {**parse_data(args.data), **{k: v for k, v in columns.items() if v is not None}}
+    return recipe_audit(
+        data=data,
         recipe=args.recipe,
         canaries=args.canaries,
-        runs=args.runs,
+        runs=1 if args.runs is None else args.runs,
         seed=args.seed,
         delta=args.delta,
         confidence=args.confidence,

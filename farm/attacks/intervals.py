@@ -100,6 +100,35 @@ def bootstrap_by_model(
     return {k: Interval(float(point[k]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)}
 
 
+def bootstrap_by_record(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    keys: Sequence[str] = INTERVAL_KEYS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Percentile bootstrap intervals over the *records* of one model: ``bootstrap_by_model`` with
+    each record its own unit (``labels`` 0/1 and finite ``scores``, one per record).
+
+    For one target model (``farm audit --model``), where no model can be resampled: the interval
+    shows how the figure moves with the sample of records, the model held fixed. It is narrower
+    than a model bootstrap would be, since it leaves out how another training run would score the
+    same records; fewer than ``MIN_MODELS`` records give no interval."""
+    y, s = np.ravel(labels), np.ravel(scores)
+    if y.shape != s.shape:
+        raise ValueError(f"one score per record: {y.size} labels, {s.size} scores")
+    return bootstrap_by_model(
+        list(y.reshape(-1, 1)),
+        list(s.reshape(-1, 1)),
+        keys=keys,
+        n_boot=n_boot,
+        level=level,
+        seed=seed,
+    )
+
+
 def _replicates(
     y: list[np.ndarray],
     s: list[np.ndarray],

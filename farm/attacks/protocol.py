@@ -59,16 +59,28 @@ class Scored:
 
 
 def choose(
-    candidates: Sequence[Scored], *, on: str = SELECT_ON, budget: int | None = None, key: str = KEY
+    candidates: Sequence[Scored],
+    *,
+    on: str | Sequence[str] = SELECT_ON,
+    budget: int | None = None,
+    key: str = KEY,
 ) -> Scored:
     """The candidate with the best figure on phase ``on`` (the labelled models' leave-one-out
     scores), among those using at most ``budget`` trainings; ties go to fewer trainings, then to the
-    earlier candidate. Reads no other phase, so dev and final answers cannot steer it.
-    ``ValueError`` when no candidate qualifies."""
-    pool = [c for c in candidates if on in c.scores and (budget is None or c.trainings <= budget)]
+    earlier candidate. ``on`` may name several phases: then the figure is their mean, each phase
+    under its own threshold (``Scored.headline``). Reads no other phase, so dev and final answers
+    cannot steer it. ``ValueError`` when no candidate qualifies."""
+    phases = [on] if isinstance(on, str) else list(on)
+    pool = [
+        c
+        for c in candidates
+        if all(p in c.scores for p in phases) and (budget is None or c.trainings <= budget)
+    ]
     if not pool:
         raise ValueError(f"no candidate is scored on {on!r} within a budget of {budget} trainings")
-    best = max(range(len(pool)), key=lambda i: (pool[i].figure(on, key), -pool[i].trainings, -i))
+    best = max(
+        range(len(pool)), key=lambda i: (pool[i].headline(phases, key), -pool[i].trainings, -i)
+    )
     return pool[best]
 
 

@@ -1,7 +1,8 @@
 """A population spec: where a challenge's ordered records come from. Pure.
 
 Sources (``farm.training.data`` builds them): ``synthetic`` (``n`` records from ``seed``),
-``file`` (``path``; once pinned, ``sha256``: the fingerprint of its data), ``glue-sst2``; any source
+``file`` (``path``; once pinned, ``sha256``: the fingerprint of its data; optionally
+``text_column`` and ``label_column``, the columns records are read from), ``glue-sst2``; any source
 takes a ``subset`` (``n`` positions from ``offset`` of a permutation seeded by ``seed``) and
 ``canaries`` (``CanarySpec``: records planted to audit a training, appended after the subset;
 ``farm.attacks.canaries``).
@@ -81,8 +82,13 @@ class PopulationFields:
     description: str = ""
     sha256: str | None = None
     canaries: CanarySpec | None = None
+    text_column: str | None = None  # None: the first of sentence, content, text the data has
+    label_column: str | None = None  # None: label
 
     def __post_init__(self) -> None:
+        for key in ("text_column", "label_column"):
+            value = getattr(self, key)
+            require(value is None or bool(value), key, "a column name", value)
         require(
             self.source != "synthetic" or (self.n or 0) >= 1,
             "n",
@@ -157,6 +163,17 @@ class PopulationSpec:
     def canaries(self) -> CanarySpec | None:
         """Canaries appended to the records (after any ``subset``), or None."""
         return self._fields.canaries
+
+    @property
+    def text_column(self) -> str | None:
+        """The column records' text is read from (None: the loader's default, the first of
+        ``sentence``, ``content``, ``text``). Part of the key when set: it changes the records."""
+        return self._fields.text_column
+
+    @property
+    def label_column(self) -> str | None:
+        """The column labels are read from (None: ``label``). Part of the key when set."""
+        return self._fields.label_column
 
     @property
     def known(self) -> bool:

@@ -10,9 +10,11 @@ A record's identity is its position in the population. Sources (the ``population
   reachable. A release tree's default; an ``assets.population`` of source ``file`` (GLUE's
   ``train.tsv`` and ``dev.tsv``) reads a local copy instead and reaches no hub.
 * ``{"source": "file", "path": P}``: a TSV with a header (``label``/``sentence`` columns), a CSV, a
-  parquet file, a saved HF dataset directory (a ``DatasetDict`` is read as train then validation),
-  or a GLUE-style folder holding ``train.tsv`` and ``dev.tsv`` (read in that order, e.g.
-  ``shared/data/sst2``).
+  parquet file, JSON lines (``.jsonl``, or ``.json``: JSON lines or one array of objects), a
+  ``datasets.save_to_disk`` directory (a ``DatasetDict`` is read as train then validation, or as
+  its only split), or a GLUE-style folder holding ``train.tsv`` and ``dev.tsv`` (read in that
+  order, e.g. ``shared/data/sst2``). ``text_column`` / ``label_column`` name the columns (default:
+  the first of ``sentence``, ``content``, ``text``; ``label``); labels are integers.
 * ``{"source": "synthetic", "n": N, "seed": S}``: the project's own corpus
   (``farm.training.synthetic``).
 
@@ -20,6 +22,9 @@ Any source takes an optional ``"subset": {"n": K, "seed": S, "offset": O}``: pos
 ``O .. O+K-1`` of a seeded permutation, kept in population order (equal seeds and disjoint ranges
 give disjoint subsets). A ``"canaries"`` block appends audit canaries after the subset
 (``farm.attacks.canaries``).
+
+Records may also carry ids (``load_population(..., id_column=...)``: a column's values as strings,
+``Population.ids``); ids name records without changing them, so they are no part of a spec or key.
 """
 
 from __future__ import annotations
@@ -41,54 +46,87 @@ TEXT_COLUMNS = ("sentence", "content", "text")  # GLUE's SST-2 dev.tsv names it 
 
 @dataclass(frozen=True)
 class Population:
-    """Ordered records: ``sentences[i]`` with ``labels[i]`` (int64, 1 = positive)."""
+    """Ordered records: ``sentences[i]`` with ``labels[i]`` (int64, 1 = positive); ``ids[i]`` its
+    id as a string when an id column was read, else ``ids`` is None."""
 
     sentences: tuple[str, ...]
     labels: np.ndarray
     spec: PopulationSpec | None = None
+    ids: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.sentences)
 
 
-def load_population(spec: PopulationSpec, *, base_dir: str | Path | None = None) -> Population:
-    """Build the population a spec describes; relative file paths resolve against ``base_dir``."""
+def load_population(
+    spec: PopulationSpec, *, base_dir: str | Path | None = None, id_column: str | None = None
+) -> Population:
+    """Build the population a spec describes; relative file paths resolve against ``base_dir``.
+    ``id_column``: also read that column's values as the records' ids (``Population.ids``; a
+    canary's id is ``canary:<i>``). ``ConfigError`` naming the file and the column when a named
+    column is missing or labels are not integers."""
+    columns = Columns(text=spec.text_column, label=spec.label_column, id=id_column)
     if spec.source == "synthetic":
         assert spec.n is not None  # PopulationSpec checks it
+        if id_column is not None:
+            raise ConfigError(f"a synthetic population has no id column (asked for {id_column!r})")
         sentences, labels = synthetic_corpus(spec.n, spec.seed)
+        table = Table(list(sentences), np.asarray(labels), None)
     elif spec.source == "glue-sst2":
-        sentences, labels = _load_glue_sst2()
+        table = _load_glue_sst2(columns)
     elif spec.source == "file":
         path = Path(str(spec.path)).expanduser()
         path = path if path.is_absolute() or base_dir is None else Path(base_dir) / path
-        sentences, labels = _load_path(path)
+        table = _load_path(path, columns)
     else:
         raise ConfigError(
             f"population source must be synthetic, glue-sst2 or file, got {spec.source!r}"
         )
-    sentences, labels = _subset(list(sentences), np.asarray(labels, dtype=np.int64), spec.subset)
+    keep = _subset(len(table.sentences), spec.subset)
+    sentences = table.sentences if keep is None else [table.sentences[i] for i in keep]
+    labels = np.asarray(table.labels, dtype=np.int64)
+    labels = labels if keep is None else labels[keep]
+    ids = table.ids if keep is None or table.ids is None else [table.ids[i] for i in keep]
     if spec.canaries is not None:
         extra, extra_labels, _ = make_canaries(sentences, labels, spec.canaries)
         sentences, labels = [*sentences, *extra], np.concatenate([labels, extra_labels])
-    return Population(tuple(sentences), labels, spec)
+        ids = None if ids is None else [*ids, *(f"canary:{i}" for i in range(len(extra)))]
+    return Population(tuple(sentences), labels, spec, None if ids is None else tuple(ids))
 
 
-def _subset(
-    sentences: list[str], labels: np.ndarray, subset: Subset | None
-) -> tuple[list[str], np.ndarray]:
+@dataclass(frozen=True)
+class Columns:
+    """Which columns a table's records come from: ``text`` (None: the first of ``TEXT_COLUMNS``
+    present), ``label`` (None: ``label``) and ``id`` (None: no ids read)."""
+
+    text: str | None = None
+    label: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Records as read from a source, before any subset: texts, labels, ids (None: not read)."""
+
+    sentences: list[str]
+    labels: np.ndarray
+    ids: list[str] | None
+
+
+def _subset(n_records: int, subset: Subset | None) -> np.ndarray | None:
+    """The positions a ``subset`` keeps, in population order (None: every record)."""
     if subset is None:
-        return sentences, labels
+        return None
     n, offset = subset.n, subset.offset
-    if not 0 < n <= len(sentences) - offset or offset < 0:
+    if not 0 < n <= n_records - offset or offset < 0:
         raise ConfigError(
-            f"population subset n={n} offset={offset} must fit in {len(sentences)} records"
+            f"population subset n={n} offset={offset} must fit in {n_records} records"
         )
-    perm = np.random.default_rng(subset.seed).permutation(len(sentences))
-    keep = np.sort(perm[offset : offset + n])
-    return [sentences[i] for i in keep], labels[keep]
+    perm = np.random.default_rng(subset.seed).permutation(n_records)
+    return np.sort(perm[offset : offset + n])
 
 
-def _load_glue_sst2() -> tuple[list[str], np.ndarray]:
+def _load_glue_sst2(columns: Columns) -> Table:
     # lazy: datasets loads pyarrow and its hub client only when a dataset is read
     import datasets
 
@@ -103,45 +141,57 @@ def _load_glue_sst2() -> tuple[list[str], np.ndarray]:
             "pointing at a local copy instead (for a release tree: assets: {population: {source: "
             "file, path: ...}})"
         ) from exc
-    return _from_dataset_dict(ds, "glue/sst2")
+    return _from_dataset_dict(ds, "glue/sst2", columns)
 
 
-def _from_dataset_dict(ds: Any, where: str) -> tuple[list[str], np.ndarray]:
+def _from_dataset_dict(ds: Any, where: str, columns: Columns) -> Table:
     if hasattr(ds, "keys"):
-        missing = [s for s in ("train", "validation") if s not in ds]
-        if missing:
-            raise ConfigError(f"{where}: dataset lacks split(s) {missing}")
-        parts = [ds["train"], ds["validation"]]
+        names = list(ds.keys())
+        if len(names) == 1:
+            parts = [ds[names[0]]]
+        else:
+            missing = [s for s in ("train", "validation") if s not in ds]
+            if missing:
+                raise ConfigError(f"{where}: dataset lacks split(s) {missing}")
+            parts = [ds["train"], ds["validation"]]
     else:
         parts = [ds]
-    sentences = [s for part in parts for s in part["sentence"]]
-    labels = np.asarray([y for part in parts for y in part["label"]], dtype=np.int64)
-    return sentences, labels
+    text, label, id_ = _columns_of(list(parts[0].column_names), columns, where)
+    sentences = [str(s) for part in parts for s in part[text]]
+    labels = _integer_labels([y for part in parts for y in part[label]], where, label)
+    ids = [_id(v) for part in parts for v in part[id_]] if id_ else None
+    return Table(sentences, labels, ids)
 
 
-def _load_path(path: Path) -> tuple[list[str], np.ndarray]:
+def _load_path(path: Path, columns: Columns) -> Table:
     if path.is_dir() and (path / "train.tsv").is_file():
-        s1, y1 = _load_table(path / "train.tsv")
-        s2, y2 = (
-            _load_table(path / "dev.tsv")
-            if (path / "dev.tsv").is_file()
-            else ([], np.zeros(0, np.int64))
+        tables = [_load_table(path / "train.tsv", columns)]
+        if (path / "dev.tsv").is_file():
+            tables.append(_load_table(path / "dev.tsv", columns))
+        ids = [i for t in tables for i in t.ids or ()] if columns.id else None
+        return Table(
+            [s for t in tables for s in t.sentences],
+            np.concatenate([t.labels for t in tables]),
+            ids,
         )
-        return s1 + s2, np.concatenate([y1, y2])
     if path.is_dir():
         # lazy: datasets loads pyarrow and its hub client only when a dataset is read
         import datasets
 
         try:
-            return _from_dataset_dict(datasets.load_from_disk(str(path)), str(path))
+            data = datasets.load_from_disk(str(path))
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(f"{path}: not a saved Hugging Face dataset ({exc})") from exc
+        return _from_dataset_dict(data, str(path), columns)
     if not path.is_file():
         raise ConfigError(f"{path}: population file not found")
-    return _load_table(path)
+    return _load_table(path, columns)
 
 
-def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
+TABLE_SUFFIXES = (".tsv", ".csv", ".parquet", ".jsonl", ".json")
+
+
+def _load_table(path: Path, columns: Columns) -> Table:
     # lazy: pandas loads only to write or read a table
     import pandas as pd
 
@@ -149,23 +199,82 @@ def _load_table(path: Path) -> tuple[list[str], np.ndarray]:
         ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3, dtype=str, keep_default_na=False),
         ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False),
         ".parquet": pd.read_parquet,
+        ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
+        ".json": lambda p: pd.read_json(p, lines=not _json_array(p), dtype=False),
     }
     if path.suffix not in readers:
         raise ConfigError(
-            f"{path}: unsupported population file type (expected .tsv, .csv or .parquet)"
-        )
-    frame = readers[path.suffix](path)
-    text = next((c for c in TEXT_COLUMNS if c in frame.columns), None)
-    if text is None or "label" not in frame.columns:
-        raise ConfigError(
-            f"{path}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), found "
-            f"{list(frame.columns)}"
+            f"{path}: unsupported population file type (expected {', '.join(TABLE_SUFFIXES)})"
         )
     try:
-        labels = frame["label"].astype(np.int64).to_numpy()
+        frame = readers[path.suffix](path)
     except ValueError as exc:
-        raise ConfigError(f"{path}: labels must be integers ({exc})") from exc
-    return [str(s) for s in frame[text]], labels
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ConfigError(f"{path}: unreadable as {path.suffix[1:]} ({reason})") from exc
+    text, label, id_ = _columns_of([str(c) for c in frame.columns], columns, str(path))
+    labels = _integer_labels(frame[label].tolist(), str(path), label)
+    ids = [_id(v) for v in frame[id_]] if id_ else None
+    return Table([str(s) for s in frame[text]], labels, ids)
+
+
+def _json_array(path: Path) -> bool:
+    """Whether a ``.json`` file holds one JSON array (else it is read as JSON lines)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    return head.startswith(b"[")
+
+
+def _columns_of(found: list[str], columns: Columns, where: str) -> tuple[str, str, str | None]:
+    """``(text, label, id)`` column names of a table with columns ``found``; ``ConfigError`` naming
+    ``where`` and the missing column."""
+    if (
+        columns.text is None
+        and columns.label is None
+        and ("label" not in found or not any(c in found for c in TEXT_COLUMNS))
+    ):
+        raise ConfigError(
+            f"{where}: needs a 'label' column and a text column ({', '.join(TEXT_COLUMNS)}), found "
+            f"{found}"
+        )
+    text = columns.text or next((c for c in TEXT_COLUMNS if c in found), None)
+    if text is None or text not in found:
+        wanted = repr(text) if text else f"one of {', '.join(TEXT_COLUMNS)}"
+        raise ConfigError(f"{where}: no text column {wanted} (text_column); columns: {found}")
+    label = columns.label or "label"
+    if label not in found:
+        raise ConfigError(f"{where}: no label column {label!r} (label_column); columns: {found}")
+    if columns.id is not None and columns.id not in found:
+        raise ConfigError(f"{where}: no id column {columns.id!r}; columns: {found}")
+    return text, label, columns.id
+
+
+def _integer_labels(values: list[Any], where: str, column: str) -> np.ndarray:
+    """``values`` as int64 (integers, integral floats, or strings of integers); ``ConfigError``
+    naming ``where`` and ``column`` at the first other value."""
+    out = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values):
+        try:
+            out[i] = _integer(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(
+                f"{where}: labels must be integers (label_column {column!r}), found {value!r}"
+            ) from None
+    return out
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool | int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return int(str(value).strip())
+
+
+def _id(value: Any) -> str:
+    """A record id as a string (an integer id ``3`` reads ``"3"``, as a member list writes it)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True)

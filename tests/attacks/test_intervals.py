@@ -156,3 +156,13 @@ def test_headline_bootstrap_is_the_paired_bootstraps_a_side():
     assert got.value == paired.a and got.lo <= got.value <= got.hi and got.lo < got.hi
     few = headline_bootstrap({"dev": (phases["dev"][0][:3], phases["dev"][1][:3])}, n_boot=100)
     assert not few.known
+
+
+def test_the_record_bootstrap_is_the_model_bootstrap_with_each_record_a_unit():
+    from farm.attacks.intervals import bootstrap_by_model, bootstrap_by_record
+
+    rng = np.random.default_rng(5)
+    y, s = rng.integers(0, 2, 80), rng.normal(size=80)
+    by_record = bootstrap_by_record(y, s, n_boot=100)
+    assert by_record == bootstrap_by_model(list(y[:, None]), list(s[:, None]), n_boot=100)
+    assert by_record["AUC"].known and not bootstrap_by_record(y[:4], s[:4])["AUC"].known

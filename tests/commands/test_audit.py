@@ -209,3 +209,14 @@ def test_a_pate_game_scores_the_student_and_tests_pates_claim(tmp_path):
     eps, delta = unit_claim(result)
     assert eps == 2 * result.privacy["epsilon"]  # a label change is a substitution
     assert 0 <= result.one_run[0].epsilon
+
+
+def test_a_recipe_audit_needs_its_recipe_and_canaries(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_executor", lambda *a: pytest.fail("started an executor"))
+    args = ["audit", "--data", "synthetic:200", "--recipe", RECIPE, "--out", str(tmp_path / "o")]
+    assert cli.main(args) == 1
+    assert (
+        "--canaries: a recipe audit needs --data, --recipe and --canaries"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()

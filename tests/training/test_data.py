@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,58 @@ def test_dynamic_padding():
 def test_tokenize_truncates():
     pop, tok, _ = tiny_setup()
     assert tokenize(pop, tok, 8).lengths.max() == 8
+
+
+def _write_formats(tmp_path):
+    """One small table (id, body, y) in every format a file population reads."""
+    import datasets
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"id": ["r1", "r2", "r3"], "body": ["good film ", "bad, film", "a 'quoted' one"]}
+    )
+    frame["y"] = [1, 0, 1]
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.to_json(tmp_path / "d.json", orient="records")  # one JSON array
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "d_ds"))
+    only = datasets.DatasetDict({"train": datasets.Dataset.from_pandas(frame)})
+    only.save_to_disk(str(tmp_path / "d_dict"))  # a DatasetDict of one split reads as that split
+    return frame
+
+
+@pytest.mark.parametrize(
+    "name", ["d.csv", "d.tsv", "d.parquet", "d.jsonl", "d.json", "d_ds", "d_dict"]
+)
+def test_every_format_reads_named_columns_and_ids(tmp_path, name):
+    frame = _write_formats(tmp_path)
+    spec = {"source": "file", "path": str(tmp_path / name), "text_column": "body"}
+    pop = load_population(PopulationSpec.of({**spec, "label_column": "y"}), id_column="id")
+    assert list(pop.sentences) == list(frame["body"]) and pop.labels.tolist() == [1, 0, 1]
+    assert pop.ids == ("r1", "r2", "r3")
+    assert load_population(PopulationSpec.of({**spec, "label_column": "y"})).ids is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "id_column", "message"),
+    [
+        ({"text_column": "text"}, None, "d.csv: no text column 'text' (text_column); columns"),
+        ({"text_column": "body"}, None, "d.csv: no label column 'label' (label_column)"),
+        ({"text_column": "body", "label_column": "id"}, None, "labels must be integers"),
+        ({"text_column": "body", "label_column": "y"}, "key", "d.csv: no id column 'key'"),
+    ],
+)
+def test_a_missing_column_is_named_with_its_file(tmp_path, spec, id_column, message):
+    _write_formats(tmp_path)
+    spec = PopulationSpec.of({"source": "file", "path": str(tmp_path / "d.csv"), **spec})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_population(spec, id_column=id_column)
+
+
+def test_named_columns_enter_the_key_only_when_given():
+    plain = PopulationSpec.of({"source": "file", "path": "/d.csv"})
+    named = PopulationSpec.of({"source": "file", "path": "/d.csv", "text_column": "body"})
+    assert plain.identity() == {"source": "file", "path": "/d.csv"}
+    assert named.identity()["text_column"] == "body" and named.text_column == "body"
