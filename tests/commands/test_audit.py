@@ -220,3 +220,16 @@ def test_a_recipe_audit_needs_its_recipe_and_canaries(tmp_path, monkeypatch, cap
         in capsys.readouterr().err
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_farm_audit_takes_the_game_from_a_config_and_refuses_mixing(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "game.yaml"
+    config.write_text(f"data: synthetic:200\nrecipe: {RECIPE}\ncanaries: ood:20:1\nruns: 2\n")
+    out = str(tmp_path / "o")
+    args = cli.build_parser().parse_args(["audit", "--config", str(config), "--out", out])
+    assert cli._recipe_audit(args) == load_audit_config(config)
+    monkeypatch.setattr(cli, "_executor", lambda *a: pytest.fail("started an executor"))
+    mixed = ["audit", "--config", str(config), "--runs", "3", "--out", out]
+    assert cli.main(mixed) == 1
+    assert "--config with --runs: the config holds the whole game" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
