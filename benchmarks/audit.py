@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,22 +67,35 @@ def dp_recipe(epsilon: float, **changes: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def noise_off() -> Iterator[None]:
-    """Opacus adds no noise inside this block (its clipping is unchanged): a broken DP-SGD."""
-    # lazy: torch and Opacus load only for the section that patches them
+def noise_off() -> Iterator[list[int]]:
+    """Opacus adds no noise inside this block (its clipping is unchanged): a broken DP-SGD. Every
+    Opacus optimizer module that imported ``_generate_noise`` by name is patched (the ghost-clipping
+    optimizer has its own reference). Yields a one-item list counting the patched calls, so a
+    caller can tell the patch took effect."""
+    # lazy: torch and Opacus load only for the section that patches them (and the optimizers'
+    # modules must be loaded before they can be patched)
+    import opacus.optimizers  # noqa: F401
     import torch
-    from opacus.optimizers import optimizer
 
-    original = optimizer._generate_noise
+    calls = [0]
 
     def zeros(std: float, reference: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        calls[0] += 1
         return torch.zeros_like(reference)
 
-    optimizer._generate_noise = zeros
+    patched = {
+        name: module
+        for name, module in sys.modules.items()
+        if name.startswith("opacus.optimizers") and hasattr(module, "_generate_noise")
+    }
+    originals = {name: module._generate_noise for name, module in patched.items()}
+    for module in patched.values():
+        module._generate_noise = zeros
     try:
-        yield
+        yield calls
     finally:
-        optimizer._generate_noise = original
+        for name, module in patched.items():
+            module._generate_noise = originals[name]
 
 
 def run_game(out: Path, store: str, **inputs: Any) -> tuple[AuditResult, float]:
@@ -117,7 +131,7 @@ def power(out: Path) -> list[dict[str, Any]]:
 
 
 def noise_off_section(out: Path) -> list[dict[str, Any]]:
-    with noise_off():
+    with noise_off() as calls:
         result, wall = run_game(
             out,
             "store-noise-off",
@@ -132,6 +146,7 @@ def noise_off_section(out: Path) -> list[dict[str, Any]]:
             "claim": claim_text(result),
             "one-run bound": f"{head.epsilon:.2f}",
             "flagged (bound > 1)": head.epsilon > 1,
+            "noise draws zeroed": calls[0],
             "wall_s": round(wall),
         }
     ]
