@@ -130,6 +130,6 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     shipped_yaml = ROOT / "farm" / "config" / "shipped"
     recipes, configs = (
         sum(len(list((shipped_yaml / kind).glob("*.yaml"))) for kind in kinds)
-        for kinds in (("recipes", "defences"), ("challenge", "attack", "tune"))
+        for kinds in (("recipes", "defences"), ("challenge", "attack", "tune", "audit"))
     )
     assert (len(loaded["recipes"]), len(loaded["configs"])) == (recipes, configs), loaded
