@@ -15,6 +15,7 @@ Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,15 +171,20 @@ def split_model(
     n_total: int = MICO_N_TOTAL,
     len_training: int = MICO_LEN_TRAINING,
     len_challenge: int = MICO_LEN_CHALLENGE,
+    shuffle: Callable[[int, int], np.ndarray] = mico_shuffle,
 ) -> ModelSplit:
-    """Rebuild one model's splits bit-exactly from its seeds (see the module docstring)."""
+    """Rebuild one model's splits bit-exactly from its seeds (see the module docstring).
+
+    ``shuffle(seed, n)`` computes the two big shuffles (P and Q); it must return exactly what
+    ``mico_shuffle`` returns (``farm.store.shuffles`` passes a disk cache of it). R, of ``2m``
+    records, is always computed."""
     check_constants(n_total, len_training, len_challenge)
     m = int(len_challenge)
-    perm = mico_shuffle(_as_int(seed_challenge, "seed_challenge"), n_total)
+    perm = shuffle(_as_int(seed_challenge, "seed_challenge"), int(n_total))
     challenge, rest = perm[: 2 * m], perm[2 * m :]
     training = evaluation = nonmember = member = solution = None
     if seed_training is not None:
-        q = mico_shuffle(_as_int(seed_training, "seed_training"), rest.size)
+        q = shuffle(_as_int(seed_training, "seed_training"), int(rest.size))
         training, evaluation = rest[q[: len_training - m]], rest[q[len_training - m :]]
     if seed_membership is not None:
         r = mico_shuffle(_as_int(seed_membership, "seed_membership"), 2 * m)
