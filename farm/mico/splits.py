@@ -15,6 +15,7 @@ Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,16 +43,21 @@ def mt19937_raw(seed: int, count: int) -> np.ndarray:
 
 
 def _raw32(seed: int, count: int) -> np.ndarray:
-    """``mt19937_raw`` as uint32."""
+    """``mt19937_raw`` as uint32, drawn from one bit generator reused under a lock (building one
+    costs more than a small shuffle)."""
     key = np.empty(624, dtype=np.uint32)
     x = seed & 0xFFFFFFFF
     key[0] = x
     for i in range(1, 624):  # init_genrand (Matsumoto & Nishimura's 2002 seeding)
         x = (1812433253 * (x ^ (x >> 30)) + i) & 0xFFFFFFFF
         key[i] = x
-    gen = np.random.MT19937(0)  # any seed: the state is replaced next
-    gen.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": 624}}
-    return gen.random_raw(count).astype(np.uint32)
+    with _GEN_LOCK:
+        _GEN.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": 624}}
+        return _GEN.random_raw(count).astype(np.uint32)
+
+
+_GEN = np.random.MT19937(0)  # any seed: _raw32 replaces the state before every draw
+_GEN_LOCK = threading.Lock()
 
 
 def mico_shuffle(seed: int, n: int) -> np.ndarray:
