@@ -34,6 +34,7 @@ from farm.mico.splits import (
     split_model,
 )
 from farm.store.atomic import atomic_write_text
+from farm.store.shuffles import cached_shuffle
 
 PHASES = ("train", "dev", "final")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -187,7 +188,8 @@ class ModelEntry:
     forgotten: np.ndarray | None = None
 
     def split(self, constants: ChallengeConstants) -> ModelSplit:
-        """This model's splits under the challenge's constants."""
+        """This model's splits under the challenge's constants; the big shuffles go through the
+        disk cache ``farm.store.shuffles`` (a rerun reads them)."""
         return split_model(
             self.seed_challenge,
             self.seed_training,
@@ -195,6 +197,7 @@ class ModelEntry:
             n_total=constants.n_total,
             len_training=constants.len_training,
             len_challenge=constants.len_challenge,
+            shuffle=cached_shuffle,
         )
 
 

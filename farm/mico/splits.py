@@ -15,6 +15,8 @@ Pure numpy. The rules (from the MICO release, see ``mico-sst2-facts.md``):
 from __future__ import annotations
 
 import numbers
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,21 +30,53 @@ MICO_LEN_CHALLENGE = 100
 
 def mt19937_raw(seed: int, count: int) -> np.ndarray:
     """The first ``count`` raw 32-bit outputs of MT19937 seeded with
-    ``init_genrand(seed & 0xFFFFFFFF)``.
+    ``init_genrand(seed & 0xFFFFFFFF)``, as int64.
 
-    numpy's legacy ``RandomState`` seeds an integer with init_genrand, and its full-range uint32
-    draw returns the raw tempered output unchanged (checked in tests against a plain-Python
-    MT19937).
+    The state is seeded here by the standard ``init_genrand`` recurrence and handed to numpy's
+    ``MT19937`` bit generator, whose ``random_raw`` returns the tempered 32-bit outputs unchanged
+    (checked in tests against a plain-Python MT19937): one C call for all ``count`` draws.
 
     >>> int(mt19937_raw(5489, 1)[0])
     3499211612
     """
-    state = np.random.RandomState(int(seed) & 0xFFFFFFFF)
-    return state.randint(0, 2**32, size=count, dtype=np.uint32).astype(np.int64)
+    return _raw32(int(seed), int(count)).astype(np.int64)
+
+
+def _raw32(seed: int, count: int) -> np.ndarray:
+    """``mt19937_raw`` as uint32, drawn from one bit generator reused under a lock (building one
+    costs more than a small shuffle)."""
+    key = np.empty(624, dtype=np.uint32)
+    x = seed & 0xFFFFFFFF
+    key[0] = x
+    for i in range(1, 624):  # init_genrand (Matsumoto & Nishimura's 2002 seeding)
+        x = (1812433253 * (x ^ (x >> 30)) + i) & 0xFFFFFFFF
+        key[i] = x
+    with _GEN_LOCK:
+        _GEN.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": 624}}
+        return _GEN.random_raw(count).astype(np.uint32)
+
+
+_GEN = np.random.MT19937(0)  # any seed: _raw32 replaces the state before every draw
+_GEN_LOCK = threading.Lock()
 
 
 def mico_shuffle(seed: int, n: int) -> np.ndarray:
-    """MICO's swap shuffle of ``range(n)`` driven by MT19937(seed); returns int64 of shape ``[n]``.
+    """MICO's swap shuffle of ``range(n)`` driven by MT19937(seed); returns int64 of shape ``[n]``,
+    bit for bit what the sequential loop (``for i in 0..n-2: swap i, i + r_i mod (n - i)``)
+    gives, computed without a Python loop over ``n``.
+
+    Why it is exact. Step ``i`` swaps positions ``i`` and ``j_i = i + z_i >= i``. (a) No step after
+    ``i`` touches position ``i`` (step ``k > i`` touches ``k`` and ``j_k >= k``), so ``perm[i]`` is
+    the value at ``j_i`` just before step ``i``. (b) Before step ``p``, position ``p`` changes only
+    as the target ``j_k`` of a step ``k < p``, which moves there ``pre[k]``, the value at ``k`` just
+    before step ``k``. So the value at ``p`` just before step ``t <= p`` is ``pre[k]`` for
+    the last step ``k < t`` with ``j_k = p``, or ``p`` if there is none. Hence ``pre[p] =
+    pre[L(p)]`` with ``L(p)`` the last step ``k < p`` targeting ``p`` (``pre[p] = p`` if none),
+    ``perm[i] = pre[k]`` for the last step ``k < i`` with ``j_k = j_i`` (``j_i`` if none; a no-op
+    ``z_i = 0`` gives ``pre[i]``), and ``perm[n-1] = pre[n-1]``. One sort of the keys
+    ``(j_i, i)`` groups the steps by target in step order; ``pre`` follows the chains ``p -> L(p)``
+    to their roots by pointer doubling (chains are short: about 20 hops at most at MICO's size, so
+    5 doublings). Tests check it against the literal loop on many seeds and sizes.
 
     >>> mico_shuffle(5489, 6).tolist()
     [2, 3, 4, 5, 0, 1]
@@ -51,15 +85,42 @@ def mico_shuffle(seed: int, n: int) -> np.ndarray:
     if not isinstance(n, numbers.Integral) or n < 0:
         raise SplitError(f"n must be a non-negative integer, got {n!r}")
     n = int(n)
+    if n >= 2**31:
+        raise SplitError(f"n must be below 2**31, got {n}")
     if n < 2:
         return np.arange(n, dtype=np.int64)
-    raw = mt19937_raw(seed, n - 1)
-    offsets = (raw % np.arange(n, 1, -1, dtype=np.int64)).tolist()
-    perm = list(range(n))
-    for i, z in enumerate(offsets):
-        j = i + z
-        perm[i], perm[j] = perm[j], perm[i]
-    return np.asarray(perm, dtype=np.int64)
+    steps = n - 1
+    bits = steps.bit_length()
+    index = np.arange(steps, dtype=np.int64)
+    target = (_raw32(seed, steps) % np.arange(n, 1, -1, dtype=np.uint32)).astype(np.int64)
+    target += index  # j_i
+    key = target << bits
+    key |= index
+    key.sort()  # keys are distinct: by target, then by step
+    step = key & ((1 << bits) - 1)
+    dest = key >> bits
+    first = np.empty(steps, dtype=bool)  # first step of its target's group
+    first[0] = True
+    np.not_equal(dest[1:], dest[:-1], out=first[1:])
+    last = np.flatnonzero(np.append(first[1:], True))  # last step of each group
+    later, p = step[last], dest[last]
+    noop = later == p  # z = 0: the step before it in the group (if any) is L(p)
+    if noop.any():
+        at = last[noop]
+        later[noop] = np.where(first[at], p[noop], step[at - 1])
+    root = np.arange(n, dtype=np.int64)
+    root[p] = later  # L(p), or p itself
+    while True:  # pointer doubling: root[p] becomes the end of p's chain, i.e. pre[p]
+        hop = root[root]
+        if np.array_equal(hop, root):
+            break
+        root = hop
+    inner = np.flatnonzero(~first)
+    dest[inner] = root[step[inner - 1]]  # pre of the previous step in the group
+    perm = np.empty(n, dtype=np.int64)
+    perm[step] = dest
+    perm[steps] = root[steps]
+    return perm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,15 +177,20 @@ def split_model(
     n_total: int = MICO_N_TOTAL,
     len_training: int = MICO_LEN_TRAINING,
     len_challenge: int = MICO_LEN_CHALLENGE,
+    shuffle: Callable[[int, int], np.ndarray] = mico_shuffle,
 ) -> ModelSplit:
-    """Rebuild one model's splits bit-exactly from its seeds (see the module docstring)."""
+    """Rebuild one model's splits bit-exactly from its seeds (see the module docstring).
+
+    ``shuffle(seed, n)`` computes the two big shuffles (P and Q); it must return exactly what
+    ``mico_shuffle`` returns (``farm.store.shuffles`` passes a disk cache of it). R, of ``2m``
+    records, is always computed."""
     check_constants(n_total, len_training, len_challenge)
     m = int(len_challenge)
-    perm = mico_shuffle(_as_int(seed_challenge, "seed_challenge"), n_total)
+    perm = shuffle(_as_int(seed_challenge, "seed_challenge"), int(n_total))
     challenge, rest = perm[: 2 * m], perm[2 * m :]
     training = evaluation = nonmember = member = solution = None
     if seed_training is not None:
-        q = mico_shuffle(_as_int(seed_training, "seed_training"), rest.size)
+        q = shuffle(_as_int(seed_training, "seed_training"), int(rest.size))
         training, evaluation = rest[q[: len_training - m]], rest[q[len_training - m :]]
     if seed_membership is not None:
         r = mico_shuffle(_as_int(seed_membership, "seed_membership"), 2 * m)

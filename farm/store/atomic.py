@@ -16,8 +16,12 @@ def _temp_name(parent: Path, name: str) -> Path:
     return parent / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, creating parent folders; returns the path."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically, creating parent folders; returns the path.
+
+    ``durable=False`` skips the fsync: readers still never see half a file while the machine runs,
+    but after a power loss the path may hold an empty or partial file, so only a cache whose
+    entries carry their own checksum may ask for it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path.parent, path.name)
@@ -28,7 +32,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

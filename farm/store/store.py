@@ -273,6 +273,11 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def cache_root() -> Path:
+    """The farm's per-user cache folder: ``$FARM_CACHE_DIR``, default ``~/.cache/farm``."""
+    return Path(os.environ.get("FARM_CACHE_DIR") or Path.home() / ".cache" / "farm")
+
+
 class FileDigests:
     """sha256 of local files, cached in an SQLite file keyed by (absolute path, size, mtime_ns).
 
@@ -291,8 +296,7 @@ class FileDigests:
 
     @classmethod
     def default(cls) -> FileDigests:
-        root = Path(os.environ.get("FARM_CACHE_DIR") or Path.home() / ".cache" / "farm")
-        db = str(root / "file-digests.sqlite")
+        db = str(cache_root() / "file-digests.sqlite")
         if db not in cls._instances:
             cls._instances[db] = cls(Path(db))
         return cls._instances[db]

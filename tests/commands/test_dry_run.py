@@ -2,13 +2,13 @@
 farm.spec.costs)."""
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from farm.challenge.tree import write_model
 from farm.cli import main
 from farm.commands.dry_run import attack_forecast, make_challenge_forecast, read_table, write_table
 from farm.config.attack import load_attack_config
@@ -23,26 +23,7 @@ from farm.spec.costs import (
     wall_seconds,
     weights_bytes,
 )
-
-
-def _mico_seed_tree(root, per_phase=(100, 50, 50)):
-    """MICO's layout: 3 scenarios x 200 models, seed files only (no weights, no challenge.json)."""
-    rng = np.random.default_rng(0)
-    for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
-        model_id = 0
-        for phase, count in zip(("train", "dev", "final"), per_phase):
-            for _ in range(count):
-                seeds = [int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)]
-                labelled = phase == "train"
-                write_model(
-                    root / scenario / phase / f"model_{model_id}",
-                    seed_challenge=seeds[0],
-                    seed_training=seeds[1] if labelled else None,
-                    seed_membership=seeds[2] if labelled else None,
-                )
-                model_id += 1
-    return root
-
+from tests.helpers import mico_seed_tree
 
 POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24,
 # DP-matched shadows for hi and lo
@@ -56,35 +37,52 @@ scenarios:
 """
 
 
+# `farm plan` in a fresh interpreter, with every population loader replaced by one that fails: what
+# it must not do is load data, import Ray, torch, transformers or datasets (so start no Ray), or,
+# on a rerun, recompute a shuffle the disk cache holds.
+PLAN_GUARDED = """
+import sys
+import farm.cli, farm.commands.dry_run, farm.shadows.scenario, farm.training.data
+from farm.store.shuffles import ShuffleCache
+real = farm.training.data.load_population
+def refuse(*args, **kwargs):
+    raise AssertionError('data loaded')
+for module in list(sys.modules.values()):
+    if getattr(module, 'load_population', None) is real:
+        module.load_population = refuse
+rc = farm.cli.main(sys.argv[2:])
+assert not {'ray', 'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'
+cache = ShuffleCache.default()
+assert cache.rejected == 0 and cache.hits + cache.misses == 600, vars(cache)
+assert sys.argv[1] == 'first' or cache.misses == 0, 'a rerun recomputed a shuffle'
+sys.exit(rc)
+"""
+
+
 def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
-    """What a MICO-scale pool costs, planned from seed files alone: no Ray, no data, no heavy import
-    (the shipped attack-mico trains fewer shadows; a pool of 24 in every scenario exercises
-    DP-matched stages)."""
-    tree = _mico_seed_tree(tmp_path / "mico")
+    """What a MICO-scale pool costs, planned from seed files alone: no Ray, no data, no heavy
+    import, and a rerun reads the 600 challenge shuffles from the disk cache (the shipped
+    attack-mico trains fewer shadows; a pool of 24 in every scenario exercises DP-matched stages).
+    How long it takes is measured by ``benchmarks/splits.py``, not asserted here."""
+    tree = mico_seed_tree(tmp_path / "mico")
     config = tmp_path / "pool-24.yaml"
     config.write_text(POOL_24)
-    code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert not {'ray', "
-        "'torch', 'transformers', 'datasets'} & set(sys.modules), 'heavy import'; sys.exit(rc)"
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "plan",
-            "--challenge",
-            str(tree),
-            "--config",
-            str(config),
-            "--json",
-            "--table",
-            str(tmp_path / "none.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    env = {**os.environ, "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["plan", "--challenge", str(tree), "--config", str(config), "--json"]
+    args += ["--table", str(tmp_path / "none.json")]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", PLAN_GUARDED, which, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        for which in ("first", "rerun")
+    ]
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+    assert runs[0].stdout == runs[1].stdout
+    result = runs[1]
     plan = json.loads(result.stdout)
     stages = {(s["scenario"], s["name"]): s for s in plan["stages"]}
     for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
