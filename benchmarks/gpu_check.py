@@ -39,10 +39,11 @@ lengths (mean ~25 tokens, at most 67). Parts (``PARTS``), in this order:
 Each part is time-boxed twice: fixed step and record counts (``Sizes``) that fit its share of 8
 minutes on one H100 with room to spare, and a wall-clock cap (``BUDGET_S``, never past ``TOTAL_S``
 from the start) after which it is abandoned. Each part's tables are written as soon as it ends
-(``OUT/<part>.md``, ``OUT/<part>.json``); a part that fails or runs out of time loses only its own
-numbers. ``OUT/summary.md`` and ``OUT/summary.json`` list every part with its status, seconds and
-error. Exit status: 0 when every part succeeded, 1 when any failed, 2 when there is no GPU and
-neither ``--tiny`` nor ``--cpu`` was given.
+(``OUT/<part>.md``, ``OUT/<part>.json``); a part that fails or runs out of time loses only the
+numbers it had not measured yet (its file then says it is incomplete), never another part's.
+``OUT/summary.md`` and ``OUT/summary.json`` list every part with its status, seconds and error.
+Exit status: 0 when every part succeeded, 1 when any failed, 2 when there is no GPU and neither
+``--tiny`` nor ``--cpu`` was given.
 """
 
 from __future__ import annotations
@@ -323,21 +324,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_part(check: Check, name: str, cap: float) -> dict[str, Any]:
-    """Run part ``name`` within ``cap`` seconds and write its tables; its summary row (``status``
-    ok, failed or skipped, with the error). Never raises for the part's own failure."""
+    """Run part ``name`` within ``cap`` seconds and write its tables (a part that fails keeps the
+    rows it measured before, marked incomplete); its summary row (``status`` ok, failed or skipped,
+    with the error). Never raises for the part's own failure."""
     start = time.perf_counter()
     row: dict[str, Any] = {"part": name, "status": "ok", "seconds": 0.0, "error": ""}
     if cap < 1:
         row.update(status="skipped", error=f"no time left of the {TOTAL_S:.0f} s budget")
         return row
+    rows: list[dict[str, Any]] = []  # the part appends each row as it is measured
     try:
         with deadline(cap):
-            part = MEASURE[name](check)
+            part = MEASURE[name](check, rows)
         check.measured[name] = part
         _write(check.out, name, part, check, time.perf_counter() - start)
     except (Exception, OutOfTime) as exc:  # one part's failure must not lose the others' numbers
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
         exc.__traceback__ = None  # let go of the part's tensors
+        if rows:  # what it measured before it failed
+            note = f"INCOMPLETE: stopped by {row['error']}. The rows measured before that:"
+            check.measured[name] = Part(rows, note)
+            _write(check.out, name, check.measured[name], check, time.perf_counter() - start)
     finally:
         _release_memory(check.device)
     row["seconds"] = round(time.perf_counter() - start, 1)
@@ -367,12 +374,12 @@ def deadline(seconds: float) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------- parts
 
 
-def measure_device(check: Check) -> Part:
+def measure_device(check: Check, rows: list[dict[str, Any]]) -> Part:
     """What the numbers were measured on and with."""
     # lazy: loads torch
     import torch
 
-    rows = [
+    rows += [
         {"item": "device", "value": check.where},
         {"item": "sizes", "value": check.sizes.name},
         {"item": "torch", "value": torch.__version__},
@@ -392,7 +399,7 @@ def measure_device(check: Check) -> Part:
     return Part(rows, "Where and with what the other tables were measured.")
 
 
-def measure_bench(check: Check) -> Part:
+def measure_bench(check: Check, rows: list[dict[str, Any]]) -> Part:
     """``farm bench`` (``--full`` at full sizes) as the command runs, its printed table kept; the
     table JSON in ``OUT/throughput.json`` and, when ``check.plan_table`` is set, copied there and
     read back as ``farm plan`` reads it."""
@@ -411,7 +418,7 @@ def measure_bench(check: Check) -> Part:
     if status != 0:
         raise RuntimeError(f"farm {' '.join(argv)} exited {status}")
     data = json.loads(table_json.read_text())
-    rows = [
+    rows += [
         {"model": kind, "mode": mode, "seq/s": rate["seq_per_s"]}
         for kind, modes in data["rates"].items()
         for mode, rate in modes.items()
@@ -429,7 +436,7 @@ def measure_bench(check: Check) -> Part:
     return Part(rows, note, markdown=printed.getvalue(), extra={"table": data})
 
 
-def measure_train(check: Check) -> Part:
+def measure_train(check: Check, rows: list[dict[str, Any]]) -> Part:
     """Steady-state sequences/s, set-up seconds and peak memory of ``farm.training.train`` in plain
     bf16, plain fp32 and DP-SGD (ghost clipping) at ``check.sizes``."""
     s = check.sizes
@@ -459,7 +466,6 @@ def measure_train(check: Check) -> Part:
             Perf(micro_batch=s.dp_micro, grad_sample_mode="ghost"),
         ),
     }
-    rows = []
     for mode, (recipe, steps, perf) in modes.items():
         row = farm_rate(check, recipe, steps, dataclasses.replace(perf, device=check.device))
         rows.append(
@@ -483,7 +489,7 @@ def measure_train(check: Check) -> Part:
     return Part(rows, note)
 
 
-def measure_seed_recipe(check: Check) -> Part:
+def measure_seed_recipe(check: Check, rows: list[dict[str, Any]]) -> Part:
     """MICO's seed recipe (``seed_loop``) against the farm's loop on ``mico-inf``, fp32 and bf16."""
     # lazy: reads the shipped recipe files
     from farm.config.recipes import load_recipe
@@ -491,25 +497,17 @@ def measure_seed_recipe(check: Check) -> Part:
     s = check.sizes
     warm, timed = s.seed_steps
     seed = seed_loop(check, warm, timed)
+    loop = f"seed recipe: pad to {SEED_LENGTH}, HF Trainer's step"
+    rows.append({"loop": loop, "precision": "fp32", **seed, "vs seed": 1.0})
     mico = dataclasses.replace(
         load_recipe("mico-inf"), model=ModelSpec(name=str(check.model_dir)), batch_size=s.batch
     )
     perf = Perf(device=check.device)
-    farm32 = farm_rate(check, mico, (warm, warm + timed), perf)
-    farm16 = farm_rate(
-        check, dataclasses.replace(mico, precision="bf16"), (warm, warm + timed), perf
-    )
-    rows = [
-        {
-            "loop": f"seed recipe: pad to {SEED_LENGTH}, HF Trainer's step",
-            "precision": "fp32",
-            **seed,
-        },
-        {"loop": "farm.training.train, mico-inf", "precision": "fp32", **farm32},
-        {"loop": "farm.training.train, mico-inf", "precision": "bf16", **farm16},
-    ]
-    for row in rows:
-        row["vs seed"] = _ratio(row["seq/s"], seed["seq/s"])
+    for precision in ("fp32", "bf16"):
+        recipe = dataclasses.replace(mico, precision=precision)
+        got = farm_rate(check, recipe, (warm, warm + timed), perf)
+        got["vs seed"] = _ratio(got["seq/s"], seed["seq/s"])
+        rows.append({"loop": "farm.training.train, mico-inf", "precision": precision, **got})
     note = (
         f"On {check.where}, {s.name}, random weights, batch {s.batch}, the same random SST-2-like "
         f"records. Seed recipe (MICO's targets, as HF's Trainer ran them): every input padded to "
@@ -522,7 +520,7 @@ def measure_seed_recipe(check: Check) -> Part:
     return Part(rows, note)
 
 
-def measure_infer(check: Check) -> Part:
+def measure_infer(check: Check, rows: list[dict[str, Any]]) -> Part:
     """Sequences/s and peak memory of ``farm.training.infer.model_logits`` in fp32 and bf16."""
     # lazy: loads torch
     from farm.training.infer import model_logits
@@ -534,7 +532,6 @@ def measure_infer(check: Check) -> Part:
     model = load_model(check.model_dir)
     perf = Perf(device=check.device, infer_batch=s.infer_batch)
     every = np.resize(np.arange(s.records), s.infer_records)
-    rows = []
     for precision in ("fp32", "bf16"):
         model_logits(model, check.tokens, every[: s.infer_batch], perf=perf, precision=precision)
         _reset_peak(check.device)
@@ -561,37 +558,12 @@ def measure_infer(check: Check) -> Part:
     return Part(rows, note)
 
 
-def measure_mini_mico(check: Check) -> Part:
+def measure_mini_mico(check: Check, rows: list[dict[str, Any]]) -> Part:
     """A one-scenario mini MICO built and attacked end to end (``check.runner``); its report and
     metrics beside the timing table."""
-    folder = check.work / "mini_mico"
-    configs = folder / "configs"
-    configs.mkdir(parents=True, exist_ok=True)
-    recipe = configs / "recipe.yaml"
-    recipe.write_text(json.dumps(dict(check.sizes.recipe)))  # JSON is YAML
-    challenge_cfg = configs / "challenge.yaml"
-    challenge_cfg.write_text(
-        json.dumps({**check.sizes.challenge, "scenarios": {"sst2_inf": str(recipe)}})
-    )
-    attack_cfg = configs / "attack.yaml"
-    attack_cfg.write_text(
-        json.dumps(
-            {
-                "attack": "rmia",
-                "plan": {"kind": "pool", "shadows": 2, "group": 2, "seed": 0},
-                "recipe": str(recipe),
-                "normalize": "global",
-            }
-        )
-    )
-    built, attacked, store = folder / "built", folder / "attack", folder / "store"
-    make = ["make-challenge", "--config", str(challenge_cfg), "--out", str(built)]
-    make += ["--store", str(store)]
-    attack = ["attack", "--challenge", str(built / "challenge"), "--answers"]
-    attack += [str(built / "answers"), "--config", str(attack_cfg), "--out", str(attacked)]
-    attack += ["--store", str(store)]
+    attacked = check.work / "mini_mico" / "attack"
+    make, attack = mini_mico_commands(check.sizes, check.work / "mini_mico")
     run = _farm_process if check.runner == "ray" else _farm_here
-    rows = []
     for step, argv in (("farm make-challenge", make), ("farm attack", attack)):
         start = time.perf_counter()
         jobs = run(argv, check)
@@ -631,9 +603,9 @@ def measure_mini_mico(check: Check) -> Part:
     return Part(rows, note, extra={"stages": stages})
 
 
-def measure_memory(check: Check) -> Part:
-    """Peak GPU memory per mode, gathered from the parts that measured it."""
-    rows = [
+def measure_memory(check: Check, rows: list[dict[str, Any]]) -> Part:
+    """Peak GPU memory per mode, gathered from the parts that measured it (incomplete ones too)."""
+    rows += [
         {"part": name, "mode": _mode(row), "peak GiB": row["peak GiB"]}
         for name in ("train", "seed_recipe", "infer")
         if name in check.measured
@@ -645,7 +617,7 @@ def measure_memory(check: Check) -> Part:
     return Part(rows, f"Peak memory of each mode on {check.where} ({where}), from its part.")
 
 
-MEASURE: dict[str, Callable[[Check], Part]] = {
+MEASURE: dict[str, Callable[[Check, list[dict[str, Any]]], Part]] = {
     "device": measure_device,
     "bench": measure_bench,
     "train": measure_train,
@@ -750,6 +722,38 @@ def seed_loop(check: Check, warm: int, timed: int) -> dict[str, Any]:
         "rate from": "timed steps",
         "peak GiB": _peak(check.device),
     }
+
+
+def mini_mico_commands(sizes: Sizes, folder: Path) -> tuple[list[str], list[str]]:
+    """Write the mini MICO's configs under ``folder/configs`` (its make-challenge config, scenario
+    recipe and attack config: RMIA on 2 pooled shadows of the targets' recipe) and return the
+    arguments of ``farm make-challenge`` and of ``farm attack`` on its tree, which write into
+    ``folder`` (``built``, ``attack``, one ``store``)."""
+    configs = folder / "configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    recipe = configs / "recipe.yaml"
+    recipe.write_text(json.dumps(dict(sizes.recipe)))  # JSON is YAML
+    challenge_cfg = configs / "challenge.yaml"
+    challenge_cfg.write_text(
+        json.dumps({**sizes.challenge, "scenarios": {"sst2_inf": str(recipe)}})
+    )
+    attack_cfg = configs / "attack.yaml"
+    attack_cfg.write_text(
+        json.dumps(
+            {
+                "attack": "rmia",
+                "plan": {"kind": "pool", "shadows": 2, "group": 2, "seed": 0},
+                "recipe": str(recipe),
+                "normalize": "global",
+            }
+        )
+    )
+    built, store = folder / "built", str(folder / "store")
+    make = ["make-challenge", "--config", str(challenge_cfg), "--out", str(built)]
+    attack = ["attack", "--challenge", str(built / "challenge"), "--answers"]
+    attack += [str(built / "answers"), "--config", str(attack_cfg)]
+    attack += ["--out", str(folder / "attack")]
+    return make + ["--store", store], attack + ["--store", store]
 
 
 def _farm_here(argv: list[str], check: Check) -> int:
