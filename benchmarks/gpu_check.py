@@ -615,7 +615,7 @@ def measure_memory(check: Check, rows: list[dict[str, Any]]) -> Part:
         for row in check.measured[name].rows
     ]
     if not rows:
-        raise RuntimeError("no part that measures memory (train, seed_recipe, infer) succeeded")
+        raise RuntimeError("none of train, seed_recipe, infer measured a mode")
     where = "torch.cuda.max_memory_allocated" if check.device == "cuda" else "none on a CPU"
     return Part(rows, f"Peak memory of each mode on {check.where} ({where}), from its part.")
 
