@@ -90,19 +90,27 @@ def describe(device: object) -> str:
 
 
 def _random_model(kind: str, out: Path) -> Path:
+    return random_model(SHAPES[kind], HEADS[kind], out)
+
+
+def random_model(shape: Shape, heads: int, out: Path) -> Path:
+    """Save to ``out`` (and return it) a 2-label ``RobertaForSequenceClassification`` of ``shape``
+    with ``heads`` attention heads, built from a ``RobertaConfig`` with random weights (seeded by
+    the caller's torch seed; no hub, no download); its special ids are ``random_tokens``' (``<s>``
+    0, ``<pad>`` 1, ``</s>`` 2), so ``shape.max_position_embeddings`` must exceed the longest input
+    by 2."""
     # lazy: loads torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    s = SHAPES[kind]
     config = RobertaConfig(
-        vocab_size=s.vocab_size,
-        hidden_size=s.hidden_size,
-        num_hidden_layers=s.num_hidden_layers,
-        num_attention_heads=HEADS[kind],
-        intermediate_size=s.intermediate_size,
-        max_position_embeddings=s.max_position_embeddings,
-        type_vocab_size=1,
-        num_labels=2,
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_position_embeddings,
+        type_vocab_size=shape.type_vocab_size,
+        num_labels=shape.num_labels,
     )  # type: ignore[call-arg]
     RobertaForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
     return out
