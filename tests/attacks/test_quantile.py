@@ -43,8 +43,8 @@ def _gaussian_world(seed=0, n_public=3000, p=2000, k=8, d=1.5):
 def test_quantile_recovers_the_analytic_separation_and_its_level():
     """With mu(x) known, the best score is margin - mu(x): N(0, 1) against N(d, 1), AUC = Phi(d /
     sqrt 2) = 0.8556 at d = 1.5 (the oracle margin - mu(x) on this sample: within 0.02 of it). The
-    regressor, fitted on the public non-members only, gets within 0.03 of the oracle (its quantile is
-    estimated from 3,000 records; the raw margin: Phi(d / sqrt(2 + 2 * 4)) = 0.68), and at its
+    regressor, fitted on the public non-members only, gets within 0.03 of the oracle (its quantile
+    is estimated from 3,000 records; the raw margin: Phi(d / sqrt(2 + 2 * 4)) = 0.68), and at its
     fitted quantile (score > 0) flags about alpha of the challenge non-members, which it never
     saw."""
     s, member, public, mu = _gaussian_world()
