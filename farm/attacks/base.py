@@ -1,6 +1,6 @@
-"""Every attack that scores from the signals alone, by name: the baselines, LiRA and RMIA and their
-variants (parameters, not copies). ``farm.attacks.registry.ATTACKS`` adds the learned attacks, which
-stack these. Pure."""
+"""Every attack that scores from the signals alone, by name: the baselines, LiRA, RMIA, InfoRMIA,
+quantile regression and their variants (parameters, not copies). ``farm.attacks.registry.ATTACKS``
+adds the learned attacks, which stack these. Pure."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from farm.attacks.baselines import in_calibration, loss, reference
 from farm.attacks.lira import lira
-from farm.attacks.rmia import RMIA_A_GRID, RMIA_GAMMA_GRID, rmia
+from farm.attacks.quantile import quantile
+from farm.attacks.rmia import RMIA_A_GRID, RMIA_GAMMA_GRID, informia, rmia
 
 Attack = Callable[..., np.ndarray]  # attack(signals, targets, **params) -> scores [T, P]
 
@@ -39,4 +40,9 @@ BASE: dict[str, Attack] = {
     "rmia": rmia,
     "rmia_offline": functools.partial(rmia, online=False),
     "rmia_fit": functools.partial(rmia, offline_a=RMIA_A_GRID, gamma=RMIA_GAMMA_GRID),
+    # InfoRMIA: RMIA's parts, scored by the mean log2 LR(x) / LR(z) instead of a count over z.
+    "informia": informia,
+    "informia_offline": functools.partial(informia, online=False),
+    # Quantile regression (Bertran et al. 2023): the non-member quantile per record, no shadows.
+    "quantile": quantile,
 }

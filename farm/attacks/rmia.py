@@ -1,15 +1,17 @@
 """RMIA (Zarifzadeh et al. 2024): the target's likelihood ratio on x against population points z,
-with the offline a and gamma fitted on labelled models by cross-fitting. Pure."""
+with the offline a and gamma fitted on labelled models by cross-fitting; and InfoRMIA (Tao and
+Shokri 2025), its continuous, information-theoretic score over the same parts. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from farm.attacks.references import cross_fit, mean_where, references
 from farm.attacks.signals import IN, OUT, Signals
+from farm.errors import SpecError
 from farm.mico.scorer import score
 
 RMIA_A_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -74,38 +76,117 @@ def rmia(
     those would use its answers and score train targets unlike dev/final ones, whose splits are
     secret. So z here are mostly members, equally so for every target: for one target the score is
     still a monotone function of LR(x) (the ranking of its points is unchanged), and targets stay
-    comparable under one threshold. ``ValueError`` when a target has no population point (every
-    record is one of its challenge points), rather than scores of 0.
+    comparable under one threshold. ``SpecError`` (a ``ValueError``) when a target has no population
+    point (every record is one of its challenge points), rather than scores of 0 (issue 23).
     """
     a_grid, g_grid = _grid(offline_a), _grid(gamma)
+    grid = [(a, g) for a in a_grid for g in g_grid]
+    return _scores(
+        signals,
+        targets,
+        grid,
+        lambda parts, key: _rmia_score(parts, key[0], key[1], online),
+        opts=_opts("rmia", in_from, out_from, max_population, seed),
+        fit=(folds, seed, objective),
+    )
+
+
+def informia(
+    signals: Signals,
+    targets: np.ndarray,
+    *,
+    offline_a: float | Sequence[float] = 0.3,
+    online: bool = True,
+    in_from: str = "all",
+    out_from: str = "all",
+    max_population: int = 5000,
+    seed: int = 0,
+    objective: str = "TPR_FPR_1000",
+    folds: int = 5,
+) -> np.ndarray:
+    """InfoRMIA (Tao and Shokri 2025, arXiv 2510.05582), as read here: RMIA's continuous score, in
+    bits, score(x) = log2 LR(x) + D_KL(p(z) || p(z | target)), estimated over RMIA's population
+    points z as log2 LR(x) - mean_z log2 LR(z) = mean_z log2 (LR(x) / LR(z)), LR(.) = p_target(y|.)
+    / p(.).
+
+    Which formula: the paper's text was not available here. What is documented (the paper's
+    abstract and summaries: "a continuous, bit-based score" from a Bayes-factor formulation of
+    RMIA's composite hypothesis test, the information gain log p(x|theta) / p(x) plus a term
+    D_KL(p(z) || p(z|theta)) for the shift between population and target; and two public token-level
+    implementations, which score log p_target / p_ref + KL(p_ref || p_target) over a vocabulary) is
+    what this implements, with the KL's expectation over z ~ p(z) taken as the mean over the
+    population sample (drawn from the population, as RMIA draws z). Weighting z by the references'
+    normalized p(z) instead (the token form, the vocabulary replaced by the population sample) gives
+    the same score plus a constant per target; that variant, temperature scaling and any other
+    detail of the paper's own implementation are not implemented. So: where RMIA counts the fraction
+    of z with LR(x) / LR(z) > gamma, InfoRMIA averages log2 (LR(x) / LR(z)); it needs no gamma,
+    and within one target it ranks points exactly as log LR(x) does, i.e. as RMIA does (RMIA ties
+    broken), while across targets the mean over z sets each target's offset.
+
+    Everything else is RMIA's (``rmia``): p(.) from the references (online / offline with
+    ``offline_a``, ``in_from`` / ``out_from``), the population points z (at most ``max_population``
+    records outside the target's challenge points, seeded by ``(seed, target)``, never read through
+    the target's keep row), an ``offline_a`` grid chosen on the labelled models by cross-fitting
+    (``objective``, ``folds``). ``SpecError`` when a target has no population point.
+    """
+    return _scores(
+        signals,
+        targets,
+        [(a,) for a in _grid(offline_a)],
+        lambda parts, key: _info_score(parts, key[0], online),
+        opts=_opts("informia", in_from, out_from, max_population, seed),
+        fit=(folds, seed, objective),
+    )
+
+
+def _opts(
+    name: str, in_from: str, out_from: str, max_population: int, seed: int
+) -> dict[str, object]:
     if max_population < 1:
-        raise ValueError(f"rmia: max_population must be >= 1, got {max_population}")
-    opts = dict(in_from=in_from, out_from=out_from, max_population=max_population, seed=seed)
+        raise SpecError(
+            f"{name}: max_population must be >= 1, got {max_population}",
+            key="params.max_population",
+        )
+    return dict(
+        name=name, in_from=in_from, out_from=out_from, max_population=max_population, seed=seed
+    )
+
+
+def _scores(
+    signals: Signals,
+    targets: np.ndarray,
+    grid: Sequence[tuple[float, ...]],
+    score_of: Callable[[_RmiaParts, tuple[float, ...]], np.ndarray],
+    *,
+    opts: dict[str, object],
+    fit: tuple[int, int, str],
+) -> np.ndarray:
+    """``[T, P]``: ``score_of(parts, key)`` of every target, with ``key`` the one point of
+    ``grid`` or, for a longer grid, the point chosen by cross-fitting on the labelled models
+    (``fit``: folds, seed, objective): while a group is held out, its models are no reference of
+    the models the key is chosen on."""
+    folds, seed, objective = fit
     parts = {int(t): _rmia_parts(signals, int(t), **opts) for t in targets}  # type: ignore[arg-type]
-    if len(a_grid) == len(g_grid) == 1:
-        return np.stack([_rmia_score(parts[int(t)], a_grid[0], g_grid[0], online) for t in targets])
+    if len(grid) == 1:
+        return np.stack([score_of(parts[int(t)], grid[0]) for t in targets])
     out = np.zeros((len(targets), signals.challenge.shape[1]))
     labelled = np.flatnonzero(signals.labelled)
-    for fit, rows in cross_fit(signals, targets, folds, seed):
-        held = np.setdiff1d(labelled, fit)  # the group scored: no reference of the models fitted on
+    for models, rows in cross_fit(signals, targets, folds, seed):
+        held = np.setdiff1d(labelled, models)  # the group scored: no reference of those fitted on
         fit_parts = {
             int(m): _rmia_parts(signals, int(m), exclude=held, **opts)  # type: ignore[arg-type]
-            for m in fit
+            for m in models
         }
-        table = {
-            (a, g): {m: _rmia_score(p, a, g, online) for m, p in fit_parts.items()}
-            for a in a_grid
-            for g in g_grid
-        }
-        a, g = _best(table, signals, fit, objective)
-        out[rows] = [_rmia_score(parts[int(targets[r])], a, g, online) for r in rows]
+        table = {key: {m: score_of(p, key) for m, p in fit_parts.items()} for key in grid}
+        key = _best(table, signals, models, objective)
+        out[rows] = [score_of(parts[int(targets[r])], key) for r in rows]
     return out
 
 
 def _grid(value: float | Sequence[float]) -> list[float]:
     values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
     if not values:
-        raise ValueError("an RMIA parameter grid is empty")
+        raise SpecError("an RMIA parameter grid is empty")
     return values
 
 
@@ -113,6 +194,7 @@ def _rmia_parts(
     signals: Signals,
     t: int,
     *,
+    name: str,
     in_from: str,
     out_from: str,
     max_population: int,
@@ -120,13 +202,14 @@ def _rmia_parts(
     exclude: np.ndarray | None = None,
 ) -> _RmiaParts:
     """Target ``t``'s inputs to RMIA (population as ``rmia`` says); ``exclude``: models that may
-    not be references."""
+    not be references; ``name``: the attack, for the error."""
     cols = signals.challenge[t]
     others = np.setdiff1d(np.arange(signals.keep.shape[1]), cols)
     if not others.size:
-        raise ValueError(
-            f"rmia: model {t} has no population point (every record of the signals is one of its "
-            f"challenge points); RMIA needs records beyond them"
+        raise SpecError(
+            f"{name}: model {t} has no population point: every record of the signals is one of its "
+            f"challenge points, and {name} compares them with records beyond them (without any, "
+            f"every score would be 0); give the signals records outside its challenge points"
         )
     if others.size > max_population:
         others = np.sort(
@@ -158,6 +241,13 @@ def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.n
     return np.searchsorted(lr_z, lr_x - np.log(gamma), side="left") / max(lr_z.size, 1)
 
 
+def _info_score(parts: _RmiaParts, a: float, online: bool) -> np.ndarray:
+    """``[P]``: log2 LR(x) - mean_z log2 LR(z), in bits (``informia``)."""
+    log_lr_x = parts.x - np.log(_p_ref(parts.in_x if online else None, parts.out_x, a, parts.fill))
+    log_lr_z = parts.z - np.log(_p_ref(parts.in_z if online else None, parts.out_z, a, parts.fill))
+    return (log_lr_x - log_lr_z.mean()) / np.log(2.0)
+
+
 def _p_ref(p_in: np.ndarray | None, p_out: np.ndarray, a: float, fill: float) -> np.ndarray:
     """RMIA's p(x) from mean IN / OUT reference probabilities (NaN = no reference of that side)."""
     p_in = np.full_like(p_out, np.nan) if p_in is None else p_in
@@ -170,7 +260,7 @@ def _p_ref(p_in: np.ndarray | None, p_out: np.ndarray, a: float, fill: float) ->
     return np.maximum(np.where(has_in | has_out, p, fill), 1e-12)
 
 
-def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tuple[float, float]:
+def _best(table: dict, signals: Signals, fit: np.ndarray, objective: str) -> tuple[float, ...]:
     """The grid key whose pooled scores on the models ``fit`` maximize ``(objective, AUC)``."""
     y = np.concatenate([signals.solution(int(m)) for m in fit])
 
