@@ -1,7 +1,7 @@
 """The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes.
 
 Results (tables, JSON) and the closing "what was written where" lines go to stdout; progress goes
-through ``logging`` to stderr (``-v``: more, ``-q``: warnings only).
+through ``logging`` to stderr (``-v``: more, ``-q``: warnings only; before or after the command).
 """
 
 from __future__ import annotations
@@ -59,13 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     1."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose - args.quiet)
+    setup_logging(verbosity(args))
     _quiet()
     try:
         return int(args.handler(args))
     except FarmError as exc:
         print(f"farm {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """The net ``-v``/``-q`` count of a parsed command line, wherever the flags stood: before the
+    command (``farm -v plan``), after it (``farm plan -v``) or after a nested verb (``farm store
+    verify STORE -q``); each ``-v`` adds one, each ``-q`` takes one away."""
+    counts = vars(args)
+    return sum(
+        count if name.startswith("verbose") else -count
+        for name, count in counts.items()
+        if name in ("verbose", "quiet") or name.startswith(("verbose_", "quiet_"))
+    )
 
 
 def setup_logging(verbosity: int) -> None:
@@ -135,7 +147,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:
         register(sub)
+    _add_logging_flags(sub)
     return parser
+
+
+def _add_logging_flags(sub: argparse._SubParsersAction, depth: int = 1) -> None:
+    """Give every command (and every verb under a command) ``-v``/``-q`` too, so they work after
+    the command as well as before it. Their defaults are suppressed and each level has its own
+    destinations (``verbose_1``, ``quiet_1``, ...; ``verbosity`` sums them): a subparser copies its
+    namespace over its parent's, so a default would erase a flag given at an outer level and a
+    shared destination would drop a count."""
+    for p in set(sub.choices.values()):
+        p.add_argument(
+            "-v",
+            "--verbose",
+            dest=f"verbose_{depth}",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="more progress output (stderr); also before the command",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            dest=f"quiet_{depth}",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="progress: warnings only; also before the command",
+        )
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_logging_flags(action, depth + 1)
 
 
 def _add_splits(sub: argparse._SubParsersAction) -> None:

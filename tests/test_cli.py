@@ -319,6 +319,68 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
         setup_logging(0)
 
 
+def _every_parser(parser):
+    """(name, parser) of every command and nested verb under ``parser``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {verb}", p) for verb, p in _every_parser(sub))
+
+
+def test_logging_flags_are_accepted_after_every_command():
+    from farm.cli import build_parser
+
+    parsers = dict(_every_parser(build_parser()))
+    assert {"plan", "attack", "tune", "store verify", "audit", "splits"} <= set(parsers)
+    for name, parser in parsers.items():
+        flags = {o for a in parser._actions for o in a.option_strings}
+        assert {"-v", "--verbose", "-q", "--quiet"} <= flags, name
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-v", "splits", "M"], 1),
+        (["splits", "M", "-v"], 1),
+        (["splits", "-v", "M", "--verbose"], 2),
+        (["-q", "splits", "M", "-v"], 0),
+        (["plan", "--config", "attack-mini", "-q"], -1),
+        (["store", "-v", "verify", "S", "-v"], 2),
+        (["store", "verify", "S", "-q"], -1),
+        (["-v", "store", "verify", "S"], 1),
+    ],
+)
+def test_verbosity_counts_flags_before_and_after_the_command(argv, expected):
+    from farm.cli import build_parser, verbosity
+
+    assert verbosity(build_parser().parse_args(argv)) == expected
+
+
+def test_plan_with_verbose_after_the_command_runs(tiny_challenge, capsys):
+    import logging
+
+    try:
+        code = main(
+            [
+                "plan",
+                "--config",
+                "tests/data/tiny-attack.yaml",
+                "--challenge",
+                str(tiny_challenge),
+                "-v",
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        assert logging.getLogger("farm").level == logging.DEBUG
+    finally:
+        from farm.cli import setup_logging
+
+        setup_logging(0)
+
+
 def test_attack_dry_run_prints_the_plan_and_runs_nothing(tiny_challenge, tmp_path):
     code = (
         "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert 'ray' not in "
