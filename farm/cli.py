@@ -54,18 +54,38 @@ Handler = Callable[[argparse.Namespace], int]
 DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command are ``farm``
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns
-    1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(verbosity(args))
-    _quiet()
+    1. A reader that stops early (``farm score … | head``) ends the command quietly with
+    ``SIGPIPE_EXIT`` (141, as a coreutils writer killed by SIGPIPE reports it), never a
+    ``BrokenPipeError`` traceback; what ran until then (jobs, files) is kept."""
     try:
-        return int(args.handler(args))
-    except FarmError as exc:
-        print(f"farm {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        setup_logging(verbosity(args))
+        _quiet()
+        try:
+            return int(args.handler(args))
+        except FarmError as exc:
+            print(f"farm {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return SIGPIPE_EXIT
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush of what is still buffered
+    for a closed pipe raises nothing (the recipe of Python's ``signal`` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured stream): nothing to flush
+        pass
 
 
 def verbosity(args: argparse.Namespace) -> int:

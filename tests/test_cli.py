@@ -160,6 +160,28 @@ def test_console_script_exit_status(tmp_path):
     assert result.returncode == 1 and "missing seed file" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["splits", "store"])
+def test_a_reader_that_went_away_ends_quietly_with_141(tiny_challenge, tmp_path, command):
+    """``farm … | head``: stdout's reader is gone before farm writes; no traceback, exit 141."""
+    argv = {
+        "splits": ["splits", str(tiny_challenge / "sst2_inf" / "train" / "model_1")],
+        "store": ["store", "verify", str(tmp_path / "empty-store")],
+    }[command]
+    (tmp_path / "empty-store").mkdir()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone: every write to stdout fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "farm.cli", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr
+
+
 def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
     from tests.conftest import write_pickle_bomb
 
