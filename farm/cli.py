@@ -41,6 +41,7 @@ from farm.config.challenge import load_challenge_config
 from farm.config.loading import check_scenarios, config_kind, config_path, shipped
 from farm.config.tune import check_tune_inputs, load_tune_config
 from farm.errors import ConfigError, FarmError, SubmissionError
+from farm.mico.scorer import readable
 from farm.report.attack_report import score_table
 from farm.spec.audit import RecipeAudit
 from farm.store.atomic import atomic_write_text
@@ -266,7 +267,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
     }
     if args.json:
         payload = [
-            {"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics}
+            {
+                "scenario": r.scenario,
+                "phase": r.phase,
+                "n_models": r.n_models,
+                "n_points": r.n_points,
+                **readable(r.metrics),
+            }
             for r in rows
         ]
         wrote["metrics JSON"] = atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")

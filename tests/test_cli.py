@@ -82,7 +82,7 @@ def test_pack_then_score_roundtrip(tmp_path, tiny_challenge, tiny_answers, capsy
         == 0
     )
     out = capsys.readouterr().out
-    assert "| sst2_inf | dev | 2 | 20 |" in out and "TPR_FPR_1000" in out
+    assert "| sst2_inf | dev | 2 | 20 |" in out and "TPR@0.1FPR" in out and "TPR_FPR" not in out
     assert sorted(p.name for p in plots.iterdir()) == [
         "roc_sst2_hi.png",
         "roc_sst2_inf.png",
@@ -91,6 +91,9 @@ def test_pack_then_score_roundtrip(tmp_path, tiny_challenge, tiny_answers, capsy
     assert (plots / "roc_sst2_inf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads((tmp_path / "scores.json").read_text())
     assert len(rows) == 6 and all(r["AUC"] > 0.5 for r in rows)
+    # the vocabulary of metrics.json and report.md (farm.mico.scorer.READABLE_NAMES)
+    assert {"TPR@0.1FPR", "TPR@0.001FPR", "MIA advantage", "balanced accuracy"} <= set(rows[0])
+    assert not any(k.startswith("TPR_FPR") or k == "MIA" for k in rows[0])
 
 
 def test_pack_missing_model_fails_cleanly(tmp_path, tiny_challenge, tiny_answers, capsys):

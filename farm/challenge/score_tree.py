@@ -12,7 +12,7 @@ import numpy as np
 from farm.challenge.submission import ModelKey, group_keys
 from farm.challenge.tree import Challenge
 from farm.errors import SubmissionError
-from farm.mico.scorer import FPR_BOUNDS, roc_curve, score
+from farm.mico.scorer import FPR_BOUNDS, READABLE_NAMES, roc_curve, score
 from farm.report.plots import roc_png
 
 
@@ -89,9 +89,14 @@ def _coverage_problems(
 
 
 def format_table(rows: list[PhaseScore]) -> str:
-    """A Markdown table: one line per (scenario, phase) with every MICO metric."""
+    """A Markdown table: one line per (scenario, phase) with every MICO metric, under the readable
+    names of ``report.md`` and ``metrics.json`` (``farm.mico.scorer.READABLE_NAMES``)."""
     keys = [*FPR_BOUNDS, "AUC", "MIA", "accuracy"]
-    head = "| scenario | phase | models | points | " + " | ".join(keys) + " |"
+    head = (
+        "| scenario | phase | models | points | "
+        + " | ".join(READABLE_NAMES[k] for k in keys)
+        + " |"
+    )
     rule = "|" + "---|" * (4 + len(keys))
     lines = [head, rule]
     for r in rows:

@@ -29,7 +29,7 @@ from farm.challenge.tree import CHALLENGE_JSON, PHASES, read_constants
 from farm.config.attack import AttackConfig
 from farm.mico.scorer import pooled_scores, roc_curve
 from farm.privacy.accounting import assumptions
-from farm.report.attack_report import write_metrics, write_report, write_scores
+from farm.report.attack_report import provenance, write_metrics, write_report, write_scores
 from farm.report.results import LEVEL, N_BOOT, Audit, ScenarioResult, TargetPrivacy
 from farm.shadows.scenario import (
     Collected,
@@ -312,8 +312,9 @@ def attack_challenge(
         write_predictions(out / "predictions", predictions)
         pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
         write_report(out, results, challenge_root)
-        write_metrics(out, results, challenge_root)
-        write_scores(out, results)
+        origin = provenance(results)  # one stamp for both files
+        write_metrics(out, results, challenge_root, origin=origin)
+        write_scores(out, results, origin=origin)
     atomic_write_text(out / "stages.json", json.dumps(watch.as_dict(), indent=2) + "\n")
     log.info("stages: %s", watch.line())
     return results
