@@ -72,11 +72,14 @@ def attack_scenario(
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
     loss = dict(zip(part.ids, run_attack("loss", signals, rows)))
     phases = {p: r for p in PHASES if (r := part.score(p, raw))}
-    curves = {}
+    curves, baseline_curves = {}, {}
     for phase in phases:
         if pool := part.pooled(phase, raw):
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
+        if pool := part.pooled(phase, loss):
+            fpr, tpr, _ = roc_curve(*pool)
+            baseline_curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
     intervals, counts, baseline_intervals = {}, {}, {}
     for phase in phases:
@@ -91,6 +94,7 @@ def attack_scenario(
         job_seconds=collected.job_seconds,
         curves=curves,
         baseline=baseline,
+        baseline_curves=baseline_curves if config.attack != "loss" else {},
         intervals=intervals,
         counts=counts,
         baseline_intervals=baseline_intervals,

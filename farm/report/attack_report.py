@@ -198,14 +198,22 @@ def mechanism_text(m: Mechanism) -> str:
 
 
 def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
-    """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
+    """``out/report.md`` plus ``out/roc_<scenario>.png``, one plot per scenario holding the
+    attack's curve of each phase and the loss baseline's (dashed); returns the report path."""
     pngs = []
     for r in results:
-        curves = {_curve_label(r, phase): c for phase, c in r.curves.items()}
+        curves, negatives, dashed = {}, {}, []
+        for phase, curve in r.curves.items():
+            label = _curve_label(r, phase)
+            curves[label], negatives[label] = curve, r.counts[phase]["non_members"]
+        for phase, curve in r.baseline_curves.items():
+            label = _curve_label(r, phase, baseline=True)
+            curves[label], negatives[label] = curve, r.counts[phase]["non_members"]
+            dashed.append(label)
         if curves:
-            pngs.append(
-                roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}")
-            )
+            path = out / f"roc_{r.name}.png"
+            title = f"{r.name}: {r.config.attack}" + (" and loss baseline" if dashed else "")
+            pngs.append(roc_png(curves, negatives, path, title=title, dashed=dashed))
     compute = [
         "| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |",
         "|---|---|---|",
@@ -257,10 +265,15 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
     return atomic_write_text(out / "report.md", "\n".join(text))
 
 
-def _curve_label(r: ScenarioResult, phase: str) -> str:
-    value = r.phases[phase]["TPR_FPR_1000"]
-    iv = r.intervals.get(phase, {}).get("TPR_FPR_1000")
-    return f"{phase} (TPR@0.1FPR={value:.3f}" + (f" {iv.cell()})" if iv and iv.known else ")")
+def _curve_label(r: ScenarioResult, phase: str, *, baseline: bool = False) -> str:
+    """``dev: rmia (TPR@0.1FPR=0.210 [0.15, 0.27])``: the phase, the attack (or ``loss
+    baseline``), its figure and interval."""
+    metrics, intervals = (r.baseline, r.baseline_intervals) if baseline else (r.phases, r.intervals)
+    value = metrics[phase]["TPR_FPR_1000"]
+    iv = intervals.get(phase, {}).get("TPR_FPR_1000")
+    name = "loss baseline" if baseline else r.config.attack
+    figure = f"TPR@0.1FPR={value:.3f}" + (f" {iv.cell()}" if iv and iv.known else "")
+    return f"{phase}: {name} ({figure})"
 
 
 def metrics_json(

@@ -366,3 +366,29 @@ def test_metrics_json_and_scores_parquet_carry_the_same_provenance(tiny_challeng
     assert config_digest(other) != digest  # a different configuration, a different digest
     # without an explicit origin each file stamps itself
     assert read_provenance(write_scores(out, results))["config_digest"] == origin["config_digest"]
+
+
+def test_one_roc_plot_per_scenario_holds_the_attack_and_the_loss_baseline(
+    tiny_challenge, tiny_answers, tmp_path, monkeypatch
+):
+    import farm.report.attack_report as attack_report
+
+    drawn = []
+
+    def capture(curves, negatives, path, *, title, dashed=()):
+        drawn.append((dict(curves), dict(negatives), path.name, title, list(dashed)))
+        return path
+
+    monkeypatch.setattr(attack_report, "roc_png", capture)
+    result = _result(tiny_challenge, tmp_path, tiny_answers)
+    write_report(tmp_path / "out", [result], tiny_challenge)
+    ((curves, negatives, name, title, dashed),) = drawn
+    assert name == "roc_sst2_inf.png" and title == "sst2_inf: lira_online and loss baseline"
+    phases = list(result.curves)
+    names = {label.split(" (")[0] for label in curves}  # the figure and interval follow
+    assert names == {f"{p}: {a}" for p in phases for a in ("lira_online", "loss baseline")}
+    assert len(curves) == 2 * len(phases) and len(dashed) == len(phases)
+    assert all(label.split(" (")[0].endswith("loss baseline") for label in dashed)
+    for label in curves:
+        phase = label.split(":")[0]
+        assert negatives[label] == result.counts[phase]["non_members"]
