@@ -1,7 +1,7 @@
 """The ``farm`` command line. Each sub-command's ``--help`` says what it reads and writes.
 
 Results (tables, JSON) and the closing "what was written where" lines go to stdout; progress goes
-through ``logging`` to stderr (``-v``: more, ``-q``: warnings only).
+through ``logging`` to stderr (``-v``: more, ``-q``: warnings only; before or after the command).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from farm.config.challenge import load_challenge_config
 from farm.config.loading import check_scenarios, config_kind, config_path, shipped
 from farm.config.tune import check_tune_inputs, load_tune_config
 from farm.errors import ConfigError, FarmError, SubmissionError
+from farm.mico.scorer import readable
 from farm.report.attack_report import score_table
 from farm.spec.audit import RecipeAudit
 from farm.store.atomic import atomic_write_text
@@ -54,18 +55,50 @@ Handler = Callable[[argparse.Namespace], int]
 DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command are ``farm``
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns
-    1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose - args.quiet)
-    _quiet()
+    1. A reader that stops early (``farm score … | head``) ends the command quietly with
+    ``SIGPIPE_EXIT`` (141, as a coreutils writer killed by SIGPIPE reports it), never a
+    ``BrokenPipeError`` traceback; what ran until then (jobs, files) is kept."""
     try:
-        return int(args.handler(args))
-    except FarmError as exc:
-        print(f"farm {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        setup_logging(verbosity(args))
+        _quiet()
+        try:
+            return int(args.handler(args))
+        except FarmError as exc:
+            print(f"farm {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return SIGPIPE_EXIT
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush of what is still buffered
+    for a closed pipe raises nothing (the recipe of Python's ``signal`` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured stream): nothing to flush
+        pass
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """The net ``-v``/``-q`` count of a parsed command line, wherever the flags stood: before the
+    command (``farm -v plan``), after it (``farm plan -v``) or after a nested verb (``farm store
+    verify STORE -q``); each ``-v`` adds one, each ``-q`` takes one away."""
+    counts = vars(args)
+    return sum(
+        count if name.startswith("verbose") else -count
+        for name, count in counts.items()
+        if name in ("verbose", "quiet") or name.startswith(("verbose_", "quiet_"))
+    )
 
 
 def setup_logging(verbosity: int) -> None:
@@ -135,7 +168,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:
         register(sub)
+    _add_logging_flags(sub)
     return parser
+
+
+def _add_logging_flags(sub: argparse._SubParsersAction, depth: int = 1) -> None:
+    """Give every command (and every verb under a command) ``-v``/``-q`` too, so they work after
+    the command as well as before it. Their defaults are suppressed and each level has its own
+    destinations (``verbose_1``, ``quiet_1``, ...; ``verbosity`` sums them): a subparser copies its
+    namespace over its parent's, so a default would erase a flag given at an outer level and a
+    shared destination would drop a count."""
+    for p in set(sub.choices.values()):
+        p.add_argument(
+            "-v",
+            "--verbose",
+            dest=f"verbose_{depth}",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="more progress output (stderr); also before the command",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            dest=f"quiet_{depth}",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="progress: warnings only; also before the command",
+        )
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_logging_flags(action, depth + 1)
 
 
 def _add_splits(sub: argparse._SubParsersAction) -> None:
@@ -205,7 +267,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
     }
     if args.json:
         payload = [
-            {"scenario": r.scenario, "phase": r.phase, "n_models": r.n_models, **r.metrics}
+            {
+                "scenario": r.scenario,
+                "phase": r.phase,
+                "n_models": r.n_models,
+                "n_points": r.n_points,
+                **readable(r.metrics),
+            }
             for r in rows
         ]
         wrote["metrics JSON"] = atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")

@@ -82,7 +82,7 @@ def test_pack_then_score_roundtrip(tmp_path, tiny_challenge, tiny_answers, capsy
         == 0
     )
     out = capsys.readouterr().out
-    assert "| sst2_inf | dev | 2 | 20 |" in out and "TPR_FPR_1000" in out
+    assert "| sst2_inf | dev | 2 | 20 |" in out and "TPR@0.1FPR" in out and "TPR_FPR" not in out
     assert sorted(p.name for p in plots.iterdir()) == [
         "roc_sst2_hi.png",
         "roc_sst2_inf.png",
@@ -91,6 +91,9 @@ def test_pack_then_score_roundtrip(tmp_path, tiny_challenge, tiny_answers, capsy
     assert (plots / "roc_sst2_inf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = json.loads((tmp_path / "scores.json").read_text())
     assert len(rows) == 6 and all(r["AUC"] > 0.5 for r in rows)
+    # the vocabulary of metrics.json and report.md (farm.mico.scorer.READABLE_NAMES)
+    assert {"TPR@0.1FPR", "TPR@0.001FPR", "MIA advantage", "balanced accuracy"} <= set(rows[0])
+    assert not any(k.startswith("TPR_FPR") or k == "MIA" for k in rows[0])
 
 
 def test_pack_missing_model_fails_cleanly(tmp_path, tiny_challenge, tiny_answers, capsys):
@@ -158,6 +161,28 @@ def test_help_says_what_it_reads_and_writes(command):
 def test_console_script_exit_status(tmp_path):
     result = subprocess.run(["farm", "splits", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "missing seed file" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["splits", "store"])
+def test_a_reader_that_went_away_ends_quietly_with_141(tiny_challenge, tmp_path, command):
+    """``farm … | head``: stdout's reader is gone before farm writes; no traceback, exit 141."""
+    argv = {
+        "splits": ["splits", str(tiny_challenge / "sst2_inf" / "train" / "model_1")],
+        "store": ["store", "verify", str(tmp_path / "empty-store")],
+    }[command]
+    (tmp_path / "empty-store").mkdir()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone: every write to stdout fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "farm.cli", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr
 
 
 def test_attack_refuses_pickle_weights_before_any_job(tiny_challenge, tmp_path):
@@ -316,6 +341,68 @@ def test_progress_goes_through_logging_with_verbosity(capsys):
             )  # one handler, never two
             assert ("farm.cluster.executor INFO" in err) == (verbosity > 0)
     finally:
+        setup_logging(0)
+
+
+def _every_parser(parser):
+    """(name, parser) of every command and nested verb under ``parser``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {verb}", p) for verb, p in _every_parser(sub))
+
+
+def test_logging_flags_are_accepted_after_every_command():
+    from farm.cli import build_parser
+
+    parsers = dict(_every_parser(build_parser()))
+    assert {"plan", "attack", "tune", "store verify", "audit", "splits"} <= set(parsers)
+    for name, parser in parsers.items():
+        flags = {o for a in parser._actions for o in a.option_strings}
+        assert {"-v", "--verbose", "-q", "--quiet"} <= flags, name
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-v", "splits", "M"], 1),
+        (["splits", "M", "-v"], 1),
+        (["splits", "-v", "M", "--verbose"], 2),
+        (["-q", "splits", "M", "-v"], 0),
+        (["plan", "--config", "attack-mini", "-q"], -1),
+        (["store", "-v", "verify", "S", "-v"], 2),
+        (["store", "verify", "S", "-q"], -1),
+        (["-v", "store", "verify", "S"], 1),
+    ],
+)
+def test_verbosity_counts_flags_before_and_after_the_command(argv, expected):
+    from farm.cli import build_parser, verbosity
+
+    assert verbosity(build_parser().parse_args(argv)) == expected
+
+
+def test_plan_with_verbose_after_the_command_runs(tiny_challenge, capsys):
+    import logging
+
+    try:
+        code = main(
+            [
+                "plan",
+                "--config",
+                "tests/data/tiny-attack.yaml",
+                "--challenge",
+                str(tiny_challenge),
+                "-v",
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        assert logging.getLogger("farm").level == logging.DEBUG
+    finally:
+        from farm.cli import setup_logging
+
         setup_logging(0)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from farm.challenge.submission import ModelKey, group_keys
 from farm.challenge.tree import Challenge
 from farm.errors import SubmissionError
-from farm.mico.scorer import FPR_BOUNDS, roc_curve, score
+from farm.mico.scorer import FPR_BOUNDS, READABLE_NAMES, roc_curve, score
 from farm.report.plots import roc_png
 
 
@@ -25,6 +25,7 @@ class PhaseScore:
     phase: str
     n_models: int
     n_points: int
+    n_negatives: int  # the non-members pooled: the ROC's smallest FPR step is 1 / n_negatives
     metrics: dict[str, float]
     fpr: np.ndarray
     tpr: np.ndarray
@@ -63,6 +64,7 @@ def score_tree(
                 phase=phase,
                 n_models=len(wanted),
                 n_points=y.size,
+                n_negatives=int(np.sum(y == 0)),
                 metrics=score(y, s),
                 fpr=fpr,
                 tpr=tpr,
@@ -89,9 +91,14 @@ def _coverage_problems(
 
 
 def format_table(rows: list[PhaseScore]) -> str:
-    """A Markdown table: one line per (scenario, phase) with every MICO metric."""
+    """A Markdown table: one line per (scenario, phase) with every MICO metric, under the readable
+    names of ``report.md`` and ``metrics.json`` (``farm.mico.scorer.READABLE_NAMES``)."""
     keys = [*FPR_BOUNDS, "AUC", "MIA", "accuracy"]
-    head = "| scenario | phase | models | points | " + " | ".join(keys) + " |"
+    head = (
+        "| scenario | phase | models | points | "
+        + " | ".join(READABLE_NAMES[k] for k in keys)
+        + " |"
+    )
     rule = "|" + "---|" * (4 + len(keys))
     lines = [head, rule]
     for r in rows:
@@ -106,13 +113,13 @@ def plot_roc(rows: list[PhaseScore], out_dir: str | Path) -> list[Path]:
 
     written = []
     for scenario in sorted({r.scenario for r in rows}):
-        curves = {
-            f"{r.phase} (TPR@0.1FPR={r.metrics['TPR_FPR_1000']:.3f}, AUC={r.metrics['AUC']:.3f})": (
-                r.fpr,
-                r.tpr,
-            )
+        mine = {
+            f"{r.phase} (TPR@0.1FPR={r.metrics['TPR_FPR_1000']:.3f}, AUC={r.metrics['AUC']:.3f})": r
             for r in rows
             if r.scenario == scenario
         }
-        written.append(roc_png(curves, Path(out_dir) / f"roc_{scenario}.png", title=scenario))
+        curves = {label: (r.fpr, r.tpr) for label, r in mine.items()}
+        negatives = {label: r.n_negatives for label, r in mine.items()}
+        path = Path(out_dir) / f"roc_{scenario}.png"
+        written.append(roc_png(curves, negatives, path, title=scenario))
     return written

@@ -11,9 +11,13 @@ job shared by two trials (same recipe, same shadow) runs once.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,7 +175,7 @@ def tune_scenario(
         tuner = tune.Tuner.restore(
             str(path), trainable=trainable, resume_errored=True, restart_errored=False
         )
-        return tuner.fit()
+        return _fit(tuner, scenario, path, progress)
     steps = tune_config.max_shadows // tune_config.group
     scheduler = ASHAScheduler(
         time_attr="training_iteration", max_t=steps, grace_period=1, reduction_factor=2
@@ -195,7 +199,72 @@ def tune_scenario(
             callbacks=[_trial_progress(scenario, progress)],
         ),
     )
-    return tuner.fit()
+    return _fit(tuner, scenario, path, progress)
+
+
+def _fit(tuner: Any, scenario: str, path: Path, progress: Callable[[str], None]) -> Any:
+    """``tuner.fit()`` with Tune's own printing kept off stdout (which holds farm's results):
+    ``verbose=0`` silences Tune's progress tables, but not the "Configuration for experiment" box
+    nor the TensorBoard hint, whose folder is the Ray session's staging copy. Those lines go to the
+    ``farm.cluster.tune`` logger at DEBUG (stderr under ``-v``), the hint is dropped, and one line
+    names where the results are (``out/ray_results/tune_<scenario>``, TensorBoard's ``--logdir``
+    when tensorboardX writes event files)."""
+    with tune_stdout_to_log():
+        results = tuner.fit()
+    hint = (
+        f" (TensorBoard: tensorboard --logdir {path})"
+        if importlib.util.find_spec("tensorboardX") is not None
+        else ""
+    )
+    progress(f"[tune {scenario}] results in {path}{hint}")
+    return results
+
+
+class _Lines(io.TextIOBase):
+    """A text stream handing each complete line written to it to ``emit`` (thread-safe: Ray
+    prints from its own threads too)."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        super().__init__()
+        self._emit = emit
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def close(self) -> None:
+        with self._lock:
+            rest, self._partial = self._partial, ""
+        if rest:
+            self._emit(rest)
+        super().close()
+
+
+@contextlib.contextmanager
+def tune_stdout_to_log() -> Iterator[None]:
+    """While open, what is printed to stdout goes to this module's logger at DEBUG instead, one
+    record per non-blank line, except Tune's TensorBoard hint, which names the Ray session's staging
+    folder rather than the results and is dropped (``_fit`` prints the right one)."""
+    log = logging.getLogger(__name__)
+
+    def emit(line: str) -> None:
+        if line.strip() and "tensorboard --logdir" not in line:
+            log.debug(line)
+
+    sink = _Lines(emit)
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        sink.close()
 
 
 def _trial_progress(scenario: str, progress: Callable[[str], None]) -> Any:

@@ -29,7 +29,7 @@ from farm.challenge.tree import CHALLENGE_JSON, PHASES, read_constants
 from farm.config.attack import AttackConfig
 from farm.mico.scorer import pooled_scores, roc_curve
 from farm.privacy.accounting import assumptions
-from farm.report.attack_report import write_metrics, write_report, write_scores
+from farm.report.attack_report import provenance, write_metrics, write_report, write_scores
 from farm.report.results import LEVEL, N_BOOT, Audit, ScenarioResult, TargetPrivacy
 from farm.shadows.scenario import (
     Collected,
@@ -72,11 +72,14 @@ def attack_scenario(
     raw = dict(zip(part.ids, run_attack(config.attack, signals, rows, **config.params)))
     loss = dict(zip(part.ids, run_attack("loss", signals, rows)))
     phases = {p: r for p in PHASES if (r := part.score(p, raw))}
-    curves = {}
+    curves, baseline_curves = {}, {}
     for phase in phases:
         if pool := part.pooled(phase, raw):
             fpr, tpr, _ = roc_curve(*pool)
             curves[phase] = (fpr, tpr)
+        if pool := part.pooled(phase, loss):
+            fpr, tpr, _ = roc_curve(*pool)
+            baseline_curves[phase] = (fpr, tpr)
     baseline = {p: r for p in phases if (r := part.score(p, loss))}
     intervals, counts, baseline_intervals = {}, {}, {}
     for phase in phases:
@@ -91,6 +94,7 @@ def attack_scenario(
         job_seconds=collected.job_seconds,
         curves=curves,
         baseline=baseline,
+        baseline_curves=baseline_curves if config.attack != "loss" else {},
         intervals=intervals,
         counts=counts,
         baseline_intervals=baseline_intervals,
@@ -312,8 +316,9 @@ def attack_challenge(
         write_predictions(out / "predictions", predictions)
         pack(out / "predictions", out / "submission.zip", Expected.from_challenge(ch))
         write_report(out, results, challenge_root)
-        write_metrics(out, results, challenge_root)
-        write_scores(out, results)
+        origin = provenance(results)  # one stamp for both files
+        write_metrics(out, results, challenge_root, origin=origin)
+        write_scores(out, results, origin=origin)
     atomic_write_text(out / "stages.json", json.dumps(watch.as_dict(), indent=2) + "\n")
     log.info("stages: %s", watch.line())
     return results

@@ -486,8 +486,10 @@ def write_model_audit(result: ModelAuditResult, out: str | Path) -> dict[str, Pa
     atomic_write_bytes(paths["records"], frame.to_parquet(index=False))
     t = result.target
     auc = t.figures["AUC"].value
+    label = f"{t.choice.attack} (AUC {auc:.3f})"
     roc_png(
-        {f"{t.choice.attack} (AUC {auc:.3f})": (t.fpr, t.tpr)},
+        {label: (t.fpr, t.tpr)},
+        {label: int(np.sum(t.member == 0))},
         paths["ROC"],
         title=f"farm audit: {result.audit.model_dir.name}",
     )

@@ -5,6 +5,8 @@ default configuration."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +52,53 @@ def best_config(
 
 
 def _plain(value: Any) -> Any:
-    """Drop ``None`` leaves so the YAML stays readable (dataclass defaults fill them back)."""
+    """Drop ``None`` leaves so the YAML stays readable (dataclass defaults fill them back); tuples
+    become lists (safe YAML has no tuples)."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
     return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    """What ``best.yaml`` holds for a scenario: the tuned configuration only when it scored better
+    than the default attack config on the held-out models, else the default (``kept_default``);
+    ``tuned`` and ``default`` are both held-out TPR@0.1FPR figures."""
+
+    config: AttackConfig
+    kept_default: bool
+    tuned: float
+    default: float
+
+    def note(self, scenario: str) -> str:
+        """One line for ``summary.md`` and stdout naming what ``best.yaml`` holds and why."""
+        figures = f"held-out TPR@0.1FPR tuned {self.tuned:.3f}, default {self.default:.3f}"
+        if self.kept_default:
+            return (
+                f"{scenario}: best.yaml holds the default attack config, not the tuned one: the "
+                f"tuned configuration is no better on the held-out models ({figures})"
+            )
+        return f"{scenario}: best.yaml holds the tuned configuration ({figures})"
+
+
+def choose_config(
+    tuned: AttackConfig, tuned_score: float, default: AttackConfig, default_score: float
+) -> Choice:
+    """Keep ``default`` unless ``tuned`` scored strictly better on the held-out models: a tie, or a
+    tuned score that is NaN, keeps the default (the search's own score is optimistic, having
+    chosen among many trials; the held-out figure is the fair one). A NaN default loses to any
+    finite tuned score."""
+    better = not math.isnan(tuned_score) and (
+        math.isnan(default_score) or tuned_score > default_score
+    )
+    return Choice(
+        config=tuned if better else default,
+        kept_default=not better,
+        tuned=tuned_score,
+        default=default_score,
+    )
 
 
 def config_yaml(config: AttackConfig) -> str:
@@ -70,6 +115,8 @@ def config_yaml(config: AttackConfig) -> str:
         data["match_targets"] = True
     if config.assets:
         data["assets"] = _plain(to_dict(config.assets))
+    if config.queries is not None:
+        data["queries"] = _plain(to_dict(config.queries))
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -114,7 +161,9 @@ def run_tune(
     scenarios: list[str] | None = None,
 ) -> str:
     """Search every scenario, write ``best.yaml``, ``trials.csv`` and ``summary.md``; return the
-    summary."""
+    summary. ``best.yaml`` holds the tuned configuration only when it beats the tune config's
+    ``default_attack`` on the held-out models (``choose_config``), else that default; the summary
+    says which, with both held-out figures."""
     # lazy: loads Ray
     from farm.cluster.executor import ensure_ray
 
@@ -125,9 +174,10 @@ def run_tune(
     defaults = load_attack_config(tune_config.default_attack)
     rows = [
         "| scenario | tuned attack | shadows | DP variant | search TPR@0.1 | held-out TPR@0.1 "
-        "tuned | held-out TPR@0.1 default | trials | search job-seconds |",
-        "|" + "---|" * 9,
+        "tuned | held-out TPR@0.1 default | best.yaml | trials | search job-seconds |",
+        "|" + "---|" * 10,
     ]
+    notes = []
     for scenario in loaded:
         results = tune_scenario(
             challenge,
@@ -144,19 +194,21 @@ def run_tune(
             results, tune_config, scenario, loaded[scenario].inputs.len_training
         )
         frame = results.get_dataframe()
-        atomic_write_text(out / scenario / "best.yaml", config_yaml(best))
         atomic_write_text(out / scenario / "trials.csv", frame.to_csv(index=False))
         tuned, _ = held_out_score(loaded[scenario], best, tune_config, executor)
-        default, _ = held_out_score(
-            loaded[scenario], defaults.get(scenario, defaults["*"]), tune_config, executor
-        )
+        default_config = defaults.get(scenario, defaults["*"])
+        default, _ = held_out_score(loaded[scenario], default_config, tune_config, executor)
+        choice = choose_config(best, tuned, default_config, default)
+        atomic_write_text(out / scenario / "best.yaml", config_yaml(choice.config))
         seconds = _search_seconds(results)
         rows.append(
             f"| {scenario} | {best.attack} {json.dumps(best.params)} | {best.plan.shadows} | "
             f"{info['trial'].get('dp', 'none')} | {info['search_tpr']:.3f} | {tuned:.3f} | "
-            f"{default:.3f} | {len(frame)} | {seconds:.0f} |"
+            f"{default:.3f} | {'default' if choice.kept_default else 'tuned'} | {len(frame)} | "
+            f"{seconds:.0f} |"
         )
-    summary = "\n".join(rows)
+        notes.append(choice.note(scenario))
+    summary = "\n".join([*rows, "", *notes])
     atomic_write_text(out / "summary.md", summary + "\n")
     return summary
 

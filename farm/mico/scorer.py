@@ -8,9 +8,12 @@ points whose FPR is *strictly* below the bound, ties sharing one threshold. Scor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 FPR_BOUNDS = {
     "TPR_FPR_10": 0.001,
@@ -32,8 +35,15 @@ READABLE_NAMES = {
     "MIA": "MIA advantage",
     "accuracy": "balanced accuracy",
 }
-"""Column names for reports: the scorer's keys (``score``'s dict, kept as they are) -> readable
-names."""
+"""The scorer's keys (``score``'s dict, MICO's scoring program's names, used inside the code) ->
+the names every output uses: ``report.md``, ``metrics.json``, ``farm score``'s table and ``--json``,
+the ROC legends (one vocabulary; ``docs/design.md``)."""
+
+
+def readable(metrics: Mapping[str, T]) -> dict[str, T]:
+    """``metrics`` keyed by ``READABLE_NAMES`` (``TPR_FPR_1000`` -> ``TPR@0.1FPR``); a key without a
+    readable name is kept as it is."""
+    return {READABLE_NAMES.get(k, k): v for k, v in metrics.items()}
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

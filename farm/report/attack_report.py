@@ -11,6 +11,8 @@ over models (``farm.attacks.intervals``). Metric names are ``farm.mico.scorer.RE
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
 import io
 import json
 import math
@@ -19,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from farm import __version__
 from farm.attacks.audit import AUDIT_ADJACENCY, POOLED_VALIDITY, substitution_privacy
 from farm.attacks.intervals import Interval
-from farm.mico.scorer import READABLE_NAMES
+from farm.config.attack import AttackConfig
+from farm.mico.scorer import READABLE_NAMES, readable
 from farm.privacy.accounting import assumptions, describe_epsilon
 from farm.report.plots import roc_png
 from farm.report.results import LEVEL, N_BOOT, Audit, ScenarioResult, TargetPrivacy
@@ -43,7 +47,32 @@ ASSUMPTION_KEYS = (
     "adjacency",
     "assumes",
 )  # farm.privacy.accounting.assumptions
-SCORE_COLUMNS = ("scenario", "phase", "model", "record", "score", "label")  # scores.parquet
+SCORE_COLUMNS = ("scenario", "phase", "attack", "model", "record", "score", "label")  # .parquet
+PARQUET_METADATA_KEY = b"farm"  # scores.parquet's schema metadata: the provenance, as JSON
+
+
+def config_digest(config: AttackConfig) -> str:
+    """sha256 of the canonical JSON of a resolved ``AttackConfig`` (every field, keys sorted): two
+    runs with the same digest attacked with the same configuration, however its YAML was written."""
+    text = json.dumps(
+        dataclasses.asdict(config), sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def provenance(results: list[ScenarioResult]) -> dict[str, Any]:
+    """Where a run's ``metrics.json`` and ``scores.parquet`` came from: ``farm_version``,
+    ``created_utc`` (ISO 8601, seconds, ``Z``), ``config_digest`` (sha256 over the scenarios'
+    ``config_digest``s, by scenario name) and ``attacks`` (scenario -> attack name). Computed once
+    per run so both files carry the same."""
+    digests = {r.name: config_digest(r.config) for r in results}
+    overall = json.dumps(digests, sort_keys=True, separators=(",", ":"))
+    return {
+        "farm_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config_digest": hashlib.sha256(overall.encode()).hexdigest(),
+        "attacks": {r.name: r.config.attack for r in results},
+    }
 
 
 def score_table(results: list[ScenarioResult]) -> str:
@@ -169,14 +198,22 @@ def mechanism_text(m: Mechanism) -> str:
 
 
 def write_report(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
-    """``out/report.md`` plus ``out/roc_<scenario>.png``; returns the report path."""
+    """``out/report.md`` plus ``out/roc_<scenario>.png``, one plot per scenario holding the
+    attack's curve of each phase and the loss baseline's (dashed); returns the report path."""
     pngs = []
     for r in results:
-        curves = {_curve_label(r, phase): c for phase, c in r.curves.items()}
+        curves, negatives, dashed = {}, {}, []
+        for phase, curve in r.curves.items():
+            label = _curve_label(r, phase)
+            curves[label], negatives[label] = curve, r.counts[phase]["non_members"]
+        for phase, curve in r.baseline_curves.items():
+            label = _curve_label(r, phase, baseline=True)
+            curves[label], negatives[label] = curve, r.counts[phase]["non_members"]
+            dashed.append(label)
         if curves:
-            pngs.append(
-                roc_png(curves, out / f"roc_{r.name}.png", title=f"{r.name}: {r.config.attack}")
-            )
+            path = out / f"roc_{r.name}.png"
+            title = f"{r.name}: {r.config.attack}" + (" and loss baseline" if dashed else "")
+            pngs.append(roc_png(curves, negatives, path, title=title, dashed=dashed))
     compute = [
         "| scenario | shadow trainings | job CPU/GPU-seconds (trainings + inference) |",
         "|---|---|---|",
@@ -228,14 +265,25 @@ def write_report(out: Path, results: list[ScenarioResult], challenge_root: str |
     return atomic_write_text(out / "report.md", "\n".join(text))
 
 
-def _curve_label(r: ScenarioResult, phase: str) -> str:
-    value = r.phases[phase]["TPR_FPR_1000"]
-    iv = r.intervals.get(phase, {}).get("TPR_FPR_1000")
-    return f"{phase} (TPR@0.1FPR={value:.3f}" + (f" {iv.cell()})" if iv and iv.known else ")")
+def _curve_label(r: ScenarioResult, phase: str, *, baseline: bool = False) -> str:
+    """``dev: rmia (TPR@0.1FPR=0.210 [0.15, 0.27])``: the phase, the attack (or ``loss
+    baseline``), its figure and interval."""
+    metrics, intervals = (r.baseline, r.baseline_intervals) if baseline else (r.phases, r.intervals)
+    value = metrics[phase]["TPR_FPR_1000"]
+    iv = intervals.get(phase, {}).get("TPR_FPR_1000")
+    name = "loss baseline" if baseline else r.config.attack
+    figure = f"TPR@0.1FPR={value:.3f}" + (f" {iv.cell()}" if iv and iv.known else "")
+    return f"{phase}: {name} ({figure})"
 
 
-def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> dict[str, Any]:
-    """Every number of the report as plain JSON data: per scenario its attack, per phase the counts,
+def metrics_json(
+    results: list[ScenarioResult],
+    challenge_root: str | Path,
+    *,
+    origin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every number of the report as plain JSON data: ``provenance`` (``origin``, else
+    ``provenance(results)``), per scenario its attack and ``config_digest``, per phase the counts,
     metrics and intervals (``{value, lo, hi}``) under readable names, the loss baseline likewise,
     the epsilon audit beside the targets' privacy (``epsilon``: a number, ``"inf"`` without DP, null
     when unknown) and the compute. Non-finite numbers become null."""
@@ -251,6 +299,7 @@ def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> d
         }
         scenarios[r.name] = {
             "attack": r.config.attack,
+            "config_digest": config_digest(r.config),
             "params": dict(r.config.params),
             "plan": dataclasses.asdict(r.config.plan),
             "normalize": r.config.normalize,
@@ -261,6 +310,7 @@ def metrics_json(results: list[ScenarioResult], challenge_root: str | Path) -> d
         }
     return _clean(
         {
+            "provenance": origin or provenance(results),
             "challenge": str(challenge_root),
             "level": LEVEL,
             "bootstrap": {"unit": "model", "resamples": N_BOOT, "seed": 0},
@@ -284,8 +334,8 @@ def _phase_json(
     return {
         "leave_one_out": phase == "train",
         **(counts or {}),
-        "metrics": {READABLE_NAMES.get(k, k): v for k, v in metrics.items()},
-        "intervals": {READABLE_NAMES.get(k, k): iv.to_dict() for k, iv in intervals.items()},
+        "metrics": readable(metrics),
+        "intervals": readable({k: iv.to_dict() for k, iv in intervals.items()}),
     }
 
 
@@ -344,9 +394,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_metrics(out: Path, results: list[ScenarioResult], challenge_root: str | Path) -> Path:
+def write_metrics(
+    out: Path,
+    results: list[ScenarioResult],
+    challenge_root: str | Path,
+    *,
+    origin: dict[str, Any] | None = None,
+) -> Path:
     """``out/metrics.json`` (``metrics_json``), written atomically; returns its path."""
-    text = json.dumps(metrics_json(results, challenge_root), indent=2, allow_nan=False)
+    data = metrics_json(results, challenge_root, origin=origin)
+    text = json.dumps(data, indent=2, allow_nan=False)
     return atomic_write_text(out / "metrics.json", text + "\n")
 
 
@@ -368,6 +425,7 @@ def scores_frame(results: list[ScenarioResult]) -> Any:
                     {
                         "scenario": m.scenario,
                         "phase": m.phase,
+                        "attack": r.config.attack,
                         "model": np.full(records.size, m.model_id, np.int64),
                         "record": records.astype(np.int64),
                         "score": np.asarray(scores[m], np.float64),
@@ -382,8 +440,33 @@ def scores_frame(results: list[ScenarioResult]) -> Any:
     return pd.concat(frames, ignore_index=True)[list(SCORE_COLUMNS)]
 
 
-def write_scores(out: Path, results: list[ScenarioResult]) -> Path:
-    """``out/scores.parquet`` (``scores_frame``, pyarrow), written atomically; returns its path."""
+def write_scores(
+    out: Path, results: list[ScenarioResult], *, origin: dict[str, Any] | None = None
+) -> Path:
+    """``out/scores.parquet`` (``scores_frame``, pyarrow), written atomically, its schema metadata
+    holding the provenance (``origin``, else ``provenance(results)``) as JSON under
+    ``PARQUET_METADATA_KEY`` (``read_provenance``); returns its path."""
+    # lazy: pyarrow loads only to write or read a table
+    import pyarrow as pa
+
+    # lazy: as above
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(scores_frame(results), preserve_index=False)
+    stamp = json.dumps(origin or provenance(results), sort_keys=True).encode()
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), PARQUET_METADATA_KEY: stamp}
+    )
     buffer = io.BytesIO()
-    scores_frame(results).to_parquet(buffer, engine="pyarrow", index=False)
+    pq.write_table(table, buffer)
     return atomic_write_bytes(out / "scores.parquet", buffer.getvalue())
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance ``write_scores`` stored in a ``scores.parquet`` (``{}`` for a file written
+    before it did); reads the schema only."""
+    # lazy: pyarrow loads only to write or read a table
+    import pyarrow.parquet as pq
+
+    stamp = (pq.read_schema(path).metadata or {}).get(PARQUET_METADATA_KEY)
+    return json.loads(stamp) if stamp else {}

@@ -64,7 +64,8 @@ class Audit:
 @dataclass(frozen=True, kw_only=True)
 class ScenarioResult:
     """Scores of one scenario: raw dev/final scores per model, metrics per phase (pooled with
-    ``farm.mico.scorer.pooled_scores``), ROC curves per phase, compute spent.
+    ``farm.mico.scorer.pooled_scores``), ROC curves per phase (``baseline_curves``: the loss
+    baseline's), compute spent.
 
     ``intervals`` / ``counts``: per phase, ``LEVEL`` bootstrap intervals over models
     (``farm.attacks.intervals``) of the pooled metrics and the models, members and non-members
@@ -84,6 +85,7 @@ class ScenarioResult:
     baseline: dict[str, dict[str, float]] = field(
         default_factory=dict
     )  # the loss attack on the same phases
+    baseline_curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     baseline_intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)

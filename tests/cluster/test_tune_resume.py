@@ -62,6 +62,11 @@ def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
     assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
     assert done_before >= 1
     assert "| sst2_inf |" in again.stdout and "held-out TPR@0.1 tuned" in again.stdout
+    assert "sst2_inf: best.yaml holds the" in again.stdout  # tuned or default, with both figures
+    # stdout holds farm's results only; Tune's TensorBoard hint names the results, not a session
+    assert "Configuration for experiment" not in again.stdout
+    hints = [line for line in again.stderr.splitlines() if "tensorboard --logdir" in line]
+    assert all(str((out / "ray_results").resolve()) in line for line in hints), hints
     best = out / "sst2_inf" / "best.yaml"
     config = load_attack_config(best)["*"]
     assert config.plan.kind == "pool" and config.plan.shadows in (2, 4)

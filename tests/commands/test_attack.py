@@ -101,7 +101,12 @@ def test_attack_writes_submission_and_report(built, tmp_path, capsys):
     assert one["trials"] == 2 or one["validity"].startswith("not computed: the 2 picked points")
     import pandas as pd
 
+    from farm.report.attack_report import read_provenance
+
     scores = pd.read_parquet(out / "scores.parquet")
+    stamp = json.loads((out / "metrics.json").read_text())["provenance"]
+    assert read_provenance(out / "scores.parquet") == stamp  # one stamp for both files
+    assert stamp["attacks"]["sst2_inf"] == "lira_online" and (scores.attack == "lira_online").all()
     assert (
         len(scores) == 6 * 20 and scores["label"].notna().all()
     )  # 4 train + dev + final, 2 x len_challenge each

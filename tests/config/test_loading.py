@@ -4,7 +4,6 @@ key."""
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -213,11 +212,10 @@ def _run(monkeypatch, capsys, argv: list[str], out: Path) -> str:
         raise _Started
 
     monkeypatch.setattr(cli, "_executor", no_executor)
-    start = time.perf_counter()
+    # what must not happen (an executor built, Ray started, output written), not wall-clock time
     code = cli.main(argv)
-    elapsed = time.perf_counter() - start
     err = capsys.readouterr().err.strip()
-    assert code == 1 and elapsed < 5, (code, elapsed, err)
+    assert code == 1, (code, err)
     assert err and "\n" not in err, err
     assert not out.exists()
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
@@ -550,11 +548,12 @@ def test_demo_checks_scenario_overrides_against_the_mini_config(tmp_path, monkey
 def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(ATTACK_BASE + "params: {gama: 2}\n")
+    # what must not happen (Ray or torch imported, data loaded, output written), not wall-clock time
     code = (
-        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); assert 'ray' not in "
-        "sys.modules; sys.exit(rc)"
+        "import sys; from farm.cli import main; rc = main(sys.argv[1:]); "
+        "assert not {'ray', 'torch', 'pandas'} & set(sys.modules), sorted(sys.modules); "
+        "sys.exit(rc)"
     )
-    start = time.perf_counter()
     result = subprocess.run(
         [
             sys.executable,
@@ -572,8 +571,7 @@ def test_console_script_refuses_without_importing_ray(tiny_challenge, tmp_path):
         text=True,
         cwd=ROOT,
     )
-    assert time.perf_counter() - start < 5
-    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert f"{bad}: params.gama: unknown parameter of attack 'rmia'" in result.stderr
     assert not (tmp_path / "out").exists()
 

@@ -187,6 +187,7 @@ def test_report_metrics_json_and_scores_parquet(tiny_challenge, tiny_answers, tm
 
     frame = pd.read_parquet(write_scores(out, results))
     assert list(frame.columns) == list(SCORE_COLUMNS) and len(frame) == 7 * POINTS
+    assert (frame["attack"] == "lira_online").all()
     assert (
         str(frame["label"].dtype) == "Int8" and frame["label"].notna().all()
     )  # answers label every model
@@ -339,3 +340,55 @@ def test_shadows_mechanism_line_says_what_its_epsilon_assumes():
     assert mechanism_text(poisson).endswith(
         "(delta 1e-05), unrecorded accountant, Poisson sampling, add/remove adjacency"
     )
+
+
+def test_metrics_json_and_scores_parquet_carry_the_same_provenance(tiny_challenge, tmp_path):
+    import datetime
+
+    from farm import __version__
+    from farm.report.attack_report import config_digest, provenance, read_provenance
+
+    results = [_result(tiny_challenge, tmp_path)]
+    origin = provenance(results)
+    out = tmp_path / "out"
+    data = json.loads(write_metrics(out, results, tiny_challenge, origin=origin).read_text())
+    stamp = read_provenance(write_scores(out, results, origin=origin))
+    assert data["provenance"] == stamp == origin
+    assert origin["farm_version"] == __version__ and origin["attacks"] == {
+        "sst2_inf": "lira_online"
+    }
+    created = datetime.datetime.strptime(origin["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert abs((now - created).total_seconds()) < 3600  # UTC, not local time
+    digest = data["scenarios"]["sst2_inf"]["config_digest"]
+    assert digest == config_digest(results[0].config) and len(origin["config_digest"]) == 64
+    other = dataclasses.replace(results[0].config, attack="loss")
+    assert config_digest(other) != digest  # a different configuration, a different digest
+    # without an explicit origin each file stamps itself
+    assert read_provenance(write_scores(out, results))["config_digest"] == origin["config_digest"]
+
+
+def test_one_roc_plot_per_scenario_holds_the_attack_and_the_loss_baseline(
+    tiny_challenge, tiny_answers, tmp_path, monkeypatch
+):
+    import farm.report.attack_report as attack_report
+
+    drawn = []
+
+    def capture(curves, negatives, path, *, title, dashed=()):
+        drawn.append((dict(curves), dict(negatives), path.name, title, list(dashed)))
+        return path
+
+    monkeypatch.setattr(attack_report, "roc_png", capture)
+    result = _result(tiny_challenge, tmp_path, tiny_answers)
+    write_report(tmp_path / "out", [result], tiny_challenge)
+    ((curves, negatives, name, title, dashed),) = drawn
+    assert name == "roc_sst2_inf.png" and title == "sst2_inf: lira_online and loss baseline"
+    phases = list(result.curves)
+    names = {label.split(" (")[0] for label in curves}  # the figure and interval follow
+    assert names == {f"{p}: {a}" for p in phases for a in ("lira_online", "loss baseline")}
+    assert len(curves) == 2 * len(phases) and len(dashed) == len(phases)
+    assert all(label.split(" (")[0].endswith("loss baseline") for label in dashed)
+    for label in curves:
+        phase = label.split(":")[0]
+        assert negatives[label] == result.counts[phase]["non_members"]
