@@ -55,16 +55,17 @@ def test_shuffle_low_32_bits_only():
 
 def test_shuffle_draws_its_numbers_in_one_vectorised_call(monkeypatch):
     """What keeps the shuffle fast, without timing it: MT19937 runs in numpy, one draw of n - 1
-    numbers, never a per-element Python generator."""
+    raw outputs, never a per-element Python generator."""
+    from farm.mico import splits
+
     calls = []
-    real = np.random.RandomState
+    real = splits._raw32
 
-    class Counting(real):
-        def randint(self, *args, **kwargs):
-            calls.append(kwargs.get("size"))
-            return super().randint(*args, **kwargs)
+    def counting(seed: int, count: int) -> np.ndarray:
+        calls.append(count)
+        return real(seed, count)
 
-    monkeypatch.setattr(np.random, "RandomState", Counting)
+    monkeypatch.setattr(splits, "_raw32", counting)
     assert mico_shuffle(42, 68_221).tolist() == swap_shuffle(42, 68_221)
     assert calls == [68_220]
 
