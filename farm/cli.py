@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm import __version__
+from farm.challenge.layouts import MICO_SST2, mico_sst2_layout
 from farm.challenge.score_tree import format_table, plot_roc, score_tree
 from farm.challenge.submission import Expected, pack, read_predictions
-from farm.challenge.tree import read_challenge, read_constants, read_model
+from farm.challenge.tree import Challenge, read_challenge, read_constants, read_model
 from farm.commands import dry_run as dryrun
 from farm.commands.attack import attack_challenge
 from farm.commands.audit import audit_recipe, write_audit
@@ -591,7 +592,7 @@ def _dry_run(args: argparse.Namespace, command: str, default_store: Path) -> int
 def _plan(
     command: str,
     config: Path,
-    challenge: Path | None,
+    challenge: Path | Challenge | None,
     *,
     store: str | Path | None,
     gpus: int,
@@ -610,7 +611,7 @@ def _plan(
         audit = load_audit_config(config)
         return dryrun.audit_forecast(audit, table=rates, gpus=gpus, store=opened)
     if challenge is None:
-        raise ConfigError(f"{config}: an {command} config needs --challenge TREE to plan")
+        raise ConfigError(_needs_challenge(config, command))
     if command == "tune":
         names = scenarios.split(",") if scenarios else None
         return dryrun.tune_forecast(
@@ -621,6 +622,22 @@ def _plan(
     )
 
 
+def _needs_challenge(config: Path, command: str) -> str:
+    return (
+        f"{config}: an {command} config needs --challenge TREE to plan (--challenge {MICO_SST2}: "
+        f"MICO SST-2's published layout, before any download)"
+    )
+
+
+def _plan_challenge(name: str | None) -> Path | Challenge | None:
+    """``farm plan``'s ``--challenge``: ``mico-sst2`` exactly is MICO SST-2's published layout
+    (``farm.challenge.layouts``; a folder of that name is ``./mico-sst2``), anything else a tree's
+    path, None when not given."""
+    if name is None:
+        return None
+    return mico_sst2_layout() if name == MICO_SST2 else Path(name)
+
+
 def _add_plan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
@@ -629,7 +646,9 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         description="Reads CONFIG (an attack, tune, make-challenge or audit config, told apart by "
         "its folder when shipped, else by its keys: `space` is a tune config, `population` a "
         "make-challenge config, `canaries` an audit config) and TREE (attack and tune only; "
-        "seed files are enough, weights are not needed), checks them, and prints per scenario "
+        "seed files are enough, weights are not needed; `--challenge mico-sst2` plans MICO "
+        "SST-2's published layout with stand-in seeds, before any download: exact job counts, "
+        "GPU-hours within a few tenths of a percent), checks them, and prints per scenario "
         "and stage the trainings and inference passes (and how many --store already holds), "
         "records per job, bytes to store, estimated GPU-hours and the wall time on --gpus GPUs, "
         "from the throughput table (--table, else the one farm bench wrote, else the documented "
@@ -640,7 +659,11 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         "--config", type=_config, required=True, help="attack, tune, make-challenge or audit config"
     )
     p.add_argument(
-        "--challenge", type=Path, default=None, metavar="TREE", help="challenge tree (attack, tune)"
+        "--challenge",
+        default=None,
+        metavar="TREE",
+        help=f"challenge tree (attack, tune); {MICO_SST2}: MICO SST-2's published layout, no "
+        f"download (./{MICO_SST2} for a folder of that name)",
     )
     p.add_argument("--store", default=None, help="count the jobs this store already holds")
     p.add_argument(
@@ -658,17 +681,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     kind = config_kind(args.config)
     command = "make-challenge" if kind == "challenge" else kind
-    if command not in ("make-challenge", "audit") and args.challenge is None:
-        raise ConfigError(f"{args.config}: an {command} config needs --challenge TREE to plan")
+    challenge = _plan_challenge(args.challenge)
+    if command not in ("make-challenge", "audit") and challenge is None:
+        raise ConfigError(_needs_challenge(args.config, command))
     if command == "attack":
-        check_attack_inputs(args.config, args.challenge, require_weights=False)
+        assert challenge is not None
+        check_attack_inputs(args.config, challenge, require_weights=False)
     elif command == "tune":
+        assert challenge is not None
         scenarios = args.scenarios.split(",") if args.scenarios else None
-        check_tune_inputs(args.config, args.challenge, scenarios, require_weights=False)
+        check_tune_inputs(args.config, challenge, scenarios, require_weights=False)
     plan = _plan(
         command,
         args.config,
-        args.challenge,
+        challenge,
         store=args.store,
         gpus=args.gpus,
         table=args.table,

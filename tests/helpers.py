@@ -58,22 +58,17 @@ def kill_ray_instance(temp_dir: str, pid: int) -> None:
     psutil.wait_procs(victims, timeout=10)
 
 
-def mico_seed_tree(root, per_phase=(100, 50, 50)):
-    """MICO's layout: 3 scenarios x 200 models, seed files only (no weights, no challenge.json)."""
+def mico_seed_tree(root, seed=0):
+    """MICO's layout: 3 scenarios x 200 models, seed files only (no weights, no challenge.json):
+    ``farm.challenge.layouts.mico_sst2_layout(seed)`` written out."""
+    from farm.challenge.layouts import mico_sst2_layout
     from farm.challenge.tree import write_model
 
-    rng = np.random.default_rng(0)
-    for scenario in ("sst2_hi", "sst2_inf", "sst2_lo"):
-        model_id = 0
-        for phase, count in zip(("train", "dev", "final"), per_phase):
-            for _ in range(count):
-                seeds = [int(s) for s in rng.integers(-(2**63), 2**63 - 1, size=3, dtype=np.int64)]
-                labelled = phase == "train"
-                write_model(
-                    root / scenario / phase / f"model_{model_id}",
-                    seed_challenge=seeds[0],
-                    seed_training=seeds[1] if labelled else None,
-                    seed_membership=seeds[2] if labelled else None,
-                )
-                model_id += 1
+    for m in mico_sst2_layout(seed).models:
+        write_model(
+            root / m.scenario / m.phase / f"model_{m.model_id}",
+            seed_challenge=m.seed_challenge,
+            seed_training=m.seed_training,
+            seed_membership=m.seed_membership,
+        )
     return root

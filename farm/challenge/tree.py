@@ -203,11 +203,15 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A whole tree: its constants and every model, sorted by (scenario, phase order, model id)."""
+    """A whole tree: its constants and every model, sorted by (scenario, phase order, model id).
+    ``stand_in``: empty for a tree read from disk; for a published layout built in memory
+    (``farm.challenge.layouts``: no files, made-up seeds, no weights) a sentence saying which one,
+    for a plan to print."""
 
     root: Path
     constants: ChallengeConstants
     models: tuple[ModelEntry, ...]
+    stand_in: str = ""
 
     def scenarios(self) -> list[str]:
         return sorted({m.scenario for m in self.models})

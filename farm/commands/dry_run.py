@@ -152,15 +152,17 @@ class Forecast:
 
 
 def attack_forecast(
-    challenge: str | Path,
+    challenge: str | Path | Challenge,
     configs: Mapping[str, AttackConfig],
     *,
     table: Table,
     gpus: int,
     store: Store | None = None,
 ) -> Forecast:
-    """``farm attack``'s jobs for every scenario of ``challenge`` (weights not needed)."""
-    ch = read_challenge(challenge, require_weights=False)
+    """``farm attack``'s jobs for every scenario of ``challenge``: a tree (weights not needed) or a
+    ``Challenge`` already read or built (a published layout of ``farm.challenge.layouts``, whose
+    ``stand_in`` sentence becomes the plan's first note)."""
+    ch = _open(challenge)
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
@@ -175,8 +177,19 @@ def attack_forecast(
             scenario, config.plan, recipe, table, store, matched=config.match_targets
         )
     return Forecast(
-        command="attack", stages=tuple(stages), gpus=gpus, table=table, notes=_weight_notes(ch)
+        command="attack",
+        stages=tuple(stages),
+        gpus=gpus,
+        table=table,
+        notes=_stand_in_notes(ch) + _weight_notes(ch),
     )
+
+
+def _open(challenge: str | Path | Challenge) -> Challenge:
+    """A tree read without weights, or a ``Challenge`` as it is."""
+    if isinstance(challenge, Challenge):
+        return challenge
+    return read_challenge(challenge, require_weights=False)
 
 
 def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
@@ -340,6 +353,11 @@ def _all_weights(scenario: Scenario) -> bool:
     return all(e.weights is not None and e.config is not None for e in scenario.models.values())
 
 
+def _stand_in_notes(ch: Challenge) -> tuple[str, ...]:
+    """A published layout's sentence (what was planned instead of a tree), else nothing."""
+    return (ch.stand_in,) if ch.stand_in else ()
+
+
 def _weight_notes(ch: Challenge) -> tuple[str, ...]:
     missing = sum(m.weights is None for m in ch.models)
     if not missing:
@@ -407,7 +425,7 @@ def tokenizer_vocab(ref: Ref) -> int:
 
 
 def tune_forecast(
-    challenge: str | Path,
+    challenge: str | Path | Challenge,
     tune_config: TuneConfig,
     *,
     table: Table,
@@ -417,9 +435,9 @@ def tune_forecast(
     """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of
     ``max_shadows`` shadows (ASHA stops many earlier; trials with equal recipes share them) at the
     largest ``epochs`` of the space and the slowest DP variant; then the best and the default
-    configurations are scored on the held-out models."""
+    configurations are scored on the held-out models. ``challenge`` as for ``attack_forecast``."""
 
-    ch = read_challenge(challenge, require_weights=False)
+    ch = _open(challenge)
     defaults = load_attack_config(tune_config.default_attack)
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch, scenarios).items():
@@ -454,6 +472,7 @@ def tune_forecast(
             ),
         ]
     notes = (
+        *_stand_in_notes(ch),
         "tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes "
         "share jobs",
         *_weight_notes(ch),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.attacks.registry import ATTACKS, needs
-from farm.challenge.tree import PHASES, Assets, read_challenge
+from farm.challenge.tree import PHASES, Assets, Challenge, read_challenge
 from farm.config.loading import check_scenarios, config_path, expand_vars, read_yaml, typed
 from farm.config.recipes import recipe_ref
 from farm.errors import ConfigError, SpecError, require
@@ -27,7 +27,7 @@ NORMALIZE_MODES = ("global", "rank")  # the modes of farm.challenge.submission.n
 
 def check_attack_inputs(
     config: str | Path,
-    challenge: str | Path,
+    challenge: str | Path | Challenge,
     answers: str | Path | None = None,
     *,
     require_weights: bool = True,
@@ -35,9 +35,14 @@ def check_attack_inputs(
     """All ``farm attack`` reads, checked before a job is scheduled: the config and its recipes, the
     challenge tree (seeds, ``config.json``, weights safely loadable; seeds only without
     ``require_weights``, for a plan), the answers tree, and that every scenario override names a
-    scenario of the challenge. Returns the configs."""
+    scenario of the challenge (a ``Challenge`` already read or built, such as a published layout of
+    ``farm.challenge.layouts``, is taken as it is). Returns the configs."""
     configs = load_attack_config(config)
-    ch = read_challenge(challenge, require_weights=require_weights)
+    ch = (
+        challenge
+        if isinstance(challenge, Challenge)
+        else read_challenge(challenge, require_weights=require_weights)
+    )
     scenarios = ch.scenarios()
     check_scenarios(config, "scenarios", [name for name in configs if name != "*"], scenarios)
     configs["*"].assets.apply(ch.root, ch.constants)

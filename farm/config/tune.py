@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.attacks.rmia import RMIA_A_GRID, RMIA_GAMMA_GRID
-from farm.challenge.tree import Assets, read_challenge
+from farm.challenge.tree import Assets, Challenge, read_challenge
 from farm.config.attack import expand_assets, load_attack_config
 from farm.config.loading import check_scenarios, config_path, read_yaml, typed
 from farm.config.recipes import load_recipe, recipe_ref
@@ -24,7 +24,7 @@ from farm.spec.recipes import DPConfig, Recipe
 
 def check_tune_inputs(
     config: str | Path,
-    challenge: str | Path,
+    challenge: str | Path | Challenge,
     only: list[str] | None = None,
     *,
     require_weights: bool = True,
@@ -32,9 +32,14 @@ def check_tune_inputs(
     """All ``farm tune`` reads, checked before a job is scheduled: the config (its recipes and
     default attack config), the challenge tree (seeds only without ``require_weights``), and the
     scenario names of ``dp_matched``, the default attack's overrides and ``only`` (``--scenarios``).
-    Returns the tune config."""
+    A ``Challenge`` already read or built (a published layout) is taken as it is. Returns the tune
+    config."""
     tune_config = load_tune_config(config)
-    ch = read_challenge(challenge, require_weights=require_weights)
+    ch = (
+        challenge
+        if isinstance(challenge, Challenge)
+        else read_challenge(challenge, require_weights=require_weights)
+    )
     scenarios = ch.scenarios()
     check_scenarios(config, "dp_matched", tune_config.dp_matched, scenarios)
     tune_config.assets.apply(ch.root, ch.constants)
@@ -45,7 +50,7 @@ def check_tune_inputs(
     for name in only or []:
         if name not in scenarios:
             raise ConfigError(
-                f"--scenarios: no scenario {name!r} in {challenge} (expected one of "
+                f"--scenarios: no scenario {name!r} in {ch.root} (expected one of "
                 f"{', '.join(scenarios)})"
             )
     return tune_config

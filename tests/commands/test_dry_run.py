@@ -9,9 +9,17 @@ import sys
 import numpy as np
 import pytest
 
+from farm.challenge.layouts import MICO_SST2, mico_sst2_layout
 from farm.cli import main
-from farm.commands.dry_run import attack_forecast, make_challenge_forecast, read_table, write_table
+from farm.commands.dry_run import (
+    attack_forecast,
+    make_challenge_forecast,
+    read_table,
+    tune_forecast,
+    write_table,
+)
 from farm.config.attack import load_attack_config
+from farm.config.tune import load_tune_config
 from farm.spec.costs import (
     DEFAULTS,
     MODES,
@@ -126,6 +134,62 @@ def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
     )
     assert all("estimate" in r["source"] for r in plan["table"]["rates"].values())
     assert "600 of 600 provided models have no weights" in plan["notes"][0]
+
+
+def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path, monkeypatch):
+    """``--challenge mico-sst2`` (no download) gives the stage table of a seeds-only tree of MICO's
+    layout written from the same stand-in seeds, for an attack and a tune config; only the notes
+    differ, the layout's saying what it is."""
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    tree = mico_seed_tree(tmp_path / "mico")
+    layout = mico_sst2_layout()
+    attack, tune = load_attack_config("attack-mico"), load_tune_config("tune-mico")
+    for forecast, config in ((attack_forecast, attack), (tune_forecast, tune)):
+        on_tree = forecast(tree, config, table=Table(), gpus=8)
+        on_layout = forecast(layout, config, table=Table(), gpus=8)
+        assert (
+            on_layout.stages == on_tree.stages
+            and on_layout.to_json()["totals"] == (on_tree.to_json()["totals"])
+        )
+        assert on_layout.notes[0].startswith("no tree given: MICO SST-2's published layout")
+        assert not any("published layout" in n for n in on_tree.notes)
+    per_phase = {(m.scenario, m.phase) for m in layout.models}
+    assert len(layout.models) == 600 and len(per_phase) == 9
+    assert [m.model_id for m in layout.select("sst2_lo", "dev")] == list(range(100, 150))
+
+
+def test_mico_layout_counts_do_not_depend_on_the_seeds(tmp_path, monkeypatch):
+    """The release's own seeds (unknown before the download) change no job count; records per
+    job follow the union of challenge points, which moves by a few tenths of a percent."""
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    config = load_attack_config("attack-mico")
+    stand_in = attack_forecast(mico_sst2_layout(0), config, table=Table(), gpus=8)
+    other = attack_forecast(mico_sst2_layout(1), config, table=Table(), gpus=8)
+    assert [(s.scenario, s.name, s.jobs) for s in other.stages] == [
+        (s.scenario, s.name, s.jobs) for s in stand_in.stages
+    ]
+    for a, b in zip(stand_in.stages, other.stages):
+        assert abs(a.records - b.records) <= 0.01 * a.records
+    assert abs(other.gpu_hours - stand_in.gpu_hours) <= 0.01 * stand_in.gpu_hours
+
+
+def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
+    """``farm plan --config attack-mico --challenge mico-sst2`` in a fresh interpreter: no tree,
+    no data, no heavy import; the output says it planned the published layout."""
+    env = {**os.environ, "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["plan", "--config", "attack-mico", "--challenge", MICO_SST2]
+    args += ["--table", str(tmp_path / "none.json")]
+    result = subprocess.run(
+        [sys.executable, "-c", PLAN_GUARDED, "first", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "note: no tree given: MICO SST-2's published layout" in result.stdout
+    assert "| sst2_inf | shadows | 2 |" in result.stdout
+    # ./mico-sst2 names a folder, not the layout
+    assert main(["plan", "--config", "attack-mico", "--challenge", "./mico-sst2"]) == 1
 
 
 def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp_path):
