@@ -1,15 +1,18 @@
 import json
 import os
+import re
+import shlex
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from farm.challenge.submission import write_predictions
 from farm.challenge.tree import read_challenge
-from farm.cli import main
+from farm.cli import build_parser, main
 from tests.conftest import make_tree
 
 
@@ -461,6 +464,26 @@ def test_plan_of_a_tune_config_gives_upper_bounds(tmp_path, capsys):
         search["bound"] and search["jobs"] == 6 * 4 and search["mode"] == "train_dp"
     )  # 6 trials x 4 shadows
     assert plan["command"] == "tune" and plan["gpus"] == 2
+
+
+def test_every_command_of_the_mico_tutorial_parses():
+    """docs/mico.md's commands (``farm ...`` and the ``ray job submit`` entry points, which take
+    the commands' arguments) exist with the flags it gives them: parsed, not run."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "mico.md").read_text()
+    parser, seen = build_parser(), []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split("  #")[0])
+            while words and "=" in words[0]:  # VAR=value prefixes
+                words = words[1:]
+            if words[:1] == ["ray"]:
+                entry, *args = words[words.index("--") + 2 :]
+                words = ["farm", Path(entry).stem, *args]
+            if words:
+                assert words[0] == "farm", line
+                parser.parse_args(words[1:])
+                seen.append(words[1])
+    assert {"plan", "bench", "attack", "tune", "pack", "score"} <= set(seen)
 
 
 def test_plan_needs_a_challenge_for_an_attack_config(capsys):
