@@ -45,7 +45,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
 from farm.errors import require
 from farm.mico.scorer import check_scores
@@ -81,6 +80,10 @@ def clopper_pearson_upper(k: np.ndarray | int, n: np.ndarray | int, alpha: float
     """One-sided Clopper-Pearson upper bound at level ``1 - alpha`` on a rate seen ``k`` times in
     ``n`` trials: the ``1 - alpha`` quantile of Beta(k + 1, n - k); 1 when k = n; for k = 0 it is 1
     - alpha^(1/n)."""
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import stats
+
     k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     if np.any(n <= 0) or np.any((k < 0) | (k > n)):
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
@@ -121,6 +124,10 @@ def joint_beta_epsilon(
     The posterior mass of the region is one integral over the FNR's quantiles of the FPR's
     posterior mass between the region's two boundaries.
     """
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import optimize, stats
+
     require(min(tp, fp, tn, fn) >= 0, "counts", "non-negative counts", (tp, fp, tn, fn))
     require(0 < confidence < 1, "confidence", "a probability in (0, 1)", confidence)
     fnr_post = stats.beta(0.5 + fn, 0.5 + tp)

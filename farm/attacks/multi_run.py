@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
 from farm.attacks.audit import clopper_pearson_upper, epsilon_lower_bound, joint_beta_epsilon
 from farm.attacks.one_run import ADJACENCIES, adjacency_text
@@ -88,6 +87,10 @@ def best_threshold(scores: np.ndarray, included: np.ndarray) -> tuple[float, flo
 def gdp_mu(*, fpr: float, fnr: float) -> float:
     """The mu of the Gaussian-DP trade-off curve through ``(fpr, fnr)``:
     ``Phi^-1(1 - fpr) - Phi^-1(fnr)`` (0 when the point is no better than chance)."""
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import stats
+
     fpr, fnr = min(max(fpr, 1e-12), 1.0), min(max(fnr, 1e-12), 1.0)
     return max(0.0, float(stats.norm.ppf(1 - fpr) - stats.norm.ppf(fnr)))
 
@@ -99,6 +102,10 @@ def gdp_epsilon(mu: float, *, delta: float) -> float:
     >>> round(gdp_epsilon(1.0, delta=1e-5), 3)
     4.377
     """
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import optimize, stats
+
     require(0 < delta < 1, "delta", "a probability in (0, 1)", delta)
     if mu <= 0:
         return 0.0

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from farm.errors import require
 
@@ -49,6 +48,10 @@ def one_run_p_value(*, m: int, guesses: int, correct: int, epsilon: float, delta
     >>> one_run_p_value(m=10, guesses=10, correct=10, epsilon=0.0, delta=0.0) == 0.5**10
     True
     """
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import special, stats
+
     require(
         0 <= correct <= guesses <= m,
         "guesses",
@@ -76,6 +79,10 @@ def one_run_epsilon(
     >>> round(one_run_epsilon(m=10, guesses=10, correct=10, delta=0.0), 4)
     1.0519
     """
+    # scipy.optimize takes ~0.1 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import optimize
+
     require(0 < confidence < 1, "confidence", "a probability in (0, 1)", confidence)
     beta = 1 - confidence
 

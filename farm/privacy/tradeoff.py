@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from farm.errors import require
 
@@ -42,6 +41,10 @@ def gdp_tradeoff(fpr: np.ndarray, *, mu: float) -> np.ndarray:
     >>> gdp_tradeoff(np.array([0.5]), mu=0.0).round(6).tolist()
     [0.5]
     """
+    # scipy.stats takes ~0.5 s to import: loaded on first use so ``import farm.cli`` (every
+    # command, ``farm plan`` included) does not pay it
+    from scipy import stats
+
     require(mu >= 0, "mu", "a number >= 0", mu)
     alpha = np.clip(np.asarray(fpr, dtype=np.float64), 0.0, 1.0)
     return stats.norm.cdf(stats.norm.ppf(1 - alpha) - mu)

@@ -61,26 +61,36 @@ def union_of_challenges(challenges: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.concatenate(challenges)) if challenges else np.zeros(0, np.int64)
 
 
+def all_but(n_total: int, out: np.ndarray) -> np.ndarray:
+    """Sorted ``arange(n_total)`` without the indices in ``out`` (any order, repeats allowed, each
+    in ``[0, n_total)``, else ``ValueError``): ``np.setdiff1d(np.arange(n_total), out)``, same
+    values and dtype, by a boolean mask in O(n_total) instead of sorting (72 pool shadows of a
+    MICO-scale plan took 2.4 s through ``setdiff1d``)."""
+    out = np.asarray(out)
+    if out.size and (out.min() < 0 or out.max() >= n_total):
+        raise ValueError(f"indices outside [0, {n_total}): {out.min()}..{out.max()}")
+    keep = np.ones(n_total, dtype=bool)
+    keep[out] = False
+    return np.arange(n_total)[keep]
+
+
 def pool_shadows(n_total: int, union: np.ndarray, spec: PlanSpec) -> list[Shadow]:
     """The pool's shadows; shadow ``g * group + j`` leaves out part ``j`` of group ``g``'s partition
-    of ``union``."""
-    everything = np.arange(n_total)
+    of ``union`` (population indices in ``[0, n_total)``)."""
     shadows = []
     for g in range(spec.shadows // spec.group):
         parts = np.random.default_rng([spec.seed, g]).permutation(union.size) % spec.group
         for j in range(spec.group):
             out = union[parts == j]
-            shadows.append(
-                Shadow(f"pool{spec.seed}_s{g * spec.group + j}", np.setdiff1d(everything, out))
-            )
+            shadows.append(Shadow(f"pool{spec.seed}_s{g * spec.group + j}", all_but(n_total, out)))
     return shadows
 
 
 def per_target_shadows(n_total: int, targets: dict[int, np.ndarray]) -> list[Shadow]:
-    """One shadow per target id, trained on its ``rest`` (every record but its challenge points)."""
-    everything = np.arange(n_total)
+    """One shadow per target id, trained on its ``rest`` (every record but its challenge points,
+    population indices in ``[0, n_total)``)."""
     return [
-        Shadow(f"ref_model_{i}", np.setdiff1d(everything, ch), target=i)
+        Shadow(f"ref_model_{i}", all_but(n_total, ch), target=i)
         for i, ch in sorted(targets.items())
     ]
 

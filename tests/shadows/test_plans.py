@@ -4,6 +4,7 @@ import pytest
 from farm.errors import SpecError
 from farm.shadows.plans import (
     PlanSpec,
+    all_but,
     keep_row,
     per_target_shadows,
     pool_shadows,
@@ -27,6 +28,19 @@ def test_pool_is_balanced_and_extendable():
         or abs(s.indices.size - (1000 - union.size / 2)) <= 1
         for s in big
     )
+
+
+@pytest.mark.parametrize("n, size", [(0, 0), (1, 0), (1, 1), (50, 80), (1000, 300)])
+def test_all_but_is_setdiff1d(n, size):
+    out = np.random.default_rng(n + size).integers(0, max(n, 1), size) if n else np.zeros(0, int)
+    got, want = all_but(n, out), np.setdiff1d(np.arange(n), out)  # unsorted, with repeats
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("out", [[-1], [5], [0, 7]])
+def test_all_but_refuses_indices_outside_the_population(out):
+    with pytest.raises(ValueError, match="outside"):
+        all_but(5, np.array(out))
 
 
 def test_pool_group_of_four():
