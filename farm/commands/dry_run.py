@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ from farm.spec.costs import (
 from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, TokenizerJob, TrainJob
 from farm.spec.recipes import ModelSpec, Recipe
 from farm.store.atomic import atomic_write_text
-from farm.store.store import Store
+from farm.store.store import Store, cache_root
 from farm.training.data import load_population
 
 ROBERTA_VOCAB = 50_265
@@ -800,10 +799,6 @@ def write_table(table: Table, path: str | Path | None = None) -> Path:
 
 
 def default_table_path() -> Path:
-    """``$XDG_CACHE_HOME/farm/throughput.json`` (``~/.cache`` when unset)."""
-
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "farm"
-        / "throughput.json"
-    )
+    """``cache_root() / "throughput.json"`` (``$FARM_CACHE_DIR``, else ``$XDG_CACHE_HOME/farm``,
+    else ``~/.cache/farm``)."""
+    return cache_root() / "throughput.json"
