@@ -229,6 +229,46 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
     assert got["sst2_inf", "shadows"].todo == 1
 
 
+DP_MATCHED = """attack: lira_online
+plan: {kind: pool, shadows: 2, group: 2, seed: 0}
+recipe: RECIPE
+normalize: global
+match_targets: true
+"""
+
+
+def test_plan_counts_dp_matched_shadows_with_the_runs_keys(
+    local_ray, tiny_built, tmp_path, monkeypatch, capsys
+):
+    """DP-matched shadows are keyed by the noise multiplier the run solves for the targets'
+    epsilon: ``farm plan`` with the (shared, default) store solves it too, so after an attack it
+    counts every job as done, as the rerun's ``jobs: 0 run`` says."""
+    recipe = tmp_path / "dp.yaml"
+    recipe.write_text(
+        "model: {name: base}\nepochs: 1\nlearning_rate: 1.0e-3\nbatch_size: 32\n"
+        "max_length: 67\ngroup_by_length: false\n"
+        "dp: {target_epsilon: 8.0, delta: 1.0e-5, max_grad_norm: 1.0}\n"
+    )
+    config = tmp_path / "dp-matched.yaml"
+    config.write_text(DP_MATCHED.replace("RECIPE", str(recipe)))
+    monkeypatch.setenv("FARM_STORE", str(tmp_path / "store"))
+    tree = ["--challenge", str(tiny_built / "challenge"), "--config", str(config)]
+    assert main(["attack", *tree, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    ran = int(first.split()[1])
+    assert ran > 2 and first == f"jobs: {ran} run, 0 reused"
+    assert main(["plan", *tree, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["store"] == str(tmp_path / "store")
+    stages = {s["name"]: s for s in plan["stages"]}
+    assert (stages["shadows"]["jobs"], stages["shadows"]["done"]) == (2, 2)
+    privacy = stages["shadows"]["privacy"]
+    assert privacy["epsilon"] == 8.0 and privacy["matched"]  # the target epsilon, not the noise
+    assert stages["inference"]["done"] == stages["inference"]["jobs"]
+    assert main(["attack", *tree, "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"jobs: 0 run, {ran} reused"
+
+
 def test_make_challenge_plan_counts_every_target(tmp_path):
     plan = make_challenge_forecast("mini", table=Table(), gpus=4)
     stages = {(s.scenario, s.name): s for s in plan.stages}
