@@ -712,7 +712,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         assert challenge is not None
         scenarios = args.scenarios.split(",") if args.scenarios else None
         check_tune_inputs(args.config, challenge, scenarios, require_weights=False)
-    store = _plan_store(args.store)
+    stand_in = isinstance(challenge, Challenge) and bool(challenge.stand_in)
+    store = None if stand_in else _plan_store(args.store)  # stand-in seeds match no stored key
     plan = _plan(
         command,
         args.config,
@@ -726,7 +727,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps({**plan.to_json(), "store": store and store.uri}, indent=2))
     else:
         print(format_forecast(plan))
-        print(_store_line(args.store, store))
+        print(
+            "store: none (a published layout's stand-in seeds match no stored job)"
+            if stand_in
+            else _store_line(args.store, store)
+        )
     return 0
 
 

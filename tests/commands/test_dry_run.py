@@ -175,8 +175,15 @@ def test_mico_layout_counts_do_not_depend_on_the_seeds(tmp_path, monkeypatch):
 
 def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     """``farm plan --config attack-mico --challenge mico-sst2`` in a fresh interpreter: no tree,
-    no data, no heavy import; the output says it planned the published layout."""
-    env = {**os.environ, "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    no data, no heavy import (an existing default store is not counted: stand-in seeds match no
+    stored job, and counting DP-matched shadows would solve their noise with torch); the output
+    says it planned the published layout."""
+    (tmp_path / "store").mkdir()
+    env = {
+        **os.environ,
+        "FARM_CACHE_DIR": str(tmp_path / "cache"),
+        "FARM_STORE": str(tmp_path / "store"),
+    }
     args = ["plan", "--config", "attack-mico", "--challenge", MICO_SST2]
     args += ["--table", str(tmp_path / "none.json")]
     result = subprocess.run(
@@ -187,7 +194,8 @@ def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "note: no tree given: MICO SST-2's published layout" in result.stdout
-    assert "| sst2_inf | shadows | 2 |" in result.stdout
+    assert "| sst2_inf | shadows | 2 | - |" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("store: none (a published layout's")
     # ./mico-sst2 names a folder, not the layout
     assert main(["plan", "--config", "attack-mico", "--challenge", "./mico-sst2"]) == 1
 
