@@ -46,7 +46,7 @@ from farm.mico.scorer import readable
 from farm.report.attack_report import score_table
 from farm.spec.audit import RecipeAudit
 from farm.store.atomic import atomic_write_text
-from farm.store.store import Store
+from farm.store.store import Store, default_store
 from farm.training.bench import bench
 
 if TYPE_CHECKING:  # the type only: importing the executor loads Ray
@@ -320,7 +320,8 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         default=None,
-        help="artifact store: a directory or fsspec URI (default: OUT/store)",
+        help="artifact store: a directory or fsspec URI (default: $FARM_STORE, else the user "
+        "cache's farm/store, shared by every command)",
     )
     p.add_argument(
         "--address",
@@ -343,7 +344,7 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _executor(args: argparse.Namespace, default_store: Path):
+def _executor(args: argparse.Namespace):
     # lazy: loads Ray
     from farm.cluster.executor import Executor, check_address
 
@@ -351,7 +352,7 @@ def _executor(args: argparse.Namespace, default_store: Path):
         args.address
     )  # refused now if wrong; Ray starts (or is joined) only when a job must run
     return Executor(
-        store=Store(args.store or default_store),
+        store=Store(args.store or default_store()),
         workers=args.workers,
         cpus_per_job=args.cpus_per_job,
         gpus_per_job=args.gpus_per_job,
@@ -393,8 +394,8 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
 
     load_challenge_config(args.config)  # checked in full before Ray starts
     if args.dry_run:
-        return _dry_run(args, "make-challenge", args.out / "store")
-    executor = _executor(args, args.out / "store")
+        return _dry_run(args, "make-challenge")
+    executor = _executor(args)
     out = make_challenge(args.config, args.out, executor)
     _wrote(challenge=out / "challenge", answers=out / "answers", store=executor.store.uri)
     _jobs_line(executor)
@@ -429,8 +430,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
     configs = check_attack_inputs(args.config, args.challenge, args.answers)  # before Ray starts
     if args.dry_run:
-        return _dry_run(args, "attack", args.out / "store")
-    executor = _executor(args, args.out / "store")
+        return _dry_run(args, "attack")
+    executor = _executor(args)
     results = attack_challenge(
         args.challenge, configs, executor, args.out, answers_root=args.answers
     )
@@ -480,7 +481,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     check_scenarios(
         args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios)
     )
-    executor = _executor(args, args.out / "store")
+    executor = _executor(args)
     make_challenge(args.config, args.out, executor)
     results = attack_challenge(
         args.out / "challenge", configs, executor, args.out, answers_root=args.out / "answers"
@@ -520,8 +521,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     scenarios = args.scenarios.split(",") if args.scenarios else None
     check_tune_inputs(args.config, args.challenge, scenarios)  # before Ray starts
     if args.dry_run:
-        return _dry_run(args, "tune", args.out / "store")
-    executor = _executor(args, args.out / "store")
+        return _dry_run(args, "tune")
+    executor = _executor(args)
     print(run_tune(args.challenge, args.config, executor, args.out, scenarios=scenarios))
     best = [
         p
@@ -574,19 +575,35 @@ def _add_dry_run(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _dry_run(args: argparse.Namespace, command: str, default_store: Path) -> int:
+def _dry_run(args: argparse.Namespace, command: str) -> int:
 
+    store = _plan_store(args.store)
     plan = _plan(
         command,
         args.config,
         getattr(args, "challenge", None),
-        store=args.store or default_store,
+        store=store,
         gpus=8,
         table=None,
         scenarios=getattr(args, "scenarios", None),
     )
     print(format_forecast(plan))
+    print(_store_line(args.store, store))
     return 0
+
+
+def _plan_store(given: str | None) -> Store | None:
+    """The store a plan counts done jobs in (``given``, else the shared default), opened only when
+    it exists: a plan writes nothing."""
+    where = given or default_store()
+    return Store(where) if "://" in where or Path(where).is_dir() else None
+
+
+def _store_line(given: str | None, opened: Store | None) -> str:
+    """A plan's closing ``store:`` line: the store it counted in, or the one it would have."""
+    if opened is not None:
+        return f"store: {opened.uri}"
+    return f"store: {given or default_store()} (not there yet: no job counted as done)"
 
 
 def _plan(
@@ -594,16 +611,15 @@ def _plan(
     config: Path,
     challenge: Path | Challenge | None,
     *,
-    store: str | Path | None,
+    store: Store | None,
     gpus: int,
     table: Path | None,
     scenarios: str | None,
 ):
-    """The ``farm.commands.dry_run`` forecast of ``command``; a store is opened only when it exists
-    (a
-    plan writes nothing)."""
+    """The ``farm.commands.dry_run`` forecast of ``command``, counting done jobs in ``store``
+    (None: counting nothing)."""
 
-    opened = Store(store) if store and ("://" in str(store) or Path(store).is_dir()) else None
+    opened = store
     rates = dryrun.read_table(table)
     if command == "make-challenge":
         return dryrun.make_challenge_forecast(config, table=rates, gpus=gpus, store=opened)
@@ -665,7 +681,12 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         help=f"challenge tree (attack, tune); {MICO_SST2}: MICO SST-2's published layout, no "
         f"download (./{MICO_SST2} for a folder of that name)",
     )
-    p.add_argument("--store", default=None, help="count the jobs this store already holds")
+    p.add_argument(
+        "--store",
+        default=None,
+        help="count the jobs this store already holds (default: the shared store of every "
+        "command, $FARM_STORE or the user cache's farm/store)",
+    )
     p.add_argument(
         "--gpus", type=int, default=8, help="cluster size for the wall time (default: 8)"
     )
@@ -691,16 +712,26 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         assert challenge is not None
         scenarios = args.scenarios.split(",") if args.scenarios else None
         check_tune_inputs(args.config, challenge, scenarios, require_weights=False)
+    stand_in = isinstance(challenge, Challenge) and bool(challenge.stand_in)
+    store = None if stand_in else _plan_store(args.store)  # stand-in seeds match no stored key
     plan = _plan(
         command,
         args.config,
         challenge,
-        store=args.store,
+        store=store,
         gpus=args.gpus,
         table=args.table,
         scenarios=args.scenarios,
     )
-    print(json.dumps(plan.to_json(), indent=2) if args.json else format_forecast(plan))
+    if args.json:
+        print(json.dumps({**plan.to_json(), "store": store and store.uri}, indent=2))
+    else:
+        print(format_forecast(plan))
+        print(
+            "store: none (a published layout's stand-in seeds match no stored job)"
+            if stand_in
+            else _store_line(args.store, store)
+        )
     return 0
 
 
@@ -841,7 +872,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if given:
         raise ConfigError(f"{given[0]}: a model-audit flag; a model audit needs --model")
     audit = _recipe_audit(args)  # every input checked before Ray starts or any job runs
-    executor = _executor(args, args.out / "store")
+    executor = _executor(args)
     result = audit_recipe(audit, executor)
     paths = write_audit(result, args.out)
     print(paths["report"].read_text(), end="")
@@ -881,7 +912,7 @@ def _cmd_model_audit(args: argparse.Namespace) -> int:
         confidence=args.confidence,
     )
     audit = check_model_audit(request)  # every input checked before Ray starts or any job runs
-    executor = _executor(args, args.out / "store")
+    executor = _executor(args)
     paths = write_model_audit(audit_model(audit, executor), args.out)
     print(paths["report"].read_text(), end="")
     _wrote(**paths, store=executor.store.uri)

@@ -90,6 +90,25 @@ def write_pickle_bomb(path: Path, marker: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory):
+    """No test reads or writes the user's caches: ``FARM_CACHE_DIR`` (digests, shuffles, the bench
+    table) and ``FARM_STORE`` (the default store of every command) point into the session's temp
+    folder, for the session's fixtures and every subprocess a test starts."""
+    root = tmp_path_factory.mktemp("farm-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FARM_CACHE_DIR", str(root))
+        patch.setenv("FARM_STORE", str(root / "session-store"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path_factory, monkeypatch):
+    """Each test's default store is its own, not there yet (as ``OUT/store`` was before the store
+    was shared): no test sees the jobs of another through the default."""
+    monkeypatch.setenv("FARM_STORE", str(tmp_path_factory.mktemp("default-store") / "store"))
+
+
 @pytest.fixture
 def tiny_challenge(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "challenge")

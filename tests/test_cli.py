@@ -447,7 +447,9 @@ def test_make_challenge_dry_run_writes_nothing(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "| sst2_lo | targets | 16 |" in text and "| assets | base model | 1 |" in text
-    assert not (tmp_path / "out").exists()
+    default = os.environ["FARM_STORE"]  # the shared default store, which a plan never creates
+    assert text.splitlines()[-1] == f"store: {default} (not there yet: no job counted as done)"
+    assert not (tmp_path / "out").exists() and not os.path.exists(default)
 
 
 def test_plan_of_a_tune_config_gives_upper_bounds(tmp_path, capsys):

@@ -100,6 +100,8 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
         "tests/data/tiny-mini.yaml",
         "--out",
         str(out),
+        "--store",  # never the default store in the user cache, whatever env the job gets
+        str(tmp_path / "store"),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"challenge: {out / 'challenge'}" in result.stdout

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ from farm.spec.costs import (
 from farm.spec.jobs import HubRef, InferJob, Job, PathRef, Ref, TokenizerJob, TrainJob
 from farm.spec.recipes import ModelSpec, Recipe
 from farm.store.atomic import atomic_write_text
-from farm.store.store import Store
+from farm.store.store import Store, cache_root
 from farm.training.data import load_population
 
 ROBERTA_VOCAB = 50_265
@@ -166,15 +165,15 @@ def attack_forecast(
     stages: list[Stage] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
-        recipe = config.named_recipe()
-        if (
-            config.match_targets
-        ):  # the targets' step count; their noise (an Opacus solve) changes no count or size
-            recipe = dataclasses.replace(
-                recipe, steps=recipe.total_steps(scenario.inputs.len_training)
-            )
+        recipe = _shadow_recipe(config, scenario.inputs.len_training, counting=store is not None)
         stages += _attack_stages(
-            scenario, config.plan, recipe, table, store, matched=config.match_targets
+            scenario,
+            config.plan,
+            recipe,
+            table,
+            store,
+            matched=config.match_targets,
+            shown=config.named_recipe(),
         )
     return Forecast(
         command="attack",
@@ -190,6 +189,21 @@ def _open(challenge: str | Path | Challenge) -> Challenge:
     if isinstance(challenge, Challenge):
         return challenge
     return read_challenge(challenge, require_weights=False)
+
+
+def _shadow_recipe(config: AttackConfig, n_target: int, *, counting: bool) -> Recipe:
+    """The recipe ``farm attack``'s shadows train with, exactly as the run keys their jobs when
+    ``counting`` a store's jobs: with ``match_targets`` and DP that is ``config.shadow_recipe``,
+    whose noise multiplier Opacus solves (about 2 s, cached per process). Opacus' accountants
+    import torch (``opacus/__init__`` and ``opacus.accountants.accountant`` do; there is no
+    torch-free path to them), so only such a plan imports torch, lazily; one that counts nothing
+    takes the targets' step count alone, which fixes every count and size the plan shows."""
+    recipe = config.named_recipe()
+    if not config.match_targets:
+        return recipe
+    if counting and recipe.dp is not None:
+        return config.shadow_recipe(n_target)
+    return dataclasses.replace(recipe, steps=recipe.total_steps(n_target))
 
 
 def _scenarios(ch: Challenge, names: Sequence[str] | None = None) -> dict[str, Scenario]:
@@ -219,7 +233,11 @@ def _attack_stages(
     store: Store | None,
     *,
     matched: bool = False,
+    shown: Recipe | None = None,
 ) -> list[Stage]:
+    """The shadow and inference stages of one scenario: ``recipe`` keys the jobs (as the run's),
+    ``shown`` (default ``recipe``) the configured one whose privacy the stage reports (a matched
+    shadow's target epsilon, not the noise solved for it)."""
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
     shadow_infers = infer_jobs(scenario.subset([]), trains)
@@ -238,6 +256,7 @@ def _attack_stages(
             table,
             None if store is None else _done(store, trains),
             matched=matched,
+            shown=shown,
         ),
         _infer_stage(
             scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done
@@ -262,6 +281,7 @@ def _train_stage(
     bound: bool = False,
     mode: str | None = None,
     matched: bool = False,
+    shown: Recipe | None = None,
 ) -> Stage:
     shape = _shape(recipe, scenario)
     records = int(round(float(np.mean(sizes)))) if len(sizes) else 0
@@ -280,7 +300,7 @@ def _train_stage(
         seconds_per_job=table.seconds(shape.kind, mode, sequences),
         done=done,
         bound=bound,
-        privacy=dp_record(recipe, matched=matched),
+        privacy=dp_record(shown or recipe, matched=matched),
     )
 
 
@@ -800,10 +820,6 @@ def write_table(table: Table, path: str | Path | None = None) -> Path:
 
 
 def default_table_path() -> Path:
-    """``$XDG_CACHE_HOME/farm/throughput.json`` (``~/.cache`` when unset)."""
-
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "farm"
-        / "throughput.json"
-    )
+    """``cache_root() / "throughput.json"`` (``$FARM_CACHE_DIR``, else ``$XDG_CACHE_HOME/farm``,
+    else ``~/.cache/farm``)."""
+    return cache_root() / "throughput.json"

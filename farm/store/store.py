@@ -274,16 +274,28 @@ def file_sha256(path: Path) -> str:
 
 
 def cache_root() -> Path:
-    """The farm's per-user cache folder: ``$FARM_CACHE_DIR``, default ``~/.cache/farm``."""
-    return Path(os.environ.get("FARM_CACHE_DIR") or Path.home() / ".cache" / "farm")
+    """The farm's per-user cache folder, the one place it is computed: ``$FARM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/farm``, else ``~/.cache/farm`` (an empty variable counts as unset). It holds
+    the default store, the file-digest cache, the shuffle cache and ``farm bench``'s table."""
+    explicit = os.environ.get("FARM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "farm"
+
+
+def default_store() -> str:
+    """The store every command uses without ``--store``, shared by all of them so that a new
+    ``--out`` reruns nothing: ``$FARM_STORE`` (a directory or fsspec URI), else
+    ``cache_root() / "store"``. Nothing is created here."""
+    return os.environ.get("FARM_STORE") or str(cache_root() / "store")
 
 
 class FileDigests:
     """sha256 of local files, cached in an SQLite file keyed by (absolute path, size, mtime_ns).
 
-    The cache lives in ``$FARM_CACHE_DIR`` (default ``~/.cache/farm``); a file whose size or mtime
-    changed is hashed again. When the cache cannot be opened or written, digests are computed
-    without it.
+    The cache lives in ``cache_root()`` (``$FARM_CACHE_DIR``, default ``~/.cache/farm``); a file
+    whose size or mtime changed is hashed again. When the cache cannot be opened or written,
+    digests are computed without it.
     """
 
     _instances: dict[str, FileDigests] = {}

@@ -15,7 +15,8 @@ CONFIG, ATTACK = "tests/data/tiny-mini.yaml", "tests/data/tiny-attack.yaml"
 @pytest.fixture(scope="module")
 def built(local_ray, tmp_path_factory):
     out = tmp_path_factory.mktemp("mini")
-    assert main(["make-challenge", "--config", CONFIG, "--out", str(out)]) == 0
+    argv = ["make-challenge", "--config", CONFIG, "--out", str(out), "--store", str(out / "store")]
+    assert main(argv) == 0  # the tests below read and copy this store
     return out
 
 
@@ -164,6 +165,25 @@ def test_dev_and_final_folders_hold_only_seed_and_weights(built):
                 "model.safetensors",
                 "seed_challenge",
             ]
+
+
+def test_a_new_out_reuses_the_shared_default_store(built, tmp_path, monkeypatch, capsys):
+    """Without ``--store`` every command uses one shared store (``$FARM_STORE`` here, the user
+    cache's ``farm/store`` by default): an attack into a second ``--out`` runs nothing, and both
+    runs name the store they used."""
+    shared = tmp_path / "shared-store"
+    monkeypatch.setenv("FARM_STORE", str(shared))
+    args = ["attack", "--challenge", str(built / "challenge"), "--config", ATTACK]
+    printed = []
+    for out in ("first", "second"):
+        assert main([*args, "--out", str(tmp_path / out)]) == 0
+        printed.append(capsys.readouterr().out.strip().splitlines())
+    for lines in printed:
+        assert [line.split()[-1] for line in lines if line.startswith("store:")] == [str(shared)]
+    ran = int(printed[0][-1].split()[1])
+    assert ran > 0 and printed[0][-1] == f"jobs: {ran} run, 0 reused"
+    assert printed[1][-1] == f"jobs: 0 run, {ran} reused"
+    assert not (tmp_path / "first" / "store").exists()
 
 
 def test_moved_tree_and_store_rerun_nothing_and_verify_catches_silent_corruption(

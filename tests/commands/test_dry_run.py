@@ -177,8 +177,15 @@ def test_mico_layout_counts_do_not_depend_on_the_seeds(tmp_path, monkeypatch):
 
 def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     """``farm plan --config attack-mico --challenge mico-sst2`` in a fresh interpreter: no tree,
-    no data, no heavy import; the output says it planned the published layout."""
-    env = {**os.environ, "FARM_CACHE_DIR": str(tmp_path / "cache")}
+    no data, no heavy import (an existing default store is not counted: stand-in seeds match no
+    stored job, and counting DP-matched shadows would solve their noise with torch); the output
+    says it planned the published layout."""
+    (tmp_path / "store").mkdir()
+    env = {
+        **os.environ,
+        "FARM_CACHE_DIR": str(tmp_path / "cache"),
+        "FARM_STORE": str(tmp_path / "store"),
+    }
     args = ["plan", "--config", "attack-mico", "--challenge", MICO_SST2]
     args += ["--table", str(tmp_path / "none.json")]
     result = subprocess.run(
@@ -189,7 +196,8 @@ def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "note: no tree given: MICO SST-2's published layout" in result.stdout
-    assert "| sst2_inf | shadows | 2 |" in result.stdout
+    assert "| sst2_inf | shadows | 2 | - |" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("store: none (a published layout's")
     # ./mico-sst2 names a folder, not the layout
     assert main(["plan", "--config", "attack-mico", "--challenge", "./mico-sst2"]) == 1
 
@@ -229,6 +237,46 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
     assert got["sst2_inf", "shadows"].done == 1 and got["sst2_inf", "inference"].done == 7 + 1
     assert got["sst2_hi", "shadows"].done == 0
     assert got["sst2_inf", "shadows"].todo == 1
+
+
+DP_MATCHED = """attack: lira_online
+plan: {kind: pool, shadows: 2, group: 2, seed: 0}
+recipe: RECIPE
+normalize: global
+match_targets: true
+"""
+
+
+def test_plan_counts_dp_matched_shadows_with_the_runs_keys(
+    local_ray, tiny_built, tmp_path, monkeypatch, capsys
+):
+    """DP-matched shadows are keyed by the noise multiplier the run solves for the targets'
+    epsilon: ``farm plan`` with the (shared, default) store solves it too, so after an attack it
+    counts every job as done, as the rerun's ``jobs: 0 run`` says."""
+    recipe = tmp_path / "dp.yaml"
+    recipe.write_text(
+        "model: {name: base}\nepochs: 1\nlearning_rate: 1.0e-3\nbatch_size: 32\n"
+        "max_length: 67\ngroup_by_length: false\n"
+        "dp: {target_epsilon: 8.0, delta: 1.0e-5, max_grad_norm: 1.0}\n"
+    )
+    config = tmp_path / "dp-matched.yaml"
+    config.write_text(DP_MATCHED.replace("RECIPE", str(recipe)))
+    monkeypatch.setenv("FARM_STORE", str(tmp_path / "store"))
+    tree = ["--challenge", str(tiny_built / "challenge"), "--config", str(config)]
+    assert main(["attack", *tree, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    ran = int(first.split()[1])
+    assert ran > 2 and first == f"jobs: {ran} run, 0 reused"
+    assert main(["plan", *tree, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["store"] == str(tmp_path / "store")
+    stages = {s["name"]: s for s in plan["stages"]}
+    assert (stages["shadows"]["jobs"], stages["shadows"]["done"]) == (2, 2)
+    privacy = stages["shadows"]["privacy"]
+    assert privacy["epsilon"] == 8.0 and privacy["matched"]  # the target epsilon, not the noise
+    assert stages["inference"]["done"] == stages["inference"]["jobs"]
+    assert main(["attack", *tree, "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"jobs: 0 run, {ran} reused"
 
 
 def test_make_challenge_plan_counts_every_target(tmp_path):

@@ -225,10 +225,8 @@ def test_sisa_unlearning_challenge_is_attacked_unchanged(local_ray, tmp_path, ca
     from farm.cli import main
 
     out = tmp_path / "built"
-    assert (
-        main(["make-challenge", "--config", "tests/data/tiny-mini-sisa.yaml", "--out", str(out)])
-        == 0
-    )
+    argv = ["make-challenge", "--config", "tests/data/tiny-mini-sisa.yaml", "--out", str(out)]
+    assert main([*argv, "--store", str(out / "store")]) == 0  # the store the attack below reads
     ch = read_challenge(out / "challenge")
     dev = ch.select("sst2_sisa", "dev")[0]
     assert json.loads((dev.path / "ensemble.json").read_text()) == {

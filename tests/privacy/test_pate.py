@@ -700,10 +700,8 @@ def test_pate_challenge_is_attacked_unchanged(local_ray, tmp_path, capsys):
     from farm.cli import main
 
     out = tmp_path / "built"
-    assert (
-        main(["make-challenge", "--config", "tests/data/tiny-mini-pate.yaml", "--out", str(out)])
-        == 0
-    )
+    argv = ["make-challenge", "--config", "tests/data/tiny-mini-pate.yaml", "--out", str(out)]
+    assert main([*argv, "--store", str(out / "store")]) == 0  # the store the attack below reads
     ch = read_challenge(out / "challenge")
     dev = ch.select("sst2_pate", "dev")[0]
     assert (dev.path / "model.safetensors").exists() and not (

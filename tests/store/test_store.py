@@ -135,3 +135,24 @@ def test_fingerprint_is_cached_across_processes_and_independent_of_location(tmp_
         store_mod, "file_sha256", lambda p: (_ for _ in ()).throw(AssertionError("re-hashed"))
     )
     fingerprint(tmp_path / "d")
+
+
+def test_one_cache_folder_holds_the_default_store_and_the_bench_table(tmp_path, monkeypatch):
+    """``cache_root``: ``$FARM_CACHE_DIR``, else ``$XDG_CACHE_HOME/farm``, else ``~/.cache/farm``
+    (empty counts as unset); the default store is ``$FARM_STORE``, else ``cache_root()/store``,
+    and ``farm bench``'s table lies in the same folder."""
+    from farm.commands.dry_run import default_table_path
+    from farm.store.store import cache_root, default_store
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("FARM_CACHE_DIR", "XDG_CACHE_HOME", "FARM_STORE"):
+        monkeypatch.setenv(name, "")
+    assert cache_root() == tmp_path / "home" / ".cache" / "farm"
+    assert default_store() == str(tmp_path / "home" / ".cache" / "farm" / "store")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_store() == str(tmp_path / "xdg" / "farm" / "store")
+    assert default_table_path() == tmp_path / "xdg" / "farm" / "throughput.json"
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "c"))
+    assert default_store() == str(tmp_path / "c" / "store") and cache_root() == tmp_path / "c"
+    monkeypatch.setenv("FARM_STORE", "memory://shared")
+    assert default_store() == "memory://shared"
