@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     config_file = _config_subset(args.config, args.settings, args.out)
     workers = ["--workers", str(args.workers)] if args.workers else []
     built, attack = args.out / "built", args.out / "attack"
-    if farm(["make-challenge", "--config", str(config_file), "--out", str(built), *workers]) != 0:
+    made = ["make-challenge", "--config", str(config_file), "--out", str(built)]
+    if farm([*made, "--store", str(built / "store"), *workers]) != 0:
         raise SystemExit("make-challenge failed")
     if (
         farm(

@@ -22,7 +22,7 @@ and LiRA and the several-query LiRA; ``stacked`` itself sees the logits only). I
 query logits and gradient norms only when an attack of ``--attacks`` reads them (one more store
 entry per model: its logits, query logits and norms).
 
-    farm make-challenge --config mini-sst2 --out /tmp/msst2
+    farm make-challenge --config mini-sst2 --out /tmp/msst2 --store /tmp/msst2/store
     python -m benchmarks.scaling --challenge /tmp/msst2/challenge --answers /tmp/msst2/answers \\
         --store /tmp/msst2/store --config attack-mini-sst2 --ks 0,2,4,8,16 --png /tmp/scaling.png
 """
