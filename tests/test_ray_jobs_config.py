@@ -73,3 +73,52 @@ def test_runtime_env_excludes_no_tracked_file():
         pytest.skip("not a git work tree")
     excluded = _get_excludes(ROOT, _runtime_env()["excludes"])
     assert [p for p in listed.stdout.splitlines() if excluded(ROOT / p)] == []
+
+
+def _strings(node):
+    """Every key and string value of a loaded YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_cluster_yaml_placeholders_are_fill_fields():
+    """cluster.yaml loads, and what a user must replace is marked ``<FILL: ...>``: no fake AMI, no
+    example.invalid URL, no other angle-bracket placeholder."""
+    import re
+
+    text = (RAY_JOBS / "cluster.yaml").read_text()
+    cluster = yaml.safe_load(text)
+    strings = list(_strings(cluster))
+    for s in strings:
+        assert "example.invalid" not in s and "0123456789" not in s, s
+        assert not re.search(r"\bami-[0-9a-f]+", s), s
+        for placeholder in re.findall(r"<[^<>]*>", s):
+            assert placeholder.startswith("<FILL: "), placeholder
+        assert s.count("<") == s.count("<FILL: "), s
+    nodes = cluster["available_node_types"]
+    for value in [
+        cluster["provider"]["region"],
+        cluster["auth"]["ssh_user"],
+        *(node["node_config"]["ImageId"] for node in nodes.values()),
+    ]:
+        assert value.startswith("<FILL: "), value
+    (install,) = [c for c in cluster["setup_commands"] if c.startswith("pip install")]
+    assert re.search(r'"<FILL: [^>]*mia-farm wheel[^>]*>"', install), install
+    assert cluster["head_node_type"] in nodes
+
+
+def test_cluster_yaml_starts_every_node_with_token_auth():
+    """Head and workers start with RAY_AUTH_MODE=token and get the client's token by file_mounts,
+    as README.md tells a user to submit with it."""
+    cluster = yaml.safe_load((RAY_JOBS / "cluster.yaml").read_text())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        (start,) = [c for c in cluster[key] if "ray start" in c]
+        assert start.startswith("RAY_AUTH_MODE=token ray start"), start
+    assert cluster["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
