@@ -1,5 +1,7 @@
-"""`ray job submit` against a local head on loopback (token auth): a ray_jobs/ entry point builds a
-mini challenge.
+"""`ray job submit` against a local head on loopback, as README.md ("Run on a Ray cluster") and
+ray_jobs/submit_example.sh do it: token auth (RAY_AUTH_MODE=token on the head and the client), the
+job submitted from the repository root with ray_jobs/runtime_env.yaml, its --out and --store in a
+shared folder (on one machine, any folder), its summary fetched back with `ray job logs`.
 
 The test starts its own head with a private temp dir and free ports, and stops exactly the processes
 of that head (found by the temp dir in their command line), never other Ray instances on the
@@ -7,6 +9,7 @@ machine.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,23 +65,21 @@ def head():
         kill_ray_instance(temp, proc.pid)
 
 
-def _submit(address, env, *entrypoint, timeout=600):
-    cmd = [
-        "ray",
-        "job",
-        "submit",
-        "--address",
-        address,
-        "--working-dir",
-        str(ROOT),
-        "--runtime-env-json",
-        '{"excludes": [".git/", "farm-demo/"]}',
-        "--entrypoint-num-cpus",
-        "0",
-        "--",
-        *entrypoint,
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+def _ray(env, *args, timeout=600):
+    """A ``ray`` CLI call from the repository root, where runtime_env.yaml's working_dir points."""
+    cmd = ["ray", *args]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _submit(address, env, *entrypoint, submission_id=None, timeout=600):
+    named = ["--submission-id", submission_id] if submission_id else []
+    return _ray(
+        env,
+        *("job", "submit", "--address", address, "--runtime-env", "ray_jobs/runtime_env.yaml"),
+        *named,
+        *("--entrypoint-num-cpus", "0", "--", *entrypoint),
+        timeout=timeout,
+    )
 
 
 def test_ray_job_submit_make_challenge(head, tmp_path):
@@ -90,7 +91,9 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
             break
         assert time.time() < deadline, probe.stderr[-2000:]
         time.sleep(3)
-    out = tmp_path / "mini"
+    shared = tmp_path / "shared"  # what $SHARED is to submit_example.sh: every node mounts it
+    out, store = shared / "mini", shared / "store"
+    job_id = f"farm-test-{os.getpid()}-{int(time.time())}"
     result = _submit(
         address,
         env,
@@ -101,11 +104,21 @@ def test_ray_job_submit_make_challenge(head, tmp_path):
         "--out",
         str(out),
         "--store",  # never the default store in the user cache, whatever env the job gets
-        str(tmp_path / "store"),
+        str(store),
+        submission_id=job_id,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"challenge: {out / 'challenge'}" in result.stdout
     assert "succeeded" in (result.stdout + result.stderr).lower()
+    # the results, fetched as README.md says: the summary from the job's log, the files from --out
+    logs = _ray(env, "job", "logs", "--address", address, job_id, timeout=120)
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    assert f"challenge: {out / 'challenge'}" in logs.stdout
+    assert re.search(rf"^store:\s+{re.escape(str(store))}$", logs.stdout, re.M), logs.stdout[-2000:]
+    assert re.search(r"^jobs: \d+ run, \d+ reused$", logs.stdout, re.M), logs.stdout[-2000:]
     from farm.challenge.tree import read_challenge
+    from farm.store.store import Store
 
     assert len(read_challenge(out / "challenge").models) == 6
+    assert (out / "answers").is_dir()
+    assert Store(store, create=False).keys()
