@@ -500,7 +500,13 @@ def test_bench_writes_a_measured_table(tmp_path, capsys):
         main(["bench", "--sequences", "48", "--device", "cpu", "--table", str(tmp_path / "t.json")])
         == 0
     )
-    assert "| tiny | train_dp |" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "| tiny | train_dp |" in captured.out
+    from farm.spec.costs import MODES
+
+    for mode in MODES:  # a line per mode as it starts and one with its rate (stderr, INFO)
+        assert f"bench tiny {mode} (" in captured.err, captured.err
+        assert f"bench tiny {mode}: " in captured.err and "sequences/s" in captured.err
     table = read_table(tmp_path / "t.json")
     assert table.device.startswith("cpu") and set(table.rates) == {"tiny"}
     assert all(

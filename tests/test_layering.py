@@ -44,7 +44,11 @@ RINGS = {
     "farm.cli": "top",
 }
 # Modules held to a lower ring than their package's.
-STRICTER = {"farm.shadows.plans": "pure", "farm.cluster.queue": "pure"}
+STRICTER = {
+    "farm.shadows.plans": "pure",
+    "farm.cluster.queue": "pure",
+    "farm.cluster.progress": "pure",
+}
 PURE_THIRD_PARTY = {"numpy", "scipy", "sklearn"}
 TORCH = {"torch", "transformers", "opacus", "tokenizers", "accelerate"}  # only under farm/training/
 TORCH_PACKAGES = {"farm.training"}

@@ -31,6 +31,7 @@ import ray
 from ray import ObjectRef
 from ray.actor import ActorHandle
 
+from farm.cluster.progress import Progress
 from farm.cluster.queue import JobQueue
 from farm.errors import ClusterError, FarmError
 from farm.spec.jobs import Job, job_inputs
@@ -131,7 +132,10 @@ class Executor:
     gpus_per_job: float | None = None
     device: str = "auto"
     gpu_wait_s: float = 3600.0
-    progress: Callable[[str], None] | None = log.info  # one line per finished job; None: silent
+    # what a stage is doing: its plan, then a progress line (done/total, percent, rate, time left)
+    # per 5% of the stage and at its end; the others, one per job, go to this module's DEBUG log
+    # (``-v``); None: silent
+    progress: Callable[[str], None] | None = log.info
     history: list[tuple[str, RunReport]] = field(default_factory=list)
     # where to connect (``ensure_ray``) the first time there is work: a rerun whose jobs are all
     # stored never starts or joins Ray
@@ -168,6 +172,8 @@ class Executor:
         progress."""
         start = time.perf_counter()
         unique = {job.key: job for job in jobs}
+        if self.progress is not None:
+            log.debug("[%s] checking %d jobs against the store", title, len(unique))
         todo = {key: job for key, job in unique.items() if not self.store.complete(key)}
         report = RunReport(
             skipped=len(unique) - len(todo), check_seconds=time.perf_counter() - start
@@ -218,12 +224,20 @@ class _Pool:
         self.starting: dict[ObjectRef, ActorHandle] = {}  # ready ref -> actor being placed
         self.inflight: dict[ObjectRef, str] = {}  # call ref -> key of the job it runs
         self.replacements = 0
+        self.progress = Progress(total=1, start=t0)  # drain sets the real total
 
     def drain(self, todo: dict[str, Job]) -> None:
         self.jobs = dict(todo)
         for key, job in todo.items():  # needs already in the store are met
             self.queue.add(key, needs=[d for d in job_inputs(job) if d in todo])
         size = self.ex.pool_size(len(todo), self.gpus)
+        self.progress = Progress(total=len(todo), start=time.perf_counter(), workers=size)
+        if self.ex.progress is not None:
+            reused = f", {self.report.skipped} already in the store" if self.report.skipped else ""
+            self.ex.progress(
+                f"[{self.title}] planning {len(todo)} jobs{reused}: starting {size} workers "
+                f"({self.cpus:g} CPU, {self.gpus:g} GPU each)..."
+            )
         if self.gpus and (self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
             # an autoscaling cluster starts GPU workers; a fixed one ignores it
             _request_gpus(size * self.gpus)
@@ -318,13 +332,15 @@ class _Pool:
         report.results[result["key"]] = result
         report.ran += int(result["ran"])
         report.busy_seconds += float(result.get("seconds", 0.0))
+        label = result["label"] or result["key"][:12]
+        seconds = float(result.get("seconds", 0.0))
+        reported = self.progress.finish(label, seconds, time.perf_counter())
         if self.ex.progress is not None:
-            elapsed = time.perf_counter() - self.t0
-            label = result["label"] or result["key"][:12]
-            self.ex.progress(
-                f"[{self.title}] {len(report.results)} done, {len(self.inflight)} queued on "
-                f"workers: {label} {result['seconds']:.1f}s (elapsed {elapsed:.0f}s)"
-            )
+            line = self.progress.line(self.title)
+            if reported:  # the first, each 5% of the stage and the last: INFO
+                self.ex.progress(line)
+            else:  # the others: one per job under -v
+                log.debug(line)
 
 
 def _request_gpus(gpus: float) -> None:

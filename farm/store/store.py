@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,6 +34,10 @@ from typing import Any
 import numpy as np
 
 from farm.errors import StoreError
+
+log = logging.getLogger(__name__)
+# a file this large, not yet in the digest cache, is announced before it is read (seconds or more)
+LOUD_BYTES = 64 << 20
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
@@ -321,6 +326,8 @@ class FileDigests:
             self.hits += 1
             return cached
         self.misses += 1
+        if st.st_size >= LOUD_BYTES:  # a silent pause otherwise
+            log.info("fingerprinting %s (%.0f MB, once: cached after)...", path, st.st_size / 1e6)
         digest = file_sha256(path)
         if (
             time.time_ns() - st.st_mtime_ns > _RACY_NS

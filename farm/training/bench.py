@@ -42,7 +42,7 @@ RUNS = 2
 
 def bench(kinds: Sequence[str], *, sequences: int = 384, device: str = "auto") -> Table:
     """A table of every mode of ``MODES`` for each model kind, measured on ``device`` over
-    ``sequences``."""
+    ``sequences``; logs (INFO) a line as each mode starts and one with its rate."""
     # lazy: loads torch
     from farm.training.train import resolve_device
 
@@ -52,18 +52,21 @@ def bench(kinds: Sequence[str], *, sequences: int = 384, device: str = "auto") -
         for kind in kinds:
             model_dir = _random_model(kind, Path(tmp) / kind)
             tokens = random_tokens(sequences, SHAPES[kind].vocab_size)
-            rates[kind] = {
-                mode: Rate(
-                    round(_measure(mode, model_dir, tokens, Path(tmp), device), 1),
-                    f"measured on {where}",
+            rates[kind] = {}
+            for i, mode in enumerate(MODES, 1):  # a line per mode: each takes seconds to minutes
+                log.info(
+                    "bench %s %s (%d/%d): 1 warm-up + %d runs of %d sequences on %s...",
+                    kind,
+                    mode,
+                    i,
+                    len(MODES),
+                    RUNS,
+                    sequences,
+                    where,
                 )
-                for mode in MODES
-            }
-            log.debug(
-                "bench %s: %s",
-                kind,
-                ", ".join(f"{m} {r.seq_per_s:,.0f}/s" for m, r in rates[kind].items()),
-            )
+                rate = _measure(mode, model_dir, tokens, Path(tmp), device)
+                rates[kind][mode] = Rate(round(rate, 1), f"measured on {where}")
+                log.info("bench %s %s: %s sequences/s", kind, mode, f"{rate:,.0f}")
     return Table(where, rates)
 
 

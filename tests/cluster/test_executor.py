@@ -65,6 +65,29 @@ def test_jobs_no_worker_can_run_raise_a_cluster_error(tmp_path):
         pool._loop()
 
 
+def test_progress_lines_give_totals_and_time_left_at_info_the_rest_at_debug(tmp_path, caplog):
+    """A finished job's line names done/total, percent, rate, time left and the job; the first,
+    each 5% step and the last go to ``progress`` (INFO), the others to the DEBUG log. Ray is not
+    started."""
+    import logging
+
+    from farm.cluster.progress import Progress
+
+    lines: list[str] = []
+    ex = Executor(store=Store(tmp_path / "store"), device="cpu", progress=lines.append)
+    pool = _Pool(ex, RunReport(), "targets", time.perf_counter())
+    pool.progress = Progress(total=40, start=time.perf_counter())
+    with caplog.at_level(logging.DEBUG, logger="farm.cluster.executor"):
+        for i in range(40):
+            pool._record({"key": f"k{i}", "label": f"target {i}", "ran": True, "seconds": 0.5})
+    assert len(lines) == 21 and len(caplog.records) == 19  # 1, every 2nd (5%) to 40; the rest
+    assert lines[0].startswith("[targets] 1/40 (2%), ")
+    assert (
+        lines[-1].startswith("[targets] 40/40 (100%), ") and "ETA ~0s, last: target 39" in lines[-1]
+    )
+    assert "jobs/min, ETA " in caplog.records[0].getMessage()
+
+
 def _executor(store, **kw):
     return Executor(store=store, perf=Perf(), workers=2, progress=None, **kw)
 

@@ -137,6 +137,26 @@ def test_fingerprint_is_cached_across_processes_and_independent_of_location(tmp_
     fingerprint(tmp_path / "d")
 
 
+def test_fingerprinting_a_large_uncached_file_says_so_once(tmp_path, monkeypatch, caplog):
+    import logging
+    import os
+
+    from farm.store import store as store_mod
+
+    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(store_mod, "LOUD_BYTES", 1000)  # "large" for the test
+    store_mod.FileDigests._instances.clear()
+    for name, size in (("big.bin", 1000), ("small.bin", 999)):
+        (tmp_path / name).write_bytes(b"x" * size)
+        os.utime(tmp_path / name, ns=(10**18, 10**18))  # an old file: cached after one read
+    with caplog.at_level(logging.INFO, logger="farm.store.store"):
+        for _ in range(2):
+            fingerprint(tmp_path / "big.bin")
+            fingerprint(tmp_path / "small.bin")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"fingerprinting {tmp_path / 'big.bin'} ("), said
+
+
 def test_one_cache_folder_holds_the_default_store_and_the_bench_table(tmp_path, monkeypatch):
     """``cache_root``: ``$FARM_CACHE_DIR``, else ``$XDG_CACHE_HOME/farm``, else ``~/.cache/farm``
     (empty counts as unset); the default store is ``$FARM_STORE``, else ``cache_root()/store``,
