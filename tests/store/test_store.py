@@ -137,7 +137,7 @@ def test_fingerprint_is_cached_across_processes_and_independent_of_location(tmp_
     fingerprint(tmp_path / "d")
 
 
-def test_fingerprinting_a_large_uncached_file_says_so_once(tmp_path, monkeypatch, caplog):
+def test_fingerprinting_a_large_uncached_file_says_so_once(tmp_path, monkeypatch):
     import logging
     import os
 
@@ -149,11 +149,20 @@ def test_fingerprinting_a_large_uncached_file_says_so_once(tmp_path, monkeypatch
     for name, size in (("big.bin", 1000), ("small.bin", 999)):
         (tmp_path / name).write_bytes(b"x" * size)
         os.utime(tmp_path / name, ns=(10**18, 10**18))  # an old file: cached after one read
-    with caplog.at_level(logging.INFO, logger="farm.store.store"):
+    said: list[str] = []
+    heard = logging.Handler(logging.INFO)
+    heard.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("farm.store.store")
+    logger.addHandler(heard)  # heard even where an earlier `farm` run stopped propagation
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
         for _ in range(2):
             fingerprint(tmp_path / "big.bin")
             fingerprint(tmp_path / "small.bin")
-    said = [r.getMessage() for r in caplog.records]
+    finally:
+        logger.removeHandler(heard)
+        logger.setLevel(level)
     assert len(said) == 1 and said[0].startswith(f"fingerprinting {tmp_path / 'big.bin'} ("), said
 
 
