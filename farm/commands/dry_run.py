@@ -538,19 +538,7 @@ def make_challenge_forecast(
         p.base.recipe.model, p.base.recipe.max_length, vocab=config.vocab_size, base=None
     )
     stages = [
-        Stage(
-            scenario="assets",
-            name="tokenizer",
-            kind="cpu",
-            jobs=1,
-            records=size,
-            sequences=size,
-            model="tiny",
-            mode="cpu",
-            bytes_per_job=0,
-            seconds_per_job=0.0,
-            done=None if store is None else _done(store, [p.tokenizer]),
-        ),
+        _tokenizer_stage("assets", p.tokenizer, records=size, store=store),
         _mini_train(
             p.base, "assets", "base model", [p.base], config.vocab_size, None, table, store
         ),
@@ -572,6 +560,25 @@ def make_challenge_forecast(
         gpus=gpus,
         table=table,
         notes=("the tokenizer and PATE's votes run on CPU: not counted",),
+    )
+
+
+def _tokenizer_stage(
+    scenario: str, job: TokenizerJob, *, records: int, store: Store | None
+) -> Stage:
+    """A tokenizer's training on ``records`` records: a CPU stage that costs no GPU time."""
+    return Stage(
+        scenario=scenario,
+        name="tokenizer",
+        kind="cpu",
+        jobs=1,
+        records=records,
+        sequences=records,
+        model="tiny",
+        mode="cpu",
+        bytes_per_job=0,
+        seconds_per_job=0.0,
+        done=None if store is None else _done(store, [job]),
     )
 
 
@@ -704,45 +711,17 @@ def audit_forecast(
     )
     stages = []
     if jobs.tokenizer is not None:
-        stages.append(
-            Stage(
-                scenario="audit",
-                name="tokenizer",
-                kind="cpu",
-                jobs=1,
-                records=size,
-                sequences=size,
-                model="tiny",
-                mode="cpu",
-                bytes_per_job=0,
-                seconds_per_job=0.0,
-                done=None if store is None else _done(store, [jobs.tokenizer]),
-            )
-        )
+        stages.append(_tokenizer_stage("audit", jobs.tokenizer, records=size, store=store))
     recipe = next(iter(audit.recipes.values()))
     shape = model_shape(recipe.model, recipe.max_length, vocab=vocab, base=None)
     labelled = [(b.jobs, f"audit/run_{r}/") for r, b in enumerate(jobs.builds)]
     for role, role_jobs in _by_role(labelled).items():
         name = "runs" if role == "targets" else role
         stages.append(_mini_stage(role_jobs, "audit", name, vocab, shape, table, store))
-    records = int(jobs.infers[0].selection.indices().size)
-    mode = infer_mode(jobs.infers[0].precision)
-    infer = Stage(
-        scenario="audit",
-        name="canary scores",
-        kind="infer",
-        jobs=len(jobs.infers),
-        records=records,
-        sequences=records,
-        model=shape.kind,
-        mode=mode,
-        bytes_per_job=logits_bytes(records),
-        seconds_per_job=table.seconds(shape.kind, mode, records),
-        done=None if store is None else _done(store, jobs.infers),
-    )
+    stages.append(_mini_stage(jobs.infers, "audit", "canary scores", vocab, shape, table, store))
     return Forecast(
         command="audit",
-        stages=(*stages, infer),
+        stages=tuple(stages),
         gpus=gpus,
         table=table,
         notes=("the tokenizer runs on CPU: not counted",) if jobs.tokenizer else (),
