@@ -32,16 +32,8 @@ from benchmarks.common import table
 from farm.challenge.tree import read_challenge
 from farm.mico.splits import mico_shuffle, split_model
 from farm.store.shuffles import ShuffleCache
-from tests.helpers import mico_seed_tree
-
-POOL_24 = """attack: lira_online
-params: {fixed_variance: true}
-plan: {kind: pool, shadows: 24, group: 2, seed: 0}
-recipe: mico-inf
-scenarios:
-  sst2_hi: {recipe: mico-hi, match_targets: true}
-  sst2_lo: {recipe: mico-lo, match_targets: true}
-"""
+from tests.helpers import POOL_24, mico_seed_tree
+from tests.oracle import loop_shuffle
 
 # ``farm plan`` in a fresh interpreter; argv[1], a comma list, puts back what was there before:
 # "loop" the reference loop in place of the package's shuffle, "setdiff" ``np.setdiff1d`` in place
@@ -63,22 +55,6 @@ rc = farm.cli.main(sys.argv[2:])
 print(time.perf_counter() - start, file=sys.stderr)
 sys.exit(rc)
 """
-
-
-def loop_shuffle(seed: int, n: int) -> np.ndarray:
-    """The shuffle as the package computed it before (numpy's MT19937 draws, then the swap loop in
-    Python): the reference."""
-    if n < 2:
-        return np.arange(n, dtype=np.int64)
-    raw = np.random.RandomState(int(seed) & 0xFFFFFFFF).randint(
-        0, 2**32, size=n - 1, dtype=np.uint32
-    )
-    offsets = (raw.astype(np.int64) % np.arange(n, 1, -1, dtype=np.int64)).tolist()
-    perm = list(range(n))
-    for i, z in enumerate(offsets):
-        j = i + z
-        perm[i], perm[j] = perm[j], perm[i]
-    return np.asarray(perm, dtype=np.int64)
 
 
 def _splits(models, shuffle) -> tuple[float, list]:

@@ -72,3 +72,15 @@ def mico_seed_tree(root, seed=0):
             seed_membership=m.seed_membership,
         )
     return root
+
+
+POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24,
+# DP-matched shadows for hi and lo
+attack: lira_online
+params: {fixed_variance: true}
+plan: {kind: pool, shadows: 24, group: 2, seed: 0}
+recipe: mico-inf
+scenarios:
+  sst2_hi: {recipe: mico-hi, match_targets: true}
+  sst2_lo: {recipe: mico-lo, match_targets: true}
+"""

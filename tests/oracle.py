@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 class MT19937:
     """Textbook MT19937 (Matsumoto & Nishimura 1998), init_genrand seeding, 32-bit tempered
@@ -41,3 +43,20 @@ def swap_shuffle(seed: int, n: int) -> list[int]:
         z = gen.next() % (n - i)
         perm[i], perm[i + z] = perm[i + z], perm[i]
     return perm
+
+
+def loop_shuffle(seed: int, n: int) -> np.ndarray:
+    """The shuffle as the package computed it before it was vectorised (numpy's MT19937 draws, then
+    the sequential swap loop in Python): the reference the vectorised one must match bit for bit
+    (``tests/mico/test_splits.py``, ``benchmarks/splits.py``)."""
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    raw = np.random.RandomState(int(seed) & 0xFFFFFFFF).randint(
+        0, 2**32, size=n - 1, dtype=np.uint32
+    )
+    offsets = (raw.astype(np.int64) % np.arange(n, 1, -1, dtype=np.int64)).tolist()
+    perm = list(range(n))
+    for i, z in enumerate(offsets):
+        j = i + z
+        perm[i], perm[j] = perm[j], perm[i]
+    return np.asarray(perm, dtype=np.int64)

@@ -31,19 +31,7 @@ from farm.spec.costs import (
     wall_seconds,
     weights_bytes,
 )
-from tests.helpers import mico_seed_tree
-
-POOL_24 = """# attack-mico's issue-11 shape: LiRA online over a pool of 24,
-# DP-matched shadows for hi and lo
-attack: lira_online
-params: {fixed_variance: true}
-plan: {kind: pool, shadows: 24, group: 2, seed: 0}
-recipe: mico-inf
-scenarios:
-  sst2_hi: {recipe: mico-hi, match_targets: true}
-  sst2_lo: {recipe: mico-lo, match_targets: true}
-"""
-
+from tests.helpers import POOL_24, mico_seed_tree
 
 # `farm plan` in a fresh interpreter, with every population loader replaced by one that fails: what
 # it must not do is load data, import Ray, torch, transformers or datasets (so start no Ray) or
