@@ -14,9 +14,11 @@ is the attacker's guess of the coin. Three rates, from one trained model:
   label -- the rate a model trained without the canaries would show on them.
 
 Under epsilon-label-DP, the guess "flipped iff the model outputs it" is right with probability at
-most ``e^eps / (1 + e^eps)`` on each canary, so ``trained_flipped`` cannot exceed ``trained_own``
-by much; the bound itself comes from ``farm.attacks.one_run`` on the same coins (scores: the
-log-probability of the flipped label), which allows for its sampling error.
+most ``e^eps / (1 + e^eps)`` on each canary, so in expectation ``trained_flipped - trained_own``
+is at most ``tanh(eps / 2)`` (plus delta terms): that gap is the DP-relevant one. ``excess``
+(against ``unseen``) is descriptive: DP says nothing about it. The bound itself comes from
+``farm.attacks.one_run`` on the same coins (scores: the log-probability of the flipped label),
+which allows for its sampling error.
 """
 
 from __future__ import annotations

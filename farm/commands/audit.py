@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from farm.errors import require
 from farm.privacy.accounting import describe_epsilon
 from farm.privacy.tradeoff import dp_tradeoff
 from farm.report.plots import tradeoff_grid, tradeoff_png
+from farm.shadows.plans import all_but
 from farm.shadows.scenario import pin, pin_population
 from farm.spec.audit import RecipeAudit
 from farm.spec.jobs import InferJob, Job, Ref, Selection, StoreRef, TokenizerJob, TrainJob
@@ -114,7 +116,9 @@ def audit_jobs(audit: RecipeAudit, *, n_total: int) -> AuditJobs:
     for run in range(audit.runs):
         half = np.flatnonzero(np.random.default_rng([audit.seed, _HALF, run]).random(n_base) < 0.5)
         half = np.setdiff1d(half, sources)  # a canary's original never trains as itself
-        control = _controls(n_base, canaries, trained=half, seed=(audit.seed, run))
+        control = _controls(
+            n_base, canaries, unavailable=np.union1d(half, sources), seed=(audit.seed, run)
+        )
         controls.append(control)
         members = np.concatenate([half, included_records(n_base, canaries, run=run)])
         build = build_target(
@@ -165,13 +169,14 @@ def _released(build: TargetBuild) -> TrainJob:
 
 
 def _controls(
-    n_base: int, canaries: CanarySpec, *, trained: np.ndarray, seed: tuple[int, int]
+    n_base: int, canaries: CanarySpec, *, unavailable: np.ndarray, seed: tuple[int, int]
 ) -> np.ndarray:
     """A label game's held-out records of one run (sorted): a seeded sample of the base records
-    neither trained on nor made into canaries, up to one per canary; none for other games."""
+    not ``unavailable`` (the run's training half and the canaries' sources), up to one per canary;
+    none for other games."""
     if canaries.kind != "relabelled":
         return np.zeros(0, dtype=np.int64)
-    free = np.setdiff1d(np.arange(n_base), np.union1d(trained, canary_sources(n_base, canaries)))
+    free = all_but(n_base, unavailable)
     rng = np.random.default_rng([*seed, _CONTROL])
     return np.sort(rng.choice(free, size=min(canaries.count, free.size), replace=False))
 
@@ -205,7 +210,10 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
                 )
             )
     scores = np.asarray(rows)
-    adjacent, delta, confidence = adjacency(canaries), audit.delta, audit.confidence
+    adjacent, confidence = adjacency(canaries), audit.confidence
+    privacy = dict(jobs.builds[0].privacy)
+    group = canaries.repeats if canaries.kind == "duplicated" else 1
+    delta = bound_delta(audit.delta, claim_for(privacy, group=group, adjacency=adjacent))
     one = tuple(
         one_run_audit(s, i, delta=delta, confidence=confidence, adjacency=adjacent)
         for s, i in zip(scores, included)
@@ -225,9 +233,9 @@ def audit_recipe(audit: RecipeAudit, runner: JobRunner) -> AuditResult:
         included=included,
         one_run=one,
         multi_run=multi,
-        privacy=dict(jobs.builds[0].privacy),
-        group=canaries.repeats if canaries.kind == "duplicated" else 1,
-        delta=audit.delta,
+        privacy=privacy,
+        group=group,
+        delta=delta,
         adjacency=adjacent,
         memorization=tuple(memorized),
     )
@@ -245,8 +253,9 @@ def write_audit(result: AuditResult, out: str | Path) -> dict[str, Path]:
         f"Theoretical epsilon: {claim}"
         + (f", delta {result.privacy['delta']:g}" if result.privacy.get("delta") else ""),
         *_label_lines(result),
-        f"Bounds at delta {result.delta:g}. The figures below share runs: each is a bound at its "
-        "confidence alone, their maximum is not.",
+        f"Bounds at delta {result.delta:g} (at least the claim's delta for the game's neighbouring "
+        "datasets). The figures below share runs: each is a bound at its confidence alone, their "
+        "maximum is not.",
         *_group_lines(result),
         "",
         "| bound | epsilon | what it rests on |",
@@ -334,30 +343,48 @@ def tradeoff_plot(result: AuditResult, path: Path) -> Path:
 
 
 def unit_claim(result: AuditResult) -> tuple[float, float] | None:
+    """``claim_for`` the result's claim, group and adjacency."""
+    return claim_for(result.privacy, group=result.group, adjacency=result.adjacency)
+
+
+def claim_for(
+    privacy: Mapping[str, Any], *, group: int, adjacency: str
+) -> tuple[float, float] | None:
     """The recipe's (epsilon, delta) for the neighbouring datasets the game's coins make, or None
     when it claims no finite epsilon there:
 
     * add/remove of a canary of k records (k > 1: a duplicated canary): group privacy,
-      (k eps, k e^((k-1) eps) delta);
+      (k eps, delta (e^(k eps) - 1) / (e^eps - 1)), delta capped at 1;
     * a canary's label replaced (``label`` adjacency): the recipe's label-DP epsilon when it noises
       labels (randomized response, ALIBI; pure), else its record-level claim for a substitution:
       as stated when it is made for substitution adjacency (a PATE config may be), else for a
       removal then an addition (``farm.attacks.audit.substitution_privacy``);
     * else the recipe's (epsilon, delta).
     """
-    privacy = result.privacy
-    if result.adjacency == "label" and isinstance(privacy.get("label_epsilon"), int | float):
+    if adjacency == "label" and isinstance(privacy.get("label_epsilon"), int | float):
         return float(privacy["label_epsilon"]), 0.0
     eps = privacy.get("epsilon")
     if not isinstance(eps, int | float) or math.isinf(eps):
         return None
     delta = float(privacy.get("delta") or 0.0)
-    if result.adjacency == "label" and privacy.get("adjacency") != "substitution":
+    if adjacency == "label" and privacy.get("adjacency") != "substitution":
         return substitution_privacy(float(eps), delta)
-    if result.adjacency == "label":  # the claim is already for a substitution
+    if adjacency == "label":  # the claim is already for a substitution
         return float(eps), delta
-    k = result.group
-    return k * eps, k * math.exp((k - 1) * eps) * delta
+    k = group
+    if k == 1:
+        return float(eps), delta
+    spread = sum(math.exp(i * eps) for i in range(k))  # (e^(k eps) - 1) / (e^eps - 1)
+    return k * eps, min(1.0, delta * spread)
+
+
+def bound_delta(requested: float, claim: tuple[float, float] | None) -> float:
+    """The delta the bounds are computed at: ``requested``, or the claim's own delta for the game's
+    neighbouring datasets when that is larger (and below 1). A bound at a smaller delta than the
+    claim's assumes more than the claim promises, so it could not refute it."""
+    if claim is None or claim[1] >= 1:
+        return requested
+    return max(requested, claim[1])
 
 
 def _memorization_lines(result: AuditResult) -> list[str]:
@@ -405,12 +432,15 @@ def _label_lines(result: AuditResult) -> list[str]:
 
 def _group_lines(result: AuditResult) -> list[str]:
     """What a canary of several records means for the claim: the bounds are on a group's epsilon,
-    and a per-record (eps, delta) claim allows a group of k up to (k eps, k e^((k-1) eps) delta)."""
+    and a per-record (eps, delta) claim allows a group of k up to (k eps, delta (e^(k eps) - 1) /
+    (e^eps - 1)) (``claim_for``)."""
     k = result.group
     if k == 1:
         return []
     line = f"Each canary is a group of {k} records: the bounds are on the group's epsilon"
     claim = unit_claim(result)
-    if claim is not None and result.privacy.get("delta"):
+    if claim is not None and claim[1] >= 1:
+        line += f"; the recipe's claim for such a group is vacuous (delta {claim[1]:.3g} >= 1)"
+    elif claim is not None and result.privacy.get("delta"):
         line += f"; the recipe's claim for such a group is ({claim[0]:.3g}, {claim[1]:.3g})"
     return [line + " (group privacy)."]

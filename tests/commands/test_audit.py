@@ -114,7 +114,7 @@ def test_a_duplicated_canary_is_reported_as_a_group_beside_the_groups_claim(tmp_
         group=3,
     )
     text = write_audit(result, tmp_path)["report"].read_text()
-    assert "group of 3 records" in text and "(3, 0.000222)" in text
+    assert "group of 3 records" in text and "(3, 0.000111)" in text
     assert "delta 1e-05" in text and "their maximum is not" in text
 
 
@@ -170,7 +170,7 @@ def test_a_label_game_bounds_label_dp_and_reports_memorization(tmp_path):
         ({"epsilon": 1.0, "delta": 1e-5}, "label", 1, (2.0, (1 + math.e) * 1e-5)),
         ({"epsilon": 1.0, "delta": 1e-5, "adjacency": "substitution"}, "label", 1, (1.0, 1e-5)),
         ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 1, (1.0, 1e-5)),
-        ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 3, (3.0, 3 * math.e**2 * 1e-5)),
+        ({"epsilon": 1.0, "delta": 1e-5}, "add/remove", 3, (3.0, (1 + math.e + math.e**2) * 1e-5)),
     ],
 )
 def test_the_claim_a_game_tests_is_for_its_neighbouring_datasets(privacy, adjacency, group, claim):
@@ -233,3 +233,11 @@ def test_farm_audit_takes_the_game_from_a_config_and_refuses_mixing(tmp_path, mo
     assert cli.main(mixed) == 1
     assert "--config with --runs: the config holds the whole game" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bounds_are_taken_at_the_claims_delta_when_it_is_larger():
+    from farm.commands.audit import bound_delta
+
+    assert bound_delta(1e-5, None) == 1e-5 and bound_delta(1e-5, (1.0, 0.0)) == 1e-5
+    assert bound_delta(1e-5, (2.0, 3e-3)) == 3e-3  # a substitution's (1 + e^eps) delta
+    assert bound_delta(1e-5, (16.0, 1.0)) == 1e-5  # a vacuous claim: nothing to match
