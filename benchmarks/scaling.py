@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,18 @@ ATTACKS = (
     "lira_grad",
     "rmia",
     "rmia_fit",
+    "informia",
+    "quantile",
     "stacked",
     "stacked_wb",
+    "learned_across",
+    "learned_across_wb",
 )
-WHITE_BOX = frozenset({"query_logits", "grad_norm"})
-VARIANTS = {
-    "stacked_wb": ("stacked", WHITE_BOX)
-}  # row name -> (attack, the optional signals it sees)
+WHITE_BOX = ("query_logits", "grad_norm")
+VARIANTS: dict[str, tuple[str, dict]] = {  # row name -> (attack, params)
+    "stacked_wb": ("stacked", {"extra_signals": WHITE_BOX}),
+    "learned_across_wb": ("learned_across", {"extra_signals": WHITE_BOX}),
+}
 RUNNER_UP = "runner-up: reference, 1 per target"
 ANCHORS = (
     ("loss", "loss", {}, "none"),
@@ -67,26 +73,15 @@ ANCHORS = (
 )
 
 
-def sees(name: str) -> tuple[str, frozenset[str]]:
-    """``(attack, optional Signals fields it sees)`` of a row name: a ``VARIANTS`` entry, or an
-    attack of ``farm.attacks.registry.ATTACKS`` seeing what it needs
-    (``farm.attacks.registry.needs``)."""
-    return VARIANTS[name] if name in VARIANTS else (name, needs(name))
+def sees(name: str) -> tuple[str, dict]:
+    """``(attack, params)`` of a row name: a ``VARIANTS`` entry, or an attack of
+    ``farm.attacks.registry.ATTACKS`` with its defaults."""
+    return VARIANTS.get(name, (name, {}))
 
 
 def extras_for(names: list[str], queries: QueryFamily | None) -> Extras:
-    """What inference must compute for the rows ``names``."""
-    return Extras.needed(set().union(*(sees(n)[1] for n in names)), queries)
-
-
-def view(signals: Signals, fields: frozenset[str]) -> Signals:
-    """``signals`` without the optional fields outside ``fields``, so an attack whose features use
-    whatever the signals carry (``learned``, ``stacked``) is measured on what its row says."""
-    return dataclasses.replace(
-        signals,
-        query_logits=signals.query_logits if "query_logits" in fields else None,
-        grad_norm=signals.grad_norm if "grad_norm" in fields else None,
-    )
+    """What inference must compute for the rows ``names`` (``farm.attacks.registry.needs``)."""
+    return Extras.needed(set().union(*(needs(*sees(n)) for n in names)), queries)
 
 
 def scored(
@@ -184,21 +179,71 @@ def _groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
-def warm_up(scenarios: dict, configs: dict, plain, k_max: int, extras, executor) -> None:
-    """Every training and inference the benchmark needs -- each scenario's largest pool and the
+def pool(config, k: int, group: int) -> PlanSpec:
+    """The first ``k`` shadows of the scenario's pool in groups of ``group`` (``k = 0``: none)."""
+    if not k:
+        return PlanSpec(kind="none")
+    return dataclasses.replace(config.plan, kind="pool", shadows=k, group=group)
+
+
+def pools(ks: list[int], groups: list[int]) -> list[tuple[int, int]]:
+    """``(K, group)`` pairs measured: K = 0 once, then every K a multiple of each group."""
+    return [(0, groups[0])] * (0 in ks) + [(k, g) for g in groups for k in ks if k and k % g == 0]
+
+
+def shadow_fit(signals: Signals, *, statistic: str = "margin") -> dict[str, float]:
+    """How close the shadows' IN and OUT distributions are to the labelled models' on the same
+    records (what LiRA fits): per record seen IN (OUT) by at least 2 shadows and 2 labelled
+    models, the gap between the shadows' and the labelled models' mean ``statistic``, in units of
+    the labelled models' IN-OUT gap; averaged over records. 0: the shadows' fits are the targets'
+    own; 1: as far off as IN is from OUT. Also the shadows' spread over the labelled models'."""
+    stat = signals.statistic(statistic)
+    shadows = signals.known & ~signals.labelled
+    out: dict[str, float] = {}
+    lab_in, lab_out = _side_means(stat, signals, signals.labelled)
+    sh_in, sh_out = _side_means(stat, signals, shadows)
+    scale = np.nanmean(np.abs(lab_in[0] - lab_out[0]))
+    for name, sh, lab in (("IN", sh_in, lab_in), ("OUT", sh_out, lab_out)):
+        ok = ~np.isnan(sh[0]) & ~np.isnan(lab[0])
+        out[f"{name} mean gap / (IN-OUT)"] = round(
+            float(np.mean(np.abs(sh[0][ok] - lab[0][ok])) / scale), 3
+        )
+        out[f"{name} sd ratio"] = round(float(np.nanmedian(sh[1][ok] / lab[1][ok])), 3)
+    return out
+
+
+def _side_means(
+    stat: np.ndarray, signals: Signals, models: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Per record: (mean, sd) of ``stat`` over ``models`` IN on it, then over those OUT (NaN
+    where fewer than 2)."""
+    rows = np.flatnonzero(models)
+    out = []
+    for side in (1, 0):
+        mask = signals.keep[rows] == side
+        count = mask.sum(0)
+        values = np.where(mask, stat[rows], np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.where(count >= 2, np.nanmean(values, 0), np.nan)
+            sd = np.where(count >= 2, np.nanstd(values, 0, ddof=1), np.nan)
+        out.append((mean, sd))
+    return out[0], out[1]
+
+
+def warm_up(
+    scenarios: dict, configs: dict, plain, k_max: list[tuple[int, int]], extras, executor
+) -> None:
+    """Every training and inference the benchmark needs -- each scenario's largest pools
+    (``k_max``: ``(K, group)`` pairs) and the
     anchors' per-target references -- in ONE executor call, so both CPU (or GPU) slots stay busy
     across scenarios; the per-K passes afterwards find everything in the store."""
     planned = []
     for name, scenario in scenarios.items():
         config = configs.get(name, configs["*"])
         recipe = config.shadow_recipe(scenario.inputs.len_training)
-        pool = (
-            dataclasses.replace(config.plan, kind="pool", shadows=k_max, group=2)
-            if k_max
-            else PlanSpec(kind="none")
-        )
         planned += [
-            shadow_jobs(scenario, pool, recipe, extras=extras),
+            *(shadow_jobs(scenario, pool(config, k, g), recipe, extras=extras) for k, g in k_max),
             shadow_jobs(scenario, PlanSpec(kind="none"), recipe),
             shadow_jobs(scenario, PlanSpec(kind="per-target"), plain),
         ]
@@ -216,6 +261,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--config", default="attack-mini-sst2", help="attack config giving each scenario's shadows"
     )
     parser.add_argument("--ks", default="0,2,4,8,16", help="comma-separated K values (even)")
+    parser.add_argument(
+        "--groups",
+        default="2",
+        help="comma-separated pool group sizes: a shadow leaves out 1/group of the challenge union "
+        "(rows of a group other than 2 are named attack/g<group>)",
+    )
     parser.add_argument("--attacks", default=",".join(ATTACKS))
     parser.add_argument("--scenarios", default=None)
     parser.add_argument("--png", type=Path, default=Path("scaling.png"))
@@ -231,13 +282,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     _, scenarios = load_scenarios(args.challenge, answers_root=args.answers, names=names)
     results: list[dict] = []
     chosen: list[dict] = []
+    fits: list[dict] = []
     plain = configs.get("sst2_inf", configs["*"]).named_recipe()
     ks = [int(x) for x in args.ks.split(",")]
+    groups = [int(x) for x in args.groups.split(",")]
+    measured = pools(ks, groups)
+    largest = [(max([k for k, g2 in measured if g2 == g] or [0]), g) for g in groups]
     warm_up(
         scenarios,
         configs,
         plain,
-        max(ks),
+        largest,
         extras_for(args.attacks.split(","), configs["*"].queries),
         executor,
     )
@@ -259,22 +314,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         names = args.attacks.split(",")
         extras = extras_for(names, config.queries)
         candidates: list[Scored] = []
-        for k in ks:
-            plan = (
-                dataclasses.replace(config.plan, kind="pool", shadows=k, group=2)
-                if k
-                else PlanSpec(kind="none")
-            )
-            got = collect_signals(scenario, plan, recipe, executor, extras=extras)
+        for k, g in measured:
+            got = collect_signals(scenario, pool(config, k, g), recipe, executor, extras=extras)
+            if k:
+                fits.append({"scenario": name, "K": k, "group": g, **shadow_fit(got.signals)})
             for row_name in names:
-                attack, fields = sees(row_name)
-                candidates.append(scored(row_name, attack, {}, k, got, view(got.signals, fields)))
+                attack, params = sees(row_name)
+                label = row_name if g == 2 or not k else f"{row_name}/g{g}"
+                candidates.append(scored(label, attack, params, k, got))
                 results.append(rows(name, candidates[-1], winner, n_boot=args.n_boot))
             print(table(results[-len(names) :]), flush=True)
         chosen.append(verdicts(name, candidates, anchors, n_boot=args.n_boot))
     print(table(results))
     print("\nChosen on the labelled models (leave-one-out), then scored once on dev and final:\n")
     print(table(chosen))
+    if fits:
+        print("\nShadows against the labelled models on the same records (LiRA's fits):\n")
+        print(table(fits))
     print(f"png: {plot(results, args.png)}")
     return results + chosen
 

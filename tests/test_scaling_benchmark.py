@@ -20,7 +20,7 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
             "--ks",
             "0,2",
             "--attacks",
-            "lira_online,rmia,lira_queries,lira_grad,stacked_wb",
+            "lira_online,rmia,lira_queries,lira_grad,stacked_wb,learned_across",
             "--png",
             str(png),
             "--n-boot",
@@ -67,33 +67,41 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
 
 
 def test_rows_see_what_they_name():
+    import dataclasses
+
     import numpy as np
 
-    from benchmarks.scaling import ATTACKS, extras_for, sees, view
+    from benchmarks.scaling import ATTACKS, extras_for, pools, sees, shadow_fit
     from farm.attacks.signals import Signals
     from farm.shadows.scenario import Extras
     from farm.spec.queries import QueryFamily
 
-    assert {"lira_queries", "lira_grad", "stacked_wb"} <= set(ATTACKS)
-    assert sees("stacked") == ("stacked", frozenset()) and sees("lira_grad") == (
-        "lira_grad",
-        {"grad_norm"},
-    )
-    assert sees("stacked_wb") == ("stacked", {"query_logits", "grad_norm"})
+    assert {"lira_queries", "lira_grad", "stacked_wb", "learned_across_wb"} <= set(ATTACKS)
+    assert sees("stacked") == ("stacked", {}) and sees("lira_grad") == ("lira_grad", {})
+    assert sees("stacked_wb") == ("stacked", {"extra_signals": ("query_logits", "grad_norm")})
     assert extras_for(["rmia", "stacked"], None) == Extras()
     assert extras_for(["lira_grad", "lira_queries"], QueryFamily(seed=2)) == Extras(
         QueryFamily(seed=2), True
     )
-    full = Signals(
-        logits=np.zeros((2, 3, 2)),
-        labels=np.zeros(3, np.int64),
-        keep=np.zeros((2, 3), np.int8),
-        challenge=np.zeros((2, 1), np.int64),
-        labelled=np.array([True, True]),
-        query_logits=np.zeros((2, 3, 4, 2)),
-        grad_norm=np.ones((2, 3)),
+    assert extras_for(["stacked_wb"], None) == Extras(QueryFamily(), True)
+    # K = 0 once; each K only in the groups it is a multiple of
+    assert pools([0, 2, 8], [2, 8]) == [(0, 2), (2, 2), (8, 2), (8, 8)]
+    # shadows drawn from the labelled models' own distributions fit them: gaps near 0, sd ratio ~1
+    rng = np.random.default_rng(0)
+    m, r = 40, 300
+    keep = rng.integers(0, 2, size=(m, r)).astype(np.int8)
+    margin = np.where(keep == 1, 2.0, 0.0) + rng.normal(size=(m, r))
+    signals = Signals(
+        logits=np.stack([margin / 2, -margin / 2], -1),
+        labels=np.zeros(r, np.int64),
+        keep=keep,
+        challenge=np.where(np.arange(m)[:, None] < 20, np.arange(10)[None], -1),
+        labelled=np.arange(m) < 20,
     )
-    assert (
-        view(full, frozenset()).query_logits is None and view(full, frozenset()).grad_norm is None
-    )
-    assert view(full, frozenset({"grad_norm"})).grad_norm is full.grad_norm
+    fit = shadow_fit(signals)
+    assert fit["IN mean gap / (IN-OUT)"] < 0.25 and fit["OUT mean gap / (IN-OUT)"] < 0.25
+    assert 0.8 < fit["IN sd ratio"] < 1.25
+    # shadows whose IN records look OUT are a whole IN-OUT gap off
+    moved = margin - np.where(np.arange(m)[:, None] >= 20, 2.0 * keep, 0.0)
+    off = shadow_fit(dataclasses.replace(signals, logits=np.stack([moved / 2, -moved / 2], -1)))
+    assert off["IN mean gap / (IN-OUT)"] > 0.8

@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 
 from farm.attacks.base import BASE, Attack
-from farm.attacks.learned import learned
+from farm.attacks.learned import check_extra_signals, learned
 from farm.attacks.signals import Signals
 
 ATTACKS: dict[str, Attack] = {
     **BASE,
     "learned": learned,
     "stacked": functools.partial(learned, stack=("rmia", "lira_farm"), classifier="logistic"),
+    # LT-MIA's reading: one classifier fitted across every model of known membership, shadows too
+    "learned_across": functools.partial(learned, fit_on="known"),
 }
 
 
@@ -40,11 +42,14 @@ NEEDS: dict[str, str] = {"query_margin": "query_logits", "grad_norm": "grad_norm
 def needs(name: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
     """The optional ``Signals`` fields (``query_logits``, ``grad_norm``) attack ``name`` with
     ``params`` cannot run without: those of its ``statistic`` (``NEEDS``; a variant's fixed one or a
-    param), and for ``learned`` / ``stacked`` those of every attack in its ``stack``. ``learned``'s
-    own features use the optional fields only when the signals carry them, so they add nothing here.
+    param), and for the learned attacks those their features name (``extra_signals``) and those of
+    every attack in their ``stack``. Inference computes exactly these (``AttackConfig.extras``).
+    ``ValueError`` for an ``extra_signals`` name no signal has.
 
     >>> sorted(needs("lira_queries")), sorted(needs("stacked", {"stack": ["lira_grad", "rmia"]}))
     (['query_logits'], ['grad_norm'])
+    >>> sorted(needs("stacked", {"extra_signals": ["grad_norm", "query_logits"]}))
+    ['grad_norm', 'query_logits']
     """
     if name not in ATTACKS:
         raise KeyError(f"unknown attack {name!r} (expected one of {sorted(ATTACKS)})")
@@ -53,6 +58,9 @@ def needs(name: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
     out = {NEEDS[bound["statistic"]]} if bound.get("statistic") in NEEDS else set()
     for inner in bound.get("stack", ()):
         out |= needs(str(inner))
+    extra = [str(field) for field in bound.get("extra_signals", ())]
+    check_extra_signals(extra)
+    out |= set(extra)
     return frozenset(out)
 
 

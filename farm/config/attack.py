@@ -83,6 +83,10 @@ class AttackConfig:
     def __post_init__(self) -> None:
         require(self.attack in ATTACKS, "attack", f"one of {', '.join(ATTACKS)}", self.attack)
         object.__setattr__(self, "params", attack_params(self.attack, self.params))
+        try:
+            needs(self.attack, self.params)
+        except ValueError as exc:
+            raise SpecError(str(exc), key="params.extra_signals") from None
         require(
             self.normalize in NORMALIZE_MODES,
             "normalize",

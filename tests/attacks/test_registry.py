@@ -117,7 +117,9 @@ def test_a_labelled_target_is_never_its_own_reference():
         np.testing.assert_array_equal(run_attack(name, flipped, np.array([t])), before[name])
 
 
-@pytest.mark.parametrize("name", ["rmia", "rmia_offline", "rmia_fit", "learned", "stacked"])
+@pytest.mark.parametrize(
+    "name", ["rmia", "rmia_offline", "rmia_fit", "learned", "stacked", "learned_across"]
+)
 def test_rmia_score_of_a_target_does_not_change_with_its_own_keep_mask(name):
     """Labelled targets in different cross-fitting groups: flipping a target's whole keep row (its
     answers and its membership elsewhere) leaves its scores bit-identical. rmia_fit held the
@@ -382,9 +384,10 @@ def test_needs_names_the_optional_signals_an_attack_reads():
     assert needs("lira_grad") == needs("gradient") == {"grad_norm"}
     assert needs("lira", {"statistic": "query_margin"}) == {"query_logits"}
     assert needs("loss", {"statistic": "grad_norm"}) == {"grad_norm"}
-    assert (
-        needs("stacked") == needs("learned") == frozenset()
-    )  # their features use extras only when present
+    assert needs("stacked") == needs("learned") == needs("learned_across") == frozenset()
+    assert needs("stacked", {"extra_signals": ["grad_norm"]}) == {"grad_norm"}
+    with pytest.raises(ValueError, match="hidden"):
+        needs("learned", {"extra_signals": ["hidden"]})
     assert needs("stacked", {"stack": ("lira_queries", "lira_grad")}) == {
         "query_logits",
         "grad_norm",
@@ -401,3 +404,53 @@ def test_needs_names_the_optional_signals_an_attack_reads():
     }
     with pytest.raises(KeyError, match="unknown attack"):
         needs("nope")
+
+
+def test_learned_features_are_what_the_params_name():
+    """A learned attack's features are named by ``extra_signals``, not by what the signals happen
+    to carry: signals with gradient norms score the same as without unless ``grad_norm`` is named,
+    and naming it adds the gradient-norm columns (and changes the scores)."""
+    from farm.attacks.learned import features
+
+    s, _, nl, nt = synthetic(seed=15)
+    g = _with(
+        s, grad_norm=np.exp(-s.margin + np.random.default_rng(1).normal(0, 1, s.margin.shape))
+    )
+    targets = np.arange(nl, nl + nt)
+    np.testing.assert_array_equal(
+        run_attack("stacked", g, targets), run_attack("stacked", s, targets)
+    )
+    assert features(g, targets, extra_signals=["grad_norm"]).shape[-1] == (
+        features(g, targets).shape[-1] + 2
+    )
+    named = run_attack("stacked", g, targets, extra_signals=["grad_norm"])
+    assert not np.array_equal(named, run_attack("stacked", s, targets))
+    with pytest.raises(ValueError, match="grad_norm"):
+        run_attack("stacked", s, targets, extra_signals=["grad_norm"])  # named but not computed
+
+
+def test_learned_across_models_fits_on_shadows_too():
+    """LT-MIA's reading: with 2 labelled models, a classifier fitted on them alone has 40 points;
+    fitted across the shadows too (their membership is known on every record) it has 20 more
+    points per shadow. Known answer: the shadows' points enter the fit (the fitted classifier
+    differs), and on unseen targets the attack across models is at least as strong."""
+    s, truth, nl, nt = synthetic(seed=16, n_labelled=2, n_shadows=20, gap=1.0)
+    targets = np.arange(nl, nl + nt)
+    alone = run_attack("learned", s, targets, classifier="logistic")
+    across = run_attack("learned_across", s, targets, classifier="logistic")
+    assert not np.allclose(alone, across)
+    assert _auc(s, truth, targets, across) > 0.8
+    assert _auc(s, truth, targets, across) >= _auc(s, truth, targets, alone) - 0.02
+
+
+def test_shadow_points_are_seeded_draws_of_the_records():
+    from farm.attacks.learned import with_shadow_points
+
+    s, _, nl, nt = synthetic(seed=17)
+    shadows = np.flatnonzero(s.known & ~s.labelled)
+    a = with_shadow_points(s, shadows, seed=3)
+    np.testing.assert_array_equal(a.challenge, with_shadow_points(s, shadows, seed=3).challenge)
+    np.testing.assert_array_equal(a.challenge[: nl + nt], s.challenge[: nl + nt])
+    for m in shadows:
+        row = a.challenge[m]
+        assert len(set(row.tolist())) == row.size and row.min() >= 0

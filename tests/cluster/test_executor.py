@@ -20,18 +20,23 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def _wait_for_training_worker(timeout: float = 60.0) -> int:
-    """The pid of a Ray worker busy with a job (Ray retitles a worker ``ray::<task>`` while it
-    runs one)."""
+    """The pid of a Ray worker of this test's own Ray (a descendant of this process: the local
+    Ray's raylet forks its workers) busy with a job (Ray retitles a worker ``ray::<task>`` while it
+    runs one). Workers of another Ray on the machine are never chosen."""
     import psutil
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            # Ray's title while a task runs
-            if "ray::JobWorker.run" in " ".join(proc.info["cmdline"] or []):
-                time.sleep(0.5)  # inside the training
-                if "ray::JobWorker.run" in " ".join(proc.cmdline()):
-                    return proc.info["pid"]
+        for proc in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                title = " ".join(proc.cmdline())
+                # Ray's title while a task runs
+                if "ray::JobWorker.run" in title:
+                    time.sleep(0.5)  # inside the training
+                    if "ray::JobWorker.run" in " ".join(proc.cmdline()):
+                        return proc.pid
+            except psutil.NoSuchProcess:
+                continue
         time.sleep(0.1)
     raise AssertionError("no worker started a training")
 

@@ -122,6 +122,13 @@ def test_attack_params_checked_against_the_signature():
 def test_attack_config_checks_in_code_too():
     with pytest.raises(SpecError, match="attack: expected one of loss"):
         AttackConfig(attack="lira_onlin")
+    with pytest.raises(
+        SpecError, match=r"params.extra_signals: unknown extra signal\(s\) \['hidden'\]"
+    ):
+        AttackConfig(attack="stacked", params={"extra_signals": ["hidden"]})
+    wb = AttackConfig(attack="stacked", params={"extra_signals": ["grad_norm", "query_logits"]})
+    assert wb.extras().grad_norm and wb.extras().queries is not None  # inference computes them
+    assert AttackConfig(attack="stacked").extras() == type(wb.extras())()
     with pytest.raises(SpecError, match=r"plan.phases\[0\]"):
         AttackConfig(plan=PlanSpec(kind="per-target", phases=("test",)))
 
