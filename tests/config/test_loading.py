@@ -66,7 +66,9 @@ def test_tune_configs_load(path):
     assert all(load_recipe(r).dp for r in config.dp_matched.values())
 
 
-@pytest.mark.parametrize("name", ["mini", "mini-sst2", "mini-sst2-scale", "mico-rehearsal"])
+@pytest.mark.parametrize(
+    "name", ["mini", "mini-sst2", "mini-sst2-scale", "mini-clickbait-scale", "mico-rehearsal"]
+)
 def test_mini_configs_load_by_name(name):
     config = load_challenge_config(name)
     assert config == load_challenge_config(SHIPPED / "challenge" / f"{name}.yaml")
@@ -75,11 +77,29 @@ def test_mini_configs_load_by_name(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["attack-mini", "attack-mini-sst2", "attack-mico", "attack-mico-rehearsal"]
+    "name",
+    [
+        "attack-mini",
+        "attack-mini-sst2",
+        "attack-mini-clickbait",
+        "attack-mico",
+        "attack-mico-rehearsal",
+    ],
 )
 def test_attack_configs_load_by_name(name):
     configs = load_attack_config(name)
     assert all(c.named_recipe() for c in configs.values())
+
+
+def test_one_attack_logic_for_both_corpora():
+    """The clickbait default is the SST-2 default per scenario kind (inf, hi, lo)."""
+    sst2, clickbait = (
+        load_attack_config("attack-mini-sst2"),
+        load_attack_config("attack-mini-clickbait"),
+    )
+    assert sst2["*"] == clickbait["*"]
+    for kind in ("hi", "lo"):
+        assert sst2[f"sst2_{kind}"] == clickbait[f"cb_{kind}"]
 
 
 @pytest.mark.parametrize("name", ["tune-mini", "tune-mini-sst2", "tune-mico"])
@@ -172,9 +192,11 @@ def test_every_shipped_file_is_tested():
         "mini",
         "mini-sst2",
         "mini-sst2-scale",
+        "mini-clickbait-scale",
         "mico-rehearsal",
         "attack-mini",
         "attack-mini-sst2",
+        "attack-mini-clickbait",
         "attack-mico",
         "attack-mico-rehearsal",
         "tune-mini",
