@@ -13,4 +13,27 @@ The packages, by ring (each may import its own ring and those above it in this l
 Importing ``farm`` pulls in neither torch nor Ray; those load only in the modules that need them.
 """
 
+import importlib
+
 __version__ = "0.1.0"
+
+# The array API, loaded on first use (``farm.Signals`` imports numpy, never torch or Ray):
+#   signals = farm.Signals(logits=..., labels=..., keep=..., challenge=..., labelled=...)
+#   scores = farm.run_attack("rmia", signals, targets)        # [T, P], higher = member
+#   farm.score(solutions, predictions)["TPR_FPR_1000"]        # MICO's TPR at FPR < 0.1%
+# README.md ("Python API") walks through it.
+_EXPORTS = {
+    "Signals": "farm.attacks.signals",
+    "run_attack": "farm.attacks.registry",
+    "ATTACKS": "farm.attacks.registry",
+    "needs": "farm.attacks.registry",
+    "score": "farm.mico.scorer",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> object:
+    """``farm.<name>`` for the names of ``_EXPORTS``, imported from their module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'farm' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

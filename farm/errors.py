@@ -18,12 +18,36 @@ class SplitError(FarmError, ValueError):
 
 
 class SubmissionError(FarmError):
-    """Predictions or a submission zip are invalid; ``problems`` lists every problem found."""
+    """Predictions or a submission zip are invalid; ``problems`` lists every problem found.
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        head = f"{len(self.problems)} problem(s) found:" if len(self.problems) > 1 else ""
-        super().__init__("\n".join([head, *self.problems]).strip())
+    ``str()`` leads with a summary line (how many problems of each kind: missing, unexpected,
+    invalid files), lists the first ``SHOWN`` problems, says how many more there are, and repeats
+    the summary last, so a long list still ends with what to do; ``hint`` (e.g. "pass --challenge")
+    joins the summary."""
+
+    SHOWN = 20
+
+    def __init__(self, problems: list[str], *, hint: str = ""):
+        self.problems, self.hint = list(problems), hint
+        if len(self.problems) == 1 and not hint:
+            super().__init__(self.problems[0])
+            return
+        summary = self.summary()
+        shown = self.problems[: self.SHOWN]
+        more = len(self.problems) - len(shown)
+        tail = [f"... and {more} more", summary] if more else []
+        super().__init__("\n".join([summary, *shown, *tail]))
+
+    def summary(self) -> str:
+        """One line: the count of problems by kind, and the hint."""
+        kinds = {"missing": 0, "unexpected": 0, "invalid": 0}
+        for problem in self.problems:
+            kind = next((k for k in ("missing", "unexpected") if f": {k} " in problem), "invalid")
+            kinds[kind] += 1
+        counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+        return f"{len(self.problems)} problem(s) found ({counts})" + (
+            f"; {self.hint}" if self.hint else ""
+        )
 
 
 class ConfigError(FarmError):

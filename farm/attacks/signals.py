@@ -75,6 +75,7 @@ class Signals:
     grad_norm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        _check_shapes(self)
         m, r = self.keep.shape
         q = self.query_logits
         if q is not None and (
@@ -137,6 +138,48 @@ class Signals:
     def solution(self, model: int) -> np.ndarray:
         """0/1 membership of a labelled model on its challenge points."""
         return self.keep[model, self.challenge[model]].astype(np.int64)
+
+
+def _check_shapes(signals: Signals) -> None:
+    """``ValueError`` naming the field, its shape and the shape expected, for the required fields
+    of ``Signals`` (M models, R records, P challenge points, C classes)."""
+    keep = np.asarray(signals.keep)
+    if keep.ndim != 2:
+        raise ValueError(f"Signals.keep must be [M, R] (models x records), got shape {keep.shape}")
+    m, r = keep.shape
+    logits, labels = np.asarray(signals.logits), np.asarray(signals.labels)
+    challenge, labelled = np.asarray(signals.challenge), np.asarray(signals.labelled)
+    checks = (
+        (
+            "logits",
+            logits.shape,
+            logits.ndim == 3 and logits.shape[:2] == (m, r),
+            f"[M={m}, R={r}, C]",
+        ),
+        ("labels", labels.shape, labels.shape == (r,), f"[R={r}]"),
+        (
+            "challenge",
+            challenge.shape,
+            challenge.ndim == 2 and challenge.shape[0] == m,
+            f"[M={m}, P]",
+        ),
+        ("labelled", labelled.shape, labelled.shape == (m,), f"[M={m}]"),
+    )
+    for field, shape, ok, expected in checks:
+        if not ok:
+            raise ValueError(
+                f"Signals.{field} must be {expected} (keep is [M={m}, R={r}]), got shape {shape}"
+            )
+    if challenge.size and (challenge.max() >= r or challenge.min() < -1):
+        raise ValueError(
+            f"Signals.challenge holds columns of the R={r} records (or -1), got values in "
+            f"[{challenge.min()}, {challenge.max()}]"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[-1]):
+        raise ValueError(
+            f"Signals.labels must be classes 0..{logits.shape[-1] - 1} of the logits, got "
+            f"values in [{labels.min()}, {labels.max()}]"
+        )
 
 
 def _need(value: np.ndarray | None, field: str) -> np.ndarray:

@@ -150,7 +150,7 @@ def pack(source: str | Path, out: str | Path, expected: Expected) -> Path:
     lists all problems."""
     problems = validate(source, expected)
     if problems:
-        raise SubmissionError(problems)
+        raise SubmissionError(problems, hint=_hint(source, expected))
     files, _ = _collect(Path(source))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -204,6 +204,23 @@ def _collect_zip(source: Path) -> tuple[dict[str, bytes], list[str]]:
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SubmissionError([f"{source}: unreadable zip ({exc})"]) from exc
     return files, problems
+
+
+def _hint(source: str | Path, expected: Expected) -> str:
+    """What to do when no prediction of ``source`` is one ``expected`` asks for: name the models
+    expected (and ``--challenge`` when they are MICO's default set)."""
+    files, _ = _collect(Path(source))
+    if any(_parse_key(name) in expected.keys for name in files):
+        return ""
+    groups = group_keys(expected.keys)
+    shown = ", ".join(
+        f"{s}/{p}/model_{keys[0][2]}..{keys[-1][2]}" for (s, p), keys in list(groups.items())[:3]
+    )
+    more = "" if len(groups) <= 3 else f" and {len(groups) - 3} more groups"
+    return (
+        f"none of the predictions is one of the {len(expected.keys)} models expected ({shown}"
+        f"{more}); for a challenge other than MICO SST-2, pass --challenge TREE"
+    )
 
 
 def _escapes(name: str) -> bool:

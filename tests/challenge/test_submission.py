@@ -106,6 +106,26 @@ def test_validate_reports_every_problem(tmp_path, tiny_challenge):
         pack(root, tmp_path / "sub.zip", Expected.from_challenge(ch))
     assert len(info.value.problems) == 5
     assert not (tmp_path / "sub.zip").exists()
+    assert str(info.value).splitlines()[0] == (
+        "5 problem(s) found (1 missing, 1 unexpected, 3 invalid)"
+    )
+
+
+def test_packing_another_challenge_as_mico_says_what_to_do(tmp_path, tiny_challenge):
+    """Predictions of a non-MICO challenge packed without --challenge: hundreds of problems, but
+    the message leads and ends with a summary naming the models expected and --challenge, and lists
+    at most SubmissionError.SHOWN of them."""
+    preds, _ = _preds(tiny_challenge)
+    root = tmp_path / "preds"
+    write_predictions(root, preds)
+    with pytest.raises(SubmissionError) as info:
+        pack(root, tmp_path / "sub.zip", Expected.mico())
+    lines = str(info.value).splitlines()
+    n = len(info.value.problems)
+    assert n > 300 and len(lines) == SubmissionError.SHOWN + 3
+    assert lines[0] == lines[-1] and lines[0].startswith(f"{n} problem(s) found (300 missing, ")
+    assert "pass --challenge TREE" in lines[0] and "sst2_hi/dev/model_100..149" in lines[0]
+    assert lines[-2] == f"... and {n - SubmissionError.SHOWN} more"
 
 
 def test_zip_path_escape_duplicates_and_size(tmp_path, tiny_challenge):
