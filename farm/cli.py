@@ -57,13 +57,17 @@ DISTRIBUTION = "mia-farm"  # the name pip knows; the import name and the command
 
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+SIGINT_EXIT = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch a sub-command; a ``FarmError`` prints one clear message and returns
     1. A reader that stops early (``farm score … | head``) ends the command quietly with
     ``SIGPIPE_EXIT`` (141, as a coreutils writer killed by SIGPIPE reports it), never a
-    ``BrokenPipeError`` traceback; what ran until then (jobs, files) is kept."""
+    ``BrokenPipeError`` traceback; what ran until then (jobs, files) is kept. Ctrl-C (SIGINT) stops
+    the command within seconds with one line and ``SIGINT_EXIT`` (130), no traceback: the running
+    jobs' workers end with the run, finished jobs stay in the store (a rerun reuses them), and no
+    output file is half-written (every write is atomic)."""
     try:
         args = build_parser().parse_args(argv)
         setup_logging(verbosity(args))
@@ -73,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FarmError as exc:
             print(f"farm {args.command}: error: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print(
+                f"farm {args.command}: interrupted; finished jobs are in the store and a rerun "
+                "reuses them",
+                file=sys.stderr,
+            )
+            return SIGINT_EXIT
         finally:
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except BrokenPipeError:

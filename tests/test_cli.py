@@ -520,3 +520,40 @@ def test_store_verify_refuses_a_missing_store_and_writes_nothing(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path / 'nope'}: no such store" in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_ctrl_c_stops_a_running_command_in_seconds(tmp_path):
+    """SIGINT while jobs run: the command ends within seconds with 130 and one line, no traceback,
+    leaving no output tree; finished jobs are in the store, and the rerun reuses them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, store = tmp_path / "out", tmp_path / "store"
+    cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config"]
+    cmd += ["tests/data/tiny-mini.yaml", "--out", str(out), "--store", str(store)]
+    log = tmp_path / "log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.time() + 240
+        while "[base model] planning" not in log.read_text() and time.time() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)  # inside the base model's training
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    text = log.read_text()
+    assert rc == 130 and time.time() - sent < 30, text
+    assert "make-challenge: interrupted; finished jobs are in the store" in text
+    assert "Traceback" not in text and not (out / "challenge").exists()
+    from farm.store.store import Store
+
+    done = Store(store).keys()
+    assert done and all(Store(store).valid(k) for k in done)  # the tokenizer, whole: reusable
