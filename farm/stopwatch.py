@@ -24,6 +24,7 @@ class Stopwatch:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.job_seconds: dict[str, float] = {}
+        self.reused_job_seconds: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -39,15 +40,25 @@ class Stopwatch:
     def add_jobs(self, kind: str, seconds: float) -> None:
         self.job_seconds[kind] = self.job_seconds.get(kind, 0.0) + float(seconds)
 
+    def add_reused(self, kind: str, seconds: float) -> None:
+        """Job-seconds of jobs of ``kind`` found done in the store: what they took when they ran
+        (their manifests' ``seconds``), so a rerun still says what its results cost."""
+        self.reused_job_seconds[kind] = self.reused_job_seconds.get(kind, 0.0) + float(seconds)
+
     def as_dict(self) -> dict[str, dict[str, float]]:
-        """``{"wall_seconds": {stage: s, ..., "total": s}, "job_seconds": {kind: s}}``, stages in
-        ``STAGES`` order (others after)."""
+        """``{"wall_seconds": {stage: s, ..., "total": s}, "job_seconds": {kind: s},
+        "reused_job_seconds": {kind: s}}``, stages in ``STAGES`` order (others after);
+        ``job_seconds``: jobs run now; ``reused_job_seconds``: jobs found done in the store, at what
+        they took when they ran (a rerun's training wall time is 0 s, not its training's cost)."""
         order = [s for s in STAGES if s in self.seconds] + sorted(set(self.seconds) - set(STAGES))
         wall = {s: round(self.seconds[s], 3) for s in order}
         wall["total"] = round(sum(self.seconds.values()), 3)
         return {
             "wall_seconds": wall,
             "job_seconds": {k: round(v, 3) for k, v in sorted(self.job_seconds.items())},
+            "reused_job_seconds": {
+                k: round(v, 3) for k, v in sorted(self.reused_job_seconds.items())
+            },
         }
 
     def line(self) -> str:

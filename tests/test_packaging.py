@@ -73,9 +73,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
     }
     env["PIP_NO_INDEX"], env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1", "1"
-    env.setdefault(
-        "FARM_SST2_DIR", str(ROOT.parent / "shared" / "data" / "sst2")
-    )  # mini-sst2 reads it
+    for corpus in ("sst2", "clickbait"):  # the shipped challenge configs read them
+        env.setdefault(f"FARM_{corpus.upper()}_DIR", str(ROOT.parent / "shared" / "data" / corpus))
     src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
     src.mkdir()
     for name in SHIPPED:

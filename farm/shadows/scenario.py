@@ -530,6 +530,9 @@ def collect_many(
     }
     checks = report.check_seconds
     watch.add("scheduling", checks)
+    for kind, jobs in (("training", trains), ("inference", infers)):
+        reused = [j for j in jobs if not ran.get(j.key, {}).get("ran")]
+        watch.add_reused(kind, job_seconds(executor.store, reused))
     for kind, seconds in spent.items():
         watch.add_jobs(kind, seconds)
         watch.add(

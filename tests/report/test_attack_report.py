@@ -268,6 +268,20 @@ def test_attack_writes_the_time_of_each_stage_last(tiny_built, tmp_path):
         sum(v for k, v in stages["wall_seconds"].items() if k != "total"), abs=0.01
     )
     assert (out / "stages.json").stat().st_mtime_ns >= (out / "scores.parquet").stat().st_mtime_ns
+    # a rerun still says what its reused jobs cost when they ran
+    attack_challenge(
+        tiny_built / "challenge",
+        {"*": CONFIG},
+        NoisyExecutor(Store(tmp_path / "store")),
+        out,
+        answers_root=tiny_built / "answers",
+    )
+    again = json.loads((out / "stages.json").read_text())
+    # the fake reports no job as run: every job counts as reused, at its manifest's seconds (the
+    # fake records 1 s per inference; no shadows, so no training)
+    assert not any(again["job_seconds"].values())
+    models = sum(1 for d in (tiny_built / "challenge").glob("*/*/*") if d.is_dir())
+    assert again["reused_job_seconds"] == {"inference": float(models), "training": 0.0}
 
 
 def test_targets_epsilon_prints_with_its_assumptions(tiny_challenge, tiny_answers, tmp_path):
