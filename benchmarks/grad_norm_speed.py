@@ -126,13 +126,15 @@ def size_rows(tokens: Tokenized, tok, idx, loop_idx, infer_idx, size: str, args)
             }
         )
     perf = Perf(device="cpu", infer_batch=args.infer_batch)
-    with timer() as t:
-        fixed = padded_logits(model, tokens, infer_idx, args.infer_batch)
-    t_fixed = t["seconds"]
-    with timer() as t:
-        dyn = model_logits(model, tokens, infer_idx, perf=perf)
-    t_dyn = t["seconds"]
-    err = float(np.max(np.abs(dyn - fixed)))
+    t_fixed = t_dyn = err = 0.0
+    for part in np.array_split(infer_idx, args.rounds):  # interleaved too
+        with timer() as t:
+            fixed = padded_logits(model, tokens, part, args.infer_batch)
+        t_fixed += t["seconds"]
+        with timer() as t:
+            dyn = model_logits(model, tokens, part, perf=perf)
+        t_dyn += t["seconds"]
+        err = max(err, float(np.max(np.abs(dyn - fixed))))
     for what, secs, diff in (
         (f"logits: pad to {MAX_LENGTH}, index order", t_fixed, 0.0),
         ("logits: length-sorted, dynamic padding", t_dyn, err),

@@ -24,7 +24,7 @@ import numpy as np
 from farm.training.data import length_buckets, pad_batch
 
 METHODS = ("ghost", "vmap", "loop")
-BATCH = 32  # records per ghost-norm pass (length-sorted, padded to the longest)
+BATCH = 16  # records per ghost-norm pass (length-sorted, padded to the longest; CPU-measured)
 
 
 def per_example_grad_norms(
