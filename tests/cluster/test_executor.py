@@ -257,3 +257,26 @@ def test_started_workers_serve_every_run_until_close(local_ray, tmp_path):
     assert ex._workers is None and not pool.started
     again = _executor(store, busy_queue=False).run(train_jobs(3))  # today's executor: all stored
     assert again.ran == 0 and again.skipped == 3
+
+
+def test_start_early_starts_only_an_executor_that_asks_for_it(tmp_path):
+    """Commands call ``start_early``: only an executor built with ``early=True`` (the CLI's, which
+    closes it) starts workers; a library caller's executor and ``InProcessRunner`` keep per-run
+    workers. Ray is not started."""
+    from farm.store.run_job import InProcessRunner
+    from farm.store.runner import start_early
+
+    calls: list[str] = []
+
+    class Owned:
+        early = True
+
+        def start(self) -> None:
+            calls.append("start")
+
+    store = Store(tmp_path / "store")
+    start_early(Owned())
+    ex = Executor(store=store, device="cpu", progress=None)
+    start_early(ex)
+    start_early(InProcessRunner(store))
+    assert calls == ["start"] and ex._workers is None
