@@ -369,6 +369,7 @@ def _executor(args: argparse.Namespace):
         gpus_per_job=args.gpus_per_job,
         device=args.device,
         address=address,
+        early=True,  # the commands start workers before planning; each closes the executor
     )
 
 
@@ -407,7 +408,10 @@ def _cmd_make_challenge(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, "make-challenge")
     executor = _executor(args)
-    out = make_challenge(args.config, args.out, executor)
+    try:
+        out = make_challenge(args.config, args.out, executor)
+    finally:
+        executor.close()  # the workers make_challenge started early
     _wrote(challenge=out / "challenge", answers=out / "answers", store=executor.store.uri)
     _jobs_line(executor)
     return 0
@@ -443,9 +447,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, "attack")
     executor = _executor(args)
-    results = attack_challenge(
-        args.challenge, configs, executor, args.out, answers_root=args.answers
-    )
+    try:
+        results = attack_challenge(
+            args.challenge, configs, executor, args.out, answers_root=args.answers
+        )
+    finally:
+        executor.close()  # the workers attack_challenge started early
     print(score_table(results))
     _wrote_attack(args.out, executor.store.uri)
     _jobs_line(executor)
@@ -493,10 +500,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.attack_config, "scenarios", [s for s in configs if s != "*"], sorted(mini.scenarios)
     )
     executor = _executor(args)
-    make_challenge(args.config, args.out, executor)
-    results = attack_challenge(
-        args.out / "challenge", configs, executor, args.out, answers_root=args.out / "answers"
-    )
+    try:  # one pool of workers, started early, serves the challenge's jobs and the attack's
+        make_challenge(args.config, args.out, executor)
+        results = attack_challenge(
+            args.out / "challenge", configs, executor, args.out, answers_root=args.out / "answers"
+        )
+    finally:
+        executor.close()
     print(score_table(results))
     _wrote(challenge=args.out / "challenge", answers=args.out / "answers")
     _wrote_attack(args.out, executor.store.uri)

@@ -7,6 +7,13 @@ actor keeps its process, CUDA context and ``farm.store.run_job.Context`` (tokeni
 tokenizers, base weights) for the whole run, and is fed one job at a time, with the next job already
 queued behind it so it never waits for the driver.
 
+A busier queue (issue 22, item 3): ``Executor.start`` (or ``with executor:``) starts the workers --
+processes importing torch -- before the driver has planned its jobs, and they stay for every later
+``run`` of the executor until ``close``; jobs that other jobs read go first in the queue (the
+trainings whose inference waits on them); and the job queued behind a running one has its inputs
+(tokenized population, model weights) read by the worker's I/O thread while the running one
+computes. Without ``start`` a run starts its workers and ends them, as before.
+
 Faults: when a worker or its node dies, its in-flight job goes back to the queue and a replacement
 actor is asked for; the run goes on with the survivors (it never waits for the replacement to be
 placed), and ``run_job`` skips whatever is already in the store, so only unfinished work is redone.
@@ -105,10 +112,10 @@ class JobWorker:
             free_accelerator_memory()
 
     @ray.method(concurrency_group="io")
-    def prefetch(self, job: Job) -> None:
-        """Read the next job's model weights (in the worker's I/O thread) while ``run`` computes the
-        current one."""
-        self.ctx.prefetch(job, self.store)
+    def prefetch(self, job: Job, inputs: bool = True) -> None:
+        """Read the next job's model weights and, with ``inputs``, its tokenized population (in the
+        worker's I/O thread) while ``run`` computes the current one."""
+        self.ctx.prefetch(job, self.store, inputs=inputs)
 
 
 # Two concurrency groups: ``run`` one job at a time (the default group), ``prefetch`` beside it.
@@ -140,10 +147,52 @@ class Executor:
     # where to connect (``ensure_ray``) the first time there is work: a rerun whose jobs are all
     # stored never starts or joins Ray
     address: str | None = None
+    # the busier queue (module docstring): jobs that others read go first, and a queued job's
+    # tokenized population is read ahead with its weights; False: first in, first out, weights only
+    # (the executor of issue 12, for side-by-side measurements)
+    busy_queue: bool = True
+    # commands may start the workers before they plan (``farm.store.runner.start_early`` calls
+    # ``start``); only for an owner that calls ``close`` (the CLI): started workers hold their slots
+    early: bool = False
+    # the workers ``start`` made, kept across runs until ``close``; None: each run starts its own
+    _workers: _Workers | None = field(default=None, init=False, repr=False)
+    # (when the last run's pool was asked for, when all its workers had started or None), as
+    # ``time.perf_counter`` values: benchmarks count start-up from the first call with them
+    pool_times: tuple[float, float | None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device must be auto, gpu or cpu, not {self.device!r}")
+
+    def start(self) -> Executor:
+        """Start the workers now, before the jobs are known, so that their start-up (a process
+        importing torch, a CUDA context) overlaps the driver's planning; they serve every later
+        ``run`` until ``close``. Connects to Ray (``address``) if need be. The pool has
+        ``pool_size`` workers, fixed until ``close``. A no-op when started. The price: a command
+        whose jobs all turn out to be stored has started Ray and its workers for nothing (they are
+        ended by ``close``; nothing waits for them)."""
+        if self._workers is None:
+            ensure_ray(self.address)
+            workers = _Workers(self)
+            size = self.pool_size(8, workers.gpus)
+            if workers.gpus and (self.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
+                _request_gpus(size * workers.gpus)
+            workers.grow(size)
+            self._workers = workers
+            self.pool_times = (workers.requested, None)
+        return self
+
+    def close(self) -> None:
+        """End the workers ``start`` made (a no-op when none)."""
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.kill()
+
+    def __enter__(self) -> Executor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def options(self) -> dict[str, Any]:
         """The settings another process needs to build an equivalent executor (a Tune trial does):
@@ -155,6 +204,7 @@ class Executor:
             "gpus_per_job": self.gpus_per_job,
             "device": self.device,
             "gpu_wait_s": self.gpu_wait_s,
+            "busy_queue": self.busy_queue,
         }
 
     @property
@@ -208,55 +258,119 @@ class Executor:
         return max(1, slots)
 
 
-class _Pool:
-    """One run's actors, and the Ray side of its job queue (driver side): the calls in flight and
-    the actors being placed. Which job runs next, what a finished job releases and what a lost
-    worker leaves to redo is the ``JobQueue``'s business. Jobs go only to actors that have started
-    (a replacement or a GPU worker the autoscaler has not placed yet holds no job hostage)."""
+class _Workers:
+    """A pool's actors: those started (and when), those being placed, and how many replacements were
+    asked for. Lives for one run, or, made by ``Executor.start``, until ``Executor.close``."""
 
-    def __init__(self, executor: Executor, report: RunReport, title: str, t0: float):
-        self.ex, self.report, self.title, self.t0 = executor, report, title, t0
+    def __init__(self, executor: Executor):
         self.cpus, self.gpus = executor.resources()
         self.args = (executor.store.uri, to_dict(executor.perf), int(max(1, executor.cpus_per_job)))
-        self.queue: JobQueue[ActorHandle] = JobQueue()  # jobs by key; a worker is its actor
-        self.jobs: dict[str, Job] = {}  # key -> job, for the jobs of this run
+        self.size = 0  # workers asked for (replacements not counted)
         self.started: dict[ActorHandle, float] = {}  # started actor -> when it started
         self.starting: dict[ObjectRef, ActorHandle] = {}  # ready ref -> actor being placed
-        self.inflight: dict[ObjectRef, str] = {}  # call ref -> key of the job it runs
         self.replacements = 0
-        self.progress = Progress(total=1, start=t0)  # drain sets the real total
+        self.requested = time.perf_counter()
+        self.all_started: float | None = None  # when ``size`` workers had started
+        self.since = self.requested  # live time counts from here (the end of the last run)
 
-    def drain(self, todo: dict[str, Job]) -> None:
-        self.jobs = dict(todo)
-        for key, job in todo.items():  # needs already in the store are met
-            self.queue.add(key, needs=[d for d in job_inputs(job) if d in todo])
-        size = self.ex.pool_size(len(todo), self.gpus)
-        self.progress = Progress(total=len(todo), start=time.perf_counter(), workers=size)
-        if self.ex.progress is not None:
-            reused = f", {self.report.skipped} already in the store" if self.report.skipped else ""
-            self.ex.progress(
-                f"[{self.title}] planning {len(todo)} jobs{reused}: starting {size} workers "
-                f"({self.cpus:g} CPU, {self.gpus:g} GPU each)..."
-            )
-        if self.gpus and (self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)):
-            # an autoscaling cluster starts GPU workers; a fixed one ignores it
-            _request_gpus(size * self.gpus)
-        for _ in range(size):
-            self._start_actor()
-        self.report.workers = size
-        try:
-            self._loop()
-        finally:
-            end = time.perf_counter()
-            self.report.live_seconds += sum(end - t for t in self.started.values())
-            # a run's workers end with it: another executor (a Tune trial) may need the slots
-            for actor in [*self.started, *self.starting.values()]:
-                ray.kill(actor, no_restart=True)
+    def grow(self, n: int) -> None:
+        """Ask for ``n`` more workers."""
+        self.size += n
+        for _ in range(n):
+            self.start_one()
 
-    def _start_actor(self) -> None:
+    def start_one(self) -> None:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus, "scheduling_strategy": "DEFAULT"}
         actor: ActorHandle = _ACTOR.options(**options).remote(*self.args)
         self.starting[actor.__ray_ready__.remote()] = actor
+
+    def placed(self, ref: ObjectRef) -> bool:
+        """The ready call ``ref`` returned: its actor has started (True) or died starting."""
+        actor = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayActorError:
+            return False
+        now = time.perf_counter()
+        self.started[actor] = now
+        if len(self.started) >= self.size and self.all_started is None:
+            self.all_started = now
+        return True
+
+    def live(self, end: float) -> float:
+        """Worker-seconds from each worker's start (or ``since``) to ``end``."""
+        return sum(end - max(t, self.since) for t in self.started.values())
+
+    def kill(self) -> None:
+        for actor in [*self.started, *self.starting.values()]:
+            ray.kill(actor, no_restart=True)
+        self.started.clear()
+        self.starting.clear()
+
+
+class _Pool:
+    """One run on a pool of actors (``_Workers``: the executor's, kept after the run, or the run's
+    own), and the Ray side of its job queue (driver side): the calls in flight. Which job runs next,
+    what a finished job releases and what a lost worker leaves to redo is the ``JobQueue``'s
+    business. Jobs go only to actors that have started (a replacement or a GPU worker the
+    autoscaler has not placed yet holds no job hostage)."""
+
+    def __init__(self, executor: Executor, report: RunReport, title: str, t0: float):
+        self.ex, self.report, self.title, self.t0 = executor, report, title, t0
+        self.kept = executor._workers is not None  # the executor's workers: they outlive the run
+        self.workers = executor._workers or _Workers(executor)
+        self.cpus, self.gpus = self.workers.cpus, self.workers.gpus
+        self.queue: JobQueue[ActorHandle] = JobQueue()  # jobs by key; a worker is its actor
+        self.jobs: dict[str, Job] = {}  # key -> job, for the jobs of this run
+        self.inflight: dict[ObjectRef, str] = {}  # call ref -> key of the job it runs
+        self.progress = Progress(total=1, start=t0)  # drain sets the real total
+
+    @property
+    def started(self) -> dict[ActorHandle, float]:
+        return self.workers.started
+
+    @property
+    def starting(self) -> dict[ObjectRef, ActorHandle]:
+        return self.workers.starting
+
+    def drain(self, todo: dict[str, Job]) -> None:
+        self.jobs = dict(todo)
+        order = read_first(todo) if self.ex.busy_queue else list(todo)
+        for key in order:  # needs already in the store are met
+            self.queue.add(key, needs=[d for d in job_inputs(todo[key]) if d in todo])
+        size = self.workers.size if self.kept else self.ex.pool_size(len(todo), self.gpus)
+        self.progress = Progress(total=len(todo), start=time.perf_counter(), workers=size)
+        if self.ex.progress is not None:
+            reused = f", {self.report.skipped} already in the store" if self.report.skipped else ""
+            what = "on" if self.kept else "starting"
+            self.ex.progress(
+                f"[{self.title}] planning {len(todo)} jobs{reused}: {what} {size} workers "
+                f"({self.cpus:g} CPU, {self.gpus:g} GPU each)..."
+            )
+        if not self.kept:
+            if self.gpus and (
+                self.ex.device == "gpu" or not ray.cluster_resources().get("GPU", 0)
+            ):  # an autoscaling cluster starts GPU workers; a fixed one ignores it
+                _request_gpus(size * self.gpus)
+            self.workers.grow(size)
+        self.report.workers = size
+        ok = False
+        try:
+            self._loop()
+            ok = True
+        finally:
+            end = time.perf_counter()
+            self.report.live_seconds += self.workers.live(end)
+            if self.workers.all_started is not None:
+                self.report.startup_seconds = max(0.0, self.workers.all_started - self.t0)
+            self.ex.pool_times = (self.workers.requested, self.workers.all_started)
+            self.workers.since = end
+            if not (self.kept and ok):
+                # a run's own workers end with it: another executor (a Tune trial) may need the
+                # slots; kept workers end with a failed run (calls of it may still be in flight)
+                self.workers.kill()
+                if self.kept:
+                    self.ex._workers = None
 
     def _loop(self) -> None:
         """Until every job is done: feed started workers, collect one result, tell the queue."""
@@ -279,7 +393,8 @@ class _Pool:
                 continue
             ref = finished[0]
             if ref in self.starting:
-                self._started(ref)
+                if not self.workers.placed(ref):
+                    self.report.lost_workers += 1
                 continue
             key = self.inflight.pop(ref)
             try:
@@ -290,20 +405,10 @@ class _Pool:
             self._record(result)
             self.queue.finish(key)
 
-    def _started(self, ref: ObjectRef) -> None:
-        actor = self.starting.pop(ref)
-        try:
-            ray.get(ref)
-        except ray.exceptions.RayActorError:
-            self.report.lost_workers += 1
-            return
-        self.started[actor] = time.perf_counter()
-        if len(self.started) >= self.report.workers and not self.report.startup_seconds:
-            self.report.startup_seconds = time.perf_counter() - self.t0
-
     def _feed(self) -> None:
         """Keep two calls on every started actor: the next job waits behind the running one."""
         queue = self.queue
+        inputs = self.ex.busy_queue
         for depth in (1, 2):
             for actor in list(self.started):
                 while (key := queue.next_ready()) is not None and queue.load(actor) < depth:
@@ -311,8 +416,8 @@ class _Pool:
                     queue.start(key, worker=actor)
                     job = self.jobs[key]
                     self.inflight[actor.run.remote(job)] = key
-                    if behind:  # stream its weights in while the running job computes
-                        actor.prefetch.remote(job)
+                    if behind:  # stream its inputs in while the running job computes
+                        actor.prefetch.remote(job, inputs)
 
     def _lost(self, dead: ActorHandle, key: str) -> None:
         """A worker died (its process or node): requeue its jobs (``key``, whose call reported it,
@@ -321,11 +426,12 @@ class _Pool:
         for ref in [ref for ref, job_key in self.inflight.items() if job_key in requeued]:
             del self.inflight[ref]
         now = time.perf_counter()
-        self.report.live_seconds += now - self.started.pop(dead, now)
+        began = self.started.pop(dead, now)
+        self.report.live_seconds += now - max(began, self.workers.since)
         self.report.lost_workers += 1
-        if self.replacements < 4 * max(1, self.report.workers):
-            self.replacements += 1
-            self._start_actor()
+        if self.workers.replacements < 4 * max(1, self.workers.size):
+            self.workers.replacements += 1
+            self.workers.start_one()
 
     def _record(self, result: dict) -> None:
         report = self.report
@@ -341,6 +447,14 @@ class _Pool:
                 self.ex.progress(line)
             else:  # the others: one per job under -v
                 log.debug(line)
+
+
+def read_first(jobs: dict[str, Job]) -> list[str]:
+    """The keys of ``jobs`` with those another job of ``jobs`` reads first, each part in its given
+    order: the queue starts the trainings whose inference waits on them before the inference that
+    waits on nothing, so that the last trainings do not outlast the queue."""
+    read = {need for job in jobs.values() for need in job_inputs(job)}
+    return sorted(jobs, key=lambda key: key not in read)  # stable
 
 
 def _request_gpus(gpus: float) -> None:

@@ -43,7 +43,7 @@ from farm.shadows.scenario import (
 )
 from farm.stopwatch import Stopwatch
 from farm.store.atomic import atomic_write_text
-from farm.store.runner import JobRunner
+from farm.store.runner import JobRunner, start_early
 
 MICO_EPSILON = {"sst2_inf": math.inf, "sst2_hi": 10.0, "sst2_lo": 4.0}
 MICO_DELTA = 1e-5
@@ -278,6 +278,7 @@ def attack_challenge(
     stage (``farm.stopwatch``)."""
 
     watch = watch or Stopwatch()
+    start_early(executor)  # workers start while the scenarios are read and their jobs planned
     ch, scenarios = load_scenarios(
         challenge_root, answers_root=answers_root, assets=configs["*"].assets, watch=watch
     )

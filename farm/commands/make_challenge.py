@@ -55,7 +55,7 @@ from farm.shadows.scenario import pin_population
 from farm.spec.jobs import Selection, StoreRef, TokenizerJob, TrainJob
 from farm.spec.recipes import Recipe, canonical_key
 from farm.store.atomic import atomic_write_text
-from farm.store.runner import JobRunner
+from farm.store.runner import JobRunner, start_early
 from farm.store.store import Store
 from farm.training.data import load_population
 
@@ -186,6 +186,7 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
     config_key = canonical_key("mini", dataclasses.asdict(config))
     if _complete(out, config_key):
         return out
+    start_early(executor)  # workers start while the population is read and the jobs planned
     population_size = len(load_population(config.population_spec))
     if config.layout == "mico" and population_size != MICO_N_TOTAL:
         raise ConfigError(

@@ -54,13 +54,27 @@ class Context:
     _weights: dict[str, tuple[threading.Event, dict]] = field(
         default_factory=dict
     )  # model dir -> prefetched
+    # one lock per cache entry being made: a prefetch and ``run_job`` make it once between them
+    _making: dict[tuple[str, Any], threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def prefetch(self, job: Job, store: Store) -> None:
-        """Read the weights an inference job will need (fetching a remote store entry first) into
-        memory, so that a worker streams models: the next model loads while the current one
-        computes. Safe to call from a second thread while ``run_job`` runs another job; a failure
-        here only means ``run_job`` reads them itself."""
-        if not isinstance(job, InferJob) or store.complete(job.key):
+    def prefetch(self, job: Job, store: Store, *, inputs: bool = True) -> None:
+        """Read what ``job`` will need into memory: an inference job's weights (fetching a remote
+        store entry first) and, with ``inputs``, a training's or inference's tokenized population
+        (its tokenizer, and the population read) -- so that a worker streams jobs: the next job's
+        inputs load while the current one computes. Safe to call from a second thread while
+        ``run_job`` runs another job (each cache entry is made once; the other thread waits for
+        it); a failure here only means ``run_job`` reads them itself. The same values as
+        ``run_job`` would make itself: results are identical."""
+        if not isinstance(job, (InferJob, TrainJob)) or store.complete(job.key):
+            return
+        if inputs:
+            try:
+                length = job.recipe.max_length if isinstance(job, TrainJob) else job.max_length
+                self.tokens(job.population, job.tokenizer, length, store, own_tokenizer=True)
+            except Exception:  # noqa: BLE001 -- run_job makes them (and reports) itself
+                pass
+        if not isinstance(job, InferJob):
             return
         model_dir = self.resolve(job.model, store)
         if model_dir in self._weights or not Path(model_dir).is_dir():
@@ -86,29 +100,55 @@ class Context:
         entry[0].wait()
         return entry[1].get("state")
 
+    def _once(self, cache: dict, kind: str, key: Any, make: Any) -> Any:
+        """``cache[key]``, made by ``make()`` once even when two threads ask at once (the second
+        waits for the first's)."""
+        if key not in cache:
+            with self._guard:
+                lock = self._making.setdefault((kind, key), threading.Lock())
+            with lock:
+                if key not in cache:
+                    cache[key] = make()
+        return cache[key]
+
     def population(self, spec: PopulationSpec) -> Population:
         k = json.dumps(spec.mapping, sort_keys=True)
-        if k not in self._populations:
-            self._populations[k] = load_population(spec)
-        return self._populations[k]
+        return self._once(self._populations, "population", k, lambda: load_population(spec))
 
     def tokenizer(self, ref: Ref, store: Store) -> Any:
-        if ref not in self._tokenizers:
+        def make() -> Any:
             # lazy: loads torch
             from farm.training.models import load_tokenizer
 
-            self._tokenizers[ref] = load_tokenizer(self.resolve(ref, store))
-        return self._tokenizers[ref]
+            return load_tokenizer(self.resolve(ref, store))
+
+        return self._once(self._tokenizers, "tokenizer", ref, make)
 
     def tokens(
-        self, population: PopulationSpec, tokenizer_ref: Ref, max_length: int, store: Store
+        self,
+        population: PopulationSpec,
+        tokenizer_ref: Ref,
+        max_length: int,
+        store: Store,
+        *,
+        own_tokenizer: bool = False,
     ) -> Tokenized:
+        """``population`` tokenized. ``own_tokenizer``: with a tokenizer loaded for this call
+        alone, not the cached one ``run_job`` may be using in another thread (a fast tokenizer
+        refuses to be used from two threads at once); the same files, so the same tokens."""
+
+        def make() -> Tokenized:
+            if own_tokenizer:
+                # lazy: loads torch
+                from farm.training.models import load_tokenizer
+
+                tokenizer = load_tokenizer(self.resolve(tokenizer_ref, store))
+            else:
+                tokenizer = self.tokenizer(tokenizer_ref, store)
+            return tokenize(self.population(population), tokenizer, max_length)
+
         k = (json.dumps(population.mapping, sort_keys=True), tokenizer_ref, max_length)
-        if k not in self._tokens:
-            self._tokens[k] = tokenize(
-                self.population(population), self.tokenizer(tokenizer_ref, store), max_length
-            )
-        return self._tokens[k]
+        return self._once(self._tokens, "tokens", k, make)
 
     @property
     def cache_dir(self) -> Path:

@@ -53,3 +53,13 @@ class JobRunner(Protocol):
     def store(self) -> Store: ...
 
     def run(self, jobs: Sequence[Job], *, title: str = ...) -> RunReport: ...
+
+
+def start_early(runner: JobRunner) -> None:
+    """Start ``runner``'s workers now when it asks for that (``Executor(early=True)``, as the CLI
+    builds it, closing it at the end), so that they start -- import torch, make a CUDA context --
+    while the caller still plans its jobs; they serve every later run until the runner is closed.
+    Any other runner (``InProcessRunner``, a test's fake, an executor its caller never closes) is
+    left alone: its runs start and end their own workers."""
+    if getattr(runner, "early", False):
+        runner.start()  # type: ignore[attr-defined]

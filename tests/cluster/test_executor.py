@@ -220,3 +220,63 @@ def test_device_gpu_waits_for_gpus_asks_the_autoscaler_and_never_uses_cpus(tmp_p
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_read_first_puts_jobs_that_others_read_first_in_order():
+    """The busier queue starts the trainings that inference waits on before inference that waits
+    on nothing (each part in its given order); Ray is not started."""
+    from farm.cluster.executor import read_first
+    from tests.jobs_fixture import infer_job
+
+    trains = train_jobs(3)
+    given = [infer_job(trains[0]), trains[0], infer_job(trains[1]), trains[1], trains[2]]
+    order = read_first({job.key: job for job in given})
+    assert order == [trains[0].key, trains[1].key, given[0].key, given[2].key, trains[2].key]
+
+
+def test_started_workers_serve_every_run_until_close(local_ray, tmp_path):
+    """``start`` starts the pool before any job is known; every later run uses those same workers
+    (no start-up of its own) until ``close`` ends them; a run with nothing to do starts none."""
+    store = Store(tmp_path / "store")
+    ex = _executor(store)
+    assert ex.run([]).workers == 0 and ex._workers is None  # nothing to do: no pool
+    with ex:
+        pool = ex._workers
+        assert pool is not None and pool.size == 2
+        ray.get(list(pool.starting))  # started while the "driver plans"
+        first = ex.run([TOKENIZER])
+        between = time.perf_counter()
+        actors = set(pool.started)
+        second = ex.run(train_jobs(3))
+        assert ex._workers is pool and set(pool.started) == actors and len(actors) == 2
+        assert first.startup_seconds < 1.0 and second.startup_seconds == 0.0  # already up
+        assert second.ran == 3 and second.workers == 2
+        pids = {r["pid"] for r in [*first.results.values(), *second.results.values()]}
+        assert len(pids) <= 2  # the same two processes ran all four jobs
+        assert 0 < second.live_seconds < 2 * (time.perf_counter() - between) + 0.5  # since run 1
+    assert ex._workers is None and not pool.started
+    again = _executor(store, busy_queue=False).run(train_jobs(3))  # today's executor: all stored
+    assert again.ran == 0 and again.skipped == 3
+
+
+def test_start_early_starts_only_an_executor_that_asks_for_it(tmp_path):
+    """Commands call ``start_early``: only an executor built with ``early=True`` (the CLI's, which
+    closes it) starts workers; a library caller's executor and ``InProcessRunner`` keep per-run
+    workers. Ray is not started."""
+    from farm.store.run_job import InProcessRunner
+    from farm.store.runner import start_early
+
+    calls: list[str] = []
+
+    class Owned:
+        early = True
+
+        def start(self) -> None:
+            calls.append("start")
+
+    store = Store(tmp_path / "store")
+    start_early(Owned())
+    ex = Executor(store=store, device="cpu", progress=None)
+    start_early(ex)
+    start_early(InProcessRunner(store))
+    assert calls == ["start"] and ex._workers is None

@@ -139,3 +139,59 @@ def test_the_in_process_runner_runs_jobs_in_dependency_order_and_reuses_them(tmp
     assert runner.run([infer, train, TOKENIZER]).ran == 0 and (runner.ran, runner.reused) == (3, 3)
     with pytest.raises(SpecError, match="reads a key no job provides"):
         InProcessRunner(Store(tmp_path / "other")).run([train])
+
+
+def test_prefetched_inputs_give_identical_results(tmp_path):
+    """``prefetch`` of the next job's inputs (tokenized population, weights), from a second thread
+    while ``run_job`` runs another job, changes no byte: the same weights and logits as a worker
+    that prefetches nothing."""
+    import threading
+
+    plain, fetched = Store(tmp_path / "plain"), Store(tmp_path / "fetched")
+    trains = train_jobs(2)
+    infers = [infer_job(t) for t in trains]
+    ctx = Context()
+    for job in [TOKENIZER, *trains, *infers]:
+        run_job(job, plain, ctx)
+    ctx = Context()
+    run_job(TOKENIZER, fetched, ctx)
+    ctx.prefetch(trains[0], fetched)  # tokens made ahead, by the prefetch, with its own tokenizer
+    assert len(ctx._tokens) == 1 and ctx._tokenizers == {}
+    run_job(trains[0], fetched, ctx)
+    for running, behind in [(trains[1], infers[0]), (infers[0], infers[1]), (infers[1], None)]:
+        thread = threading.Thread(target=ctx.prefetch, args=(behind, fetched)) if behind else None
+        if thread:
+            thread.start()
+        run_job(running, fetched, ctx)
+        if thread:
+            thread.join()
+    assert ctx._weights == {} and len(ctx._tokens) == 1
+    for job in trains:
+        name = "model.safetensors"
+        assert fetched.fs.cat_file(fetched.path(job.key, name)) == plain.fs.cat_file(
+            plain.path(job.key, name)
+        )
+    for job in infers:
+        assert np.array_equal(logits_from_store(fetched, job)[1], logits_from_store(plain, job)[1])
+
+
+def test_a_cache_entry_two_threads_ask_for_is_made_once(tmp_path):
+    import threading
+    import time
+
+    ctx, made = Context(), []
+
+    def make():
+        made.append(1)
+        time.sleep(0.2)
+        return "value"
+
+    threads = [
+        threading.Thread(target=ctx._once, args=(ctx._populations, "population", "k", make))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == [1] and ctx._populations == {"k": "value"}
