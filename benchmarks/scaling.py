@@ -191,7 +191,7 @@ def pools(ks: list[int], groups: list[int]) -> list[tuple[int, int]]:
     return [(0, groups[0])] * (0 in ks) + [(k, g) for g in groups for k in ks if k and k % g == 0]
 
 
-def shadow_fit(signals: Signals, *, statistic: str = "margin") -> dict[str, float]:
+def shadow_fit(signals: Signals, *, statistic: str = "margin") -> dict[str, float | str]:
     """How close the shadows' IN and OUT distributions are to the labelled models' on the same
     records (what LiRA fits): per record seen IN (OUT) by at least 2 shadows and 2 labelled
     models, the gap between the shadows' and the labelled models' mean ``statistic``, in units of
@@ -205,6 +205,9 @@ def shadow_fit(signals: Signals, *, statistic: str = "margin") -> dict[str, floa
     scale = np.nanmean(np.abs(lab_in[0] - lab_out[0]))
     for name, sh, lab in (("IN", sh_in, lab_in), ("OUT", sh_out, lab_out)):
         ok = ~np.isnan(sh[0]) & ~np.isnan(lab[0])
+        if not ok.any():  # e.g. K = 2: no record is seen IN (OUT) by 2 shadows
+            out[f"{name} mean gap / (IN-OUT)"] = out[f"{name} sd ratio"] = "n/a (< 2 shadows)"
+            continue
         out[f"{name} mean gap / (IN-OUT)"] = round(
             float(np.mean(np.abs(sh[0][ok] - lab[0][ok])) / scale), 3
         )

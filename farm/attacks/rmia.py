@@ -232,13 +232,38 @@ def _rmia_parts(
     )
 
 
+TIE_BREAK = 1e-6  # the tie-break's weight in units of one population point (``_rmia_score``)
+
+
 def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.ndarray:
-    """``[P]``: fraction of population points z with log LR(x) - log LR(z) > log gamma."""
+    """``[P]``: fraction of population points z with log LR(x) - log LR(z) > log gamma, ties
+    broken (``_tie_broken``)."""
     lr_x = parts.x - np.log(_p_ref(parts.in_x if online else None, parts.out_x, a, parts.fill))
     lr_z = np.sort(
         parts.z - np.log(_p_ref(parts.in_z if online else None, parts.out_z, a, parts.fill))
     )
-    return np.searchsorted(lr_z, lr_x - np.log(gamma), side="left") / max(lr_z.size, 1)
+    return _tie_broken(lr_x - np.log(gamma), lr_z)
+
+
+def _tie_broken(v: np.ndarray, lr_z: np.ndarray) -> np.ndarray:
+    """``(c + TIE_BREAK f) / (Z + TIE_BREAK)``: ``c`` the count of sorted ``lr_z`` below ``v``
+    (RMIA's fraction c / Z, to within 1e-6 / Z), ``f`` in (0, 1] where ``v`` lies between its
+    neighbours in ``lr_z`` (linear between two of them; ``exp(v - min)`` below all, ``1 - exp(max -
+    v)`` above all). So points beating equally many z keep RMIA's order among the others and are
+    ordered among themselves by how far they got, instead of tying: with gamma > 1 on a confident
+    model nearly every x beats no z at all, and a tie of most scores at 0 leaves a threshold at 0.1
+    FPR nothing to separate (issue 21: rmia_fit's dev TPR fell to 0.004 on clickbait). In [0, 1];
+    monotone in v."""
+    z = lr_z.size
+    c = np.searchsorted(lr_z, v, side="left")
+    if not z:
+        return np.zeros_like(v, dtype=float)
+    lo, hi = lr_z[np.maximum(c - 1, 0)], lr_z[np.minimum(c, z - 1)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        between = np.where(hi > lo, (v - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
+        f = np.where(c == 0, np.exp(np.minimum(v - lr_z[0], 0.0)), between)
+        f = np.where(c == z, 1.0 - np.exp(np.minimum(lr_z[-1] - v, 0.0)), f)
+    return (c + TIE_BREAK * np.clip(f, 0.0, 1.0)) / (z + TIE_BREAK)
 
 
 def _info_score(parts: _RmiaParts, a: float, online: bool) -> np.ndarray:

@@ -290,9 +290,40 @@ def test_rmia_by_hand():
         [[UNKNOWN] * 4, [OUT] * 4, [IN] * 4],
     )
     t = np.array([0])
-    np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.0), [[1.0, 0.0]])
-    np.testing.assert_allclose(rmia(s, t, online=False, offline_a=0.5, gamma=1.25), [[0.5, 0.0]])
-    np.testing.assert_allclose(rmia(s, t, online=True, gamma=1.0), [[1.0, 0.5]])
+    near = dict(rtol=0, atol=1e-6)  # the tie-break moves a score by less than 1e-6 / |Z|
+    np.testing.assert_allclose(
+        rmia(s, t, online=False, offline_a=0.5, gamma=1.0), [[1.0, 0.0]], **near
+    )
+    np.testing.assert_allclose(
+        rmia(s, t, online=False, offline_a=0.5, gamma=1.25), [[0.5, 0.0]], **near
+    )
+    np.testing.assert_allclose(rmia(s, t, online=True, gamma=1.0), [[1.0, 0.5]], **near)
+
+
+def test_rmia_breaks_ties_by_how_far_a_point_got_and_keeps_its_fraction_order():
+    """Points that beat equally many z (here: none, or all) keep distinct scores in the order of
+    their LR; a point beating more z always scores higher; scores stay in [0, 1]."""
+    from farm.attacks.rmia import _tie_broken
+
+    lr_z = np.array([0.0, 1.0, 2.0])
+    v = np.array([-5.0, -1.0, -0.5, 0.5, 0.9, 1.5, 2.5, 9.0])
+    out = _tie_broken(v, lr_z)
+    assert (np.diff(out) > 0).all() and out.min() >= 0 and out.max() <= 1
+    counts = np.searchsorted(lr_z, v, side="left")
+    np.testing.assert_allclose(out, counts / 3, rtol=0, atol=1e-6)
+    same = _tie_broken(np.array([3.0, 3.0]), lr_z)
+    assert same[0] == same[1]  # equal LRs still tie
+
+
+def test_rmia_with_gamma_above_one_on_a_confident_model_is_not_one_big_tie():
+    """gamma = 2 where LR(x) / LR(z) > 2 almost never holds: RMIA's fraction is 0 for nearly every
+    point; with the tie-break the members still rank above the non-members (issue 21)."""
+    s, truth, nl, nt = synthetic(seed=5)
+    targets = np.arange(nl, nl + nt)
+    out = rmia(s, targets, gamma=1e6)
+    assert (out < 1e-6).all()  # every fraction 0: no z is beaten by a factor 1e6
+    assert np.unique(out).size > 0.9 * out.size
+    assert _auc(s, truth, targets, out) > 0.7
 
 
 def test_rmia_score_of_a_target_does_not_depend_on_the_other_targets():
