@@ -255,28 +255,25 @@ def test_attack_writes_the_time_of_each_stage_last(tiny_built, tmp_path):
     from farm.stopwatch import STAGES
 
     out = tmp_path / "out"
-    attack_challenge(
-        tiny_built / "challenge",
-        {"*": CONFIG},
-        NoisyExecutor(Store(tmp_path / "store")),
-        out,
-        answers_root=tiny_built / "answers",
-    )
-    stages = json.loads((out / "stages.json").read_text())
+
+    def attack() -> dict:
+        attack_challenge(
+            tiny_built / "challenge",
+            {"*": CONFIG},
+            NoisyExecutor(Store(tmp_path / "store")),
+            out,
+            answers_root=tiny_built / "answers",
+        )
+        return json.loads((out / "stages.json").read_text())
+
+    stages = attack()
     assert list(stages["wall_seconds"]) == [*STAGES, "total"]
     assert stages["wall_seconds"]["total"] == pytest.approx(
         sum(v for k, v in stages["wall_seconds"].items() if k != "total"), abs=0.01
     )
     assert (out / "stages.json").stat().st_mtime_ns >= (out / "scores.parquet").stat().st_mtime_ns
     # a rerun still says what its reused jobs cost when they ran
-    attack_challenge(
-        tiny_built / "challenge",
-        {"*": CONFIG},
-        NoisyExecutor(Store(tmp_path / "store")),
-        out,
-        answers_root=tiny_built / "answers",
-    )
-    again = json.loads((out / "stages.json").read_text())
+    again = attack()
     # the fake reports no job as run: every job counts as reused, at its manifest's seconds (the
     # fake records 1 s per inference; no shadows, so no training)
     assert not any(again["job_seconds"].values())
