@@ -80,6 +80,8 @@ def rmia(
     point (every record is one of its challenge points), rather than scores of 0 (issue 23).
     """
     a_grid, g_grid = _grid(offline_a), _grid(gamma)
+    if min(g_grid) <= 0:
+        raise SpecError(f"rmia: gamma must be > 0, got {gamma}", key="params.gamma")
     grid = [(a, g) for a in a_grid for g in g_grid]
     return _scores(
         signals,
@@ -247,13 +249,13 @@ def _rmia_score(parts: _RmiaParts, a: float, gamma: float, online: bool) -> np.n
 
 def _tie_broken(v: np.ndarray, lr_z: np.ndarray) -> np.ndarray:
     """``(c + TIE_BREAK f) / (Z + TIE_BREAK)``: ``c`` the count of sorted ``lr_z`` below ``v``
-    (RMIA's fraction c / Z, to within 1e-6 / Z), ``f`` in (0, 1] where ``v`` lies between its
+    (RMIA's fraction c / Z, to within 1e-6 / Z), ``f`` in [0, 1] where ``v`` lies between its
     neighbours in ``lr_z`` (linear between two of them; ``exp(v - min)`` below all, ``1 - exp(max -
-    v)`` above all). So points beating equally many z keep RMIA's order among the others and are
-    ordered among themselves by how far they got, instead of tying: with gamma > 1 on a confident
-    model nearly every x beats no z at all, and a tie of most scores at 0 leaves a threshold at 0.1
-    FPR nothing to separate (issue 21: rmia_fit's dev TPR fell to 0.004 on clickbait). In [0, 1];
-    monotone in v."""
+    v)`` above all; 0 where exp underflows or an LR is infinite). So points beating equally many z
+    keep RMIA's order among the others and are ordered among themselves by how far they got,
+    instead of tying: with gamma > 1 on a confident model nearly every x beats no z at all, and a
+    tie of most scores at 0 leaves a threshold at 0.1 FPR nothing to separate (issue 21: rmia_fit's
+    dev TPR fell to 0.004 on clickbait). In [0, 1]; non-decreasing in v."""
     z = lr_z.size
     c = np.searchsorted(lr_z, v, side="left")
     if not z:
@@ -263,6 +265,7 @@ def _tie_broken(v: np.ndarray, lr_z: np.ndarray) -> np.ndarray:
         between = np.where(hi > lo, (v - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
         f = np.where(c == 0, np.exp(np.minimum(v - lr_z[0], 0.0)), between)
         f = np.where(c == z, 1.0 - np.exp(np.minimum(lr_z[-1] - v, 0.0)), f)
+    f = np.nan_to_num(f, nan=0.0)  # infinite LRs: the count alone, as before the tie-break
     return (c + TIE_BREAK * np.clip(f, 0.0, 1.0)) / (z + TIE_BREAK)
 
 

@@ -313,6 +313,14 @@ def test_rmia_breaks_ties_by_how_far_a_point_got_and_keeps_its_fraction_order():
     np.testing.assert_allclose(out, counts / 3, rtol=0, atol=1e-6)
     same = _tie_broken(np.array([3.0, 3.0]), lr_z)
     assert same[0] == same[1]  # equal LRs still tie
+    infinite = _tie_broken(np.array([-np.inf, 0.5, np.inf]), np.array([-np.inf, 0.0, np.inf]))
+    assert np.isfinite(infinite).all() and (np.diff(infinite) >= 0).all()
+
+
+def test_rmia_refuses_a_gamma_that_is_not_positive():
+    s, _, nl, nt = synthetic(seed=6)
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        rmia(s, np.arange(nl, nl + nt), gamma=[1.0, 0.0])
 
 
 def test_rmia_with_gamma_above_one_on_a_confident_model_is_not_one_big_tie():
