@@ -185,20 +185,37 @@ def make_challenge(config_path: str | Path, out: str | Path, executor: JobRunner
     out = Path(out)
     config_key = canonical_key("mini", dataclasses.asdict(config))
     if _complete(out, config_key):
+        _count_reused(_plan(config, config_path), executor)
         return out
     start_early(executor)  # workers start while the population is read and the jobs planned
+    p = _plan(config, config_path)
+    executor.run([p.tokenizer], title="tokenizer")
+    executor.run([p.base], title="base model")
+    executor.run(p.target_jobs(), title="targets")
+    _write_trees(out, p, executor.store, config_key, release=config.layout == "mico")
+    return out
+
+
+def _plan(config: ChallengeConfig, config_path: str | Path) -> ChallengeJobs:
+    """``config``'s jobs, after checking that a ``layout: mico`` population is MICO's."""
     population_size = len(load_population(config.population_spec))
     if config.layout == "mico" and population_size != MICO_N_TOTAL:
         raise ConfigError(
             f"{config_path}: layout: mico needs MICO's population of {MICO_N_TOTAL:,} records (all "
             f"of GLUE SST-2, train then validation); population has {population_size:,}"
         )
-    p = challenge_jobs(config, population_size)
-    executor.run([p.tokenizer], title="tokenizer")
-    executor.run([p.base], title="base model")
-    executor.run(p.target_jobs(), title="targets")
-    _write_trees(out, p, executor.store, config_key, release=config.layout == "mico")
-    return out
+    return challenge_jobs(config, population_size)
+
+
+def _count_reused(p: ChallengeJobs, executor: JobRunner) -> None:
+    """A complete tree is reused; its jobs that the store holds are passed to ``executor`` (which
+    finds them done, runs nothing and counts them reused), so that the ``jobs:`` line counts the
+    same jobs on every run. Jobs the store lacks (a tree built with another store) are left alone:
+    the tree needs none of them."""
+    jobs = [p.tokenizer, p.base, *p.target_jobs()]
+    held = [job for job in jobs if executor.store.complete(job.key)]
+    if held:
+        executor.run(held, title="challenge (reused)")
 
 
 def _write_trees(

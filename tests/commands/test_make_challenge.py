@@ -74,3 +74,24 @@ def test_the_rehearsal_config_is_shipped_and_found_by_its_documented_path(monkey
     assert data["layout"] == "mico" and data["models"] == {"train": 100, "dev": 50, "final": 50}
     assert set(data["scenarios"]) == {"sst2_inf", "sst2_hi", "sst2_lo"}
     assert ChallengeConfig.__dataclass_fields__["layout"].default == "farm"
+
+
+def test_a_reused_tree_counts_its_stored_jobs_as_reused(tiny_built, tmp_path, capsys):
+    """The ``jobs:`` line counts the same jobs on every run (issue 23): rebuilding a complete tree
+    runs nothing and counts every challenge job the store holds as reused; with
+    a store that holds none of them, the tree is still reused and nothing is counted."""
+    import shutil
+
+    from farm.cli import main
+
+    config = load_challenge_config("tests/data/tiny-mini.yaml")
+    p = challenge_jobs(config, len(load_population(config.population_spec)))
+    n = 2 + len(p.target_jobs())  # the tokenizer, the base model and the targets
+    out = tmp_path / "tiny"
+    shutil.copytree(tiny_built / "challenge", out / "challenge")
+    shutil.copytree(tiny_built / "answers", out / "answers")
+    args = ["make-challenge", "--config", "tests/data/tiny-mini.yaml", "--out", str(out)]
+    assert main([*args, "--store", str(tiny_built / "store")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"jobs: 0 run, {n} reused"
+    assert main([*args, "--store", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "jobs: 0 run, 0 reused"
