@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import Any
 import ray
 from ray import ObjectRef
 from ray.actor import ActorHandle
+from tqdm import tqdm
 
 from farm.cluster.progress import Progress
 from farm.cluster.queue import JobQueue
@@ -143,6 +145,9 @@ class Executor:
     # per 5% of the stage and at its end; the others, one per job, go to this module's DEBUG log
     # (``-v``); None: silent
     progress: Callable[[str], None] | None = log.info
+    # on a terminal, one live tqdm bar per stage (done/total, rate, time left, last job) in place
+    # of the INFO lines (then DEBUG); None: a bar when stderr is a terminal and ``progress`` is on
+    live_bar: bool | None = None
     history: list[tuple[str, RunReport]] = field(default_factory=list)
     # where to connect (``ensure_ray``) the first time there is work: a rerun whose jobs are all
     # stored never starts or joins Ray
@@ -324,6 +329,7 @@ class _Pool:
         self.jobs: dict[str, Job] = {}  # key -> job, for the jobs of this run
         self.inflight: dict[ObjectRef, str] = {}  # call ref -> key of the job it runs
         self.progress = Progress(total=1, start=t0)  # drain sets the real total
+        self.bar: Any = None  # the stage's live bar (``Executor.live_bar``), made by ``drain``
 
     @property
     def started(self) -> dict[ActorHandle, float]:
@@ -354,11 +360,14 @@ class _Pool:
                 _request_gpus(size * self.gpus)
             self.workers.grow(size)
         self.report.workers = size
+        self.bar = _live_bar(self.ex, self.title, len(todo))
         ok = False
         try:
             self._loop()
             ok = True
         finally:
+            if self.bar is not None:
+                self.bar.close()
             end = time.perf_counter()
             self.report.live_seconds += self.workers.live(end)
             if self.workers.all_started is not None:
@@ -441,12 +450,24 @@ class _Pool:
         label = result["label"] or result["key"][:12]
         seconds = float(result.get("seconds", 0.0))
         reported = self.progress.finish(label, seconds, time.perf_counter())
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"last: {label} {seconds:.1f}s", refresh=False)
+            self.bar.update(1)
         if self.ex.progress is not None:
             line = self.progress.line(self.title)
-            if reported:  # the first, each 5% of the stage and the last: INFO
+            if reported and self.bar is None:  # the first, each 5% and the last: INFO
                 self.ex.progress(line)
             else:  # the others: one per job under -v
                 log.debug(line)
+
+
+def _live_bar(executor: Executor, title: str, total: int) -> Any:
+    """A tqdm bar for a stage of ``total`` jobs on stderr when ``executor`` shows progress and
+    asks for a live bar (``live_bar``; None: when stderr is a terminal); else None."""
+    live = executor.live_bar if executor.live_bar is not None else sys.stderr.isatty()
+    if executor.progress is None or not live:
+        return None
+    return tqdm(total=total, desc=f"[{title}]", unit="job", file=sys.stderr, dynamic_ncols=True)
 
 
 def read_first(jobs: dict[str, Job]) -> list[str]:

@@ -93,6 +93,38 @@ def test_progress_lines_give_totals_and_time_left_at_info_the_rest_at_debug(tmp_
     assert "jobs/min, ETA " in caplog.records[0].getMessage()
 
 
+def test_a_terminal_gets_one_live_bar_per_stage_in_place_of_the_info_lines(tmp_path, caplog):
+    """With ``live_bar`` (by default: stderr is a terminal) a stage's completions move one tqdm bar
+    (done/total, rate, time left, last job) and its lines all go to DEBUG; without a terminal (logs,
+    ``ray job submit``) no bar is made. Ray is not started."""
+    import io
+    import logging
+
+    from tqdm import tqdm
+
+    from farm.cluster.executor import _live_bar
+
+    lines: list[str] = []
+    ex = Executor(store=Store(tmp_path / "s"), device="cpu", progress=lines.append, live_bar=True)
+    pool = _Pool(ex, RunReport(), "targets", time.perf_counter())
+    sink = io.StringIO()
+    pool.bar = tqdm(total=4, desc="[targets]", unit="job", file=sink, mininterval=0)
+    with caplog.at_level(logging.DEBUG, logger="farm.cluster.executor"):
+        for i in range(4):
+            pool._record({"key": f"k{i}", "label": f"target {i}", "ran": True, "seconds": 0.5})
+    pool.bar.close()
+    shown = sink.getvalue()
+    assert "[targets]" in shown and "4/4" in shown and "job" in shown and "target 3" in shown
+    assert lines == [] and len(caplog.records) == 4
+    bar = _live_bar(ex, "targets", 4)
+    assert bar is not None
+    bar.close()
+    piped = Executor(store=Store(tmp_path / "s"), device="cpu", progress=lines.append)
+    assert _live_bar(piped, "targets", 4) is None  # pytest's stderr is no terminal
+    quiet = Executor(store=Store(tmp_path / "s"), device="cpu", progress=None, live_bar=True)
+    assert _live_bar(quiet, "targets", 4) is None
+
+
 def _executor(store, **kw):
     return Executor(store=store, perf=Perf(), workers=2, progress=None, **kw)
 

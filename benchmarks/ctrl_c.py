@@ -1,0 +1,88 @@
+"""How long Ctrl-C takes to stop a running command (issue 23).
+
+Starts ``farm make-challenge`` on a fresh store, waits until a stage is planned (``--phase``: the
+base model's training or the targets'), waits ``--delay`` seconds more so that a job is running,
+sends SIGINT and measures the seconds until the process has exited. Checks what must hold: exit
+130, the one-line message, no traceback, no output tree, every stored entry valid. Then reruns
+the command on the same store and reports how many jobs the rerun reused. One table row a trial.
+
+    python -m benchmarks.ctrl_c --config tests/data/tiny-mini.yaml --trials 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import table
+from farm.store.store import Store
+
+PHASES = {"base": "[base model] planning", "targets": "[targets] planning"}
+
+
+def trial(config: str, phase: str, delay: float, root: Path) -> dict:
+    """One interrupted run and its rerun, in ``root``."""
+    out, store, log = root / "out", root / "store", root / "log"
+    cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config", config]
+    cmd += ["--out", str(out), "--store", str(store)]
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        while PHASES[phase] not in log.read_text():
+            if proc.poll() is not None:
+                raise SystemExit(f"{config}: ended before {phase!r}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        time.sleep(delay)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+        seconds = time.perf_counter() - sent
+    text = log.read_text()
+    stored = Store(store).keys()
+    clean = (
+        rc == 130
+        and "interrupted; finished jobs are in the store" in text
+        and "Traceback" not in text
+        and not (out / "challenge").exists()
+        and all(Store(store).valid(k) for k in stored)
+    )
+    rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    jobs = re.search(r"jobs: (\d+) run, (\d+) reused", rerun.stdout)
+    return {
+        "phase": phase,
+        "exit s": f"{seconds:.2f}",
+        "rc": rc,
+        "clean": "yes" if clean else "NO",
+        "stored at stop": len(stored),
+        "rerun reused": jobs.group(2) if jobs else "?",
+        "rerun ran": jobs.group(1) if jobs else "?",
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="tests/data/tiny-mini.yaml")
+    ap.add_argument("--phases", default="base,targets")
+    ap.add_argument("--delay", type=float, default=1.0)
+    ap.add_argument("--trials", type=int, default=3)
+    args = ap.parse_args(argv)
+    rows = []
+    for phase in args.phases.split(","):
+        for _ in range(args.trials):
+            with tempfile.TemporaryDirectory(prefix="farm-ctrl-c-") as tmp:
+                rows.append(trial(args.config, phase, args.delay, Path(tmp)))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
