@@ -154,3 +154,20 @@ def test_tune_prints_nothing_to_stdout(capsys):
         "| Configuration for experiment     tune_sst2_inf |",
         "last line without newline",
     ]
+
+
+def test_search_state_counts_finished_trials_and_the_best_tpr_so_far():
+    """Each trial line of ``farm tune`` ends with trials finished of the total and the best TPR any
+    trial has reported (issue 23); trials that have not reported add nothing to the best."""
+    from types import SimpleNamespace as T
+
+    from farm.cluster.tune import search_state
+
+    trials = [
+        T(status="TERMINATED", last_result={"tpr": 0.15}),
+        T(status="RUNNING", last_result={"tpr": 0.20}),
+        T(status="ERROR", last_result={}),
+        T(status="PENDING", last_result=None),
+    ]
+    assert search_state(trials, 8) == "2/8 trials finished, best TPR@0.1FPR so far 0.200"
+    assert search_state(trials[2:], 8) == "1/8 trials finished"
