@@ -59,6 +59,7 @@ def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
     kill_ray_instance(temp, proc.pid)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout + again.stderr
+    assert "trials finished, best TPR@0.1FPR so far" in again.stderr  # each trial line's tail
     assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
     assert done_before >= 1
     assert "| sst2_inf |" in again.stdout and "held-out TPR@0.1 tuned" in again.stdout
