@@ -19,11 +19,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from benchmarks.common import table
 from farm.store.store import Store
 
 PHASES = {"base": "[base model] planning", "targets": "[targets] planning"}
+
+
+def start_interruptible(cmd: list[str], sink: IO[str]) -> subprocess.Popen:
+    """Start ``cmd`` with its output in ``sink`` and SIGINT's default action restored (a shell's
+    background job ignores it), so that a SIGINT sent to it acts as a Ctrl-C does."""
+    return subprocess.Popen(
+        cmd,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def trial(config: str, phase: str, delay: float, root: Path) -> dict:
@@ -32,12 +44,7 @@ def trial(config: str, phase: str, delay: float, root: Path) -> dict:
     cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config", config]
     cmd += ["--out", str(out), "--store", str(store)]
     with log.open("w") as sink:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        proc = start_interruptible(cmd, sink)
         while PHASES[phase] not in log.read_text():
             if proc.poll() is not None:
                 raise SystemExit(f"{config}: ended before {phase!r}:\n{log.read_text()[-2000:]}")

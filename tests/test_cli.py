@@ -526,21 +526,17 @@ def test_ctrl_c_stops_a_running_command_in_seconds(tmp_path):
     """SIGINT while jobs run: the command ends within seconds with 130 and one line, no traceback,
     leaving no output tree; finished jobs are in the store, and the rerun reuses them."""
     import signal
-    import subprocess
     import sys
     import time
+
+    from benchmarks.ctrl_c import start_interruptible
 
     out, store = tmp_path / "out", tmp_path / "store"
     cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config"]
     cmd += ["tests/data/tiny-mini.yaml", "--out", str(out), "--store", str(store)]
     log = tmp_path / "log"
     with log.open("w") as sink:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        proc = start_interruptible(cmd, sink)
         deadline = time.time() + 240
         while "[base model] planning" not in log.read_text() and time.time() < deadline:
             assert proc.poll() is None, log.read_text()
