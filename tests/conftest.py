@@ -103,6 +103,22 @@ def _private_caches(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _farm_logger_as_python_leaves_it():
+    """Each test starts with the ``farm`` logger as Python leaves it (no handler of the CLI's, level
+    unset, propagating): a CLI call's ``setup_logging`` -- in an earlier test or in a module
+    fixture -- must not hide this test's records from ``caplog``, whichever tests a test process
+    happens to run before it."""
+    import logging
+
+    logger = logging.getLogger("farm")
+    for handler in [h for h in logger.handlers if getattr(h, "farm_cli", False)]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _private_store(tmp_path_factory, monkeypatch):
     """Each test's default store is its own, not there yet (as ``OUT/store`` was before the store
     was shared): no test sees the jobs of another through the default."""
@@ -119,37 +135,71 @@ def tiny_answers(tmp_path: Path) -> Path:
     return make_tree(tmp_path / "answers", answers=True)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A private Ray instance on loopback with 2 CPUs for one test module (shut down after it)."""
+def ensure_local_ray() -> None:
+    """The test session's private Ray instance on loopback with 2 CPUs: started on first use (or
+    again after a test that needed a Ray of its own shut it down), shared by every later user, shut
+    down at the session's end (``_session_ray``). A Ray start costs about 6 s on 2 cores; one per
+    module was a minute of the suite."""
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(**local_ray_options())
+
+
+def local_ray_options(**extra) -> dict:
+    """``ray.init`` keywords of a test's private Ray: loopback, 2 CPUs, no dashboard, and a session
+    folder of this test process's own (``pytest -n 2`` runs two test processes, each with its own
+    Ray: they share no file under Ray's default ``/tmp/ray``)."""
+    return {
+        "address": "local",
+        "num_cpus": 2,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "_temp_dir": f"/tmp/farm-test-ray-{os.getpid()}",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_ray():
+    """Shuts down the Ray that the session's tests left running in this process, at the end."""
     yield
-    ray.shutdown()
+    import shutil
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    shutil.rmtree(local_ray_options()["_temp_dir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """The session's private Ray (``ensure_local_ray``), up for this module's tests."""
+    ensure_local_ray()
+
+
+@pytest.fixture(scope="module")
+def no_local_ray():
+    """No Ray instance of this test process is alive during this module (its tests start their own
+    in subprocesses, on the same 2 cores): the shared one is shut down, and restarted by the next
+    module that asks."""
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
 
 @pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory):
     """The test-sized mini challenge (tests/data/tiny-mini.yaml), built once per session with its
     store."""
-    import ray
-
     from farm.cluster.executor import Executor
     from farm.commands.make_challenge import make_challenge
     from farm.store.store import Store
 
     out = tmp_path_factory.mktemp("tiny-built")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        make_challenge(
-            "tests/data/tiny-mini.yaml", out, Executor(store=Store(out / "store"), progress=None)
-        )
-    finally:
-        if started:
-            ray.shutdown()
+    ensure_local_ray()
+    make_challenge(
+        "tests/data/tiny-mini.yaml", out, Executor(store=Store(out / "store"), progress=None)
+    )
     return out

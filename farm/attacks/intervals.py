@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from farm.mico.scorer import roc_of_sorted, score, score_roc
+from farm.mico.scorer import figure_of_roc, roc_of_sorted, score, score_roc
 
 INTERVAL_KEYS = ("TPR_FPR_1000", "TPR_FPR_100", "AUC")
 MIN_MODELS = 5  # no interval from fewer models (see the module docstring)
@@ -301,18 +301,24 @@ def _paired_replicates(
     phase, one draw of models shared by every side (a draw lacking members or non-members is
     redrawn)."""
     sides = len(next(iter(prepared.values()))[1])
+    classes = {
+        phase: (np.array([int(v.sum()) for v in y]), np.array([int((v == 0).sum()) for v in y]))
+        for phase, (y, _) in prepared.items()
+    }
     out = np.empty((n_boot, sides))
     for i in range(n_boot):
         figures = []
-        for y, pools in prepared.values():
-            pos = np.array([int(v.sum()) for v in y])
-            neg = np.array([v.size for v in y]) - pos
+        for phase, (y, pools) in prepared.items():
+            pos, neg = classes[phase]
             while True:
                 counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
                 if counts @ pos and counts @ neg:
                     break
             figures.append(
-                [score_roc(*roc_of_sorted(sc, lab, counts[mod])[:2])[key] for sc, lab, mod in pools]
+                [
+                    figure_of_roc(*roc_of_sorted(sc, lab, counts[mod])[:2], key)
+                    for sc, lab, mod in pools
+                ]
             )
         out[i] = np.mean(figures, axis=0)
     return out

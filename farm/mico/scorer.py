@@ -107,11 +107,21 @@ def score(solutions: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
 
 def score_roc(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, float]:
     """``score``'s dict from ROC points (``roc_curve``'s)."""
-    result = {key: tpr_at_fpr(fpr, tpr, bound) for key, bound in FPR_BOUNDS.items()}
-    result["AUC"] = auc(fpr, tpr)
-    result["MIA"] = float(np.max(tpr - fpr))
-    result["accuracy"] = float(np.max(1 - (fpr + (1 - tpr)) / 2))
-    return result
+    return {key: figure_of_roc(fpr, tpr, key) for key in (*FPR_BOUNDS, "AUC", "MIA", "accuracy")}
+
+
+def figure_of_roc(fpr: np.ndarray, tpr: np.ndarray, key: str) -> float:
+    """One of ``score``'s figures (``key``) from ROC points: what a bootstrap replicate needs,
+    without the others. ``KeyError`` for a key ``score`` does not give."""
+    if key in FPR_BOUNDS:
+        return tpr_at_fpr(fpr, tpr, FPR_BOUNDS[key])
+    if key == "AUC":
+        return auc(fpr, tpr)
+    if key == "MIA":
+        return float(np.max(tpr - fpr))
+    if key == "accuracy":
+        return float(np.max(1 - (fpr + (1 - tpr)) / 2))
+    raise KeyError(key)
 
 
 def pooled_scores(scores: Sequence[np.ndarray]) -> np.ndarray:

@@ -132,9 +132,9 @@ def _executor(store, **kw):
 def test_runs_then_restarted_driver_runs_nothing(local_ray, tmp_path):
     store = Store(tmp_path / "store")
     jobs = train_jobs(4)
-    ex = _executor(store)
-    assert ex.run([TOKENIZER]).ran == 1
-    half = ex.run(jobs[:2])
+    with _executor(store) as ex:  # one pool for both runs, as a command's executor
+        assert ex.run([TOKENIZER]).ran == 1
+        half = ex.run(jobs[:2])
     assert half.ran == 2
     restarted = _executor(store)  # a new driver: finished jobs come from the store
     report = restarted.run(jobs)
@@ -145,13 +145,13 @@ def test_runs_then_restarted_driver_runs_nothing(local_ray, tmp_path):
 
 def test_corrupt_entry_is_recomputed(local_ray, tmp_path):
     store = Store(tmp_path / "store")
-    ex = _executor(store)
     jobs = train_jobs(2)
-    ex.run([TOKENIZER, *jobs])
-    path = store.path(jobs[1].key, "model.safetensors")
-    good = store.fs.cat_file(path)
-    store.fs.pipe_file(path, good[:100])
-    report = ex.run(jobs)
+    with _executor(store) as ex:  # one pool for both runs, as a command's executor
+        ex.run([TOKENIZER, *jobs])
+        path = store.path(jobs[1].key, "model.safetensors")
+        good = store.fs.cat_file(path)
+        store.fs.pipe_file(path, good[:100])
+        report = ex.run(jobs)
     assert report.ran == 1 and report.skipped == 1 and store.fs.cat_file(path) == good
 
 

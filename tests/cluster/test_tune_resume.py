@@ -3,7 +3,7 @@ the search, whose best.yaml `farm attack` then consumes (the end-to-end check of
 search serves both, as a search is the slowest thing in the suite).
 
 Its own module, so that no other Ray instance of the test process is alive while the subprocess
-runs.
+runs (``no_local_ray``).
 """
 
 import os
@@ -18,7 +18,7 @@ from tests.helpers import kill_ray_instance
 TUNE = "tests/data/tiny-tune.yaml"
 
 
-def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
+def test_interrupted_search_resumes_with_tuner_restore(tiny_built, no_local_ray, tmp_path):
     out = tmp_path / "tune"
     temp = f"/tmp/farm-tune-{os.getpid()}"
     env = {
@@ -60,7 +60,7 @@ def test_interrupted_search_resumes_with_tuner_restore(tiny_built, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout + again.stderr
     assert "trials finished, best TPR@0.1FPR so far" in again.stderr  # each trial line's tail
-    assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 3
+    assert len((out / "sst2_inf" / "trials.csv").read_text().splitlines()) == 1 + 2
     assert done_before >= 1
     assert "| sst2_inf |" in again.stdout and "held-out TPR@0.1 tuned" in again.stdout
     assert "sst2_inf: best.yaml holds the" in again.stdout  # tuned or default, with both figures

@@ -13,11 +13,10 @@ CONFIG, ATTACK = "tests/data/tiny-mini.yaml", "tests/data/tiny-attack.yaml"
 
 
 @pytest.fixture(scope="module")
-def built(local_ray, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mini")
-    argv = ["make-challenge", "--config", CONFIG, "--out", str(out), "--store", str(out / "store")]
-    assert main(argv) == 0  # the tests below read and copy this store
-    return out
+def built(local_ray, tiny_built):
+    """The session's tiny challenge (``CONFIG`` built once, with its store), which the tests below
+    read, copy and attack (attacks add their jobs to its store)."""
+    return tiny_built
 
 
 def test_tree_is_a_valid_challenge(built):

@@ -126,11 +126,11 @@ def test_mico_plan_from_a_seeds_only_tree_without_ray_or_data(tmp_path):
     assert "600 of 600 provided models have no weights" in plan["notes"][0]
 
 
-def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path, monkeypatch):
+def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path):
     """``--challenge mico-sst2`` (no download) gives the stage table of a seeds-only tree of MICO's
     layout written from the same stand-in seeds, for an attack and a tune config; only the notes
-    differ, the layout's saying what it is."""
-    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
+    differ, the layout's saying what it is. The session's shuffle cache serves every MICO-layout
+    test after the first."""
     tree = mico_seed_tree(tmp_path / "mico")
     layout = mico_sst2_layout()
     attack, tune = load_attack_config("attack-mico"), load_tune_config("tune-mico")
@@ -148,10 +148,9 @@ def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path, monkeypatch):
     assert [m.model_id for m in layout.select("sst2_lo", "dev")] == list(range(100, 150))
 
 
-def test_mico_layout_counts_do_not_depend_on_the_seeds(tmp_path, monkeypatch):
+def test_mico_layout_counts_do_not_depend_on_the_seeds():
     """The release's own seeds (unknown before the download) change no job count; records per
     job follow the union of challenge points, which moves by a few tenths of a percent."""
-    monkeypatch.setenv("FARM_CACHE_DIR", str(tmp_path / "cache"))
     config = load_attack_config("attack-mico")
     stand_in = attack_forecast(mico_sst2_layout(0), config, table=Table(), gpus=8)
     other = attack_forecast(mico_sst2_layout(1), config, table=Table(), gpus=8)
@@ -169,11 +168,7 @@ def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     stored job, and counting DP-matched shadows would solve their noise with torch); the output
     says it planned the published layout."""
     (tmp_path / "store").mkdir()
-    env = {
-        **os.environ,
-        "FARM_CACHE_DIR": str(tmp_path / "cache"),
-        "FARM_STORE": str(tmp_path / "store"),
-    }
+    env = {**os.environ, "FARM_STORE": str(tmp_path / "store")}  # the session's shuffle cache
     args = ["plan", "--config", "attack-mico", "--challenge", MICO_SST2]
     args += ["--table", str(tmp_path / "none.json")]
     result = subprocess.run(

@@ -234,20 +234,29 @@ class _Started(Exception):
     """Raised by the patched executor: the CLI went past validation."""
 
 
+class _RayStarted(BaseException):
+    """Raised by the patched ``ray.init``: the CLI started Ray."""
+
+
 def _run(monkeypatch, capsys, argv: list[str], out: Path) -> str:
     """Run the CLI with an executor that must never be built; return its one-line error."""
 
     def no_executor(*_args, **_kwargs):
         raise _Started
 
+    def no_ray(*_args, **_kwargs):
+        raise _RayStarted  # a BaseException: no handler of the CLI's can turn it into an exit code
+
     monkeypatch.setattr(cli, "_executor", no_executor)
+    import ray  # the session's shared Ray may already be up: no call may start one either
+
+    monkeypatch.setattr(ray, "init", no_ray)
     # what must not happen (an executor built, Ray started, output written), not wall-clock time
     code = cli.main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 1, (code, err)
     assert err and "\n" not in err, err
     assert not out.exists()
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     return err
 
 

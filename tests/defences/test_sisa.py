@@ -194,19 +194,19 @@ def test_unlearning_reruns_only_affected_shards(local_ray, tmp_path):
     from farm.store.store import Store
 
     store = Store(tmp_path / "store")
-    executor = Executor(store=store, workers=2, progress=None)
     plan = build_target(Sisa(recipe=TINY, shards=2, slices=2), target())
-    first = executor.run([TOKENIZER, *plan.jobs])
+    with Executor(store=store, workers=2, progress=None) as executor:  # one pool for every run
+        first = executor.run([TOKENIZER, *plan.jobs])
+        late = unlearn(
+            plan, [int(plan.state.layout[1][1][0])]
+        )  # shard 1, last slice: one checkpoint redone
+        again = executor.run(list(late.jobs))
+        early = unlearn(
+            late, [int(plan.state.layout[0][0][0])]
+        )  # shard 0, first slice: both its checkpoints
+        third = executor.run(list(early.jobs))
     assert first.ran == 5
-    late = unlearn(
-        plan, [int(plan.state.layout[1][1][0])]
-    )  # shard 1, last slice: one checkpoint redone
-    again = executor.run(list(late.jobs))
     assert (again.ran, again.skipped) == (1, 3)
-    early = unlearn(
-        late, [int(plan.state.layout[0][0][0])]
-    )  # shard 0, first slice: both its checkpoints
-    third = executor.run(list(early.jobs))
     assert (third.ran, third.skipped) == (2, 2)
     assert 0 < job_seconds(store, redone(late, early)) < job_seconds(store, list(early.jobs))
     from farm.training.models import load_model

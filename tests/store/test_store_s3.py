@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("s3fs")
 server_mod = pytest.importorskip("moto.server")
 
+from tests.conftest import local_ray_options  # noqa: E402
+
 BUCKET = "farm-test"
 
 
@@ -52,13 +54,8 @@ def test_store_on_s3_shared_by_ray_workers(s3_env, monkeypatch):
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": s3_env},
-    )  # worker processes reach the same server
+    # worker processes reach the same server
+    ray.init(**local_ray_options(runtime_env={"env_vars": s3_env}))
     try:
         store = Store(f"s3://{BUCKET}/store")
         trains = train_jobs(2)
