@@ -1,10 +1,12 @@
 """How long Ctrl-C takes to stop a running command (issue 23).
 
-Starts ``farm make-challenge`` on a fresh store, waits until a stage is planned (``--phase``: the
-base model's training or the targets'), waits ``--delay`` seconds more so that a job is running,
-sends SIGINT and measures the seconds until the process has exited. Checks what must hold: exit
-130, the one-line message, no traceback, no output tree, every stored entry valid. Then reruns
-the command on the same store and reports how many jobs the rerun reused. One table row a trial.
+Starts ``farm make-challenge`` (phases ``base``, ``targets``) or ``farm attack`` on that challenge
+(phase ``attack``) on a fresh store, waits until the phase's marker shows in its output (a stage
+planned; for the attack, its first finished job), waits ``--delay`` seconds more so that a job is
+running, sends SIGINT and measures the seconds until the process has exited. Checks what must hold:
+exit 130, the one-line message, no traceback, no output (tree or submission), every stored entry
+valid. Then reruns the command on the same store and reports how many jobs the rerun reused. One
+table row a trial.
 
     python -m benchmarks.ctrl_c --config tests/data/tiny-mini.yaml --trials 3
 """
@@ -24,7 +26,12 @@ from typing import IO
 from benchmarks.common import table
 from farm.store.store import Store
 
-PHASES = {"base": "[base model] planning", "targets": "[targets] planning"}
+PHASES = {  # what the output shows when a phase is under way
+    "base": re.escape("[base model] planning"),
+    "targets": re.escape("[targets] planning"),
+    "attack": r"\] 1/\d+ ",  # the attack's first finished job (its progress line)
+}
+ATTACK = "tests/data/tiny-attack.yaml"
 
 
 def start_interruptible(cmd: list[str], sink: IO[str]) -> subprocess.Popen:
@@ -38,14 +45,24 @@ def start_interruptible(cmd: list[str], sink: IO[str]) -> subprocess.Popen:
     )
 
 
-def trial(config: str, phase: str, delay: float, root: Path) -> dict:
+def command(phase: str, config: str, out: Path, store: Path, challenge: Path | None) -> list[str]:
+    """The command a trial interrupts: ``make-challenge`` of ``config``, or for ``attack`` the
+    tiny attack on ``challenge`` (built from ``config``)."""
+    if phase == "attack":
+        cmd = [sys.executable, "-m", "farm.cli", "attack", "--challenge", str(challenge)]
+        cmd += ["--config", ATTACK]
+    else:
+        cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config", config]
+    return [*cmd, "--out", str(out), "--store", str(store)]
+
+
+def trial(config: str, phase: str, delay: float, root: Path, challenge: Path | None = None) -> dict:
     """One interrupted run and its rerun, in ``root``."""
     out, store, log = root / "out", root / "store", root / "log"
-    cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config", config]
-    cmd += ["--out", str(out), "--store", str(store)]
+    cmd = command(phase, config, out, store, challenge)
     with log.open("w") as sink:
         proc = start_interruptible(cmd, sink)
-        while PHASES[phase] not in log.read_text():
+        while not re.search(PHASES[phase], log.read_text()):
             if proc.poll() is not None:
                 raise SystemExit(f"{config}: ended before {phase!r}:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
@@ -61,6 +78,7 @@ def trial(config: str, phase: str, delay: float, root: Path) -> dict:
         and "interrupted; finished jobs are in the store" in text
         and "Traceback" not in text
         and not (out / "challenge").exists()
+        and not (out / "submission.zip").exists()
         and all(Store(store).valid(k) for k in stored)
     )
     rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -79,15 +97,22 @@ def trial(config: str, phase: str, delay: float, root: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tests/data/tiny-mini.yaml")
-    ap.add_argument("--phases", default="base,targets")
+    ap.add_argument("--phases", default="base,targets,attack")
     ap.add_argument("--delay", type=float, default=1.0)
     ap.add_argument("--trials", type=int, default=3)
     args = ap.parse_args(argv)
     rows = []
-    for phase in args.phases.split(","):
-        for _ in range(args.trials):
-            with tempfile.TemporaryDirectory(prefix="farm-ctrl-c-") as tmp:
-                rows.append(trial(args.config, phase, args.delay, Path(tmp)))
+    with tempfile.TemporaryDirectory(prefix="farm-ctrl-c-built-") as built:
+        challenge = None
+        if "attack" in args.phases.split(","):  # the challenge the attack trials interrupt
+            out = Path(built)
+            build = command("base", args.config, out, out / "store", None)
+            subprocess.run(build, check=True, capture_output=True)
+            challenge = out / "challenge"
+        for phase in args.phases.split(","):
+            for _ in range(args.trials):
+                with tempfile.TemporaryDirectory(prefix="farm-ctrl-c-") as tmp:
+                    rows.append(trial(args.config, phase, args.delay, Path(tmp), challenge))
     print(table(rows))
 
 

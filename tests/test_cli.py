@@ -522,34 +522,43 @@ def test_store_verify_refuses_a_missing_store_and_writes_nothing(tmp_path, capsy
     assert not (tmp_path / "nope").exists()
 
 
-def test_ctrl_c_stops_a_running_command_in_seconds(tmp_path):
-    """SIGINT while jobs run: the command ends within seconds with 130 and one line, no traceback,
-    leaving no output tree; finished jobs are in the store, and the rerun reuses them."""
+def test_ctrl_c_stops_a_running_attack_and_the_rerun_reuses_its_finished_jobs(tiny_built, tmp_path):
+    """SIGINT to a running ``farm attack`` once its first job has finished: it ends with 130 and one
+    line, no traceback (60 s is a hang guard, not a timing check; benchmarks/ctrl_c.py measures the
+    time); no job starts after the signal (what the store gains is at most the jobs running when it
+    came, one per worker, and nothing after the command ended); nothing is half-written (every
+    entry valid, no submission or report); the rerun reuses every finished job."""
     import signal
-    import sys
     import time
 
     from benchmarks.ctrl_c import start_interruptible
+    from farm.store.store import Store
 
     out, store = tmp_path / "out", tmp_path / "store"
-    cmd = [sys.executable, "-m", "farm.cli", "make-challenge", "--config"]
-    cmd += ["tests/data/tiny-mini.yaml", "--out", str(out), "--store", str(store)]
+    cmd = [sys.executable, "-m", "farm.cli", "attack", "--challenge", str(tiny_built / "challenge")]
+    cmd += ["--config", "tests/data/tiny-attack.yaml", "--out", str(out), "--store", str(store)]
     log = tmp_path / "log"
     with log.open("w") as sink:
         proc = start_interruptible(cmd, sink)
         deadline = time.time() + 240
-        while "[base model] planning" not in log.read_text() and time.time() < deadline:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.2)
-        time.sleep(1.0)  # inside the base model's training
-        sent = time.time()
+        while not re.search(r"\] 1/\d+ ", log.read_text()):  # the first job's progress line
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.05)
+        at_signal = set(Store(store).keys())
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=60)
     text = log.read_text()
-    assert rc == 130 and time.time() - sent < 30, text
-    assert "make-challenge: interrupted; finished jobs are in the store" in text
-    assert "Traceback" not in text and not (out / "challenge").exists()
-    from farm.store.store import Store
-
-    done = Store(store).keys()
-    assert done and all(Store(store).valid(k) for k in done)  # the tokenizer, whole: reusable
+    assert rc == 130, text
+    assert "farm attack: interrupted; finished jobs are in the store" in text
+    assert "Traceback" not in text
+    assert not (out / "submission.zip").exists() and not (out / "report.md").exists()
+    at_exit = set(Store(store).keys())
+    workers = os.cpu_count() or 1  # the local pool, one per CPU: the jobs running at the signal
+    assert at_signal and at_signal <= at_exit and len(at_exit - at_signal) <= workers
+    time.sleep(2.0)
+    assert set(Store(store).keys()) == at_exit  # no worker outlived the command
+    assert all(Store(store).valid(k) for k in at_exit)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    ran, reused = map(int, re.search(r"jobs: (\d+) run, (\d+) reused", rerun.stdout).groups())
+    assert reused == len(at_exit) and ran + reused > len(at_signal)  # all of them, and the rest
