@@ -45,7 +45,9 @@ def start_interruptible(cmd: list[str], sink: IO[str]) -> subprocess.Popen:
     )
 
 
-def command(phase: str, config: str, out: Path, store: Path, challenge: Path | None) -> list[str]:
+def command(
+    phase: str, config: str, out: Path, store: Path, *, challenge: Path | None
+) -> list[str]:
     """The command a trial interrupts: ``make-challenge`` of ``config``, or for ``attack`` the
     tiny attack on ``challenge`` (built from ``config``)."""
     if phase == "attack":
@@ -56,10 +58,12 @@ def command(phase: str, config: str, out: Path, store: Path, challenge: Path | N
     return [*cmd, "--out", str(out), "--store", str(store)]
 
 
-def trial(config: str, phase: str, delay: float, root: Path, challenge: Path | None = None) -> dict:
+def trial(
+    config: str, phase: str, delay: float, root: Path, *, challenge: Path | None = None
+) -> dict:
     """One interrupted run and its rerun, in ``root``."""
     out, store, log = root / "out", root / "store", root / "log"
-    cmd = command(phase, config, out, store, challenge)
+    cmd = command(phase, config, out, store, challenge=challenge)
     with log.open("w") as sink:
         proc = start_interruptible(cmd, sink)
         while not re.search(PHASES[phase], log.read_text()):
@@ -106,13 +110,15 @@ def main(argv: list[str] | None = None) -> None:
         challenge = None
         if "attack" in args.phases.split(","):  # the challenge the attack trials interrupt
             out = Path(built)
-            build = command("base", args.config, out, out / "store", None)
+            build = command("base", args.config, out, out / "store", challenge=None)
             subprocess.run(build, check=True, capture_output=True)
             challenge = out / "challenge"
         for phase in args.phases.split(","):
             for _ in range(args.trials):
                 with tempfile.TemporaryDirectory(prefix="farm-ctrl-c-") as tmp:
-                    rows.append(trial(args.config, phase, args.delay, Path(tmp), challenge))
+                    rows.append(
+                        trial(args.config, phase, args.delay, Path(tmp), challenge=challenge)
+                    )
     print(table(rows))
 
 
