@@ -14,7 +14,7 @@ attacks (LiRA, loss) see the folds only through LiRA's pooled variance (over the
 Which attack (``choose_attack``): the comparison protocol (``farm.attacks.protocol.choose``) on the
 references' leave-one-out scores: each reference is scored as a target by the other references,
 under its own threshold as the one target is, and the candidate of ``CANDIDATES`` with the best
-mean TPR@10%FPR wins (ties: the earlier one). The target's member list is never read, so the
+mean TPR@0.1FPR wins (ties: the earlier one). The target's member list is never read, so the
 choice cannot be tuned on it.
 
 Figures (``audit_target``): TPR at 10%, 1% and 0.1% FPR and AUC of the target's scores on the
@@ -40,20 +40,19 @@ from farm.attacks.protocol import KEY, Scored, choose
 from farm.attacks.registry import run_attack
 from farm.attacks.signals import UNKNOWN, Signals
 from farm.errors import require
-from farm.mico.scorer import pooled_scores, roc_curve
+from farm.mico.scorer import READABLE_NAMES, pooled_scores, roc_curve
 
 CANDIDATES = ("rmia", "lira", "lira_offline", "loss")
 FOLDS = 2
 FIGURES = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC")  # TPR at 10%, 1%, 0.1% FPR; AUC
 FIGURE_NAMES = {
-    "TPR_FPR_1000": "TPR@10%FPR",
-    "TPR_FPR_100": "TPR@1%FPR",
-    "TPR_FPR_10": "TPR@0.1%FPR",
-    "AUC": "AUC",
+    key: READABLE_NAMES[key] for key in ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC")
 }
+"""The audit's figures under the names every other output uses (``farm.mico.scorer.READABLE_NAMES``:
+``TPR@0.1FPR``, ``TPR@0.01FPR``, ``TPR@0.001FPR``, ``AUC``)."""
 CHOSEN = (
     "chosen by the comparison protocol on the reference models' leave-one-out scores (each "
-    "reference scored by the others under its own threshold; best mean TPR@10%FPR); the target's "
+    "reference scored by the others under its own threshold; best mean TPR@0.1FPR); the target's "
     "member list is never read"
 )
 NO_BOUND = (
@@ -125,7 +124,7 @@ def attack_scores(
 @dataclass(frozen=True, kw_only=True)
 class Choice:
     """The attack run on the target, how it was chosen (``rule``), and each candidate's pooled
-    TPR@10%FPR on the references' leave-one-out scores (empty when the attack was given)."""
+    TPR@0.1FPR on the references' leave-one-out scores (empty when the attack was given)."""
 
     attack: str
     rule: str
@@ -135,7 +134,7 @@ class Choice:
 def choose_attack(
     signals: Signals, audited: np.ndarray, fold: np.ndarray, *, candidates: tuple = CANDIDATES
 ) -> Choice:
-    """The candidate with the best mean TPR@10%FPR over the labelled references' leave-one-out
+    """The candidate with the best mean TPR@0.1FPR over the labelled references' leave-one-out
     scores of the ``audited`` records, each reference under its own threshold as the target is
     scored (``farm.attacks.protocol.choose`` with one phase per reference: pooling references
     under one threshold would penalise an uncalibrated attack for the references' differing

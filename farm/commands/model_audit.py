@@ -570,7 +570,7 @@ def _report(result: ModelAuditResult, frame: Any) -> list[str]:
     ]
     if t.choice.figures:
         cells = ", ".join(f"{name} {value:.3f}" for name, value in t.choice.figures.items())
-        lines.append(f"Candidates' TPR@10%FPR on the references: {cells}.")
+        lines.append(f"Candidates' TPR@0.1FPR on the references: {cells}.")
     lines += [
         "Records are scored in 2 seeded folds (each fold's RMIA population points are the other "
         "records).",
@@ -586,7 +586,7 @@ def _report(result: ModelAuditResult, frame: Any) -> list[str]:
     ]
     if non_members < 1000:
         lines.append(
-            f"With {non_members} non-members, TPR@0.1%FPR is the TPR at zero false positives."
+            f"With {non_members} non-members, TPR@0.001FPR is the TPR at zero false positives."
         )
     lines += ["", "## Epsilon", ""]
     if eps.bound is None:

@@ -145,7 +145,7 @@ def test_a_tiny_target_is_audited_end_to_end(world, audited):
     assert report["attack"] in report["candidates"] and report["references"] == 4
     text = (out / "audit.md").read_text()
     assert "No epsilon lower bound" in text and "bootstrap over records" in text
-    assert "| TPR@0.1%FPR |" in text and "most exposed records" in text
+    assert "| TPR@0.001FPR |" in text and "most exposed records" in text
     assert (out / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import pandas as pd
 
