@@ -70,6 +70,37 @@ def make_tree(
     return root
 
 
+# Seconds the slowest test files took in a serial run (docs/benchmarks.md, "The suite's time at
+# the end of stop 29"). ``pytest -n 2 --dist loadfile`` hands files out in collection order, so
+# these go first, longest first, and the short files fill in at the end: a long file handed out
+# last held one core alone for its whole length. Stale figures cost speed, never correctness.
+SLOW_FILES = {
+    "tests/cluster/test_executor.py": 123,
+    "tests/cluster/test_tune_resume.py": 91,
+    "tests/test_ray_jobs.py": 41,
+    "tests/commands/test_attack.py": 37,
+    "tests/commands/test_dry_run.py": 35,
+    "tests/defences/test_sisa.py": 34,
+    "tests/privacy/test_pate.py": 33,
+    "tests/training/test_train.py": 31,
+    "tests/test_defences_benchmark.py": 26,
+    "tests/test_cli.py": 26,
+    "tests/store/test_store_s3.py": 20,
+    "tests/cluster/test_tune.py": 19,
+    "tests/test_assets.py": 16,
+    "tests/attacks/test_intervals.py": 13,
+    "tests/test_scaling_benchmark.py": 10,
+    "tests/test_gpu_check.py": 10,
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The slow files first, longest first (``SLOW_FILES``); every file's tests keep their order,
+    and the other files theirs."""
+    rank = {path: i for i, path in enumerate(sorted(SLOW_FILES, key=SLOW_FILES.get, reverse=True))}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 class _TouchOnUnpickle:
     """Unpickling this calls ``open(marker, "w")``: the marker file proves that code ran."""
 
