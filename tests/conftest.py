@@ -196,11 +196,17 @@ def _session_ray():
     """Shuts down the Ray that the session's tests left running in this process, at the end."""
     yield
     import shutil
+
+    _shutdown_local_ray()
+    shutil.rmtree(local_ray_options()["_temp_dir"], ignore_errors=True)
+
+
+def _shutdown_local_ray() -> None:
+    """Shut down this process's Ray, if one is up (without importing Ray when none was)."""
     import sys
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         sys.modules["ray"].shutdown()
-    shutil.rmtree(local_ray_options()["_temp_dir"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -214,10 +220,7 @@ def no_local_ray():
     """No Ray instance of this test process is alive during this module (its tests start their own
     in subprocesses, on the same 2 cores): the shared one is shut down, and restarted by the next
     module that asks."""
-    import sys
-
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-        sys.modules["ray"].shutdown()
+    _shutdown_local_ray()
 
 
 @pytest.fixture(scope="session")

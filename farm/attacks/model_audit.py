@@ -45,9 +45,7 @@ from farm.mico.scorer import READABLE_NAMES, pooled_scores, roc_curve
 CANDIDATES = ("rmia", "lira", "lira_offline", "loss")
 FOLDS = 2
 FIGURES = ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC")  # TPR at 10%, 1%, 0.1% FPR; AUC
-FIGURE_NAMES = {
-    key: READABLE_NAMES[key] for key in ("TPR_FPR_1000", "TPR_FPR_100", "TPR_FPR_10", "AUC")
-}
+FIGURE_NAMES = {key: READABLE_NAMES[key] for key in FIGURES}
 """The audit's figures under the names every other output uses (``farm.mico.scorer.READABLE_NAMES``:
 ``TPR@0.1FPR``, ``TPR@0.01FPR``, ``TPR@0.001FPR``, ``AUC``)."""
 CHOSEN = (
