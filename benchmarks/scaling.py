@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import warnings
 from pathlib import Path
 
@@ -103,10 +104,17 @@ def scored(
     return Scored(name=label, k=k, trainings=collected.trainings, labels=labels, scores=scores)
 
 
-def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000) -> dict:
+def rows(
+    scenario: str,
+    candidate: Scored,
+    winner: Scored,
+    *,
+    runner_up: Scored | None = None,
+    n_boot: int = 1000,
+) -> dict:
     """The table row of one candidate: its leave-one-out figure (what the protocol chooses on), dev
     and final with their 95% intervals over target models, the dev+final mean and its paired ratio
-    to the winner's IN calibration."""
+    to the winner's IN calibration (and to ``runner_up``'s reference, when given)."""
     row = {
         "scenario": scenario,
         "attack": candidate.name,
@@ -120,6 +128,8 @@ def rows(scenario: str, candidate: Scored, winner: Scored, *, n_boot: int = 1000
             row[f"{phase} [95%]"] = f"{iv['TPR_FPR_1000'].value:.3f} {iv['TPR_FPR_1000'].cell()}"
     row["TPR@0.1FPR"] = candidate.headline()
     row["vs winner (paired)"] = ratio_cell(compare(candidate, winner, n_boot=n_boot))
+    if runner_up is not None:
+        row["vs runner-up (paired)"] = ratio_cell(compare(candidate, runner_up, n_boot=n_boot))
     return row
 
 
@@ -170,6 +180,12 @@ def plot(results: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as its Python value (``json.dumps``' default); anything else as text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
 
 
 def _groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -274,6 +290,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scenarios", default=None)
     parser.add_argument("--png", type=Path, default=Path("scaling.png"))
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per interval")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write every row (candidates, anchors, the protocol's choice) as JSON, for "
+        "benchmarks.pick_across",
+    )
     args = parser.parse_args(argv)
     from farm.cluster.executor import Executor, ensure_ray
     from farm.store.store import Store
@@ -312,8 +335,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             shadow = plain if kind == "per-target" else recipe
             got = collect_signals(scenario, PlanSpec(kind=kind), shadow, executor)
             anchors[label] = scored(label, attack, params, kind, got)
-        winner = anchors["winner: in_calibration"]
-        results += [rows(name, a, winner, n_boot=args.n_boot) for a in anchors.values()]
+        winner, runner_up = anchors["winner: in_calibration"], anchors[RUNNER_UP]
+        results += [
+            rows(name, a, winner, runner_up=runner_up, n_boot=args.n_boot) for a in anchors.values()
+        ]
         names = args.attacks.split(",")
         extras = extras_for(names, config.queries)
         candidates: list[Scored] = []
@@ -325,7 +350,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 attack, params = sees(row_name)
                 label = row_name if g == 2 or not k else f"{row_name}/g{g}"
                 candidates.append(scored(label, attack, params, k, got))
-                results.append(rows(name, candidates[-1], winner, n_boot=args.n_boot))
+                row = rows(name, candidates[-1], winner, runner_up=runner_up, n_boot=args.n_boot)
+                results.append(row)
             print(table(results[-len(names) :]), flush=True)
         chosen.append(verdicts(name, candidates, anchors, n_boot=args.n_boot))
     print(table(results))
@@ -335,6 +361,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print("\nShadows against the labelled models on the same records (LiRA's fits):\n")
         print(table(fits))
     print(f"png: {plot(results, args.png)}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results + chosen, indent=1, default=_plain))
+        print(f"json: {args.json}")
     return results + chosen
 
 

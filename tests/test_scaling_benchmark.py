@@ -1,6 +1,8 @@
 """The attack-scaling benchmark runs end to end on the test-sized challenge (K in {0, 2}) and writes
 its PNG."""
 
+import json
+
 
 def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
     from benchmarks.scaling import main
@@ -25,9 +27,12 @@ def test_scaling_benchmark_smoke(tiny_built, tmp_path, local_ray):
             str(png),
             "--n-boot",
             "50",
+            "--json",
+            str(tmp_path / "rows.json"),
         ]
     )
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "rows.json").read_text()) == rows  # what pick_across reads
     table, verdicts = [r for r in rows if "attack" in r], [r for r in rows if "chosen (LOO)" in r]
     assert {r["attack"] for r in table} >= {
         "loss",
@@ -105,3 +110,42 @@ def test_rows_see_what_they_name():
     moved = margin - np.where(np.arange(m)[:, None] >= 20, 2.0 * keep, 0.0)
     off = shadow_fit(dataclasses.replace(signals, logits=np.stack([moved / 2, -moved / 2], -1)))
     assert off["IN mean gap / (IN-OUT)"] > 0.8
+
+
+def _row(attack, k, trainings, loo):
+    """A row as ``benchmarks.scaling --json`` writes it (figures other than LOO: dummies)."""
+    return {
+        "scenario": "s",
+        "attack": attack,
+        "K": k,
+        "trainings": trainings,
+        "LOO train": loo,
+        "dev [95%]": "0.200 [0.100, 0.300]",
+        "final [95%]": "0.200 [0.100, 0.300]",
+        "TPR@0.1FPR": 0.2,
+        "vs winner (paired)": "1.00x [1.00, 1.00] within noise",
+    }
+
+
+def test_pick_across_takes_the_best_mean_leave_one_out_figure_within_every_budget():
+    from benchmarks.pick_across import RUNNER_UP, WINNER, pick_across, report, scenario_rows
+
+    anchors = [_row(WINNER, "none", 0, 0.25), _row(RUNNER_UP, "per-target", 8, 0.125)]
+
+    def run():
+        over_budget = _row("stacked", 16, 16, 0.875)  # 16 trainings > the runner-up's 8
+        return [*anchors, over_budget]
+
+    a = run() + [_row("rmia", 0, 0, 0.375), _row("stacked", 4, 4, 0.5), _row("lira", 8, 8, 0.25)]
+    a.append(_row("only_in_a", 2, 2, 1.0))  # not measured in b: not a candidate
+    b = run() + [_row("rmia", 0, 0, 0.25), _row("stacked", 4, 4, 0.0625), _row("lira", 8, 8, 0.5)]
+    # means: rmia 0.3125, stacked K=4 0.28125, lira 0.375
+    assert pick_across([a, b]) == ("lira", 8)
+    c = run() + [_row("rmia", 0, 0, 0.125), _row("stacked", 4, 4, 0.0), _row("lira", 8, 8, 0.25)]
+    assert pick_across([a, c]) == ("rmia", 0)  # rmia and lira tie at 0.25: fewer trainings
+    out = report({"a": a, "b": b}, ("lira", 8))
+    assert [r["beats IN calibration on LOO"] for r in out] == ["no", "yes"]  # 0.25 is not > 0.25
+    assert [r["own choice (LOO)"] for r in out] == ["only_in_a, K=2", "lira, K=8"]
+    assert out[0]["vs runner-up (paired)"] == "n/a"  # rows written before the column existed
+    verdict = {"scenario": "s", "chosen (LOO)": "x"}
+    assert scenario_rows([*a, verdict]) == {"s": a}
