@@ -36,6 +36,7 @@ from farm.defences.seam import dp_assumptions
 from farm.errors import ConfigError
 from farm.shadows.plans import PlanSpec
 from farm.shadows.scenario import (
+    Extras,
     Scenario,
     build_scenario,
     challenge_inputs,
@@ -163,9 +164,11 @@ def attack_forecast(
     ``stand_in`` sentence becomes the plan's first note)."""
     ch = _open(challenge)
     stages: list[Stage] = []
+    extra_notes: list[str] = []
     for name, scenario in _scenarios(ch).items():
         config = configs.get(name, configs["*"])
         recipe = _shadow_recipe(config, scenario.inputs.len_training, counting=store is not None)
+        extras = config.extras()
         stages += _attack_stages(
             scenario,
             config.plan,
@@ -174,14 +177,29 @@ def attack_forecast(
             store,
             matched=config.match_targets,
             shown=config.named_recipe(),
+            extras=extras,
         )
+        if extras != Extras():
+            extra_notes.append(_extras_note(name, config.attack, extras))
     return Forecast(
         command="attack",
         stages=tuple(stages),
         gpus=gpus,
         table=table,
-        notes=_stand_in_notes(ch) + _weight_notes(ch),
+        notes=_stand_in_notes(ch) + tuple(extra_notes) + _weight_notes(ch),
     )
+
+
+def _extras_note(scenario: str, attack: str, extras: Extras) -> str:
+    """How a plan costs the signals beyond the logits that ``scenario``'s attack reads."""
+    what = []
+    if extras.queries is not None:
+        what.append(
+            f"the logits of {extras.queries.n_queries} queries per record (one inference pass each)"
+        )
+    if extras.grad_norm:
+        what.append("gradient norms (one fp32 training pass per record: forward and backward)")
+    return f"{scenario}: {attack}'s inference also computes {' and '.join(what)}"
 
 
 def _open(challenge: str | Path | Challenge) -> Challenge:
@@ -234,14 +252,16 @@ def _attack_stages(
     *,
     matched: bool = False,
     shown: Recipe | None = None,
+    extras: Extras = Extras(),
 ) -> list[Stage]:
     """The shadow and inference stages of one scenario: ``recipe`` keys the jobs (as the run's),
     ``shown`` (default ``recipe``) the configured one whose privacy the stage reports (a matched
-    shadow's target epsilon, not the noise solved for it)."""
+    shadow's target epsilon, not the noise solved for it); ``extras``: what inference computes
+    beyond the logits (it keys and costs the inference jobs)."""
     shadows = plan_shadows(scenario, plan)
     trains = train_jobs(scenario, recipe, shadows)
-    shadow_infers = infer_jobs(scenario.subset([]), trains)
-    provided = infer_jobs(scenario, []) if store and _all_weights(scenario) else None
+    shadow_infers = infer_jobs(scenario.subset([]), trains, extras)
+    provided = infer_jobs(scenario, [], extras) if store and _all_weights(scenario) else None
     infer_done = (
         None
         if store is None
@@ -259,7 +279,13 @@ def _attack_stages(
             shown=shown,
         ),
         _infer_stage(
-            scenario, "inference", len(scenario.models) + len(trains), recipe, table, infer_done
+            scenario,
+            "inference",
+            len(scenario.models) + len(trains),
+            recipe,
+            table,
+            infer_done,
+            extras=extras,
         ),
     ]
 
@@ -343,23 +369,30 @@ def _infer_stage(
     done: int | None,
     *,
     bound: bool = False,
+    extras: Extras = Extras(),
 ) -> Stage:
+    """Inference passes over the scenario's records; with ``extras``, each query is one more
+    inference pass per record and gradient norms one fp32 training pass (forward and backward)."""
     kind, records, mode = (
         _shape(recipe, scenario).kind,
         int(scenario.records.size),
         infer_mode("fp32"),
     )
+    queries = extras.queries.n_queries if extras.queries is not None else 0
+    seconds = table.seconds(kind, mode, (1 + queries) * records)
+    if extras.grad_norm:
+        seconds += table.seconds(kind, train_mode("fp32", False), records)
     return Stage(
         scenario=scenario.name,
         name=name,
         kind="infer",
         jobs=jobs,
         records=records,
-        sequences=records,
+        sequences=(1 + queries + extras.grad_norm) * records,
         model=kind,
         mode=mode,
-        bytes_per_job=logits_bytes(records),
-        seconds_per_job=table.seconds(kind, mode, records),
+        bytes_per_job=logits_bytes(records) + records * 4 * (2 * queries + extras.grad_norm),
+        seconds_per_job=seconds,
         done=done,
         bound=bound,
     )

@@ -233,11 +233,21 @@ def test_moved_tree_and_store_rerun_nothing_and_verify_catches_silent_corruption
     assert f"corrupt {weights.parent.name}" in printed and "1 corrupt" in printed
 
 
+def _shipped(name: str, scenario: str) -> tuple[str, str]:
+    """The attack and parameters that a shipped config gives ``scenario`` (shadows: the test's)."""
+    from farm.config.attack import load_attack_config
+
+    config = load_attack_config(name)
+    config = config.get(scenario, config["*"])
+    return config.attack, f"params: {json.dumps(config.params)}\n" if config.params else ""
+
+
 @pytest.mark.parametrize(
     "attack, extra",
     [
         ("lira_queries", "queries: {kinds: [identity, dropout, swap], drop_rate: 0.2}\n"),
         ("learned", "params: {stack: [lira_queries, lira_grad], classifier: logistic}\n"),
+        _shipped("attack-mini-sst2", "sst2_inf"),  # issue 21: the shipped white-box stack
     ],
 )
 def test_attacks_on_query_logits_and_gradient_norms_run_end_to_end(

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,6 +221,36 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
     assert got["sst2_inf", "shadows"].done == 1 and got["sst2_inf", "inference"].done == 7 + 1
     assert got["sst2_hi", "shadows"].done == 0
     assert got["sst2_inf", "shadows"].todo == 1
+
+    # an attack reading query logits and gradient norms needs other inference entries: the plain
+    # ones stored above are not its, and each pass costs its queries and a backward pass too
+    white = tmp_path / "white.yaml"
+    white.write_text(
+        Path("tests/data/tiny-attack.yaml")
+        .read_text()
+        .replace(
+            "attack: lira_online",
+            "attack: stacked\nparams: {extra_signals: [query_logits, grad_norm]}",
+        )
+    )
+    table = Table()
+    plan = attack_forecast(
+        tiny_challenge, load_attack_config(white), table=table, gpus=2, store=store
+    )
+    wb = {(s.scenario, s.name): s for s in plan.stages}
+    plain, inf = got["sst2_inf", "inference"], wb["sst2_inf", "inference"]
+    assert inf.jobs == plain.jobs and inf.done == 0 and wb["sst2_inf", "shadows"].done == 1
+    r, queries = inf.records, 8  # farm.spec.queries.QueryFamily's default family
+    assert inf.sequences == (1 + queries + 1) * r
+    assert inf.seconds_per_job == pytest.approx(
+        table.seconds(inf.model, inf.mode, (1 + queries) * r)
+        + table.seconds(inf.model, "train_fp32", r)
+    )
+    assert any(
+        n.startswith("sst2_inf: stacked's inference also computes the logits of 8 queries")
+        and "gradient norms" in n
+        for n in plan.notes
+    )
 
 
 DP_MATCHED = """attack: lira_online
