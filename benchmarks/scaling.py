@@ -34,6 +34,7 @@ import dataclasses
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,22 +157,29 @@ def verdicts(
 
 
 def plot(results: list[dict], path: Path) -> Path:
-    """TPR@0.1FPR (mean of dev and final) against K, one line per attack and scenario; anchors
-    dashed."""
+    """TPR@0.1FPR (mean of dev and final) against K, one line per attack and scenario (one colour
+    per attack; pool groups other than 2 dashed); anchors as grey horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours: dict[str, Any] = {}
+    palette = plt.get_cmap("tab20").colors
+    anchor_styles = iter([":", "--", "-.", (0, (1, 3))])
     for (scenario, attack), group in _groups(results).items():
         ks = sorted({r["K"] for r in group if isinstance(r["K"], int)})
+        base = attack.split("/")[0]
         if len(ks) > 1:
+            colour = colours.setdefault(base, palette[len(colours) % len(palette)])
             ys = [next(r["TPR@0.1FPR"] for r in group if r["K"] == k) for k in ks]
-            ax.plot(ks, ys, marker="o", label=f"{scenario} {attack}")
+            style = "--" if "/" in attack else "-"
+            ax.plot(ks, ys, style, marker="o", color=colour, label=f"{scenario} {attack}")
         elif not ks:
             y = float(group[0]["TPR@0.1FPR"])
-            ax.axhline(y, linestyle="--", linewidth=0.8, label=f"{scenario} {attack}")
+            style = next(anchor_styles, ":")
+            ax.axhline(y, linestyle=style, color="0.4", linewidth=1, label=f"{scenario} {attack}")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("shadows K (0: labelled models only)")
     ax.set_ylabel("TPR@0.1FPR (mean of dev and final)")

@@ -166,7 +166,8 @@ def _keyword_params(attack: str) -> dict[str, Any]:
 def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
     """``{scenario or "*": AttackConfig}`` from YAML: top-level keys are the default,
     ``scenarios.<name>`` overrides them per scenario (a ``best.yaml`` written by ``farm tune`` has
-    the same shape). Recipe references are resolved now, so a missing recipe fails here."""
+    the same shape); a scenario that names another attack does not inherit the top-level ``params``
+    (they are that attack's). Recipe references are resolved now, so a missing recipe fails here."""
     path = config_path(path)
     data = read_yaml(path)
     overrides = data.pop("scenarios", None) or {}
@@ -188,7 +189,10 @@ def load_attack_config(path: str | Path) -> dict[str, AttackConfig]:
                 f"{path}: scenarios.{name}.assets: assets belong to the whole challenge (set them "
                 f"at the top level)"
             )
-        configs[str(name)] = _attack_config({**data, **(extra or {})}, path, f"scenarios.{name}")
+        merged = {**data, **(extra or {})}
+        if merged.get("attack") != data.get("attack") and "params" not in (extra or {}):
+            merged.pop("params", None)  # parameters of another attack
+        configs[str(name)] = _attack_config(merged, path, f"scenarios.{name}")
     return configs
 
 

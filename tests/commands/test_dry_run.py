@@ -180,7 +180,7 @@ def test_plan_of_the_mico_layout_needs_no_tree_ray_or_data(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "note: no tree given: MICO SST-2's published layout" in result.stdout
-    assert "| sst2_inf | shadows | 2 | - |" in result.stdout
+    assert "| sst2_inf | shadows | 16 | - |" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("store: none (a published layout's")
     # ./mico-sst2 names a folder, not the layout
     assert main(["plan", "--config", "attack-mico", "--challenge", "./mico-sst2"]) == 1

@@ -719,12 +719,29 @@ def test_attack_config_asks_inference_for_what_its_attack_needs(tmp_path):
     assert configs["sst2_hi"].extras() == Extras(grad_norm=True)
     assert configs["sst2_lo"].extras() == Extras()  # logits-only attacks keep plain inference jobs
     assert load_attack_config(DATA / "tiny-attack.yaml")["*"].extras() == Extras()
-    for name in (
-        "attack-mini",
-        "attack-mini-sst2",
-    ):  # farm demo and the benchmark: logits-only inference
-        assert all(c.extras() == Extras() for c in load_attack_config(name).values())
+    # farm demo: logits-only inference
+    assert all(c.extras() == Extras() for c in load_attack_config("attack-mini").values())
+    for name in ("attack-mini-sst2", "attack-mini-clickbait", "attack-mico"):
+        # issue 21's protocol pick on inf: the stack with query and white-box features; hi and lo
+        # name other attacks and keep plain inference (they do not inherit the stack's params)
+        configs = load_attack_config(name)
+        assert configs["*"].attack == "stacked" and configs["*"].extras() == Extras(
+            queries=QueryFamily(), grad_norm=True
+        )
+        assert [c.params for n, c in configs.items() if n != "*"] == [{}, {}]
     assert AttackConfig(attack="lira_queries").extras() == Extras(queries=QueryFamily())
+
+
+def test_a_scenario_naming_another_attack_does_not_inherit_its_params(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        "attack: stacked\nparams: {extra_signals: [grad_norm]}\nrecipe: mini-inf\nscenarios:\n"
+        "  a: {attack: rmia}\n  b: {recipe: mini-hi}\n  c: {attack: rmia, params: {gamma: 2.0}}\n"
+        "  d: {attack: stacked, recipe: mini-hi}\n"
+    )
+    configs = load_attack_config(path)
+    assert configs["a"].params == {} and configs["c"].params == {"gamma": 2.0}
+    assert configs["b"].params == configs["d"].params == {"extra_signals": ["grad_norm"]}
 
 
 def test_a_configs_kind_is_its_shipped_folder_else_its_keys(tmp_path):
