@@ -488,11 +488,14 @@ def tune_forecast(
     """Upper bounds of ``farm tune``'s jobs per scenario: every trial trains a full pool of
     ``max_shadows`` shadows (ASHA stops many earlier; trials with equal recipes share them) at the
     largest ``epochs`` of the space and the slowest DP variant; then the best and the default
-    configurations are scored on the held-out models. ``challenge`` as for ``attack_forecast``."""
+    configurations are scored on the held-out models (a default that reads query logits or gradient
+    norms has inference jobs of its own over every labelled train model). ``challenge`` as for
+    ``attack_forecast``."""
 
     ch = _open(challenge)
     defaults = load_attack_config(tune_config.default_attack)
     stages: list[Stage] = []
+    extra_notes: list[str] = []
     for name, scenario in _scenarios(ch, scenarios).items():
         search, held = split_train_models(scenario, tune_config.held_out, tune_config.seed)
         recipe = _slowest_trial_recipe(tune_config, name)
@@ -502,8 +505,10 @@ def tune_forecast(
         )
         trials = tune_config.num_samples * len(pool)
         default = defaults.get(name, defaults["*"])
-        final = len(pool) + len(plan_shadows(scenario, default.plan))
+        default_shadows = len(plan_shadows(scenario, default.plan))
+        final = len(pool) + default_shadows
         sizes = [s.indices.size for s in pool]
+        extras = default.extras()
         stages += [
             _train_stage(
                 scenario,
@@ -524,10 +529,25 @@ def tune_forecast(
                 scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True
             ),
         ]
+        if extras != Extras():  # the default reads more than logits: its own inference jobs
+            stages.append(
+                _infer_stage(
+                    scenario,
+                    "held-out default inference",
+                    len(search) + len(held) + default_shadows,
+                    recipe,
+                    table,
+                    None,
+                    bound=True,
+                    extras=extras,
+                )
+            )
+            extra_notes.append(_extras_note(name, default.attack, extras))
     notes = (
         *_stand_in_notes(ch),
         "tune stages are upper bounds: ASHA stops poor trials early and trials with equal recipes "
         "share jobs",
+        *extra_notes,
         *_weight_notes(ch),
     )
     return Forecast(command="tune", stages=tuple(stages), gpus=gpus, table=table, notes=notes)

@@ -144,6 +144,11 @@ def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path):
         )
         assert on_layout.notes[0].startswith("no tree given: MICO SST-2's published layout")
         assert not any("published layout" in n for n in on_tree.notes)
+    # tune-mico's default (attack-mico) reads query logits and gradient norms on inf: scoring it on
+    # the held-out models needs inference jobs of its own over every labelled train model
+    extra = [s for s in on_layout.stages if s.name == "held-out default inference"]
+    assert [(s.scenario, s.jobs, s.bound) for s in extra] == [("sst2_inf", 100 + 16, True)]
+    assert extra[0].sequences == (1 + 8 + 1) * extra[0].records
     per_phase = {(m.scenario, m.phase) for m in layout.models}
     assert len(layout.models) == 600 and len(per_phase) == 9
     assert [m.model_id for m in layout.select("sst2_lo", "dev")] == list(range(100, 150))
