@@ -195,11 +195,21 @@ def _extras_note(scenario: str, attack: str, extras: Extras) -> str:
     what = []
     if extras.queries is not None:
         what.append(
-            f"the logits of {extras.queries.n_queries} queries per record (one inference pass each)"
+            f"the logits of {extras.queries.n_queries} queries per record (one inference pass "
+            f"for each of the {_perturbed(extras)} perturbed ones; an identity query reuses the "
+            f"logits)"
         )
     if extras.grad_norm:
         what.append("gradient norms (one fp32 training pass per record: forward and backward)")
     return f"{scenario}: {attack}'s inference also computes {' and '.join(what)}"
+
+
+def _perturbed(extras: Extras) -> int:
+    """Queries of ``extras`` that cost an inference pass: all but ``identity``, whose logits are
+    the record's own (``farm.training.infer``)."""
+    if extras.queries is None:
+        return 0
+    return sum(kind != "identity" for kind in extras.queries.kinds)
 
 
 def _open(challenge: str | Path | Challenge) -> Challenge:
@@ -371,15 +381,16 @@ def _infer_stage(
     bound: bool = False,
     extras: Extras = Extras(),
 ) -> Stage:
-    """Inference passes over the scenario's records; with ``extras``, each query is one more
-    inference pass per record and gradient norms one fp32 training pass (forward and backward)."""
+    """Inference passes over the scenario's records; with ``extras``, each perturbed query is one
+    more inference pass per record (identity queries reuse the logits) and gradient norms one fp32
+    training pass (forward and backward); stored: float32 logits per query, float64 norms."""
     kind, records, mode = (
         _shape(recipe, scenario).kind,
         int(scenario.records.size),
         infer_mode("fp32"),
     )
     queries = extras.queries.n_queries if extras.queries is not None else 0
-    seconds = table.seconds(kind, mode, (1 + queries) * records)
+    seconds = table.seconds(kind, mode, (1 + _perturbed(extras)) * records)
     if extras.grad_norm:
         seconds += table.seconds(kind, train_mode("fp32", False), records)
     return Stage(
@@ -388,10 +399,10 @@ def _infer_stage(
         kind="infer",
         jobs=jobs,
         records=records,
-        sequences=(1 + queries + extras.grad_norm) * records,
+        sequences=(1 + _perturbed(extras) + extras.grad_norm) * records,
         model=kind,
         mode=mode,
-        bytes_per_job=logits_bytes(records) + records * 4 * (2 * queries + extras.grad_norm),
+        bytes_per_job=logits_bytes(records) + records * (8 * queries + 8 * extras.grad_norm),
         seconds_per_job=seconds,
         done=done,
         bound=bound,
@@ -509,6 +520,8 @@ def tune_forecast(
         final = len(pool) + default_shadows
         sizes = [s.indices.size for s in pool]
         extras = default.extras()
+        # a default reading more than logits scores on inference jobs of its own (next stage)
+        plain_final = final if extras == Extras() else len(pool)
         stages += [
             _train_stage(
                 scenario,
@@ -526,7 +539,13 @@ def tune_forecast(
                 scenario, "held-out shadows", recipe, sizes[:1] * final, table, None, bound=True
             ),
             _infer_stage(
-                scenario, "held-out inference", len(held) + final, recipe, table, None, bound=True
+                scenario,
+                "held-out inference",
+                len(held) + plain_final,
+                recipe,
+                table,
+                None,
+                bound=True,
             ),
         ]
         if extras != Extras():  # the default reads more than logits: its own inference jobs

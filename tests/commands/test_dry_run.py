@@ -148,7 +148,10 @@ def test_mico_layout_plans_exactly_as_a_seeds_only_tree(tmp_path):
     # the held-out models needs inference jobs of its own over every labelled train model
     extra = [s for s in on_layout.stages if s.name == "held-out default inference"]
     assert [(s.scenario, s.jobs, s.bound) for s in extra] == [("sst2_inf", 100 + 16, True)]
-    assert extra[0].sequences == (1 + 8 + 1) * extra[0].records
+    assert extra[0].sequences == (1 + 7 + 1) * extra[0].records
+    # the default's 16 shadows are in that stage only, not in the plain held-out inference too
+    plain = {s.scenario: s for s in on_layout.stages if s.name == "held-out inference"}
+    assert plain["sst2_inf"].jobs == plain["sst2_hi"].jobs == 30 + tune.max_shadows
     per_phase = {(m.scenario, m.phase) for m in layout.models}
     assert len(layout.models) == 600 and len(per_phase) == 9
     assert [m.model_id for m in layout.select("sst2_lo", "dev")] == list(range(100, 150))
@@ -245,14 +248,18 @@ def test_plan_counts_what_the_store_holds_with_the_real_keys(tiny_challenge, tmp
     wb = {(s.scenario, s.name): s for s in plan.stages}
     plain, inf = got["sst2_inf", "inference"], wb["sst2_inf", "inference"]
     assert inf.jobs == plain.jobs and inf.done == 0 and wb["sst2_inf", "shadows"].done == 1
-    r, queries = inf.records, 8  # farm.spec.queries.QueryFamily's default family
-    assert inf.sequences == (1 + queries + 1) * r
+    # farm.spec.queries.QueryFamily's default family: 8 queries, the first the record itself, whose
+    # logits inference reuses (farm.training.infer): 7 more passes
+    r, perturbed = inf.records, 7
+    assert inf.sequences == (1 + perturbed + 1) * r
     assert inf.seconds_per_job == pytest.approx(
-        table.seconds(inf.model, inf.mode, (1 + queries) * r)
+        table.seconds(inf.model, inf.mode, (1 + perturbed) * r)
         + table.seconds(inf.model, "train_fp32", r)
     )
+    assert inf.bytes_per_job == plain.bytes_per_job + r * (8 * 2 * 4 + 8)  # float32 x 2, float64
     assert any(
         n.startswith("sst2_inf: stacked's inference also computes the logits of 8 queries")
+        and "each of the 7 perturbed ones" in n
         and "gradient norms" in n
         for n in plan.notes
     )
