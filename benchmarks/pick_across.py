@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import table
-
-WINNER = "winner: in_calibration"
-RUNNER_UP = "runner-up: reference, 1 per target"
+from benchmarks.scaling import RUNNER_UP, WINNER
 
 
 def scenario_rows(rows: Sequence[dict]) -> dict[str, list[dict]]:
@@ -62,7 +60,7 @@ def _candidates(rows: Sequence[dict]) -> dict[tuple[str, int], dict]:
     return {
         (r["attack"], r["K"]): r
         for r in rows
-        if isinstance(r["K"], int) and not isinstance(r["K"], bool) and r["trainings"] <= budget
+        if isinstance(r["K"], int) and r["trainings"] <= budget
     }
 
 
@@ -71,10 +69,11 @@ def report(scenarios: dict[str, list[dict]], pick: tuple[str, int]) -> list[dict
     calibration's leave-one-out figure and the scenario's own choice."""
     out = []
     for name, rows in scenarios.items():
-        row = _candidates(rows)[pick]
+        candidates = _candidates(rows)
+        row = candidates[pick]
         winner = next(r for r in rows if r["attack"] == WINNER)
         own = max(
-            _candidates(rows).values(), key=lambda r: (r["LOO train"], -r["trainings"])
+            candidates.values(), key=lambda r: (r["LOO train"], -r["trainings"])
         )  # earlier rows win ties (max keeps the first)
         beats = row["LOO train"] > winner["LOO train"]
         out.append(

@@ -67,10 +67,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {  # row name -> (attack, params)
     "stacked_wb": ("stacked", {"extra_signals": WHITE_BOX}),
     "learned_across_wb": ("learned_across", {"extra_signals": WHITE_BOX}),
 }
+WINNER = "winner: in_calibration"
 RUNNER_UP = "runner-up: reference, 1 per target"
 ANCHORS = (
     ("loss", "loss", {}, "none"),
-    ("winner: in_calibration", "in_calibration", {}, "none"),
+    (WINNER, "in_calibration", {}, "none"),
     (RUNNER_UP, "reference", {}, "per-target"),
 )
 
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             shadow = plain if kind == "per-target" else recipe
             got = collect_signals(scenario, PlanSpec(kind=kind), shadow, executor)
             anchors[label] = scored(label, attack, params, kind, got)
-        winner, runner_up = anchors["winner: in_calibration"], anchors[RUNNER_UP]
+        winner, runner_up = anchors[WINNER], anchors[RUNNER_UP]
         results += [
             rows(name, a, winner, runner_up=runner_up, n_boot=args.n_boot) for a in anchors.values()
         ]
